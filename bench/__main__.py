@@ -1,8 +1,8 @@
 """Run benchmarks and print one JSON object per figure.
 
-    python -m bench               run every benchmark and rewrite docs/BENCHMARKS.md
-    python -m bench NAME...       run only these and print their figures
-    python -m bench --list        list the benchmarks
+python -m bench               run every benchmark and rewrite docs/BENCHMARKS.md
+python -m bench NAME...       run only these and print their figures
+python -m bench --list        list the benchmarks
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ def write_doc(results: dict[str, list[dict[str, Any]]], seconds: float) -> None:
         lines += ["| figure | value | unit | p50 | p99 | target | met |", "|---|---|---|---|---|---|---|"]
         for f in figures:
             met = f.get("met")
+            met_text = "" if met is None else ("yes" if met else "**no**")
             lines.append(
                 f"| {f['figure']} | {_fmt(f.get('value'))} | {f.get('unit', '')} | {_fmt(f.get('p50'))} "
-                f"| {_fmt(f.get('p99'))} | {f.get('target', '')} | {'' if met is None else ('yes' if met else '**no**')} |"
+                f"| {_fmt(f.get('p99'))} | {f.get('target', '')} | {met_text} |"
             )
         notes = [f["note"] for f in figures if f.get("note")]
         lines += ["", *[f"- {n}" for n in notes], ""]

@@ -21,7 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="A human-in-the-loop trade approval daemon for crypto paper trading.",
     )
     parser.add_argument(
-        "--config", type=Path, default=None, metavar="PATH",
+        "--config",
+        type=Path,
+        default=None,
+        metavar="PATH",
         help="config file (default ./config.toml; defaults apply when it does not exist)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -50,12 +53,60 @@ def build_parser() -> argparse.ArgumentParser:
     # <<< journal
 
     # >>> sim (feed and simulated exchange)
+    scenarios = (
+        "price: calm, trend, regime-shift (volatility x5 for an hour), flash-crash (-30%% in a minute, "
+        "then recovery); faults, played after 30 s and then every 120 s of simulated time: feed-stall, "
+        "disconnect-storm, 429-storm, 5xx-burst, malformed, nan-price, out-of-order, duplicate-bars"
+    )
+    sim = sub.add_parser("sim", help="run the simulated exchange (Binance USDⓈ-M API) on loopback")
+    sim.add_argument("--port", type=int, default=None, help="loopback port (default: config, 0 = any free)")
+    sim.add_argument("--scenario", default=None, metavar="NAME", help=scenarios)
+    sim.add_argument("--speed", type=float, default=None, metavar="X", help="simulated seconds per real second")
+    sim.add_argument("--seed", type=int, default=None, help="seed of the price process")
+    sim.add_argument("--history", default=None, metavar="FILE", help="serve this history file (1m bars)")
+    sim.set_defaults(handler=_lazy("guard.sim.commands", "run"))
     # <<< sim
 
     # >>> history
+    history = sub.add_parser("history", help="download or import OHLCV history files (CSV or Parquet)")
+    history_sub = history.add_subparsers(dest="history_command", required=True)
+    hfetch = history_sub.add_parser("fetch", help="download closed bars through ccxt; resumable")
+    hfetch.add_argument("--exchange", required=True, metavar="ID", help='a ccxt exchange id, or "sim"')
+    hfetch.add_argument("--symbol", required=True, metavar="S", help="ccxt unified symbol, e.g. BTC/USDT:USDT")
+    hfetch.add_argument("--timeframe", required=True, metavar="TF", help="1m, 5m, 15m, 1h, ...")
+    hfetch.add_argument("--since", default=None, metavar="DATE", help="first bar, e.g. 2024-01-01 (UTC)")
+    hfetch.add_argument("--limit", type=int, default=None, metavar="N", help="most bars to fetch")
+    hfetch.add_argument("--out", required=True, metavar="FILE", help="output .csv or .parquet")
+    hfetch.set_defaults(handler=_lazy("guard.feed.commands", "fetch"))
+    himport = history_sub.add_parser("import", help="check a timestamp,open,high,low,close,volume CSV")
+    himport.add_argument("file", metavar="FILE")
+    himport.add_argument("--out", required=True, metavar="FILE", help="output .csv or .parquet")
+    himport.add_argument("--symbol", default=None, help="ccxt symbol (default: from the file name)")
+    himport.add_argument("--timeframe", default=None, help="default: the rows' spacing")
+    himport.add_argument("--skip-bad", action="store_true", help="write the good rows, report the bad")
+    himport.set_defaults(handler=_lazy("guard.feed.commands", "import_"))
     # <<< history
 
     # >>> model
+    train = sub.add_parser("train", help="train a model on history files and write its artifact and card")
+    train.add_argument("data", nargs="+", metavar="DATA", help="history files (CSV or Parquet, guard's format)")
+    train.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
+    train.add_argument("--epochs", type=int, default=40, metavar="N", help="most epochs (early stopping)")
+    train.add_argument("--seed", type=int, default=7, metavar="N", help="random seed: same data and seed, same model")
+    train.add_argument("--name", default="", help="model name (default: the directory's name)")
+    train.add_argument("--horizon-bars", type=int, default=30, metavar="H", help="label horizon in bars")
+    train.add_argument("--barrier-k", type=float, default=1.0, metavar="K", help="barriers at ±K·σ·√H")
+    train.add_argument("--members", type=int, default=3, metavar="N", help="ensemble members (at least 3)")
+    train.add_argument("--channels", type=int, default=24, metavar="N", help="hidden channels per member")
+    train.add_argument("--threads", type=int, default=2, metavar="N", help="torch threads while training")
+    train.add_argument("--source", default="", metavar="TEXT", help="where the data came from, for the card")
+    train.add_argument("--synthetic", action="store_true", help="the data is simulated: the card says so")
+    train.set_defaults(handler=_lazy("guard.model.commands", "train"))
+    model = sub.add_parser("model", help="inspect a trained model")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    show = model_sub.add_parser("show", help="verify a model directory and print its card")
+    show.add_argument("dir", metavar="DIR")
+    show.set_defaults(handler=_lazy("guard.model.commands", "model_show"))
     # <<< model
 
     # >>> daemon

@@ -22,11 +22,18 @@ from guard.errors import DecodeError
 T = TypeVar("T")
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def to_plain(value: Any) -> Any:
     """Turn a dataclass (or anything inside one) into JSON-ready values."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in _fields(type(value))}
-    if isinstance(value, Decimal):
+    cls = type(value)
+    if cls in _SCALARS:
+        return value
+    names = _field_names(cls)
+    if names is not None:
+        return {name: to_plain(getattr(value, name)) for name in names}
+    if cls is Decimal:
         return str(value)
     if isinstance(value, Enum):
         return value.value
@@ -35,6 +42,14 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): to_plain(v) for k, v in value.items()}
     return value
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """Field names of a dataclass type, or None for anything else (cached per type: this is a hot path)."""
+    if dataclasses.is_dataclass(cls):
+        return tuple(f.name for f in dataclasses.fields(cls))
+    return None
 
 
 def dumps(value: Any) -> str:
@@ -73,10 +88,7 @@ def _decode(tp: Any, data: Any, path: str) -> Any:
         key_tp, value_tp = typing.get_args(tp)
         if not isinstance(data, dict):
             raise DecodeError(f"{path}: expected an object, got {_kind(data)}")
-        return {
-            _decode(key_tp, k, f"{path}.{k}"): _decode(value_tp, v, f"{path}.{k}")
-            for k, v in data.items()
-        }
+        return {_decode(key_tp, k, f"{path}.{k}"): _decode(value_tp, v, f"{path}.{k}") for k, v in data.items()}
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _decode_dataclass(tp, data, path)
     if isinstance(tp, type) and issubclass(tp, Enum):

@@ -72,6 +72,23 @@ class FeedSection:
     """Ceiling of the reconnect backoff (which also honours Retry-After)."""
     poll_interval_seconds: float = setting(2.0, gt=0, le=60)
     """REST polling interval for exchanges without WebSocket streams."""
+    transport: str = setting("auto", choices=("auto", "rest"))
+    """"auto" streams over WebSocket where ccxt.pro supports the venue, else polls REST;
+    "rest" always polls REST."""
+    streams: tuple[str, ...] = setting(("bars", "trades", "ticker", "mark", "book"))
+    """Streams watched per symbol: any of bars, trades, ticker, mark, book."""
+    min_reconnect_delay_seconds: float = setting(0.5, gt=0, le=60)
+    """First reconnect delay; it doubles per failure (with jitter) up to the maximum."""
+    invalid_hold_seconds: float = setting(5.0, ge=0, le=3600)
+    """A refused event or an unfillable gap keeps the symbol unhealthy for this long."""
+    queue_size: int = setting(10_000, ge=10, le=1_000_000)
+    """Events buffered between the feed and its consumer; when full, the feed waits."""
+    max_backfill_trades: int = setting(20_000, ge=0, le=1_000_000)
+    """Largest trade gap filled from REST; a larger one is counted lost (bars incomplete)."""
+    book_depth: int = setting(10, ge=1, le=1000)
+    """Levels per side kept from each order book update."""
+    bars_from_trades: bool = setting(False)
+    """Build bars from the trade stream even where the venue streams klines."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +103,10 @@ class SimSection:
     """Loopback port of the simulated exchange; 0 picks a free one."""
     history: str = setting("")
     """Optional history file (CSV or Parquet) to serve instead of the generated process."""
+    history_bars: int = setting(10_080, ge=0, le=1_000_000)
+    """1-minute bars of made-up past the simulator starts with (REST history, backfills)."""
+    trades_per_tick: int = setting(10, ge=1, le=100)
+    """Trades printed per 5 simulated seconds per symbol (sets the trade stream's rate)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +123,12 @@ class ModelSection:
     """Past this age (training data end to now) the model stops proposing."""
     inference_timeout_seconds: float = setting(2.0, gt=0, le=60)
     """An inference slower than this is abandoned: no proposal, model health shows why."""
+    live_shortfall: float = setting(0.10, gt=0, le=0.5)
+    """How far (absolute) the live hit rate must sit below the model's stated confidence for the
+    sequential test to call the record "clearly below its claim" and pause the model."""
+    live_false_pause_rate: float = setting(0.001, gt=0, le=0.1)
+    """Bounds chance pauses: a model performing as claimed is paused by chance at most about
+    once per 1 / this many settled proposals."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +143,9 @@ class ProposalsSection:
     """The model does not propose below this calibrated confidence."""
     cooldown_bars: int = setting(5, ge=0)
     """Bars to wait after a proposal on a symbol before proposing on it again."""
+    full_size_confidence: float = setting(0.75, gt=0, le=1)
+    """Confidence at which size and leverage reach their maximum; at min_confidence they are
+    half size and min_leverage."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +309,24 @@ def _section_types() -> dict[str, type]:
     return {f.name: hints[f.name] for f in dataclasses.fields(Config) if f.name != "source"}
 
 
+def replace_setting(section: Any, name: str, key: str, value: Any, source: str = "(command)") -> Any:
+    """A copy of a section with one setting changed, validated exactly like the config file.
+
+    Raises:
+        ConfigError: unknown key, wrong type or out of range, naming `name.key`.
+    """
+    return _build_section(name, type(section), {**_plain_fields(section), key: value}, source)
+
+
+def _plain_fields(section: Any) -> dict[str, Any]:
+    """A section's current values in the form a TOML file would give them."""
+    out = {}
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        out[f.name] = str(value) if isinstance(value, Decimal) else list(value) if isinstance(value, tuple) else value
+    return out
+
+
 def _build_section(name: str, cls: type, values: dict[str, Any], source: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
@@ -344,11 +392,7 @@ def _check_range(key: str, value: Any, meta: Any, source: str) -> None:
         parts.append(f">= {ge:g}")
     if le is not None:
         parts.append(f"<= {le:g}")
-    ok = (
-        (gt is None or value > gt)
-        and (ge is None or value >= ge)
-        and (le is None or value <= le)
-    )
+    ok = (gt is None or value > gt) and (ge is None or value >= ge) and (le is None or value <= le)
     if not ok:
         raise ConfigError(key, value, f"must be {' and '.join(parts)}", source)
 
@@ -357,18 +401,23 @@ def _check_cross_field(config: Config, source: str) -> None:
     p = config.proposals
     if p.min_leverage > p.max_leverage:
         raise ConfigError(
-            "proposals.min_leverage", p.min_leverage,
-            f"must be <= proposals.max_leverage ({p.max_leverage:g})", source,
+            "proposals.min_leverage",
+            p.min_leverage,
+            f"must be <= proposals.max_leverage ({p.max_leverage:g})",
+            source,
         )
     for symbol in config.exchange.symbols:
         if "/" not in symbol:
             raise ConfigError(
-                "exchange.symbols", symbol,
-                'each must be a ccxt unified symbol like "BTC/USDT:USDT" or "BTC/USDT"', source,
+                "exchange.symbols",
+                symbol,
+                'each must be a ccxt unified symbol like "BTC/USDT:USDT" or "BTC/USDT"',
+                source,
             )
     if config.api.transport == "tcp" and not is_loopback(config.api.host):
         raise ConfigError(
-            "api.host", config.api.host,
+            "api.host",
+            config.api.host,
             "must be a loopback address (127.0.0.1, ::1 or localhost): the control API is never exposed",
             source,
         )

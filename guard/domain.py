@@ -266,6 +266,10 @@ class Signal:
     model_id: str
     model_age_days: float
     why: str = ""
+    barrier: float = 0.0
+    """Log-price distance of the take-profit and stop barriers from `price` (k·σ·√H)."""
+    bar_seconds: float = 60.0
+    """Length of one bar of the model's timeframe (σ is per bar of this length)."""
 
 
 # --- proposals and decisions ---------------------------------------------------------

@@ -29,6 +29,8 @@ class SessionStarted:
     config_hash: str
     previous_clean: bool
     """False when the previous session ended without a SessionEnded: guard starts HALTED."""
+    journal_id: str
+    """Short random id of this journal, fixed by its first session; part of every client order id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,14 @@ class DecisionRecorded:
     diff: tuple[str, ...] = ()
     """Human-readable changes an override made, e.g. 'leverage 3 -> 2'."""
     result: Proposal | None = None
-    """The proposal that will execute (the overridden version, for an override)."""
+    """For an override, the edited proposal that will execute (an approval executes `shown`)."""
+
+    @property
+    def executes(self) -> Proposal | None:
+        """The proposal this decision sends to the broker, or None for a rejection."""
+        if self.kind is DecisionKind.REJECT:
+            return None
+        return self.result or self.shown
     confirmed_risk_increase: bool = False
 
 

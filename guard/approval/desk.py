@@ -1,0 +1,841 @@
+"""The approval desk: proposals in, human decisions recorded, approved orders out.
+
+A model (or a test, or a script) may *propose*; only an operator's approve or override,
+durably journaled first, sends an order; the kill switch always wins. Risk checks run when a
+proposal is queued and again at decision time. Business refusals come back as values
+(`CommandResult.ok is False`, with the reason); malformed commands raise `InvalidCommand`
+before anything is recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+import structlog
+
+from guard import codec
+from guard.approval.execution import Execution, reducing_order
+from guard.approval.killswitch import KillReport, KillSwitch
+from guard.approval.recorder import Recorder
+from guard.approval.state import GuardState, ProposalRecord
+from guard.broker.base import Broker
+from guard.clock import Clock
+from guard.config import ApprovalSection, Config, OperatorsSection, RiskSection, replace_setting
+from guard.domain import (
+    HARD_LEVERAGE_CAP,
+    ONE,
+    ZERO,
+    AcknowledgmentKind,
+    Bar,
+    DecisionKind,
+    FeedHealth,
+    MarketEvent,
+    MarketSpec,
+    MarkPrice,
+    OrderPurpose,
+    OrderRequest,
+    OrderType,
+    OverrideEdits,
+    Proposal,
+    ProposalRequest,
+    ProposalStatus,
+    Ticker,
+    TradingState,
+    Verdict,
+)
+from guard.errors import ConfigError, InvalidCommand
+from guard.events import (
+    AccountFunded,
+    AcknowledgmentRecorded,
+    ApprovalCounted,
+    CommandRefused,
+    DecisionRecorded,
+    Event,
+    ModelPaused,
+    ModelResumed,
+    OrderFilled,
+    ProposalExpired,
+    ProposalFailed,
+    ProposalQueued,
+    ProposalRefused,
+    ProposalRepriced,
+    RiskLimitChanged,
+    SessionEnded,
+    SessionStarted,
+    ThrottleReenabled,
+    ThrottleTripped,
+    TradingStateChanged,
+)
+from guard.journal.store import Journal
+from guard.risk.checks import RiskContext, increases_risk, proposal_liquidation_price, run_checks
+from guard.risk.liquidation import liquidation_distance_sigma, p_liquidation
+
+log = structlog.get_logger(__name__)
+
+REARM_PHRASE = "RE-ARM"
+"""What an operator types to leave HALTED or REDUCING."""
+
+ACKNOWLEDGMENT_PHRASES: Mapping[AcknowledgmentKind, str] = {
+    AcknowledgmentKind.MODEL_PROPOSALS: "I UNDERSTAND THE MODEL CAN BE WRONG",
+    AcknowledgmentKind.LEVERAGE: "I UNDERSTAND LEVERAGE CAN LIQUIDATE ME",
+}
+"""What an operator types to record each risk acknowledgment."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeskSettings:
+    """The parts of the config the desk needs, and what acknowledgments bind to."""
+
+    approval: ApprovalSection
+    risk: RiskSection
+    operators: OperatorsSection
+    starting_balance: Decimal
+    config_hash: str
+    model_hash: str = ""
+    novelty_policy: str = "confirm"
+
+    @classmethod
+    def from_config(cls, config: Config, model_hash: str = "") -> DeskSettings:
+        return cls(
+            approval=config.approval,
+            risk=config.risk,
+            operators=config.operators,
+            starting_balance=config.paper.starting_balance,
+            config_hash=config.hash(),
+            model_hash=model_hash,
+            novelty_policy=config.model.novelty_policy,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The answer to an operator command. `ok` is False for a refusal, with the reason."""
+
+    ok: bool
+    reason: str = ""
+    proposal: Proposal | None = None
+    status: ProposalStatus | None = None
+
+
+def typed_matches(typed: str, phrase: str) -> bool:
+    return " ".join(typed.split()).upper() == phrase
+
+
+class ApprovalDesk:
+    """The core guard. Built by the daemon (or a test) and driven through these methods."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        broker: Broker,
+        specs: Mapping[str, MarketSpec],
+        settings: DeskSettings,
+        clock: Clock,
+    ) -> None:
+        self.specs = specs
+        self.settings = settings
+        self.clock = clock
+        self.journal = journal
+        self.broker = broker
+        self.state = GuardState(specs)
+        self.recorder = Recorder(journal, self.state, clock)
+        self.execution = Execution(self.recorder, broker)
+        self.kill_switch = KillSwitch(self.recorder, self.execution, clock)
+        self.marks: dict[str, Decimal] = {}
+        self._mark_source: dict[str, int] = {}
+        self.feed_health: dict[str, FeedHealth] = {}
+        self.started = False
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Rebuild state from the journal, settle what a crash left open, and open a session."""
+        replayed = 0
+        for entry in self.journal.entries():
+            self.state.apply(entry.event)
+            replayed += 1
+        state = self.state
+        now = self.clock.now_ms()
+        first_run = state.events_applied == 0
+        clean = not state.session_open
+        events: list[Event] = [
+            SessionStarted(now, os.getpid(), self.settings.config_hash, clean, state.journal_id or secrets.token_hex(3))
+        ]
+        if first_run:
+            events.append(AccountFunded(now, "USDT", self.settings.starting_balance))
+        if not clean and state.trading_state is not TradingState.HALTED:
+            events.append(
+                TradingStateChanged(
+                    now,
+                    state.trading_state,
+                    TradingState.HALTED,
+                    "unclean exit: the previous session ended without a clean shutdown; review, then re-arm",
+                    "guard",
+                )
+            )
+        for record in state.pending():
+            events.append(ProposalExpired(now, record.proposal.id, "the daemon restarted before anyone decided"))
+        for record in state.proposals.values():
+            if record.status in (ProposalStatus.APPROVED, ProposalStatus.OVERRIDDEN):
+                events.append(
+                    ProposalFailed(now, record.proposal.id, "interrupted by a restart before it was sent: not executed")
+                )
+        await self.recorder.commit(events)
+        reports = await self.broker.recover(
+            state.account.copy(),
+            [(o.request, o.remaining) for o in state.open_orders()],
+            set(state.orders),
+            [o.request for o in state.orders_in_doubt()],
+        )
+        await self.execution.record_reports(reports)
+        self.started = True
+        log.info(
+            "desk_started",
+            trading_state=state.trading_state.value,
+            previous_clean=clean,
+            events_replayed=replayed,
+            journal=str(self.journal.path),
+        )
+
+    async def stop(self, reason: str = "shutdown") -> None:
+        """End the session cleanly: pending proposals expire; positions are left as they are."""
+        now = self.clock.now_ms()
+        events: list[Event] = [
+            ProposalExpired(now, r.proposal.id, f"the daemon stopped ({reason})") for r in self.state.pending()
+        ]
+        events.append(SessionEnded(now, reason))
+        await self.recorder.commit(events)
+        self.started = False
+        log.info("desk_stopped", reason=reason)
+
+    # --- market data -----------------------------------------------------------------
+
+    async def on_market(self, event: MarketEvent) -> None:
+        """Feed the paper venue and the marks; latch REDUCING when the daily loss limit is hit."""
+        reports = self.broker.on_market(event)
+        self._update_mark(event)
+        if reports:
+            await self.execution.record_reports(reports)
+        await self._check_daily_loss()
+
+    def set_feed_health(self, health: FeedHealth) -> None:
+        """Invariant 6: an unhealthy feed stops new proposals and blocks approvals on that symbol."""
+        self.feed_health[health.symbol] = health
+
+    def _update_mark(self, event: MarketEvent) -> None:
+        # A mark price beats a last trade price beats a bar close.
+        if isinstance(event, MarkPrice):
+            rank, price = 3, event.mark
+        elif isinstance(event, Ticker):
+            rank, price = 2, event.last
+        elif isinstance(event, Bar):
+            rank, price = 1, event.close
+        else:
+            return
+        if rank >= self._mark_source.get(event.symbol, 0):
+            self._mark_source[event.symbol] = rank
+            self.marks[event.symbol] = Decimal(str(price))
+
+    def daily_pnl(self) -> Decimal:
+        unrealized = sum(
+            (p.unrealized_pnl(self.marks[s]) for s, p in self.state.account.positions.items() if s in self.marks),
+            ZERO,
+        )
+        return self.state.daily.today(self.clock.now_ms()) + unrealized
+
+    async def _check_daily_loss(self) -> None:
+        state = self.state
+        if state.trading_state is not TradingState.ACTIVE:
+            return
+        limit = self.limits().daily_loss_limit
+        pnl = self.daily_pnl()
+        if -pnl >= limit:
+            await self.recorder.commit(
+                [
+                    TradingStateChanged(
+                        self.clock.now_ms(),
+                        state.trading_state,
+                        TradingState.REDUCING,
+                        f"daily loss limit: lost {-pnl:.2f} today, the limit is {limit}",
+                        "guard",
+                    )
+                ]
+            )
+            log.warning("daily_loss_limit_reached", loss=str(-pnl), limit=str(limit))
+
+    # --- proposals -------------------------------------------------------------------
+
+    async def propose(self, request: ProposalRequest) -> CommandResult:
+        """Price, check and queue a proposal, or refuse it with the reason."""
+        self._validate_request(request)
+        refusal = self._refuse_proposal(request)
+        now = self.clock.now_ms()
+        if refusal:
+            await self.recorder.commit([ProposalRefused(now, request, refusal)], durable=False)
+            log.info("proposal_refused", symbol=request.symbol, side=request.side.value, reason=refusal)
+            return CommandResult(False, refusal)
+        proposal = self._price(
+            pid=f"P{self.state.proposal_count + 1:06d}",
+            version=1,
+            request=request,
+            created_at=now,
+            expires_at=now + round(self.settings.approval.ttl_seconds * 1000),
+        )
+        await self.recorder.commit([ProposalQueued(now, proposal)], durable=False)
+        log.info(
+            "proposal_queued",
+            proposal_id=proposal.id,
+            symbol=proposal.symbol,
+            side=proposal.side.value,
+            qty=str(proposal.qty),
+            leverage=str(proposal.leverage),
+            confidence=proposal.confidence,
+            blocked=proposal.blocked,
+        )
+        return CommandResult(True, "", proposal, ProposalStatus.PENDING)
+
+    def _validate_request(self, r: ProposalRequest) -> None:
+        if r.symbol not in self.specs:
+            raise InvalidCommand(f"unknown symbol {r.symbol!r}; known: {', '.join(self.specs)}")
+        _positive("qty", r.qty)
+        _leverage(r.leverage)
+        for name in ("stop", "take_profit", "limit_price"):
+            value = getattr(r, name)
+            if value is not None:
+                _positive(name, value)
+        if r.order_type is OrderType.LIMIT and r.limit_price is None:
+            raise InvalidCommand("a limit proposal needs a limit price")
+        if r.order_type not in (OrderType.MARKET, OrderType.LIMIT):
+            raise InvalidCommand(f"a proposal is a market or limit order, not {r.order_type}")
+        for name in ("confidence", "novelty"):
+            value = getattr(r, name)
+            if not (math.isfinite(value) and 0 <= value <= 1):
+                raise InvalidCommand(f"{name} must be between 0 and 1, got {value!r}")
+        if not (math.isfinite(r.sigma) and r.sigma >= 0):
+            raise InvalidCommand(f"sigma must be a non-negative number, got {r.sigma!r}")
+        if not (math.isfinite(r.horizon_seconds) and r.horizon_seconds > 0):
+            raise InvalidCommand(f"horizon_seconds must be positive, got {r.horizon_seconds!r}")
+
+    def _refuse_proposal(self, r: ProposalRequest) -> str:
+        state = self.state
+        if state.trading_state is TradingState.HALTED:
+            return f"trading is HALTED ({state.state_reason})"
+        if r.source == "model":
+            if state.model_paused:
+                return f"the model is paused: {state.model_pause_reason}"
+            if not self.model_acknowledged():
+                return "model proposals need a typed risk acknowledgment on record for this config and model"
+            if r.novel and self.settings.novelty_policy == "suppress":
+                return "novel — the model is guessing (suppressed by model.novelty_policy)"
+        if len(state.pending()) >= self.settings.approval.max_pending:
+            return f"the queue is full ({self.settings.approval.max_pending} pending)"
+        if r.symbol not in self.marks:
+            return f"no market price for {r.symbol} yet"
+        feed = self.feed_health.get(r.symbol)
+        if feed is not None and not feed.healthy:
+            return f"market data for {r.symbol} is not healthy: {feed.reason}"
+        if state.trading_state is TradingState.REDUCING and increases_risk(
+            r.side, r.qty, state.account.position(r.symbol)
+        ):
+            return "trading is REDUCING: only proposals that reduce a position are taken"
+        if self.specs[r.symbol].round_qty(r.qty) < self.specs[r.symbol].min_qty:
+            return f"quantity {r.qty} is below the market minimum {self.specs[r.symbol].min_qty}"
+        return ""
+
+    def _price(
+        self, *, pid: str, version: int, request: ProposalRequest | Proposal, created_at: int, expires_at: int
+    ) -> Proposal:
+        """Price a proposal at today's mark: liquidation price, P(liquidation), risk checks."""
+        spec = self.specs[request.symbol]
+        mark = spec.round_price(self.marks[request.symbol])
+        qty = spec.round_qty(request.qty)
+        entry = request.limit_price or mark
+        liquidation = proposal_liquidation_price(spec, request.side, qty, entry, request.leverage)
+        horizon = self.settings.approval.ttl_seconds + request.horizon_seconds
+        draft = Proposal(
+            id=pid,
+            version=version,
+            symbol=request.symbol,
+            side=request.side,
+            qty=qty,
+            leverage=request.leverage,
+            order_type=request.order_type,
+            limit_price=request.limit_price,
+            stop=request.stop,
+            take_profit=request.take_profit,
+            price=mark,
+            liquidation_price=liquidation,
+            p_liquidation=p_liquidation(request.side, entry, liquidation, request.sigma, horizon),
+            liquidation_distance_sigma=liquidation_distance_sigma(entry, liquidation, request.sigma, horizon),
+            confidence=request.confidence,
+            novelty=request.novelty,
+            novel=request.novel,
+            sigma=request.sigma,
+            horizon_seconds=request.horizon_seconds,
+            model_id=request.model_id,
+            why=request.why,
+            source=request.source,
+            created_at=created_at,
+            expires_at=expires_at,
+            checks=(),
+        )
+        return replace(draft, checks=run_checks(draft, self._risk_context(draft), self.limits()))
+
+    def _risk_context(self, p: Proposal) -> RiskContext:
+        state = self.state
+        return RiskContext(
+            trading_state=state.trading_state,
+            positions=state.account.positions,
+            marks=self.marks,
+            pending=[r.proposal for r in state.pending() if r.proposal.id != p.id],
+            leverage_acknowledged=self.leverage_acknowledged(),
+            throttle_latched=state.throttle_latched,
+            orders_last_minute=state.orders_last_minute(self.clock.now_ms()),
+            daily_pnl=self.daily_pnl(),
+            feed=self.feed_health.get(p.symbol),
+            spec=self.specs[p.symbol],
+        )
+
+    def limits(self) -> RiskSection:
+        """The config's risk limits with any changed at run time (journaled) applied."""
+        limits = self.settings.risk
+        for key, value in self.state.risk_limits.items():
+            limits = replace_setting(limits, "risk", key, json.loads(value))
+        return limits
+
+    async def expire_due(self) -> int:
+        """Expire proposals nobody answered in time: no answer means no. Returns how many."""
+        now = self.clock.now_ms()
+        due = [r for r in self.state.pending() if r.proposal.expires_at <= now]
+        if not due:
+            return 0
+        ttl = self.settings.approval.ttl_seconds
+        await self.recorder.commit(
+            [ProposalExpired(now, r.proposal.id, f"no decision within {ttl:g} s: no answer means no") for r in due],
+            durable=False,
+        )
+        return len(due)
+
+    # --- decisions -------------------------------------------------------------------
+
+    async def approve(
+        self,
+        proposal_id: str,
+        operator: str,
+        *,
+        version: int | None = None,
+        reason: str = "",
+        confirm_novel: bool = False,
+    ) -> CommandResult:
+        """Approve the proposal as shown; it executes once the approval is durably journaled."""
+        record, refusal = await self._decidable(proposal_id, operator, "approve", version)
+        if record is None:
+            return refusal
+        p = record.proposal
+        refusal_text = await self._gate(p, operator, confirm_novel)
+        if refusal_text:
+            return await self._refuse(operator, "approve", proposal_id, refusal_text)
+        if self._needs_two(p):
+            if operator in record.approvals:
+                return await self._refuse(
+                    operator,
+                    "approve",
+                    proposal_id,
+                    "four-eyes: the second approval must come from a different operator",
+                )
+            if not record.approvals:
+                await self.recorder.commit([ApprovalCounted(self.clock.now_ms(), p.id, p.version, operator, reason)])
+                log.info("approval_counted", proposal_id=p.id, operator=operator, needed=2)
+                return CommandResult(
+                    True, "approval 1 of 2 recorded: a second, different operator must approve", p, record.status
+                )
+        decision = DecisionRecorded(
+            self.clock.now_ms(), p.id, DecisionKind.APPROVE, operator, reason, shown=p
+        )
+        return await self._execute(record, decision)
+
+    async def override(
+        self,
+        proposal_id: str,
+        operator: str,
+        edits: OverrideEdits,
+        *,
+        version: int | None = None,
+        reason: str = "",
+        confirm_risk_increase: bool = False,
+        confirm_novel: bool = False,
+    ) -> CommandResult:
+        """Approve with edits. An edit that adds risk needs `confirm_risk_increase`."""
+        _validate_edits(edits)
+        record, refusal = await self._decidable(proposal_id, operator, "override", version)
+        if record is None:
+            return refusal
+        p = record.proposal
+        edited, diff, riskier = self._edited(p, edits)
+        if riskier and not confirm_risk_increase:
+            return await self._refuse(
+                operator,
+                "override",
+                proposal_id,
+                f"this edit increases risk ({'; '.join(riskier)}): confirm the increase to proceed",
+            )
+        refusal_text = await self._gate(edited, operator, confirm_novel)
+        if refusal_text:
+            return await self._refuse(operator, "override", proposal_id, refusal_text)
+        if self._needs_two(edited):
+            return await self._refuse(
+                operator,
+                "override",
+                proposal_id,
+                "four-eyes: an override this large needs two approvals; approve the proposal as shown, or reduce it",
+            )
+        decision = DecisionRecorded(
+            self.clock.now_ms(),
+            p.id,
+            DecisionKind.OVERRIDE,
+            operator,
+            reason,
+            shown=p,
+            edits=edits,
+            diff=tuple(diff),
+            result=edited,
+            confirmed_risk_increase=bool(riskier),
+        )
+        return await self._execute(record, decision)
+
+    async def reject(self, proposal_id: str, operator: str, *, reason: str = "") -> CommandResult:
+        record, refusal = await self._decidable(proposal_id, operator, "reject", None)
+        if record is None:
+            return refusal
+        p = record.proposal
+        await self.recorder.commit(
+            [DecisionRecorded(self.clock.now_ms(), p.id, DecisionKind.REJECT, operator, reason, shown=p)]
+        )
+        log.info("decision_recorded", proposal_id=p.id, kind="reject", operator=operator, reason=reason)
+        return CommandResult(True, "rejected", p, ProposalStatus.REJECTED)
+
+    async def _decidable(
+        self, proposal_id: str, operator: str, command: str, version: int | None
+    ) -> tuple[ProposalRecord | None, CommandResult]:
+        """The pending record to decide on, or the refusal that says why not."""
+        _operator(operator)
+        record = self.state.proposals.get(proposal_id)
+        if record is None:
+            return None, await self._refuse(operator, command, proposal_id, f"no proposal {proposal_id}")
+        if record.status is not ProposalStatus.PENDING:
+            return None, await self._refuse(
+                operator, command, proposal_id, f"{proposal_id} is {record.status.value}, not PENDING"
+            )
+        if version is not None and version != record.proposal.version:
+            return None, await self._refuse(
+                operator,
+                command,
+                proposal_id,
+                f"you decided on version {version}, but {proposal_id} is now version {record.proposal.version}: "
+                "review it again",
+            )
+        if record.proposal.expires_at <= self.clock.now_ms():
+            await self.expire_due()
+            return None, await self._refuse(operator, command, proposal_id, f"{proposal_id} expired")
+        return record, CommandResult(True)
+
+    async def _gate(self, p: Proposal, operator: str, confirm_novel: bool) -> str:
+        """Everything that must hold at the moment of a decision; "" when the order may go."""
+        state = self.state
+        if state.trading_state is TradingState.HALTED:
+            return f"trading is HALTED ({state.state_reason}): re-arm first"
+        feed = self.feed_health.get(p.symbol)
+        if feed is not None and not feed.healthy:
+            return f"approvals on {p.symbol} are blocked: market data is not healthy ({feed.reason})"
+        mark = self.marks.get(p.symbol)
+        if mark is None:
+            return f"no market price for {p.symbol}"
+        moved_bps = abs(mark - p.price) / p.price * 10_000
+        if moved_bps > Decimal(str(self.settings.approval.collar_bps)):
+            repriced = self._price(
+                pid=p.id,
+                version=p.version + 1,
+                request=self._shifted(p, mark),
+                created_at=p.created_at,
+                expires_at=p.expires_at,
+            )
+            await self.recorder.commit([ProposalRepriced(self.clock.now_ms(), repriced, f"moved {moved_bps:.0f} bps")])
+            collar = self.settings.approval.collar_bps
+            return (
+                f"the price moved {moved_bps:.0f} bps since {p.id} was priced (collar {collar:g} bps): "
+                f"re-priced at {repriced.price} as version {repriced.version}; review and approve again"
+            )
+        if p.novel and self.settings.novelty_policy == "confirm" and not confirm_novel:
+            return "novel — the model is guessing: approving needs the novelty confirmation"
+        limits = self.limits()
+        checks = run_checks(p, self._risk_context(p), limits)
+        blocked = [f"{c.name}: {c.reason}" for c in checks if c.verdict is Verdict.BLOCK]
+        if not state.throttle_latched and any(c.name == "throttle" and c.verdict is Verdict.BLOCK for c in checks):
+            # The order beyond the limit latches the throttle: entries stay off until a person re-enables them.
+            count = state.orders_last_minute(self.clock.now_ms())
+            await self.recorder.commit([ThrottleTripped(self.clock.now_ms(), count, limits.max_orders_per_minute)])
+            log.warning("throttle_tripped", orders_in_window=count, limit=limits.max_orders_per_minute)
+        if blocked:
+            return "blocked by risk checks: " + "; ".join(blocked)
+        return ""
+
+    def _shifted(self, p: Proposal, mark: Decimal) -> Proposal:
+        """Move a market proposal's stop and take-profit with the price, keeping their distances."""
+        if p.order_type is not OrderType.MARKET:
+            return p
+        spec = self.specs[p.symbol]
+        ratio = mark / p.price
+        return replace(
+            p,
+            stop=spec.round_price(p.stop * ratio) if p.stop else None,
+            take_profit=spec.round_price(p.take_profit * ratio) if p.take_profit else None,
+        )
+
+    async def _refuse(self, operator: str, command: str, proposal_id: str | None, reason: str) -> CommandResult:
+        await self.recorder.commit(
+            [CommandRefused(self.clock.now_ms(), operator, command, proposal_id, reason)], durable=False
+        )
+        log.info("command_refused", operator=operator, command=command, proposal_id=proposal_id, reason=reason)
+        record = self.state.proposals.get(proposal_id or "")
+        return CommandResult(False, reason, record.proposal if record else None, record.status if record else None)
+
+    def _needs_two(self, p: Proposal) -> bool:
+        ops = self.settings.operators
+        return (ops.four_eyes_notional > 0 and p.notional >= ops.four_eyes_notional) or (
+            ops.four_eyes_leverage > 0 and p.leverage >= Decimal(str(ops.four_eyes_leverage))
+        )
+
+    async def _execute(self, record: ProposalRecord, decision: DecisionRecorded) -> CommandResult:
+        """Journal the decision with the order's intent in one durable commit, then send it."""
+        p = decision.executes
+        assert p is not None
+        request = self._entry_request(p)
+        log.info(
+            "decision_recorded",
+            proposal_id=p.id,
+            kind=decision.kind.value,
+            operator=decision.operator,
+            reason=decision.reason,
+            diff=list(decision.diff),
+            confidence=p.confidence,
+            price=str(p.price),
+        )
+        reports = await self.execution.send(request, preceding=[decision])
+        filled = sum((r.fill.qty for r in reports if isinstance(r, OrderFilled)), ZERO)
+        if filled > 0:
+            await self._protect(p, request.client_order_id, filled)
+        status = self.state.proposals[p.id].status
+        return CommandResult(status is ProposalStatus.FILLED, _outcome(status, reports), p, status)
+
+    def _entry_request(self, p: Proposal) -> OrderRequest:
+        return OrderRequest(
+            client_order_id=f"g{self.state.journal_id}-{p.id}-E",
+            symbol=p.symbol,
+            side=p.side,
+            qty=p.qty,
+            order_type=p.order_type,
+            purpose=OrderPurpose.ENTRY,
+            leverage=p.leverage,
+            limit_price=p.limit_price,
+            proposal_id=p.id,
+        )
+
+    async def _protect(self, p: Proposal, entry_id: str, qty: Decimal) -> None:
+        """Rest the proposal's stop and take-profit as reduce-only orders on the filled quantity."""
+        for suffix, order_type, trigger, purpose in (
+            ("S", OrderType.STOP_MARKET, p.stop, OrderPurpose.STOP),
+            ("T", OrderType.TAKE_PROFIT_MARKET, p.take_profit, OrderPurpose.TAKE_PROFIT),
+        ):
+            if trigger is None:
+                continue
+            await self.execution.send(
+                OrderRequest(
+                    client_order_id=f"{entry_id[:-2]}-{suffix}",
+                    symbol=p.symbol,
+                    side=p.side.opposite,
+                    qty=qty,
+                    order_type=order_type,
+                    purpose=purpose,
+                    leverage=p.leverage,
+                    trigger_price=trigger,
+                    reduce_only=True,
+                    proposal_id=p.id,
+                )
+            )
+
+    # --- overrides -------------------------------------------------------------------
+
+    def _edited(self, p: Proposal, edits: OverrideEdits) -> tuple[Proposal, list[str], list[str]]:
+        """The overridden proposal, what changed, and which changes add risk."""
+        changes: dict[str, Any] = {}
+        diff: list[str] = []
+        riskier: list[str] = []
+        for name in ("qty", "leverage", "stop", "take_profit", "limit_price"):
+            new = getattr(edits, name)
+            old = getattr(p, name)
+            if new is None or new == old:
+                continue
+            changes[name] = new
+            diff.append(f"{name} {old} -> {new}")
+            if name in ("qty", "leverage") and new > old:
+                riskier.append(f"{name} {old} -> {new}")
+            if name == "stop" and old is not None and abs(new - p.price) > abs(old - p.price):
+                riskier.append(f"wider stop {old} -> {new}")
+        if "limit_price" in changes:
+            changes["order_type"] = OrderType.LIMIT
+        request = replace(p, **changes)
+        edited = self._price(
+            pid=p.id, version=p.version + 1, request=request, created_at=p.created_at, expires_at=p.expires_at
+        )
+        return edited, diff, riskier
+
+    # --- the kill switch and what surrounds it ----------------------------------------
+
+    async def kill(self, operator: str, reason: str = "") -> KillReport:
+        """HALTED at once; pending proposals KILLED; orders cancelled; positions flattened and verified."""
+        return await self.kill_switch.kill(operator or "unknown", reason or "no reason given")
+
+    async def rearm(self, operator: str, acknowledgment: str, reason: str = "") -> CommandResult:
+        """Leave HALTED or REDUCING. Needs the typed phrase RE-ARM; nothing else ever does this."""
+        _operator(operator)
+        state = self.state
+        if state.trading_state is TradingState.ACTIVE:
+            return await self._refuse(operator, "rearm", None, "trading is already ACTIVE")
+        if state.kill_in_progress:
+            return await self._refuse(operator, "rearm", None, "the kill switch is still cleaning up")
+        if not typed_matches(acknowledgment, REARM_PHRASE):
+            return await self._refuse(operator, "rearm", None, f"type {REARM_PHRASE} exactly to re-arm")
+        await self.recorder.commit(
+            [
+                TradingStateChanged(
+                    self.clock.now_ms(),
+                    state.trading_state,
+                    TradingState.ACTIVE,
+                    f"re-armed by {operator}" + (f": {reason}" if reason else ""),
+                    operator,
+                )
+            ]
+        )
+        log.warning("trading_rearmed", operator=operator, reason=reason)
+        return CommandResult(True, "ACTIVE")
+
+    async def acknowledge(self, operator: str, kind: AcknowledgmentKind, text: str) -> CommandResult:
+        """Record a typed risk acknowledgment, bound to this config (and model)."""
+        _operator(operator)
+        phrase = ACKNOWLEDGMENT_PHRASES[kind]
+        if not typed_matches(text, phrase):
+            return await self._refuse(operator, f"acknowledge {kind.value}", None, f'type "{phrase}" exactly')
+        await self.recorder.commit(
+            [
+                AcknowledgmentRecorded(
+                    self.clock.now_ms(), kind, operator, phrase, self.settings.config_hash, self.settings.model_hash
+                )
+            ]
+        )
+        log.info("acknowledgment_recorded", kind=kind.value, operator=operator)
+        return CommandResult(True, f"{kind.value} acknowledged")
+
+    def model_acknowledged(self) -> bool:
+        ack = self.state.acknowledgments.get(AcknowledgmentKind.MODEL_PROPOSALS)
+        return (
+            ack is not None
+            and ack.config_hash == self.settings.config_hash
+            and ack.model_hash == self.settings.model_hash
+        )
+
+    def leverage_acknowledged(self) -> bool:
+        ack = self.state.acknowledgments.get(AcknowledgmentKind.LEVERAGE)
+        return ack is not None and ack.config_hash == self.settings.config_hash
+
+    async def reenable_throttle(self, operator: str, reason: str = "") -> CommandResult:
+        _operator(operator)
+        if not self.state.throttle_latched:
+            return await self._refuse(operator, "reenable_throttle", None, "the throttle is not tripped")
+        await self.recorder.commit([ThrottleReenabled(self.clock.now_ms(), operator, reason)])
+        return CommandResult(True, "throttle re-enabled")
+
+    async def set_risk_limit(self, operator: str, key: str, value: Any, reason: str = "") -> CommandResult:
+        """Change one risk limit at run time, validated like the config file and journaled."""
+        _operator(operator)
+        try:
+            new_limits = replace_setting(self.limits(), "risk", key, value)
+        except ConfigError as e:
+            raise InvalidCommand(str(e)) from e
+        old = codec.to_plain(getattr(self.limits(), key))
+        new = codec.to_plain(getattr(new_limits, key))
+        await self.recorder.commit(
+            [RiskLimitChanged(self.clock.now_ms(), operator, key, json.dumps(old), json.dumps(new), reason)]
+        )
+        log.warning("risk_limit_changed", operator=operator, key=key, old=str(old), new=str(new), reason=reason)
+        return CommandResult(True, f"risk.{key} {old} -> {new}")
+
+    async def pause_model(self, operator: str, reason: str) -> CommandResult:
+        await self.recorder.commit([ModelPaused(self.clock.now_ms(), operator, reason)])
+        return CommandResult(True, "model paused")
+
+    async def resume_model(self, operator: str, reason: str = "") -> CommandResult:
+        if not self.state.model_paused:
+            return await self._refuse(operator, "resume_model", None, "the model is not paused")
+        await self.recorder.commit([ModelResumed(self.clock.now_ms(), operator, reason)])
+        return CommandResult(True, "model resumed")
+
+    async def close_position(
+        self, symbol: str, operator: str, qty: Decimal | None = None, reason: str = ""
+    ) -> CommandResult:
+        """Close (or with `qty`, reduce) a position with a reduce-only market order."""
+        _operator(operator)
+        if qty is not None:
+            _positive("qty", qty)
+        position = self.state.account.position(symbol)
+        if position is None:
+            return await self._refuse(operator, "close", None, f"no open position in {symbol}")
+        if self.state.trading_state is TradingState.HALTED:
+            return await self._refuse(operator, "close", None, "trading is HALTED: the kill switch owns positions")
+        n = self.state.close_count + 1
+        request = reducing_order(f"g{self.state.journal_id}-C{n}", position, OrderPurpose.CLOSE, qty)
+        reports = await self.execution.send(request)
+        log.info("position_close_sent", symbol=symbol, operator=operator, qty=str(request.qty), reason=reason)
+        filled = any(isinstance(r, OrderFilled) for r in reports)
+        return CommandResult(filled, _outcome(None, reports))
+
+
+def _outcome(status: ProposalStatus | None, reports: Sequence[Any]) -> str:
+    reasons = [r.reason for r in reports if getattr(r, "reason", "")]
+    text = status.value if status else ("filled" if any(isinstance(r, OrderFilled) for r in reports) else "not filled")
+    return f"{text}: {'; '.join(reasons)}" if reasons else text
+
+
+def _validate_edits(edits: OverrideEdits) -> None:
+    if edits.qty is not None:
+        _positive("qty", edits.qty)
+    if edits.leverage is not None:
+        _leverage(edits.leverage)
+    for name in ("stop", "take_profit", "limit_price"):
+        value = getattr(edits, name)
+        if value is not None:
+            _positive(name, value)
+    if all(getattr(edits, f.name) is None for f in dataclasses.fields(edits)):
+        raise InvalidCommand("the override changes nothing: approve instead")
+
+
+def _positive(name: str, value: Decimal) -> None:
+    if not value.is_finite() or value <= 0:
+        raise InvalidCommand(f"{name} must be a positive number, got {value}")
+
+
+def _leverage(value: Decimal) -> None:
+    if not value.is_finite() or value < ONE or value > HARD_LEVERAGE_CAP:
+        raise InvalidCommand(f"leverage must be between 1x and the hard cap of {HARD_LEVERAGE_CAP}x, got {value}x")
+
+
+def _operator(operator: str) -> None:
+    if not operator or not operator.strip() or len(operator) > 64:
+        raise InvalidCommand("every command needs an operator id (1 to 64 characters)")

@@ -1,0 +1,203 @@
+"""The kill switch: HALTED at once, then cancel everything, flatten, and check that it is flat.
+
+Blocking new orders and getting flat are measured separately (CME does the same): the state
+is HALTED in memory before the first await, so nothing submitted afterwards can pass the
+execution gate; cancels and reduce-only flattening then bypass every risk check, because a
+check must never block the way out. Kill is idempotent: a second kill re-runs the clean-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+
+from guard.approval.execution import Execution, reducing_order
+from guard.approval.recorder import Recorder
+from guard.clock import Clock
+from guard.domain import OrderPurpose, Position, ProposalStatus, TradingState
+from guard.errors import GuardError, JournalError
+from guard.events import (
+    Event,
+    KillCompleted,
+    KillRequested,
+    OrderCancelled,
+    OrderFilled,
+    ProposalKilled,
+    TradingStateChanged,
+)
+
+log = structlog.get_logger(__name__)
+
+_KILLABLE = (ProposalStatus.PENDING, ProposalStatus.APPROVED, ProposalStatus.OVERRIDDEN)
+
+
+@dataclass(frozen=True, slots=True)
+class KillReport:
+    """What a kill did and how long each part took (milliseconds from the call)."""
+
+    halted_ms: float
+    """Until the state was HALTED in memory: nothing can be submitted from here on."""
+    recorded_ms: float
+    """Until the halt was durably journaled."""
+    flat_ms: float | None
+    """Until positions were re-read and found flat (None if they were not)."""
+    proposals_killed: int
+    orders_cancelled: int
+    positions_flattened: int
+    flat: bool
+    problems: tuple[str, ...]
+
+
+class KillSwitch:
+    def __init__(
+        self,
+        recorder: Recorder,
+        execution: Execution,
+        clock: Clock,
+        attempts: int = 5,
+        retry_seconds: float = 0.2,
+    ) -> None:
+        self._recorder = recorder
+        self._execution = execution
+        self._clock = clock
+        self._attempts = attempts
+        self._retry_seconds = retry_seconds
+        self._cleanup = asyncio.Lock()
+
+    async def kill(self, operator: str, reason: str) -> KillReport:
+        started = self._clock.monotonic()
+        state = self._recorder.state
+        now = self._recorder.now()
+        events: list[Event] = [KillRequested(now, operator, reason)]
+        if state.trading_state is not TradingState.HALTED:
+            events.append(
+                TradingStateChanged(now, state.trading_state, TradingState.HALTED, f"kill switch: {reason}", operator)
+            )
+        killed = [r.proposal.id for r in state.proposals.values() if r.status in _KILLABLE]
+        events += [ProposalKilled(now, pid) for pid in killed]
+        log.warning("kill_switch_pulled", operator=operator, reason=reason, proposals_killed=len(killed))
+        problems: list[str] = []
+        try:
+            receipt = self._recorder.record(events, durable=True)
+        except JournalError as e:
+            receipt = None
+            problems.append(str(e))
+        halted_ms = (self._clock.monotonic() - started) * 1000
+        if receipt is not None:
+            try:
+                await receipt
+            except JournalError as e:
+                problems.append(str(e))
+        recorded_ms = (self._clock.monotonic() - started) * 1000
+
+        async with self._cleanup:
+            cancelled = await self._cancel_all(problems)
+            flattened, flat = await self._flatten(state.kill_count, problems)
+        flat_ms = (self._clock.monotonic() - started) * 1000 if flat else None
+        try:
+            await self._recorder.commit(
+                [
+                    KillCompleted(
+                        self._recorder.now(),
+                        flat,
+                        cancelled,
+                        flattened,
+                        (self._clock.monotonic() - started) * 1000,
+                        tuple(problems),
+                    )
+                ]
+            )
+        except JournalError as e:
+            problems.append(str(e))
+        report = KillReport(halted_ms, recorded_ms, flat_ms, len(killed), cancelled, flattened, flat, tuple(problems))
+        log.warning(
+            "kill_completed",
+            operator=operator,
+            flat=flat,
+            orders_cancelled=cancelled,
+            positions_flattened=flattened,
+            halted_ms=round(halted_ms, 3),
+            problems=list(problems),
+        )
+        return report
+
+    async def _cancel_all(self, problems: list[str]) -> int:
+        """Cancel what the venue says is open, and what the journal says is open."""
+        broker = self._execution.broker
+        try:
+            venue_open = {r.client_order_id for r in await broker.open_orders()}
+        except GuardError as e:
+            problems.append(f"could not list open orders: {e}")
+            venue_open = set()
+        known_open = {o.request.client_order_id for o in self._recorder.state.open_orders()}
+        # All at once: the journal's group commit batches the fsyncs, a venue gets its cancels in parallel.
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(self._cancel(cid, problems)) for cid in sorted(venue_open | known_open)]
+        return sum(t.result() for t in tasks)
+
+    async def _cancel(self, cid: str, problems: list[str]) -> int:
+        try:
+            try:
+                reports = await self._execution.cancel(cid, "kill switch")
+            except JournalError as e:
+                # The kill switch always wins: cancel even when it can no longer be recorded.
+                problems.append(f"journal failed; cancelling {cid} unrecorded: {e}")
+                reports = list(await self._execution.broker.cancel(cid, "kill switch"))
+        except GuardError as e:
+            problems.append(f"could not cancel {cid}: {e}")
+            return 0
+        return sum(isinstance(r, OrderCancelled) for r in reports)
+
+    async def _flatten(self, kill_no: int, problems: list[str]) -> tuple[int, bool]:
+        """Send reduce-only market orders until a fresh read of positions says flat."""
+        broker = self._execution.broker
+        flattened = 0
+        for attempt in range(self._attempts):
+            try:
+                positions = [p for p in await broker.positions() if p.qty != 0]
+            except GuardError as e:
+                # A failed read is never taken to mean flat.
+                problems.append(f"could not read positions (attempt {attempt + 1}): {e}")
+                await asyncio.sleep(self._retry_seconds)
+                continue
+            if not positions:
+                return flattened, True
+            if attempt:
+                await asyncio.sleep(self._retry_seconds)
+            async with asyncio.TaskGroup() as tg:
+                tasks = [tg.create_task(self._flatten_one(kill_no, attempt, p, problems)) for p in positions]
+            flattened += sum(t.result() for t in tasks)
+        try:
+            still_open = [p.symbol for p in await broker.positions() if p.qty != 0]
+        except GuardError as e:
+            problems.append(f"could not confirm flat: {e}")
+            return flattened, False
+        if still_open:
+            problems.append(f"still open after {self._attempts} attempts: {', '.join(still_open)}")
+        return flattened, not still_open
+
+
+    async def _flatten_one(self, kill_no: int, attempt: int, position: Position, problems: list[str]) -> int:
+        market = "".join(ch for ch in position.symbol if ch.isalnum())  # BTC/USDT and BTC/USDT:USDT differ
+        journal_id = self._recorder.state.journal_id
+        request = reducing_order(f"g{journal_id}-K{kill_no}-{market}-{attempt}", position, OrderPurpose.FLATTEN)
+        try:
+            try:
+                reports = await self._execution.send(request)
+            except JournalError as e:
+                problems.append(f"journal failed; flattening {position.symbol} unrecorded: {e}")
+                reports = list(await self._execution.broker.submit(request))
+        except GuardError as e:
+            problems.append(f"could not flatten {position.symbol}: {e}")
+            return 0
+        if any(isinstance(r, OrderFilled) for r in reports):
+            return 1
+        problems.append(f"flatten order for {position.symbol} did not fill: {_why(reports)}")
+        return 0
+
+
+def _why(reports: list) -> str:
+    reasons = [getattr(r, "reason", "") for r in reports if getattr(r, "reason", "")]
+    return "; ".join(reasons) or "no answer"

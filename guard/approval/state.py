@@ -1,0 +1,403 @@
+"""The guard's state, folded from journaled events and from nothing else.
+
+Live operation and restart use the same `apply()`: whatever the daemon believes, a replay of
+the journal believes too. That is what makes "a restart rebuilds the same state" checkable.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from guard import codec
+from guard.broker.ledger import Account
+from guard.domain import (
+    ZERO,
+    AcknowledgmentKind,
+    DecisionKind,
+    MarketSpec,
+    OrderPurpose,
+    OrderRequest,
+    OrderStatus,
+    Proposal,
+    ProposalStatus,
+    TradingState,
+)
+from guard.errors import JournalCorrupt
+from guard.events import (
+    AccountFunded,
+    AcknowledgmentRecorded,
+    ApprovalCounted,
+    BarRecorded,
+    CommandRefused,
+    DecisionRecorded,
+    Event,
+    FundingPaid,
+    KillCompleted,
+    KillRequested,
+    ModelPaused,
+    ModelResumed,
+    OperatorPresenceLost,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    OrderUnknown,
+    PositionLiquidated,
+    ProposalExpired,
+    ProposalFailed,
+    ProposalKilled,
+    ProposalQueued,
+    ProposalRefused,
+    ProposalRepriced,
+    RiskLimitChanged,
+    SessionEnded,
+    SessionStarted,
+    ThrottleReenabled,
+    ThrottleTripped,
+    TradingStateChanged,
+)
+
+DAY_MS = 86_400_000
+THROTTLE_WINDOW_MS = 60_000
+THROTTLED_PURPOSES = frozenset({OrderPurpose.ENTRY, OrderPurpose.CLOSE})
+"""Orders a person asked for count against the throttle; the kill switch's and protective ones do not."""
+
+
+@dataclass(slots=True)
+class ProposalRecord:
+    proposal: Proposal
+    status: ProposalStatus = ProposalStatus.PENDING
+    decided_by: str = ""
+    decision: DecisionKind | None = None
+    reason: str = ""
+    entry_order: str | None = None
+    approvals: tuple[str, ...] = ()
+    """Operators who approved the current version (four-eyes)."""
+
+
+@dataclass(slots=True)
+class OrderRecord:
+    request: OrderRequest
+    status: OrderStatus = OrderStatus.SENDING
+    filled: Decimal = ZERO
+    venue_id: str = ""
+    reason: str = ""
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.request.qty - self.filled
+
+
+@dataclass(slots=True)
+class DailyPnl:
+    day: int = -1
+    realized: Decimal = ZERO
+    """Realized PnL, fees, funding and liquidation losses booked today (UTC)."""
+
+    def add(self, at: int, amount: Decimal) -> None:
+        day = at // DAY_MS
+        if day != self.day:
+            self.day, self.realized = day, ZERO
+        self.realized += amount
+
+    def today(self, now_ms: int) -> Decimal:
+        return self.realized if now_ms // DAY_MS == self.day else ZERO
+
+
+@dataclass(slots=True)
+class GuardState:
+    """Everything the guard knows, rebuilt from the journal by applying its events in order."""
+
+    specs: Mapping[str, MarketSpec]
+    account: Account = field(init=False)
+    trading_state: TradingState = TradingState.ACTIVE
+    state_reason: str = ""
+    proposals: dict[str, ProposalRecord] = field(default_factory=dict)
+    proposal_count: int = 0
+    orders: dict[str, OrderRecord] = field(default_factory=dict)
+    close_count: int = 0
+    acknowledgments: dict[AcknowledgmentKind, AcknowledgmentRecorded] = field(default_factory=dict)
+    throttle_latched: bool = False
+    order_times: deque[int] = field(default_factory=deque)
+    kill_count: int = 0
+    kill_in_progress: bool = False
+    model_paused: bool = False
+    model_pause_reason: str = ""
+    session_open: bool = False
+    sessions: int = 0
+    daily: DailyPnl = field(default_factory=DailyPnl)
+    risk_limits: dict[str, str] = field(default_factory=dict)
+    """Risk limits changed at run time (key -> new value), on top of the config."""
+    journal_id: str = ""
+    """Short id of this journal (from its first event), part of every client order id."""
+    last_at: int = 0
+    events_applied: int = 0
+
+    def __post_init__(self) -> None:
+        self.account = Account(self.specs)
+
+    # --- reading ---------------------------------------------------------------------
+
+    def pending(self) -> list[ProposalRecord]:
+        """Proposals waiting for a decision, oldest first."""
+        return sorted(
+            (r for r in self.proposals.values() if r.status is ProposalStatus.PENDING),
+            key=lambda r: (r.proposal.created_at, r.proposal.id),
+        )
+
+    def open_orders(self) -> list[OrderRecord]:
+        return [o for o in self.orders.values() if o.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)]
+
+    def orders_in_doubt(self) -> list[OrderRecord]:
+        """Orders whose intent is journaled but whose outcome is not."""
+        return [o for o in self.orders.values() if o.status in (OrderStatus.SENDING, OrderStatus.UNKNOWN)]
+
+    def orders_last_minute(self, now_ms: int) -> int:
+        return sum(1 for t in self.order_times if t > now_ms - THROTTLE_WINDOW_MS)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A plain, comparable picture of the whole state (restart and replay must agree on it)."""
+        return {
+            "trading_state": self.trading_state.value,
+            "state_reason": self.state_reason,
+            "proposals": {
+                pid: {
+                    "proposal": codec.to_plain(r.proposal),
+                    "status": r.status.value,
+                    "decided_by": r.decided_by,
+                    "decision": r.decision.value if r.decision else None,
+                    "reason": r.reason,
+                    "entry_order": r.entry_order,
+                    "approvals": list(r.approvals),
+                }
+                for pid, r in sorted(self.proposals.items())
+            },
+            "proposal_count": self.proposal_count,
+            "orders": {
+                cid: {
+                    "request": codec.to_plain(o.request),
+                    "status": o.status.value,
+                    "filled": str(o.filled),
+                    "venue_id": o.venue_id,
+                    "reason": o.reason,
+                }
+                for cid, o in sorted(self.orders.items())
+            },
+            "account": self.account.snapshot(),
+            "acknowledgments": {k.value: codec.to_plain(a) for k, a in sorted(self.acknowledgments.items())},
+            "throttle_latched": self.throttle_latched,
+            "order_times": list(self.order_times),
+            "kill_count": self.kill_count,
+            "model_paused": self.model_paused,
+            "session_open": self.session_open,
+            "sessions": self.sessions,
+            "daily": [self.daily.day, str(self.daily.realized)],
+            "risk_limits": dict(sorted(self.risk_limits.items())),
+            "journal_id": self.journal_id,
+            "close_count": self.close_count,
+        }
+
+    # --- folding ---------------------------------------------------------------------
+
+    def apply(self, event: Event) -> None:
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+        self.last_at = max(self.last_at, event.at)
+        self.events_applied += 1
+
+    def _session_started(self, e: SessionStarted) -> None:
+        self.journal_id = self.journal_id or e.journal_id
+        self.session_open = True
+        self.sessions += 1
+
+    def _session_ended(self, e: SessionEnded) -> None:
+        self.session_open = False
+
+    def _funded(self, e: AccountFunded) -> None:
+        self.account.deposit(e.amount)
+
+    def _queued(self, e: ProposalQueued) -> None:
+        self.proposals[e.proposal.id] = ProposalRecord(e.proposal)
+        self.proposal_count += 1
+
+    def _repriced(self, e: ProposalRepriced) -> None:
+        record = self._proposal(e.proposal.id)
+        record.proposal = e.proposal
+        record.approvals = ()
+
+    def _approval_counted(self, e: ApprovalCounted) -> None:
+        record = self._proposal(e.proposal_id)
+        record.approvals = (*record.approvals, e.operator)
+
+    def _decided(self, e: DecisionRecorded) -> None:
+        record = self._proposal(e.proposal_id)
+        record.decision = e.kind
+        record.decided_by = e.operator
+        record.reason = e.reason
+        if e.kind is DecisionKind.REJECT:
+            record.status = ProposalStatus.REJECTED
+        else:
+            record.status = ProposalStatus.APPROVED if e.kind is DecisionKind.APPROVE else ProposalStatus.OVERRIDDEN
+            if e.result is not None:
+                record.proposal = e.result
+
+    def _expired(self, e: ProposalExpired) -> None:
+        record = self._proposal(e.proposal_id)
+        record.status = ProposalStatus.EXPIRED
+        record.reason = e.reason
+
+    def _killed(self, e: ProposalKilled) -> None:
+        self._proposal(e.proposal_id).status = ProposalStatus.KILLED
+
+    def _failed(self, e: ProposalFailed) -> None:
+        record = self._proposal(e.proposal_id)
+        record.status = ProposalStatus.FAILED
+        record.reason = e.reason
+
+    def _submitted(self, e: OrderSubmitted) -> None:
+        request = e.request
+        self.orders[request.client_order_id] = OrderRecord(request)
+        if request.purpose in THROTTLED_PURPOSES:
+            self.order_times.append(e.at)
+            while self.order_times and self.order_times[0] <= e.at - THROTTLE_WINDOW_MS:
+                self.order_times.popleft()
+        if request.purpose is OrderPurpose.CLOSE:
+            self.close_count += 1
+        if request.purpose is OrderPurpose.ENTRY and request.proposal_id:
+            record = self._proposal(request.proposal_id)
+            record.status = ProposalStatus.SUBMITTED
+            record.entry_order = request.client_order_id
+
+    def _accepted(self, e: OrderAccepted) -> None:
+        order = self._order(e.client_order_id)
+        order.venue_id = e.venue_order_id
+        if order.status in (OrderStatus.SENDING, OrderStatus.UNKNOWN):
+            order.status = OrderStatus.OPEN
+            self.account.reserve_for(order.request)
+
+    def _filled(self, e: OrderFilled) -> None:
+        order = self._order(e.fill.client_order_id)
+        order.filled += e.fill.qty
+        order.status = OrderStatus.FILLED if e.remaining == 0 else OrderStatus.PARTIALLY_FILLED
+        effect = self.account.apply_fill(e.fill, order.request.leverage)
+        self.daily.add(e.at, effect.realized_pnl - e.fill.fee)
+        if order.request.purpose is OrderPurpose.ENTRY and order.request.proposal_id:
+            self._proposal(order.request.proposal_id).status = ProposalStatus.FILLED
+
+    def _order_ended(self, cid: str, status: OrderStatus, reason: str) -> None:
+        order = self._order(cid)
+        order.reason = reason
+        order.status = OrderStatus.FILLED if order.filled == order.request.qty else status
+        self.account.release(cid)
+        if order.request.purpose is OrderPurpose.ENTRY and order.request.proposal_id and order.filled == 0:
+            record = self._proposal(order.request.proposal_id)
+            record.status = ProposalStatus.FAILED
+            record.reason = reason
+
+    def _cancelled(self, e: OrderCancelled) -> None:
+        self._order_ended(e.client_order_id, OrderStatus.CANCELLED, e.reason)
+
+    def _rejected(self, e: OrderRejected) -> None:
+        self._order_ended(e.client_order_id, OrderStatus.REJECTED, e.reason)
+
+    def _unknown(self, e: OrderUnknown) -> None:
+        order = self._order(e.client_order_id)
+        order.status = OrderStatus.UNKNOWN
+        order.reason = e.reason
+
+    def _funding(self, e: FundingPaid) -> None:
+        self.account.apply_funding(e.symbol, e.amount)
+        self.daily.add(e.at, e.amount)
+
+    def _liquidated(self, e: PositionLiquidated) -> None:
+        self.account.liquidate(e.symbol)
+        self.daily.add(e.at, -e.loss)
+
+    def _state_changed(self, e: TradingStateChanged) -> None:
+        self.trading_state = e.state
+        self.state_reason = e.reason
+
+    def _kill_requested(self, e: KillRequested) -> None:
+        self.kill_count += 1
+        self.kill_in_progress = True
+
+    def _kill_completed(self, e: KillCompleted) -> None:
+        self.kill_in_progress = False
+
+    def _acknowledged(self, e: AcknowledgmentRecorded) -> None:
+        self.acknowledgments[e.kind] = e
+
+    def _throttle_tripped(self, e: ThrottleTripped) -> None:
+        self.throttle_latched = True
+
+    def _throttle_reenabled(self, e: ThrottleReenabled) -> None:
+        self.throttle_latched = False
+        self.order_times.clear()
+
+    def _limit_changed(self, e: RiskLimitChanged) -> None:
+        self.risk_limits[e.key] = e.new
+
+    def _model_paused(self, e: ModelPaused) -> None:
+        self.model_paused = True
+        self.model_pause_reason = e.reason
+
+    def _model_resumed(self, e: ModelResumed) -> None:
+        self.model_paused = False
+        self.model_pause_reason = ""
+
+    def _proposal(self, proposal_id: str) -> ProposalRecord:
+        try:
+            return self.proposals[proposal_id]
+        except KeyError:
+            raise JournalCorrupt(f"event refers to unknown proposal {proposal_id}") from None
+
+    def _order(self, client_order_id: str) -> OrderRecord:
+        try:
+            return self.orders[client_order_id]
+        except KeyError:
+            raise JournalCorrupt(f"event refers to unknown order {client_order_id}") from None
+
+
+def _noop(state: GuardState, event: Any) -> None:
+    pass
+
+
+_HANDLERS: dict[type, Callable[[GuardState, Any], None]] = {
+    SessionStarted: GuardState._session_started,
+    SessionEnded: GuardState._session_ended,
+    AccountFunded: GuardState._funded,
+    ProposalQueued: GuardState._queued,
+    ProposalRefused: _noop,
+    ProposalRepriced: GuardState._repriced,
+    DecisionRecorded: GuardState._decided,
+    ApprovalCounted: GuardState._approval_counted,
+    CommandRefused: _noop,
+    ProposalExpired: GuardState._expired,
+    ProposalKilled: GuardState._killed,
+    ProposalFailed: GuardState._failed,
+    OrderSubmitted: GuardState._submitted,
+    OrderAccepted: GuardState._accepted,
+    OrderFilled: GuardState._filled,
+    OrderCancelled: GuardState._cancelled,
+    OrderRejected: GuardState._rejected,
+    OrderUnknown: GuardState._unknown,
+    FundingPaid: GuardState._funding,
+    PositionLiquidated: GuardState._liquidated,
+    TradingStateChanged: GuardState._state_changed,
+    KillRequested: GuardState._kill_requested,
+    KillCompleted: GuardState._kill_completed,
+    AcknowledgmentRecorded: GuardState._acknowledged,
+    ThrottleTripped: GuardState._throttle_tripped,
+    ThrottleReenabled: GuardState._throttle_reenabled,
+    RiskLimitChanged: GuardState._limit_changed,
+    ModelPaused: GuardState._model_paused,
+    ModelResumed: GuardState._model_resumed,
+    OperatorPresenceLost: _noop,
+    BarRecorded: _noop,
+}

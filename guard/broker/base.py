@@ -1,0 +1,71 @@
+"""The Broker port: one interface for the paper broker and venue brokers.
+
+Brokers speak in guard's own events (`OrderAccepted`, `OrderFilled`, ...): whatever a venue
+says is translated at this edge. Business outcomes (a rejected order) are returned reports;
+exceptions mean the broker could not find out what happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from decimal import Decimal
+from typing import Protocol
+
+from guard.broker.ledger import Account
+from guard.domain import Balance, MarketEvent, OrderRequest, Position
+from guard.events import (
+    FundingPaid,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PositionLiquidated,
+)
+
+BrokerReport = OrderAccepted | OrderFilled | OrderCancelled | OrderRejected | FundingPaid | PositionLiquidated
+
+
+class Broker(Protocol):
+    name: str
+
+    async def submit(self, request: OrderRequest) -> Sequence[BrokerReport]:
+        """Send an order. Returns what the venue said: accepted, filled (maybe partly), rejected."""
+        ...
+
+    async def cancel(self, client_order_id: str, reason: str) -> Sequence[BrokerReport]:
+        """Cancel a resting order. Cancelling an order that is already gone reports nothing."""
+        ...
+
+    async def open_orders(self) -> Sequence[OrderRequest]:
+        """Orders resting at the venue now, as the venue sees them."""
+        ...
+
+    async def positions(self) -> Sequence[Position]:
+        """Open positions as the venue sees them. Raises rather than answer "flat" when unsure."""
+        ...
+
+    async def balance(self) -> Balance: ...
+
+    async def recover(
+        self,
+        account: Account,
+        open_orders: Sequence[tuple[OrderRequest, Decimal]],
+        sent: Collection[str],
+        in_doubt: Sequence[OrderRequest],
+    ) -> Sequence[BrokerReport]:
+        """After a restart: take the journal's view of the books, and resolve orders in doubt.
+
+        Args:
+            account: the account as the journal rebuilt it.
+            open_orders: resting orders the journal knows of, with their unfilled quantity.
+            sent: every client order id ever journaled (none may be reused).
+            in_doubt: orders whose intent was journaled but whose outcome was not.
+
+        Returns:
+            Reports that settle each order in doubt (and anything else the venue says differs).
+        """
+        ...
+
+    def on_market(self, event: MarketEvent) -> Sequence[BrokerReport]:
+        """Market data, for brokers that simulate a venue (fills, liquidations, funding)."""
+        ...

@@ -1,0 +1,254 @@
+"""The account ledger: exact money, isolated margin, one-way positions.
+
+`free + used == total` holds after every step, where `total` is the wallet balance (deposits
++ realized PnL − fees + funding − liquidation losses), `used` is the margin locked in positions
+and reserved for resting orders, and `free` is tracked as its own running balance, so the
+invariant is a real check rather than a definition.
+
+The paper broker keeps one Account as its venue book; the guard folds its own Account from the
+journal with the same methods, so the two can be compared.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from guard import codec
+from guard.domain import ZERO, Balance, Fill, MarketKind, MarketSpec, OrderRequest, OrderType, Position, Side
+from guard.errors import GuardError
+from guard.risk.liquidation import isolated_liquidation_price
+
+MONEY_QUANTUM = Decimal("1e-8")
+
+
+def money(amount: Decimal) -> Decimal:
+    """Round an amount of quote currency to the ledger's precision (8 decimals, like USDT)."""
+    return amount.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+class LedgerError(GuardError):
+    """The ledger's books do not balance: a bug, and trading must stop."""
+
+
+@dataclass(frozen=True, slots=True)
+class FillEffect:
+    realized_pnl: Decimal
+    opened: bool
+    closed: bool
+
+
+@dataclass(slots=True)
+class _Reservation:
+    amount: Decimal
+    qty: Decimal
+
+
+class Account:
+    """A quote-currency margin account with isolated, one-way positions."""
+
+    def __init__(self, specs: Mapping[str, MarketSpec], asset: str = "USDT") -> None:
+        self.specs = specs
+        self.asset = asset
+        self.total = ZERO
+        self.free = ZERO
+        self.positions: dict[str, Position] = {}
+        self._reserved: dict[str, _Reservation] = {}
+        self.realized_pnl = ZERO
+        self.fees = ZERO
+        self.funding = ZERO
+        self.liquidation_losses = ZERO
+
+    # --- reading ---------------------------------------------------------------------
+
+    @property
+    def used(self) -> Decimal:
+        return sum((p.margin for p in self.positions.values()), ZERO) + sum(
+            (r.amount for r in self._reserved.values()), ZERO
+        )
+
+    def balance(self) -> Balance:
+        return Balance(total=self.total, free=self.free, used=self.used)
+
+    def position(self, symbol: str) -> Position | None:
+        return self.positions.get(symbol)
+
+    def equity(self, marks: Mapping[str, Decimal]) -> Decimal:
+        """Wallet balance plus unrealized PnL at the given marks."""
+        unrealized = sum((p.unrealized_pnl(marks[s]) for s, p in self.positions.items() if s in marks), ZERO)
+        return self.total + unrealized
+
+    def check(self) -> None:
+        """Raise LedgerError unless free + used == total and no position is empty."""
+        used = self.used
+        if self.free + used != self.total:
+            raise LedgerError(f"ledger out of balance: free {self.free} + used {used} != total {self.total}")
+        for symbol, p in self.positions.items():
+            if p.qty == 0:
+                raise LedgerError(f"empty position kept for {symbol}")
+
+    def required_margin(self, spec: MarketSpec, qty: Decimal, price: Decimal, leverage: Decimal) -> Decimal:
+        notional = qty * price * spec.contract_size
+        if spec.kind is MarketKind.SPOT:
+            return money(notional)
+        return money(notional / leverage)
+
+    # --- changing --------------------------------------------------------------------
+
+    def deposit(self, amount: Decimal) -> None:
+        amount = money(amount)
+        self.total += amount
+        self.free += amount
+
+    def reserve(self, client_order_id: str, qty: Decimal, amount: Decimal) -> None:
+        """Lock margin for a resting order so it cannot be spent twice."""
+        amount = money(amount)
+        self.free -= amount
+        self._reserved[client_order_id] = _Reservation(amount, qty)
+
+    def reserve_for(self, request: OrderRequest) -> None:
+        """Reserve what an accepted limit order needs: its whole quantity at its limit price.
+
+        The venue and the journal's fold both call this on acceptance, and fills release it
+        proportionally, so the two books agree to the last unit.
+        """
+        if request.order_type is OrderType.LIMIT and not request.reduce_only and request.limit_price:
+            spec = self.specs[request.symbol]
+            margin = self.required_margin(spec, request.qty, request.limit_price, request.leverage)
+            self.reserve(request.client_order_id, request.qty, margin)
+
+    def release(self, client_order_id: str) -> None:
+        reservation = self._reserved.pop(client_order_id, None)
+        if reservation is not None:
+            self.free += reservation.amount
+
+    def reserved(self, client_order_id: str) -> Decimal:
+        r = self._reserved.get(client_order_id)
+        return r.amount if r else ZERO
+
+    def apply_fill(self, fill: Fill, leverage: Decimal) -> FillEffect:
+        """Book a fill: fee, margin, entry price, realized PnL and the new liquidation price."""
+        spec = self.specs[fill.symbol]
+        self._release_part(fill.client_order_id, fill.qty)
+        fee = money(fill.fee)
+        self.total -= fee
+        self.free -= fee
+        self.fees += fee
+
+        signed = fill.qty * fill.side.sign
+        pos = self.positions.get(fill.symbol)
+        realized = ZERO
+        closed = False
+        if pos is not None and (pos.qty > 0) != (signed > 0):
+            closing = min(abs(signed), abs(pos.qty))
+            realized, pos = self._reduce(spec, pos, closing, fill.price)
+            closed = pos is None
+            signed += closing * (1 if signed < 0 else -1)
+        opened = False
+        if signed != 0:
+            pos = self._increase(spec, pos, signed, fill.price, leverage)
+            opened = True
+        if pos is None:
+            self.positions.pop(fill.symbol, None)
+        else:
+            self.positions[fill.symbol] = pos
+        return FillEffect(realized, opened, closed)
+
+    def apply_funding(self, symbol: str, amount: Decimal) -> None:
+        """Funding moves the isolated wallet balance of the position, and so its liquidation price."""
+        pos = self.positions[symbol]
+        amount = money(amount)
+        self.total += amount
+        self.funding += amount
+        margin = pos.margin + amount
+        self.positions[symbol] = self._priced(self.specs[symbol], replace(pos, margin=margin))
+
+    def liquidate(self, symbol: str) -> Decimal:
+        """Close a position by liquidation: its whole isolated margin is lost. Returns the loss."""
+        pos = self.positions.pop(symbol)
+        self.total -= pos.margin
+        self.liquidation_losses += pos.margin
+        return pos.margin
+
+    def copy(self) -> Account:
+        clone = copy.copy(self)
+        clone.positions = dict(self.positions)
+        clone._reserved = {k: _Reservation(v.amount, v.qty) for k, v in self._reserved.items()}
+        return clone
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain, comparable view of the books (for restart and replay equality checks)."""
+        return {
+            "total": str(self.total),
+            "free": str(self.free),
+            "positions": {s: codec.to_plain(p) for s, p in sorted(self.positions.items())},
+            "reserved": {k: [str(r.amount), str(r.qty)] for k, r in sorted(self._reserved.items())},
+            "realized_pnl": str(self.realized_pnl),
+            "fees": str(self.fees),
+            "funding": str(self.funding),
+            "liquidation_losses": str(self.liquidation_losses),
+        }
+
+    # --- internals -------------------------------------------------------------------
+
+    def _release_part(self, client_order_id: str, qty: Decimal) -> None:
+        r = self._reserved.get(client_order_id)
+        if r is None:
+            return
+        if qty >= r.qty:
+            self.release(client_order_id)
+            return
+        part = money(r.amount * qty / r.qty)
+        self.free += part
+        r.amount -= part
+        r.qty -= qty
+
+    def _reduce(self, spec: MarketSpec, pos: Position, qty: Decimal, price: Decimal) -> tuple[Decimal, Position | None]:
+        direction = 1 if pos.qty > 0 else -1
+        pnl = money((price - pos.entry_price) * qty * direction * spec.contract_size)
+        remaining = abs(pos.qty) - qty
+        released = pos.margin if remaining == 0 else money(pos.margin * qty / abs(pos.qty))
+        self.total += pnl
+        self.free += released + pnl
+        self.realized_pnl += pnl
+        if remaining == 0:
+            return pnl, None
+        reduced = replace(pos, qty=remaining * direction, margin=pos.margin - released)
+        return pnl, self._priced(spec, reduced)
+
+    def _increase(
+        self, spec: MarketSpec, pos: Position | None, signed: Decimal, price: Decimal, leverage: Decimal
+    ) -> Position:
+        qty = abs(signed)
+        margin = self.required_margin(spec, qty, price, leverage)
+        self.free -= margin
+        if pos is None:
+            new = Position(
+                symbol=spec.symbol,
+                kind=spec.kind,
+                qty=signed,
+                entry_price=price,
+                leverage=leverage,
+                margin=margin,
+                liquidation_price=None,
+            )
+        else:
+            total_qty = abs(pos.qty) + qty
+            entry = (pos.entry_price * abs(pos.qty) + price * qty) / total_qty
+            new = replace(
+                pos,
+                qty=pos.qty + signed,
+                entry_price=entry,
+                leverage=leverage,
+                margin=pos.margin + margin,
+            )
+        return self._priced(spec, new)
+
+    @staticmethod
+    def _priced(spec: MarketSpec, pos: Position) -> Position:
+        side = Side.BUY if pos.qty > 0 else Side.SELL
+        lp = isolated_liquidation_price(spec, side, abs(pos.qty), pos.entry_price, pos.margin)
+        return replace(pos, liquidation_price=lp)

@@ -1,0 +1,506 @@
+"""The paper broker: a simulated venue, a peer of the venue brokers behind the same interface.
+
+It fills market orders against the known book (partially, when the book is too thin) or at
+the mark with slippage that grows with size and volatility; rests limit, stop and
+take-profit orders and fills them when the market crosses; charges maker and taker fees;
+liquidates isolated positions when the mark crosses their liquidation price; pays funding at
+each funding time. Client order ids are unique for the life of the account, so a retried
+submission can never fill twice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+import structlog
+
+from guard.broker.base import BrokerReport
+from guard.broker.ledger import Account, money
+from guard.clock import Clock
+from guard.config import PaperSection
+from guard.domain import (
+    ONE,
+    ZERO,
+    Balance,
+    Bar,
+    Book,
+    Fill,
+    Liquidity,
+    MarketEvent,
+    MarketKind,
+    MarketSpec,
+    MarkPrice,
+    OrderRequest,
+    OrderType,
+    Position,
+    Side,
+    Ticker,
+    Trade,
+)
+from guard.errors import InvalidCommand, InvalidMarketData
+from guard.events import (
+    FundingPaid,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    PositionLiquidated,
+)
+
+log = structlog.get_logger(__name__)
+
+_BPS = Decimal("0.0001")
+_VOL_ALPHA = 0.06
+"""EWMA weight of each new bar's squared log return in the volatility estimate."""
+
+
+@dataclass(slots=True)
+class _Quote:
+    mark: Decimal | None = None
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    bids: tuple[tuple[Decimal, Decimal], ...] = ()
+    asks: tuple[tuple[Decimal, Decimal], ...] = ()
+    last_close: float | None = None
+    variance: float = 0.0
+    """EWMA of squared per-bar log returns."""
+    funding_rate: Decimal | None = None
+    next_funding_ms: int | None = None
+
+
+@dataclass(slots=True)
+class _Resting:
+    request: OrderRequest
+    remaining: Decimal
+    fills: int = 0
+
+
+class PaperBroker:
+    """A venue simulated in-process. Its account is restored from the journal after a restart."""
+
+    name = "paper"
+
+    def __init__(
+        self,
+        specs: Mapping[str, MarketSpec],
+        settings: PaperSection,
+        clock: Clock,
+        account: Account | None = None,
+    ) -> None:
+        self._specs = specs
+        self._settings = settings
+        self._clock = clock
+        self.account = account or Account(specs)
+        self._quotes: dict[str, _Quote] = {s: _Quote() for s in specs}
+        self._resting: dict[str, _Resting] = {}
+        self._seen: set[str] = set()
+        self._fill_counts: dict[str, int] = {}
+        self._funding_interval_ms = int(settings.funding_interval_hours * 3_600_000)
+
+    # --- restart ---------------------------------------------------------------------
+
+    async def recover(
+        self,
+        account: Account,
+        open_orders: Sequence[tuple[OrderRequest, Decimal]],
+        sent: Collection[str],
+        in_doubt: Sequence[OrderRequest],
+    ) -> Sequence[BrokerReport]:
+        """Take over the books as the journal says they were: the paper venue has no other memory.
+
+        An order in doubt never reached a fill the journal knows of, and the paper venue died
+        with the process: it was not executed, and it is never sent again.
+        """
+        self.account = account
+        self._resting = {r.client_order_id: _Resting(r, remaining) for r, remaining in open_orders}
+        self._seen = set(sent)
+        now = self._clock.now_ms()
+        return [
+            OrderRejected(now, r.client_order_id, "the paper venue restarted before answering: not executed")
+            for r in in_doubt
+        ]
+
+    # --- the Broker interface --------------------------------------------------------
+
+    async def submit(self, request: OrderRequest) -> Sequence[BrokerReport]:
+        return self.submit_nowait(request)
+
+    def submit_nowait(self, request: OrderRequest) -> list[BrokerReport]:
+        """Submit without awaiting anything: the paper venue answers at once."""
+        self._validate(request)
+        now = self._clock.now_ms()
+        cid = request.client_order_id
+        if cid in self._seen:
+            return [OrderRejected(now, cid, "duplicate client order id: this order was already sent")]
+        self._seen.add(cid)
+        spec = self._specs[request.symbol]
+        quote = self._quotes[request.symbol]
+        if quote.mark is None:
+            return [OrderRejected(now, cid, f"no market price for {request.symbol} yet")]
+        qty, why = self._effective_qty(request, spec)
+        if why:
+            return [OrderRejected(now, cid, why)]
+        request = _with_qty(request, qty)
+        taking = request.order_type is OrderType.MARKET or (
+            request.order_type is OrderType.LIMIT and self._marketable(request, quote)
+        )
+        estimate = (
+            self._slipped_price(request.side, spec, quote, qty, request.limit_price)
+            if taking
+            else request.limit_price or request.trigger_price or quote.mark
+        )
+        opening = qty - self._closing_qty(request, qty)
+        need = self.account.required_margin(spec, opening, request.limit_price or estimate, request.leverage)
+        if taking:
+            need += money(qty * estimate * spec.contract_size * self._fee(Liquidity.TAKER))
+        if opening and need > self.account.free:
+            return [OrderRejected(now, cid, _insufficient(need, self.account.free))]
+        reports: list[BrokerReport] = [OrderAccepted(now, cid, f"paper-{cid}")]
+        self.account.reserve_for(request)
+        if taking:
+            fills, unfilled = self._take(request, spec, quote, qty, now, limit=request.limit_price)
+            reports += fills
+            if unfilled == 0:
+                return reports
+            if request.order_type is OrderType.MARKET:
+                reports.append(OrderCancelled(now, cid, f"book depth exhausted: {unfilled} not filled"))
+                return reports
+            qty = unfilled  # the rest of a marketable limit order rests on the book
+        self._resting[cid] = _Resting(request, qty)
+        return reports
+
+    async def cancel(self, client_order_id: str, reason: str) -> Sequence[BrokerReport]:
+        resting = self._resting.pop(client_order_id, None)
+        if resting is None:
+            return []
+        self.account.release(client_order_id)
+        return [OrderCancelled(self._clock.now_ms(), client_order_id, reason)]
+
+    async def open_orders(self) -> Sequence[OrderRequest]:
+        return [_with_qty(r.request, r.remaining) for r in self._resting.values()]
+
+    async def positions(self) -> Sequence[Position]:
+        return list(self.account.positions.values())
+
+    async def balance(self) -> Balance:
+        return self.account.balance()
+
+    def on_market(self, event: MarketEvent) -> list[BrokerReport]:
+        """Update the simulated market, then fill, trigger, liquidate and fund as it says."""
+        quote = self._quotes.get(event.symbol)
+        if quote is None:
+            return []
+        self._update_quote(quote, event)
+        if quote.mark is None:
+            return []
+        reports: list[BrokerReport] = []
+        now = self._clock.now_ms()
+        reports += self._liquidate_if_crossed(event.symbol, quote, now)
+        reports += self._work_resting(event.symbol, quote, now)
+        if isinstance(event, (MarkPrice, Bar)):
+            reports += self._pay_funding(event, quote, now)
+        return reports
+
+    def mark(self, symbol: str) -> Decimal | None:
+        quote = self._quotes.get(symbol)
+        return quote.mark if quote else None
+
+    def sigma_per_bar(self, symbol: str) -> float:
+        quote = self._quotes.get(symbol)
+        return math.sqrt(quote.variance) if quote else 0.0
+
+    # --- market data -----------------------------------------------------------------
+
+    def _update_quote(self, quote: _Quote, event: MarketEvent) -> None:
+        if isinstance(event, MarkPrice):
+            mark = _price(event.mark, "mark")
+            if event.funding_rate is not None and not math.isfinite(event.funding_rate):
+                raise InvalidMarketData(f"funding rate {event.funding_rate!r} is not a number")
+            quote.mark = mark
+            if event.funding_rate is not None:
+                quote.funding_rate = Decimal(str(event.funding_rate))
+            if event.next_funding_time:
+                quote.next_funding_ms = event.next_funding_time
+        elif isinstance(event, Ticker):
+            last = _price(event.last, "last")
+            bid = _price(event.bid, "bid") if event.bid is not None else None
+            ask = _price(event.ask, "ask") if event.ask is not None else None
+            quote.bid, quote.ask = bid, ask
+            quote.mark = quote.mark or last
+        elif isinstance(event, Book):
+            bids = tuple((_price(p, "bid"), _amount(a)) for p, a in event.bids)
+            asks = tuple((_price(p, "ask"), _amount(a)) for p, a in event.asks)
+            quote.bids, quote.asks = bids, asks
+            quote.bid = bids[0][0] if bids else None
+            quote.ask = asks[0][0] if asks else None
+            if quote.mark is None and bids and asks:
+                quote.mark = (bids[0][0] + asks[0][0]) / 2
+        elif isinstance(event, Bar):
+            close = _price(event.close, "close")
+            if quote.last_close is not None:
+                r = math.log(event.close / quote.last_close)
+                quote.variance = (1 - _VOL_ALPHA) * quote.variance + _VOL_ALPHA * r * r
+            quote.last_close = event.close
+            quote.mark = close
+        elif isinstance(event, Trade):
+            _price(event.price, "trade price")
+
+    # --- execution -------------------------------------------------------------------
+
+    def _validate(self, request: OrderRequest) -> None:
+        if request.symbol not in self._specs:
+            raise InvalidCommand(f"unknown symbol {request.symbol!r}; known: {', '.join(self._specs)}")
+        if not request.qty.is_finite() or request.qty <= 0:
+            raise InvalidCommand(f"order quantity must be a positive number, got {request.qty}")
+        if not request.leverage.is_finite() or request.leverage < ONE:
+            raise InvalidCommand(f"leverage must be at least 1, got {request.leverage}")
+        for name in ("limit_price", "trigger_price"):
+            value = getattr(request, name)
+            if value is not None and (not value.is_finite() or value <= 0):
+                raise InvalidCommand(f"{name.replace('_', ' ')} must be a positive number, got {value}")
+        if request.order_type is OrderType.LIMIT and request.limit_price is None:
+            raise InvalidCommand("a limit order needs a limit price")
+        if request.order_type in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
+            if request.trigger_price is None:
+                raise InvalidCommand(f"a {request.order_type} order needs a trigger price")
+
+    def _effective_qty(self, request: OrderRequest, spec: MarketSpec) -> tuple[Decimal, str]:
+        """The quantity the venue will work, or a reason to reject the order."""
+        qty = spec.round_qty(request.qty)
+        pos = self.account.position(request.symbol)
+        if request.reduce_only:
+            if pos is None or pos.side is request.side:
+                return ZERO, "reduce-only order would not reduce a position"
+            return min(qty, abs(pos.qty)), ""
+        if request.leverage > spec.max_leverage:
+            return ZERO, f"leverage {request.leverage}x is above the market's maximum {spec.max_leverage}x"
+        if spec.kind is MarketKind.SPOT:
+            if request.leverage != ONE:
+                return ZERO, "spot orders cannot use leverage"
+            held = pos.qty if pos else ZERO
+            if request.side is Side.SELL and qty > held:
+                return ZERO, f"spot sell of {qty} is more than the {held} held; spot cannot go short"
+        if qty < spec.min_qty:
+            return ZERO, f"quantity {request.qty} is below the market minimum {spec.min_qty}"
+        return qty, ""
+
+    def _marketable(self, request: OrderRequest, quote: _Quote) -> bool:
+        limit = request.limit_price
+        assert limit is not None
+        if request.side is Side.BUY:
+            ask = quote.ask or quote.mark
+            return ask is not None and ask <= limit
+        bid = quote.bid or quote.mark
+        return bid is not None and bid >= limit
+
+    def _take(
+        self,
+        request: OrderRequest,
+        spec: MarketSpec,
+        quote: _Quote,
+        qty: Decimal,
+        now: int,
+        limit: Decimal | None = None,
+    ) -> tuple[list[BrokerReport], Decimal]:
+        """Execute as a taker: walk the book when one is known, else the mark plus slippage.
+
+        Returns the reports and the quantity left unfilled (thin book, or margin ran out).
+        """
+        levels = quote.asks if request.side is Side.BUY else quote.bids
+        if levels:
+            slices = _walk(levels, qty, request.side, limit)
+        else:
+            slices = [(qty, self._slipped_price(request.side, spec, quote, qty, limit))]
+        reports: list[BrokerReport] = []
+        remaining = qty
+        for slice_qty, price in slices:
+            closing = self._closing_qty(request, slice_qty)
+            opening = slice_qty - closing
+            if opening > 0:
+                fee = money(slice_qty * price * spec.contract_size * self._fee(Liquidity.TAKER))
+                available = self.account.free + self.account.reserved(request.client_order_id)
+                if self.account.required_margin(spec, opening, price, request.leverage) + fee > available:
+                    break  # the book walked further than the estimate: stop, never overdraw
+            remaining -= slice_qty
+            reports.append(self._fill(request, spec, slice_qty, price, Liquidity.TAKER, remaining, now))
+        reports += self._cancel_orphaned_protection(request.symbol, now)
+        return reports, remaining
+
+    def _closing_qty(self, request: OrderRequest, qty: Decimal) -> Decimal:
+        pos = self.account.position(request.symbol)
+        if pos is None or pos.side is request.side:
+            return ZERO
+        return min(qty, abs(pos.qty))
+
+    def _slipped_price(
+        self, side: Side, spec: MarketSpec, quote: _Quote, qty: Decimal, limit: Decimal | None
+    ) -> Decimal:
+        reference = (quote.ask if side is Side.BUY else quote.bid) or quote.mark
+        assert reference is not None
+        notional = float(qty * reference)
+        s = self._settings
+        bps = (
+            s.slippage_bps
+            + s.slippage_size_bps_per_million * notional / 1_000_000
+            + s.slippage_vol_multiplier * math.sqrt(quote.variance) * 10_000
+        )
+        price = reference * (ONE + Decimal(side.sign) * Decimal(str(round(bps, 6))) * _BPS)
+        price = spec.round_price(price)
+        if limit is not None:
+            price = min(price, limit) if side is Side.BUY else max(price, limit)
+        return price
+
+    def _fee(self, liquidity: Liquidity) -> Decimal:
+        bps = self._settings.maker_fee_bps if liquidity is Liquidity.MAKER else self._settings.taker_fee_bps
+        return Decimal(str(bps)) * _BPS
+
+    def _fill(
+        self,
+        request: OrderRequest,
+        spec: MarketSpec,
+        qty: Decimal,
+        price: Decimal,
+        liquidity: Liquidity,
+        remaining: Decimal,
+        now: int,
+    ) -> OrderFilled:
+        cid = request.client_order_id
+        n = self._fill_counts.get(cid, 0) + 1
+        self._fill_counts[cid] = n
+        fee = money(qty * price * spec.contract_size * self._fee(liquidity))
+        fill = Fill(cid, f"{cid}-{n}", request.symbol, request.side, qty, price, fee, liquidity, now)
+        self.account.apply_fill(fill, request.leverage)
+        return OrderFilled(now, fill, remaining)
+
+    def _work_resting(self, symbol: str, quote: _Quote, now: int) -> list[BrokerReport]:
+        reports: list[BrokerReport] = []
+        for cid in [c for c, r in self._resting.items() if r.request.symbol == symbol]:
+            resting = self._resting.get(cid)
+            if resting is None:
+                continue
+            request = resting.request
+            spec = self._specs[symbol]
+            if request.order_type is OrderType.LIMIT:
+                if self._limit_crossed(request, quote):
+                    del self._resting[cid]
+                    assert request.limit_price is not None
+                    if request.reduce_only:
+                        qty = self._closing_qty(request, resting.remaining)
+                        if qty == 0:
+                            reports.append(OrderCancelled(now, cid, "position already closed"))
+                            continue
+                    else:
+                        qty = resting.remaining
+                    reports.append(self._fill(request, spec, qty, request.limit_price, Liquidity.MAKER, ZERO, now))
+                    reports += self._cancel_orphaned_protection(symbol, now)
+            elif self._triggered(request, quote):
+                del self._resting[cid]
+                self.account.release(cid)
+                qty = self._closing_qty(request, resting.remaining) if request.reduce_only else resting.remaining
+                if qty == 0:
+                    reports.append(OrderCancelled(now, cid, "position already closed"))
+                    continue
+                fills, unfilled = self._take(request, spec, quote, qty, now)
+                reports += fills
+                if unfilled > 0:
+                    reports.append(OrderCancelled(now, cid, f"book depth exhausted: {unfilled} not filled"))
+        return reports
+
+    def _limit_crossed(self, request: OrderRequest, quote: _Quote) -> bool:
+        assert request.limit_price is not None and quote.mark is not None
+        if request.side is Side.BUY:
+            return (quote.ask or quote.mark) <= request.limit_price
+        return (quote.bid or quote.mark) >= request.limit_price
+
+    @staticmethod
+    def _triggered(request: OrderRequest, quote: _Quote) -> bool:
+        trigger, mark = request.trigger_price, quote.mark
+        assert trigger is not None and mark is not None
+        falling = (request.order_type is OrderType.STOP_MARKET) == (request.side is Side.SELL)
+        return mark <= trigger if falling else mark >= trigger
+
+    def _liquidate_if_crossed(self, symbol: str, quote: _Quote, now: int) -> list[BrokerReport]:
+        pos = self.account.position(symbol)
+        if pos is None or pos.liquidation_price is None or quote.mark is None:
+            return []
+        crossed = quote.mark <= pos.liquidation_price if pos.qty > 0 else quote.mark >= pos.liquidation_price
+        if not crossed:
+            return []
+        loss = self.account.liquidate(symbol)
+        log.warning("paper_position_liquidated", symbol=symbol, qty=str(pos.qty), mark=str(quote.mark))
+        reports: list[BrokerReport] = [PositionLiquidated(now, symbol, pos.qty, quote.mark, loss)]
+        return reports + self._cancel_orphaned_protection(symbol, now)
+
+    def _cancel_orphaned_protection(self, symbol: str, now: int) -> list[BrokerReport]:
+        """Reduce-only orders left on a flat symbol protect nothing: cancel them."""
+        if self.account.position(symbol) is not None:
+            return []
+        orphaned = [c for c, r in self._resting.items() if r.request.symbol == symbol and r.request.reduce_only]
+        for cid in orphaned:
+            del self._resting[cid]
+        return [OrderCancelled(now, cid, "position closed") for cid in orphaned]
+
+    def _pay_funding(self, event: MarkPrice | Bar, quote: _Quote, now: int) -> list[BrokerReport]:
+        symbol = event.symbol
+        spec = self._specs[symbol]
+        if spec.kind is not MarketKind.LINEAR:
+            return []
+        ts = event.timestamp if isinstance(event, MarkPrice) else event.open_time
+        interval = self._funding_interval_ms
+        if quote.next_funding_ms is None:
+            quote.next_funding_ms = (ts // interval + 1) * interval
+            return []
+        reports: list[BrokerReport] = []
+        while ts >= quote.next_funding_ms:
+            pos = self.account.position(symbol)
+            if pos is not None and quote.mark is not None:
+                rate = quote.funding_rate
+                if rate is None:
+                    rate = Decimal(str(self._settings.default_funding_rate))
+                amount = money(-pos.qty * quote.mark * spec.contract_size * rate)
+                self.account.apply_funding(symbol, amount)
+                reports.append(FundingPaid(now, symbol, rate, quote.mark, amount))
+                reports += self._liquidate_if_crossed(symbol, quote, now)
+            quote.next_funding_ms += interval
+        return reports
+
+
+def _walk(
+    levels: Sequence[tuple[Decimal, Decimal]], qty: Decimal, side: Side, limit: Decimal | None
+) -> list[tuple[Decimal, Decimal]]:
+    """Take liquidity level by level; stop at the limit price or when the book runs out."""
+    slices = []
+    remaining = qty
+    for price, available in levels:
+        if remaining <= 0:
+            break
+        if limit is not None and (price > limit if side is Side.BUY else price < limit):
+            break
+        take = min(available, remaining)
+        if take > 0:
+            slices.append((take, price))
+            remaining -= take
+    return slices
+
+
+def _with_qty(request: OrderRequest, qty: Decimal) -> OrderRequest:
+    return request if qty == request.qty else replace(request, qty=qty)
+
+
+def _insufficient(need: Decimal, free: Decimal) -> str:
+    return f"insufficient margin: needs {need:.2f}, free {free:.2f}"
+
+
+def _price(value: float | None, what: str) -> Decimal:
+    if value is None or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise InvalidMarketData(f"{what} {value!r} is not a positive, finite price")
+    return Decimal(str(value))
+
+
+def _amount(value: float) -> Decimal:
+    if not math.isfinite(value) or value < 0:
+        raise InvalidMarketData(f"book amount {value!r} is not a non-negative, finite number")
+    return Decimal(str(value))

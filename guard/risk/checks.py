@@ -1,0 +1,226 @@
+"""Pre-trade risk checks: each a pure function of a proposal and a snapshot of the world.
+
+Every check returns a RiskCheck (pass / warn / block, with a reason a person can act on).
+They run when a proposal is queued and again when someone decides on it, because the world
+may have changed in between. Cancels and the kill switch's flattening never pass through
+here: a check must never be able to block the way out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from guard.config import RiskSection
+from guard.domain import (
+    HARD_LEVERAGE_CAP,
+    ZERO,
+    FeedHealth,
+    MarketSpec,
+    Position,
+    Proposal,
+    RiskCheck,
+    Side,
+    TradingState,
+    Verdict,
+)
+from guard.risk.liquidation import isolated_liquidation_price
+
+LEVERAGE_ACK_ABOVE = Decimal(5)
+"""Leverage above this always needs a leverage acknowledgment on record, whatever the config says."""
+
+
+@dataclass(frozen=True, slots=True)
+class RiskContext:
+    """What the checks may look at: a snapshot, so the checks stay pure."""
+
+    trading_state: TradingState
+    positions: Mapping[str, Position]
+    marks: Mapping[str, Decimal]
+    pending: Sequence[Proposal]
+    """Other proposals still waiting for a decision."""
+    leverage_acknowledged: bool
+    throttle_latched: bool
+    orders_last_minute: int
+    daily_pnl: Decimal
+    """Realized and unrealized PnL since 00:00 UTC."""
+    feed: FeedHealth | None
+    spec: MarketSpec
+
+
+Check = Callable[[Proposal, RiskContext, RiskSection], RiskCheck]
+
+
+def _ok(name: str, reason: str = "ok") -> RiskCheck:
+    return RiskCheck(name, Verdict.PASS, reason)
+
+
+def increases_risk(side: Side, qty: Decimal, position: Position | None) -> bool:
+    """False only for an order that shrinks an opposite position without flipping it."""
+    if position is None or position.side is side:
+        return True
+    return qty > abs(position.qty)
+
+
+def check_trading_state(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    name = "trading_state"
+    if ctx.trading_state is TradingState.HALTED:
+        return RiskCheck(name, Verdict.BLOCK, "trading is HALTED; a person must re-arm first")
+    if ctx.trading_state is TradingState.REDUCING and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
+        return RiskCheck(name, Verdict.BLOCK, "trading is REDUCING: only orders that reduce a position pass")
+    return _ok(name, ctx.trading_state.value)
+
+
+def check_feed(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    name = "feed"
+    if ctx.feed is not None and not ctx.feed.healthy:
+        return RiskCheck(name, Verdict.BLOCK, f"market data for {p.symbol} is not healthy: {ctx.feed.reason}")
+    return _ok(name)
+
+
+def check_leverage(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    name = "leverage"
+    conservative = Decimal(str(limits.max_leverage))
+    if p.leverage > HARD_LEVERAGE_CAP:
+        return RiskCheck(name, Verdict.BLOCK, f"{p.leverage}x is above the hard cap of {HARD_LEVERAGE_CAP}x")
+    if p.leverage > ctx.spec.max_leverage:
+        return RiskCheck(name, Verdict.BLOCK, f"{p.leverage}x is above the market's maximum {ctx.spec.max_leverage}x")
+    needs_ack = p.leverage > min(conservative, LEVERAGE_ACK_ABOVE)
+    if needs_ack and not ctx.leverage_acknowledged:
+        return RiskCheck(
+            name,
+            Verdict.BLOCK,
+            f"{p.leverage}x is above the conservative limit of {min(conservative, LEVERAGE_ACK_ABOVE)}x: "
+            "it needs a leverage acknowledgment on record",
+        )
+    if p.leverage > conservative:
+        return RiskCheck(name, Verdict.WARN, f"{p.leverage}x is above the conservative {conservative}x (acknowledged)")
+    return _ok(name, f"{p.leverage}x")
+
+
+def check_order_notional(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    name = "order_notional"
+    if p.notional > limits.max_order_notional:
+        return RiskCheck(name, Verdict.BLOCK, f"order {p.notional:.2f} exceeds the {limits.max_order_notional} limit")
+    return _ok(name, f"{p.notional:.2f} of {limits.max_order_notional}")
+
+
+def _position_after(p: Proposal, ctx: RiskContext) -> Decimal:
+    pos = ctx.positions.get(p.symbol)
+    return (pos.qty if pos else ZERO) + p.qty * p.side.sign
+
+
+def check_position_notional(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    name = "position_notional"
+    after = abs(_position_after(p, ctx)) * p.price
+    if after > limits.max_position_notional and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
+        return RiskCheck(
+            name,
+            Verdict.BLOCK,
+            f"{p.symbol} position would be {after:.2f}, above the {limits.max_position_notional} limit",
+        )
+    return _ok(name, f"{after:.2f} of {limits.max_position_notional}")
+
+
+def check_gross_exposure(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    name = "gross_exposure"
+    gross = ZERO
+    for symbol, pos in ctx.positions.items():
+        if symbol != p.symbol:
+            gross += abs(pos.qty) * ctx.marks.get(symbol, pos.entry_price)
+    gross += abs(_position_after(p, ctx)) * p.price
+    if gross > limits.max_gross_exposure and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
+        return RiskCheck(name, Verdict.BLOCK, f"gross exposure would be {gross:.2f}, above {limits.max_gross_exposure}")
+    return _ok(name, f"{gross:.2f} of {limits.max_gross_exposure}")
+
+
+def check_daily_loss(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    name = "daily_loss"
+    loss = -ctx.daily_pnl
+    if loss >= limits.daily_loss_limit and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
+        return RiskCheck(name, Verdict.BLOCK, f"today's loss {loss:.2f} reached the {limits.daily_loss_limit} limit")
+    if loss >= limits.daily_loss_limit * Decimal("0.8"):
+        return RiskCheck(name, Verdict.WARN, f"today's loss {loss:.2f} is near the {limits.daily_loss_limit} limit")
+    return _ok(name, f"today's PnL {ctx.daily_pnl:.2f}")
+
+
+def check_throttle(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    name = "throttle"
+    if ctx.throttle_latched:
+        return RiskCheck(name, Verdict.BLOCK, "the order throttle tripped; a person must re-enable it")
+    if ctx.orders_last_minute >= limits.max_orders_per_minute:
+        return RiskCheck(
+            name,
+            Verdict.BLOCK,
+            f"{ctx.orders_last_minute} orders in the last minute: the limit is {limits.max_orders_per_minute}",
+        )
+    return _ok(name, f"{ctx.orders_last_minute} of {limits.max_orders_per_minute} per minute")
+
+
+def check_confidence(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    name = "confidence"
+    if p.source == "model" and p.confidence < limits.min_confidence:
+        return RiskCheck(name, Verdict.BLOCK, f"confidence {p.confidence:.0%} is below {limits.min_confidence:.0%}")
+    return _ok(name, f"{p.confidence:.0%}")
+
+
+def check_duplicate(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    name = "duplicate"
+    for other in ctx.pending:
+        if other.id != p.id and other.symbol == p.symbol and other.side is p.side:
+            return RiskCheck(name, Verdict.BLOCK, f"duplicates {other.id} ({p.symbol} {p.side}), still pending")
+    return _ok(name)
+
+
+def check_stop(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    """The stop must sit between the entry and the liquidation price, with room to spare."""
+    name = "stop"
+    liquidation = p.liquidation_price
+    if p.stop is None:
+        if liquidation is not None:
+            return RiskCheck(name, Verdict.WARN, "no stop: only liquidation limits the loss")
+        return _ok(name, "no stop")
+    long = p.side is Side.BUY
+    if (long and p.stop >= p.price) or (not long and p.stop <= p.price):
+        return RiskCheck(name, Verdict.BLOCK, f"stop {p.stop} is on the wrong side of the price {p.price}")
+    if liquidation is None:
+        return _ok(name, f"stop {p.stop}")
+    if (long and p.stop <= liquidation) or (not long and p.stop >= liquidation):
+        return RiskCheck(
+            name,
+            Verdict.BLOCK,
+            f"stop {p.stop} is beyond the liquidation price {liquidation}: liquidation would come first",
+        )
+    room = abs(p.stop - liquidation) / abs(p.price - liquidation)
+    if room < Decimal(str(limits.liquidation_buffer)):
+        return RiskCheck(name, Verdict.WARN, f"stop {p.stop} is within {room:.1%} of liquidation at {liquidation}")
+    return _ok(name, f"stop {p.stop}, liquidation {liquidation}")
+
+
+ALL_CHECKS: tuple[Check, ...] = (
+    check_trading_state,
+    check_feed,
+    check_leverage,
+    check_order_notional,
+    check_position_notional,
+    check_gross_exposure,
+    check_daily_loss,
+    check_throttle,
+    check_confidence,
+    check_duplicate,
+    check_stop,
+)
+
+
+def run_checks(p: Proposal, ctx: RiskContext, limits: RiskSection) -> tuple[RiskCheck, ...]:
+    return tuple(check(p, ctx, limits) for check in ALL_CHECKS)
+
+
+def proposal_liquidation_price(
+    spec: MarketSpec, side: Side, qty: Decimal, price: Decimal, leverage: Decimal
+) -> Decimal | None:
+    """Liquidation price of the proposal as a fresh isolated position."""
+    if qty <= 0 or price <= 0:
+        return None
+    return isolated_liquidation_price(spec, side, qty, price, qty * price / leverage)

@@ -1,0 +1,128 @@
+"""The journal is append-only, hash-chained, durable, and tells when it has been tampered with."""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from guard.domain import TradingState
+from guard.errors import JournalCorrupt, JournalError
+from guard.events import AccountFunded, SessionEnded, TradingStateChanged
+from guard.journal.store import GENESIS_HASH, Journal, read_entries, verify
+
+
+def _events(n: int) -> list:
+    return [AccountFunded(i, "USDT", Decimal(i)) for i in range(1, n + 1)]
+
+
+async def test_append_then_read_back_in_order(tmp_path: Path) -> None:
+    """Appended events come back decoded, in order, with contiguous sequence numbers."""
+    journal = Journal(tmp_path / "j.db")
+    receipt = journal.append(_events(3), durable=True)
+    assert await receipt == 3
+    journal.append([SessionEnded(9, "bye")], durable=False)
+    journal.close()
+    entries = list(read_entries(tmp_path / "j.db"))
+    assert [e.seq for e in entries] == [1, 2, 3, 4]
+    assert entries[0].prev_hash == GENESIS_HASH
+    assert entries[1].prev_hash == entries[0].hash
+    assert entries[3].event == SessionEnded(9, "bye")
+
+
+def test_reopen_continues_the_chain(tmp_path: Path) -> None:
+    """A reopened journal continues the sequence and the hash chain."""
+    path = tmp_path / "j.db"
+    first = Journal(path, threaded=False)
+    first.append(_events(2), durable=True)
+    first.close()
+    second = Journal(path, threaded=False)
+    assert second.last_seq == 2
+    second.append(_events(1), durable=True)
+    second.close()
+    report = verify(path)
+    assert report.ok and report.events == 3
+
+
+def test_journal_refuses_update_and_delete(tmp_path: Path) -> None:
+    """The table itself refuses UPDATE and DELETE: the journal is append-only."""
+    path = tmp_path / "j.db"
+    Journal(path, threaded=False).append(_events(1), durable=True)
+    conn = sqlite3.connect(path)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("UPDATE events SET payload = '{}' WHERE seq = 1")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        conn.execute("DELETE FROM events")
+    conn.close()
+
+
+def _tamper(path: Path, sql: str) -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(f"DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; {sql}")
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "problem"),
+    [
+        (
+            'UPDATE events SET payload = replace(payload, \'"amount":"2"\', \'"amount":"200"\') WHERE seq = 2',
+            "event 2 was altered",
+        ),
+        ("DELETE FROM events WHERE seq = 2", "sequence jumps from 1 to 3"),
+        ("UPDATE events SET prev_hash = hash WHERE seq = 3", "event 3 does not follow event 2"),
+        ("UPDATE events SET type = 'Nonsense' WHERE seq = 1", "event 1 was altered"),
+    ],
+)
+def test_verify_detects_tampering(tmp_path: Path, sql: str, problem: str) -> None:
+    """An altered, removed or re-linked row breaks verification, naming the first bad event."""
+    path = tmp_path / "j.db"
+    journal = Journal(path, threaded=False)
+    journal.append(_events(4), durable=True)
+    journal.close()
+    assert verify(path).ok
+    _tamper(path, sql)
+    report = verify(path)
+    assert not report.ok
+    assert problem in report.problem
+
+
+def test_read_entries_refuses_undecodable_payload(tmp_path: Path) -> None:
+    """A row whose payload no longer fits its event type is reported as corrupt, not half-read."""
+    path = tmp_path / "j.db"
+    Journal(path, threaded=False).append(_events(1), durable=True)
+    _tamper(path, "UPDATE events SET payload = '{\"at\": 1}' WHERE seq = 1")
+    with pytest.raises(JournalCorrupt, match="event 1"):
+        list(read_entries(path))
+
+
+def test_unwritable_journal_fails_closed(tmp_path: Path) -> None:
+    """When a commit fails, that append fails and every later one raises: nothing is recorded silently."""
+    path = tmp_path / "j.db"
+    journal = Journal(path, threaded=False)
+    journal.append(_events(1), durable=True)
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TRIGGER block BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk says no'); END;")
+    conn.close()
+    receipt = journal.append(_events(1), durable=True)
+    with pytest.raises(JournalError, match="disk says no"):
+        receipt.result()
+    with pytest.raises(JournalError):
+        journal.append([TradingStateChanged(1, TradingState.ACTIVE, TradingState.HALTED, "x", "y")], durable=True)
+
+
+async def test_threaded_writer_group_commits_preserve_order(tmp_path: Path) -> None:
+    """Many appends in flight commit in the order they were appended."""
+    journal = Journal(tmp_path / "j.db")
+    receipts = [journal.append(_events(1), durable=i % 2 == 0) for i in range(200)]
+    assert [await r for r in receipts] == list(range(1, 201))
+    journal.close()
+    assert verify(tmp_path / "j.db").events == 200
+
+
+def test_verify_missing_file_is_not_ok(tmp_path: Path) -> None:
+    """Verifying a journal that does not exist says so."""
+    report = verify(tmp_path / "missing.db")
+    assert not report.ok and "no journal" in report.problem
