@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model on history files and write its artifact and card")
     train.add_argument("data", nargs="+", metavar="DATA", help="history files (CSV or Parquet, guard's format)")
     train.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
-    train.add_argument("--epochs", type=int, default=40, metavar="N", help="most epochs (early stopping)")
+    train.add_argument("--epochs", type=int, default=60, metavar="N", help="most epochs (early stopping)")
     train.add_argument("--seed", type=int, default=7, metavar="N", help="random seed: same data and seed, same model")
     train.add_argument("--name", default="", help="model name (default: the directory's name)")
     train.add_argument("--horizon-bars", type=int, default=30, metavar="H", help="label horizon in bars")
@@ -110,6 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     # <<< model
 
     # >>> daemon
+    up = sub.add_parser("up", help="start the daemon if none is running, then attach the operator console")
+    up.add_argument("--operator", help="your operator id (default: guard.operator or $USER)")
+    up.add_argument("--no-tui", action="store_true", help="start the daemon and print its status only")
+    up.set_defaults(handler=_lazy("guard.control", "up"))
+    down = sub.add_parser("down", help="stop the daemon gracefully (positions are left as they are)")
+    down.set_defaults(handler=_lazy("guard.control", "down"))
+    daemon = sub.add_parser("daemon", help="run the daemon in the foreground")
+    daemon.add_argument("--log-format", choices=("auto", "json", "console"), default=None)
+    daemon.set_defaults(handler=_lazy("guard.control", "daemon"))
+    status = sub.add_parser("status", help="trading state, positions, feed and model health")
+    status.add_argument("--json", action="store_true", help="the full snapshot as JSON")
+    status.set_defaults(handler=_lazy("guard.control", "status"))
+    kill = sub.add_parser("kill", help="the kill switch: halt, cancel, flatten (works with no console attached)")
+    kill.add_argument("--reason", default="", help="why (recorded in the journal)")
+    kill.add_argument("--operator", help="your operator id (default: guard.operator or $USER)")
+    kill.set_defaults(handler=_lazy("guard.control", "kill"))
     # <<< daemon
 
     # >>> tui

@@ -82,9 +82,14 @@ class FeedSection:
     invalid_hold_seconds: float = setting(5.0, ge=0, le=3600)
     """A refused event or an unfillable gap keeps the symbol unhealthy for this long."""
     queue_size: int = setting(10_000, ge=10, le=1_000_000)
-    """Events buffered between the feed and its consumer; when full, the feed waits."""
-    max_backfill_trades: int = setting(20_000, ge=0, le=1_000_000)
-    """Largest trade gap filled from REST; a larger one is counted lost (bars incomplete)."""
+    """Events buffered between the feed and its consumer (about a second of a busy market);
+    when full, the feed waits and ccxt's own bounded caches take up the slack."""
+    max_backfill_trades: int = setting(3_000, ge=0, le=1_000_000)
+    """Largest trade gap filled from REST; a larger one is counted lost (bars incomplete).
+    Filling holds the live stream: Binance serves 1,000 trades per request at weight 20."""
+    trades_cache: int = setting(5_000, ge=100, le=100_000)
+    """Trades ccxt.pro keeps per symbol between our reads (its default is 1,000). Overflow is
+    detected by trade id and backfilled; a larger cache overflows less often."""
     book_depth: int = setting(10, ge=1, le=1000)
     """Levels per side kept from each order book update."""
     bars_from_trades: bool = setting(False)

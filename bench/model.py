@@ -1,0 +1,193 @@
+"""The model: inference latency on one thread, the event loop while it runs, replay throughput,
+and the shipped default model's honesty metrics, training time and reproducibility.
+
+Latency figures use the shipped `models/default` on one torch thread (as the predictor's worker
+does). "with why" adds the gradient × input explanation for all ten symbols, the worst case:
+the predictor only explains sides confident enough to become proposals. Without `--quick`,
+the default model is rebuilt from scratch (`python -m guard.model.default` into a temporary
+directory), timed, and its weights compared with the shipped ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = ROOT / "models" / "default"
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(samples)
+    p50 = ordered[len(ordered) // 2]
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.fmean(ordered), p50, p99
+
+
+def _time(fn: Callable[[], object], n: int) -> list[float]:
+    for _ in range(20):
+        fn()
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def _windows(n_symbols: int) -> list[Any]:
+    from guard.features import build_series
+    from guard.sim.process import generate_history
+
+    symbols = [f"S{i}/USDT:USDT" for i in range(n_symbols)]
+    history = generate_history(symbols, 1_767_225_600_000, 400, seed=3)
+    out = []
+    for bars in history.values():
+        series = build_series(bars)
+        out.append(series.window(len(series) - 1))
+    return out
+
+
+def run(quick: bool) -> Iterable[dict[str, Any]]:
+    import structlog
+    import torch
+
+    from guard import logs
+
+    if not structlog.is_configured():
+        logs.configure(level="warning")  # stdout carries the figures, one JSON object per line
+
+    from guard.model.artifact import load_model
+    from guard.model.runner import ModelRunner
+
+    torch.set_num_threads(1)
+    model = load_model(DEFAULT_MODEL)
+    runner = ModelRunner(model)
+    windows = _windows(10)
+    n = 300 if quick else 2000
+
+    samples = _time(lambda: runner.signals(windows, now_ms=0, novelty_threshold=0.95,
+                                           explain_min_confidence=None), n)
+    mean, p50, p99 = _percentiles(samples)
+    yield {"figure": "inference, batch of 10 symbols", "value": round(mean, 3), "unit": "ms",
+           "p50": round(p50, 3), "p99": round(p99, 3), "target": "p99 <= 5 ms", "met": p99 <= 5.0,
+           "note": "features already built; forward pass, calibration, novelty and Signals, one torch thread"}
+
+    samples = _time(lambda: runner.signals(windows, now_ms=0, novelty_threshold=0.95,
+                                           explain_min_confidence=0.0), n)
+    mean, p50, p99 = _percentiles(samples)
+    yield {"figure": "inference + why for all 10 symbols", "value": round(mean, 3), "unit": "ms",
+           "p50": round(p50, 3), "p99": round(p99, 3), "target": "", "met": None,
+           "note": "worst case: the predictor explains only sides above proposals.min_confidence"}
+
+    yield from _predictor_figures(model, windows, 100 if quick else 500)
+    yield from _replay_figures(runner, 50_000 if quick else 200_000)
+    yield from _shipped_figures(model)
+    if not quick:
+        yield from _rebuild_figures()
+
+
+def _predictor_figures(model: Any, windows: list[Any], n: int) -> Iterable[dict[str, Any]]:
+    from guard.clock import SystemClock
+    from guard.config import ModelSection
+    from guard.model.predictor import Predictor
+
+    async def measure() -> tuple[list[float], list[float]]:
+        batch = {w.symbol: dataclasses.replace(w) for w in windows}
+        lags: list[float] = []
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            while not stop.is_set():
+                t = time.perf_counter()
+                await asyncio.sleep(0.001)
+                lags.append((time.perf_counter() - t - 0.001) * 1000)
+
+        round_trips = []
+        async with Predictor(model, ModelSection(), SystemClock(), explain_min_confidence=0.55) as predictor:
+            task = asyncio.create_task(ticker())
+            for _ in range(n):
+                t = time.perf_counter()
+                await predictor.predict(batch)
+                round_trips.append((time.perf_counter() - t) * 1000)
+            stop.set()
+            await task
+        return round_trips, lags
+
+    round_trips, lags = asyncio.run(measure())
+    mean, p50, p99 = _percentiles(round_trips[10:])
+    yield {"figure": "predictor round trip, 10 symbols", "value": round(mean, 3), "unit": "ms",
+           "p50": round(p50, 3), "p99": round(p99, 3), "target": "", "met": None,
+           "note": "event loop -> worker thread -> event loop, why for sides >= 0.55"}
+    mean, p50, p99 = _percentiles(lags)
+    yield {"figure": "event-loop lag while predicting", "value": round(mean, 3), "unit": "ms",
+           "p50": round(p50, 3), "p99": round(p99, 3), "target": "", "met": None,
+           "note": "extra delay of a 1 ms sleep on the loop while inference runs back to back"}
+
+
+def _replay_figures(runner: Any, bars: int) -> Iterable[dict[str, Any]]:
+    from guard.features import build_series_arrays
+    from guard.sim.process import PriceProcess
+
+    process = PriceProcess(["BTC/USDT:USDT"], 1_767_225_600_000, seed=5)
+    block = process.advance(bars)
+    o, h, lo, c, v = process.bars_of(block, 0)
+    started = time.perf_counter()
+    series = build_series_arrays("BTC/USDT:USDT", "1m", block.open_time, o, h, lo, c, v)
+    built = time.perf_counter()
+    replay = runner.replay(series, novelty_threshold=0.95)
+    done = time.perf_counter()
+    rate = bars / (done - started)
+    yield {"figure": f"replay: features + model over {bars:,} bars", "value": round(rate), "unit": "bars/s",
+           "p50": None, "p99": None, "target": ">= 180,000 bars/s (leaves room for the rest of replay)",
+           "met": rate >= 180_000,
+           "note": f"features {built - started:.2f} s, network + calibration + novelty {done - built:.2f} s "
+                   f"on one torch thread; {len(replay.candidates(0.55)):,} bars above 0.55 confidence"}
+
+
+def _shipped_figures(model: Any) -> Iterable[dict[str, Any]]:
+    m = model.metrics
+    yield {"figure": "default model ECE (test split)", "value": m["ece"], "unit": "", "p50": None, "p99": None,
+           "target": "<= 0.03", "met": m["ece"] <= 0.03,
+           "note": f"before temperature scaling {m['ece_uncalibrated']}; T = {m['temperature']}"}
+    yield {"figure": "default model novelty AUROC (volatility ×5)", "value": m["novelty_auroc"], "unit": "",
+           "p50": None, "p99": None, "target": ">= 0.9", "met": m["novelty_auroc"] >= 0.9,
+           "note": f"simulator regime-shift scenario: {m.get('novelty_auroc_simulator_regime_shift')}; "
+                   f"flagged at 0.95: {m['novel_rate_shifted']:.0%} shifted vs "
+                   f"{m['novel_rate_in_distribution']:.0%} ordinary"}
+    yield {"figure": "default model accuracy (test split)", "value": m["accuracy"], "unit": "", "p50": None,
+           "p99": None, "target": "", "met": None,
+           "note": f"base rate {m['base_rate']}; Brier {m['brier']} vs {m['brier_baseline']} for the training "
+                   "frequencies; synthetic data: an edge here is a property of the simulator"}
+    size = sum(p.stat().st_size for p in DEFAULT_MODEL.iterdir())
+    yield {"figure": "default model size on disk", "value": round(size / 1024, 1), "unit": "KiB", "p50": None,
+           "p99": None, "target": "< 5 MiB", "met": size < 5 * 1024 * 1024,
+           "note": f"{m['parameters']:,} parameters in {model.net.members} members"}
+
+
+def _rebuild_figures() -> Iterable[dict[str, Any]]:
+    from guard.model import default
+
+    shipped = (DEFAULT_MODEL / "sha256").read_text().split()
+    shipped_weights = shipped[shipped.index("weights.pt") - 1]
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr):
+            default.main(["--out", f"{tmp}/model", "--data", f"{tmp}/data"])
+        seconds = time.perf_counter() - started
+        rebuilt = (Path(tmp) / "model" / "sha256").read_text().split()
+        rebuilt_weights = rebuilt[rebuilt.index("weights.pt") - 1]
+    same = rebuilt_weights == shipped_weights
+    yield {"figure": "rebuild default model (data + training)", "value": round(seconds, 1), "unit": "s",
+           "p50": None, "p99": None, "target": "<= 600 s on 2 cores", "met": seconds <= 600,
+           "note": "weights identical to the shipped ones" if same else
+                   "weights differ from the shipped ones (different torch build or CPU?)"}
+

@@ -1,0 +1,170 @@
+"""From rows to calibrated probabilities, novelty and a "why": the numbers behind a Signal.
+
+Used by training (to evaluate), by the predictor's worker thread (a few windows) and by
+fast replay (whole series). Everything here is synchronous and runs wherever it is called;
+callers own the thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from guard.features import FEATURES
+from guard.model import novelty
+from guard.model.labels import DOWN, FLAT, LABELS, UP
+from guard.model.network import EnsembleTCN
+
+SERIES_CHUNK = 16_384
+"""Outputs per forward pass over a long series (bounds memory at ~10 MB per chunk)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Outputs:
+    """Per-input results, as arrays aligned with the inputs."""
+
+    probs: np.ndarray
+    """(N, 3) calibrated (down, flat, up)."""
+    side: np.ndarray
+    """(N,) int8: UP, DOWN, or FLAT for "no trade"."""
+    confidence: np.ndarray
+    """(N,) probability of the side (of flat when there is no side)."""
+    distance: np.ndarray
+    disagreement: np.ndarray
+    novelty: np.ndarray
+    """(N,) percentile 0..1 against the training reference."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class NoveltyReference:
+    """The network's novelty buffers as float64 numpy arrays (read once, not per call)."""
+
+    mean: np.ndarray
+    precision: np.ndarray
+    distance: np.ndarray
+    disagreement: np.ndarray
+    combined: np.ndarray
+
+    @classmethod
+    def of(cls, net: EnsembleTCN) -> NoveltyReference:
+        """Copy the reference out of a network's buffers."""
+        return cls(
+            net.novelty_mean.double().numpy().copy(),
+            net.novelty_precision.double().numpy().copy(),
+            net.novelty_ref_distance.double().numpy().copy(),
+            net.novelty_ref_disagreement.double().numpy().copy(),
+            net.novelty_ref_combined.double().numpy().copy(),
+        )
+
+
+def forward_windows(net: EnsembleTCN, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (N, members, 3) and embeddings (N, D) for (N, WINDOW, F) windows, at the last bar."""
+    x = torch.from_numpy(np.array(windows, dtype=np.float32)).transpose(1, 2)
+    with torch.inference_mode():
+        logits, emb = net(x)
+    return logits[..., -1].numpy(), emb[..., -1].numpy()
+
+
+def forward_series(
+    net: EnsembleTCN, rows: np.ndarray, chunk: int = SERIES_CHUNK
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (T, members, 3) and embeddings (T, D) for every bar of a (T, F) row array.
+
+    Output `t` is what the window ending at bar `t` gives; it is meaningful only where a full
+    window ends there (`FeatureSeries.ready`). Rows that are NaN (warm-up) are read as the
+    training mean, so they cannot poison neighbouring outputs.
+    """
+    rf = net.receptive_field
+    mean = net.norm_mean.numpy().astype(np.float32)
+    t = len(rows)
+    # channel-first once, so each chunk is a view rather than a transposed copy
+    padded = np.empty((rows.shape[1], t + rf - 1), dtype=np.float32)
+    padded[:, : rf - 1] = mean[:, None]
+    padded[:, rf - 1 :] = rows.T
+    nan = np.isnan(padded)
+    if nan.any():
+        padded[nan] = np.broadcast_to(mean[:, None], padded.shape)[nan]
+    logits = np.empty((t, net.members, 3), dtype=np.float32)
+    emb = np.empty((t, net.embedding_dim), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, t, chunk):
+            stop = min(start + chunk, t)
+            x = torch.from_numpy(padded[:, start : stop + rf - 1])[None]
+            lg, em = net(x)
+            logits[start:stop] = lg[0].permute(2, 0, 1).numpy()
+            emb[start:stop] = em[0].T.numpy()
+    return logits, emb
+
+
+def raw_scores(
+    logits: np.ndarray, emb: np.ndarray, temperature: float, mean: np.ndarray, precision: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ensemble probabilities, Mahalanobis distance and member disagreement, in one place.
+
+    The novelty reference is fitted with this very function, so live scores and the reference
+    they are ranked against come from the same arithmetic (float32, in torch: several times
+    faster than numpy on a long replay).
+    """
+    with torch.inference_mode():
+        lg = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))
+        members = torch.softmax(lg / temperature, dim=-1)
+        probs = members.mean(dim=1)
+        log_members = torch.log(members.clamp_min(1e-12))
+        log_probs = torch.log(probs.clamp_min(1e-12))
+        dis = (members * (log_members - log_probs[:, None, :])).sum(dim=-1).mean(dim=-1)
+        diff = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32)) - torch.from_numpy(
+            mean.astype(np.float32)
+        )
+        distance = ((diff @ torch.from_numpy(precision.astype(np.float32))) * diff).sum(dim=1)
+    return probs.double().numpy(), distance.double().numpy(), dis.double().numpy()
+
+
+def outputs(logits: np.ndarray, emb: np.ndarray, temperature: float, ref: NoveltyReference) -> Outputs:
+    """Calibrated probabilities, side, confidence and novelty from raw network outputs."""
+    probs, distance, dis = raw_scores(logits, emb, temperature, ref.mean, ref.precision)
+    side = np.where(probs[:, UP] >= probs[:, DOWN], UP, DOWN).astype(np.int8)
+    side = np.where(probs[:, FLAT] > np.maximum(probs[:, UP], probs[:, DOWN]), FLAT, side).astype(np.int8)
+    confidence = probs[np.arange(len(probs)), side]
+    combined = novelty.combine(
+        novelty.percentile(distance, ref.distance), novelty.percentile(dis, ref.disagreement)
+    )
+    score = novelty.percentile(combined, ref.combined)
+    return Outputs(probs, side, confidence, distance, dis, score)
+
+
+def explain(
+    net: EnsembleTCN, windows: np.ndarray, sides: np.ndarray, temperature: float, top: int = 2
+) -> list[str]:
+    """A short "why" per window: the features that pushed hardest towards or against its side.
+
+    Gradient × input of the side's calibrated log-probability with respect to the
+    standardised window (so the baseline is the training mean), summed over the window's
+    bars: positive pushed towards the side, negative against it. Windows whose side is
+    FLAT get "". Costs a forward and a backward pass: callers explain only what may be shown.
+    """
+    whys = [""] * len(windows)
+    chosen = np.flatnonzero(sides != FLAT)
+    if len(chosen) == 0:
+        return whys
+    x = torch.from_numpy(np.array(windows[chosen], dtype=np.float32)).transpose(1, 2)
+    std = net.norm_std[None, :, None]
+    mean = net.norm_mean[None, :, None]
+    with torch.enable_grad():
+        z = ((x - mean) / std).detach().requires_grad_(True)
+        logits, _ = net(z * std + mean)
+        probs = torch.softmax(logits[..., -1] / temperature, dim=-1).mean(dim=1)
+        side = torch.from_numpy(sides[chosen].astype(np.int64))
+        picked = torch.log(probs.gather(1, side[:, None]).clamp_min(1e-12)).sum()
+        (grad,) = torch.autograd.grad(picked, z)
+    contrib = (grad * z).sum(dim=2).detach().numpy()
+    for row, i in zip(contrib, chosen, strict=True):
+        whys[i] = _why(row, int(sides[i]), top)
+    return whys
+
+
+def _why(contrib: np.ndarray, side: int, top: int) -> str:
+    order = np.argsort(-np.abs(contrib))[:top]
+    parts = [f"{FEATURES[j].phrase} ({'for' if contrib[j] > 0 else 'against'})" for j in order if contrib[j] != 0]
+    return f"{LABELS[side]}: " + ", ".join(parts) if parts else LABELS[side]

@@ -1,0 +1,174 @@
+"""Synchronous inference: windows in, Signals out; or a whole history at once for replay.
+
+`ModelRunner` is what the predictor's worker thread calls, and what replay calls directly.
+It is not thread-safe: one thread owns a runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from guard.domain import Side, Signal
+from guard.features import FeatureSeries, FeatureWindow
+from guard.model.artifact import LoadedModel
+from guard.model.inference import (
+    NoveltyReference,
+    Outputs,
+    explain,
+    forward_series,
+    forward_windows,
+    outputs,
+)
+from guard.model.labels import DOWN, FLAT, UP
+
+DAY_MS = 86_400_000
+_SIDES = {UP: Side.BUY, DOWN: Side.SELL, FLAT: None}
+
+
+class ModelRunner:
+    """Runs one loaded model on the calling thread."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self._net = model.net
+        self._temperature = model.temperature
+        self._ref = NoveltyReference.of(model.net)
+
+    def age_days(self, now_ms: int) -> float:
+        """Days from the end of the model's data to `now_ms` (negative: the model saw later data)."""
+        return (now_ms - self.model.training_end_ms) / DAY_MS
+
+    def infer(self, windows: np.ndarray) -> Outputs:
+        """Calibrated outputs for (N, WINDOW, F) raw windows."""
+        logits, emb = forward_windows(self._net, windows)
+        return outputs(logits, emb, self._temperature, self._ref)
+
+    def signals(
+        self,
+        windows: Sequence[FeatureWindow],
+        *,
+        now_ms: int,
+        novelty_threshold: float,
+        explain_min_confidence: float | None = 0.0,
+    ) -> list[Signal]:
+        """One Signal per window, batched in a single forward pass.
+
+        Args:
+            now_ms: the time the model's age is measured at.
+            novelty_threshold: novelty at or above which a signal is flagged as a guess.
+            explain_min_confidence: compute the "why" (gradient × input) for windows naming
+                a side with at least this confidence; None computes none.
+        """
+        if not windows:
+            return []
+        batch = np.stack([w.values for w in windows])
+        logits, emb = forward_windows(self._net, batch)
+        out = outputs(logits, emb, self._temperature, self._ref)
+        whys = [""] * len(windows)
+        if explain_min_confidence is not None:
+            # the backward pass costs about twice the forward: only for sides that may be shown
+            wanted = np.where(out.confidence >= explain_min_confidence, out.side, FLAT)
+            if (wanted != FLAT).any():
+                whys = explain(self._net, batch, wanted, self._temperature)
+        age = self.age_days(int(now_ms))
+        return [
+            self.make_signal(w.symbol, w.timestamp, w.close, w.sigma, out, i, age, novelty_threshold, whys[i])
+            for i, w in enumerate(windows)
+        ]
+
+    def replay(self, series: FeatureSeries, *, novelty_threshold: float) -> ReplaySignals:
+        """Model outputs for every bar of a history in one pass (no per-bar Python work).
+
+        Build Signals only where they are needed with `ReplaySignals.signal(i)`.
+        """
+        logits, emb = forward_series(self._net, series.rows)
+        ready = series.ready
+        idx = np.flatnonzero(ready)
+        out = outputs(logits[idx], emb[idx], self._temperature, self._ref)
+        n = len(series)
+        probs = np.full((n, 3), np.nan)
+        probs[idx] = out.probs
+        side = np.full(n, FLAT, dtype=np.int8)
+        side[idx] = out.side
+        confidence = np.full(n, np.nan)
+        confidence[idx] = out.confidence
+        novelty = np.full(n, np.nan)
+        novelty[idx] = out.novelty
+        return ReplaySignals(
+            runner=self, series=series, probs=probs, side=side, confidence=confidence,
+            novelty=novelty, novel=novelty >= novelty_threshold, ready=ready,
+            novelty_threshold=novelty_threshold,
+        )
+
+    def explain_window(self, values: np.ndarray, side: int) -> str:
+        """The "why" for one (WINDOW, F) window and its side."""
+        return explain(self._net, values[None], np.array([side], dtype=np.int8), self._temperature)[0]
+
+    def make_signal(
+        self, symbol: str, timestamp: int, close: float, sigma: float, out: Outputs, i: int,
+        age: float, threshold: float, why: str,
+    ) -> Signal:
+        """The Signal for row `i` of `out`."""
+        side_code = int(out.side[i])
+        model = self.model
+        return Signal(
+            symbol=symbol,
+            timestamp=timestamp,
+            price=close,
+            probabilities=(float(out.probs[i, DOWN]), float(out.probs[i, FLAT]), float(out.probs[i, UP])),
+            side=_SIDES[side_code],
+            confidence=float(out.confidence[i]),
+            novelty=float(out.novelty[i]),
+            novel=bool(out.novelty[i] >= threshold),
+            sigma=sigma,
+            horizon_seconds=model.horizon_seconds,
+            model_id=model.model_id,
+            model_age_days=float(age),
+            why=why,
+            barrier=model.barrier.width(sigma),
+            bar_seconds=model.bar_seconds,
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ReplaySignals:
+    """A whole history's model outputs as arrays aligned with its bars (NaN where not ready)."""
+
+    runner: ModelRunner
+    series: FeatureSeries
+    probs: np.ndarray
+    side: np.ndarray
+    """int8: UP, DOWN, or FLAT (no side, or not ready)."""
+    confidence: np.ndarray
+    novelty: np.ndarray
+    novel: np.ndarray
+    ready: np.ndarray
+    novelty_threshold: float
+
+    def candidates(self, min_confidence: float) -> np.ndarray:
+        """Indices of bars where the model names a side with at least this confidence."""
+        return np.flatnonzero(self.ready & (self.side != FLAT) & (self.confidence >= min_confidence))
+
+    def signal(self, i: int, *, now_ms: int | None = None, explain_side: bool = True) -> Signal:
+        """The Signal at bar `i`, as the live predictor would have produced it.
+
+        Args:
+            now_ms: when the model's age is measured; by default the bar's close (replay time).
+            explain_side: compute the "why" for this window.
+        """
+        window = self.series.window(i)
+        side = int(self.side[i])
+        why = self.runner.explain_window(window.values, side) if explain_side and side != FLAT else ""
+        out = Outputs(
+            probs=self.probs[i : i + 1], side=self.side[i : i + 1], confidence=self.confidence[i : i + 1],
+            distance=np.zeros(1), disagreement=np.zeros(1), novelty=self.novelty[i : i + 1],
+        )
+        age = self.runner.age_days(window.timestamp if now_ms is None else now_ms)
+        return self.runner.make_signal(
+            window.symbol, window.timestamp, window.close, window.sigma, out, 0, age,
+            self.novelty_threshold, why,
+        )
+

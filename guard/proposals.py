@@ -1,0 +1,170 @@
+"""The sizing policy: a Signal becomes a proposal request — or nothing, with a reason.
+
+Side: the signal's. Size: margin = equity × `equity_fraction` × a confidence scale, times a
+leverage between `min_leverage` and `max_leverage` that grows with the same scale; the
+notional is then capped by the risk limits the policy is given and the market's own limits
+(a policy that sized above the risk limits would only make proposals the risk checks block).
+Stop and take-profit sit on the signal's barriers (entry × e^(∓k·σ·√H)); prices and
+quantities are rounded with the market's tick and step sizes.
+
+The confidence scale is 0.5 at `min_confidence` and 1 at `full_size_confidence`: half size
+for a marginal call, full size for a strong one, never more.
+
+No proposal: below `min_confidence`, no side, a novel signal when the novelty policy is
+"suppress", inside a symbol's cooldown, or too small to trade after rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+import structlog
+
+from guard.config import ModelSection, ProposalsSection
+from guard.domain import HARD_LEVERAGE_CAP, ONE, MarketSpec, OrderType, ProposalRequest, Side, Signal
+
+log = structlog.get_logger(__name__)
+
+_LEVERAGE_STEP = Decimal("0.1")
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """The limits the policy must size within (from the risk section)."""
+
+    max_order_notional: Decimal
+    max_leverage: Decimal
+    """The conservative leverage limit; the policy never proposes above it."""
+    max_position_notional: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyOutcome:
+    """A request, or the reason there is none."""
+
+    request: ProposalRequest | None
+    reason: str
+
+
+class ProposalPolicy:
+    """Turns Signals into ProposalRequests.
+
+    Keeps one piece of state: the last proposal time per symbol, for the cooldown (measured
+    in the signals' own bar times, so replay behaves like live).
+
+    Args:
+        proposals: the proposals section.
+        model: the model section (novelty policy).
+        limits: risk limits no proposal may exceed.
+    """
+
+    def __init__(self, proposals: ProposalsSection, model: ModelSection, limits: RiskLimits) -> None:
+        self._config = proposals
+        self._model = model
+        self._limits = limits
+        self._last_proposed: dict[str, int] = {}
+
+    def propose(
+        self, signal: Signal, equity: Decimal, spec: MarketSpec, price: Decimal
+    ) -> ProposalRequest | None:
+        """The proposal for a signal, or None (see `decide` for the reason)."""
+        return self.decide(signal, equity, spec, price).request
+
+    def decide(self, signal: Signal, equity: Decimal, spec: MarketSpec, price: Decimal) -> PolicyOutcome:
+        """The proposal for a signal at the current price, or why there is none."""
+        outcome = self._decide(signal, equity, spec, price)
+        if outcome.request is not None:
+            self._last_proposed[signal.symbol] = signal.timestamp
+        else:
+            log.debug("proposals.none", symbol=signal.symbol, reason=outcome.reason)
+        return outcome
+
+    def reset_cooldown(self, symbol: str | None = None) -> None:
+        """Forget cooldowns (after a restart or for one symbol)."""
+        if symbol is None:
+            self._last_proposed.clear()
+        else:
+            self._last_proposed.pop(symbol, None)
+
+    def _decide(self, signal: Signal, equity: Decimal, spec: MarketSpec, price: Decimal) -> PolicyOutcome:
+        c = self._config
+        if signal.side is None:
+            return PolicyOutcome(None, "the model sees no trade")
+        if signal.confidence < c.min_confidence:
+            return PolicyOutcome(
+                None, f"confidence {signal.confidence:.0%} below proposals.min_confidence {c.min_confidence:.0%}"
+            )
+        if signal.novel and self._model.novelty_policy == "suppress":
+            return PolicyOutcome(None, f"novel input (novelty {signal.novelty:.2f}): the model is guessing")
+        last = self._last_proposed.get(signal.symbol)
+        cooldown_ms = round(c.cooldown_bars * signal.bar_seconds * 1000)
+        if last is not None and signal.timestamp < last + cooldown_ms:
+            return PolicyOutcome(None, f"cooldown: proposed on {signal.symbol} less than {c.cooldown_bars} bars ago")
+        if equity <= 0 or price <= 0:
+            return PolicyOutcome(None, "no equity or no price")
+        if not math.isfinite(signal.barrier) or signal.barrier <= 0:
+            return PolicyOutcome(None, "signal has no barrier distance")
+
+        scale = self._scale(signal.confidence)
+        leverage = self._leverage(scale, spec)
+        margin = equity * Decimal(str(c.equity_fraction)) * Decimal(str(round(scale, 6)))
+        notional = margin * leverage
+        caps = [self._limits.max_order_notional]
+        if self._limits.max_position_notional is not None:
+            caps.append(self._limits.max_position_notional)
+        notional = min(notional, *caps)
+        qty = spec.round_qty(notional / (price * spec.contract_size))
+        if qty < spec.min_qty or qty <= 0:
+            return PolicyOutcome(None, f"size {qty} below the market minimum {spec.min_qty}")
+        if qty * price * spec.contract_size < spec.min_notional:
+            return PolicyOutcome(None, f"notional below the market minimum {spec.min_notional}")
+
+        up = Decimal(str(math.exp(signal.barrier)))
+        down = Decimal(str(math.exp(-signal.barrier)))
+        if signal.side is Side.BUY:
+            stop, take = spec.round_price(price * down), spec.round_price(price * up)
+        else:
+            stop, take = spec.round_price(price * up), spec.round_price(price * down)
+        if stop == price or take == price:
+            return PolicyOutcome(None, "barriers closer than one tick to the price")
+        pct = f"{signal.confidence:.0%}"
+        novel = "; NOVEL — the model is guessing" if signal.novel else ""
+        why = f"{signal.side.value} {pct}" + (f" — {signal.why}" if signal.why else "") + novel
+        return PolicyOutcome(
+            ProposalRequest(
+                symbol=signal.symbol,
+                side=signal.side,
+                qty=qty,
+                leverage=leverage,
+                stop=stop,
+                take_profit=take,
+                order_type=OrderType.MARKET,
+                confidence=signal.confidence,
+                novelty=signal.novelty,
+                novel=signal.novel,
+                sigma=signal.sigma / math.sqrt(signal.bar_seconds) if signal.bar_seconds > 0 else 0.0,
+                horizon_seconds=signal.horizon_seconds,
+                model_id=signal.model_id,
+                why=why,
+                source="model",
+            ),
+            "proposed",
+        )
+
+    def _scale(self, confidence: float) -> float:
+        """0.5 at min_confidence rising to 1 at full_size_confidence (and capped there)."""
+        c = self._config
+        span = c.full_size_confidence - c.min_confidence
+        if span <= 0:
+            return 1.0
+        return 0.5 + 0.5 * min(max((confidence - c.min_confidence) / span, 0.0), 1.0)
+
+    def _leverage(self, scale: float, spec: MarketSpec) -> Decimal:
+        c = self._config
+        low, high = Decimal(str(c.min_leverage)), Decimal(str(c.max_leverage))
+        # scale runs 0.5..1; map it to min..max leverage
+        raw = low + (high - low) * Decimal(str(round((scale - 0.5) * 2, 6)))
+        cap = min(self._limits.max_leverage, spec.max_leverage, HARD_LEVERAGE_CAP)
+        return min(max(raw, ONE), cap).quantize(_LEVERAGE_STEP, rounding=ROUND_DOWN)

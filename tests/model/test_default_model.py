@@ -1,0 +1,33 @@
+"""The shipped default model: loadable, honest about being synthetic, and within its targets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from guard.model.artifact import load_model
+from guard.model.card import SYNTHETIC_WARNING
+
+DEFAULT = Path(__file__).resolve().parents[2] / "models" / "default"
+
+
+def test_default_model_loads_and_says_it_is_synthetic() -> None:
+    """models/default verifies, loads strictly, and its card says it is a demonstration."""
+    model = load_model(DEFAULT)
+    assert model.synthetic
+    assert SYNTHETIC_WARNING in model.card
+    assert "python -m guard.model.default" in model.card
+    assert model.net.members >= 3
+    assert sum(p.numel() for p in model.net.parameters()) <= 200_000
+
+
+def test_default_model_metrics_meet_their_targets() -> None:
+    """The shipped model's test-split ECE is at most 0.03 and its novelty AUROC at least 0.9."""
+    metrics = load_model(DEFAULT).metrics
+    assert metrics["ece"] <= 0.03
+    assert metrics["novelty_auroc"] >= 0.9
+    assert {"accuracy", "brier", "base_rate", "brier_baseline"} <= set(metrics)
+
+
+def test_default_model_is_small() -> None:
+    """The artifact stays well under 5 MB."""
+    assert sum(p.stat().st_size for p in DEFAULT.iterdir()) < 1_000_000
