@@ -7,6 +7,10 @@ exceptions. Exceptions are for input that is wrong and for things that failed. V
 
 from __future__ import annotations
 
+import re
+
+_SECRET_KEY = re.compile(r"(secret|token|password|passphrase|api_?key|apikey|private)", re.I)
+
 
 class GuardError(Exception):
     """Base of every error guard raises on purpose."""
@@ -32,7 +36,10 @@ class ConfigError(BadInput):
         self.allowed = allowed
         self.source = source
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}{key} = {value!r}: {allowed}")
+        shown = "[redacted]" if _SECRET_KEY.search(key) else repr(value)
+        if _SECRET_KEY.search(key):
+            allowed += "; API keys come from environment variables only, never from a config file"
+        super().__init__(f"{where}{key} = {shown}: {allowed}")
 
 
 class InvalidCommand(BadInput):

@@ -294,6 +294,16 @@ class OperatorPresenceLost:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedHealthChanged:
+    """A symbol's market data became unhealthy (no proposals, approvals blocked) or recovered."""
+
+    at: int
+    symbol: str
+    healthy: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class BarRecorded:
     at: int
     bar: Bar
@@ -330,6 +340,7 @@ Event = (
     | ModelPaused
     | ModelResumed
     | OperatorPresenceLost
+    | FeedHealthChanged
     | BarRecorded
 )
 

@@ -89,3 +89,15 @@ def request(
 
 def close(desk: ApprovalDesk) -> None:
     desk.journal.close()
+
+
+def daemon_config(**sections: dict[str, Any]) -> Config:
+    """A daemon config for tests: the embedded sim at 60x (a bar a second), no model unless asked."""
+    base: dict[str, dict[str, Any]] = {
+        "model": {"enabled": False},
+        "sim": {"speed": 60.0},
+        "feed": {"stale_after_seconds": 30.0},
+    }
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    return config_from_dict(base)

@@ -9,6 +9,7 @@ before anything is recorded.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import math
@@ -47,6 +48,7 @@ from guard.domain import (
     Proposal,
     ProposalRequest,
     ProposalStatus,
+    Side,
     Ticker,
     TradingState,
     Verdict,
@@ -59,8 +61,10 @@ from guard.events import (
     CommandRefused,
     DecisionRecorded,
     Event,
+    FeedHealthChanged,
     ModelPaused,
     ModelResumed,
+    OperatorPresenceLost,
     OrderFilled,
     ProposalExpired,
     ProposalFailed,
@@ -152,6 +156,9 @@ class ApprovalDesk:
         self.marks: dict[str, Decimal] = {}
         self._mark_source: dict[str, int] = {}
         self.feed_health: dict[str, FeedHealth] = {}
+        self._pending_index: tuple[int, dict[tuple[str, Side], tuple[Proposal, ...]]] = (-1, {})
+        self.operator_present = True
+        """False while no operator is attached: nothing new is proposed, so nothing can execute."""
         self.started = False
 
     # --- lifecycle -------------------------------------------------------------------
@@ -226,9 +233,52 @@ class ApprovalDesk:
             await self.execution.record_reports(reports)
         await self._check_daily_loss()
 
-    def set_feed_health(self, health: FeedHealth) -> None:
-        """Invariant 6: an unhealthy feed stops new proposals and blocks approvals on that symbol."""
+    def set_feed_health(self, health: FeedHealth) -> bool:
+        """Invariant 6: an unhealthy feed stops new proposals and blocks approvals on that symbol.
+
+        Takes effect at once. Returns True when the symbol changed between healthy and not,
+        which `record_feed_health` journals.
+        """
+        previous = self.feed_health.get(health.symbol)
         self.feed_health[health.symbol] = health
+        if previous is None:
+            return not health.healthy
+        return previous.healthy != health.healthy
+
+    async def record_feed_health(self, health: FeedHealth) -> None:
+        """Apply a feed health report and journal it when the symbol turned unhealthy or recovered."""
+        if self.set_feed_health(health):
+            await self.recorder.commit(
+                [FeedHealthChanged(self.clock.now_ms(), health.symbol, health.healthy, health.reason)], durable=False
+            )
+            log.warning("feed_health_changed", symbol=health.symbol, healthy=health.healthy, reason=health.reason)
+
+    def approvable(self, record: ProposalRecord) -> str:
+        """Why an operator could not approve this proposal now ("" if they could). Changes nothing.
+
+        A price past the collar is not a reason: approving re-prices it for a second look.
+        """
+        p = record.proposal
+        state = self.state
+        if record.status is not ProposalStatus.PENDING:
+            return f"{p.id} is {record.status.value}"
+        if state.trading_state is TradingState.HALTED:
+            return f"trading is HALTED ({state.state_reason})"
+        feed = self.feed_health.get(p.symbol)
+        if feed is not None and not feed.healthy:
+            return f"market data for {p.symbol} is not healthy: {feed.reason}"
+        if p.symbol not in self.marks:
+            return f"no market price for {p.symbol}"
+        blocked = [
+            f"{c.name}: {c.reason}"
+            for c in run_checks(p, self._risk_context(p), self.limits())
+            if c.verdict is Verdict.BLOCK
+        ]
+        return "blocked by risk checks: " + "; ".join(blocked) if blocked else ""
+
+    def needs_two(self, p: Proposal) -> bool:
+        """Whether four-eyes applies to this proposal."""
+        return self._needs_two(p)
 
     def _update_mark(self, event: MarketEvent) -> None:
         # A mark price beats a last trade price beats a bar close.
@@ -328,6 +378,8 @@ class ApprovalDesk:
         state = self.state
         if state.trading_state is TradingState.HALTED:
             return f"trading is HALTED ({state.state_reason})"
+        if not self.operator_present:
+            return "no operator is attached: nobody could approve it"
         if r.source == "model":
             if state.model_paused:
                 return f"the model is paused: {state.model_pause_reason}"
@@ -389,13 +441,24 @@ class ApprovalDesk:
         )
         return replace(draft, checks=run_checks(draft, self._risk_context(draft), self.limits()))
 
+    def _pending_like(self, p: Proposal) -> tuple[Proposal, ...]:
+        """Pending proposals for the same symbol and side (what the duplicate check needs), indexed once
+        per state change so checking a thousand pending proposals stays linear."""
+        version = self.state.events_applied
+        if self._pending_index[0] != version:
+            index: dict[tuple[str, Side], list[Proposal]] = {}
+            for r in self.state.pending():
+                index.setdefault((r.proposal.symbol, r.proposal.side), []).append(r.proposal)
+            self._pending_index = (version, {k: tuple(v) for k, v in index.items()})
+        return self._pending_index[1].get((p.symbol, p.side), ())
+
     def _risk_context(self, p: Proposal) -> RiskContext:
         state = self.state
         return RiskContext(
             trading_state=state.trading_state,
             positions=state.account.positions,
             marks=self.marks,
-            pending=[r.proposal for r in state.pending() if r.proposal.id != p.id],
+            pending=self._pending_like(p),
             leverage_acknowledged=self.leverage_acknowledged(),
             throttle_latched=state.throttle_latched,
             orders_last_minute=state.orders_last_minute(self.clock.now_ms()),
@@ -457,9 +520,7 @@ class ApprovalDesk:
                 return CommandResult(
                     True, "approval 1 of 2 recorded: a second, different operator must approve", p, record.status
                 )
-        decision = DecisionRecorded(
-            self.clock.now_ms(), p.id, DecisionKind.APPROVE, operator, reason, shown=p
-        )
+        decision = DecisionRecorded(self.clock.now_ms(), p.id, DecisionKind.APPROVE, operator, reason, shown=p)
         return await self._execute(record, decision)
 
     async def override(
@@ -697,11 +758,47 @@ class ApprovalDesk:
         )
         return edited, diff, riskier
 
+    # --- operator presence -------------------------------------------------------------
+
+    async def operators_absent(self, silent_seconds: float, policy: str) -> None:
+        """The dead-man switch: no operator heartbeat for too long.
+
+        Nothing new is proposed, pending proposals expire, and open positions follow the policy:
+        "hold" leaves them, "reduce" halves them, "flatten" closes them (reduce-only orders that,
+        like the kill switch's, pass every trading state). The daemon stays like this when an
+        operator returns, until they act.
+        """
+        self.operator_present = False
+        now = self.clock.now_ms()
+        events: list[Event] = [OperatorPresenceLost(now, silent_seconds, policy)]
+        events += [
+            ProposalExpired(now, r.proposal.id, f"no operator heartbeat for {silent_seconds:.0f} s")
+            for r in self.state.pending()
+        ]
+        await self.recorder.commit(events)
+        log.warning("operator_presence_lost", silent_seconds=round(silent_seconds, 1), policy=policy)
+        if policy == "hold":
+            return
+        n = self.state.events_applied
+        for position in list(self.state.account.positions.values()):
+            qty = None if policy == "flatten" else self.specs[position.symbol].round_qty(abs(position.qty) / 2)
+            if qty is not None and qty <= 0:
+                continue
+            market = "".join(ch for ch in position.symbol if ch.isalnum())
+            request = reducing_order(f"g{self.state.journal_id}-D{n}-{market}", position, OrderPurpose.DEADMAN, qty)
+            await self.execution.send(request)
+
     # --- the kill switch and what surrounds it ----------------------------------------
 
-    async def kill(self, operator: str, reason: str = "") -> KillReport:
-        """HALTED at once; pending proposals KILLED; orders cancelled; positions flattened and verified."""
-        return await self.kill_switch.kill(operator or "unknown", reason or "no reason given")
+    async def kill(
+        self, operator: str, reason: str = "", on_halted: asyncio.Future[None] | None = None
+    ) -> KillReport:
+        """HALTED at once; pending proposals KILLED; orders cancelled; positions flattened and verified.
+
+        Args:
+            on_halted: resolved as soon as the halt is durably journaled, before the clean-up.
+        """
+        return await self.kill_switch.kill(operator or "unknown", reason or "no reason given", on_halted)
 
     async def rearm(self, operator: str, acknowledgment: str, reason: str = "") -> CommandResult:
         """Leave HALTED or REDUCING. Needs the typed phrase RE-ARM; nothing else ever does this."""

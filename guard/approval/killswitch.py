@@ -66,7 +66,8 @@ class KillSwitch:
         self._retry_seconds = retry_seconds
         self._cleanup = asyncio.Lock()
 
-    async def kill(self, operator: str, reason: str) -> KillReport:
+    async def kill(self, operator: str, reason: str, on_halted: asyncio.Future[None] | None = None) -> KillReport:
+        """Pull the kill switch. `on_halted` resolves once HALTED is durably journaled (before clean-up)."""
         started = self._clock.monotonic()
         state = self._recorder.state
         now = self._recorder.now()
@@ -91,6 +92,8 @@ class KillSwitch:
             except JournalError as e:
                 problems.append(str(e))
         recorded_ms = (self._clock.monotonic() - started) * 1000
+        if on_halted is not None and not on_halted.done():
+            on_halted.set_result(None)
 
         async with self._cleanup:
             cancelled = await self._cancel_all(problems)
@@ -177,7 +180,6 @@ class KillSwitch:
         if still_open:
             problems.append(f"still open after {self._attempts} attempts: {', '.join(still_open)}")
         return flattened, not still_open
-
 
     async def _flatten_one(self, kill_no: int, attempt: int, position: Position, problems: list[str]) -> int:
         market = "".join(ch for ch in position.symbol if ch.isalnum())  # BTC/USDT and BTC/USDT:USDT differ

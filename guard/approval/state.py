@@ -35,6 +35,7 @@ from guard.events import (
     CommandRefused,
     DecisionRecorded,
     Event,
+    FeedHealthChanged,
     FundingPaid,
     KillCompleted,
     KillRequested,
@@ -399,5 +400,6 @@ _HANDLERS: dict[type, Callable[[GuardState, Any], None]] = {
     ModelPaused: GuardState._model_paused,
     ModelResumed: GuardState._model_resumed,
     OperatorPresenceLost: _noop,
+    FeedHealthChanged: _noop,
     BarRecorded: _noop,
 }

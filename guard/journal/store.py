@@ -16,7 +16,7 @@ import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,8 +97,12 @@ def chain_hash(prev_hash: str, seq: int, type_name: str, payload: str) -> str:
 @dataclass(slots=True)
 class _Batch:
     rows: list[tuple[int, int, str, str, str, str]]
+    events: Sequence[Event]
     durable: bool
     future: concurrent.futures.Future[int]
+
+
+Subscriber = Callable[[list[Entry]], None]
 
 
 class Journal:
@@ -121,6 +125,7 @@ class Journal:
         self._closed = False
         self._inline: sqlite3.Connection | None = None
         self._sync_now: dict[int, str] = {}
+        self._subscribers: list[Subscriber] = []
         """The synchronous level each connection is set to, so it is switched only when it changes."""
         try:
             conn = self._connect()
@@ -165,12 +170,21 @@ class Journal:
                 prev = digest
             self.last_seq, self.last_hash = seq, prev
             future: concurrent.futures.Future[int] = concurrent.futures.Future()
-            batch = _Batch(rows, durable, future)
+            batch = _Batch(rows, list(events), durable, future)
             if self._inline is not None:
                 self._commit(self._inline, [batch])
             else:
                 self._queue.put(batch)
         return Receipt(future, seq)
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Call `subscriber` with each committed batch of entries, in commit order.
+
+        It runs on the writer thread (or inline), before the batch's receipts complete, so
+        whatever it schedules happens before the appender resumes: hop to the event loop with
+        `loop.call_soon_threadsafe` and views go out before replies.
+        """
+        self._subscribers.append(subscriber)
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer."""
@@ -237,6 +251,17 @@ class Journal:
             for b in batches:
                 b.future.set_exception(self._failed)
             return
+        if self._subscribers:
+            entries = [
+                Entry(row[0], event, row[4], row[5])
+                for b in batches
+                for row, event in zip(b.rows, b.events, strict=True)
+            ]
+            for subscriber in self._subscribers:
+                try:
+                    subscriber(entries)
+                except Exception:  # a subscriber's bug must not make a commit look failed
+                    log.exception("journal_subscriber_failed")
         for b in batches:
             b.future.set_result(b.rows[-1][0] if b.rows else 0)
 

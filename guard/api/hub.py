@@ -1,0 +1,391 @@
+"""The hub: turns what the daemon committed into views, and fans them out to every attached client.
+
+Each client gets a bounded queue. A client that stops reading fills its queue and is dropped
+(it reconnects and gets a fresh snapshot); it never slows the daemon or the kill switch. Price
+updates are batched to a few per second: screens redraw on batches, not on ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import structlog
+
+from guard.api.protocol import (
+    Alert,
+    AlertRaised,
+    EventLogged,
+    LoggedEvent,
+    Message,
+    ModelStatus,
+    PositionsChanged,
+    PositionView,
+    Prices,
+    ProposalsChanged,
+    ProposalView,
+    Snapshot,
+    StatusChanged,
+    StatusView,
+)
+from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk
+from guard.approval.state import ProposalRecord
+from guard.domain import ZERO, AcknowledgmentKind, FeedHealth, ProposalStatus, TradingState
+from guard.events import (
+    AcknowledgmentRecorded,
+    ApprovalCounted,
+    DecisionRecorded,
+    Event,
+    FeedHealthChanged,
+    FundingPaid,
+    KillCompleted,
+    KillRequested,
+    ModelPaused,
+    ModelResumed,
+    OperatorPresenceLost,
+    OrderFilled,
+    OrderSubmitted,
+    OrderUnknown,
+    PositionLiquidated,
+    ProposalExpired,
+    ProposalFailed,
+    ProposalKilled,
+    ProposalQueued,
+    ProposalRepriced,
+    RiskLimitChanged,
+    ThrottleReenabled,
+    ThrottleTripped,
+    TradingStateChanged,
+)
+from guard.journal.describe import describe_event
+from guard.journal.store import Entry
+
+log = structlog.get_logger(__name__)
+
+CLIENT_QUEUE = 2_000
+"""Messages a client may fall behind by before it is dropped and must resync."""
+TICK_SECONDS = 0.25
+PRICE_HISTORY = 120
+EVENT_HISTORY = 200
+ALERT_HISTORY = 50
+
+_PROPOSAL_EVENTS = (
+    ProposalQueued,
+    ProposalRepriced,
+    DecisionRecorded,
+    ApprovalCounted,
+    ProposalExpired,
+    ProposalKilled,
+    ProposalFailed,
+)
+_STATUS_EVENTS = (
+    TradingStateChanged,
+    AcknowledgmentRecorded,
+    ThrottleTripped,
+    ThrottleReenabled,
+    ModelPaused,
+    ModelResumed,
+    RiskLimitChanged,
+    FeedHealthChanged,
+    OperatorPresenceLost,
+    KillRequested,
+    KillCompleted,
+)
+_BOOK_EVENTS = (OrderFilled, PositionLiquidated, FundingPaid)
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One client's outbox."""
+
+    queue: asyncio.Queue[Message] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
+    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, message: Message) -> None:
+        if self.overflowed.is_set():
+            return
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+
+class Presence:
+    """Which operators are attached, and when each was last heard from."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._connections: dict[int, tuple[str, float]] = {}
+        self.last_heard: float | None = None
+        self.on_heard: Callable[[], None] = lambda: None
+        """Called whenever an operator is heard from (the daemon marks operators present at once)."""
+
+    def hello(self, connection: int, operator: str) -> None:
+        self._connections[connection] = (operator, self._clock())
+        self._heard()
+
+    def heartbeat(self, connection: int) -> None:
+        if connection in self._connections:
+            operator, _ = self._connections[connection]
+            self._connections[connection] = (operator, self._clock())
+            self._heard()
+
+    def heard_from(self, operator: str) -> None:
+        """A REST command counts as presence at that moment."""
+        self._heard()
+
+    def _heard(self) -> None:
+        self.last_heard = self._clock()
+        self.on_heard()
+
+    def goodbye(self, connection: int) -> None:
+        self._connections.pop(connection, None)
+
+    def operators(self) -> tuple[str, ...]:
+        return tuple(sorted({op for op, _ in self._connections.values()}))
+
+    def silent_for(self) -> float | None:
+        """Seconds since any operator was heard from; None if none ever was."""
+        return None if self.last_heard is None else self._clock() - self.last_heard
+
+
+class Hub:
+    def __init__(
+        self,
+        desk: ApprovalDesk,
+        presence: Presence,
+        *,
+        exchange: str,
+        broker: str,
+        model_status: Callable[[], ModelStatus],
+        hit_rates: Callable[[float], tuple[float | None, float | None]] = lambda _c: (None, None),
+        symbols: Sequence[str] = (),
+    ) -> None:
+        self.desk = desk
+        self.presence = presence
+        self._exchange = exchange
+        self._broker = broker
+        self._model_status = model_status
+        self._hit_rates = hit_rates
+        self._symbols = tuple(symbols) or tuple(desk.specs)
+        self._subscriptions: set[Subscription] = set()
+        self._events: deque[LoggedEvent] = deque(maxlen=EVENT_HISTORY)
+        self._alerts: deque[Alert] = deque(maxlen=ALERT_HISTORY)
+        self._prices: dict[str, deque[float]] = {s: deque(maxlen=PRICE_HISTORY) for s in self._symbols}
+        self._marks_dirty = False
+        self._last_status: StatusView | None = None
+
+    # --- clients ---------------------------------------------------------------------
+
+    def attach(self) -> tuple[Subscription, Snapshot]:
+        subscription = Subscription()
+        self._subscriptions.add(subscription)
+        return subscription, self.snapshot()
+
+    def detach(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+
+    @property
+    def clients(self) -> int:
+        return len(self._subscriptions)
+
+    def publish(self, message: Message) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.offer(message)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            status=self.status(),
+            proposals=tuple(self.proposal_view(r) for r in self.desk.state.pending()),
+            positions=self.positions(),
+            events=tuple(self._events),
+            alerts=tuple(self._alerts),
+            prices={s: tuple(p) for s, p in self._prices.items()},
+        )
+
+    # --- inputs ----------------------------------------------------------------------
+
+    def on_committed(self, entries: Sequence[Entry]) -> None:
+        """Called on the event loop for every committed batch, before the committing command replies."""
+        touched: set[str] = set()
+        status = books = everyone = False
+        for entry in entries:
+            event = entry.event
+            self._log(entry)
+            if isinstance(event, _PROPOSAL_EVENTS):
+                touched.add(_proposal_id(event))
+            elif isinstance(event, OrderSubmitted) and event.request.proposal_id:
+                touched.add(event.request.proposal_id)
+            if isinstance(event, _STATUS_EVENTS):
+                status = everyone = True
+            if isinstance(event, _BOOK_EVENTS):
+                books = status = True
+            if isinstance(event, (ProposalQueued, ProposalExpired, ProposalKilled, DecisionRecorded)):
+                status = True
+            self._alert_for(event)
+        if everyone:
+            touched |= {r.proposal.id for r in self.desk.state.pending()}
+        if touched:
+            self._publish_proposals(touched)
+        if books:
+            self.publish(PositionsChanged(self.positions()))
+        if status:
+            self._publish_status(force=True)
+
+    def on_mark(self, symbol: str, price: float) -> None:
+        history = self._prices.get(symbol)
+        if history is not None:
+            history.append(price)
+            self._marks_dirty = True
+
+    def alert(self, level: str, kind: str, text: str) -> None:
+        alert = Alert(self.desk.clock.now_ms(), level, kind, text)
+        self._alerts.append(alert)
+        self.publish(AlertRaised(alert))
+        log.warning("alert_raised", level=level, kind=kind, text=text)
+
+    async def run(self) -> None:
+        """Batch price-driven updates: marks, position PnL and equity, a few times a second."""
+        while True:
+            await asyncio.sleep(TICK_SECONDS)
+            if self._marks_dirty and self._subscriptions:
+                self._marks_dirty = False
+                marks = {s: float(p) for s, p in self.desk.marks.items()}
+                self.publish(Prices(self.desk.clock.now_ms(), marks))
+                if self.desk.state.account.positions:
+                    self.publish(PositionsChanged(self.positions()))
+            self._publish_status(force=False)
+
+    # --- views -----------------------------------------------------------------------
+
+    def status(self) -> StatusView:
+        desk = self.desk
+        state = desk.state
+        marks = desk.marks
+        unrealized = sum((p.unrealized_pnl(marks[s]) for s, p in state.account.positions.items() if s in marks), ZERO)
+        balance = state.account.balance()
+        model = self._model_status()
+        needs: list[AcknowledgmentKind] = []
+        if model.loaded and not desk.model_acknowledged():
+            needs.append(AcknowledgmentKind.MODEL_PROPOSALS)
+        return StatusView(
+            trading_state=state.trading_state,
+            state_reason=state.state_reason,
+            equity=balance.total + unrealized,
+            balance=balance.total,
+            free=balance.free,
+            unrealized_pnl=unrealized,
+            daily_pnl=desk.daily_pnl(),
+            operators=self.presence.operators(),
+            operator_present=desk.operator_present,
+            feeds=tuple(self._feed(s) for s in self._symbols),
+            model=model,
+            leverage_acknowledged=desk.leverage_acknowledged(),
+            throttle_latched=state.throttle_latched,
+            pending=len(state.pending()),
+            exchange=self._exchange,
+            broker=self._broker,
+            server_time=desk.clock.now_ms(),
+            kill_in_progress=state.kill_in_progress,
+            rearm_phrase=REARM_PHRASE,
+            acknowledgment_phrases=tuple(ACKNOWLEDGMENT_PHRASES.items()),
+            needs_acknowledgment=tuple(needs),
+        )
+
+    def _feed(self, symbol: str) -> FeedHealth:
+        health = self.desk.feed_health.get(symbol)
+        if health is not None:
+            return health
+        if symbol in self.desk.marks:
+            return FeedHealth(symbol, True, "")
+        return FeedHealth(symbol, False, "no market data yet")
+
+    def proposal_view(self, record: ProposalRecord) -> ProposalView:
+        p = record.proposal
+        why_not = self.desk.approvable(record)
+        liquidation = None
+        if p.liquidation_price is not None:
+            liquidation = float((p.liquidation_price - p.price) / p.price * 100)
+        claimed, live = self._hit_rates(p.confidence)
+        return ProposalView(
+            proposal=p,
+            status=record.status,
+            can_approve=not why_not,
+            why_not=why_not,
+            approvals=record.approvals,
+            needs_two_approvals=self.desk.needs_two(p),
+            liquidation_distance_pct=liquidation,
+            fee_estimate=(p.notional * self.desk.specs[p.symbol].taker_fee).quantize(Decimal("0.01")),
+            hit_rate_at_confidence=claimed,
+            live_hit_rate_at_confidence=live,
+        )
+
+    def positions(self) -> tuple[PositionView, ...]:
+        views = []
+        for symbol, pos in sorted(self.desk.state.account.positions.items()):
+            mark = self.desk.marks.get(symbol)
+            distance = None
+            if mark is not None and pos.liquidation_price is not None:
+                distance = float(abs(mark - pos.liquidation_price) / mark * 100)
+            views.append(PositionView(pos, mark, pos.unrealized_pnl(mark) if mark is not None else None, distance))
+        return tuple(views)
+
+    # --- internals -------------------------------------------------------------------
+
+    def _publish_proposals(self, ids: Iterable[str]) -> None:
+        upserted, removed = [], []
+        for pid in sorted(ids):
+            record = self.desk.state.proposals.get(pid)
+            if record is not None and record.status is ProposalStatus.PENDING:
+                upserted.append(self.proposal_view(record))
+            else:
+                removed.append(pid)
+        self.publish(ProposalsChanged(tuple(upserted), tuple(removed)))
+
+    def publish_status(self) -> None:
+        """Push the status now (operators came or went, something outside the journal changed)."""
+        self._publish_status(force=True)
+
+    def _publish_status(self, force: bool) -> None:
+        status = self.status()
+        if force or self._last_status is None or _changed(self._last_status, status):
+            self._last_status = status
+            self.publish(StatusChanged(status))
+
+    def _log(self, entry: Entry) -> None:
+        event = entry.event
+        logged = LoggedEvent(entry.seq, event.at, type(event).__name__, describe_event(event))
+        self._events.append(logged)
+        self.publish(EventLogged(logged))
+
+    def _alert_for(self, event: Event) -> None:
+        if isinstance(event, TradingStateChanged):
+            level = {TradingState.HALTED: "critical", TradingState.REDUCING: "warning"}.get(event.state, "info")
+            self.alert(level, "trading_state", f"{event.state.value}: {event.reason}")
+        elif isinstance(event, ThrottleTripped):
+            self.alert("warning", "throttle", describe_event(event))
+        elif isinstance(event, ModelPaused):
+            self.alert("warning", "model", describe_event(event))
+        elif isinstance(event, OperatorPresenceLost):
+            self.alert("critical", "deadman", describe_event(event))
+        elif isinstance(event, (PositionLiquidated, OrderUnknown)):
+            self.alert("critical", "orders", describe_event(event))
+        elif isinstance(event, KillCompleted):
+            self.alert("info" if event.flat else "critical", "kill", describe_event(event))
+        elif isinstance(event, FeedHealthChanged):
+            self.alert("info" if event.healthy else "warning", "feed", describe_event(event))
+
+
+def _changed(old: StatusView, new: StatusView) -> bool:
+    """Status differs in anything but the clock."""
+    return any(getattr(old, f) != getattr(new, f) for f in StatusView.__dataclass_fields__ if f != "server_time")
+
+
+def _proposal_id(event: Event) -> str:
+    if isinstance(event, (ProposalQueued, ProposalRepriced)):
+        return event.proposal.id
+    return event.proposal_id  # type: ignore[union-attr]

@@ -1,0 +1,173 @@
+"""`guard up | down | daemon | status | kill`: run the daemon and talk to it from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from guard import codec
+from guard.api.client import ApiClient
+from guard.api.protocol import Kill, Snapshot
+from guard.config import Config, load_config
+from guard.daemon import daemon_running, run_daemon
+from guard.errors import DaemonError
+from guard.paths import StatePaths
+
+START_TIMEOUT = 60.0
+KILL_API_TIMEOUT = 1.0
+
+
+def operator_id(config: Config, given: str | None = None) -> str:
+    return given or config.guard.operator or os.environ.get("USER") or getpass.getuser() or "operator"
+
+
+def daemon(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    return run_daemon(config, fmt=getattr(args, "log_format", None))
+
+
+def start_background(config: Config, config_path: Any) -> bool:
+    """Start the daemon detached unless one runs. Returns True if it started one."""
+    paths = StatePaths(config.state_dir)
+    if daemon_running(paths):
+        return False
+    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    command = [sys.executable, "-m", "guard"]
+    if config_path is not None:
+        command += ["--config", str(config_path)]
+    command += ["daemon", "--log-format", "json"]
+    with open(paths.log, "ab") as log_file:
+        subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True, close_fds=True
+        )
+    return True
+
+
+async def wait_until_up(config: Config, within: float = START_TIMEOUT) -> dict[str, Any]:
+    client = ApiClient.from_config(config, timeout=2.0)
+    paths = StatePaths(config.state_dir)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        health = await client.health()
+        if health is not None:
+            return health
+        if not daemon_running(paths) and time.monotonic() > deadline - within + 3:
+            raise DaemonError(f"the daemon exited while starting; see {paths.log}: {_last_error(paths)}")
+        await asyncio.sleep(0.2)
+    raise DaemonError(f"the daemon did not come up within {within:g} s; see {paths.log}")
+
+
+def _last_error(paths: StatePaths) -> str:
+    try:
+        lines = paths.log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines[-50:]):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("level") in ("error", "critical"):
+            return str(record.get("error") or record.get("event"))
+    return lines[-1][:200] if lines else ""
+
+
+def up(args: argparse.Namespace) -> int:
+    """Start the daemon if none runs, then attach the operator console."""
+    config = load_config(args.config)
+    started = start_background(config, args.config)
+    print(("starting the guard daemon" if started else "the guard daemon is already running") + "...", file=sys.stderr)
+    asyncio.run(wait_until_up(config))
+    if getattr(args, "no_tui", False):
+        return status(args)
+    from guard.tui.app import run_tui
+
+    return run_tui(config, operator_id(config, getattr(args, "operator", None)))
+
+
+def down(args: argparse.Namespace) -> int:
+    """Stop the daemon gracefully: pending proposals expire, positions are left as they are."""
+    config = load_config(args.config)
+    paths = StatePaths(config.state_dir)
+    if not daemon_running(paths):
+        print("no guard daemon is running", file=sys.stderr)
+        return 0
+    pid = _pid(paths)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while daemon_running(paths) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if daemon_running(paths):
+        raise DaemonError(f"the daemon (pid {pid}) did not stop within 30 s")
+    print("guard daemon stopped", file=sys.stderr)
+    return 0
+
+
+def kill(args: argparse.Namespace) -> int:
+    """The kill switch from a shell: over the API, or by signal if the API does not answer in a second."""
+    config = load_config(args.config)
+    operator = operator_id(config, getattr(args, "operator", None))
+    reason = args.reason or "guard kill from a shell"
+    client = ApiClient.from_config(config, timeout=KILL_API_TIMEOUT)
+    try:
+        reply = asyncio.run(asyncio.wait_for(client.command(Kill("cli-kill", reason), operator), KILL_API_TIMEOUT))
+    except (DaemonError, TimeoutError) as e:
+        paths = StatePaths(config.state_dir)
+        if not daemon_running(paths):
+            raise DaemonError("no guard daemon is running: there is nothing to kill") from e
+        pid = _pid(paths)
+        os.kill(pid, signal.SIGUSR1)
+        print(f"the API did not answer ({e}); sent SIGUSR1 to the daemon (pid {pid}): it halts and flattens")
+        return 0
+    if not reply.ok:
+        print(f"kill refused: {reply.reason}", file=sys.stderr)
+        return 1
+    print(f"HALTED: kill switch pulled by {operator} ({reason}). Re-arm from the console (ctrl+r) when ready.")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    snapshot = asyncio.run(ApiClient.from_config(config).snapshot())
+    if getattr(args, "json", False):
+        print(json.dumps(codec.to_plain(snapshot), indent=2))
+        return 0
+    print(describe_status(snapshot))
+    return 0
+
+
+def describe_status(snapshot: Snapshot) -> str:
+    s = snapshot.status
+    lines = [
+        f"trading  {s.trading_state.value}" + (f" ({s.state_reason})" if s.state_reason else ""),
+        f"account  equity {s.equity:.2f}  balance {s.balance:.2f}  free {s.free:.2f}  "
+        f"unrealized {s.unrealized_pnl:+.2f}  today {s.daily_pnl:+.2f}",
+        f"venue    {s.exchange} -> {s.broker} broker",
+        f"operators {', '.join(s.operators) or 'none attached'}",
+        "feeds    "
+        + "  ".join(f"{f.symbol}: {'ok' if f.healthy else 'UNHEALTHY (' + f.reason + ')'}" for f in s.feeds),
+        f"model    {s.model.model_id or 'none'}"
+        + (f", {s.model.age_days:.1f} days old" if s.model.age_days is not None else "")
+        + (f" — not proposing: {s.model.reason}" if s.model.reason else " — proposing"),
+        f"queue    {s.pending} pending proposal(s)",
+    ]
+    for view in snapshot.positions:
+        p = view.position
+        pnl = f"{view.unrealized_pnl:+.2f}" if view.unrealized_pnl is not None else "?"
+        lines.append(f"position {p.symbol} {p.qty} @ {p.entry_price:.2f} {p.leverage}x  PnL {pnl}")
+    return "\n".join(lines)
+
+
+def _pid(paths: StatePaths) -> int:
+    try:
+        return int(paths.pidfile.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError) as e:
+        raise DaemonError(f"cannot read the daemon's pid from {paths.pidfile}") from e

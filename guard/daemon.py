@@ -1,0 +1,483 @@
+"""The daemon: builds every part from the config and runs them under one TaskGroup. Wiring only.
+
+exchange -> feed -> pipeline (features, model, proposals) -> desk (risk, approval, broker, journal)
+                                                             -> hub -> control API -> TUIs
+
+SIGTERM / SIGINT stop it gracefully (pending proposals expire, the journal is flushed,
+positions are left alone); SIGUSR1 pulls the kill switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import os
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from guard.api.hub import Hub, Presence
+from guard.api.protocol import ModelStatus
+from guard.api.server import ApiServer, load_or_create_token
+from guard.approval.desk import ApprovalDesk, DeskSettings
+from guard.broker.paper import PaperBroker
+from guard.clock import Clock, SystemClock
+from guard.config import Config
+from guard.domain import Bar, MarketSpec, MarkPrice, ProposalStatus, Ticker, TradingState
+from guard.errors import DaemonError, GuardError, ModelFileError
+from guard.events import ModelPaused, ModelResumed
+from guard.feed.source import CcxtFeed
+from guard.journal.store import Entry, Journal
+from guard.logs import SecretRedactor, configure
+from guard.paths import StatePaths
+
+log = structlog.get_logger(__name__)
+
+EXPIRY_SECONDS = 0.5
+PRESENCE_SECONDS = 0.5
+LAG_SECONDS = 0.1
+SECRET_ENV_SUFFIXES = ("_API_KEY", "_SECRET", "_PASSWORD", "_PASSPHRASE", "_TOKEN")
+
+
+class _Stop(Exception):
+    """Raised inside the task group to end the daemon gracefully."""
+
+
+@contextlib.contextmanager
+def daemon_lock(paths: StatePaths) -> Iterator[None]:
+    """Hold the state directory: a second daemon on the same state refuses to start."""
+    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _read_pid(paths.pidfile)
+            raise DaemonError(
+                f"a daemon is already running on {paths.root}" + (f" (pid {pid})" if pid else "")
+            ) from None
+        paths.pidfile.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        try:
+            yield
+        finally:
+            paths.pidfile.unlink(missing_ok=True)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def daemon_running(paths: StatePaths) -> bool:
+    """True while some process holds the state directory's lock."""
+    if not paths.lock.exists():
+        return False
+    fd = os.open(paths.lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class LoopLag:
+    """How late the event loop wakes up: the proof that nothing blocks it."""
+
+    last_ms: float = 0.0
+    max_ms: float = 0.0
+
+    async def run(self) -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(LAG_SECONDS)
+            lag = (time.perf_counter() - started - LAG_SECONDS) * 1000
+            self.last_ms = max(lag, 0.0)
+            self.max_ms = max(self.max_ms, self.last_ms)
+
+
+class Daemon:
+    """One running guard. `run()` until SIGTERM/SIGINT, or `stop()`."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        redactor: SecretRedactor | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        self.config = config
+        self._handle_signals = handle_signals
+        self.paths = StatePaths(config.state_dir)
+        self.clock = clock or SystemClock()
+        self.redactor = redactor
+        self.ready = asyncio.Event()
+        """Set once the control API accepts connections."""
+        self.desk: ApprovalDesk | None = None
+        self.hub: Hub | None = None
+        self.api: ApiServer | None = None
+        self.lag = LoopLag()
+        self._stop = asyncio.Event()
+        self._model: Any = None
+        self._model_error = ""
+        self._predictor: Any = None
+        self._pipeline: Any = None
+        self._tracker: Any = None
+        self._sim: Any = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def sim(self) -> Any:
+        """The embedded simulated exchange (drills script it), or None."""
+        return self._sim
+
+    async def run(self) -> None:
+        config = self.config
+        with daemon_lock(self.paths):
+            token = load_or_create_token(self.paths.token)
+            if self.redactor is not None:
+                self.redactor.add(token)
+                for name, value in os.environ.items():
+                    if name.endswith(SECRET_ENV_SUFFIXES):
+                        self.redactor.add(value)
+            async with contextlib.AsyncExitStack() as stack:
+                specs, feed = await self._market_data(stack)
+                model_hash = await self._load_model()
+                journal = Journal(self.paths.journal, synchronous=config.journal.synchronous)
+                stack.callback(journal.close)
+                broker = PaperBroker(specs, config.paper, self.clock)
+                desk = ApprovalDesk(journal, broker, specs, DeskSettings.from_config(config, model_hash), self.clock)
+                await desk.start()
+                desk.operator_present = False
+                self.desk = desk
+                presence = Presence()
+                presence.on_heard = self._operator_heard
+                hub = Hub(
+                    desk,
+                    presence,
+                    exchange=config.exchange.id,
+                    broker=broker.name,
+                    model_status=self._model_status,
+                    hit_rates=self._hit_rates,
+                    symbols=config.exchange.symbols,
+                )
+                self.hub = hub
+                loop = asyncio.get_running_loop()
+                journal.subscribe(lambda entries: loop.call_soon_threadsafe(self._on_committed, entries))
+                api = ApiServer(
+                    config.api,
+                    self.paths,
+                    token,
+                    hub,
+                    presence,
+                    health=self._health,
+                    metrics=self._metrics,
+                    model_card=self._card,
+                )
+                self.api = api
+                await self._start_pipeline(desk, specs, feed, stack)
+                try:
+                    async with asyncio.TaskGroup() as tg:
+                        self._signals(loop, tg, desk)
+                        tg.create_task(feed.run(), name="feed")
+                        tg.create_task(self._pump(feed, desk, hub), name="market-pump")
+                        tg.create_task(self._feed_health(feed, desk), name="feed-health")
+                        tg.create_task(self._expire(desk), name="expiry")
+                        tg.create_task(self._presence(presence, desk), name="presence")
+                        tg.create_task(hub.run(), name="hub")
+                        tg.create_task(self.lag.run(), name="loop-lag")
+                        if self._pipeline is not None:
+                            tg.create_task(self._pipeline.run(), name="pipeline")
+                        tg.create_task(api.serve(self.ready), name="api")
+                        await self._stop.wait()
+                        await desk.stop("daemon stopped")
+                        raise _Stop
+                except* _Stop:
+                    pass
+                finally:
+                    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                        with contextlib.suppress(ValueError, RuntimeError):
+                            loop.remove_signal_handler(sig)
+                    if self._predictor is not None:
+                        self._predictor.close()
+        log.info("daemon_stopped")
+
+    # --- building --------------------------------------------------------------------
+
+    async def _market_data(self, stack: contextlib.AsyncExitStack) -> tuple[dict[str, MarketSpec], CcxtFeed]:
+        config = self.config
+        sim = None
+        if config.exchange.id == "sim":
+            from guard.sim.server import SimExchange
+
+            sim = await stack.enter_async_context(SimExchange(config.sim, config.exchange.symbols, self.clock))
+            self._sim = sim
+        feed = await stack.enter_async_context(CcxtFeed(config.exchange, config.feed, self.clock, sim=sim))
+        specs = await feed.markets()
+        missing = [s for s in config.exchange.symbols if s not in specs]
+        if missing:
+            raise DaemonError(f"{config.exchange.id} does not list {', '.join(missing)} (exchange.symbols)")
+        return {s: specs[s] for s in config.exchange.symbols}, feed
+
+    async def _load_model(self) -> str:
+        """Load the model off the loop; a bad model file means no model proposals, not no daemon."""
+        if not self.config.model.enabled:
+            self._model_error = "model proposals are disabled (model.enabled = false)"
+            return ""
+        try:
+            from guard.model.artifact import load_model
+
+            self._model = await asyncio.to_thread(load_model, self.config.model.path)
+        except ModelFileError as e:
+            self._model_error = f"model not loaded: {e}"
+            log.error("model_not_loaded", path=self.config.model.path, error=str(e))
+            return ""
+        log.info("model_loaded", model_id=self._model.model_id, path=self.config.model.path)
+        return str(self._model.model_hash)
+
+    async def _start_pipeline(
+        self, desk: ApprovalDesk, specs: dict[str, MarketSpec], feed: CcxtFeed, stack: contextlib.AsyncExitStack
+    ) -> None:
+        if self._model is None:
+            return
+        from guard.model.predictor import Predictor
+        from guard.model.tracker import LiveTracker
+        from guard.pipeline import ProposalPipeline
+        from guard.proposals import ProposalPolicy, RiskLimits
+
+        config = self.config
+        self._predictor = Predictor(
+            self._model, config.model, self.clock, explain_min_confidence=config.proposals.min_confidence
+        )
+        limits = desk.limits()
+        policy = ProposalPolicy(
+            config.proposals,
+            config.model,
+            RiskLimits(limits.max_order_notional, Decimal(str(limits.max_leverage)), limits.max_position_notional),
+        )
+        tracker = LiveTracker.from_config(self._model, config.model)
+        self._tracker = tracker
+        pipeline = ProposalPipeline(desk, self._predictor, policy, tracker, specs, config.exchange.timeframe)
+        if desk.state.model_paused:
+            self._predictor.pause(desk.state.model_pause_reason)
+        warm = 0
+        for symbol in specs:
+            try:
+                warm += pipeline.warm_up(await feed.recent_bars(symbol, 200))
+            except GuardError as e:
+                log.warning("pipeline_warm_up_failed", symbol=symbol, error=str(e))
+        log.info("pipeline_ready", warm_up_bars=warm)
+        self._pipeline = pipeline
+
+    def _signals(self, loop: asyncio.AbstractEventLoop, tg: asyncio.TaskGroup, desk: ApprovalDesk) -> None:
+        if not self._handle_signals or threading.current_thread() is not threading.main_thread():
+            return  # signals reach only the main thread; a daemon hosted in tests is stopped by stop()
+        loop.add_signal_handler(signal.SIGTERM, self._stop.set)
+        loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(
+            signal.SIGUSR1, lambda: tg.create_task(desk.kill("signal", "SIGUSR1 (guard kill fallback)"))
+        )
+
+    # --- running ---------------------------------------------------------------------
+
+    async def _pump(self, feed: CcxtFeed, desk: ApprovalDesk, hub: Hub) -> None:
+        """Market events to the desk (paper venue, marks), the hub (prices) and the pipeline (bars)."""
+        pipeline = self._pipeline
+        async for event in feed.events():
+            if isinstance(event, (MarkPrice, Ticker, Bar)) or type(event).__name__ == "Book":
+                await desk.on_market(event)
+            if isinstance(event, MarkPrice):
+                hub.on_mark(event.symbol, event.mark)
+                if pipeline is not None:
+                    pipeline.set_funding(event.symbol, event.funding_rate)
+            elif isinstance(event, Ticker) and event.symbol not in desk.marks:
+                hub.on_mark(event.symbol, event.last)
+            elif isinstance(event, Bar) and event.closed and pipeline is not None:
+                pipeline.on_bar(event)
+
+    async def _feed_health(self, feed: CcxtFeed, desk: ApprovalDesk) -> None:
+        changes: asyncio.Queue[Any] = asyncio.Queue(maxsize=10_000)
+        feed.add_health_listener(lambda health: changes.put_nowait(health))
+        for health in feed.health().values():
+            await desk.record_feed_health(health)
+        while True:
+            await desk.record_feed_health(await changes.get())
+
+    async def _expire(self, desk: ApprovalDesk) -> None:
+        while True:
+            await asyncio.sleep(EXPIRY_SECONDS)
+            await desk.expire_due()
+
+    def _operator_heard(self) -> None:
+        """An operator spoke: proposals are useful again (nothing else changes until they act)."""
+        desk = self.desk
+        if desk is not None and not desk.operator_present:
+            desk.operator_present = True
+            log.info("operator_present")
+            if self.hub is not None:
+                self.hub.publish_status()
+
+    async def _presence(self, presence: Presence, desk: ApprovalDesk) -> None:
+        """The dead-man switch on operator heartbeats."""
+        timeout = self.config.operators.heartbeat_timeout_seconds
+        while True:
+            await asyncio.sleep(PRESENCE_SECONDS)
+            silent = presence.silent_for()
+            if silent is not None and silent > timeout and desk.operator_present:
+                await desk.operators_absent(silent, self.config.operators.deadman_policy)
+
+    def _on_committed(self, entries: Sequence[Entry]) -> None:
+        assert self.hub is not None
+        self.hub.on_committed(entries)
+        if self._predictor is None:
+            return
+        for entry in entries:
+            if isinstance(entry.event, ModelPaused):
+                self._predictor.pause(entry.event.reason)
+            elif isinstance(entry.event, ModelResumed):
+                self._predictor.resume()
+                self._tracker.reset()
+
+    # --- views -----------------------------------------------------------------------
+
+    def _model_status(self) -> ModelStatus:
+        desk = self.desk
+        assert desk is not None
+        if self._predictor is None:
+            return ModelStatus(False, "", None, False, desk.state.model_paused, self._model_error or "no model")
+        health = self._predictor.health()
+        reason = desk.state.model_pause_reason if desk.state.model_paused else health.reason
+        if not reason and not desk.model_acknowledged():
+            reason = "waiting for the model risk acknowledgment"
+        return ModelStatus(
+            loaded=True,
+            model_id=health.model_id,
+            age_days=health.age_days,
+            expired=health.expired,
+            paused=desk.state.model_paused or health.paused,
+            reason=reason,
+            last_novelty=health.last_novelty,
+            last_latency_ms=health.last_latency_ms,
+            acknowledged=desk.model_acknowledged(),
+        )
+
+    def _hit_rates(self, confidence: float) -> tuple[float | None, float | None]:
+        if self._model is None:
+            return None, None
+        claimed = live = None
+        for bucket in self._tracker.report().buckets:
+            if bucket.lo <= confidence < bucket.hi or (bucket.hi >= 1 and confidence >= bucket.hi):
+                claimed, live = bucket.claimed_hit_rate, bucket.live_hit_rate
+        return claimed, live
+
+    def _card(self) -> str:
+        if self._model is None:
+            return f"# No model\n\n{self._model_error or 'No model is loaded.'}\n"
+        return str(self._model.card)
+
+    def _health(self) -> dict[str, Any]:
+        desk = self.desk
+        return {
+            "pid": os.getpid(),
+            "trading_state": desk.state.trading_state.value if desk else "STARTING",
+            "loop_lag_ms": round(self.lag.last_ms, 3),
+        }
+
+    def _metrics(self) -> str:
+        desk, hub = self.desk, self.hub
+        assert desk is not None and hub is not None
+        state = desk.state
+        lines = [
+            "# HELP guard_trading_state 1 for the current trading state.",
+            "# TYPE guard_trading_state gauge",
+            *(f'guard_trading_state{{state="{s.value}"}} {int(state.trading_state is s)}' for s in TradingState),
+            "# TYPE guard_pending_proposals gauge",
+            f"guard_pending_proposals {len(state.pending())}",
+            "# TYPE guard_proposals_total counter",
+            f"guard_proposals_total {state.proposal_count}",
+            "# TYPE guard_filled_proposals_total counter",
+            f"guard_filled_proposals_total {sum(r.status is ProposalStatus.FILLED for r in state.proposals.values())}",
+            "# TYPE guard_open_positions gauge",
+            f"guard_open_positions {len(state.account.positions)}",
+            "# TYPE guard_equity gauge",
+            f"guard_equity {float(state.account.equity(desk.marks)):.8f}",
+            "# TYPE guard_kills_total counter",
+            f"guard_kills_total {state.kill_count}",
+            "# TYPE guard_operators_attached gauge",
+            f"guard_operators_attached {len(hub.presence.operators())}",
+            "# TYPE guard_api_clients gauge",
+            f"guard_api_clients {hub.clients}",
+            "# TYPE guard_journal_events_total counter",
+            f"guard_journal_events_total {desk.journal.last_seq}",
+            "# TYPE guard_model_paused gauge",
+            f"guard_model_paused {int(state.model_paused)}",
+            "# TYPE guard_loop_lag_seconds gauge",
+            f"guard_loop_lag_seconds {self.lag.last_ms / 1000:.6f}",
+            "# TYPE guard_loop_lag_max_seconds gauge",
+            f"guard_loop_lag_max_seconds {self.lag.max_ms / 1000:.6f}",
+            *self._pipeline_metrics(),
+            "# TYPE guard_feed_healthy gauge",
+            *(f'guard_feed_healthy{{symbol="{s}"}} {int(h.healthy)}' for s, h in sorted(desk.feed_health.items())),
+        ]
+        return "\n".join(lines) + "\n"
+
+
+    def _pipeline_metrics(self) -> list[str]:
+        if self._pipeline is None:
+            return []
+        stats = dataclasses.asdict(self._pipeline.stats())
+        return [
+            "# TYPE guard_pipeline_total counter",
+            *(f'guard_pipeline_total{{step="{k}"}} {v}' for k, v in stats.items()),
+        ]
+
+
+def run_daemon(config: Config, fmt: str | None = None) -> int:
+    """`guard daemon`: run in the foreground until SIGTERM/SIGINT."""
+    redactor = configure(config.log.level, fmt or config.log.format)
+    daemon = Daemon(config, redactor=redactor)
+    try:
+        asyncio.run(daemon.run())
+    except* GuardError as group:
+        for error in group.exceptions:
+            log.error("daemon_failed", error=str(error))
+        raise group.exceptions[0] from None
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def running(config: Config, clock: Clock | None = None) -> AsyncIterator[Daemon]:
+    """A daemon running in this event loop, for tests and drills: yields once its API is up."""
+    daemon = Daemon(config, clock=clock, handle_signals=False)
+    task = asyncio.create_task(daemon.run(), name="daemon")
+    ready = asyncio.create_task(daemon.ready.wait())
+    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        ready.cancel()
+        task.result()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+        await task

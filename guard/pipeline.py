@@ -1,0 +1,137 @@
+"""Closed bars -> feature windows -> model signals -> proposal requests -> the desk.
+
+The step between market data and the approval desk. Windows for bars that close at the same
+time are batched into one inference (the predictor keeps one batch in flight and drops stale
+inputs); every signal that becomes a proposal is handed to the live tracker, which scores it at
+its horizon and pauses the model, through the desk (journaled), when its record falls clearly
+below its claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+import structlog
+
+from guard.approval.desk import ApprovalDesk
+from guard.domain import Bar, MarketSpec
+from guard.features import FeatureWindow, WindowBuilder
+from guard.model.predictor import Predictor
+from guard.model.tracker import LiveTracker
+from guard.proposals import ProposalPolicy
+
+log = structlog.get_logger(__name__)
+
+BATCH_WAIT_SECONDS = 0.25
+"""How long to wait for the other symbols' bars of the same close before inferring without them."""
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStats:
+    bars: int
+    windows: int
+    batches: int
+    signals: int
+    proposed: int
+    refused: int
+
+
+class ProposalPipeline:
+    def __init__(
+        self,
+        desk: ApprovalDesk,
+        predictor: Predictor,
+        policy: ProposalPolicy,
+        tracker: LiveTracker,
+        specs: Mapping[str, MarketSpec],
+        timeframe: str,
+        enabled: bool = True,
+    ) -> None:
+        self._desk = desk
+        self._predictor = predictor
+        self._policy = policy
+        self._tracker = tracker
+        self._specs = specs
+        self._builders = {s: WindowBuilder(s, timeframe) for s in specs}
+        self._enabled = enabled
+        self._waiting: dict[str, FeatureWindow] = {}
+        self._ready = asyncio.Event()
+        self._funding: dict[str, float] = {}
+        self._bars = self._windows = self._batches = self._signals = self._proposed = self._refused = 0
+
+    def stats(self) -> PipelineStats:
+        return PipelineStats(self._bars, self._windows, self._batches, self._signals, self._proposed, self._refused)
+
+    def warm_up(self, bars: Iterable[Bar]) -> int:
+        """Feed recent history so the first live bar already has a full window. Returns bars used."""
+        used = 0
+        for bar in bars:
+            builder = self._builders.get(bar.symbol)
+            if builder is not None and bar.closed:
+                builder.update(bar)
+                used += 1
+        return used
+
+    def set_funding(self, symbol: str, rate: float | None) -> None:
+        if rate is not None:
+            self._funding[symbol] = rate
+
+    def on_bar(self, bar: Bar) -> None:
+        """A closed bar: score the tracker's open proposals, and queue the symbol's new window."""
+        if not bar.closed:
+            return
+        self._bars += 1
+        for scored in self._tracker.on_bar(bar):
+            log.info("proposal_scored", proposal_id=scored.proposal_id, hit=scored.hit, confidence=scored.confidence)
+        builder = self._builders.get(bar.symbol)
+        if builder is None:
+            return
+        window = builder.update(bar, self._funding.get(bar.symbol))
+        if window is None:
+            return
+        self._windows += 1
+        self._waiting[bar.symbol] = window
+        self._ready.set()
+
+    async def run(self) -> None:
+        """Infer on batches of fresh windows, one batch in flight, until cancelled."""
+        while True:
+            await self._ready.wait()
+            # Give the other symbols' bars of the same close a moment to arrive, unless all are in.
+            if len(self._waiting) < len(self._builders):
+                await asyncio.sleep(BATCH_WAIT_SECONDS)
+            self._ready.clear()
+            batch, self._waiting = self._waiting, {}
+            if batch:
+                await self._infer(batch)
+
+    async def _infer(self, windows: dict[str, FeatureWindow]) -> None:
+        self._batches += 1
+        await self._check_tracker()
+        desk = self._desk
+        if not self._enabled or desk.state.model_paused:
+            return
+        signals = await self._predictor.predict(windows)
+        self._signals += len(signals)
+        equity = desk.state.account.equity(desk.marks)
+        for symbol, signal in signals.items():
+            price = desk.marks.get(symbol) or Decimal(str(signal.price))
+            outcome = self._policy.decide(signal, equity, self._specs[symbol], price)
+            if outcome.request is None:
+                continue
+            result = await desk.propose(outcome.request)
+            if result.ok and result.proposal is not None:
+                self._proposed += 1
+                self._tracker.record(signal, result.proposal.id)
+            else:
+                self._refused += 1
+
+    async def _check_tracker(self) -> None:
+        """A live record clearly below the claim pauses the model, on the record."""
+        decision = self._tracker.decision()
+        if decision.pause and not self._desk.state.model_paused:
+            await self._desk.pause_model("guard", decision.reason)
+            self._predictor.pause(decision.reason)

@@ -1,0 +1,209 @@
+"""The control API against a real daemon over its unix socket: operators, decisions, auth, bad frames."""
+
+from __future__ import annotations
+
+import asyncio
+import stat
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from guard.api.client import ApiClient
+from guard.api.hub import Presence
+from guard.api.protocol import (
+    Approve,
+    EventLogged,
+    Kill,
+    LoggedEvent,
+    ProposalsChanged,
+    Rearm,
+    Reject,
+    SetRiskLimit,
+    StatusChanged,
+)
+from guard.api.server import ApiServer
+from guard.config import ApiSection
+from guard.daemon import Daemon, running
+from guard.domain import ProposalStatus, TradingState
+from guard.errors import DaemonError
+from guard.events import DecisionRecorded
+from guard.journal.store import read_entries
+from guard.paths import StatePaths
+from tests.api.support import queue_proposal, wait_for, wait_until
+from tests.builders import daemon_config
+
+
+async def test_snapshot_on_connect_then_views_as_things_happen(daemon: Daemon, client: ApiClient) -> None:
+    """A client gets the whole picture on connect, then each new proposal as a view with what it may do."""
+    async with client.connect("alice") as session:
+        assert session.snapshot is not None
+        assert session.snapshot.status.trading_state is TradingState.ACTIVE
+        pid = await queue_proposal(daemon)
+        change = await wait_for(session, lambda m: isinstance(m, ProposalsChanged) and bool(m.upserted))
+        view = change.upserted[0]
+        assert (view.proposal.id, view.can_approve, view.why_not) == (pid, True, "")
+        assert view.fee_estimate > 0 and view.liquidation_distance_pct is not None
+
+
+async def test_two_operators_first_decision_wins_and_both_see_it(daemon: Daemon, client: ApiClient) -> None:
+    """Two operators approve at once: one order goes out, the other is told why not, both see the outcome."""
+    async with client.connect("alice") as alice, client.connect("bob") as bob:
+        pid = await queue_proposal(daemon)
+        replies = await asyncio.gather(
+            alice.send(Approve(alice.next_id(), pid, 1)), bob.send(Approve(bob.next_id(), pid, 1))
+        )
+        assert sorted(r.ok for r in replies) == [False, True]
+        loser = next(r for r in replies if not r.ok)
+        assert "not PENDING" in loser.reason
+        for session in (alice, bob):
+            await wait_for(session, lambda m: isinstance(m, ProposalsChanged) and pid in m.removed)
+        decisions = [e.event for e in read_entries(daemon.paths.journal) if isinstance(e.event, DecisionRecorded)]
+        assert len(decisions) == 1
+        assert daemon.desk.state.proposals[pid].status is ProposalStatus.FILLED
+
+
+async def test_four_eyes_needs_two_different_operators_over_the_api(guard_home: Path) -> None:
+    """Above the four-eyes notional one operator cannot approve twice; a second operator executes it."""
+    async with running(daemon_config(operators={"four_eyes_notional": 1000})) as daemon:
+        client = ApiClient.from_config(daemon.config)
+        async with client.connect("alice") as alice, client.connect("bob") as bob:
+            pid = await queue_proposal(daemon)
+            first = await alice.send(Approve(alice.next_id(), pid, 1))
+            assert first.ok and "1 of 2" in first.reason
+            again = await alice.send(Approve(alice.next_id(), pid, 1))
+            assert not again.ok and "different operator" in again.reason
+            second = await bob.send(Approve(bob.next_id(), pid, 1))
+            assert second.ok and second.data["status"] == "FILLED"
+
+
+async def test_every_decision_carries_its_operator(daemon: Daemon, client: ApiClient) -> None:
+    """The journal records which connection's operator decided, with the reason given."""
+    async with client.connect("carol") as carol:
+        pid = await queue_proposal(daemon)
+        reply = await carol.send(Reject(carol.next_id(), pid, "not convinced"))
+        assert reply.ok
+    decision = next(e.event for e in read_entries(daemon.paths.journal) if isinstance(e.event, DecisionRecorded))
+    assert (decision.operator, decision.reason) == ("carol", "not convinced")
+
+
+async def test_commands_before_hello_are_refused(daemon: Daemon) -> None:
+    """A connection that has not said who it is cannot command anything."""
+    endpoint = ApiClient.from_config(daemon.config).endpoint()
+    async with aiohttp.ClientSession(
+        connector=aiohttp.UnixConnector(path=endpoint.socket), headers={"Authorization": f"Bearer {endpoint.token}"}
+    ) as http, http.ws_connect("http://guard/v1/ws") as ws:
+        await ws.receive()  # snapshot
+        await ws.send_str('{"v": 1, "type": "Kill", "id": "k1"}')
+        reply = await ws.receive_json()
+        assert (reply["type"], reply["ok"]) == ("Reply", False) and "say hello first" in reply["reason"]
+    assert daemon.desk.state.trading_state is TradingState.ACTIVE
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token-wrong-token-wrong-token-x"])
+async def test_missing_or_wrong_token_is_refused(daemon: Daemon, token: str | None) -> None:
+    """Without the right bearer token nothing but /health answers; the daemon is unaffected."""
+    socket = str(StatePaths(daemon.config.state_dir).socket)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=socket), headers=headers) as http:
+        async with http.get("http://guard/health") as health:
+            assert health.status == 200
+        for method, path in (("GET", "/v1/snapshot"), ("POST", "/v1/commands"), ("GET", "/metrics")):
+            async with http.request(method, f"http://guard{path}", data='{"v":1,"type":"Kill","id":"k"}') as r:
+                assert r.status == 401
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await http.ws_connect("http://guard/v1/ws")
+        assert refused.value.status == 401
+    assert daemon.desk.state.trading_state is TradingState.ACTIVE
+    assert daemon.desk.state.kill_count == 0
+
+
+async def test_rest_command_needs_an_operator_and_is_journaled(daemon: Daemon, client: ApiClient) -> None:
+    """REST carries the same commands; each needs an operator and is answered after it is journaled."""
+    reply = await client.command(SetRiskLimit("r1", "max_order_notional", "5000", "tighter"), "alice")
+    assert reply.ok and "25000 -> 5000" in reply.reason.replace('"', "")
+    assert daemon.desk.limits().max_order_notional == 5000
+    with pytest.raises(Exception, match="operator|X-Guard-Operator"):
+        reply = await client.command(Kill("k1"), "")
+        assert not reply.ok
+        raise ValueError(reply.reason)
+
+
+async def test_kill_over_rest_replies_halted_then_rearm(daemon: Daemon, client: ApiClient) -> None:
+    """Kill answers once HALTED is journaled; re-arm needs the typed phrase."""
+    reply = await client.command(Kill("k1", "drill"), "alice")
+    assert reply.ok and reply.reason == "HALTED"
+    assert daemon.desk.state.trading_state is TradingState.HALTED
+    wrong = await client.command(Rearm("r1", "ok"), "alice")
+    assert not wrong.ok and "RE-ARM" in wrong.reason
+    assert (await client.command(Rearm("r2", "RE-ARM"), "alice")).ok
+    assert daemon.desk.state.trading_state is TradingState.ACTIVE
+
+
+async def test_status_reaches_every_client_when_one_kills(daemon: Daemon, client: ApiClient) -> None:
+    """A kill from one operator turns every attached screen HALTED, with an alert, at once."""
+    async with client.connect("alice") as alice, client.connect("bob") as bob:
+        await bob.send(Kill(bob.next_id(), "from bob"))
+        seen: list = []
+
+        def halted_and_logged(m: object) -> bool:
+            if isinstance(m, StatusChanged) and m.status.trading_state is TradingState.HALTED:
+                seen.append(m.status.state_reason)
+            if isinstance(m, EventLogged) and "KILL by bob" in m.event.text:
+                seen.append(m.event.text)
+            return len(seen) >= 2
+
+        await wait_for(alice, halted_and_logged)
+        assert any("from bob" in text for text in seen)
+
+
+async def test_metrics_and_health(daemon: Daemon, client: ApiClient) -> None:
+    """/metrics speaks Prometheus text; /health says the daemon is up."""
+    text = await client.metrics()
+    assert 'guard_trading_state{state="ACTIVE"} 1' in text
+    assert "guard_loop_lag_seconds" in text
+    health = await client.health()
+    assert health is not None and health["status"] == "ok"
+
+
+def test_token_file_is_owner_only(daemon: Daemon) -> None:
+    """The token file is created with mode 0600, and the socket is owner-only too."""
+    paths = StatePaths(daemon.config.state_dir)
+    assert stat.S_IMODE(paths.token.stat().st_mode) == 0o600
+    assert stat.S_IMODE(paths.socket.stat().st_mode) == 0o600
+
+
+def test_non_loopback_bind_is_refused(daemon: Daemon, tmp_path: Path) -> None:
+    """The API server refuses any address that is not loopback, whatever it is given."""
+    assert daemon.hub is not None
+    with pytest.raises(DaemonError, match="only loopback"):
+        ApiServer(
+            ApiSection(transport="tcp", host="0.0.0.0"), StatePaths(tmp_path), "t" * 40, daemon.hub, Presence(),
+            health=dict, metrics=str, model_card=str,
+        )
+
+
+async def test_tcp_transport_on_loopback_works(guard_home: Path) -> None:
+    """With transport = tcp the API listens on 127.0.0.1 and clients find the port."""
+    async with running(daemon_config(api={"transport": "tcp", "port": 0})) as daemon:
+        snapshot = await ApiClient.from_config(daemon.config).snapshot()
+        assert snapshot.status.exchange == "sim"
+
+
+async def test_client_that_stops_reading_is_dropped_and_kill_stays_fast(daemon: Daemon, client: ApiClient) -> None:
+    """A client that stops reading its socket is dropped; meanwhile another operator's kill answers at once."""
+    assert daemon.hub is not None
+    endpoint = client.endpoint()
+    async with aiohttp.ClientSession(
+        connector=aiohttp.UnixConnector(path=endpoint.socket), headers={"Authorization": f"Bearer {endpoint.token}"}
+    ) as http, http.ws_connect("http://guard/v1/ws") as stuck, client.connect("alice") as alice:
+        assert daemon.hub.clients == 2
+        for chunk in range(20):  # 2 MB of log lines: more than the stuck socket's buffers hold
+            for i in range(50):
+                daemon.hub.publish(EventLogged(LoggedEvent(chunk * 100 + i, 0, "Flood", "x" * 2000)))
+            await asyncio.sleep(0.05)
+        started = asyncio.get_running_loop().time()
+        reply = await alice.send(Kill(alice.next_id(), "while a client is stuck"))
+        assert reply.ok and asyncio.get_running_loop().time() - started < 1.0
+        await wait_until(lambda: daemon.hub.clients == 1, within=10)
+        assert not stuck.closed or stuck.close_code is not None
