@@ -17,8 +17,8 @@ from guard import codec
 from guard.api.client import ApiClient
 from guard.api.protocol import Kill, Snapshot
 from guard.config import Config, load_config
-from guard.daemon import daemon_running, run_daemon
 from guard.errors import DaemonError
+from guard.lockfile import daemon_running
 from guard.paths import StatePaths
 
 START_TIMEOUT = 60.0
@@ -30,6 +30,8 @@ def operator_id(config: Config, given: str | None = None) -> str:
 
 
 def daemon(args: argparse.Namespace) -> int:
+    from guard.daemon import run_daemon  # the heavy imports (ccxt, the model) only where they are needed
+
     config = load_config(args.config)
     return run_daemon(config, fmt=getattr(args, "log_format", None))
 

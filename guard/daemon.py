@@ -12,21 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import fcntl
 import os
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import structlog
 
 from guard.api.hub import Hub, Presence
-from guard.api.protocol import ModelStatus
+from guard.api.protocol import BucketView, ModelStatus, PerformanceView
 from guard.api.server import ApiServer, load_or_create_token
 from guard.approval.desk import ApprovalDesk, DeskSettings
 from guard.broker.paper import PaperBroker
@@ -37,6 +35,7 @@ from guard.errors import DaemonError, GuardError, ModelFileError
 from guard.events import ModelPaused, ModelResumed
 from guard.feed.source import CcxtFeed
 from guard.journal.store import Entry, Journal
+from guard.lockfile import daemon_lock
 from guard.logs import SecretRedactor, configure
 from guard.paths import StatePaths
 
@@ -50,52 +49,6 @@ SECRET_ENV_SUFFIXES = ("_API_KEY", "_SECRET", "_PASSWORD", "_PASSPHRASE", "_TOKE
 
 class _Stop(Exception):
     """Raised inside the task group to end the daemon gracefully."""
-
-
-@contextlib.contextmanager
-def daemon_lock(paths: StatePaths) -> Iterator[None]:
-    """Hold the state directory: a second daemon on the same state refuses to start."""
-    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = _read_pid(paths.pidfile)
-            raise DaemonError(
-                f"a daemon is already running on {paths.root}" + (f" (pid {pid})" if pid else "")
-            ) from None
-        paths.pidfile.write_text(f"{os.getpid()}\n", encoding="utf-8")
-        try:
-            yield
-        finally:
-            paths.pidfile.unlink(missing_ok=True)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-def daemon_running(paths: StatePaths) -> bool:
-    """True while some process holds the state directory's lock."""
-    if not paths.lock.exists():
-        return False
-    fd = os.open(paths.lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        return None
 
 
 @dataclass
@@ -278,7 +231,9 @@ class Daemon:
         )
         tracker = LiveTracker.from_config(self._model, config.model)
         self._tracker = tracker
-        pipeline = ProposalPipeline(desk, self._predictor, policy, tracker, specs, config.exchange.timeframe)
+        pipeline = ProposalPipeline(
+            desk, self._predictor, policy, tracker, specs, config.exchange.timeframe, history=feed.recent_bars
+        )
         if desk.state.model_paused:
             self._predictor.pause(desk.state.model_pause_reason)
         warm = 0
@@ -391,6 +346,42 @@ class Daemon:
                 claimed, live = bucket.claimed_hit_rate, bucket.live_hit_rate
         return claimed, live
 
+    def _performance(self) -> PerformanceView:
+        if self._tracker is None:
+            return PerformanceView(
+                self._model.model_id if self._model else "",
+                0,
+                0,
+                None,
+                None,
+                None,
+                None,
+                (),
+                False,
+                self._model_error or "no model",
+                0.0,
+                0.0,
+            )
+        r = self._tracker.report()
+        buckets = tuple(
+            BucketView(b.lo, b.hi, b.live_count, b.live_hit_rate, b.claimed_hit_rate, b.claimed_count)
+            for b in r.buckets
+        )
+        return PerformanceView(
+            r.model_id,
+            r.recorded,
+            r.scored,
+            r.hit_rate,
+            r.mean_confidence,
+            r.brier,
+            r.claimed_brier,
+            buckets,
+            r.decision.pause,
+            r.decision.reason,
+            r.decision.statistic,
+            r.decision.threshold,
+        )
+
     def _card(self) -> str:
         if self._model is None:
             return f"# No model\n\n{self._model_error or 'No model is loaded.'}\n"
@@ -441,7 +432,6 @@ class Daemon:
             *(f'guard_feed_healthy{{symbol="{s}"}} {int(h.healthy)}' for s, h in sorted(desk.feed_health.items())),
         ]
         return "\n".join(lines) + "\n"
-
 
     def _pipeline_metrics(self) -> list[str]:
         if self._pipeline is None:

@@ -10,7 +10,7 @@ below its claim.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -18,7 +18,8 @@ import structlog
 
 from guard.approval.desk import ApprovalDesk
 from guard.domain import Bar, MarketSpec
-from guard.features import FeatureWindow, WindowBuilder
+from guard.errors import GuardError
+from guard.features import WARMUP_BARS, FeatureWindow, WindowBuilder
 from guard.model.predictor import Predictor
 from guard.model.tracker import LiveTracker
 from guard.proposals import ProposalPolicy
@@ -49,7 +50,14 @@ class ProposalPipeline:
         specs: Mapping[str, MarketSpec],
         timeframe: str,
         enabled: bool = True,
+        history: Callable[[str, int, int], Awaitable[list[Bar]]] | None = None,
     ) -> None:
+        """
+        Args:
+            history: `history(symbol, count, before)` fetches a symbol's most recent closed bars
+                opening before `before`; used to warm a window up again after a gap in the feed
+                instead of waiting WARMUP_BARS bars.
+        """
         self._desk = desk
         self._predictor = predictor
         self._policy = policy
@@ -58,6 +66,9 @@ class ProposalPipeline:
         self._builders = {s: WindowBuilder(s, timeframe) for s in specs}
         self._enabled = enabled
         self._waiting: dict[str, FeatureWindow] = {}
+        self._history = history
+        self._cold: dict[str, Bar] = {}
+        """Symbols whose window needs history, with the live bar that found it cold."""
         self._ready = asyncio.Event()
         self._funding: dict[str, float] = {}
         self._bars = self._windows = self._batches = self._signals = self._proposed = self._refused = 0
@@ -91,6 +102,9 @@ class ProposalPipeline:
             return
         window = builder.update(bar, self._funding.get(bar.symbol))
         if window is None:
+            if builder.bars_needed > 0 and self._history is not None:
+                self._cold[bar.symbol] = bar
+                self._ready.set()
             return
         self._windows += 1
         self._waiting[bar.symbol] = window
@@ -104,9 +118,32 @@ class ProposalPipeline:
             if len(self._waiting) < len(self._builders):
                 await asyncio.sleep(BATCH_WAIT_SECONDS)
             self._ready.clear()
+            if self._cold:
+                await self._refill()
             batch, self._waiting = self._waiting, {}
             if batch:
                 await self._infer(batch)
+
+    async def _refill(self) -> None:
+        """Warm cold windows up from recent history, then replay the live bar that found them cold."""
+        assert self._history is not None
+        cold, self._cold = self._cold, {}
+        for symbol, live in cold.items():
+            try:
+                bars = await self._history(symbol, WARMUP_BARS + 10, live.open_time)
+            except GuardError as e:
+                log.warning("pipeline_refill_failed", symbol=symbol, error=str(e))
+                continue
+            builder = self._builders[symbol]
+            builder.reset()
+            for bar in bars:
+                if bar.closed and bar.open_time < live.open_time:
+                    builder.update(bar, self._funding.get(symbol))
+            window = builder.update(live, self._funding.get(symbol))
+            log.info("pipeline_refilled", symbol=symbol, bars=len(bars), ready=window is not None)
+            if window is not None:
+                self._windows += 1
+                self._waiting[symbol] = window
 
     async def _infer(self, windows: dict[str, FeatureWindow]) -> None:
         self._batches += 1

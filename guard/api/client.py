@@ -20,16 +20,17 @@ from typing import Any
 import aiohttp
 
 from guard.api.protocol import (
+    OPERATOR_HEADER,
     Command,
     Heartbeat,
     Hello,
     Message,
+    PerformanceView,
     Reply,
     Snapshot,
     decode_message,
     encode,
 )
-from guard.api.server import OPERATOR_HEADER
 from guard.config import ApiSection, Config
 from guard.errors import DaemonError, DecodeError
 from guard.paths import StatePaths
@@ -107,6 +108,13 @@ class ApiClient:
 
     async def model_card(self) -> str:
         return await self._request("GET", "/v1/model/card")
+
+    async def performance(self) -> PerformanceView:
+        """The model's live record beside its card's claims."""
+        message = decode_message(await self._request("GET", "/v1/model/performance"))
+        if not isinstance(message, PerformanceView):
+            raise DaemonError(f"unexpected answer to a performance request: {type(message).__name__}")
+        return message
 
     async def metrics(self) -> str:
         return await self._request("GET", "/metrics")

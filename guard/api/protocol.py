@@ -31,8 +31,15 @@ from guard.domain import (
 from guard.errors import DecodeError
 
 PROTOCOL_VERSION = 1
+OPERATOR_HEADER = "X-Guard-Operator"
+"""REST commands name their operator in this header."""
 MAX_FRAME_BYTES = 64 * 1024
 """Commands are small; anything larger is refused before it is parsed."""
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Daemon messages carry whole views (a snapshot of 1,000 pending proposals is ~1.6 MB): a client
+reading the daemon accepts far more than the daemon accepts from a client."""
+OPERATOR_HEADER = "X-Guard-Operator"
+"""The REST header naming the operator behind a command (here, not in the server, so clients need no server code)."""
 
 
 # --- commands (client -> daemon) ---------------------------------------------------------
@@ -242,6 +249,41 @@ class Alert:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class BucketView:
+    """One confidence bucket: how often the model was right live, beside what its card claimed."""
+
+    lo: float
+    hi: float
+    live_count: int
+    live_hit_rate: float | None
+    claimed_hit_rate: float | None
+    claimed_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceView:
+    """The model's live record next to its card's claims (`GET /v1/model/performance`)."""
+
+    model_id: str
+    recorded: int
+    """Proposals being tracked since the daemon started."""
+    scored: int
+    """Of those, settled at their horizon."""
+    hit_rate: float | None
+    mean_confidence: float | None
+    """What the model claimed, on average, for the same proposals."""
+    brier: float | None
+    claimed_brier: float | None
+    buckets: tuple[BucketView, ...]
+    paused: bool
+    pause_reason: str
+    statistic: float
+    """The sequential test's evidence that the live record is below the claim."""
+    threshold: float
+    """Evidence at which the model is paused."""
+
+
 # --- pushed messages ---------------------------------------------------------------------
 
 
@@ -296,7 +338,17 @@ class Prices:
     marks: dict[str, float]
 
 
-Message = Reply | Snapshot | StatusChanged | ProposalsChanged | PositionsChanged | EventLogged | AlertRaised | Prices
+Message = (
+    PerformanceView
+    | Reply
+    | Snapshot
+    | StatusChanged
+    | ProposalsChanged
+    | PositionsChanged
+    | EventLogged
+    | AlertRaised
+    | Prices
+)
 MESSAGE_TYPES: dict[str, type] = {cls.__name__: cls for cls in Message.__args__}  # type: ignore[attr-defined]
 
 
@@ -312,9 +364,9 @@ def encode(message: Any) -> str:
     )
 
 
-def _decode(text: str | bytes, types: dict[str, type]) -> Any:
-    if len(text) > MAX_FRAME_BYTES:
-        raise DecodeError(f"frame of {len(text)} bytes is larger than {MAX_FRAME_BYTES}")
+def _decode(text: str | bytes, types: dict[str, type], limit: int = MAX_FRAME_BYTES) -> Any:
+    if len(text) > limit:
+        raise DecodeError(f"frame of {len(text)} bytes is larger than {limit}")
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as e:
@@ -338,7 +390,7 @@ def decode_command(text: str | bytes) -> Command:
 
 def decode_message(text: str | bytes) -> Message:
     """Parse a daemon frame (for clients)."""
-    return _decode(text, MESSAGE_TYPES)  # type: ignore[no-any-return]
+    return _decode(text, MESSAGE_TYPES, MAX_MESSAGE_BYTES)  # type: ignore[no-any-return]
 
 
 def command_id(text: str | bytes) -> str:

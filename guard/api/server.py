@@ -27,6 +27,7 @@ from guard.api.commands import CommandHandler
 from guard.api.hub import Hub, Presence, Subscription
 from guard.api.protocol import (
     MAX_FRAME_BYTES,
+    OPERATOR_HEADER,
     PROTOCOL_VERSION,
     Command,
     Heartbeat,
@@ -42,7 +43,6 @@ from guard.paths import StatePaths
 
 log = structlog.get_logger(__name__)
 
-OPERATOR_HEADER = "X-Guard-Operator"
 SEND_TIMEOUT = 2.0
 """A client that cannot take one message for this long has stopped reading: it is dropped."""
 _PUBLIC = frozenset({"/health"})
@@ -79,6 +79,7 @@ class ApiServer:
         health: Callable[[], dict[str, Any]],
         metrics: Callable[[], str],
         model_card: Callable[[], str],
+        performance: Callable[[], Any] = lambda: None,
     ) -> None:
         if settings.transport == "tcp" and not is_loopback(settings.host):
             raise DaemonError(f"refusing to serve the control API on {settings.host}: only loopback addresses")
@@ -90,6 +91,7 @@ class ApiServer:
         self._health = health
         self._metrics = metrics
         self._model_card = model_card
+        self._performance = performance
         self._ids = itertools.count(1)
         self._tasks: asyncio.TaskGroup | None = None
         self._handler: CommandHandler | None = None
@@ -102,6 +104,7 @@ class ApiServer:
         app.router.add_get("/metrics", self._get_metrics)
         app.router.add_get("/v1/snapshot", self._get_snapshot)
         app.router.add_get("/v1/model/card", self._get_card)
+        app.router.add_get("/v1/model/performance", self._get_performance)
         app.router.add_post("/v1/commands", self._post_command)
         app.router.add_get("/v1/ws", self._ws)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -167,6 +170,9 @@ class ApiServer:
 
     async def _get_card(self, request: web.Request) -> web.Response:
         return web.Response(text=self._model_card(), content_type="text/markdown", charset="utf-8")
+
+    async def _get_performance(self, request: web.Request) -> web.Response:
+        return web.Response(text=encode(self._performance()), content_type="application/json")
 
     async def _post_command(self, request: web.Request) -> web.Response:
         operator = request.headers.get(OPERATOR_HEADER, "").strip()

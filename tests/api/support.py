@@ -27,13 +27,14 @@ async def wait_for(session: Session, predicate: Callable[[Message], bool], withi
 async def wait_until(condition: Callable[[], bool], within: float = 10.0, every: float = 0.02) -> None:
     """Poll a condition on live state until it holds."""
     async with asyncio.timeout(within):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - polls state owned by the code under test, which has no event
             await asyncio.sleep(every)
 
 
 async def queue_proposal(daemon: Daemon, **kw: Any) -> str:
-    """Put a proposal in the daemon's real queue, as the model would (once marks are in)."""
-    assert daemon.desk is not None
+    """Put a proposal in the daemon's real queue, as the model would (once marks are in, with an operator around)."""
+    assert daemon.desk is not None and daemon.hub is not None
+    daemon.hub.presence.heard_from("tester")
     symbol = kw.get("symbol", "BTC/USDT:USDT")
     await wait_until(lambda: symbol in daemon.desk.marks)
     result = await daemon.desk.propose(request(**kw))

@@ -54,7 +54,9 @@ def test_decode_command_refuses_oversized_frames() -> None:
 
 def test_decode_message_reads_replies() -> None:
     """Clients decode the daemon's replies."""
-    assert decode_message(encode(Reply("a", True, "ok", {"status": "FILLED"}))) == Reply("a", True, "ok", {"status": "FILLED"})
+    assert decode_message(encode(Reply("a", True, "ok", {"status": "FILLED"}))) == Reply(
+        "a", True, "ok", {"status": "FILLED"}
+    )
 
 
 def test_commands_cannot_be_sent_as_messages() -> None:
