@@ -129,9 +129,56 @@ def build_parser() -> argparse.ArgumentParser:
     # <<< daemon
 
     # >>> tui
+    tui = sub.add_parser("tui", help="attach the operator console to the running daemon (quitting leaves it running)")
+    tui.add_argument("--operator", help="your operator id (default: guard.operator or $USER)")
+    tui.set_defaults(handler=_lazy("guard.tui.app", "main"))
     # <<< tui
 
     # >>> drill
+    from guard.drill.scenarios import SCENARIOS  # no heavy imports: names only
+
+    drill = sub.add_parser(
+        "drill",
+        help="run a kill-switch drill against the simulated exchange, or list past drills",
+        description="Drills run a daemon of their own (state in <state dir>/drills/<time>-<scenario>/home) and "
+        "write report.md, report.json and chart.png beside it. Exit 0 when every bound was met.",
+    )
+    drill.add_argument(
+        "scenario", metavar="SCENARIO", choices=(*SCENARIOS, "history"),
+        help=f"one of {', '.join(SCENARIOS)}; or `history` to list past drills",
+    )
+    drill.add_argument(
+        "--scripted", action="store_true",
+        help="an automated operator kills after a set delay (CI); without it a person at `guard tui` is told "
+        "'DRILL: ...' and their reaction time is measured",
+    )
+    drill.add_argument("--json", action="store_true", help="print the report as JSON")
+    drill.set_defaults(handler=_lazy("guard.drill.commands", "drill"))
+
+    replay = sub.add_parser(
+        "replay",
+        help="run history through features, model, proposals, risk, approval, paper broker and journal",
+        description="Writes report.md, report.json, equity.png and the replay's journal to "
+        "<state dir>/replays/<time>-<name>/. Exit 0 when the replay completed without an invariant violation.",
+    )
+    replay.add_argument("data", nargs="+", metavar="DATA", help="history files (CSV or Parquet, guard's format)")
+    replay.add_argument("--model", default=None, metavar="DIR", help="model directory (default: model.path)")
+    replay.add_argument(
+        "--operator", required=True, choices=("approve-all", "guarded", "never"),
+        help="the scripted operator: approve everything; approve only when every check passes, confidence >= "
+        "--min-confidence and the input is not novel; or never approve",
+    )
+    replay.add_argument("--min-confidence", type=float, default=0.6, metavar="X",
+                        help="the guarded operator's confidence floor (default 0.6)")
+    replay.add_argument("--leverage", default=None, metavar="X",
+                        help="replay every proposal at this leverage (1..20; above 3x the replay records the "
+                        "leverage acknowledgment); default: the policy's")
+    replay.add_argument("--close-only", action="store_true",
+                        help="marks at bar closes only (default: each bar's extremes are visited before its close)")
+    replay.add_argument("--explain", action="store_true", help="compute each proposal's 'why' (slow)")
+    replay.add_argument("--out", default=None, metavar="DIR", help="report directory (default: under replays/)")
+    replay.add_argument("--json", action="store_true", help="print the report as JSON")
+    replay.set_defaults(handler=_lazy("guard.replay.commands", "replay"))
     # <<< drill
 
     return parser

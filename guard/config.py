@@ -100,14 +100,18 @@ class FeedSection:
 class SimSection:
     seed: int = setting(7, ge=0)
     """Seed of the simulated price process: the same seed gives the same market."""
-    scenario: str = setting("calm")
-    """Scenario the simulated exchange plays (see `guard sim --help`)."""
-    speed: float = setting(1.0, gt=0, le=10000)
-    """Simulated seconds per real second."""
+    scenario: str = setting("trend")
+    """Scenario the simulated exchange plays (see `guard sim --help`). The default trends, so the
+    demonstration model has something to say; on "calm" it rarely proposes, as its card explains."""
+    speed: float = setting(10.0, gt=0, le=10000)
+    """Simulated seconds per real second (10: a one-minute bar every 6 s, so a demo is lively)."""
     port: int = setting(0, ge=0, le=65535)
     """Loopback port of the simulated exchange; 0 picks a free one."""
     history: str = setting("")
     """Optional history file (CSV or Parquet) to serve instead of the generated process."""
+    url: str = setting("")
+    """Address of an already running `guard sim` (e.g. "http://127.0.0.1:8800") to use instead of
+    embedding one; empty embeds the simulated exchange in the daemon."""
     history_bars: int = setting(10_080, ge=0, le=1_000_000)
     """1-minute bars of made-up past the simulator starts with (REST history, backfills)."""
     trades_per_tick: int = setting(10, ge=1, le=100)

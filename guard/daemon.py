@@ -30,10 +30,10 @@ from guard.approval.desk import ApprovalDesk, DeskSettings
 from guard.broker.paper import PaperBroker
 from guard.clock import Clock, SystemClock
 from guard.config import Config
-from guard.domain import Bar, MarketSpec, MarkPrice, ProposalStatus, Ticker, TradingState
+from guard.domain import Bar, MarketEvent, MarketSpec, MarkPrice, ProposalStatus, Ticker, TradingState
 from guard.errors import DaemonError, GuardError, ModelFileError
 from guard.events import ModelPaused, ModelResumed
-from guard.feed.source import CcxtFeed
+from guard.feed.process import Endpoint, FeedProcess
 from guard.journal.store import Entry, Journal
 from guard.lockfile import daemon_lock
 from guard.logs import SecretRedactor, configure
@@ -77,9 +77,17 @@ class Daemon:
         clock: Clock | None = None,
         redactor: SecretRedactor | None = None,
         handle_signals: bool = True,
+        sim: Any = None,
     ) -> None:
+        """
+        Args:
+            sim: an already running simulated exchange (anything with `url` and `ws_url`) to use
+                when `exchange.id` is "sim", instead of embedding one (benchmarks put the market's
+                load in another process this way).
+        """
         self.config = config
         self._handle_signals = handle_signals
+        self._external_sim = sim
         self.paths = StatePaths(config.state_dir)
         self.clock = clock or SystemClock()
         self.redactor = redactor
@@ -178,15 +186,21 @@ class Daemon:
 
     # --- building --------------------------------------------------------------------
 
-    async def _market_data(self, stack: contextlib.AsyncExitStack) -> tuple[dict[str, MarketSpec], CcxtFeed]:
+    async def _market_data(self, stack: contextlib.AsyncExitStack) -> tuple[dict[str, MarketSpec], FeedProcess]:
         config = self.config
         sim = None
-        if config.exchange.id == "sim":
+        if config.exchange.id == "sim" and self._external_sim is not None:
+            sim = self._external_sim
+        elif config.exchange.id == "sim" and config.sim.url:
+            url = config.sim.url.rstrip("/")
+            sim = Endpoint(url, url.replace("http://", "ws://", 1))
+        elif config.exchange.id == "sim":
             from guard.sim.server import SimExchange
 
             sim = await stack.enter_async_context(SimExchange(config.sim, config.exchange.symbols, self.clock))
             self._sim = sim
-        feed = await stack.enter_async_context(CcxtFeed(config.exchange, config.feed, self.clock, sim=sim))
+        # The feed parses in a process of its own: a flood of market data never queues the kill switch.
+        feed = await stack.enter_async_context(FeedProcess(config.exchange, config.feed, sim=sim))
         specs = await feed.markets()
         missing = [s for s in config.exchange.symbols if s not in specs]
         if missing:
@@ -210,7 +224,7 @@ class Daemon:
         return str(self._model.model_hash)
 
     async def _start_pipeline(
-        self, desk: ApprovalDesk, specs: dict[str, MarketSpec], feed: CcxtFeed, stack: contextlib.AsyncExitStack
+        self, desk: ApprovalDesk, specs: dict[str, MarketSpec], feed: FeedProcess, stack: contextlib.AsyncExitStack
     ) -> None:
         if self._model is None:
             return
@@ -256,22 +270,28 @@ class Daemon:
 
     # --- running ---------------------------------------------------------------------
 
-    async def _pump(self, feed: CcxtFeed, desk: ApprovalDesk, hub: Hub) -> None:
-        """Market events to the desk (paper venue, marks), the hub (prices) and the pipeline (bars)."""
-        pipeline = self._pipeline
-        async for event in feed.events():
-            if isinstance(event, (MarkPrice, Ticker, Bar)) or type(event).__name__ == "Book":
-                await desk.on_market(event)
-            if isinstance(event, MarkPrice):
-                hub.on_mark(event.symbol, event.mark)
-                if pipeline is not None:
-                    pipeline.set_funding(event.symbol, event.funding_rate)
-            elif isinstance(event, Ticker) and event.symbol not in desk.marks:
-                hub.on_mark(event.symbol, event.last)
-            elif isinstance(event, Bar) and event.closed and pipeline is not None:
-                pipeline.on_bar(event)
+    async def _pump(self, feed: FeedProcess, desk: ApprovalDesk, hub: Hub) -> None:
+        """Market events to the desk (paper venue, marks), the hub (prices) and the pipeline (bars).
 
-    async def _feed_health(self, feed: CcxtFeed, desk: ApprovalDesk) -> None:
+        A batch is about 10 ms of market. Within it only the latest mark, ticker and book of a
+        symbol matter (the earlier ones are already superseded); every bar is kept. Between events
+        the loop is given back, so a kill never waits behind market data.
+        """
+        pipeline = self._pipeline
+        async for batch in feed.batches():
+            for event in coalesce(batch):
+                await desk.on_market(event)
+                if isinstance(event, MarkPrice):
+                    hub.on_mark(event.symbol, event.mark)
+                    if pipeline is not None:
+                        pipeline.set_funding(event.symbol, event.funding_rate)
+                elif isinstance(event, Ticker) and event.symbol not in desk.marks:
+                    hub.on_mark(event.symbol, event.last)
+                elif isinstance(event, Bar) and event.closed and pipeline is not None:
+                    pipeline.on_bar(event)
+                await asyncio.sleep(0)
+
+    async def _feed_health(self, feed: FeedProcess, desk: ApprovalDesk) -> None:
         changes: asyncio.Queue[Any] = asyncio.Queue(maxsize=10_000)
         feed.add_health_listener(lambda health: changes.put_nowait(health))
         for health in feed.health().values():
@@ -437,10 +457,27 @@ class Daemon:
         if self._pipeline is None:
             return []
         stats = dataclasses.asdict(self._pipeline.stats())
-        return [
+        latency = sorted(stats.pop("bar_to_proposal_ms"))
+        lines = [
             "# TYPE guard_pipeline_total counter",
             *(f'guard_pipeline_total{{step="{k}"}} {v}' for k, v in stats.items()),
         ]
+        if latency:
+            lines.append("# TYPE guard_bar_to_proposal_seconds summary")
+            for q in (0.5, 0.99):
+                value = latency[min(len(latency) - 1, int(q * len(latency)))] / 1000
+                lines.append(f'guard_bar_to_proposal_seconds{{quantile="{q}"}} {value:.6f}')
+            lines.append(f"guard_bar_to_proposal_seconds_count {len(latency)}")
+        return lines
+
+
+def coalesce(batch: Sequence[MarketEvent]) -> list[MarketEvent]:
+    """Keep every bar, and only the last mark price, ticker and book of each symbol, in arrival order."""
+    last: dict[tuple[type, str], int] = {}
+    for i, event in enumerate(batch):
+        if not isinstance(event, Bar):
+            last[(type(event), event.symbol)] = i
+    return [e for i, e in enumerate(batch) if isinstance(e, Bar) or last.get((type(e), e.symbol)) == i]
 
 
 def run_daemon(config: Config, fmt: str | None = None) -> int:
@@ -457,9 +494,9 @@ def run_daemon(config: Config, fmt: str | None = None) -> int:
 
 
 @contextlib.asynccontextmanager
-async def running(config: Config, clock: Clock | None = None) -> AsyncIterator[Daemon]:
-    """A daemon running in this event loop, for tests and drills: yields once its API is up."""
-    daemon = Daemon(config, clock=clock, handle_signals=False)
+async def running(config: Config, clock: Clock | None = None, sim: Any = None) -> AsyncIterator[Daemon]:
+    """A daemon running in this event loop, for tests, drills and benchmarks: yields once its API is up."""
+    daemon = Daemon(config, clock=clock, handle_signals=False, sim=sim)
     task = asyncio.create_task(daemon.run(), name="daemon")
     ready = asyncio.create_task(daemon.ready.wait())
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)

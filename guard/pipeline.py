@@ -10,6 +10,8 @@ below its claim.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,6 +40,8 @@ class PipelineStats:
     signals: int
     proposed: int
     refused: int
+    bar_to_proposal_ms: tuple[float, ...] = ()
+    """Recent delays from a closed bar reaching the pipeline to its proposal being queued."""
 
 
 class ProposalPipeline:
@@ -72,18 +76,29 @@ class ProposalPipeline:
         self._ready = asyncio.Event()
         self._funding: dict[str, float] = {}
         self._bars = self._windows = self._batches = self._signals = self._proposed = self._refused = 0
+        self._bar_seen: dict[str, float] = {}
+        self._latency: deque[float] = deque(maxlen=1000)
 
     def stats(self) -> PipelineStats:
-        return PipelineStats(self._bars, self._windows, self._batches, self._signals, self._proposed, self._refused)
+        return PipelineStats(
+            self._bars, self._windows, self._batches, self._signals, self._proposed, self._refused,
+            tuple(self._latency),
+        )
 
     def warm_up(self, bars: Iterable[Bar]) -> int:
-        """Feed recent history so the first live bar already has a full window. Returns bars used."""
+        """Feed recent history so windows are full at once; the latest window of each symbol is
+        inferred on straight away, so a model with something to say need not wait for a bar. Returns
+        the bars used."""
         used = 0
         for bar in bars:
             builder = self._builders.get(bar.symbol)
             if builder is not None and bar.closed:
-                builder.update(bar)
+                window = builder.update(bar)
                 used += 1
+                if window is not None:
+                    self._waiting[bar.symbol] = window
+        if self._waiting:
+            self._ready.set()
         return used
 
     def set_funding(self, symbol: str, rate: float | None) -> None:
@@ -95,6 +110,7 @@ class ProposalPipeline:
         if not bar.closed:
             return
         self._bars += 1
+        self._bar_seen[bar.symbol] = time.perf_counter()
         for scored in self._tracker.on_bar(bar):
             log.info("proposal_scored", proposal_id=scored.proposal_id, hit=scored.hit, confidence=scored.confidence)
         builder = self._builders.get(bar.symbol)
@@ -162,6 +178,8 @@ class ProposalPipeline:
             result = await desk.propose(outcome.request)
             if result.ok and result.proposal is not None:
                 self._proposed += 1
+                if symbol in self._bar_seen:
+                    self._latency.append((time.perf_counter() - self._bar_seen[symbol]) * 1000)
                 self._tracker.record(signal, result.proposal.id)
             else:
                 self._refused += 1

@@ -224,6 +224,9 @@ class Session:
                     # Never drop a view silently: a reader this far behind reconnects for a fresh snapshot.
                     self.closed_reason = "this client fell too far behind the daemon"
                     break
+                # Buffered frames are read without suspending: let the consumer act on this message (HALTED)
+                # before the next thousand (a kill's log lines) are decoded.
+                await asyncio.sleep(0)
             self.closed_reason = self.closed_reason or f"connection closed ({self.ws.close_code})"
         finally:
             for future in self._waiting.values():

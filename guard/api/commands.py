@@ -19,6 +19,7 @@ from guard.api.protocol import (
     Kill,
     Override,
     PauseModel,
+    Propose,
     Rearm,
     ReenableThrottle,
     Reject,
@@ -27,6 +28,7 @@ from guard.api.protocol import (
     SetRiskLimit,
 )
 from guard.approval.desk import ApprovalDesk, CommandResult
+from guard.domain import OrderType, ProposalRequest
 from guard.errors import BadInput, GuardError
 
 log = structlog.get_logger(__name__)
@@ -60,6 +62,21 @@ class CommandHandler:
         match c:
             case Hello() | Heartbeat():
                 return Reply(c.id, True)
+            case Propose():
+                r = await desk.propose(
+                    ProposalRequest(
+                        symbol=c.symbol,
+                        side=c.side,
+                        qty=c.qty,
+                        leverage=c.leverage,
+                        stop=c.stop,
+                        take_profit=c.take_profit,
+                        order_type=OrderType.LIMIT if c.limit_price is not None else OrderType.MARKET,
+                        limit_price=c.limit_price,
+                        why=f"proposed by {operator}" + (f": {c.reason}" if c.reason else ""),
+                        source="operator",
+                    )
+                )
             case Approve():
                 r = await desk.approve(
                     c.proposal_id, operator, version=c.version, reason=c.reason, confirm_novel=c.confirm_novel

@@ -31,6 +31,7 @@ from guard.api.protocol import (
     Snapshot,
     StatusChanged,
     StatusView,
+    encode,
 )
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk
 from guard.approval.state import ProposalRecord
@@ -100,16 +101,20 @@ _BOOK_EVENTS = (OrderFilled, PositionLiquidated, FundingPaid)
 
 @dataclass(eq=False)
 class Subscription:
-    """One client's outbox."""
+    """One client's outbox of encoded frames."""
 
-    queue: asyncio.Queue[Message] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, message: Message) -> None:
+        self.offer_frame(encode(message))
+
+    def offer_frame(self, frame: str) -> None:
+        """Queue an already encoded frame (a view shared by every client is encoded once)."""
         if self.overflowed.is_set():
             return
         try:
-            self.queue.put_nowait(message)
+            self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.overflowed.set()
 
@@ -194,8 +199,11 @@ class Hub:
         return len(self._subscriptions)
 
     def publish(self, message: Message) -> None:
+        if not self._subscriptions:
+            return
+        frame = encode(message)
         for subscription in list(self._subscriptions):
-            subscription.offer(message)
+            subscription.offer_frame(frame)
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
@@ -210,12 +218,15 @@ class Hub:
     # --- inputs ----------------------------------------------------------------------
 
     def on_committed(self, entries: Sequence[Entry]) -> None:
-        """Called on the event loop for every committed batch, before the committing command replies."""
+        """Called on the event loop for every committed batch, before the committing command replies.
+
+        The state goes out first, the log last: a kill's HALTED must not queue behind its thousand
+        log lines, which every client decodes in order.
+        """
         touched: set[str] = set()
         status = books = everyone = False
         for entry in entries:
             event = entry.event
-            self._log(entry)
             if isinstance(event, _PROPOSAL_EVENTS):
                 touched.add(_proposal_id(event))
             elif isinstance(event, OrderSubmitted) and event.request.proposal_id:
@@ -226,15 +237,17 @@ class Hub:
                 books = status = True
             if isinstance(event, (ProposalQueued, ProposalExpired, ProposalKilled, DecisionRecorded)):
                 status = True
-            self._alert_for(event)
+        if status:
+            self._publish_status(force=True)
+        if books:
+            self.publish(PositionsChanged(self.positions()))
         if everyone:
             touched |= {r.proposal.id for r in self.desk.state.pending()}
         if touched:
             self._publish_proposals(touched)
-        if books:
-            self.publish(PositionsChanged(self.positions()))
-        if status:
-            self._publish_status(force=True)
+        for entry in entries:
+            self._log(entry)
+            self._alert_for(entry.event)
 
     def on_mark(self, symbol: str, price: float) -> None:
         history = self._prices.get(symbol)

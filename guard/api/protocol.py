@@ -26,6 +26,7 @@ from guard.domain import (
     Position,
     Proposal,
     ProposalStatus,
+    Side,
     TradingState,
 )
 from guard.errors import DecodeError
@@ -38,8 +39,6 @@ MAX_FRAME_BYTES = 64 * 1024
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Daemon messages carry whole views (a snapshot of 1,000 pending proposals is ~1.6 MB): a client
 reading the daemon accepts far more than the daemon accepts from a client."""
-OPERATOR_HEADER = "X-Guard-Operator"
-"""The REST header naming the operator behind a command (here, not in the server, so clients need no server code)."""
 
 
 # --- commands (client -> daemon) ---------------------------------------------------------
@@ -59,6 +58,21 @@ class Heartbeat:
     """I am still here (the dead-man switch listens for these)."""
 
     id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Propose:
+    """An operator's own trade idea: priced and risk-checked like the model's, and still needs approval."""
+
+    id: str
+    symbol: str
+    side: Side
+    qty: Decimal
+    leverage: Decimal
+    stop: Decimal | None = None
+    take_profit: Decimal | None = None
+    limit_price: Decimal | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +162,7 @@ class ReenableThrottle:
 Command = (
     Hello
     | Heartbeat
+    | Propose
     | Approve
     | Override
     | Reject

@@ -255,12 +255,12 @@ class ApiServer:
     async def _pump(self, request: web.Request, ws: web.WebSocketResponse, subscription: Subscription) -> None:
         """Send this client's messages in order; drop the client if it cannot keep up."""
         while not ws.closed:
-            message = await subscription.queue.get()
+            frame = await subscription.queue.get()
             if subscription.overflowed.is_set():
                 await self._drop(request, ws, "too slow: reconnect for a fresh snapshot")
                 return
             try:
-                await asyncio.wait_for(ws.send_str(encode(message)), SEND_TIMEOUT)
+                await asyncio.wait_for(ws.send_str(frame), SEND_TIMEOUT)
             except (TimeoutError, ConnectionResetError):
                 await self._drop(request, ws, "not reading: reconnect for a fresh snapshot")
                 return

@@ -95,6 +95,8 @@ class FeedStatistics:
     trades_backfilled: int = 0
     trades_lost: int = 0
     """Missing trades that could not be recovered (their bars are marked incomplete)."""
+    lost_ranges: deque[tuple[str, int, int]] = field(default_factory=lambda: deque(maxlen=10_000))
+    """(symbol, first id, last id) of the most recent runs of lost trades, for audits."""
     bar_gaps: int = 0
     bars_backfilled: int = 0
     bars_lost: int = 0
@@ -646,6 +648,14 @@ class CcxtFeed:
         self.stats.trades_backfilled += got
         if lost:
             self.stats.trades_lost += lost
+            have = {int(t.trade_id) for t in hole.trades or ()}
+            run_start = None
+            for i in range(hole.first, hole.last + 2):
+                if i <= hole.last and i not in have:
+                    run_start = i if run_start is None else run_start
+                elif run_start is not None:
+                    self.stats.lost_ranges.append((symbol, run_start, i - 1))
+                    run_start = None
             log.warning("feed.trades_lost", symbol=symbol, lost=lost, first=hole.first)
         self._health.gap_closed(symbol, hole.size, lost, "trades")
 
@@ -750,8 +760,11 @@ class CcxtFeed:
         ex = self.exchange
         await self._gate.wait()
         try:
+            # With `before`, ask for exactly the bars that end there; without, the newest ones.
+            since = before - count * self._tf_ms if before is not None else None
             rows = await asyncio.wait_for(
-                ex.fetch_ohlcv(symbol, self.timeframe, limit=min(1000, count + 1)), self._xs.timeout_seconds
+                ex.fetch_ohlcv(symbol, self.timeframe, since=since, limit=min(1000, count + 1)),
+                self._xs.timeout_seconds,
             )
         except TimeoutError as e:
             raise ExchangeUnavailable(f"{self.exchange_id}: fetching bars timed out") from e

@@ -1,0 +1,85 @@
+"""`guard history fetch|import`: the command-line side of history files."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import TextIO
+
+from guard import logs
+from guard.config import load_config
+from guard.errors import BadInput
+from guard.feed.fetch import fetch_history, parse_since
+from guard.feed.history import MAX_REPORTED_ERRORS, import_plain_csv, write_bars
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal; occasional plain lines when not a terminal."""
+
+    def __init__(self, stream: TextIO, label: str) -> None:
+        self._stream = stream
+        self._label = label
+        self._tty = bool(getattr(stream, "isatty", lambda: False)())
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = time.monotonic()
+        finished = total is not None and done >= total
+        if not finished and now - self._last < (0.1 if self._tty else 5.0):
+            return
+        self._last = now
+        if total:
+            share = min(1.0, done / total)
+            bar = "#" * int(share * 30)
+            text = f"{self._label} [{bar:<30}] {share:4.0%} {done}/{total} bars"
+        else:
+            text = f"{self._label} {done} bars"
+        if self._tty:
+            self._stream.write("\r" + text)
+            if finished:
+                self._stream.write("\n")
+        else:
+            self._stream.write(text + "\n")
+        self._stream.flush()
+
+
+def fetch(args: argparse.Namespace) -> int:
+    """guard history fetch --exchange ID --symbol S --timeframe TF [--since DATE] [--limit N] --out FILE."""
+    config = load_config(args.config)
+    logs.configure(level="warning", fmt=config.log.format)
+    since = parse_since(args.since) if args.since else None
+    progress = ProgressBar(sys.stderr, f"{args.exchange} {args.symbol} {args.timeframe}")
+    result = asyncio.run(
+        fetch_history(
+            args.exchange, args.symbol, args.timeframe, Path(args.out),
+            since=since, limit=args.limit, request_timeout=config.exchange.timeout_seconds,
+            sim_section=config.sim, sim_symbols=config.exchange.symbols, progress=progress,
+        )
+    )
+    resumed = " (resumed)" if result.resumed_from is not None else ""
+    gaps = f", {result.gaps} gap(s) in the venue's data" if result.gaps else ""
+    print(f"{result.path}: {result.written} new bars{resumed}, {result.total} in file{gaps}")
+    return 0
+
+
+def import_(args: argparse.Namespace) -> int:
+    """guard history import FILE --out FILE [--symbol S] [--timeframe TF] [--skip-bad]."""
+    result = import_plain_csv(Path(args.file), symbol=args.symbol, timeframe=args.timeframe)
+    for line, reason in result.errors[:MAX_REPORTED_ERRORS]:
+        print(f"{args.file}: line {line}: {reason}", file=sys.stderr)
+    if len(result.errors) > MAX_REPORTED_ERRORS:
+        print(f"{args.file}: ... and {len(result.errors) - MAX_REPORTED_ERRORS} more bad rows", file=sys.stderr)
+    if result.errors and not args.skip_bad:
+        raise BadInput(
+            f"{args.file}: {len(result.errors)} bad row(s); nothing written (fix them, or pass --skip-bad)"
+        )
+    if not result.bars:
+        raise BadInput(f"{args.file}: no bars to import")
+    write_bars(Path(args.out), result.bars)
+    skipped = f", {len(result.errors)} bad row(s) skipped" if result.errors else ""
+    gaps = f", {result.gaps} gap(s)" if result.gaps else ""
+    print(f"{args.out}: {len(result.bars)} {result.symbol} {result.timeframe} bars{skipped}{gaps}")
+    return 0

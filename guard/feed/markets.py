@@ -1,0 +1,210 @@
+"""ccxt markets → `MarketSpec`: precision, limits, fees, contract size and leverage tiers.
+
+Binance publishes its maintenance-margin brackets only to signed requests, so without API
+keys guard uses the built-in tables below (Binance USDⓈ-M's published brackets for BTCUSDT
+and ETHUSDT, and a conservative table for other symbols) and logs that it did. Brackets
+change: with keys, `fetch_leverage_tiers` wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import ccxt
+import structlog
+
+from guard.domain import ONE, ZERO, LeverageTier, MarketKind, MarketSpec
+from guard.errors import ExchangeUnavailable, FeedError
+from guard.feed.exchange import translate
+
+log = structlog.get_logger(__name__)
+
+# (floor, cap, maintenance margin rate, max leverage): cum is derived, so it always agrees.
+_BTC_TIERS = (
+    (0, 50_000, "0.004", 125),
+    (50_000, 600_000, "0.005", 100),
+    (600_000, 3_000_000, "0.0065", 75),
+    (3_000_000, 12_000_000, "0.01", 50),
+    (12_000_000, 70_000_000, "0.02", 25),
+    (70_000_000, 100_000_000, "0.025", 20),
+    (100_000_000, 230_000_000, "0.05", 10),
+    (230_000_000, 480_000_000, "0.1", 5),
+    (480_000_000, 600_000_000, "0.125", 4),
+    (600_000_000, 800_000_000, "0.15", 3),
+    (800_000_000, 1_200_000_000, "0.25", 2),
+    (1_200_000_000, 1_800_000_000, "0.5", 1),
+)
+_ETH_TIERS = (
+    (0, 50_000, "0.005", 100),
+    (50_000, 600_000, "0.0065", 75),
+    (600_000, 3_000_000, "0.01", 50),
+    (3_000_000, 12_000_000, "0.02", 25),
+    (12_000_000, 50_000_000, "0.025", 20),
+    (50_000_000, 65_000_000, "0.05", 10),
+    (65_000_000, 150_000_000, "0.1", 5),
+    (150_000_000, 320_000_000, "0.125", 4),
+    (320_000_000, 400_000_000, "0.15", 3),
+    (400_000_000, 530_000_000, "0.25", 2),
+    (530_000_000, 800_000_000, "0.5", 1),
+)
+_ALT_TIERS = (
+    (0, 25_000, "0.01", 50),
+    (25_000, 100_000, "0.02", 25),
+    (100_000, 500_000, "0.025", 20),
+    (500_000, 1_000_000, "0.05", 10),
+    (1_000_000, 2_000_000, "0.1", 5),
+    (2_000_000, 5_000_000, "0.125", 4),
+    (5_000_000, 10_000_000, "0.15", 3),
+    (10_000_000, 20_000_000, "0.25", 2),
+    (20_000_000, 50_000_000, "0.5", 1),
+)
+
+
+def builtin_tiers(symbol: str) -> tuple[LeverageTier, ...]:
+    """Guard's built-in maintenance brackets for a linear perpetual."""
+    base = symbol.split("/", 1)[0].upper()
+    table = _BTC_TIERS if base == "BTC" else _ETH_TIERS if base == "ETH" else _ALT_TIERS
+    return _with_cum((Decimal(f), Decimal(c), Decimal(m), Decimal(x)) for f, c, m, x in table)
+
+
+def _with_cum(rows: Iterable[tuple[Decimal, Decimal, Decimal, Decimal]]) -> tuple[LeverageTier, ...]:
+    tiers = []
+    prev_mmr = ZERO
+    cum = ZERO
+    for floor, cap, mmr, max_leverage in rows:
+        cum = floor * (mmr - prev_mmr) + cum
+        tiers.append(LeverageTier(floor, cap, mmr, cum, max_leverage))
+        prev_mmr = mmr
+    return tuple(tiers)
+
+
+def tiers_from_ccxt(rows: Iterable[Mapping[str, Any]]) -> tuple[LeverageTier, ...]:
+    """Unified ccxt leverage tiers → `LeverageTier`s (cum from the venue when it gives one)."""
+    parsed = []
+    for row in sorted(rows, key=lambda r: float(r.get("minNotional") or 0)):
+        parsed.append((
+            _dec(row.get("minNotional"), ZERO),
+            _dec(row.get("maxNotional"), Decimal("Infinity")),
+            _dec(row.get("maintenanceMarginRate"), ZERO),
+            _dec(row.get("maxLeverage"), ONE),
+            (row.get("info") or {}).get("cum"),
+        ))
+    computed = _with_cum((f, c, m, x) for f, c, m, x, _ in parsed)
+    return tuple(
+        LeverageTier(t.floor, t.cap, t.mmr, _dec(venue_cum, t.cum), t.max_leverage)
+        for t, (*_, venue_cum) in zip(computed, parsed, strict=True)
+    )
+
+
+def market_spec(market: Mapping[str, Any], precision_mode: int, tiers: tuple[LeverageTier, ...]) -> MarketSpec:
+    """Build guard's view of one ccxt market.
+
+    Raises:
+        FeedError: for markets guard does not trade (inverse or dated futures, options).
+    """
+    symbol = str(market["symbol"])
+    if market.get("spot"):
+        kind = MarketKind.SPOT
+    elif market.get("swap") and market.get("linear"):
+        kind = MarketKind.LINEAR
+    else:
+        raise FeedError(f"{symbol}: guard trades spot and linear (USDT-margined) perpetuals only")
+    precision = market.get("precision") or {}
+    limits = market.get("limits") or {}
+    tick = _size(precision.get("price"), precision_mode)
+    step = _size(precision.get("amount"), precision_mode)
+    min_qty = _dec((limits.get("amount") or {}).get("min"), step)
+    min_notional = _dec((limits.get("cost") or {}).get("min"), ZERO)
+    leverage_max = (limits.get("leverage") or {}).get("max")
+    if kind is MarketKind.SPOT:
+        max_leverage, tiers = ONE, ()
+    elif leverage_max:
+        max_leverage = _dec(leverage_max, ONE)
+    else:
+        max_leverage = max((t.max_leverage for t in tiers), default=ONE)
+    return MarketSpec(
+        symbol=symbol,
+        base=str(market.get("base")),
+        quote=str(market.get("quote")),
+        kind=kind,
+        tick_size=tick,
+        step_size=step,
+        min_qty=min_qty,
+        min_notional=min_notional,
+        maker_fee=_dec(market.get("maker"), ZERO),
+        taker_fee=_dec(market.get("taker"), ZERO),
+        max_leverage=max_leverage,
+        tiers=tiers,
+        contract_size=_dec(market.get("contractSize"), ONE),
+    )
+
+
+def _size(value: Any, precision_mode: int) -> Decimal:
+    if value is None:
+        raise FeedError("market has no price or amount precision")
+    if precision_mode == ccxt.TICK_SIZE:
+        return _dec(value, ONE)
+    # DECIMAL_PLACES / SIGNIFICANT_DIGITS: a count of decimals.
+    return Decimal(1).scaleb(-int(value))
+
+
+def _dec(value: Any, default: Decimal) -> Decimal:
+    if value is None or value == "":
+        return default
+    try:
+        result = Decimal(str(value))
+    except ArithmeticError:
+        return default
+    return result if result.is_finite() or result == Decimal("Infinity") else default
+
+
+async def load_specs(
+    exchange: Any, exchange_id: str, symbols: Sequence[str], timeout_seconds: float
+) -> dict[str, MarketSpec]:
+    """Load a ccxt exchange's markets (once) and build specs for `symbols`.
+
+    Raises:
+        ExchangeUnavailable: the venue could not be reached (network, 5xx, rate limit).
+        FeedError: a symbol is not listed, or its market is not one guard trades.
+    """
+    timeout = timeout_seconds * 3
+    try:
+        await asyncio.wait_for(exchange.load_markets(), timeout)
+    except TimeoutError as e:
+        raise ExchangeUnavailable(f"{exchange_id}: loading markets timed out after {timeout:g} s") from e
+    except ccxt.BaseError as e:
+        raise translate(e, exchange_id) from e
+    missing = [s for s in symbols if s not in exchange.markets]
+    if missing:
+        listed = ", ".join(sorted(exchange.markets)[:5])
+        raise FeedError(f"{exchange_id} does not list {', '.join(missing)} (it lists e.g. {listed})")
+    tiers = await _load_tiers(exchange, exchange_id, symbols, timeout_seconds)
+    specs = {
+        symbol: market_spec(exchange.markets[symbol], exchange.precisionMode, tiers.get(symbol, ()))
+        for symbol in symbols
+    }
+    log.info("feed.markets_loaded", exchange=exchange_id, symbols=list(specs))
+    return specs
+
+
+async def _load_tiers(
+    exchange: Any, exchange_id: str, symbols: Sequence[str], timeout_seconds: float
+) -> dict[str, tuple[LeverageTier, ...]]:
+    linear = [s for s in symbols if exchange.markets[s].get("linear")]
+    if not linear:
+        return {}
+    if exchange.has.get("fetchLeverageTiers"):
+        try:
+            rows = await asyncio.wait_for(exchange.fetch_leverage_tiers(linear), timeout_seconds)
+            return {s: tiers_from_ccxt(rows[s]) for s in linear if rows.get(s)}
+        except (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.ArgumentsRequired) as e:
+            why = f"the venue publishes them to signed requests only ({type(e).__name__})"
+        except (ccxt.BaseError, TimeoutError) as e:
+            why = f"fetching them failed ({type(e).__name__})"
+    else:
+        why = "the venue does not publish them through ccxt"
+    log.info("feed.leverage_tiers_builtin", exchange=exchange_id, symbols=linear, why=why)
+    return {s: builtin_tiers(s) for s in linear}

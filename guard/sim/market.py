@@ -1,0 +1,594 @@
+"""The live simulated market: simulated time, stored bars and ticks, and what they imply.
+
+`SimMarket` turns a tick source (the seeded `PriceProcess`, or a recorded history file) into
+everything an exchange publishes: trades, klines of any supported interval, a 24-hour ticker,
+an order book and a mark price. It knows nothing about HTTP or WebSocket; `public.py` and
+`ws.py` format what it computes.
+
+Trades are derived from ticks by a formula, so nothing per trade is stored: trade number `g`
+(its id is `g + 1`) is trade `m` of tick `k` of bar `i`, where `g = (i·K + k)·M + m`, `K` is
+`TICKS_PER_BAR` and `M` the trades per tick. Its price moves linearly from tick `k` toward
+tick `k + 1`, so every trade lies inside its bar's high and low, and a bar is exactly the
+open/high/low/close/sum of its trades.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from guard.clock import Clock
+from guard.domain import Bar
+from guard.errors import BadInput
+from guard.sim.process import (
+    BASE_MS,
+    MIN_TICK_STEPS,
+    SCENARIOS,
+    TICK_MS,
+    TICKS_PER_BAR,
+    PriceProcess,
+    SymbolParams,
+    TickBlock,
+    symbol_params,
+)
+
+FUNDING_INTERVAL_MS = 8 * 3_600_000
+BOOK_LEVELS = 20
+_BASIS = 0.0002
+"""Mark over index: a perpetual usually trades a little above its index."""
+
+
+class SimClock:
+    """Simulated time: runs `speed` times as fast as the clock it is given.
+
+    Args:
+        clock: the real (or test) clock.
+        speed: simulated seconds per real second.
+        start_ms: simulated time at construction.
+    """
+
+    def __init__(self, clock: Clock, speed: float, start_ms: int) -> None:
+        if not speed > 0:
+            raise BadInput(f"speed {speed}: must be > 0")
+        self._clock = clock
+        self._speed = speed
+        self._start_ms = start_ms
+        self._mono0 = clock.monotonic()
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def now_ms(self) -> int:
+        """Simulated milliseconds since the Unix epoch."""
+        return self._start_ms + int((self._clock.monotonic() - self._mono0) * 1000.0 * self._speed)
+
+    def wall_seconds(self, sim_ms: float) -> float:
+        """Real seconds that `sim_ms` simulated milliseconds take."""
+        return sim_ms / 1000.0 / self._speed
+
+
+class TickSource(Protocol):
+    """Where ticks come from: the price process, or a recorded history."""
+
+    symbols: tuple[str, ...]
+    params: tuple[SymbolParams, ...]
+    origin_ms: int
+
+    @property
+    def next_index(self) -> int: ...
+
+    @property
+    def scenario(self) -> str: ...
+
+    def advance(self, n: int) -> TickBlock: ...
+
+    def set_scenario(self, scenario: str, onset_ms: int) -> None: ...
+
+
+class HistoryTicks:
+    """A tick source that plays recorded 1-minute bars, as ticks open → extreme → extreme → close.
+
+    Bars of several symbols are aligned on their open times; a symbol with no bar at a time
+    gets a flat bar at its previous close. A bar's volume is spread over its ticks in whole
+    thousandths of the file's volume increment (the served lot size), at least
+    `MIN_TICK_STEPS` per tick so every tick can print its trades: only bars of (almost) zero
+    volume come back a little larger.
+    """
+
+    def __init__(self, bars: dict[str, list[Bar]]) -> None:
+        if not bars or not any(bars.values()):
+            raise BadInput("history: the file has no bars")
+        for symbol, rows in bars.items():
+            bad = [b for b in rows if b.timeframe != "1m"]
+            if bad:
+                raise BadInput(
+                    f"history: {symbol} has {bad[0].timeframe} bars; the simulator serves 1m bars"
+                )
+        self.symbols = tuple(bars)
+        times = sorted({b.open_time for rows in bars.values() for b in rows})
+        self.origin_ms = times[0]
+        n = (times[-1] - times[0]) // BASE_MS + 1
+        s = len(self.symbols)
+        ohlcv = np.full((n, s, 5), np.nan)
+        for j, symbol in enumerate(self.symbols):
+            for b in bars[symbol]:
+                ohlcv[(b.open_time - self.origin_ms) // BASE_MS, j] = (b.open, b.high, b.low, b.close, b.volume)
+            _fill_forward(ohlcv[:, j])
+        params = []
+        for j, symbol in enumerate(self.symbols):
+            prices = ohlcv[:, j, :4]
+            tick = _smallest_increment(prices)
+            # A thousandth of the file's volume increment, so each of a bar's ticks can print
+            # MIN_TICK_STEPS trades and the bar's volume still sums exactly.
+            step = _smallest_increment(ohlcv[:, j, 4:5]) / 1000
+            params.append(SymbolParams(symbol, float(prices[0, 0]), 0.0, 0.0, tick, step, 0.0))
+        self.params = tuple(params)
+        self._ohlcv = ohlcv
+        self._next = 0
+
+    @property
+    def next_index(self) -> int:
+        return self._next
+
+    @property
+    def scenario(self) -> str:
+        return "history"
+
+    @property
+    def length(self) -> int:
+        """Number of 1-minute bars in the history."""
+        return int(self._ohlcv.shape[0])
+
+    def set_scenario(self, scenario: str, onset_ms: int) -> None:
+        raise BadInput(f"scenario {scenario!r}: a recorded history plays as recorded")
+
+    def advance(self, n: int) -> TickBlock:
+        first = self._next
+        last = min(first + n, self.length)
+        if last <= first:
+            raise EOFError("history exhausted")
+        rows = self._ohlcv[first:last]
+        o, h, lo, c, v = (rows[:, :, i] for i in range(5))
+        up = c >= o
+        # Anchor ticks: open, the extreme the bar visited first, the other extreme, close.
+        first_extreme = np.where(up, lo, h)
+        second_extreme = np.where(up, h, lo)
+        anchors = np.stack([o, first_extreme, second_extreme, c], axis=1)  # (n, 4, s)
+        positions = np.array([0.0, 3.0, 7.0, TICKS_PER_BAR - 1.0])
+        ks = np.arange(TICKS_PER_BAR, dtype=float)
+        seg = np.clip(np.searchsorted(positions, ks, side="right") - 1, 0, 2)
+        frac = (ks - positions[seg]) / (positions[seg + 1] - positions[seg])
+        price = anchors[:, seg, :] + (anchors[:, seg + 1, :] - anchors[:, seg, :]) * frac[None, :, None]
+        for j, p in enumerate(self.params):
+            decimals = _decimals(p.tick_size)
+            price[:, :, j] = np.round(np.round(price[:, :, j] / p.tick_size) * p.tick_size, decimals)
+        step = np.array([p.step_size for p in self.params])
+        total = np.round(v / step).astype(np.int64)  # (n, s) whole steps per bar
+        base, rem = np.divmod(total, TICKS_PER_BAR)
+        extra = np.arange(TICKS_PER_BAR)[None, :, None] < rem[:, None, :]
+        volume_steps = np.maximum(base[:, None, :] + extra, MIN_TICK_STEPS)
+        self._next = last
+        open_time = self.origin_ms + np.arange(first, last, dtype=np.int64) * BASE_MS
+        return TickBlock(first, open_time, price, volume_steps)
+
+
+def _fill_forward(rows: npt.NDArray[np.float64]) -> None:
+    last_close = np.nan
+    for i in range(rows.shape[0]):
+        if np.isnan(rows[i, 0]):
+            if np.isnan(last_close):
+                # A symbol that starts late is back-filled with its first close.
+                first = np.flatnonzero(~np.isnan(rows[:, 3]))[0]
+                last_close = rows[first, 0]
+            rows[i] = (last_close, last_close, last_close, last_close, 0.0)
+        last_close = rows[i, 3]
+
+
+def _smallest_increment(values: npt.NDArray[np.float64]) -> float:
+    flat = values[np.isfinite(values) & (values > 0)]
+    for decimals in range(0, 9):
+        scaled = flat * 10**decimals
+        if np.all(np.abs(scaled - np.round(scaled)) < 1e-6):
+            return 10.0**-decimals
+    return 1e-8
+
+
+def _decimals(size: float) -> int:
+    return max(0, -math.floor(math.log10(size) + 1e-9))
+
+
+def market_id(symbol: str) -> str:
+    """The venue's id of a unified symbol: "BTC/USDT:USDT" → "BTCUSDT"."""
+    return symbol.split(":", 1)[0].replace("/", "")
+
+
+@dataclass(frozen=True, slots=True)
+class TradeBatch:
+    """Consecutive trades of one symbol, as arrays (ids ascend by one)."""
+
+    first_id: int
+    timestamp: npt.NDArray[np.int64]
+    price: npt.NDArray[np.float64]
+    amount: npt.NDArray[np.float64]
+    buyer_maker: npt.NDArray[np.bool_]
+
+    @property
+    def n(self) -> int:
+        return int(self.timestamp.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Kline:
+    """One candle as the venue reports it."""
+
+    open_time: int
+    close_time: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float
+    trades: int
+    first_id: int
+    last_id: int
+    closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BookState:
+    """One order-book snapshot of a symbol, numbered like Binance's update ids."""
+
+    update_id: int
+    timestamp: int
+    bids: tuple[tuple[float, float], ...]
+    asks: tuple[tuple[float, float], ...]
+
+
+class SimMarket:
+    """Stored ticks of every symbol, advanced lazily to the simulated now.
+
+    Args:
+        source: the price process or a recorded history.
+        clock: simulated time.
+        trades_per_tick: trades printed per 5-second tick (1..MIN_TICK_STEPS).
+        keep_bars: 1-minute bars kept for REST queries; older ones are forgotten.
+    """
+
+    def __init__(
+        self,
+        source: TickSource,
+        clock: SimClock,
+        *,
+        trades_per_tick: int = 10,
+        keep_bars: int = 20_160,
+    ) -> None:
+        if not 1 <= trades_per_tick <= MIN_TICK_STEPS:
+            raise BadInput(f"trades_per_tick {trades_per_tick}: must be 1..{MIN_TICK_STEPS}")
+        self.source = source
+        self.clock = clock
+        self.symbols = source.symbols
+        self.ids = tuple(market_id(s) for s in self.symbols)
+        self.index_of_id = {mid: j for j, mid in enumerate(self.ids)}
+        self.params = source.params
+        self.price_decimals = tuple(_decimals(p.tick_size) for p in self.params)
+        self.amount_decimals = tuple(_decimals(p.step_size) for p in self.params)
+        self.trades_per_tick = trades_per_tick
+        self.origin_ms = source.origin_ms
+        self._keep = max(keep_bars, 1_500)
+        s = len(self.symbols)
+        cap = 4_096
+        self._price = np.empty((cap, TICKS_PER_BAR, s))
+        self._steps = np.empty((cap, TICKS_PER_BAR, s), dtype=np.int64)
+        self._first = 0
+        self._n = 0
+        self._step = np.array([p.step_size for p in self.params])
+        self._exhausted = False
+        self._book_ids = [1_000_000 * (j + 1) for j in range(s)]
+        self._books: list[BookState | None] = [None] * s
+
+    # --- time and storage ---------------------------------------------------------
+
+    @property
+    def exhausted(self) -> bool:
+        """True when a recorded history has been played to its end."""
+        return self._exhausted
+
+    @property
+    def first_index(self) -> int:
+        return self._first
+
+    @property
+    def end_index(self) -> int:
+        """One past the last generated bar."""
+        return self._first + self._n
+
+    def now_ms(self) -> int:
+        """Simulated time."""
+        return self.clock.now_ms()
+
+    def bar_index(self, ts_ms: int) -> int:
+        """Index of the 1-minute bar containing a time."""
+        return (ts_ms - self.origin_ms) // BASE_MS
+
+    def open_time(self, index: int) -> int:
+        """Open time of the 1-minute bar with this index."""
+        return self.origin_ms + index * BASE_MS
+
+    def sync(self, now_ms: int | None = None) -> int:
+        """Generate every bar up to the one containing `now_ms`; return that simulated time."""
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        want = self.bar_index(now) + 1
+        while self.end_index < want and not self._exhausted:
+            try:
+                block = self.source.advance(min(want - self.end_index, 20_000))
+            except EOFError:
+                self._exhausted = True
+                break
+            self._append(block)
+        return now
+
+    def _append(self, block: TickBlock) -> None:
+        cap = self._price.shape[0]
+        if self._n + block.n > cap:
+            drop = max(0, self._n - self._keep)
+            if drop:
+                self._price[: self._n - drop] = self._price[drop : self._n]
+                self._steps[: self._n - drop] = self._steps[drop : self._n]
+                self._first += drop
+                self._n -= drop
+            if self._n + block.n > cap:
+                new_cap = max(cap * 2, self._n + block.n)
+                self._price = _grow(self._price, new_cap)
+                self._steps = _grow(self._steps, new_cap)
+        self._price[self._n : self._n + block.n] = block.price
+        self._steps[self._n : self._n + block.n] = block.volume_steps
+        self._n += block.n
+
+    def set_scenario(self, scenario: str) -> None:
+        """Switch the price scenario from the next bar on (raises BadInput for a history)."""
+        if scenario not in SCENARIOS:
+            raise BadInput(f"scenario {scenario!r}: price scenarios are {', '.join(SCENARIOS)}")
+        self.sync()
+        self.source.set_scenario(scenario, self.clock.now_ms())
+
+    @property
+    def scenario(self) -> str:
+        return self.source.scenario
+
+    # --- trades --------------------------------------------------------------------
+
+    def trade_count_until(self, ts_ms: int) -> int:
+        """Number of trades (per symbol) with a timestamp at or before `ts_ms`."""
+        rel = ts_ms - self.origin_ms
+        if rel < 0:
+            return 0
+        m = self.trades_per_tick
+        ticks, r = divmod(rel, TICK_MS)
+        in_tick = min(m, ((r + 1) * m + TICK_MS - 1) // TICK_MS)
+        count = ticks * m + in_tick
+        return min(count, self.end_index * TICKS_PER_BAR * m)
+
+    def first_trade_number(self) -> int:
+        """The oldest trade number still answerable."""
+        return self._first * TICKS_PER_BAR * self.trades_per_tick
+
+    def trades(self, j: int, g0: int, g1: int) -> TradeBatch:
+        """Trades number g0 (inclusive) to g1 (exclusive) of symbol `j`; ids are g + 1."""
+        m = self.trades_per_tick
+        g0 = max(g0, self.first_trade_number())
+        g1 = min(g1, self.end_index * TICKS_PER_BAR * m)
+        if g1 <= g0:
+            empty_i = np.empty(0, dtype=np.int64)
+            return TradeBatch(g0 + 1, empty_i, np.empty(0), np.empty(0), np.empty(0, dtype=bool))
+        g = np.arange(g0, g1, dtype=np.int64)
+        tick_global, mm = np.divmod(g, m)
+        bar, k = np.divmod(tick_global, TICKS_PER_BAR)
+        rows = bar - self._first
+        p_k = self._price[rows, k, j]
+        k_next = np.minimum(k + 1, TICKS_PER_BAR - 1)
+        p_next = self._price[rows, k_next, j]
+        tick = self.params[j].tick_size
+        raw = p_k + (p_next - p_k) * (mm / m)
+        price = np.round(np.round(raw / tick) * tick, self.price_decimals[j])
+        q = self._steps[rows, k, j]
+        base, rem = np.divmod(q, m)
+        amount_steps = base + (mm < rem)
+        amount = np.round(amount_steps * self._step[j], self.amount_decimals[j])
+        ts = self.origin_ms + tick_global * TICK_MS + (mm * TICK_MS) // m
+        buyer_maker = (p_next < p_k) | ((p_next == p_k) & (g % 2 == 1))
+        return TradeBatch(int(g0) + 1, ts, price, amount, buyer_maker)
+
+    def trade_number_at_or_after(self, ts_ms: int) -> int:
+        """The first trade number whose timestamp is at or after `ts_ms`."""
+        return self.trade_count_until(ts_ms - 1)
+
+    def last_price(self, j: int, now_ms: int) -> float:
+        """Price of symbol `j`'s last trade at or before `now_ms`."""
+        count = self.trade_count_until(now_ms)
+        if count <= self.first_trade_number():
+            return self.params[j].start_price
+        batch = self.trades(j, count - 1, count)
+        return float(batch.price[0]) if batch.n else self.params[j].start_price
+
+    # --- klines --------------------------------------------------------------------
+
+    def klines(
+        self, j: int, interval_ms: int, start_ms: int | None, end_ms: int | None, limit: int, now_ms: int
+    ) -> list[Kline]:
+        """Candles of symbol `j`, oldest first, including the one still open at `now_ms`."""
+        per = interval_ms // BASE_MS
+        now_bar = self.bar_index(now_ms)
+        lo_bar = self._first
+        # Align to the interval, and never start before the oldest stored bar's bucket.
+        first_bucket = -(-(self.open_time(lo_bar)) // interval_ms) * interval_ms
+        last_bucket = (self.open_time(min(now_bar, self.end_index - 1)) // interval_ms) * interval_ms
+        if start_ms is not None:
+            first_bucket = max(first_bucket, -(-start_ms // interval_ms) * interval_ms)
+        if end_ms is not None:
+            last_bucket = min(last_bucket, (end_ms // interval_ms) * interval_ms)
+        if start_ms is None:
+            # No start: the latest `limit` candles up to the end, as Binance answers.
+            first_bucket = max(first_bucket, last_bucket - (limit - 1) * interval_ms)
+        out: list[Kline] = []
+        t = first_bucket
+        while t <= last_bucket and len(out) < limit:
+            i0 = self.bar_index(t)
+            kline = self._kline(j, i0, per, now_ms)
+            if kline is not None:
+                out.append(kline)
+            t += interval_ms
+        return out
+
+    def _kline(self, j: int, i0: int, per: int, now_ms: int) -> Kline | None:
+        """The candle of `per` base bars starting at bar i0, as of `now_ms`."""
+        m = self.trades_per_tick
+        count = self.trade_count_until(now_ms)
+        g_start = i0 * TICKS_PER_BAR * m
+        g_stop = min((i0 + per) * TICKS_PER_BAR * m, count)
+        if g_stop <= g_start or i0 < self._first:
+            return None
+        interval_ms = per * BASE_MS
+        open_time = self.open_time(i0)
+        closed = now_ms >= open_time + interval_ms and g_stop == (i0 + per) * TICKS_PER_BAR * m
+        full_bars = (g_stop - g_start) // (TICKS_PER_BAR * m)
+        rows = slice(i0 - self._first, i0 - self._first + full_bars)
+        p = self._price[rows, :, j]
+        highs = [float(p.max())] if full_bars else []
+        lows = [float(p.min())] if full_bars else []
+        volume_steps = int(self._steps[rows, :, j].sum()) if full_bars else 0
+        open_price = float(p[0, 0]) if full_bars else math.nan
+        close = float(p[-1, -1]) if full_bars else math.nan
+        quote = float((p * self._steps[rows, :, j]).sum() * self._step[j]) if full_bars else 0.0
+        tail_start = g_start + full_bars * TICKS_PER_BAR * m
+        if tail_start < g_stop:
+            # The bar still open: the trades printed so far.
+            tail = self.trades(j, tail_start, g_stop)
+            highs.append(float(tail.price.max()))
+            lows.append(float(tail.price.min()))
+            volume_steps += round(float(tail.amount.sum()) / self._step[j])
+            quote += float((tail.price * tail.amount).sum())
+            if not full_bars:
+                open_price = float(tail.price[0])
+            close = float(tail.price[-1])
+        return Kline(
+            open_time=open_time,
+            close_time=open_time + interval_ms - 1,
+            open=open_price,
+            high=max(highs),
+            low=min(lows),
+            close=close,
+            volume=round(volume_steps * self._step[j], self.amount_decimals[j]),
+            quote_volume=round(quote, 4),
+            trades=g_stop - g_start,
+            first_id=g_start + 1,
+            last_id=g_stop,
+            closed=closed,
+        )
+
+    def kline_at(self, j: int, interval_ms: int, open_time: int, now_ms: int) -> Kline | None:
+        """The candle of the interval starting at `open_time`, as of `now_ms`."""
+        return self._kline(j, self.bar_index(open_time), interval_ms // BASE_MS, now_ms)
+
+    # --- ticker, mark, book --------------------------------------------------------
+
+    def ticker_24h(self, j: int, now_ms: int) -> dict[str, float | int]:
+        """24-hour rolling statistics of symbol `j`."""
+        last = self.last_price(j, now_ms)
+        now_bar = min(self.bar_index(now_ms), self.end_index - 1)
+        lo_bar = max(self._first, now_bar - 1_439)
+        rows = slice(lo_bar - self._first, now_bar - self._first + 1)
+        p = self._price[rows, :, j]
+        steps = self._steps[rows, :, j]
+        open_price = float(p[0, 0]) if p.size else last
+        volume = float(steps.sum() * self._step[j])
+        quote = float((p * steps).sum() * self._step[j])
+        count = self.trade_count_until(now_ms)
+        first = self.open_time(lo_bar)
+        return {
+            "open": open_price,
+            "high": float(max(p.max(), last)) if p.size else last,
+            "low": float(min(p.min(), last)) if p.size else last,
+            "last": last,
+            "volume": round(volume, self.amount_decimals[j]),
+            "quote_volume": round(quote, 2),
+            "open_time": first,
+            "close_time": now_ms,
+            "first_id": self.trade_count_until(first - 1) + 1,
+            "last_id": count,
+            "count": count - self.trade_count_until(first - 1),
+        }
+
+    def mark(self, j: int, now_ms: int) -> tuple[float, float, float, int]:
+        """(mark price, index price, funding rate, next funding time) of symbol `j`."""
+        last = self.last_price(j, now_ms)
+        decimals = self.price_decimals[j]
+        mark = round(last, decimals)
+        index = round(last / (1 + _BASIS), decimals)
+        funding = 0.0001
+        next_funding = (now_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
+        return mark, index, funding, next_funding
+
+    def book(self, j: int, now_ms: int) -> tuple[BookState, BookState | None]:
+        """A fresh depth snapshot around the last price, and the one it replaces."""
+        mid = self.last_price(j, now_ms)
+        p = self.params[j]
+        tick = p.tick_size
+        spacing = max(tick, round(mid * 0.00002 / tick) * tick)
+        best_bid = math.floor(mid / tick) * tick
+        best_ask = best_bid + tick
+        decimals = self.price_decimals[j]
+        amount_decimals = self.amount_decimals[j]
+        self._book_ids[j] += 1
+        uid = self._book_ids[j]
+        base_amount = max(p.step_size, 40 * p.step_size * MIN_TICK_STEPS / 100)
+        bids = []
+        asks = []
+        for level in range(BOOK_LEVELS):
+            wobble = 1 + ((level * 7919 + uid * 104_729) % 97) / 50
+            amount = round(base_amount * wobble * (1 + level / 4), amount_decimals)
+            bids.append((round(best_bid - level * spacing, decimals), amount))
+            asks.append((round(best_ask + level * spacing, decimals), amount))
+        state = BookState(uid, now_ms, tuple(bids), tuple(asks))
+        previous = self._books[j]
+        self._books[j] = state
+        return state, previous
+
+    def current_book(self, j: int, now_ms: int) -> BookState:
+        """The last book published for symbol `j` (made now if none yet)."""
+        state = self._books[j]
+        if state is None:
+            state, _ = self.book(j, now_ms)
+        return state
+
+
+def _grow(a: npt.NDArray[np.generic], cap: int) -> npt.NDArray[np.generic]:
+    out = np.empty((cap, *a.shape[1:]), dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+def build_source(
+    symbols: Sequence[str],
+    *,
+    seed: int,
+    scenario: str,
+    origin_ms: int,
+    onset_ms: int,
+    history: dict[str, list[Bar]] | None = None,
+) -> TickSource:
+    """The price process for these symbols, or a history player when bars are given.
+
+    A one-off price event ("flash-crash", "regime-shift") starts at `onset_ms`.
+    """
+    if history is not None:
+        return HistoryTicks(history)
+    for symbol in symbols:
+        symbol_params(symbol)
+    return PriceProcess(symbols, origin_ms, seed=seed, scenario=scenario, onset_ms=onset_ms)

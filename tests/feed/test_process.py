@@ -1,0 +1,68 @@
+"""The feed in its own process: events and history come through; if the process dies, every symbol is
+unhealthy at once and the feed comes back by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from guard.config import ExchangeSection, FeedSection, SimSection
+from guard.domain import Bar, MarkPrice, Trade
+from guard.feed.process import FeedProcess
+from guard.sim.server import SimExchange
+
+SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")
+
+
+async def _first(feed: FeedProcess, kind: type, within: float = 20.0) -> object:
+    async def scan() -> object:
+        async for event in feed.events():
+            if isinstance(event, kind):
+                return event
+        raise AssertionError("feed ended")
+
+    return await asyncio.wait_for(scan(), within)
+
+
+async def test_feed_process_streams_markets_events_and_history() -> None:
+    """Markets load, mark prices and closed bars arrive, recent bars can be asked for; trades stay in the child."""
+    async with SimExchange(SimSection(speed=60.0, history_bars=300), SYMBOLS) as sim, FeedProcess(
+        ExchangeSection(symbols=SYMBOLS), FeedSection(), sim=sim
+    ) as feed, asyncio.TaskGroup() as tg:
+        task = tg.create_task(feed.run())
+        markets = await feed.markets()
+        assert set(markets) == set(SYMBOLS)
+        assert isinstance(await _first(feed, MarkPrice), MarkPrice)
+        bar = await _first(feed, Bar)
+        assert isinstance(bar, Bar) and bar.closed
+        history = await feed.recent_bars(SYMBOLS[0], 50, bar.open_time)
+        assert len(history) == 50 and history[-1].open_time < bar.open_time
+        assert all(not isinstance(e, Trade) for e in [bar])
+        task.cancel()
+
+
+async def test_feed_process_death_turns_every_symbol_unhealthy_then_recovers() -> None:
+    """Killing the feed process marks all symbols unhealthy with the reason, and a new process takes over."""
+    async with SimExchange(SimSection(speed=60.0, history_bars=300), SYMBOLS) as sim, FeedProcess(
+        ExchangeSection(symbols=SYMBOLS), FeedSection(), sim=sim
+    ) as feed, asyncio.TaskGroup() as tg:
+        task = tg.create_task(feed.run())
+        await _first(feed, MarkPrice)
+        changes: asyncio.Queue = asyncio.Queue()
+        feed.add_health_listener(changes.put_nowait)
+        assert feed._process is not None
+        os.kill(feed._process.pid, signal.SIGKILL)
+        unhealthy = set()
+        while unhealthy != set(SYMBOLS):
+            health = await asyncio.wait_for(changes.get(), 10)
+            if not health.healthy and "feed process ended" in health.reason:
+                unhealthy.add(health.symbol)
+        await asyncio.wait_for(_until_restarted(feed), 30)
+        assert isinstance(await _first(feed, MarkPrice), MarkPrice)
+        task.cancel()
+
+
+async def _until_restarted(feed: FeedProcess) -> None:
+    while feed.restarts < 1:  # noqa: ASYNC110 - the restart is the feed's own doing, with no event to wait on
+        await asyncio.sleep(0.05)
