@@ -113,11 +113,12 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
                 '[approval]\nmax_pending = 10000\n[log]\nlevel = "warning"\n'
             )
             config = load_config(config_path)
+            log_file = (Path(home) / "daemon.log").open("wb")  # noqa: ASYNC230 - a local file, opened once
             daemon = subprocess.Popen(  # noqa: ASYNC220 - starting it is quick; we wait on its API
                 [sys.executable, "-m", "guard", "--config", str(config_path), "daemon", "--log-format", "json"],
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,
-                stderr=open(Path(home) / "daemon.log", "wb"),
+                stderr=log_file,
             )
             try:
                 from guard.control import wait_until_up
@@ -169,6 +170,7 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
             finally:
                 daemon.terminate()
                 await asyncio.to_thread(daemon.wait, 30)
+                log_file.close()
     note = (
         f"daemon, consoles and `guard sim` in three processes; 5 consoles attached; feed {len(SYMBOLS)} symbols x "
         f"{rate:,.0f} trade msgs/s; {rounds} kills, each with {len(SYMBOLS)} positions open; "

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from guard.cli import main
-from guard.feed.history import read_bars, write_bars
 from guard.config import SimSection
+from guard.feed.history import read_bars, write_bars
 from guard.sim.process import generate_history
 
 CONFIG_SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT")
