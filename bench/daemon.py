@@ -113,7 +113,7 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
                 '[approval]\nmax_pending = 10000\n[log]\nlevel = "warning"\n'
             )
             config = load_config(config_path)
-            log_file = (Path(home) / "daemon.log").open("wb")  # noqa: ASYNC230 - a local file, opened once
+            log_file = (Path(home) / "daemon.log").open("wb")
             daemon = subprocess.Popen(  # noqa: ASYNC220 - starting it is quick; we wait on its API
                 [sys.executable, "-m", "guard", "--config", str(config_path), "daemon", "--log-format", "json"],
                 cwd=ROOT,
