@@ -19,67 +19,10 @@ import structlog
 from guard.domain import ONE, ZERO, LeverageTier, MarketKind, MarketSpec
 from guard.errors import ExchangeUnavailable, FeedError
 from guard.feed.exchange import translate
+from guard.markets import builtin_tiers
+from guard.risk.liquidation import tiers_from_brackets
 
 log = structlog.get_logger(__name__)
-
-# (floor, cap, maintenance margin rate, max leverage): cum is derived, so it always agrees.
-_BTC_TIERS = (
-    (0, 50_000, "0.004", 125),
-    (50_000, 600_000, "0.005", 100),
-    (600_000, 3_000_000, "0.0065", 75),
-    (3_000_000, 12_000_000, "0.01", 50),
-    (12_000_000, 70_000_000, "0.02", 25),
-    (70_000_000, 100_000_000, "0.025", 20),
-    (100_000_000, 230_000_000, "0.05", 10),
-    (230_000_000, 480_000_000, "0.1", 5),
-    (480_000_000, 600_000_000, "0.125", 4),
-    (600_000_000, 800_000_000, "0.15", 3),
-    (800_000_000, 1_200_000_000, "0.25", 2),
-    (1_200_000_000, 1_800_000_000, "0.5", 1),
-)
-_ETH_TIERS = (
-    (0, 50_000, "0.005", 100),
-    (50_000, 600_000, "0.0065", 75),
-    (600_000, 3_000_000, "0.01", 50),
-    (3_000_000, 12_000_000, "0.02", 25),
-    (12_000_000, 50_000_000, "0.025", 20),
-    (50_000_000, 65_000_000, "0.05", 10),
-    (65_000_000, 150_000_000, "0.1", 5),
-    (150_000_000, 320_000_000, "0.125", 4),
-    (320_000_000, 400_000_000, "0.15", 3),
-    (400_000_000, 530_000_000, "0.25", 2),
-    (530_000_000, 800_000_000, "0.5", 1),
-)
-_ALT_TIERS = (
-    (0, 25_000, "0.01", 50),
-    (25_000, 100_000, "0.02", 25),
-    (100_000, 500_000, "0.025", 20),
-    (500_000, 1_000_000, "0.05", 10),
-    (1_000_000, 2_000_000, "0.1", 5),
-    (2_000_000, 5_000_000, "0.125", 4),
-    (5_000_000, 10_000_000, "0.15", 3),
-    (10_000_000, 20_000_000, "0.25", 2),
-    (20_000_000, 50_000_000, "0.5", 1),
-)
-
-
-def builtin_tiers(symbol: str) -> tuple[LeverageTier, ...]:
-    """Guard's built-in maintenance brackets for a linear perpetual."""
-    base = symbol.split("/", 1)[0].upper()
-    table = _BTC_TIERS if base == "BTC" else _ETH_TIERS if base == "ETH" else _ALT_TIERS
-    return _with_cum((Decimal(f), Decimal(c), Decimal(m), Decimal(x)) for f, c, m, x in table)
-
-
-def _with_cum(rows: Iterable[tuple[Decimal, Decimal, Decimal, Decimal]]) -> tuple[LeverageTier, ...]:
-    tiers = []
-    prev_mmr = ZERO
-    cum = ZERO
-    for floor, cap, mmr, max_leverage in rows:
-        cum = floor * (mmr - prev_mmr) + cum
-        tiers.append(LeverageTier(floor, cap, mmr, cum, max_leverage))
-        prev_mmr = mmr
-    return tuple(tiers)
-
 
 def tiers_from_ccxt(rows: Iterable[Mapping[str, Any]]) -> tuple[LeverageTier, ...]:
     """Unified ccxt leverage tiers → `LeverageTier`s (cum from the venue when it gives one)."""
@@ -92,10 +35,10 @@ def tiers_from_ccxt(rows: Iterable[Mapping[str, Any]]) -> tuple[LeverageTier, ..
             _dec(row.get("maxLeverage"), ONE),
             (row.get("info") or {}).get("cum"),
         ))
-    computed = _with_cum((f, c, m, x) for f, c, m, x, _ in parsed)
+    computed = tiers_from_brackets([(f, m, x) for f, _, m, x, _ in parsed])
     return tuple(
-        LeverageTier(t.floor, t.cap, t.mmr, _dec(venue_cum, t.cum), t.max_leverage)
-        for t, (*_, venue_cum) in zip(computed, parsed, strict=True)
+        LeverageTier(t.floor, cap, t.mmr, _dec(venue_cum, t.cum), t.max_leverage)
+        for t, (_, cap, *_, venue_cum) in zip(computed, parsed, strict=True)
     )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from guard.domain import MarketKind, Side
-from guard.markets import DEFAULT_TIERS, default_spec
+from guard.markets import builtin_tiers, default_spec
 from guard.risk.liquidation import (
     P_LIQUIDATION_FLOOR,
     isolated_liquidation_price,
@@ -72,7 +72,8 @@ def test_tiers_from_brackets_maintenance_amount_follows_exchange_rule() -> None:
     tiers = tiers_from_brackets([(D(0), D("0.011"), D(125)), (D(40), D("0.025"), D(50)), (D(50), D("0.05"), D(20))])
     assert tiers[1].cum == D("0.56")
     assert tiers[2].cum == tiers[1].cum + D(50) * (D("0.05") - D("0.025")) == D("1.81")
-    assert [t.cum for t in DEFAULT_TIERS[:5]] == [D(0), D(50), D(3050), D(48050), D(348050)]
+    # Binance BTCUSDT: 0.4 % to 50k, 0.5 % to 600k, 0.65 % to 3M, 1 % to 12M, 2 % to 70M.
+    assert [t.cum for t in builtin_tiers("BTC/USDT:USDT")[:5]] == [D(0), D(50), D(950), D(11450), D(131450)]
 
 
 @pytest.mark.parametrize(
