@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+import tomllib
+import typing
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,6 +25,20 @@ def test_load_config_shipped_file_is_valid_and_matches_defaults() -> None:
     assert shipped.hash() == Config().hash()
     assert shipped.exchange.id == "sim"
     assert shipped.exchange.broker == "paper"
+
+
+def test_shipped_config_spells_out_every_setting() -> None:
+    """config.toml is the commented reference: every setting of every section appears in it."""
+    shipped = tomllib.loads((ROOT / "config.toml").read_text())
+    hints = typing.get_type_hints(Config)
+    missing = [
+        f"{section.name}.{setting.name}"
+        for section in dataclasses.fields(Config)
+        if section.name != "source"
+        for setting in dataclasses.fields(hints[section.name])
+        if setting.name not in shipped.get(section.name, {})
+    ]
+    assert missing == []
 
 
 def test_load_config_missing_default_path_gives_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
