@@ -32,7 +32,7 @@ from guard.clock import Clock, SystemClock
 from guard.config import Config
 from guard.domain import Bar, MarketEvent, MarketSpec, MarkPrice, ProposalStatus, Ticker, TradingState
 from guard.errors import DaemonError, GuardError, ModelFileError
-from guard.events import ModelPaused, ModelResumed
+from guard.events import BarRecorded, ModelPaused, ModelResumed
 from guard.feed.process import Endpoint, FeedProcess
 from guard.journal.store import Entry, Journal
 from guard.lockfile import daemon_lock
@@ -287,8 +287,11 @@ class Daemon:
                         pipeline.set_funding(event.symbol, event.funding_rate)
                 elif isinstance(event, Ticker) and event.symbol not in desk.marks:
                     hub.on_mark(event.symbol, event.last)
-                elif isinstance(event, Bar) and event.closed and pipeline is not None:
-                    pipeline.on_bar(event)
+                elif isinstance(event, Bar) and event.closed:
+                    # The bars the daemon acted on are part of the record: replay can reproduce them.
+                    desk.recorder.record([BarRecorded(self.clock.now_ms(), event)], durable=False)
+                    if pipeline is not None:
+                        pipeline.on_bar(event)
                 await asyncio.sleep(0)
 
     async def _feed_health(self, feed: FeedProcess, desk: ApprovalDesk) -> None:
