@@ -1,0 +1,1 @@
+"""The console's screens: risk acknowledgments, decision dialogs, and information views."""

@@ -1,0 +1,56 @@
+"""The console and the daemon's lifetime: disconnect, reconnect, and quitting (which stops nothing)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from guard.api.client import ApiClient
+from guard.daemon import Daemon, running
+from guard.domain import DecisionKind, TradingState
+from guard.events import DecisionRecorded, KillRequested
+from tests.api.support import queue_proposal, wait_until
+from tests.tui.conftest import console, journal, quiet_config, until
+
+
+async def test_console_daemon_restart_goes_stale_at_once_then_resyncs(guard_home: Path) -> None:
+    """The daemon stops: DISCONNECTED at once, actions greyed, panes stale; back: a fresh snapshot, live again."""
+    config = quiet_config()
+    first = running(config)
+    daemon = await first.__aenter__()
+    async with console(daemon) as (app, pilot):
+        old = await queue_proposal(daemon)
+        await until(pilot, lambda: app.check_action("approve", ()))
+        await first.__aexit__(None, None, None)
+        stopped = time.monotonic()
+        await until(pilot, lambda: app.banner.shown[0] == "DISCONNECTED", within=5)
+        assert time.monotonic() - stopped < 2.0
+        assert app.check_action("approve", ()) is None and app.check_action("reject", ()) is None
+        assert app.queue.stale and app.card.stale and app.positions.stale and app.banner.has_class("-down")
+        assert "STALE" in str(app.card.render()) and "STALE" in app.queue.render_line(0).text
+        await pilot.press("K")  # no daemon to reach: the console says so instead of pretending
+        await until(pilot, lambda: app.banner.notice is not None and "NOT CONFIRMED" in app.banner.notice.text)
+
+        async with running(config) as second:
+            await until(pilot, lambda: app.link_state.up, within=15)
+            await until(pilot, lambda: app.banner.shown[0] == "ACTIVE")
+            assert old not in app.model.proposals  # the snapshot replaced the stale queue (it expired at stop)
+            assert not app.queue.stale and not app.card.stale
+            new = await queue_proposal(second)
+            await until(pilot, lambda: app.queue.selected_id == new and app.check_action("approve", ()))
+            await pilot.press("a")
+            await until(pilot, lambda: new not in app.model.proposals)
+            decisions = journal(second, DecisionRecorded)
+    assert [(d.proposal_id, d.kind, d.operator) for d in decisions] == [(new, DecisionKind.APPROVE, "alice")]
+    assert not journal(second, KillRequested)
+
+
+async def test_console_quitting_leaves_the_daemon_running(daemon: Daemon) -> None:
+    """q closes the console; the daemon keeps running, ACTIVE, and only notes the operator left."""
+    async with console(daemon) as (_app, pilot):
+        assert daemon.hub.clients == 1
+        await pilot.press("q")
+    await wait_until(lambda: daemon.hub.clients == 0)
+    health = await ApiClient.from_config(daemon.config).health()
+    assert health is not None and health["trading_state"] == TradingState.ACTIVE.value
+    assert not journal(daemon, KillRequested)

@@ -1,0 +1,113 @@
+"""How the console looks, from a fixed daemon picture (no daemon, a frozen clock): snapshots and content."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from textual.pilot import Pilot
+
+from guard.api.protocol import Snapshot
+from guard.tui.app import GuardApp
+from guard.tui.link import DaemonLink
+from guard.tui.screens.override import OverrideScreen
+from tests.tui import scenes
+from tests.tui.conftest import keys, screen_text, until
+
+FROZEN = 1_000.0
+
+
+def offline() -> GuardApp:
+    """The console with no daemon and a frozen clock: only what the test posts reaches it."""
+    return GuardApp(None, "alice", clock=lambda: FROZEN, selection_grace=0.0)
+
+
+def showing(snapshot: Snapshot, *keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """A run_before hook: the daemon's snapshot arrives, then these keys are pressed."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, GuardApp)
+        app.post_message(DaemonLink.Connected(snapshot))
+        await until(pilot, lambda: app.card.view is not None or not snapshot.proposals)
+        if keys:
+            await pilot.press(*keys)
+        await pilot.pause()
+
+    return run_before
+
+
+def test_screen_main_80x24_snapshot(snap_compare: Any) -> None:
+    """The main screen at 80×24: banner, the queue oldest first, the card, the keys."""
+    assert snap_compare(offline(), terminal_size=(80, 24), run_before=showing(scenes.snapshot()))
+
+
+def test_screen_main_160x48_snapshot(snap_compare: Any) -> None:
+    """The main screen at 160×48: every check, positions, sparklines and the event log too."""
+    assert snap_compare(offline(), terminal_size=(160, 48), run_before=showing(scenes.snapshot()))
+
+
+def test_screen_override_modal_snapshot(snap_compare: Any) -> None:
+    """The override form, with a larger size typed: the added risk shows its own confirmation box."""
+    keys = ("o", "ctrl+u", "0", ".", "1")
+    assert snap_compare(offline(), terminal_size=(100, 32), run_before=showing(scenes.snapshot(), *keys))
+
+
+def test_screen_halted_snapshot(snap_compare: Any) -> None:
+    """HALTED: red banner in colour and in words, nothing to approve, the kill in the log."""
+    assert snap_compare(offline(), terminal_size=(160, 48), run_before=showing(scenes.halted()))
+
+
+async def test_screen_80x24_shows_what_a_person_needs_without_scrolling() -> None:
+    """At 80×24: trading state, the oldest proposal with confidence, novelty and liquidation distance, the keys."""
+    app = offline()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await showing(scenes.snapshot())(pilot)
+        text = screen_text(app)
+    lines = text.splitlines()
+    assert len(lines) == 24
+    assert "ACTIVE" in lines[0]
+    oldest = next(line for line in lines if "BTC/USDT" in line and "▶" in line)
+    assert "72%" in oldest and "0.41" in oldest and "−33.0%" in oldest  # confidence, novelty, liquidation
+    assert "P000001" in text and "Liquidation 67,002.0 (−33.0%, 41.2σ)" in text
+    for key in ("K KILL", "aapprove", "ooverride", "rreject", "^rrearm", "?help"):
+        assert key in lines[-1]
+
+
+async def test_screen_override_form_validates_as_you_type() -> None:
+    """Leverage past the hard cap and a non-number are refused in words before anything is sent."""
+    app = offline()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await showing(scenes.snapshot(), "o")(pilot)
+        form = app.screen
+        assert isinstance(form, OverrideScreen)
+        await keys(pilot, "tab", "ctrl+u", *"21")
+        assert "at most 20" in str(form.query_one("#leverage-note").render())
+        await keys(pilot, "ctrl+u", *"0.5")
+        assert "at least 1" in str(form.query_one("#leverage-note").render())
+        await keys(pilot, "shift+tab", "ctrl+u", "x")
+        assert "positive number" in str(form.query_one("#qty-note").render())
+        assert form.query_one("#submit").disabled
+
+
+async def test_screen_palette_offers_every_action_and_the_leverage_acknowledgment() -> None:
+    """The command palette lists the keys' actions and the acknowledgment for leverage above 5x."""
+    app = offline()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await showing(scenes.snapshot())(pilot)
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+    for title in ("KILL — halt, cancel, flatten", "Approve the selected proposal", "Acknowledge leverage above 5x"):
+        assert title in titles
+
+
+async def test_screen_greyed_out_key_says_why_when_pressed() -> None:
+    """a on a proposal the daemon blocks does nothing but say the daemon's reason."""
+    app = offline()
+    async with app.run_test(size=(100, 32)) as pilot:
+        await showing(scenes.snapshot(), "end")(pilot)
+        assert app.queue.selected_id == "P000004" and app.check_action("approve", ()) is None
+        await pilot.press("a")
+        assert [n.message for n in app._notifications] == [
+            "blocked by risk checks: duplicate: duplicates P000001 (BTC/USDT:USDT buy), still pending"
+        ]
+        assert len(app.screen_stack) == 1
