@@ -81,6 +81,7 @@ def main() -> int:
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke test")
     args = parser.parse_args()
+    args.names = [n.replace("-", "_") for n in args.names]  # module names cannot hold "-": venue-faults is venue_faults
     if args.list:
         print("\n".join(available()))
         return 0

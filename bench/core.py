@@ -112,7 +112,9 @@ async def _kill_round(desk: ApprovalDesk, entries: int, pending: int) -> tuple[f
 async def _run(quick: bool) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         desk = await _desk(Path(tmp) / "journal.db")
-        await desk.acknowledge("bench", AcknowledgmentKind.LEVERAGE, ACKNOWLEDGMENT_PHRASES[AcknowledgmentKind.LEVERAGE])
+        await desk.acknowledge(
+            "bench", AcknowledgmentKind.LEVERAGE, ACKNOWLEDGMENT_PHRASES[AcknowledgmentKind.LEVERAGE]
+        )
         approve = await _approve_latency(desk, 100 if quick else 1000)
         await desk.kill("bench", "reset")
         await desk.rearm("bench", REARM_PHRASE)

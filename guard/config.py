@@ -62,6 +62,24 @@ class ExchangeSection:
     """Where approved orders go: guard's own paper broker, or the exchange's sandbox/testnet."""
     timeout_seconds: float = setting(10.0, gt=0, le=120)
     """Timeout of every request to the exchange."""
+    credentials_env: str = setting("GUARD_SANDBOX")
+    """Prefix of the environment variables holding the sandbox API key and secret
+    (`<prefix>_API_KEY`, `<prefix>_API_SECRET`). Keys are never read from a config file."""
+    recv_window_seconds: float = setting(5.0, gt=0, le=60)
+    """How long after signing the venue may still accept a request (Binance's recvWindow). An
+    order the venue has not heard of once this (plus a second for clock skew) has passed since
+    an ambiguous answer was never accepted."""
+    order_lookups: int = setting(8, ge=1, le=100)
+    """Lookups by client order id after an ambiguous answer (timeout, network error, 5xx) before
+    the order is recorded UNKNOWN and trading goes REDUCING. The order is never sent again."""
+    deadman_seconds: float = setting(60.0, ge=0, le=600)
+    """Countdown of the venue's own dead-man switch (Binance countdownCancelAll), refreshed every
+    quarter of it: if guard dies, the venue cancels its open orders — resting stops included —
+    but never closes positions. 0 leaves it disarmed."""
+    reconcile_seconds: float = setting(2.0, gt=0, le=300)
+    """How often the sandbox broker asks the venue for fills of resting orders, resolves orders in
+    doubt, compares positions, and — while the kill switch has trading HALTED — re-checks that
+    everything is cancelled and flat, retrying what is not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +248,10 @@ class OperatorsSection:
     """With no operator heartbeat for this long, the dead-man switch fires."""
     deadman_policy: str = setting("hold", choices=("hold", "reduce", "flatten"))
     """What happens to open positions when the dead-man switch fires."""
+    kill_cancels_stops: bool = setting(True)
+    """The kill switch cancels resting stops and take-profits at once with every other order (true),
+    or keeps them working until positions are confirmed flat (false), so a flatten that fails does
+    not leave a naked position."""
     four_eyes_notional: Decimal = setting(Decimal(0), ge=0)
     """Proposals at or above this notional need two different operators (0 = off)."""
     four_eyes_leverage: float = setting(0.0, ge=0, le=float(HARD_LEVERAGE_CAP))

@@ -27,6 +27,7 @@ from guard.api.hub import Hub, Presence
 from guard.api.protocol import BucketView, ModelStatus, PerformanceView
 from guard.api.server import ApiServer, load_or_create_token
 from guard.approval.desk import ApprovalDesk, DeskSettings
+from guard.broker.base import Broker
 from guard.broker.paper import PaperBroker
 from guard.clock import Clock, SystemClock
 from guard.config import Config
@@ -104,6 +105,8 @@ class Daemon:
         self._pipeline: Any = None
         self._tracker: Any = None
         self._sim: Any = None
+        self._endpoint: Any = None
+        """Where the simulated exchange listens (for the sandbox broker when exchange.id is "sim")."""
 
     def stop(self) -> None:
         self._stop.set()
@@ -127,8 +130,12 @@ class Daemon:
                 model_hash = await self._load_model()
                 journal = Journal(self.paths.journal, synchronous=config.journal.synchronous)
                 stack.callback(journal.close)
-                broker = PaperBroker(specs, config.paper, self.clock)
-                desk = ApprovalDesk(journal, broker, specs, DeskSettings.from_config(config, model_hash), self.clock)
+                broker, venue = await self._broker(specs, stack)
+                settings = DeskSettings.from_config(config, model_hash)
+                if venue is not None:
+                    # A venue account holds what it holds: the journal's books start from it, not paper money.
+                    settings = dataclasses.replace(settings, starting_balance=venue.starting_balance)
+                desk = ApprovalDesk(journal, broker, specs, settings, self.clock)
                 await desk.start()
                 desk.operator_present = False
                 self.desk = desk
@@ -144,6 +151,8 @@ class Daemon:
                     symbols=config.exchange.symbols,
                 )
                 self.hub = hub
+                if venue is not None:
+                    await venue.start(desk, alert=hub.alert)
                 loop = asyncio.get_running_loop()
                 journal.subscribe(lambda entries: loop.call_soon_threadsafe(self._on_committed, entries))
                 api = ApiServer(
@@ -168,6 +177,8 @@ class Daemon:
                         tg.create_task(self._presence(presence, desk), name="presence")
                         tg.create_task(hub.run(), name="hub")
                         tg.create_task(self.lag.run(), name="loop-lag")
+                        if venue is not None:
+                            tg.create_task(venue.run(desk), name="venue")
                         if self._pipeline is not None:
                             tg.create_task(self._pipeline.run(), name="pipeline")
                         tg.create_task(api.serve(self.ready), name="api")
@@ -186,6 +197,17 @@ class Daemon:
 
     # --- building --------------------------------------------------------------------
 
+    async def _broker(self, specs: dict[str, MarketSpec], stack: contextlib.AsyncExitStack) -> tuple[Broker, Any]:
+        """The broker `exchange.broker` names, and for "sandbox" the venue's watch and dead-man switch."""
+        if self.config.exchange.broker != "sandbox":
+            return PaperBroker(specs, self.config.paper, self.clock), None
+        from guard.broker.sandbox_venue import open_venue
+
+        venue = await stack.enter_async_context(
+            open_venue(self.config.exchange, specs, self.clock, sim=self._endpoint, redactor=self.redactor)
+        )
+        return venue.broker, venue
+
     async def _market_data(self, stack: contextlib.AsyncExitStack) -> tuple[dict[str, MarketSpec], FeedProcess]:
         config = self.config
         sim = None
@@ -199,6 +221,7 @@ class Daemon:
 
             sim = await stack.enter_async_context(SimExchange(config.sim, config.exchange.symbols, self.clock))
             self._sim = sim
+        self._endpoint = sim
         # The feed parses in a process of its own: a flood of market data never queues the kill switch.
         feed = await stack.enter_async_context(FeedProcess(config.exchange, config.feed, sim=sim))
         specs = await feed.markets()

@@ -152,7 +152,9 @@ class ApprovalDesk:
         self.state = GuardState(specs)
         self.recorder = Recorder(journal, self.state, clock)
         self.execution = Execution(self.recorder, broker)
-        self.kill_switch = KillSwitch(self.recorder, self.execution, clock)
+        self.kill_switch = KillSwitch(
+            self.recorder, self.execution, clock, cancel_stops=settings.operators.kill_cancels_stops
+        )
         self.marks: dict[str, Decimal] = {}
         self._mark_source: dict[str, int] = {}
         self.feed_health: dict[str, FeedHealth] = {}
@@ -232,6 +234,14 @@ class ApprovalDesk:
         if reports:
             await self.execution.record_reports(reports)
         await self._check_daily_loss()
+
+    def fast_forward_mark(self, event: MarketEvent) -> None:
+        """Take an event's price as the mark, without working the venue or the daily loss check.
+
+        Replay's lean path only: it calls this for events it has shown could change nothing
+        else (see `guard.replay.engine`), so the marks stay exactly what `on_market` would set.
+        """
+        self._update_mark(event)
 
     def set_feed_health(self, health: FeedHealth) -> bool:
         """Invariant 6: an unhealthy feed stops new proposals and blocks approvals on that symbol.

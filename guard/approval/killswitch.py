@@ -4,6 +4,11 @@ Blocking new orders and getting flat are measured separately (CME does the same)
 is HALTED in memory before the first await, so nothing submitted afterwards can pass the
 execution gate; cancels and reduce-only flattening then bypass every risk check, because a
 check must never block the way out. Kill is idempotent: a second kill re-runs the clean-up.
+
+With `cancel_stops=False` resting stops and take-profits are kept working until the positions
+they protect are confirmed flat, so a flatten that fails (a venue erroring) does not leave a
+naked position. On a venue, `sweep()` keeps finishing a kill that left work undone for as long
+as trading stays HALTED (the daemon calls it from the venue watch).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import structlog
 from guard.approval.execution import Execution, reducing_order
 from guard.approval.recorder import Recorder
 from guard.clock import Clock
-from guard.domain import OrderPurpose, Position, ProposalStatus, TradingState
+from guard.domain import OrderPurpose, OrderRequest, OrderType, Position, ProposalStatus, TradingState
 from guard.errors import GuardError, JournalError
 from guard.events import (
     Event,
@@ -31,6 +36,9 @@ from guard.events import (
 log = structlog.get_logger(__name__)
 
 _KILLABLE = (ProposalStatus.PENDING, ProposalStatus.APPROVED, ProposalStatus.OVERRIDDEN)
+KILL_REASON = "kill switch: "
+"""How a halt by the kill switch begins its reason (the sweep knows its own halts by it)."""
+_PROTECTIVE = frozenset({OrderPurpose.STOP, OrderPurpose.TAKE_PROFIT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +66,16 @@ class KillSwitch:
         clock: Clock,
         attempts: int = 5,
         retry_seconds: float = 0.2,
+        cancel_stops: bool = True,
     ) -> None:
         self._recorder = recorder
         self._execution = execution
         self._clock = clock
         self._attempts = attempts
         self._retry_seconds = retry_seconds
+        self._cancel_stops = cancel_stops
         self._cleanup = asyncio.Lock()
+        self._pulled = False
 
     async def kill(self, operator: str, reason: str, on_halted: asyncio.Future[None] | None = None) -> KillReport:
         """Pull the kill switch. `on_halted` resolves once HALTED is durably journaled (before clean-up)."""
@@ -74,7 +85,7 @@ class KillSwitch:
         events: list[Event] = [KillRequested(now, operator, reason)]
         if state.trading_state is not TradingState.HALTED:
             events.append(
-                TradingStateChanged(now, state.trading_state, TradingState.HALTED, f"kill switch: {reason}", operator)
+                TradingStateChanged(now, state.trading_state, TradingState.HALTED, f"{KILL_REASON}{reason}", operator)
             )
         killed = [r.proposal.id for r in state.proposals.values() if r.status in _KILLABLE]
         events += [ProposalKilled(now, pid) for pid in killed]
@@ -95,9 +106,9 @@ class KillSwitch:
         if on_halted is not None and not on_halted.done():
             on_halted.set_result(None)
 
+        self._pulled = True
         async with self._cleanup:
-            cancelled = await self._cancel_all(problems)
-            flattened, flat = await self._flatten(state.kill_count, problems)
+            cancelled, flattened, flat = await self._clean_up(state.kill_count, problems)
         flat_ms = (self._clock.monotonic() - started) * 1000 if flat else None
         try:
             await self._recorder.commit(
@@ -126,15 +137,72 @@ class KillSwitch:
         )
         return report
 
-    async def _cancel_all(self, problems: list[str]) -> int:
+    async def sweep(self) -> KillReport | None:
+        """Finish a kill that left work undone: while HALTED by the kill switch, cancel what is still
+        open, flatten what is still held, re-read, and journal the outcome (a KillCompleted).
+
+        Returns None when there is nothing to do: trading is not HALTED by a kill, a kill is
+        still cleaning up, the venue cannot be read right now (the next sweep tries again; an
+        unreadable venue is never taken as flat), or nothing is open and nothing held.
+        """
+        state = self._recorder.state
+        if state.trading_state is not TradingState.HALTED:
+            self._pulled = False
+            return None
+        by_kill = self._pulled or state.state_reason.startswith(KILL_REASON)
+        if not by_kill or state.kill_in_progress or self._cleanup.locked():
+            return None
+        broker = self._execution.broker
+        try:
+            still_open = list(await broker.open_orders())
+            held = [p for p in await broker.positions() if p.qty != 0]
+        except GuardError as e:
+            log.warning("kill_sweep_venue_unreadable", error=str(e))
+            return None
+        if not still_open and not held and not state.open_orders():
+            return None
+        started = self._clock.monotonic()
+        problems: list[str] = []
+        async with self._cleanup:
+            cancelled, flattened, flat = await self._clean_up(state.kill_count, problems, sweep=state.events_applied)
+        elapsed = (self._clock.monotonic() - started) * 1000
+        try:
+            await self._recorder.commit(
+                [KillCompleted(self._recorder.now(), flat, cancelled, flattened, elapsed, tuple(problems))]
+            )
+        except JournalError as e:
+            problems.append(str(e))
+        log.warning(
+            "kill_sweep_completed", flat=flat, orders_cancelled=cancelled, positions_flattened=flattened,
+            problems=list(problems),
+        )
+        return KillReport(0.0, 0.0, elapsed if flat else None, 0, cancelled, flattened, flat, tuple(problems))
+
+    async def _clean_up(self, kill_no: int, problems: list[str], sweep: int | None = None) -> tuple[int, int, bool]:
+        """Cancel, flatten, confirm flat. Returns (orders cancelled, positions flattened, flat)."""
+        cancelled = await self._cancel_all(problems, keep_protective=not self._cancel_stops)
+        flattened, flat = await self._flatten(kill_no, problems, sweep)
+        if not self._cancel_stops:
+            if flat:
+                cancelled += await self._cancel_all(problems)  # they protect nothing now
+            else:
+                problems.append("stops and take-profits left working: positions are not confirmed flat")
+        return cancelled, flattened, flat
+
+    async def _cancel_all(self, problems: list[str], keep_protective: bool = False) -> int:
         """Cancel what the venue says is open, and what the journal says is open."""
         broker = self._execution.broker
         try:
-            venue_open = {r.client_order_id for r in await broker.open_orders()}
+            listed = await broker.open_orders()
+            venue_open = {r.client_order_id for r in listed if not (keep_protective and _protects(r))}
         except GuardError as e:
             problems.append(f"could not list open orders: {e}")
             venue_open = set()
-        known_open = {o.request.client_order_id for o in self._recorder.state.open_orders()}
+        known_open = {
+            o.request.client_order_id
+            for o in self._recorder.state.open_orders()
+            if not (keep_protective and _protects(o.request))
+        }
         # All at once: the journal's group commit batches the fsyncs, a venue gets its cancels in parallel.
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(self._cancel(cid, problems)) for cid in sorted(venue_open | known_open)]
@@ -153,7 +221,7 @@ class KillSwitch:
             return 0
         return sum(isinstance(r, OrderCancelled) for r in reports)
 
-    async def _flatten(self, kill_no: int, problems: list[str]) -> tuple[int, bool]:
+    async def _flatten(self, kill_no: int, problems: list[str], sweep: int | None = None) -> tuple[int, bool]:
         """Send reduce-only market orders until a fresh read of positions says flat."""
         broker = self._execution.broker
         flattened = 0
@@ -170,7 +238,7 @@ class KillSwitch:
             if attempt:
                 await asyncio.sleep(self._retry_seconds)
             async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(self._flatten_one(kill_no, attempt, p, problems)) for p in positions]
+                tasks = [tg.create_task(self._flatten_one(kill_no, attempt, p, problems, sweep)) for p in positions]
             flattened += sum(t.result() for t in tasks)
         try:
             still_open = [p.symbol for p in await broker.positions() if p.qty != 0]
@@ -181,10 +249,14 @@ class KillSwitch:
             problems.append(f"still open after {self._attempts} attempts: {', '.join(still_open)}")
         return flattened, not still_open
 
-    async def _flatten_one(self, kill_no: int, attempt: int, position: Position, problems: list[str]) -> int:
+    async def _flatten_one(
+        self, kill_no: int, attempt: int, position: Position, problems: list[str], sweep: int | None = None
+    ) -> int:
         market = "".join(ch for ch in position.symbol if ch.isalnum())  # BTC/USDT and BTC/USDT:USDT differ
         journal_id = self._recorder.state.journal_id
-        request = reducing_order(f"g{journal_id}-K{kill_no}-{market}-{attempt}", position, OrderPurpose.FLATTEN)
+        # A sweep's orders need ids of their own: a client order id is never used twice.
+        kill = f"K{kill_no}" if sweep is None else f"K{kill_no}s{sweep}"
+        request = reducing_order(f"g{journal_id}-{kill}-{market}-{attempt}", position, OrderPurpose.FLATTEN)
         try:
             try:
                 reports = await self._execution.send(request)
@@ -198,6 +270,13 @@ class KillSwitch:
             return 1
         problems.append(f"flatten order for {position.symbol} did not fill: {_why(reports)}")
         return 0
+
+
+def _protects(request: OrderRequest) -> bool:
+    """A resting stop or take-profit (guard's own, or a reduce-only trigger order found at the venue)."""
+    return request.purpose in _PROTECTIVE or (
+        request.reduce_only and request.order_type in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET)
+    )
 
 
 def _why(reports: list) -> str:

@@ -138,6 +138,9 @@ class GuardState:
     """Short id of this journal (from its first event), part of every client order id."""
     last_at: int = 0
     events_applied: int = 0
+    _pending_ids: dict[str, None] = field(default_factory=dict)
+    """Ids that were PENDING when last looked at, in queue order: `pending()` stays linear in what is
+    pending, not in every proposal ever made (a long replay makes tens of thousands)."""
 
     def __post_init__(self) -> None:
         self.account = Account(self.specs)
@@ -146,10 +149,10 @@ class GuardState:
 
     def pending(self) -> list[ProposalRecord]:
         """Proposals waiting for a decision, oldest first."""
-        return sorted(
-            (r for r in self.proposals.values() if r.status is ProposalStatus.PENDING),
-            key=lambda r: (r.proposal.created_at, r.proposal.id),
-        )
+        live = [r for r in map(self.proposals.__getitem__, self._pending_ids) if r.status is ProposalStatus.PENDING]
+        if len(live) != len(self._pending_ids):
+            self._pending_ids = dict.fromkeys(r.proposal.id for r in live)
+        return sorted(live, key=lambda r: (r.proposal.created_at, r.proposal.id))
 
     def open_orders(self) -> list[OrderRecord]:
         return [o for o in self.orders.values() if o.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)]
@@ -225,6 +228,7 @@ class GuardState:
 
     def _queued(self, e: ProposalQueued) -> None:
         self.proposals[e.proposal.id] = ProposalRecord(e.proposal)
+        self._pending_ids[e.proposal.id] = None
         self.proposal_count += 1
 
     def _repriced(self, e: ProposalRepriced) -> None:

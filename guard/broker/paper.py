@@ -212,6 +212,33 @@ class PaperBroker:
         quote = self._quotes.get(symbol)
         return math.sqrt(quote.variance) if quote else 0.0
 
+    # --- fast replay -----------------------------------------------------------------
+
+    def resting(self, symbol: str) -> list[OrderRequest]:
+        """Orders resting on one symbol, as submitted (replay reads their triggers)."""
+        return [r.request for r in self._resting.values() if r.request.symbol == symbol]
+
+    def fast_forward(self, symbol: str, mark: Decimal, last_close: float, variance: float, last_ms: int) -> None:
+        """Leave a symbol's simulated market where a run of price events would have left it, unworked.
+
+        Replay's lean path calls this instead of `on_market` for stretches in which the caller
+        has shown that nothing could fill, trigger, liquidate or fund: the quote takes the last
+        mark, the last bar close and the volatility estimate after it (computed by the caller
+        with the same arithmetic as `_update_quote`), and the next funding time moves past
+        `last_ms` exactly as `_pay_funding` would have moved it with nothing to pay.
+        """
+        quote = self._quotes[symbol]
+        quote.mark = mark
+        quote.last_close = last_close
+        quote.variance = variance
+        if self._specs[symbol].kind is MarketKind.LINEAR:
+            interval = self._funding_interval_ms
+            quote.next_funding_ms = (last_ms // interval + 1) * interval
+
+    def next_funding_ms(self, symbol: str) -> int | None:
+        """When the symbol's next funding is due (None before its first price)."""
+        return self._quotes[symbol].next_funding_ms
+
     # --- market data -----------------------------------------------------------------
 
     def _update_quote(self, quote: _Quote, event: MarketEvent) -> None:

@@ -108,7 +108,9 @@ Subscriber = Callable[[list[Entry]], None]
 class Journal:
     """Append-only event store. One writer per file (the daemon holds the lock file)."""
 
-    def __init__(self, path: Path | str, synchronous: str = "full", threaded: bool = True) -> None:
+    def __init__(
+        self, path: Path | str, synchronous: str = "full", threaded: bool = True, batch_rows: int = 0
+    ) -> None:
         """Open (creating if needed) the journal at `path`.
 
         Args:
@@ -116,7 +118,16 @@ class Journal:
                 but not a power loss.
             threaded: commit on a worker thread (the daemon); False commits inline (tools, tests
                 that drive time by hand, replay).
+            batch_rows: inline only, and only for runs where nothing leaves the process (replay):
+                rows are written in one transaction per this many rows (and at `flush()` and
+                `close()`), while receipts and subscribers complete at once. A crash loses the
+                unwritten tail, which a replay rebuilds by running again. 0 writes every append.
         """
+        if batch_rows and threaded:
+            raise ValueError("batch_rows needs threaded=False: the daemon's commits are never deferred")
+        self._batch_rows = batch_rows
+        self._buffer: list[_Batch] = []
+        self._buffered = 0
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._synchronous = synchronous.upper()
@@ -171,7 +182,13 @@ class Journal:
             self.last_seq, self.last_hash = seq, prev
             future: concurrent.futures.Future[int] = concurrent.futures.Future()
             batch = _Batch(rows, list(events), durable, future)
-            if self._inline is not None:
+            if self._inline is not None and self._batch_rows:
+                self._notify([batch])
+                self._buffer.append(batch)
+                self._buffered += len(rows)
+                if self._buffered >= self._batch_rows:
+                    self.flush()
+            elif self._inline is not None:
                 self._commit(self._inline, [batch])
             else:
                 self._queue.put(batch)
@@ -186,10 +203,27 @@ class Journal:
         """
         self._subscribers.append(subscriber)
 
+    def flush(self) -> None:
+        """Write the rows a `batch_rows` journal holds back (a no-op otherwise).
+
+        Raises:
+            JournalError: the write failed; nothing more can be recorded.
+        """
+        if not self._buffer or self._inline is None:
+            return
+        batches, self._buffer, self._buffered = self._buffer, [], 0
+        if self._failed is not None:
+            raise self._failed
+        if not self._write(self._inline, batches):
+            assert self._failed is not None
+            raise self._failed
+
     def close(self) -> None:
         """Commit what is queued, then stop the writer."""
         if self._closed:
             return
+        if self._buffer:
+            self.flush()
         self._closed = True
         if self._thread is not None:
             self._queue.put(None)
@@ -232,6 +266,15 @@ class Journal:
             for b in batches:
                 b.future.set_exception(self._failed)
             return
+        if not self._write(conn, batches):
+            assert self._failed is not None
+            for b in batches:
+                b.future.set_exception(self._failed)
+            return
+        self._notify(batches)
+
+    def _write(self, conn: sqlite3.Connection, batches: list[_Batch]) -> bool:
+        """One transaction for these batches; False (and the journal failed) when SQLite refused it."""
         sync = "FULL" if self._synchronous == "FULL" and any(b.durable for b in batches) else "NORMAL"
         try:
             if sync != self._sync_now.get(id(conn)):
@@ -248,9 +291,11 @@ class Journal:
                 pass
             self._failed = JournalError(f"journal write failed: {e}; nothing more can be recorded")
             log.critical("journal_write_failed", error=str(e), path=str(self.path))
-            for b in batches:
-                b.future.set_exception(self._failed)
-            return
+            return False
+        return True
+
+    def _notify(self, batches: list[_Batch]) -> None:
+        """Tell subscribers, then complete the receipts (in that order: views go out before replies)."""
         if self._subscribers:
             entries = [
                 Entry(row[0], event, row[4], row[5])

@@ -109,6 +109,7 @@ class Predictor:
         self._last_novelty: float | None = None
         self._closed = False
         self._expiry_logged = False
+        self._hang_until = 0.0
 
     @property
     def runner(self) -> ModelRunner:
@@ -126,6 +127,21 @@ class Predictor:
         if not self._closed:
             self._closed = True
             self._worker.close()
+
+    def hang_for_drill(self, seconds: float) -> None:
+        """Make inference block its worker thread for `seconds` from now: the model-hang drill.
+
+        The forward pass itself is untouched; the worker sleeps before it, as a stuck model
+        would hold the thread. The event loop, the timeout and the kill switch see a real hang.
+        """
+        self._hang_until = time.monotonic() + seconds
+        log.warning("model.drill_hang", model_id=self.model.model_id, seconds=seconds)
+
+    def _infer(self, *args: Any, **kwargs: Any) -> list[Signal]:
+        delay = self._hang_until - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)  # on the worker thread: this is the hang the drill asked for
+        return self._runner.signals(*args, **kwargs)
 
     # --- state ---------------------------------------------------------------------------
 
@@ -224,7 +240,7 @@ class Predictor:
             return {}
         batch = list(windows.values())
         job = partial(
-            self._runner.signals,
+            self._infer,
             batch,
             now_ms=self._clock.now_ms(),
             novelty_threshold=self._config.novelty_threshold,

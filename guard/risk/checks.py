@@ -39,7 +39,7 @@ class RiskContext:
     positions: Mapping[str, Position]
     marks: Mapping[str, Decimal]
     pending: Sequence[Proposal]
-    """Other proposals still waiting for a decision."""
+    """Proposals still waiting for a decision (at least those for the same symbol and side)."""
     leverage_acknowledged: bool
     throttle_latched: bool
     orders_last_minute: int

@@ -4,8 +4,8 @@ It speaks Binance USDⓈ-M's public REST (`public.py`) and WebSocket streams (`w
 enough that ccxt's own `ccxt.pro.binanceusdm`, with only its URLs pointed here, loads
 markets and streams bars, trades, tickers, books and mark prices. A small admin API under
 `/_sim/` lets another process script scenarios and faults; in-process callers use the
-methods below. Routing is modular so the private (signed) order API can be added beside the
-public one (`app.add_routes(...)` in `_build_app`).
+methods below. The private (signed) order API lives beside the public one (`private.py`, its
+books in `books.py`), added to the app in `_build_app`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from guard.domain import Bar
 from guard.errors import BadInput
 from guard.sim.faults import ALL_SCENARIOS, FAULT_SCENARIOS, Fault, Faults, FaultStats
 from guard.sim.market import SimClock, SimMarket, build_source
+from guard.sim.private import PrivateApi
 from guard.sim.process import BASE_MS, SCENARIOS
 from guard.sim.public import PublicApi, error_response
 from guard.sim.ws import Streamer, StreamStats
@@ -92,6 +93,7 @@ class SimExchange:
         self.faults: Faults
         self.streamer: Streamer
         self.api: PublicApi
+        self.private: PrivateApi
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class SimExchange:
         self.faults = Faults(sim_clock, len(self.market.symbols))
         self.streamer = Streamer(self.market, self.faults)
         self.api = PublicApi(self.market)
+        self.private = PrivateApi(self.market)
         app = self._build_app()
         stack = contextlib.AsyncExitStack()
         try:
@@ -130,7 +133,7 @@ class SimExchange:
             self._port = _bound_port(runner)
             tg = await stack.enter_async_context(asyncio.TaskGroup())
             pump = tg.create_task(self.streamer.run(), name="sim-pump")
-            tasks = [pump]
+            tasks = [pump, tg.create_task(self.private.run(), name="sim-private")]
             if self.section.scenario in FAULT_SCENARIOS:
                 tasks.append(tg.create_task(self._repeat_fault(self.section.scenario), name="sim-faults"))
             stack.push_async_callback(self._stop, tasks)
@@ -146,6 +149,7 @@ class SimExchange:
         return self
 
     async def _stop(self, tasks: list[asyncio.Task[None]]) -> None:
+        self.private.close()
         await self.streamer.close_all()
         for task in tasks:
             task.cancel()
@@ -161,6 +165,7 @@ class SimExchange:
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._fault_middleware])
         app.add_routes(self.api.routes())
+        app.add_routes(self.private.routes())
         # ccxt rewrites ".../ws" into ".../public/ws/<n>" and ".../market/ws/<n>"; serve them all.
         for path in ("/ws", "/ws/{stream}", "/{category}/ws", "/{category}/ws/{stream}", "/stream"):
             app.router.add_get(path, self.streamer.handle)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from guard.approval.state import GuardState
 from guard.domain import DecisionKind, TradingState
+from guard.drill.audit import JournalAuditor
 from guard.events import DecisionRecorded
 from guard.journal.store import read_entries, verify
-from tests.approval.audit import JournalAuditor
 from tests.builders import START_PRICES, make_desk
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -26,9 +26,9 @@ from guard.domain import (
     Side,
     TradingState,
 )
+from guard.drill.audit import JournalAuditor
 from guard.events import DecisionRecorded
 from guard.journal.store import read_entries, verify
-from tests.approval.audit import JournalAuditor
 from tests.builders import START_PRICES, SYMBOLS, make_config, make_desk, request
 
 CONFIG = make_config(

@@ -1,0 +1,610 @@
+"""The replay engine: history through features, model, proposals, risk, approval, paper broker and journal.
+
+Every decision is the live daemon's own code: `ProposalPolicy` sizes, `ApprovalDesk` prices,
+checks, records and executes, `PaperBroker` fills, liquidates and funds, `Journal` records,
+`LiveTracker` scores the model against its card (and pauses it, on the record, as live).
+What replay does differently is *when* it calls them:
+
+* Features and model outputs are computed for the whole history at once
+  (`ModelRunner.replay`); Signals are built only at bars where the model names a side at or
+  above `proposals.min_confidence` (below that the policy proposes nothing anyway).
+* Market events go to the desk only when they could change something. Most bars carry no
+  proposal and touch no position: for those, the lean path proves with float arithmetic (and
+  a margin) that no liquidation, stop, take-profit, funding payment or daily-loss latch can
+  happen, and skips them; the broker's quote and the desk's marks are fast-forwarded to the
+  exact values the skipped events would have left (`PaperBroker.fast_forward`). Where the
+  proof fails, the group of events goes through `desk.on_market` one by one. `lean=False`
+  sends every event through `desk.on_market`; both journals are identical (tested).
+
+Per bar, with `intrabar` (the default), the mark visits the bar's extremes in the order the
+simulator plays a recorded bar (a bar that closed up visits its low first, then its high; a
+bar that closed down the reverse), then its close, and then the closed bar itself arrives:
+stops, take-profits and liquidations see the wicks, not only the closes.
+
+The scripted operator decides on each proposal right after it is queued, at the bar's close.
+It re-arms trading at the start of the next UTC day after the daily loss limit latched
+REDUCING (a person would; without it one bad day would end every replay).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import structlog
+
+from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk, DeskSettings
+from guard.approval.state import DAY_MS
+from guard.broker.paper import PaperBroker
+from guard.clock import TestClock
+from guard.config import Config
+from guard.domain import (
+    AcknowledgmentKind,
+    MarketSpec,
+    MarkPrice,
+    ProposalStatus,
+    TradingState,
+)
+from guard.drill.audit import JournalAuditor
+from guard.errors import BadInput
+from guard.events import (
+    DecisionRecorded,
+    Event,
+    FundingPaid,
+    ModelPaused,
+    OrderFilled,
+    OrderSubmitted,
+    PositionLiquidated,
+    ProposalQueued,
+    ProposalRefused,
+    TradingStateChanged,
+)
+from guard.features import build_series_arrays, timeframe_ms
+from guard.markets import default_spec
+from guard.model.artifact import LoadedModel
+from guard.model.labels import FLAT
+from guard.model.runner import ModelRunner, ReplaySignals
+from guard.model.tracker import LiveTracker
+from guard.proposals import ProposalPolicy, RiskLimits
+from guard.replay.history import SymbolHistory
+from guard.replay.inline import ReplayJournal, YoungCollections, drive
+from guard.replay.lean import Exposure, MarketGrid, first_work
+from guard.replay.operator import ScriptedOperator
+from guard.replay.result import ReplayResult, ReplayStats
+
+log = structlog.get_logger(__name__)
+
+
+_INTRABAR_MS = (20_000, 40_000)
+"""When, within a 1-minute bar, the mark is at the bar's first and second extreme."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    """How to replay.
+
+    Attributes:
+        operator: the scripted operator deciding every proposal.
+        leverage: force every proposal to this leverage (the leverage table); None keeps the
+            policy's (`proposals.min_leverage`..`max_leverage`).
+        intrabar: let the mark visit each bar's extremes before its close.
+        lean: skip market events that provably change nothing (False: every event is worked).
+        explain: compute each proposal's "why" (a backward pass each: slow on long histories).
+        rearm_daily: re-arm at the next UTC day after the daily loss limit latched REDUCING.
+        resume_paused: when the live tracker pauses the model, resume it at once (the pause is still
+            journaled and counted). For the leverage table, so every level sees the same stream of
+            proposals; a person should not do this.
+        stops: False drops each proposal's stop before it is queued (a what-if for the leverage
+            table: the take-profit stays, only liquidation limits the loss).
+    """
+
+    operator: ScriptedOperator
+    leverage: Decimal | None = None
+    intrabar: bool = True
+    lean: bool = True
+    explain: bool = False
+    rearm_daily: bool = True
+    resume_paused: bool = False
+    stops: bool = True
+
+
+def replay_config(config: Config, leverage: Decimal | None) -> Config:
+    """The config a replay's desk runs with: a forced leverage, if any, raises the limits to allow it."""
+    if leverage is None:
+        return config
+    x = float(leverage)
+    proposals = dataclasses.replace(config.proposals, min_leverage=x, max_leverage=x)
+    risk = dataclasses.replace(config.risk, max_leverage=max(x, 1.0))
+    return dataclasses.replace(config, proposals=proposals, risk=risk)
+
+
+@dataclass(slots=True)
+class _Symbol:
+    """Per-symbol precomputed arrays and replay state."""
+
+    j: int
+    history: SymbolHistory
+    spec: MarketSpec
+    signals: ReplaySignals
+    variance: list[float]
+    candidate: np.ndarray
+    """bool per bar: the model names a side at or above the policy's minimum confidence."""
+    track: set[int] = field(default_factory=set)
+    """Bars the tracker must see (where a recorded proposal settles)."""
+
+
+class ReplayEngine:
+    """Runs one replay. Build, then `await run()` once."""
+
+    def __init__(
+        self,
+        config: Config,
+        model: LoadedModel,
+        histories: Sequence[SymbolHistory],
+        options: ReplayOptions,
+        journal_path: Path,
+        specs: Mapping[str, MarketSpec] | None = None,
+    ) -> None:
+        """
+        Args:
+            specs: market specifications per symbol (tick, step, tiers); by default guard's built-in
+                ones (`guard.markets.default_spec`). Pass a venue's to replay exactly as it would size.
+        """
+        if not histories:
+            raise BadInput("nothing to replay: no bars")
+        timeframes = {h.timeframe for h in histories}
+        if timeframes != {model.timeframe}:
+            raise BadInput(
+                f"the history has {', '.join(sorted(timeframes))} bars; the model {model.model_id} reads "
+                f"{model.timeframe} bars"
+            )
+        if options.leverage is not None and not (1 <= options.leverage <= 20):
+            raise BadInput(f"--leverage {options.leverage}: must be between 1 and the hard cap of 20")
+        self.config = replay_config(config, options.leverage)
+        self.model = model
+        self.options = options
+        self.journal_path = journal_path
+        self.timeframe = model.timeframe
+        self._tf_ms = timeframe_ms(self.timeframe)
+        self._histories = list(histories)
+        self._specs = dict(specs or {})
+        self.stats = ReplayStats()
+        self._track_groups: list[int] = []
+        """Heap of groups where the tracker must see a bar (lean path)."""
+        self._purpose: dict[str, str] = {}
+        self._held: dict[int, Decimal] = {}
+        self._leverage_of: dict[int, Decimal] = {}
+        self._reducing_at: int | None = None
+        self._reducing_day: int | None = None
+
+    # --- precomputation -------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        import torch
+
+        # One thread, as the live predictor's worker runs it: same arithmetic, and on two cores the
+        # second thread buys little for a conv this small.
+        torch.set_num_threads(1)
+        runner = ModelRunner(self.model)
+        threshold = self.config.model.novelty_threshold
+        min_conf = self.config.proposals.min_confidence
+        self._symbols: list[_Symbol] = []
+        for j, h in enumerate(self._histories):
+            series = build_series_arrays(
+                h.symbol, h.timeframe, h.open_times, h.opens, h.highs, h.lows, h.closes, h.volumes
+            )
+            signals = runner.replay(series, novelty_threshold=threshold)
+            candidate = signals.ready & (signals.side != FLAT) & (signals.confidence >= min_conf)
+            self._symbols.append(
+                _Symbol(j, h, self._specs.get(h.symbol) or default_spec(h.symbol), signals, h.broker_variances(),
+                        candidate)
+            )
+        self._index = {s.history.symbol: s.j for s in self._symbols}
+        grid = MarketGrid.build(self._histories, self._tf_ms, self.options.intrabar)
+        self.grid = grid
+        n_groups = len(grid)
+        cand_groups = np.zeros(n_groups, dtype=bool)
+        for s in self._symbols:
+            cand_groups[np.searchsorted(grid.group_open, s.history.open_times[s.candidate])] = True
+        self._candidate_groups = np.flatnonzero(cand_groups)
+
+    # --- running --------------------------------------------------------------------
+
+    async def run(self) -> ReplayResult:
+        """Replay the whole history; return the figures. The journal is left at `journal_path`.
+
+        Runs to the end without yielding to the event loop (the desk's calls are driven inline,
+        see `guard.replay.inline`): call it from a command or a worker, not from a busy daemon loop.
+        """
+        started = time.perf_counter()
+        self._prepare()
+        config = self.config
+        first_ms = int(self.grid.group_open[0])
+        self.clock = TestClock(first_ms)
+        specs = {s.history.symbol: s.spec for s in self._symbols}
+        journal = ReplayJournal(self.journal_path, self._on_committed)
+        self.journal = journal
+        self._auditor = JournalAuditor(Decimal(str(config.risk.max_leverage)))
+        self._violations: list[str] = []
+        try:
+            self.broker = PaperBroker(specs, config.paper, self.clock)
+            self.desk = ApprovalDesk(
+                journal, self.broker, specs, DeskSettings.from_config(config, self.model.model_hash), self.clock
+            )
+            self._start()
+            self.policy = ProposalPolicy(
+                config.proposals,
+                config.model,
+                RiskLimits(
+                    config.risk.max_order_notional,
+                    Decimal(str(config.risk.max_leverage)),
+                    config.risk.max_position_notional,
+                ),
+            )
+            self.tracker = LiveTracker.for_model(
+                self.model.model_id,
+                self.model.metrics,
+                shortfall=config.model.live_shortfall,
+                false_pause_rate=config.model.live_false_pause_rate,
+                window=1_000_000_000,
+            )
+            self._segments: list[tuple[int, float, tuple[tuple[int, float, float], ...]]] = []
+            self._refresh(0)
+            self._loop()
+            self.clock.set(max(self.clock.now_ms(), int(self.grid.group_open[-1]) + self._tf_ms))
+            self._sync_all(len(self.grid.group_open) - 1)
+            drive(self.desk.stop("replay finished"))
+        finally:
+            journal.close()
+        return self._result(time.perf_counter() - started)
+
+    def _start(self) -> None:
+        desk = self.desk
+        drive(desk.start())
+        op = self.options.operator.name
+        drive(desk.acknowledge(
+            op, AcknowledgmentKind.MODEL_PROPOSALS, ACKNOWLEDGMENT_PHRASES[AcknowledgmentKind.MODEL_PROPOSALS]
+        ))
+        leverage = self.options.leverage
+        if leverage is not None and leverage > 3:
+            phrase = ACKNOWLEDGMENT_PHRASES[AcknowledgmentKind.LEVERAGE]
+            drive(desk.acknowledge(op, AcknowledgmentKind.LEVERAGE, phrase))
+
+    def _loop(self) -> None:
+        n = len(self.grid)
+        lean = self.options.lean
+        g = 0
+        with YoungCollections.running() as collector:
+            while g < n:
+                if lean:
+                    g = self._next_interesting(g)
+                    if g >= n:
+                        return
+                self._group(g, lean=lean)
+                collector.step()
+                g += 1
+
+    def _group(self, g: int, *, lean: bool) -> None:
+        """One bar close: re-arm, market events, tracker, expiry, proposals and decisions."""
+        desk = self.desk
+        close_ms = int(self.grid.group_open[g]) + self._tf_ms
+        acted = False
+        if self._rearm_due(g):
+            self.clock.set(max(self.clock.now_ms(), int(self.grid.group_open[g])))
+            drive(desk.rearm(
+                self.options.operator.name, REARM_PHRASE, "scripted: a new UTC day after the daily loss limit"
+            ))
+            self._refresh(g)  # ACTIVE again: the daily loss proof below must know it
+        if not lean or first_work(self.grid, self._x, g, g + 1) is not None:
+            self._sync_all(g - 1)
+            self._market(g)
+            self.stats.groups_worked += 1
+            self._refresh(g)
+        self.clock.set(max(self.clock.now_ms(), close_ms))
+        if self._feed_tracker(g):
+            decision = self.tracker.decision()
+            if decision.pause and not desk.state.model_paused:
+                drive(desk.pause_model("guard", decision.reason))
+                if self.options.resume_paused:
+                    reason = "scripted: resumed at once (leverage table)"
+                    drive(desk.resume_model(self.options.operator.name, reason))
+                    self.tracker.reset()  # as the daemon does on ModelResumed
+                acted = True
+        if desk.state.pending():
+            if drive(desk.expire_due()):
+                acted = True
+        if self._candidates_at(g) and not desk.state.model_paused:
+            self._propose(g)
+            acted = True
+        if acted:
+            self._refresh(g)
+
+    def _market(self, g: int) -> None:
+        """Send the group's market events through the desk, in time order across symbols."""
+        desk, clock = self.desk, self.clock
+        open_ms = int(self.grid.group_open[g])
+        present = [(s, int(self.grid.row[g, s.j])) for s in self._symbols if self.grid.row[g, s.j] >= 0]
+        if self.options.intrabar:
+            for phase in range(3):
+                at = open_ms + (_INTRABAR_MS[phase] if phase < 2 else self._tf_ms - 1)
+                clock.set(max(clock.now_ms(), at))
+                for s, i in present:
+                    h = s.history
+                    o, hi, lo, c = float(h.opens[i]), float(h.highs[i]), float(h.lows[i]), float(h.closes[i])
+                    price = c if phase == 2 else ((lo if c >= o else hi) if phase == 0 else (hi if c >= o else lo))
+                    drive(desk.on_market(MarkPrice(h.symbol, at, price)))
+        clock.set(max(clock.now_ms(), open_ms + self._tf_ms))
+        for s, i in present:
+            drive(desk.on_market(s.history.bar(i)))
+
+    def _feed_tracker(self, g: int) -> bool:
+        """Give the tracker the bars it needs; True when it settled any proposal."""
+        settled = False
+        for s in self._symbols:
+            i = int(self.grid.row[g, s.j])
+            if i < 0:
+                continue
+            if self.options.lean:
+                if i not in s.track:
+                    continue
+                s.track.discard(i)
+            if self.tracker.on_bar(s.history.bar(i)):
+                settled = True
+        return settled
+
+    def _propose(self, g: int) -> None:
+        """The pipeline's batch at this close: signals -> policy -> desk, then the operator decides."""
+        desk = self.desk
+        self._sync_all(g)
+        equity = desk.state.account.equity(desk.marks)
+        queued = []
+        for s in self._symbols:
+            i = int(self.grid.row[g, s.j])
+            if i < 0 or not s.candidate[i]:
+                continue
+            signal = s.signals.signal(i, explain_side=self.options.explain)
+            price = desk.marks.get(s.history.symbol) or Decimal(str(signal.price))
+            outcome = self.policy.decide(signal, equity, s.spec, price)
+            if outcome.request is None:
+                continue
+            request = outcome.request if self.options.stops else dataclasses.replace(outcome.request, stop=None)
+            result = drive(desk.propose(request))
+            if result.ok and result.proposal is not None:
+                self.tracker.record(signal, result.proposal.id)
+                self._schedule_score(s, i, signal.timestamp, signal.price, signal.barrier, signal.horizon_seconds)
+                queued.append(result.proposal.id)
+        operator = self.options.operator
+        for pid in queued:
+            record = desk.state.proposals[pid]
+            if record.status is not ProposalStatus.PENDING:
+                continue
+            decision = operator.decide(record.proposal)
+            if decision.approve:
+                drive(desk.approve(
+                    pid, operator.name, version=record.proposal.version, reason=decision.reason,
+                    confirm_novel=decision.confirm_novel,
+                ))
+            else:
+                drive(desk.reject(pid, operator.name, reason=decision.reason))
+
+    def _schedule_score(self, s: _Symbol, i: int, timestamp: int, price: float, barrier: float, horizon: float) -> None:
+        """Find the bar that will settle this proposal (the tracker's own rule) so the lean path feeds it."""
+        h = s.history
+        entry = math.log(price)
+        up, down = entry + barrier, entry - barrier
+        deadline = timestamp + round(horizon * 1000)
+        k = i + 1
+        n = len(h)
+        while k < n:
+            close_time = int(h.open_times[k]) + self._tf_ms
+            if int(h.open_times[k]) >= timestamp:
+                if close_time > deadline:
+                    break
+                lh, ll = math.log(float(h.highs[k])), math.log(float(h.lows[k]))
+                if lh >= up or ll <= down or close_time == deadline:
+                    break
+            k += 1
+        if k < n:
+            s.track.add(k)
+            heapq.heappush(self._track_groups, int(np.searchsorted(self.grid.group_open, h.open_times[k])))
+
+    # --- the lean path --------------------------------------------------------------
+
+    def _refresh(self, g: int) -> None:
+        """Re-read what the lean path's proofs and the counters depend on, after anything happened."""
+        account = self.broker.account
+        state = self.desk.state
+        self._x = Exposure.of(
+            self.broker,
+            account.positions,
+            self._index,
+            self.grid,
+            active=state.trading_state is TradingState.ACTIVE,
+            daily_day=state.daily.day,
+            daily_realized=state.daily.realized,
+            limit=self.desk.limits().daily_loss_limit,
+        )
+        previous = self._held
+        for p in account.positions.values():
+            j = self._index[p.symbol]
+            old = previous.get(j)
+            if old is None or (old > 0) != (p.qty > 0):
+                key = _lev(p.leverage)
+                self.stats.positions_opened[key] = self.stats.positions_opened.get(key, 0) + 1
+        self._held = {self._index[p.symbol]: p.qty for p in account.positions.values()}
+        self._leverage_of = {self._index[p.symbol]: p.leverage for p in account.positions.values()}
+        self._total = float(account.total)
+        self._segments.append((g, self._total, self._x.positions))
+        self._reducing_day = self._daily_day_of_reducing() if state.trading_state is TradingState.REDUCING else None
+
+    def _daily_day_of_reducing(self) -> int | None:
+        reason = self.desk.state.state_reason
+        if not self.options.rearm_daily or not reason.startswith("daily loss limit"):
+            return None
+        at = self._reducing_at if self._reducing_at is not None else self.clock.now_ms()
+        return at // DAY_MS
+
+    def _rearm_due(self, g: int) -> bool:
+        return self._reducing_day is not None and int(self.grid.open_day[g]) > self._reducing_day
+
+    def _candidates_at(self, g: int) -> bool:
+        i = np.searchsorted(self._candidate_groups, g)
+        return bool(i < len(self._candidate_groups) and self._candidate_groups[i] == g)
+
+    def _next_interesting(self, g: int) -> int:
+        """The first group at or after g where something can happen."""
+        n = len(self.grid)
+        stop = n
+        i = np.searchsorted(self._candidate_groups, g)
+        if i < len(self._candidate_groups):
+            stop = int(self._candidate_groups[i])
+        heap = self._track_groups
+        while heap and heap[0] < g:
+            heapq.heappop(heap)
+        if heap:
+            stop = min(stop, heap[0])
+        pending = self.desk.state.pending()
+        if pending:
+            due = min(r.proposal.expires_at for r in pending) - self._tf_ms
+            stop = min(stop, int(np.searchsorted(self.grid.group_open, due, side="left")))
+        if self._reducing_day is not None:
+            stop = min(stop, int(np.searchsorted(self.grid.open_day, self._reducing_day, side="right")))
+        hit = first_work(self.grid, self._x, g, stop)
+        return hit if hit is not None else stop
+
+    def _sync_all(self, g: int) -> None:
+        """Fast-forward every symbol's quote and mark to where the events up to group g left them."""
+        if g < 0:
+            return
+        for s in self._symbols:
+            i = int(self.grid.ff[g, s.j])
+            if i < 0:
+                continue
+            h = s.history
+            close = float(h.closes[i])
+            if self.options.intrabar:
+                last_ms = int(h.open_times[i]) + self._tf_ms - 1
+                self.desk.fast_forward_mark(MarkPrice(h.symbol, last_ms, close))
+            else:
+                last_ms = int(h.open_times[i])
+                self.desk.fast_forward_mark(h.bar(i))
+            self.broker.fast_forward(h.symbol, Decimal(str(close)), close, s.variance[i], last_ms)
+
+    # --- the record -----------------------------------------------------------------
+
+    def _on_committed(self, events: Sequence[Event]) -> None:
+        stats = self.stats
+        for event in events:
+            stats.events += 1
+            self._audit(event)
+            if isinstance(event, ProposalQueued):
+                stats.proposals += 1
+            elif isinstance(event, ProposalRefused):
+                stats.refused += 1
+            elif isinstance(event, DecisionRecorded):
+                if event.executes is None:
+                    stats.rejected += 1
+                else:
+                    stats.approved += 1
+            elif isinstance(event, OrderSubmitted):
+                self._purpose[event.request.client_order_id] = event.request.purpose.value
+            elif isinstance(event, OrderFilled):
+                stats.fills += 1
+                purpose = self._purpose.get(event.fill.client_order_id, "")
+                if purpose == "entry":
+                    stats.entries_filled += 1
+                elif purpose == "stop":
+                    stats.stops += 1
+                elif purpose == "take_profit":
+                    stats.take_profits += 1
+                stats.markers.append((event.at, purpose or "fill", event.fill.symbol))
+            elif isinstance(event, PositionLiquidated):
+                stats.liquidations += 1
+                j = next(s.j for s in self._symbols if s.history.symbol == event.symbol)
+                key = _lev(self._leverage_of.get(j, Decimal(0)))
+                stats.liquidated[key] = stats.liquidated.get(key, 0) + 1
+                stats.markers.append((event.at, "liquidation", event.symbol))
+            elif isinstance(event, FundingPaid):
+                stats.funding_payments += 1
+            elif isinstance(event, TradingStateChanged):
+                if event.state is TradingState.REDUCING:
+                    stats.reducing_latches += 1
+                    self._reducing_at = event.at
+                elif event.previous is TradingState.REDUCING and event.state is TradingState.ACTIVE:
+                    stats.rearms += 1
+            elif isinstance(event, ModelPaused):
+                stats.model_paused = event.reason
+                stats.model_pauses += 1
+
+    def _audit(self, event: Event) -> None:
+        try:
+            self._auditor.check(event)
+        except AssertionError as e:
+            self._violations.append(str(e) or type(event).__name__)
+
+    def _result(self, seconds: float) -> ReplayResult:
+        n = len(self.grid.group_open)
+        equity = np.full(n, self._total)
+        closes = self.grid.closes
+        bounds = [seg[0] for seg in self._segments] + [n]
+        for (g0, total, held), g1 in zip(self._segments, bounds[1:], strict=True):
+            if g1 <= g0:
+                continue
+            value = np.full(g1 - g0, total)
+            for j, qty, entry in held:
+                value += qty * (closes[g0:g1, j] - entry)
+            equity[g0:g1] = value
+        account = self.broker.account
+        marks = self.desk.marks
+        report = self.tracker.report()
+        return ReplayResult(
+            symbols=tuple(s.history.symbol for s in self._symbols),
+            timeframe=self.timeframe,
+            bars=sum(len(s.history) for s in self._symbols),
+            first_ms=int(self.grid.group_open[0]),
+            last_ms=int(self.grid.group_open[-1]) + self._tf_ms,
+            times=self.grid.group_open + self._tf_ms,
+            equity=equity,
+            closes=closes,
+            starting_balance=self.config.paper.starting_balance,
+            final_equity=account.equity(marks),
+            realized_pnl=account.realized_pnl,
+            fees=account.fees,
+            funding=account.funding,
+            liquidation_losses=account.liquidation_losses,
+            open_positions=len(account.positions),
+            stats=self.stats,
+            tracker=report,
+            by_leverage=self._by_leverage(),
+            operator=self.options.operator.policy.value,
+            leverage=str(self.options.leverage) if self.options.leverage is not None else "policy",
+            model_id=self.model.model_id,
+            journal=self.journal_path,
+            seconds=seconds,
+            violations=tuple(self._violations),
+        )
+
+    def _by_leverage(self) -> dict[str, dict[str, float]]:
+        rows: dict[str, dict[str, float]] = {}
+        state = self.desk.state
+        for record in state.proposals.values():
+            key = _lev(record.proposal.leverage)
+            row = rows.setdefault(key, {"proposals": 0, "approved": 0, "positions": 0, "liquidated": 0})
+            row["proposals"] += 1
+            row["approved"] += record.decision is not None and record.status is not ProposalStatus.REJECTED
+        for key, count in self.stats.positions_opened.items():
+            rows.setdefault(key, {"proposals": 0, "approved": 0, "positions": 0, "liquidated": 0})["positions"] = count
+        for key, count in self.stats.liquidated.items():
+            rows.setdefault(key, {"proposals": 0, "approved": 0, "positions": 0, "liquidated": 0})["liquidated"] = count
+        return dict(sorted(rows.items(), key=lambda kv: float(kv[0])))
+
+
+def _lev(leverage: Decimal) -> str:
+    return f"{leverage.normalize():f}"

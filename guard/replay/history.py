@@ -1,0 +1,74 @@
+"""Bars as arrays, one symbol each: what replay reads, and what it computes from them once."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from guard.domain import Bar
+from guard.errors import BadInput
+
+VOL_ALPHA = 0.06
+"""The paper broker's EWMA weight (`guard.broker.paper._VOL_ALPHA`): the fast-forwarded volatility
+estimate must come from the very same arithmetic."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SymbolHistory:
+    """One symbol's bars as arrays (oldest first, strictly increasing open times)."""
+
+    symbol: str
+    timeframe: str
+    open_times: np.ndarray
+    opens: np.ndarray
+    highs: np.ndarray
+    lows: np.ndarray
+    closes: np.ndarray
+    volumes: np.ndarray
+
+    @classmethod
+    def from_bars(cls, bars: Sequence[Bar]) -> SymbolHistory:
+        """Arrays from Bar objects of one symbol and timeframe."""
+        if not bars:
+            raise BadInput("a symbol's history has no bars")
+        ohlcv = np.array([(b.open, b.high, b.low, b.close, b.volume) for b in bars], dtype=np.float64)
+        times = np.fromiter((b.open_time for b in bars), dtype=np.int64, count=len(bars))
+        return cls(bars[0].symbol, bars[0].timeframe, times, *(ohlcv[:, i].copy() for i in range(5)))
+
+    def __len__(self) -> int:
+        return len(self.open_times)
+
+    def bar(self, i: int) -> Bar:
+        """Bar `i` as the feed would deliver it (closed)."""
+        return Bar(
+            self.symbol, self.timeframe, int(self.open_times[i]), float(self.opens[i]), float(self.highs[i]),
+            float(self.lows[i]), float(self.closes[i]), float(self.volumes[i]),
+        )
+
+    def broker_variances(self) -> list[float]:
+        """The paper broker's volatility estimate after each bar, with its exact arithmetic (math.log, in order).
+
+        A recurrence: vectorising it would change the last bits, and fills depend on it through slippage.
+        """
+        out: list[float] = []
+        variance = 0.0
+        last: float | None = None
+        log = math.log
+        for c in self.closes.tolist():
+            if last is not None:
+                r = log(c / last)
+                variance = (1 - VOL_ALPHA) * variance + VOL_ALPHA * r * r
+            last = c
+            out.append(variance)
+        return out
+
+
+def histories_from_bars(bars: Sequence[Bar]) -> list[SymbolHistory]:
+    """Group bars by symbol (in order of first appearance)."""
+    by_symbol: dict[str, list[Bar]] = {}
+    for bar in bars:
+        by_symbol.setdefault(bar.symbol, []).append(bar)
+    return [SymbolHistory.from_bars(rows) for rows in by_symbol.values()]

@@ -1,0 +1,221 @@
+"""Replay's lean path: proving, a run of bars at a time, that their market events change nothing.
+
+Every symbol's bars are laid on one time axis of *groups* (one group per bar close). After
+anything happens, the engine takes an `Exposure` — what could react to prices: a band per
+symbol inside which no liquidation price, stop, take-profit or limit is crossed; when funding
+next falls due on a held symbol; how far today's losses are from the daily limit — and
+`first_work` finds, with a few numpy comparisons over the groups ahead, the first group whose
+events could change anything. Every comparison carries a relative margin of 1e-9 (a Decimal
+turned float is off by ~1e-16), so a proof never claims "nothing" where something happens; it
+may only send a quiet group through the desk for nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+
+from guard.approval.state import DAY_MS
+from guard.broker.paper import PaperBroker
+from guard.domain import OrderType, Position, Side
+from guard.replay.history import SymbolHistory
+
+EPS = 1e-9
+"""Relative margin of every float proof (Decimal-to-float error is ~1e-16)."""
+SCAN_FIRST = 32
+SCAN_MAX = 2048
+"""Groups looked at per numpy step: a short first look (a stop is usually near), growing to this."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MarketGrid:
+    """Every symbol's bars on one time axis: arrays indexed [group] or [group, symbol]."""
+
+    group_open: np.ndarray
+    """Open time of each group's bars, ms (sorted, distinct)."""
+    row: np.ndarray
+    """Index of symbol j's bar in group g, or -1."""
+    ff: np.ndarray
+    """Index of symbol j's latest bar at or before group g, or -1 before its first."""
+    has: np.ndarray
+    next_bar: np.ndarray
+    """The first group at or after g where symbol j has a bar (len(group_open): none)."""
+    closes: np.ndarray
+    """Symbol j's last close as of group g (NaN before its first bar)."""
+    lows: np.ndarray
+    """The lowest mark symbol j shows in group g (its bar's low intrabar, else its close)."""
+    highs: np.ndarray
+    last_ts: np.ndarray
+    """Time of each group's last market event, as the broker's funding clock sees it."""
+    day: np.ndarray
+    """UTC day of each group's close (its closed bar and proposals)."""
+    open_day: np.ndarray
+    """UTC day of each group's first market events (a day's last bar closes at the next midnight)."""
+
+    def __len__(self) -> int:
+        return len(self.group_open)
+
+    @classmethod
+    def build(cls, histories: Sequence[SymbolHistory], tf_ms: int, intrabar: bool) -> MarketGrid:
+        times = np.unique(np.concatenate([h.open_times for h in histories]))
+        n, m = len(times), len(histories)
+        row = np.full((n, m), -1, dtype=np.int64)
+        for j, h in enumerate(histories):
+            row[np.searchsorted(times, h.open_times), j] = np.arange(len(h))
+        has = row >= 0
+        at = np.where(has, np.arange(n)[:, None], 0)
+        np.maximum.accumulate(at, axis=0, out=at)
+        ff = np.take_along_axis(row, at, axis=0)
+        ff[~np.maximum.accumulate(has, axis=0)] = -1
+        closes, lows, highs = (np.full((n, m), np.nan) for _ in range(3))
+        for j, h in enumerate(histories):
+            seen = ff[:, j] >= 0
+            closes[seen, j] = h.closes[ff[seen, j]]
+            lows[:, j] = highs[:, j] = closes[:, j]
+            if intrabar:
+                bar = has[:, j]
+                lows[bar, j] = h.lows[row[bar, j]]
+                highs[bar, j] = h.highs[row[bar, j]]
+        upcoming = np.where(has, np.arange(n)[:, None], n)
+        next_bar = np.minimum.accumulate(upcoming[::-1], axis=0)[::-1]
+        # Funding is paid on the group's last event: the close mark intrabar, else the bar (its open time).
+        last_ts = times + (tf_ms - 1 if intrabar else 0)
+        return cls(
+            group_open=times, row=row, ff=ff, has=has, next_bar=next_bar, closes=closes, lows=lows,
+            highs=highs, last_ts=last_ts, day=(times + tf_ms) // DAY_MS, open_day=times // DAY_MS,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """What the proofs depend on, read after anything happened."""
+
+    bands: tuple[tuple[int, float, float], ...]
+    """(symbol, low, high): inside (low, high) nothing on that symbol can trigger, fill or liquidate."""
+    funding_group: int
+    """The first group where funding falls due on a held symbol (-1: none)."""
+    positions: tuple[tuple[int, float, float], ...]
+    """(symbol, signed qty, entry price) as floats."""
+    active: bool
+    """ACTIVE: the daily loss check runs (it latches REDUCING only from ACTIVE)."""
+    daily_day: int
+    daily_realized: float
+    limit: float
+    margin: float
+
+    @classmethod
+    def of(
+        cls,
+        broker: PaperBroker,
+        positions: Mapping[str, Position],
+        index: Mapping[str, int],
+        grid: MarketGrid,
+        *,
+        active: bool,
+        daily_day: int,
+        daily_realized: Decimal,
+        limit: Decimal,
+    ) -> Exposure:
+        bands: dict[int, list[float]] = {}
+
+        def narrow(j: int, price: float, falling: bool) -> None:
+            band = bands.setdefault(j, [-math.inf, math.inf])
+            if falling:
+                band[0] = max(band[0], price * (1 + EPS))
+            else:
+                band[1] = min(band[1], price * (1 - EPS))
+
+        for symbol, j in index.items():
+            for r in broker.resting(symbol):
+                if r.order_type is OrderType.LIMIT:
+                    assert r.limit_price is not None
+                    narrow(j, float(r.limit_price), falling=r.side is Side.BUY)
+                else:
+                    assert r.trigger_price is not None
+                    narrow(j, float(r.trigger_price), (r.order_type is OrderType.STOP_MARKET) == (r.side is Side.SELL))
+        held = []
+        funding = -1
+        for p in positions.values():
+            j = index[p.symbol]
+            qty = float(p.qty)
+            held.append((j, qty, float(p.entry_price)))
+            if p.liquidation_price is not None:
+                narrow(j, float(p.liquidation_price), falling=qty > 0)
+            due = broker.next_funding_ms(p.symbol)
+            if due is not None:
+                k = int(np.searchsorted(grid.last_ts, due))
+                at = int(grid.next_bar[k, j]) if k < len(grid) else len(grid)
+                if at < len(grid):
+                    funding = at if funding < 0 else min(funding, at)
+        realized, lim = float(daily_realized), float(limit)
+        exposure = sum(abs(q) * e for _, q, e in held)
+        return cls(
+            bands=tuple((j, lo, hi) for j, (lo, hi) in bands.items()),
+            funding_group=funding,
+            positions=tuple(held),
+            active=active,
+            daily_day=daily_day,
+            daily_realized=realized,
+            limit=lim,
+            margin=EPS * (lim + exposure + abs(realized)) + 1e-6,
+        )
+
+    @property
+    def idle(self) -> bool:
+        """Nothing can react to any price: no position, no resting order, no loss today to latch on."""
+        return not self.positions and not self.bands and not (self.active and self.daily_realized < 0)
+
+
+def first_work(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int | None:
+    """The first group in [g0, g1) whose market events could change anything, or None."""
+    if x.idle:
+        return None
+    start, step = g0, SCAN_FIRST
+    while start < g1:
+        end = min(g1, start + step)
+        hit = _scan(grid, x, start, end)
+        if hit is not None:
+            return hit
+        start, step = end, min(step * 4, SCAN_MAX)
+    return None
+
+
+def _scan(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int | None:
+    hit = g1
+    if x.funding_group >= 0:
+        hit = min(hit, max(g0, x.funding_group))  # a due date already behind us means: work now
+    lows, highs = grid.lows, grid.highs
+    for j, lo, hi in x.bands:
+        crossed = (lows[g0:hit, j] <= lo) | (highs[g0:hit, j] >= hi)
+        if crossed.any():
+            hit = g0 + int(crossed.argmax())
+    if x.active and hit > g0:
+        hit = _daily(grid, x, g0, hit)
+    return hit if hit < g1 else None
+
+
+def _daily(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int:
+    """The first group in [g0, g1) where the daily loss could reach the limit (g1 when none can)."""
+    r = x.daily_realized
+    worst = min(r, 0.0)
+    for j, qty, entry in x.positions:
+        prices = grid.lows[g0:g1, j] if qty > 0 else grid.highs[g0:g1, j]
+        worst += qty * ((prices.min() if qty > 0 else prices.max()) - entry)
+    if -worst < x.limit - x.margin:
+        return g1  # not even every position at its worst bar at once, with today's losses, gets there
+    sl = slice(g0, g1)
+    unrealized = np.zeros(g1 - g0)
+    for j, qty, entry in x.positions:
+        unrealized += qty * ((grid.lows[sl, j] if qty > 0 else grid.highs[sl, j]) - entry)
+    # A group's events fall on the day of its open, its closed bar on the day of its close: take
+    # whichever counts today's realized PnL the worse way.
+    realized = np.minimum(
+        np.where(grid.open_day[sl] == x.daily_day, r, 0.0),
+        np.where(grid.day[sl] == x.daily_day, r, 0.0),
+    )
+    bad = -(realized + unrealized) >= x.limit - x.margin
+    return g0 + int(bad.argmax()) if bad.any() else g1
