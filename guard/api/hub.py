@@ -183,6 +183,7 @@ class Hub:
         self._prices: dict[str, deque[float]] = {s: deque(maxlen=PRICE_HISTORY) for s in self._symbols}
         self._marks_dirty = False
         self._last_status: StatusView | None = None
+        self._sent_views: dict[str, ProposalView] = {}  # the last view of each pending proposal sent to clients
 
     # --- clients ---------------------------------------------------------------------
 
@@ -350,14 +351,21 @@ class Hub:
     # --- internals -------------------------------------------------------------------
 
     def _publish_proposals(self, ids: Iterable[str]) -> None:
+        """Send the views that changed since they were last sent: a state change touches every pending
+        proposal, and a thousand unchanged views would be a megabyte for every client to decode."""
         upserted, removed = [], []
         for pid in sorted(ids):
             record = self.desk.state.proposals.get(pid)
             if record is not None and record.status is ProposalStatus.PENDING:
-                upserted.append(self.proposal_view(record))
+                view = self.proposal_view(record)
+                if self._sent_views.get(pid) != view:
+                    self._sent_views[pid] = view
+                    upserted.append(view)
             else:
+                self._sent_views.pop(pid, None)
                 removed.append(pid)
-        self.publish(ProposalsChanged(tuple(upserted), tuple(removed)))
+        if upserted or removed:
+            self.publish(ProposalsChanged(tuple(upserted), tuple(removed)))
 
     def publish_status(self) -> None:
         """Push the status now (operators came or went, something outside the journal changed)."""

@@ -264,12 +264,12 @@ class Journal:
     def _commit(self, conn: sqlite3.Connection, batches: list[_Batch]) -> None:
         if self._failed is not None:
             for b in batches:
-                b.future.set_exception(self._failed)
+                _settle(b.future, error=self._failed)
             return
         if not self._write(conn, batches):
             assert self._failed is not None
             for b in batches:
-                b.future.set_exception(self._failed)
+                _settle(b.future, error=self._failed)
             return
         self._notify(batches)
 
@@ -308,7 +308,7 @@ class Journal:
                 except Exception:  # a subscriber's bug must not make a commit look failed
                     log.exception("journal_subscriber_failed")
         for b in batches:
-            b.future.set_result(b.rows[-1][0] if b.rows else 0)
+            _settle(b.future, result=b.rows[-1][0] if b.rows else 0)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -378,3 +378,15 @@ def verify(path: Path | str) -> VerifyReport:
     finally:
         conn.close()
     return VerifyReport(count, True)
+
+
+def _settle(future: concurrent.futures.Future[int], result: int = 0, error: BaseException | None = None) -> None:
+    """Complete a receipt's future. A waiter cancelled at shutdown cancels it too (asyncio.wrap_future): the
+    rows are committed all the same, and the writer thread must not die of the InvalidStateError."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass

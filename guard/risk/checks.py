@@ -166,9 +166,11 @@ def check_confidence(p: Proposal, ctx: RiskContext, limits: RiskSection) -> Risk
 
 
 def check_duplicate(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    """Only the newer of two pending proposals for one symbol and side is blocked: the older stays approvable."""
     name = "duplicate"
     for other in ctx.pending:
-        if other.id != p.id and other.symbol == p.symbol and other.side is p.side:
+        older = (other.created_at, other.id) < (p.created_at, p.id)
+        if older and other.symbol == p.symbol and other.side is p.side:
             return RiskCheck(name, Verdict.BLOCK, f"duplicates {other.id} ({p.symbol} {p.side}), still pending")
     return _ok(name)
 

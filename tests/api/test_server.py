@@ -46,6 +46,37 @@ async def test_snapshot_on_connect_then_views_as_things_happen(daemon: Daemon, c
         assert view.fee_estimate > 0 and view.liquidation_distance_pct is not None
 
 
+async def test_a_change_of_limits_resends_only_the_proposal_views_it_changed(daemon: Daemon, client: ApiClient) -> None:
+    """A limit or state change re-judges every pending proposal, but clients are sent only the views that changed:
+    with a thousand pending, resending all of them on every change would flood every screen."""
+    async with client.connect("alice") as session:
+        btc = await queue_proposal(daemon, qty="0.01")
+        eth = await queue_proposal(daemon, symbol="ETH/USDT:USDT", qty="0.01")
+        await wait_for(
+            session, lambda m: isinstance(m, ProposalsChanged) and eth in {v.proposal.id for v in m.upserted}
+        )
+
+        async def changes_until_logged(command: SetRiskLimit) -> list[ProposalsChanged]:
+            assert (await session.send(command)).ok
+            changes: list[ProposalsChanged] = []
+
+            def logged(m: object) -> bool:  # collects the proposal changes pushed before the change's log line
+                if isinstance(m, ProposalsChanged):
+                    changes.append(m)
+                return isinstance(m, EventLogged) and m.event.type == "RiskLimitChanged"
+
+            await wait_for(session, logged)
+            return changes
+
+        assert await changes_until_logged(SetRiskLimit(session.next_id(), "max_orders_per_minute", "25")) == []
+        btc_notional = daemon.desk.state.proposals[btc].proposal.notional
+        eth_notional = daemon.desk.state.proposals[eth].proposal.notional
+        between = str(int((btc_notional + eth_notional) / 2))
+        [changed] = await changes_until_logged(SetRiskLimit(session.next_id(), "max_order_notional", between))
+        [view] = changed.upserted
+        assert view.proposal.id == (btc if btc_notional > eth_notional else eth) and not view.can_approve
+
+
 async def test_two_operators_first_decision_wins_and_both_see_it(daemon: Daemon, client: ApiClient) -> None:
     """Two operators approve at once: one order goes out, the other is told why not, both see the outcome."""
     async with client.connect("alice") as alice, client.connect("bob") as bob:

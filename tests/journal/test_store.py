@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +31,19 @@ async def test_append_then_read_back_in_order(tmp_path: Path) -> None:
     assert entries[0].prev_hash == GENESIS_HASH
     assert entries[1].prev_hash == entries[0].hash
     assert entries[3].event == SessionEnded(9, "bye")
+
+
+async def test_a_waiter_cancelled_before_its_commit_does_not_stop_the_writer(tmp_path: Path) -> None:
+    """A client that stops waiting (a task cancelled at shutdown) still has its events recorded, and the
+    writer goes on recording what follows."""
+    journal = Journal(tmp_path / "j.db")
+    waiters = [asyncio.ensure_future(journal.append(_events(1), durable=True)) for _ in range(50)]
+    await asyncio.sleep(0)  # each waiter has wrapped its receipt's future; cancelling it cancels that future
+    for waiter in waiters:
+        waiter.cancel()
+    assert await journal.append([SessionEnded(9, "after")], durable=True) == 51
+    journal.close()
+    assert len(list(read_entries(tmp_path / "j.db"))) == 51
 
 
 def test_reopen_continues_the_chain(tmp_path: Path) -> None:

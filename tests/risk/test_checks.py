@@ -161,12 +161,15 @@ def test_check_confidence_applies_to_model_proposals_only() -> None:
     )
 
 
-def test_check_duplicate_same_symbol_and_side_pending() -> None:
-    """A second pending proposal for the same symbol and side is blocked; the other side is not."""
-    other = proposal(id="P000002")
-    result = checks.check_duplicate(proposal(), context(pending=[other]), LIMITS)
-    assert result.verdict is Verdict.BLOCK and "P000002" in result.reason
-    assert checks.check_duplicate(proposal(side=Side.SELL), context(pending=[other]), LIMITS).verdict is Verdict.PASS
+def test_check_duplicate_blocks_the_newer_pending_proposal_for_the_same_symbol_and_side() -> None:
+    """A second pending proposal for the same symbol and side is blocked; the first, and the other side, are not."""
+    first, second = proposal(id="P000001", created_at=0), proposal(id="P000002", created_at=1_000)
+    pending = [first, second]
+    result = checks.check_duplicate(second, context(pending=pending), LIMITS)
+    assert result.verdict is Verdict.BLOCK and "P000001" in result.reason
+    assert checks.check_duplicate(first, context(pending=pending), LIMITS).verdict is Verdict.PASS
+    sell = proposal(id="P000003", side=Side.SELL, created_at=2_000)
+    assert checks.check_duplicate(sell, context(pending=pending), LIMITS).verdict is Verdict.PASS
 
 
 @pytest.mark.parametrize(

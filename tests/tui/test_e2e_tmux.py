@@ -73,7 +73,9 @@ def test_guard_up_in_tmux_acknowledge_approve_then_kill(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
     config.write_text(
         f'[sim]\nscenario = "trend"\nspeed = 240.0\n\n[model]\npath = "{REPO / "models" / "default"}"\n\n'
-        "[approval]\nttl_seconds = 120.0\n",
+        "[approval]\nttl_seconds = 120.0\n\n"
+        # Proposals more often than the cautious defaults, so a slow machine sees one in time.
+        "[proposals]\nmin_confidence = 0.45\n\n[risk]\nmin_confidence = 0.45\n",
         encoding="utf-8",
     )
     env = {"GUARD_HOME": str(home), "PATH": os.environ.get("PATH", ""), "TERM": "xterm-256color"}
@@ -100,7 +102,7 @@ def test_guard_up_in_tmux_acknowledge_approve_then_kill(tmp_path: Path) -> None:
                 term.send("j")
             return False
 
-        wait(approved, "an approval in the journal", within=30, term=term)
+        wait(approved, "an approval in the journal", within=90, term=term)
         timings["approved"] = time.monotonic() - started
         term.send("K")
         wait(lambda: "HALTED" in term.screen(), "HALTED on screen", within=10, term=term)
