@@ -116,13 +116,14 @@ class FeedSection:
 
 @dataclass(frozen=True, slots=True)
 class SimSection:
-    seed: int = setting(7, ge=0)
-    """Seed of the simulated price process: the same seed gives the same market."""
+    seed: int = setting(22, ge=0)
+    """Seed of the simulated price process: the same seed gives the same market. The default's opening
+    minutes give the demonstration model something to say at once (a demo, not evidence)."""
     scenario: str = setting("trend")
     """Scenario the simulated exchange plays (see `guard sim --help`). The default trends, so the
     demonstration model has something to say; on "calm" it rarely proposes, as its card explains."""
-    speed: float = setting(10.0, gt=0, le=10000)
-    """Simulated seconds per real second (10: a one-minute bar every 6 s, so a demo is lively)."""
+    speed: float = setting(60.0, gt=0, le=10000)
+    """Simulated seconds per real second (60: a one-minute bar every second, so a demo is lively)."""
     port: int = setting(0, ge=0, le=65535)
     """Loopback port of the simulated exchange; 0 picks a free one."""
     history: str = setting("")

@@ -31,9 +31,18 @@ from guard.broker.base import Broker
 from guard.broker.paper import PaperBroker
 from guard.clock import Clock, SystemClock
 from guard.config import Config
-from guard.domain import Bar, MarketEvent, MarketSpec, MarkPrice, ProposalStatus, Ticker, TradingState
+from guard.domain import (
+    AcknowledgmentKind,
+    Bar,
+    MarketEvent,
+    MarketSpec,
+    MarkPrice,
+    ProposalStatus,
+    Ticker,
+    TradingState,
+)
 from guard.errors import DaemonError, GuardError, ModelFileError
-from guard.events import BarRecorded, ModelPaused, ModelResumed
+from guard.events import AcknowledgmentRecorded, BarRecorded, ModelPaused, ModelResumed
 from guard.feed.process import Endpoint, FeedProcess
 from guard.journal.store import Entry, Journal
 from guard.lockfile import daemon_lock
@@ -164,6 +173,7 @@ class Daemon:
                     health=self._health,
                     metrics=self._metrics,
                     model_card=self._card,
+                    performance=self._performance,
                 )
                 self.api = api
                 await self._start_pipeline(desk, specs, feed, stack)
@@ -354,11 +364,19 @@ class Daemon:
         if self._predictor is None:
             return
         for entry in entries:
-            if isinstance(entry.event, ModelPaused):
-                self._predictor.pause(entry.event.reason)
-            elif isinstance(entry.event, ModelResumed):
+            event = entry.event
+            if isinstance(event, ModelPaused):
+                self._predictor.pause(event.reason)
+            elif isinstance(event, ModelResumed):
                 self._predictor.resume()
                 self._tracker.reset()
+                self._reconsider()
+            elif isinstance(event, AcknowledgmentRecorded) and event.kind is AcknowledgmentKind.MODEL_PROPOSALS:
+                self._reconsider()
+
+    def _reconsider(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.reconsider()
 
     # --- views -----------------------------------------------------------------------
 

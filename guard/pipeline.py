@@ -70,6 +70,8 @@ class ProposalPipeline:
         self._builders = {s: WindowBuilder(s, timeframe) for s in specs}
         self._enabled = enabled
         self._waiting: dict[str, FeatureWindow] = {}
+        self._latest: dict[str, FeatureWindow] = {}
+        """Each symbol's newest window, to reconsider when the model may propose again."""
         self._history = history
         self._cold: dict[str, Bar] = {}
         """Symbols whose window needs history, with the live bar that found it cold."""
@@ -96,10 +98,22 @@ class ProposalPipeline:
                 window = builder.update(bar)
                 used += 1
                 if window is not None:
-                    self._waiting[bar.symbol] = window
+                    self._waiting[bar.symbol] = self._latest[bar.symbol] = window
         if self._waiting:
             self._ready.set()
         return used
+
+    def reconsider(self) -> None:
+        """The model may propose again (acknowledged, resumed): look at each symbol's newest window now
+        rather than a bar from now. A symbol with a pending proposal is left alone; the others' cooldowns
+        are forgotten, since what set them was refused (nobody could have approved it)."""
+        pending = {r.proposal.symbol for r in self._desk.state.pending()}
+        for symbol, window in self._latest.items():
+            if symbol not in pending:
+                self._policy.reset_cooldown(symbol)
+                self._waiting[symbol] = window
+        if self._waiting:
+            self._ready.set()
 
     def set_funding(self, symbol: str, rate: float | None) -> None:
         if rate is not None:
@@ -123,7 +137,7 @@ class ProposalPipeline:
                 self._ready.set()
             return
         self._windows += 1
-        self._waiting[bar.symbol] = window
+        self._waiting[bar.symbol] = self._latest[bar.symbol] = window
         self._ready.set()
 
     async def run(self) -> None:
@@ -159,7 +173,7 @@ class ProposalPipeline:
             log.info("pipeline_refilled", symbol=symbol, bars=len(bars), ready=window is not None)
             if window is not None:
                 self._windows += 1
-                self._waiting[symbol] = window
+                self._waiting[symbol] = self._latest[symbol] = window
 
     async def _infer(self, windows: dict[str, FeatureWindow]) -> None:
         self._batches += 1

@@ -17,8 +17,9 @@ import structlog
 
 from guard.api.client import ApiClient
 from guard.api.protocol import AlertRaised, Approve, Kill, Reply, SetRiskLimit
+from guard.approval.desk import ACKNOWLEDGMENT_PHRASES
 from guard.daemon import Daemon, running
-from guard.domain import OrderPurpose, ProposalStatus, TradingState
+from guard.domain import AcknowledgmentKind, OrderPurpose, ProposalStatus, TradingState
 from guard.events import OperatorPresenceLost, OrderSubmitted, SessionEnded, TradingStateChanged
 from guard.journal.store import read_entries
 from guard.logs import SecretRedactor, configure
@@ -59,6 +60,22 @@ async def test_kill_halts_fast_while_the_model_hangs(guard_home: Path) -> None:
         assert reply.ok and daemon.desk.state.trading_state is TradingState.HALTED
         assert seconds < 0.5
         assert daemon.lag.max_ms < 250
+
+
+async def test_acknowledging_the_model_weighs_the_newest_bars_at_once(guard_home: Path) -> None:
+    """The model's view of the bars already closed is refused while nobody has acknowledged it; the
+    acknowledgment brings it back at once instead of a bar later (the market here barely moves)."""
+    config = daemon_config(model={"enabled": True}, sim={"speed": 0.2})  # a bar closes every 5 minutes
+    async with running(config) as daemon:
+        desk, pipeline = daemon.desk, daemon._pipeline
+        assert desk is not None and daemon.hub is not None and pipeline is not None
+        daemon.hub.presence.heard_from("alice")
+        await wait_until(lambda: pipeline.stats().signals >= 3 and len(desk.marks) == 3)  # warm-up inferred
+        assert pipeline.stats().refused >= 1 and not desk.state.pending()
+        phrase = ACKNOWLEDGMENT_PHRASES[AcknowledgmentKind.MODEL_PROPOSALS]
+        assert (await desk.acknowledge("alice", AcknowledgmentKind.MODEL_PROPOSALS, phrase)).ok
+        await wait_until(lambda: bool(desk.state.pending()) or pipeline.stats().bars > 0)
+        assert desk.state.pending() and pipeline.stats().bars == 0  # from the bars already in, not a new one
 
 
 async def test_kill_halts_fast_while_the_exchange_answers_5xx(guard_home: Path) -> None:

@@ -79,7 +79,7 @@ class ApiServer:
         health: Callable[[], dict[str, Any]],
         metrics: Callable[[], str],
         model_card: Callable[[], str],
-        performance: Callable[[], Any] = lambda: None,
+        performance: Callable[[], Any],
     ) -> None:
         if settings.transport == "tcp" and not is_loopback(settings.host):
             raise DaemonError(f"refusing to serve the control API on {settings.host}: only loopback addresses")

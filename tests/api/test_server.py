@@ -219,6 +219,7 @@ def test_non_loopback_bind_is_refused(daemon: Daemon, tmp_path: Path) -> None:
             health=dict,
             metrics=str,
             model_card=str,
+            performance=dict,
         )
 
 

@@ -32,9 +32,9 @@ def test_history_fetch_sim_round_trips_served_bars(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "1500 new bars" in done.stdout
     fetched = read_bars(out)
-    scenario = SimSection().scenario  # what the embedded simulator plays by default
-    expected = generate_history(CONFIG_SYMBOLS, fetched[0].open_time, 1500, seed=7, scenario=scenario)["ETH/USDT:USDT"]
-    assert fetched == expected
+    sim = SimSection()  # what the embedded simulator plays by default
+    expected = generate_history(CONFIG_SYMBOLS, fetched[0].open_time, 1500, seed=sim.seed, scenario=sim.scenario)
+    assert fetched == expected["ETH/USDT:USDT"]
 
 
 def test_history_fetch_resumes_and_writes_parquet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

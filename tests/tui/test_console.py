@@ -9,6 +9,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+from textual.widgets import Static
+
 from guard.daemon import Daemon, running
 from guard.domain import AcknowledgmentKind, DecisionKind, OrderPurpose, TradingState
 from guard.events import (
@@ -22,7 +24,9 @@ from guard.events import (
     ProposalRepriced,
     TradingStateChanged,
 )
+from guard.tui.app import GuardApp
 from guard.tui.screens.dialogs import ClosePositionScreen, NoveltyScreen, RejectScreen, TypedConfirmScreen
+from guard.tui.screens.info import PerformanceScreen
 from guard.tui.screens.override import OverrideScreen
 from guard.tui.widgets.banner import Banner
 from tests.api.support import queue_proposal
@@ -204,6 +208,9 @@ async def test_console_model_acknowledgment_screen_opens_and_records_the_typed_p
         await until(pilot, lambda: app.model.status.model.paused)
         await pilot.press("p")
         await until(pilot, lambda: not app.model.status.model.paused)
+        await pilot.press("l")  # the live record beside the card's claims, fetched from the daemon
+        await until(pilot, lambda: isinstance(app.screen, PerformanceScreen) and "loading" not in perf_text(app))
+        assert perf_text(app).startswith("Model default-") and "claimed" in perf_text(app)
     assert [e.operator for e in journal(daemon, ModelPaused)] == ["alice"]
     assert [e.operator for e in journal(daemon, ModelResumed)] == ["alice"]
     (ack,) = journal(daemon, AcknowledgmentRecorded)
@@ -226,3 +233,7 @@ async def test_console_close_key_closes_the_chosen_position_reduce_only(daemon: 
         await until(pilot, lambda: not app.model.positions)
     (close,) = [e.request for e in journal(daemon, OrderSubmitted) if e.request.purpose is OrderPurpose.CLOSE]
     assert close.reduce_only and close.symbol == "BTC/USDT:USDT"
+
+
+def perf_text(app: GuardApp) -> str:
+    return str(app.screen.query_one("#perf", Static).render())
