@@ -109,8 +109,11 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
             config_path.write_text(
                 f'[guard]\nstate_dir = "{home}"\n[exchange]\nsymbols = [{listed}]\n[sim]\nurl = "{sim.url}"\n'
                 f"trades_per_tick = {TRADES_PER_TICK}\n[paper]\nstarting_balance = 1000000\n"
-                "[risk]\nmax_orders_per_minute = 10000\nmax_gross_exposure = 100000000\ndaily_loss_limit = 1000000\n"
+                "[risk]\nmin_confidence = 0.4\nmax_orders_per_minute = 10000\nmax_gross_exposure = 100000000\n"
+                "daily_loss_limit = 1000000\n"
                 '[approval]\nmax_pending = 10000\n[log]\nlevel = "warning"\n'
+                # A lower confidence floor than the shipped 0.55, so the model proposes often enough to be timed.
+                "[proposals]\nmin_confidence = 0.4\n"
             )
             config = load_config(config_path)
             log_file = (Path(home) / "daemon.log").open("wb")

@@ -112,6 +112,7 @@ class ProposalPipeline:
             if symbol not in pending:
                 self._policy.reset_cooldown(symbol)
                 self._waiting[symbol] = window
+                self._bar_seen.pop(symbol, None)  # not a bar's latency: the bar came long ago
         if self._waiting:
             self._ready.set()
 
@@ -144,15 +145,29 @@ class ProposalPipeline:
         """Infer on batches of fresh windows, one batch in flight, until cancelled."""
         while True:
             await self._ready.wait()
-            # Give the other symbols' bars of the same close a moment to arrive, unless all are in.
-            if len(self._waiting) < len(self._builders):
-                await asyncio.sleep(BATCH_WAIT_SECONDS)
+            await self._gather_close()
             self._ready.clear()
             if self._cold:
                 await self._refill()
             batch, self._waiting = self._waiting, {}
             if batch:
                 await self._infer(batch)
+
+    async def _gather_close(self) -> None:
+        """Give the other symbols' bars of the same close a moment to arrive: until all are in (usually a
+        few milliseconds), or BATCH_WAIT_SECONDS have passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + BATCH_WAIT_SECONDS
+        while len(self._waiting) < len(self._builders) and not self._cold:
+            self._ready.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._ready.wait()
+            except TimeoutError:
+                return
 
     async def _refill(self) -> None:
         """Warm cold windows up from recent history, then replay the live bar that found them cold."""

@@ -225,6 +225,7 @@ class KillSwitch:
         """Send reduce-only market orders until a fresh read of positions says flat."""
         broker = self._execution.broker
         flattened = 0
+        stalled = False
         for attempt in range(self._attempts):
             try:
                 positions = [p for p in await broker.positions() if p.qty != 0]
@@ -235,11 +236,13 @@ class KillSwitch:
                 continue
             if not positions:
                 return flattened, True
-            if attempt:
+            if stalled:  # back off from a venue that is failing; a partial fill (a thin book) goes on at once
                 await asyncio.sleep(self._retry_seconds)
             async with asyncio.TaskGroup() as tg:
                 tasks = [tg.create_task(self._flatten_one(kill_no, attempt, p, problems, sweep)) for p in positions]
-            flattened += sum(t.result() for t in tasks)
+            filled = sum(t.result() for t in tasks)
+            flattened += filled
+            stalled = filled < len(positions)
         try:
             still_open = [p.symbol for p in await broker.positions() if p.qty != 0]
         except GuardError as e:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import subprocess
 import sys
 import threading
@@ -54,10 +55,18 @@ class Endpoint:
 # --- the child ----------------------------------------------------------------------------
 
 
+FEED_NICENESS = 5
+"""On a busy machine the daemon's kill switch and operators' commands come before the next trade
+parsed: the feed process runs at a lower CPU priority (it catches up; its queue is bounded and gaps are
+detected, see REFERENCE.md)."""
+
+
 def _child(conn: Connection, exchange: ExchangeSection, feed: FeedSection, sim: Endpoint | None) -> None:
     from guard.logs import configure
 
     configure("warning", "json")
+    with contextlib.suppress(OSError):
+        os.nice(FEED_NICENESS)
     try:
         asyncio.run(_child_main(conn, exchange, feed, sim))
     except KeyboardInterrupt:

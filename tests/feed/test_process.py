@@ -9,7 +9,7 @@ import signal
 
 from guard.config import ExchangeSection, FeedSection, SimSection
 from guard.domain import Bar, MarkPrice, Trade
-from guard.feed.process import FeedProcess
+from guard.feed.process import FEED_NICENESS, FeedProcess
 from guard.sim.server import SimExchange
 
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")
@@ -39,6 +39,10 @@ async def test_feed_process_streams_markets_events_and_history() -> None:
         history = await feed.recent_bars(SYMBOLS[0], 50, bar.open_time)
         assert len(history) == 50 and history[-1].open_time < bar.open_time
         assert all(not isinstance(e, Trade) for e in [bar])
+        # The feed yields the CPU to the daemon (the kill switch, operators' commands) on a busy machine.
+        assert feed._process is not None
+        child = os.getpriority(os.PRIO_PROCESS, feed._process.pid)
+        assert child == min(os.getpriority(os.PRIO_PROCESS, 0) + FEED_NICENESS, 19)
         task.cancel()
 
 
