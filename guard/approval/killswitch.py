@@ -14,6 +14,9 @@ as trading stays HALTED (the daemon calls it from the venue watch).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -79,6 +82,10 @@ class KillSwitch:
 
     async def kill(self, operator: str, reason: str, on_halted: asyncio.Future[None] | None = None) -> KillReport:
         """Pull the kill switch. `on_halted` resolves once HALTED is durably journaled (before clean-up)."""
+        with _no_collection_pauses():
+            return await self._kill(operator, reason, on_halted)
+
+    async def _kill(self, operator: str, reason: str, on_halted: asyncio.Future[None] | None) -> KillReport:
         started = self._clock.monotonic()
         state = self._recorder.state
         now = self._recorder.now()
@@ -273,6 +280,20 @@ class KillSwitch:
             return 1
         problems.append(f"flatten order for {position.symbol} did not fill: {_why(reports)}")
         return 0
+
+
+@contextlib.contextmanager
+def _no_collection_pauses() -> Iterator[None]:
+    """No cyclic garbage collection while a kill runs: a full collection over a long session's state
+    stalls the event loop for tens of milliseconds (measured: kill -> flat p99 70-90 ms with it, 21 ms
+    without; bench/core.py). A kill takes milliseconds; what it leaves is collected afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _protects(request: OrderRequest) -> bool:
