@@ -98,10 +98,14 @@ class ProposalPipeline:
                 window = builder.update(bar)
                 used += 1
                 if window is not None:
-                    self._waiting[bar.symbol] = self._latest[bar.symbol] = window
+                    self._offer(bar.symbol, window)
         if self._waiting:
             self._ready.set()
         return used
+
+    def _offer(self, symbol: str, window: FeatureWindow) -> None:
+        """A fresh window: the next to infer on, and the one to reconsider later."""
+        self._waiting[symbol] = self._latest[symbol] = window
 
     def reconsider(self) -> None:
         """The model may propose again (acknowledged, resumed): look at each symbol's newest window now
@@ -138,7 +142,7 @@ class ProposalPipeline:
                 self._ready.set()
             return
         self._windows += 1
-        self._waiting[bar.symbol] = self._latest[bar.symbol] = window
+        self._offer(bar.symbol, window)
         self._ready.set()
 
     async def run(self) -> None:
@@ -188,7 +192,7 @@ class ProposalPipeline:
             log.info("pipeline_refilled", symbol=symbol, bars=len(bars), ready=window is not None)
             if window is not None:
                 self._windows += 1
-                self._waiting[symbol] = self._latest[symbol] = window
+                self._offer(symbol, window)
 
     async def _infer(self, windows: dict[str, FeatureWindow]) -> None:
         self._batches += 1
