@@ -62,6 +62,8 @@ from guard.sim.process import timeframe_ms
 log = structlog.get_logger(__name__)
 
 STREAMS = ("bars", "trades", "ticker", "mark", "book")
+WATCHDOG_MAX_DOUBLINGS = 2
+"""A silent stream is reset after stale_after, then after 2x and at most 4x that, until a frame comes."""
 _WATCH_METHOD = {
     "bars": "watchOHLCV",
     "trades": "watchTrades",
@@ -347,10 +349,14 @@ class CcxtFeed:
         watch = self._watcher(kind, symbol)
         handle = self._handler(kind)
         backoff = self._backoff()
-        watchdog = self._fs.stale_after_seconds
+        silent_resets = 0
         while True:
             # A (re)connect is a request too: wait out any Retry-After first.
             await self._gate.wait()
+            # Each reset in a row doubles the wait (up to 4x): a stream slower than the
+            # staleness period, or a reconnect slowed by a busy machine, must not become a
+            # reconnect storm that never lets the first frame arrive.
+            watchdog = self._fs.stale_after_seconds * (1 << min(silent_resets, WATCHDOG_MAX_DOUBLINGS))
             try:
                 # asyncio.timeout, not wait_for: no extra task per call on the hot path.
                 async with asyncio.timeout(watchdog):
@@ -358,6 +364,7 @@ class CcxtFeed:
             except TimeoutError:
                 # No frame for a whole staleness period: the socket may be alive but deaf (a
                 # frame that broke ccxt's parser stops its receive loop). Start it afresh.
+                silent_resets += 1
                 self.stats.watchdog_resets += 1
                 log.warning("feed.stream_silent", stream=kind, symbol=symbol, seconds=watchdog)
                 await self._reset_socket(kind, symbol)
@@ -365,6 +372,7 @@ class CcxtFeed:
             except Exception as e:
                 await asyncio.sleep(self._failed(kind, symbol, e, backoff))
                 continue
+            silent_resets = 0
             backoff.reset()
             self._health.stream_ok(symbol, kind)
             try:

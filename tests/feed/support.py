@@ -73,6 +73,19 @@ class Rig:
     rec: Recorder
     consuming: asyncio.Event
 
+    async def wait_healthy(self, seconds: float, symbols: tuple[str, ...] = (BTC,)) -> None:
+        """Wait until every symbol is healthy; on timeout, fail with what still holds it back."""
+        try:
+            await self.feed.wait_health(lambda h: all(h[s].healthy for s in symbols), seconds)
+        except TimeoutError:
+            now = self.feed.health()
+            still = {s: now[s].reason for s in symbols if not now[s].healthy}
+            history = [h.reason or "healthy" for h in self.rec.health][-10:]
+            raise AssertionError(
+                f"not healthy within {seconds} s: {still}; health changes, newest last: {history}; "
+                f"{self.feed.stats}"
+            ) from None
+
 
 @asynccontextmanager
 async def rig(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
 from decimal import Decimal
 from itertools import pairwise
 
@@ -12,17 +11,13 @@ import pytest
 
 from guard.clock import SystemClock
 from guard.config import ExchangeSection, FeedSection
-from guard.domain import Book, FeedHealth, MarketKind, MarkPrice, Ticker
+from guard.domain import Book, MarketKind, MarkPrice, Ticker
 from guard.errors import ExchangeUnavailable, FeedError
 from guard.feed.source import CcxtFeed
 from guard.sim.server import SimExchange
 from tests.feed.support import BTC, FAST_FEED, FAST_SIM, hog_event_loop, rig, trade_ids, wait_until
 
 ETH = "ETH/USDT:USDT"
-
-
-def healthy(symbol: str = BTC) -> Callable[[dict[str, FeedHealth]], bool]:
-    return lambda h: h[symbol].healthy
 
 
 async def test_feed_markets_load_specs_with_builtin_tiers() -> None:
@@ -64,11 +59,32 @@ async def test_feed_stall_marks_stale_within_threshold_and_recovers() -> None:
         r.sim.stall(seconds=10.0)
         await r.feed.wait_health(lambda h: h[BTC].reason.startswith("stale"), 3.0)
         detected = loop.time() - started
-        await r.feed.wait_health(healthy(), 5.0)
+        await r.wait_healthy(5.0)
         await r.rec.wait_for(lambda: r.feed.stats.trades_backfilled > 0, 5.0)
     assert detected <= FAST_FEED.stale_after_seconds + 0.3
     assert any(reason.startswith("stale") for reason in r.rec.reasons())
     assert r.feed.stats.trades_lost == 0
+    ids = trade_ids(r.rec.trades())
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
+
+
+async def test_feed_long_stall_backs_off_reconnects_and_recovers_on_the_open_socket() -> None:
+    """A silent stream is reset after stale_after, then 2x and 4x that: no reconnect storm in a long stall.
+
+    A stall of 4 real seconds with stale_after 0.6 s: resetting at a fixed 0.6 s would reconnect
+    each of the five streams six times; backing off, three at most (0.6, 1.8, 4.2 s). The data
+    then arrives on the socket that is open when the stall ends.
+    """
+    async with rig() as r:
+        await r.rec.wait_for(lambda: len(r.rec.trades()) > 5)
+        r.sim.stall(seconds=40.0)  # x10: 4 real seconds
+        await asyncio.sleep(4.0)
+        resets_in_stall = r.feed.stats.watchdog_resets
+        await r.wait_healthy(5.0)
+        before = len(r.rec.trades())
+        await r.rec.wait_for(lambda: len(r.rec.trades()) > before + 10, 5.0)
+    streams = 5
+    assert streams <= resets_in_stall <= 3 * streams
     ids = trade_ids(r.rec.trades())
     assert ids == list(range(ids[0], ids[0] + len(ids)))
 
@@ -80,7 +96,7 @@ async def test_feed_disconnect_storm_reported_and_recovered() -> None:
         r.sim.disconnect_storm(seconds=8.0, drop_after=2.0)
         await r.rec.wait_for(lambda: any("disconnected" in x for x in r.rec.reasons()), 5.0)
         before = len(r.rec.trades())
-        await r.feed.wait_health(healthy(), 6.0)
+        await r.wait_healthy(6.0)
         await r.rec.wait_for(lambda: len(r.rec.trades()) > before + 10, 5.0)
     assert r.sim.statistics().faults.dropped_connections >= 1
     assert r.feed.stats.trades_lost == 0
@@ -92,7 +108,7 @@ async def test_feed_rate_limit_storm_honours_retry_after() -> None:
         await r.rec.wait_for(lambda: len(r.rec.trades(ETH)) > 5)
         r.sim.rate_limit_storm(seconds=10.0, retry_after=1.0)
         await r.rec.wait_for(lambda: any(x.startswith("rate limited") for x in r.rec.reasons()), 5.0)
-        await r.feed.wait_health(lambda h: h[BTC].healthy and h[ETH].healthy, 8.0)
+        await r.wait_healthy(8.0, (BTC, ETH))
     stats = r.sim.statistics().faults
     assert stats.rate_limited >= 1
     assert stats.banned == 0 and stats.ignored_retry_after <= 2
@@ -104,7 +120,7 @@ async def test_feed_server_error_burst_reported_and_recovered() -> None:
         await r.rec.wait_for(lambda: len(r.rec.trades()) > 5)
         r.sim.server_errors(seconds=6.0)
         await r.rec.wait_for(lambda: any("exchange unavailable" in x for x in r.rec.reasons()), 5.0)
-        await r.feed.wait_health(healthy(), 6.0)
+        await r.wait_healthy(6.0)
     assert r.sim.statistics().faults.server_errors >= 1
 
 
@@ -116,7 +132,7 @@ async def test_feed_malformed_frames_refused_stream_continues() -> None:
         await r.rec.wait_for(lambda: r.feed.health()[BTC].rejected >= 4, 5.0)
         before = len(r.rec.trades())
         await r.rec.wait_for(lambda: len(r.rec.trades()) > before + 10, 5.0)
-        await r.feed.wait_health(healthy(), 3.0)
+        await r.wait_healthy(3.0)
     assert any(x.startswith("invalid data: malformed") for x in r.rec.reasons())
     ids = trade_ids(r.rec.trades())
     assert ids == list(range(ids[0], ids[0] + len(ids)))  # the refused ones were backfilled from REST
@@ -129,7 +145,7 @@ async def test_feed_nan_price_refused_never_passed_on() -> None:
         await r.rec.wait_for(lambda: len(r.rec.trades()) > 5)
         r.sim.nan_price(count=3)
         await r.rec.wait_for(lambda: r.feed.health()[BTC].rejected >= 3, 5.0)
-        await r.feed.wait_health(healthy(), 3.0)
+        await r.wait_healthy(3.0)
     assert any("nan" in x.lower() for x in r.rec.reasons())
     prices = [e.price for e in r.rec.trades()] + [e.mark for e in r.rec.events if isinstance(e, MarkPrice)]
     assert all(p == p for p in prices)
