@@ -19,7 +19,7 @@ import structlog
 from guard.api.protocol import (
     Alert,
     AlertRaised,
-    EventLogged,
+    EventsLogged,
     LoggedEvent,
     Message,
     ModelStatus,
@@ -246,8 +246,10 @@ class Hub:
             touched |= {r.proposal.id for r in self.desk.state.pending()}
         if touched:
             self._publish_proposals(touched)
+        logged = tuple(map(self._log, entries))
+        if logged:
+            self.publish(EventsLogged(logged))
         for entry in entries:
-            self._log(entry)
             self._alert_for(entry.event)
 
     def on_mark(self, symbol: str, price: float) -> None:
@@ -377,11 +379,11 @@ class Hub:
             self._last_status = status
             self.publish(StatusChanged(status))
 
-    def _log(self, entry: Entry) -> None:
+    def _log(self, entry: Entry) -> LoggedEvent:
         event = entry.event
         logged = LoggedEvent(entry.seq, event.at, type(event).__name__, describe_event(event))
         self._events.append(logged)
-        self.publish(EventLogged(logged))
+        return logged
 
     def _alert_for(self, event: Event) -> None:
         if isinstance(event, TradingStateChanged):

@@ -4,7 +4,7 @@ Every frame is one JSON object with `"v": PROTOCOL_VERSION` and `"type"`: the cl
 message. Clients send commands (each with a client-chosen `id`); the daemon answers each with a
 `Reply` carrying that id, only after the command's effect is journaled. The daemon also pushes
 views: a `Snapshot` on connect, then `StatusChanged`, `ProposalsChanged`, `PositionsChanged`,
-`EventLogged`, `AlertRaised` and `Prices` as things happen.
+`EventsLogged` (one per journal commit), `AlertRaised` and `Prices` as things happen.
 
 Views are computed by the daemon (what can be approved and why not, liquidation distance, hit
 rates): a client renders them and never decides anything itself. This module imports only the
@@ -31,7 +31,7 @@ from guard.domain import (
 )
 from guard.errors import DecodeError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 OPERATOR_HEADER = "X-Guard-Operator"
 """REST commands name their operator in this header."""
 MAX_FRAME_BYTES = 64 * 1024
@@ -338,8 +338,10 @@ class PositionsChanged:
 
 
 @dataclass(frozen=True, slots=True)
-class EventLogged:
-    event: LoggedEvent
+class EventsLogged:
+    """The events of one journal commit: a kill's hundred order events are one frame, not a hundred."""
+
+    events: tuple[LoggedEvent, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +362,7 @@ Message = (
     | StatusChanged
     | ProposalsChanged
     | PositionsChanged
-    | EventLogged
+    | EventsLogged
     | AlertRaised
     | Prices
 )

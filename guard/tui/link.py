@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from guard.api.client import ApiClient, Session
-from guard.api.protocol import Command, EventLogged, Kill, Prices, Reply, Snapshot
+from guard.api.protocol import Command, EventsLogged, Kill, Prices, Reply, Snapshot
 from guard.api.protocol import Message as DaemonMessage
 from guard.errors import DaemonError
 from guard.paths import StatePaths
@@ -162,7 +162,8 @@ class DaemonLink:
         messages = session.messages()
         async for message in messages:
             self._post(message)
-            if isinstance(message, EventLogged) and message.event.type == SESSION_ENDED:
+            ended = _session_ended(message)
+            if ended is not None:
                 # The daemon is stopping and will serve nothing more. Take what it sent with the news (the
                 # proposals it expired), then let go, rather than show its last state as live until its
                 # server gets round to closing this connection.
@@ -170,7 +171,7 @@ class DaemonLink:
                     async with asyncio.timeout(SESSION_END_DRAIN):
                         async for rest in messages:
                             self._post(rest)
-                return message.event.text
+                return ended
         return ""
 
     def _post(self, message: DaemonMessage) -> None:
@@ -254,6 +255,15 @@ def signal_daemon(paths: StatePaths) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def _session_ended(message: DaemonMessage) -> str | None:
+    """Why the daemon ended the session, when this message says it did."""
+    if isinstance(message, EventsLogged):
+        for event in message.events:
+            if event.type == SESSION_ENDED:
+                return event.text
+    return None
 
 
 def _describe(error: BaseException) -> str:

@@ -16,7 +16,7 @@ from enum import Flag, auto
 from guard.api.protocol import (
     Alert,
     AlertRaised,
-    EventLogged,
+    EventsLogged,
     LoggedEvent,
     Message,
     PositionsChanged,
@@ -117,11 +117,10 @@ class ConsoleModel:
         if isinstance(message, PositionsChanged):
             self.positions = message.positions
             return Changed.POSITIONS
-        if isinstance(message, EventLogged):
-            if message.event.type in QUIET_EVENTS:
-                return Changed.NOTHING
-            self.log.append(_event_line(message.event))
-            return Changed.LOG
+        if isinstance(message, EventsLogged):
+            lines = [_event_line(e) for e in message.events if e.type not in QUIET_EVENTS]
+            self.log.extend(lines)
+            return Changed.LOG if lines else Changed.NOTHING
         if isinstance(message, AlertRaised):
             self.log.append(_alert_line(message.alert))
             return Changed.LOG

@@ -24,7 +24,7 @@ json_values = st.recursive(
 )
 # Frames that look like commands (right version and type, wrong fields) and frames that do not.
 command_like = st.builds(
-    lambda type_name, fields: json.dumps({"v": 1, "type": type_name, **fields}),
+    lambda type_name, fields: json.dumps({"v": 2, "type": type_name, **fields}),
     st.sampled_from(sorted(COMMAND_TYPES)),
     st.dictionaries(
         st.sampled_from(["id", "proposal_id", "version", "edits", "qty", "reason", "text", "kind"]), json_values
@@ -60,7 +60,7 @@ async def _exchange(endpoint: Endpoint, batch: list[str]) -> list[dict]:
         connector=aiohttp.UnixConnector(path=endpoint.socket), headers={"Authorization": f"Bearer {endpoint.token}"}
     ) as http, http.ws_connect("http://guard/v1/ws") as ws:
         await ws.receive()  # snapshot
-        await ws.send_str('{"v": 1, "type": "Hello", "id": "h", "operator": "fuzzer"}')
+        await ws.send_str('{"v": 2, "type": "Hello", "id": "h", "operator": "fuzzer"}')
         await _next_reply(ws)
         replies = []
         for frame in batch:
@@ -98,5 +98,5 @@ def test_fuzzed_frames_are_refused_and_change_nothing(daemon_thread: tuple[Daemo
 def test_fuzzing_left_the_daemon_answering(daemon_thread: tuple[Daemon, Endpoint]) -> None:
     """After the fuzzing the daemon still answers a plain request."""
     _, endpoint = daemon_thread
-    replies = asyncio.run(_exchange(endpoint, ['{"v": 1, "type": "Heartbeat", "id": "still-there"}']))
-    assert replies == [{"v": 1, "type": "Reply", "id": "still-there", "ok": True, "reason": "", "data": {}}]
+    replies = asyncio.run(_exchange(endpoint, ['{"v": 2, "type": "Heartbeat", "id": "still-there"}']))
+    assert replies == [{"v": 2, "type": "Reply", "id": "still-there", "ok": True, "reason": "", "data": {}}]

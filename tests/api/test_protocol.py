@@ -32,11 +32,11 @@ def test_command_round_trip_keeps_types() -> None:
         ("not json", "not JSON"),
         ("[1, 2]", "must be a JSON object"),
         ('{"type": "Approve", "id": "x"}', "protocol version None is not supported"),
-        ('{"v": 2, "type": "Approve"}', "protocol version 2"),
-        ('{"v": 1, "type": "Sell"}', "unknown message type 'Sell'"),
-        ('{"v": 1, "type": "Approve", "id": "x", "proposal_id": "P1"}', "missing field 'version'"),
-        ('{"v": 1, "type": "Approve", "id": "x", "proposal_id": "P1", "version": "2"}', "expected an integer"),
-        ('{"v": 1, "type": "Reply", "id": "x", "ok": true}', "unknown message type 'Reply'"),
+        ('{"v": 1, "type": "Approve"}', "protocol version 1 is not supported"),
+        ('{"v": 2, "type": "Sell"}', "unknown message type 'Sell'"),
+        ('{"v": 2, "type": "Approve", "id": "x", "proposal_id": "P1"}', "missing field 'version'"),
+        ('{"v": 2, "type": "Approve", "id": "x", "proposal_id": "P1", "version": "2"}', "expected an integer"),
+        ('{"v": 2, "type": "Reply", "id": "x", "ok": true}', "unknown message type 'Reply'"),
     ],
 )
 def test_decode_command_refuses_malformed_frames(frame: str, message: str) -> None:
@@ -47,7 +47,7 @@ def test_decode_command_refuses_malformed_frames(frame: str, message: str) -> No
 
 def test_decode_command_refuses_oversized_frames() -> None:
     """Frames beyond the size limit are refused before they are parsed."""
-    big = json.dumps({"v": 1, "type": "Kill", "id": "k", "reason": "x" * MAX_FRAME_BYTES})
+    big = json.dumps({"v": 2, "type": "Kill", "id": "k", "reason": "x" * MAX_FRAME_BYTES})
     with pytest.raises(DecodeError, match="larger than"):
         decode_command(big)
 

@@ -13,7 +13,7 @@ from guard.api.client import ApiClient
 from guard.api.hub import Presence
 from guard.api.protocol import (
     Approve,
-    EventLogged,
+    EventsLogged,
     Kill,
     LoggedEvent,
     ProposalsChanged,
@@ -63,7 +63,7 @@ async def test_a_change_of_limits_resends_only_the_proposal_views_it_changed(dae
             def logged(m: object) -> bool:  # collects the proposal changes pushed before the change's log line
                 if isinstance(m, ProposalsChanged):
                     changes.append(m)
-                return isinstance(m, EventLogged) and m.event.type == "RiskLimitChanged"
+                return isinstance(m, EventsLogged) and any(e.type == "RiskLimitChanged" for e in m.events)
 
             await wait_for(session, logged)
             return changes
@@ -128,7 +128,7 @@ async def test_commands_before_hello_are_refused(daemon: Daemon) -> None:
         http.ws_connect("http://guard/v1/ws") as ws,
     ):
         await ws.receive()  # snapshot
-        await ws.send_str('{"v": 1, "type": "Kill", "id": "k1"}')
+        await ws.send_str('{"v": 2, "type": "Kill", "id": "k1"}')
         reply = await ws.receive_json()
         assert (reply["type"], reply["ok"]) == ("Reply", False) and "say hello first" in reply["reason"]
     assert daemon.desk.state.trading_state is TradingState.ACTIVE
@@ -182,12 +182,37 @@ async def test_status_reaches_every_client_when_one_kills(daemon: Daemon, client
         def halted_and_logged(m: object) -> bool:
             if isinstance(m, StatusChanged) and m.status.trading_state is TradingState.HALTED:
                 seen.append(m.status.state_reason)
-            if isinstance(m, EventLogged) and "KILL by bob" in m.event.text:
-                seen.append(m.event.text)
+            if isinstance(m, EventsLogged):
+                seen.extend(e.text for e in m.events if "KILL by bob" in e.text)
             return len(seen) >= 2
 
         await wait_for(alice, halted_and_logged)
         assert any("from bob" in text for text in seen)
+
+
+async def test_a_commit_is_logged_to_clients_in_one_frame_and_no_event_is_missed(
+    daemon: Daemon, client: ApiClient
+) -> None:
+    """A kill that ends four proposals journals them in one commit: one log frame carries all of them."""
+    from guard.domain import Side
+
+    for symbol in ("BTC/USDT:USDT", "ETH/USDT:USDT"):
+        for side in (Side.BUY, Side.SELL):
+            await queue_proposal(daemon, symbol=symbol, side=side)
+    async with client.connect("alice") as alice:
+        frames: list[EventsLogged] = []
+
+        def kill_logged(m: object) -> bool:
+            if isinstance(m, EventsLogged):
+                frames.append(m)
+            return any(e.type == "KillCompleted" for f in frames for e in f.events)
+
+        assert (await alice.send(Kill(alice.next_id(), "drill"))).ok
+        await wait_for(alice, kill_logged)
+    killing = next(f for f in frames if any(e.type == "KillRequested" for e in f.events))
+    assert sum(e.type == "ProposalKilled" for e in killing.events) == 4
+    seqs = [e.seq for f in frames for e in f.events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
 
 async def test_metrics_and_health(daemon: Daemon, client: ApiClient) -> None:
@@ -244,7 +269,7 @@ async def test_client_that_stops_reading_is_dropped_and_kill_stays_fast(daemon: 
         assert daemon.hub.clients == 2
         for chunk in range(20):  # 2 MB of log lines: more than the stuck socket's buffers hold
             for i in range(50):
-                daemon.hub.publish(EventLogged(LoggedEvent(chunk * 100 + i, 0, "Flood", "x" * 2000)))
+                daemon.hub.publish(EventsLogged((LoggedEvent(chunk * 100 + i, 0, "Flood", "x" * 2000),)))
             await asyncio.sleep(0.05)
         started = asyncio.get_running_loop().time()
         reply = await alice.send(Kill(alice.next_id(), "while a client is stuck"))
