@@ -81,7 +81,7 @@ def _section(name: str, figures: list[dict[str, Any]], seconds: float) -> str:
             f"| {f['figure']} | {_fmt(f.get('value'))} | {f.get('unit', '')} | {_fmt(f.get('p50'))} "
             f"| {_fmt(f.get('p99'))} | {f.get('target', '')} | {met_text} |"
         )
-    notes = [f["note"] for f in figures if f.get("note")]
+    notes = list(dict.fromkeys(f["note"] for f in figures if f.get("note")))  # figures may share one note
     return "\n".join([*lines, "", *[f"- {n}" for n in notes], ""])
 
 

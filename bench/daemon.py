@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -39,6 +40,7 @@ from guard.logs import configure
 
 SYMBOLS = tuple(f"{b}/USDT:USDT" for b in ("BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "BNB", "AVAX", "LINK", "DOT"))
 CLIENTS = 5
+SIM_NICENESS = 10
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -95,7 +97,7 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
     from bench.feed import TRADES_PER_TICK, _remote_sim  # the load generator the feed benchmark uses
 
     rate = 1_000.0
-    rounds = 10 if quick else 50
+    rounds = 10 if quick else 100
     seconds = 20 if quick else 90
     bar_to_queued: dict[str, float] = {}
     queued_to_screen: list[float] = []
@@ -103,7 +105,9 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
     flat: list[float] = []
     fanout: list[float] = []
     with tempfile.TemporaryDirectory(prefix="guard-bench-") as home:
-        async with _remote_sim(rate, SYMBOLS, scenario="trend") as sim:
+        # The simulated exchange stands in for a venue across the internet, whose CPU is not ours; here it
+        # shares the two cores, so it runs at a lower priority and the figures report the rate it delivered.
+        async with _remote_sim(rate, SYMBOLS, scenario="trend", niceness=SIM_NICENESS) as sim:
             config_path = Path(home) / "config.toml"
             listed = ", ".join(f'"{s}"' for s in SYMBOLS)
             config_path.write_text(
@@ -148,6 +152,7 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
                     await first.send(PauseModel(first.next_id(), "kill rounds"))
                     for view in (await client.snapshot()).proposals:
                         await first.send(Reject(first.next_id(), view.proposal.id, "bench"))
+                    sent_before, sent_from = (await asyncio.to_thread(sim.state))["stream"], time.perf_counter()
                     for n in range(rounds):
                         opened = await _open_positions(first, client, per_symbol=1)
                         for listener in listeners:
@@ -165,6 +170,10 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
                         listeners[0].kinds.clear()
                         rearmed = await first.send(Rearm(first.next_id(), "RE-ARM"))
                         assert rearmed.ok and opened, rearmed.reason
+                    sent_after = (await asyncio.to_thread(sim.state))["stream"]
+                    delivered = (sent_after["frames_sent"] - sent_before["frames_sent"]) / (
+                        time.perf_counter() - sent_from
+                    )
                     health = await client.health()
                     for task in tasks:
                         task.cancel()
@@ -174,14 +183,26 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
                 daemon.terminate()
                 await asyncio.to_thread(daemon.wait, 30)
                 log_file.close()
+            inside = _kills_logged(Path(home) / "daemon.log")
     note = (
         f"daemon, consoles and `guard sim` in three processes; 5 consoles attached; feed {len(SYMBOLS)} symbols x "
-        f"{rate:,.0f} trade msgs/s; {rounds} kills, each with {len(SYMBOLS)} positions open; "
+        f"{rate:,.0f} trade msgs/s asked, {delivered:,.0f} msgs/s sent while the kills ran (the simulator at nice "
+        f"{SIM_NICENESS}); {rounds} kills, each with {len(SYMBOLS)} positions open; "
         f"daemon event-loop lag at the end {health.get('loop_lag_ms') if health else '?'} ms"
+    )
+    flat_inside = [k["flat_ms"] for k in inside if k.get("flat_ms") is not None]
+    recorded_inside = [k["recorded_ms"] for k in inside]
+    flat_note = (
+        f"inside the daemon (its kill_completed log), kill -> HALTED journaled p50 "
+        f"{statistics.median(recorded_inside):.1f} / p99 {_pct(recorded_inside, 0.99):.1f} ms, kill -> flat verified "
+        f"p50 {statistics.median(flat_inside):.1f} / p99 {_pct(flat_inside, 0.99):.1f} ms; the rest is the way to the "
+        "console"
+        if flat_inside and recorded_inside
+        else "the daemon logged no kill timings"
     )
     return [
         _figure("kill over the API, round trip (5 consoles, feed at 2x peak)", kill_rt, "ms", "p99 <= 20 ms", 20, note),
-        _figure("kill -> all positions flat, seen by a console", flat, "ms", "p99 <= 50 ms", 50, note),
+        _figure("kill -> all positions flat, seen by a console", flat, "ms", "p99 <= 50 ms", 50, flat_note),
         _figure(
             "alert fan-out to 5 operators (kill -> HALTED alert on every console)",
             fanout,
@@ -192,6 +213,16 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
         ),
         _bar_figure(bar_to_queued, queued_to_screen, seconds),
     ]
+
+
+def _kills_logged(path: Path) -> list[dict[str, Any]]:
+    """The daemon's own account of each kill (its JSON log's kill_completed events)."""
+    kills = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if '"kill_completed"' in line:
+            with contextlib.suppress(json.JSONDecodeError):
+                kills.append(json.loads(line))
+    return kills
 
 
 def _summary(metrics: str, name: str) -> dict[str, float]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import re
 import statistics
 import subprocess
@@ -170,9 +171,9 @@ class _RemoteSim:
 
 @contextlib.asynccontextmanager
 async def _remote_sim(
-    rate: float, symbols: tuple[str, ...] = (BTC,), scenario: str = "calm"
+    rate: float, symbols: tuple[str, ...] = (BTC,), scenario: str = "calm", niceness: int = 0
 ) -> AsyncIterator[_RemoteSim]:
-    """`guard sim` in a subprocess, printing `rate` trade msgs/s per symbol."""
+    """`guard sim` in a subprocess, printing `rate` trade msgs/s per symbol, at this CPU niceness."""
     speed = rate / TRADES_PER_SIM_SECOND
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.toml"
@@ -187,6 +188,8 @@ async def _remote_sim(
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         try:
+            if niceness:
+                os.setpriority(os.PRIO_PROCESS, proc.pid, niceness)
             assert proc.stdout is not None
             line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
             match = re.search(r"(http://\S+)", line)

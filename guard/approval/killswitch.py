@@ -140,6 +140,8 @@ class KillSwitch:
             orders_cancelled=cancelled,
             positions_flattened=flattened,
             halted_ms=round(halted_ms, 3),
+            recorded_ms=round(recorded_ms, 3),
+            flat_ms=None if flat_ms is None else round(flat_ms, 3),
             problems=list(problems),
         )
         return report

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import os
 import subprocess
@@ -93,6 +94,7 @@ async def _child_main(conn: Connection, exchange: ExchangeSection, feed: FeedSec
             send(("fatal", type(e).__name__, str(e)))
             return
         send(("markets", markets))
+        gc.freeze()  # ccxt and the markets live as long as the child: keep full collections off them
         source.add_health_listener(lambda health: loop.call_soon(send, ("health", health)))
         send(("health_all", source.health()))
         requests: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
