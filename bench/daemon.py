@@ -1,8 +1,10 @@
 """The daemon under load: a real daemon (feed, model, desk, journal with fsync, API on its unix socket)
 with five operator consoles attached over WebSockets, while a simulated exchange in another process
 streams 10 symbols at 1,000 trade msgs/s each (10,000/s in all: twice the 5,000/s assumed peak of
-Binance USDⓈ-M BTCUSDT, see bench/feed.py). Then, separately: the daemon's memory, and how long
-`guard up` takes to put a first proposal in front of an operator with the shipped config."""
+Binance USDⓈ-M BTCUSDT, see bench/feed.py). The simulator stands in for a venue across the internet,
+so it runs at nice 10 and takes the CPU guard leaves; the rate it delivered is reported. Then,
+separately: the daemon's memory, and how long `guard up` takes to put a first proposal in front of
+an operator with the shipped config."""
 
 from __future__ import annotations
 
@@ -185,7 +187,8 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
                 log_file.close()
             inside = _kills_logged(Path(home) / "daemon.log")
     note = (
-        f"daemon, consoles and `guard sim` in three processes; 5 consoles attached; feed {len(SYMBOLS)} symbols x "
+        f"daemon (and its feed child), consoles and `guard sim`: four processes on the machine's cores; "
+        f"5 consoles attached; feed {len(SYMBOLS)} symbols x "
         f"{rate:,.0f} trade msgs/s asked, {delivered:,.0f} msgs/s sent while the kills ran (the simulator at nice "
         f"{SIM_NICENESS}); {rounds} kills, each with {len(SYMBOLS)} positions open; "
         f"daemon event-loop lag at the end {health.get('loop_lag_ms') if health else '?'} ms"
