@@ -118,9 +118,10 @@ class ConsoleModel:
             self.positions = message.positions
             return Changed.POSITIONS
         if isinstance(message, EventsLogged):
-            lines = [_event_line(e) for e in message.events if e.type not in QUIET_EVENTS]
-            self.log.extend(lines)
-            return Changed.LOG if lines else Changed.NOTHING
+            shown = [e for e in message.events if e.type not in QUIET_EVENTS]
+            # A kill that ends a thousand proposals is one frame: only the lines the pane keeps are worth writing.
+            self.log.extend(map(_event_line, shown[-LOG_LINES:]))
+            return Changed.LOG if shown else Changed.NOTHING
         if isinstance(message, AlertRaised):
             self.log.append(_alert_line(message.alert))
             return Changed.LOG

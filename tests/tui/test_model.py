@@ -64,3 +64,19 @@ def test_model_time_left_runs_on_the_daemons_clock_not_the_local_one() -> None:
     late = dataclasses.replace(scenes.status(), server_time=scenes.NOW + 40_000)
     model.apply(StatusChanged(late), now=512.0)
     assert model.seconds_left(view, now=512.0) == 0.0
+
+
+def test_model_a_commit_of_a_thousand_events_keeps_the_newest_lines_in_order_without_bars() -> None:
+    """One log frame per commit: routine bars stay out, and the pane keeps the newest lines, oldest first."""
+    from guard.api.protocol import EventsLogged, LoggedEvent
+    from guard.tui.model import LOG_LINES
+
+    model = ConsoleModel()
+    events = tuple(
+        LoggedEvent(seq, seq, "BarRecorded" if seq % 2 else "ProposalKilled", f"event {seq}") for seq in range(2_000)
+    )
+    assert model.apply(EventsLogged(events), now=1.0) is Changed.LOG
+    kept = [line.text for line in model.log]
+    assert len(kept) == LOG_LINES
+    assert kept[0].endswith(f"event {2_000 - 2 * LOG_LINES}") and kept[-1].endswith("event 1998")
+    assert model.apply(EventsLogged((LoggedEvent(2_001, 1, "BarRecorded", "bar"),)), now=2.0) is Changed.NOTHING
