@@ -25,7 +25,7 @@ from guard.api.protocol import (
 from guard.api.server import ApiServer
 from guard.config import ApiSection
 from guard.daemon import Daemon, running
-from guard.domain import ProposalStatus, TradingState
+from guard.domain import ProposalStatus, Side, TradingState
 from guard.errors import DaemonError
 from guard.events import DecisionRecorded
 from guard.journal.store import read_entries
@@ -194,8 +194,6 @@ async def test_a_commit_is_logged_to_clients_in_one_frame_and_no_event_is_missed
     daemon: Daemon, client: ApiClient
 ) -> None:
     """A kill that ends four proposals journals them in one commit: one log frame carries all of them."""
-    from guard.domain import Side
-
     for symbol in ("BTC/USDT:USDT", "ETH/USDT:USDT"):
         for side in (Side.BUY, Side.SELL):
             await queue_proposal(daemon, symbol=symbol, side=side)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from guard.api.protocol import Prices, ProposalsChanged, StatusChanged
-from guard.tui.model import Changed, ConsoleModel
+from guard.api.protocol import EventsLogged, LoggedEvent, Prices, ProposalsChanged, StatusChanged
+from guard.tui.model import LOG_LINES, Changed, ConsoleModel
 from tests.tui import scenes
 
 
@@ -68,9 +68,6 @@ def test_model_time_left_runs_on_the_daemons_clock_not_the_local_one() -> None:
 
 def test_model_a_commit_of_a_thousand_events_keeps_the_newest_lines_in_order_without_bars() -> None:
     """One log frame per commit: routine bars stay out, and the pane keeps the newest lines, oldest first."""
-    from guard.api.protocol import EventsLogged, LoggedEvent
-    from guard.tui.model import LOG_LINES
-
     model = ConsoleModel()
     events = tuple(
         LoggedEvent(seq, seq, "BarRecorded" if seq % 2 else "ProposalKilled", f"event {seq}") for seq in range(2_000)
