@@ -6,6 +6,7 @@ the journal believes too. That is what makes "a restart rebuilds the same state"
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -162,7 +163,7 @@ class GuardState:
         return [o for o in self.orders.values() if o.status in (OrderStatus.SENDING, OrderStatus.UNKNOWN)]
 
     def orders_last_minute(self, now_ms: int) -> int:
-        return sum(1 for t in self.order_times if t > now_ms - THROTTLE_WINDOW_MS)
+        return len(self.order_times) - bisect.bisect_right(self.order_times, now_ms - THROTTLE_WINDOW_MS)
 
     def snapshot(self) -> dict[str, Any]:
         """A plain, comparable picture of the whole state (restart and replay must agree on it)."""
@@ -269,7 +270,7 @@ class GuardState:
         request = e.request
         self.orders[request.client_order_id] = OrderRecord(request)
         if request.purpose in THROTTLED_PURPOSES:
-            self.order_times.append(e.at)
+            bisect.insort(self.order_times, e.at)  # kept sorted, so counting the window is a search
             while self.order_times and self.order_times[0] <= e.at - THROTTLE_WINDOW_MS:
                 self.order_times.popleft()
         if request.purpose is OrderPurpose.CLOSE:

@@ -46,6 +46,15 @@ CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
 BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 """
 
+CHECKPOINT_IDLE_S = 0.005
+"""The writer copies the WAL back into the database once it has been idle this long, so a checkpoint (two
+fsyncs and a page copy, 2-3 ms) lands between commands instead of inside one."""
+CHECKPOINT_AFTER_ROWS = 256
+"""...and once at least this many rows were committed since the last one (an idle checkpoint of a few
+pages would double the fsyncs of a quiet daemon)."""
+WAL_HARD_LIMIT_PAGES = 1000
+"""SQLite's own checkpoint, inline in a commit, only if the journal is never idle that long (4 MB, its default)."""
+
 _INSERT = "INSERT INTO events (seq, at, type, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)"
 
 
@@ -239,9 +248,17 @@ class Journal:
 
     def _writer(self) -> None:
         conn = self._connect()
+        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_HARD_LIMIT_PAGES}")
+        unchecked_rows = 0
         try:
             while True:
-                first = self._queue.get()
+                idle_checkpoint = unchecked_rows >= CHECKPOINT_AFTER_ROWS
+                try:
+                    first = self._queue.get(timeout=CHECKPOINT_IDLE_S if idle_checkpoint else None)
+                except queue.Empty:
+                    self._checkpoint(conn)
+                    unchecked_rows = 0
+                    continue
                 if first is None:
                     return
                 batches = [first]
@@ -256,10 +273,19 @@ class Journal:
                         break
                     batches.append(nxt)
                 self._commit(conn, batches)
+                unchecked_rows += sum(len(b.rows) for b in batches)
                 if stop:
                     return
         finally:
             conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy committed WAL pages into the database (PASSIVE: never waits on a reader). Committed rows are
+        safe in the WAL either way, so a failure here is only logged; SQLite retries at its hard limit."""
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as e:
+            log.warning("journal_checkpoint_failed", error=str(e), path=str(self.path))
 
     def _commit(self, conn: sqlite3.Connection, batches: list[_Batch]) -> None:
         if self._failed is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from guard.domain import TradingState
 from guard.errors import JournalCorrupt, JournalError
 from guard.events import AccountFunded, SessionEnded, TradingStateChanged
-from guard.journal.store import GENESIS_HASH, Journal, read_entries, verify
+from guard.journal.store import CHECKPOINT_AFTER_ROWS, CHECKPOINT_IDLE_S, GENESIS_HASH, Journal, read_entries, verify
 
 
 def _events(n: int) -> list:
@@ -134,6 +135,33 @@ async def test_threaded_writer_group_commits_preserve_order(tmp_path: Path) -> N
     assert [await r for r in receipts] == list(range(1, 201))
     journal.close()
     assert verify(tmp_path / "j.db").events == 200
+
+
+def _rows_in_database_file(path: Path, scratch: Path) -> int:
+    """Rows in the database file itself, leaving out what sits only in its write-ahead log."""
+    scratch.mkdir(exist_ok=True)
+    shutil.copy(path, scratch / path.name)
+    with sqlite3.connect(scratch / path.name) as conn:
+        return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+async def test_writer_checkpoints_when_idle_once_enough_rows_are_waiting(tmp_path: Path) -> None:
+    """The WAL is copied into the database between commands (so no command waits on it), and only
+    once enough rows wait: a quiet daemon does not pay two extra fsyncs per event."""
+    path = tmp_path / "j.db"
+    journal = Journal(path)
+    await journal.append(_events(10), durable=True)
+    await asyncio.sleep(CHECKPOINT_IDLE_S * 20)
+    assert _rows_in_database_file(path, tmp_path / "a") == 0
+    await journal.append(_events(CHECKPOINT_AFTER_ROWS), durable=True)
+    rows = 0
+    for _ in range(200):
+        await asyncio.sleep(CHECKPOINT_IDLE_S * 2)
+        rows = _rows_in_database_file(path, tmp_path / "b")
+        if rows:
+            break
+    assert rows == CHECKPOINT_AFTER_ROWS + 10
+    journal.close()
 
 
 def test_verify_missing_file_is_not_ok(tmp_path: Path) -> None:
