@@ -48,16 +48,18 @@ class CommandHandler:
         self._desk = desk
         self._spawn = spawn
 
-    async def handle(self, command: Command, operator: str) -> Reply:
+    async def handle(self, command: Command, operator: str, answered: asyncio.Future[None] | None = None) -> Reply:
+        """Carry out `command`. `answered`, resolved by the caller once the reply is on its way, lets a
+        kill's clean-up wait for the operator to hear "HALTED" first."""
         try:
-            return await self._dispatch(command, operator)
+            return await self._dispatch(command, operator, answered)
         except BadInput as e:
             return Reply(command.id, False, str(e))
         except GuardError as e:
             log.error("command_failed", command=type(command).__name__, operator=operator, error=str(e))
             return Reply(command.id, False, f"failed: {e}")
 
-    async def _dispatch(self, c: Command, operator: str) -> Reply:
+    async def _dispatch(self, c: Command, operator: str, answered: asyncio.Future[None] | None) -> Reply:
         desk = self._desk
         match c:
             case Hello() | Heartbeat():
@@ -94,7 +96,7 @@ class CommandHandler:
             case Reject():
                 r = await desk.reject(c.proposal_id, operator, reason=c.reason)
             case Kill():
-                return await self._kill(c, operator)
+                return await self._kill(c, operator, answered)
             case Rearm():
                 r = await desk.rearm(operator, c.acknowledgment, c.reason)
             case PauseModel():
@@ -113,10 +115,10 @@ class CommandHandler:
                 return Reply(getattr(c, "id", ""), False, f"unsupported command {type(c).__name__}")
         return _reply(c.id, r)
 
-    async def _kill(self, c: Kill, operator: str) -> Reply:
+    async def _kill(self, c: Kill, operator: str, answered: asyncio.Future[None] | None) -> Reply:
         """Reply once HALTED is journaled; cancelling and flattening go on and report through events."""
         halted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        task = self._spawn(self._desk.kill(operator, c.reason, on_halted=halted))
+        task = self._spawn(self._desk.kill(operator, c.reason, on_halted=halted, answered=answered))
         done, _ = await asyncio.wait({halted, task}, return_when=asyncio.FIRST_COMPLETED)
         if halted in done or halted.done():
             return Reply(c.id, True, "HALTED", {"trading_state": self._desk.state.trading_state.value})

@@ -105,9 +105,16 @@ class Subscription:
 
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
     overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+    queued: int = 0
+    sent: int = 0
+    _on_sent: deque[tuple[int, asyncio.Future[None]]] = field(default_factory=deque)
+    """(frame number, future resolved once that frame is written)."""
 
-    def offer(self, message: Message) -> None:
+    def offer(self, message: Message, on_sent: asyncio.Future[None] | None = None) -> None:
+        """Queue a message; `on_sent` resolves once it (and all before it) has been written."""
         self.offer_frame(encode(message))
+        if on_sent is not None:
+            self._on_sent.append((self.queued, on_sent))
 
     def offer_frame(self, frame: str) -> None:
         """Queue an already encoded frame (a view shared by every client is encoded once)."""
@@ -117,6 +124,16 @@ class Subscription:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
             self.overflowed.set()
+            return
+        self.queued += 1
+
+    def frame_sent(self) -> None:
+        """The sender wrote the next frame."""
+        self.sent += 1
+        while self._on_sent and self._on_sent[0][0] <= self.sent:
+            future = self._on_sent.popleft()[1]
+            if not future.done():
+                future.set_result(None)
 
 
 class Presence:

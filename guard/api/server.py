@@ -187,13 +187,16 @@ class ApiServer:
             reply = Reply(command.id, False, f"say who you are: the {OPERATOR_HEADER} header is required")
             return web.Response(text=encode(reply), status=400, content_type="application/json")
         self._presence.heard_from(operator)
-        reply = await self._run(command, operator)
-        return web.Response(text=encode(reply), content_type="application/json")
+        answered = asyncio.get_running_loop().create_future()
+        reply = await self._run(command, operator, answered)
+        response = web.Response(text=encode(reply), content_type="application/json")
+        answered.set_result(None)  # aiohttp writes the response as this handler returns, before any await
+        return response
 
-    async def _run(self, command: Command, operator: str) -> Reply:
+    async def _run(self, command: Command, operator: str, answered: asyncio.Future[None]) -> Reply:
         assert self._handler is not None
         log.info("command_received", command=type(command).__name__, operator=operator, id=command.id)
-        return await self._handler.handle(command, operator)
+        return await self._handler.handle(command, operator, answered)
 
     # --- WebSocket -------------------------------------------------------------------
 
@@ -250,7 +253,8 @@ class ApiServer:
         return ws
 
     async def _answer(self, subscription: Subscription, command: Command, operator: str) -> None:
-        subscription.offer(await self._run(command, operator))
+        answered = asyncio.get_running_loop().create_future()
+        subscription.offer(await self._run(command, operator, answered), on_sent=answered)
 
     async def _pump(self, request: web.Request, ws: web.WebSocketResponse, subscription: Subscription) -> None:
         """Send this client's messages in order; drop the client if it cannot keep up."""
@@ -261,6 +265,7 @@ class ApiServer:
                 return
             try:
                 await asyncio.wait_for(ws.send_str(frame), SEND_TIMEOUT)
+                subscription.frame_sent()
             except (TimeoutError, ConnectionResetError):
                 await self._drop(request, ws, "not reading: reconnect for a fresh snapshot")
                 return

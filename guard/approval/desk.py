@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 
 from guard import codec
-from guard.approval.execution import Execution, reducing_order
+from guard.approval.execution import Execution, reducing_order, symbol_tag
 from guard.approval.killswitch import KillReport, KillSwitch
 from guard.approval.recorder import Recorder
 from guard.approval.state import GuardState, ProposalRecord
@@ -721,26 +721,27 @@ class ApprovalDesk:
 
     async def _protect(self, p: Proposal, entry_id: str, qty: Decimal) -> None:
         """Rest the proposal's stop and take-profit as reduce-only orders on the filled quantity."""
-        for suffix, order_type, trigger, purpose in (
-            ("S", OrderType.STOP_MARKET, p.stop, OrderPurpose.STOP),
-            ("T", OrderType.TAKE_PROFIT_MARKET, p.take_profit, OrderPurpose.TAKE_PROFIT),
-        ):
-            if trigger is None:
-                continue
-            await self.execution.send(
-                OrderRequest(
-                    client_order_id=f"{entry_id[:-2]}-{suffix}",
-                    symbol=p.symbol,
-                    side=p.side.opposite,
-                    qty=qty,
-                    order_type=order_type,
-                    purpose=purpose,
-                    leverage=p.leverage,
-                    trigger_price=trigger,
-                    reduce_only=True,
-                    proposal_id=p.id,
-                )
+        orders = [
+            OrderRequest(
+                client_order_id=f"{entry_id[:-2]}-{suffix}",
+                symbol=p.symbol,
+                side=p.side.opposite,
+                qty=qty,
+                order_type=order_type,
+                purpose=purpose,
+                leverage=p.leverage,
+                trigger_price=trigger,
+                reduce_only=True,
+                proposal_id=p.id,
             )
+            for suffix, order_type, trigger, purpose in (
+                ("S", OrderType.STOP_MARKET, p.stop, OrderPurpose.STOP),
+                ("T", OrderType.TAKE_PROFIT_MARKET, p.take_profit, OrderPurpose.TAKE_PROFIT),
+            )
+            if trigger is not None
+        ]
+        if orders:
+            await self.execution.send_many(orders)
 
     # --- overrides -------------------------------------------------------------------
 
@@ -790,25 +791,33 @@ class ApprovalDesk:
         if policy == "hold":
             return
         n = self.state.events_applied
+        orders = []
         for position in list(self.state.account.positions.values()):
             qty = None if policy == "flatten" else self.specs[position.symbol].round_qty(abs(position.qty) / 2)
             if qty is not None and qty <= 0:
                 continue
-            market = "".join(ch for ch in position.symbol if ch.isalnum())
-            request = reducing_order(f"g{self.state.journal_id}-D{n}-{market}", position, OrderPurpose.DEADMAN, qty)
-            await self.execution.send(request)
+            cid = f"g{self.state.journal_id}-D{n}-{symbol_tag(position.symbol)}"
+            orders.append(reducing_order(cid, position, OrderPurpose.DEADMAN, qty))
+        if orders:
+            await self.execution.send_many(orders)
 
     # --- the kill switch and what surrounds it ----------------------------------------
 
     async def kill(
-        self, operator: str, reason: str = "", on_halted: asyncio.Future[None] | None = None
+        self,
+        operator: str,
+        reason: str = "",
+        on_halted: asyncio.Future[None] | None = None,
+        answered: asyncio.Future[None] | None = None,
     ) -> KillReport:
         """HALTED at once; pending proposals KILLED; orders cancelled; positions flattened and verified.
 
         Args:
             on_halted: resolved as soon as the halt is durably journaled, before the clean-up.
+            answered: resolved by the caller once it has told the operator; the clean-up gives that a
+                few milliseconds' head start.
         """
-        return await self.kill_switch.kill(operator or "unknown", reason or "no reason given", on_halted)
+        return await self.kill_switch.kill(operator or "unknown", reason or "no reason given", on_halted, answered)
 
     async def rearm(self, operator: str, acknowledgment: str, reason: str = "") -> CommandResult:
         """Leave HALTED or REDUCING. Needs the typed phrase RE-ARM; nothing else ever does this."""

@@ -13,7 +13,7 @@ from decimal import Decimal
 import structlog
 
 from guard.approval.recorder import Recorder
-from guard.broker.base import Broker, BrokerReport
+from guard.broker.base import Answer, Broker, BrokerReport
 from guard.domain import (
     OrderPurpose,
     OrderRequest,
@@ -61,51 +61,78 @@ class Execution:
             preceding: events committed in the same durable transaction as the intent (the
                 operator's decision), so the decision is on disk before the order can leave.
         """
-        recorder = self._recorder
-        await recorder.commit([*preceding, OrderSubmitted(recorder.now(), request)])
-        why = self.gate(request)
-        if why:
-            rejected = OrderRejected(recorder.now(), request.client_order_id, f"not sent: {why}")
-            await recorder.commit([rejected])
-            return [rejected]
-        try:
-            reports = list(await self._broker.submit(request))
-        except BadInput as e:
-            # guard builds orders itself, so this is a bug; still, no intent is left without an outcome.
-            await recorder.commit([OrderRejected(recorder.now(), request.client_order_id, f"invalid order: {e}")])
-            raise
-        except GuardError as e:
-            await self._in_doubt(request, str(e))
-            return []
-        await recorder.commit(reports)
-        return reports
+        return (await self.send_many([request], preceding))[0]
 
-    async def _in_doubt(self, request: OrderRequest, why: str) -> None:
-        """The broker did not say what happened: never assume, never resend; stop adding risk."""
+    async def send_many(
+        self, requests: Sequence[OrderRequest], preceding: Sequence[Event] = ()
+    ) -> list[list[BrokerReport]]:
+        """`send` for several orders at once (a kill's flatten, a stop with its take-profit): one durable
+        commit for all intents, the gate for each right before the broker's call, one call for those that
+        pass, one commit for all outcomes. Returns each order's reports, in order.
+
+        Raises:
+            BadInput: guard built an invalid order (a bug); its rejection is journaled first.
+        """
         recorder = self._recorder
-        state = recorder.state
-        events: list = [OrderUnknown(recorder.now(), request.client_order_id, why)]
-        if state.trading_state is TradingState.ACTIVE:
+        await recorder.commit([*preceding, *(OrderSubmitted(recorder.now(), r) for r in requests)])
+        refusals = [self.gate(r) for r in requests]
+        passing = [r for r, why in zip(requests, refusals, strict=True) if not why]
+        answers = iter(await self._broker.submit_many(passing) if passing else [])
+        events: list[Event] = []
+        out: list[list[BrokerReport]] = []
+        bad: BadInput | None = None
+        in_doubt = ""
+        for request, why in zip(requests, refusals, strict=True):
+            cid = request.client_order_id
+            if why:
+                rejected = OrderRejected(recorder.now(), cid, f"not sent: {why}")
+                events.append(rejected)
+                out.append([rejected])
+                continue
+            answer = next(answers)
+            if isinstance(answer, BadInput):
+                # guard builds orders itself, so this is a bug; still, no intent is left without an outcome.
+                events.append(OrderRejected(recorder.now(), cid, f"invalid order: {answer}"))
+                bad = bad or answer
+                answer = []
+            elif isinstance(answer, GuardError):
+                # The broker did not say what happened: never assume, never resend; stop adding risk.
+                log.error("order_outcome_unknown", client_order_id=cid, error=str(answer))
+                events.append(OrderUnknown(recorder.now(), cid, str(answer)))
+                in_doubt = in_doubt or f"order {cid} outcome unknown: {answer}"
+                answer = []
+            events += answer
+            out.append(answer)
+        if in_doubt and recorder.state.trading_state is TradingState.ACTIVE:
             events.append(
-                TradingStateChanged(
-                    recorder.now(),
-                    state.trading_state,
-                    TradingState.REDUCING,
-                    f"order {request.client_order_id} outcome unknown: {why}",
-                    "guard",
-                )
+                TradingStateChanged(recorder.now(), TradingState.ACTIVE, TradingState.REDUCING, in_doubt, "guard")
             )
-        log.error("order_outcome_unknown", client_order_id=request.client_order_id, error=why)
         await recorder.commit(events)
+        if bad is not None:
+            raise bad
+        return out
 
     async def cancel(self, client_order_id: str, reason: str) -> list[BrokerReport]:
-        reports = list(await self._broker.cancel(client_order_id, reason))
-        await self._recorder.commit(reports)
-        return reports
+        """Cancel one order and journal what the broker said. Raises the broker's GuardError."""
+        (answer,) = await self.cancel_many([client_order_id], reason)
+        if isinstance(answer, GuardError):
+            raise answer
+        return answer
+
+    async def cancel_many(self, client_order_ids: Sequence[str], reason: str) -> list[Answer]:
+        """Cancel several orders at once and journal what the broker said in one commit."""
+        answers = await self._broker.cancel_many(client_order_ids, reason)
+        await self._recorder.commit([r for a in answers if not isinstance(a, GuardError) for r in a])
+        return answers
 
     async def record_reports(self, reports: Sequence[BrokerReport]) -> None:
         if reports:
             await self._recorder.commit(reports)
+
+
+def symbol_tag(symbol: str) -> str:
+    """A symbol as it goes into a client order id: BTC/USDT and BTC/USDT:USDT must differ there."""
+    return "".join(ch for ch in symbol if ch.isalnum())
 
 
 def reducing_order(

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from guard.approval.execution import Execution, reducing_order
+from guard.approval.execution import Execution, reducing_order, symbol_tag
 from guard.approval.recorder import Recorder
+from guard.broker.base import Answer
 from guard.clock import Clock
 from guard.domain import OrderPurpose, OrderRequest, OrderType, Position, ProposalStatus, TradingState
 from guard.errors import GuardError, JournalError
@@ -42,6 +43,9 @@ _KILLABLE = (ProposalStatus.PENDING, ProposalStatus.APPROVED, ProposalStatus.OVE
 KILL_REASON = "kill switch: "
 """How a halt by the kill switch begins its reason (the sweep knows its own halts by it)."""
 _PROTECTIVE = frozenset({OrderPurpose.STOP, OrderPurpose.TAKE_PROFIT})
+ANSWER_HEAD_START_S = 0.005
+"""How long the clean-up waits, at most, for the killing operator's reply to be written: "HALTED" reaches
+them before the flatten's work takes the event loop, and a console that stopped reading costs only this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class KillSwitch:
         attempts: int = 5,
         retry_seconds: float = 0.2,
         cancel_stops: bool = True,
+        answer_head_start_s: float = ANSWER_HEAD_START_S,
     ) -> None:
         self._recorder = recorder
         self._execution = execution
@@ -77,15 +82,29 @@ class KillSwitch:
         self._attempts = attempts
         self._retry_seconds = retry_seconds
         self._cancel_stops = cancel_stops
+        self._answer_head_start_s = answer_head_start_s
         self._cleanup = asyncio.Lock()
         self._pulled = False
 
-    async def kill(self, operator: str, reason: str, on_halted: asyncio.Future[None] | None = None) -> KillReport:
-        """Pull the kill switch. `on_halted` resolves once HALTED is durably journaled (before clean-up)."""
+    async def kill(
+        self,
+        operator: str,
+        reason: str,
+        on_halted: asyncio.Future[None] | None = None,
+        answered: asyncio.Future[None] | None = None,
+    ) -> KillReport:
+        """Pull the kill switch. `on_halted` resolves once HALTED is durably journaled (before clean-up);
+        the clean-up then waits for `answered` (the operator's reply written) for at most the head start."""
         with _no_collection_pauses():
-            return await self._kill(operator, reason, on_halted)
+            return await self._kill(operator, reason, on_halted, answered)
 
-    async def _kill(self, operator: str, reason: str, on_halted: asyncio.Future[None] | None) -> KillReport:
+    async def _kill(
+        self,
+        operator: str,
+        reason: str,
+        on_halted: asyncio.Future[None] | None,
+        answered: asyncio.Future[None] | None,
+    ) -> KillReport:
         started = self._clock.monotonic()
         state = self._recorder.state
         now = self._recorder.now()
@@ -112,6 +131,8 @@ class KillSwitch:
         recorded_ms = (self._clock.monotonic() - started) * 1000
         if on_halted is not None and not on_halted.done():
             on_halted.set_result(None)
+            if answered is not None:
+                await asyncio.wait({answered}, timeout=self._answer_head_start_s)
 
         self._pulled = True
         async with self._cleanup:
@@ -212,23 +233,23 @@ class KillSwitch:
             for o in self._recorder.state.open_orders()
             if not (keep_protective and _protects(o.request))
         }
-        # All at once: the journal's group commit batches the fsyncs, a venue gets its cancels in parallel.
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(self._cancel(cid, problems)) for cid in sorted(venue_open | known_open)]
-        return sum(t.result() for t in tasks)
-
-    async def _cancel(self, cid: str, problems: list[str]) -> int:
-        try:
-            try:
-                reports = await self._execution.cancel(cid, "kill switch")
-            except JournalError as e:
-                # The kill switch always wins: cancel even when it can no longer be recorded.
-                problems.append(f"journal failed; cancelling {cid} unrecorded: {e}")
-                reports = list(await self._execution.broker.cancel(cid, "kill switch"))
-        except GuardError as e:
-            problems.append(f"could not cancel {cid}: {e}")
+        cids = sorted(venue_open | known_open)
+        if not cids:
             return 0
-        return sum(isinstance(r, OrderCancelled) for r in reports)
+        # All at once and journaled in one commit: a venue gets its cancels in parallel.
+        try:
+            answers = await self._execution.cancel_many(cids, "kill switch")
+        except JournalError as e:
+            # The kill switch always wins: cancel even when it can no longer be recorded.
+            problems.append(f"journal failed; cancelling unrecorded: {e}")
+            answers = await self._execution.broker.cancel_many(cids, "kill switch")
+        cancelled = 0
+        for cid, answer in zip(cids, answers, strict=True):
+            if isinstance(answer, GuardError):
+                problems.append(f"could not cancel {cid}: {answer}")
+            else:
+                cancelled += sum(isinstance(r, OrderCancelled) for r in answer)
+        return cancelled
 
     async def _flatten(self, kill_no: int, problems: list[str], sweep: int | None = None) -> tuple[int, bool]:
         """Send reduce-only market orders until a fresh read of positions says flat."""
@@ -247,9 +268,7 @@ class KillSwitch:
                 return flattened, True
             if stalled:  # back off from a venue that is failing; a partial fill (a thin book) goes on at once
                 await asyncio.sleep(self._retry_seconds)
-            async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(self._flatten_one(kill_no, attempt, p, problems, sweep)) for p in positions]
-            filled = sum(t.result() for t in tasks)
+            filled = await self._flatten_once(kill_no, attempt, positions, problems, sweep)
             flattened += filled
             stalled = filled < len(positions)
         try:
@@ -261,27 +280,36 @@ class KillSwitch:
             problems.append(f"still open after {self._attempts} attempts: {', '.join(still_open)}")
         return flattened, not still_open
 
-    async def _flatten_one(
-        self, kill_no: int, attempt: int, position: Position, problems: list[str], sweep: int | None = None
+    async def _flatten_once(
+        self, kill_no: int, attempt: int, positions: list[Position], problems: list[str], sweep: int | None
     ) -> int:
-        market = "".join(ch for ch in position.symbol if ch.isalnum())  # BTC/USDT and BTC/USDT:USDT differ
+        """One reduce-only market order per position, all at once and journaled together. Returns how
+        many filled."""
         journal_id = self._recorder.state.journal_id
         # A sweep's orders need ids of their own: a client order id is never used twice.
         kill = f"K{kill_no}" if sweep is None else f"K{kill_no}s{sweep}"
-        request = reducing_order(f"g{journal_id}-{kill}-{market}-{attempt}", position, OrderPurpose.FLATTEN)
+        requests = [
+            reducing_order(f"g{journal_id}-{kill}-{symbol_tag(p.symbol)}-{attempt}", p, OrderPurpose.FLATTEN)
+            for p in positions
+        ]
+        answers: list[Answer]
         try:
-            try:
-                reports = await self._execution.send(request)
-            except JournalError as e:
-                problems.append(f"journal failed; flattening {position.symbol} unrecorded: {e}")
-                reports = list(await self._execution.broker.submit(request))
-        except GuardError as e:
-            problems.append(f"could not flatten {position.symbol}: {e}")
+            answers = list(await self._execution.send_many(requests))
+        except JournalError as e:
+            problems.append(f"journal failed; flattening unrecorded: {e}")
+            answers = await self._execution.broker.submit_many(requests)
+        except GuardError as e:  # guard built an invalid order: a bug, recorded as such; never flat by it
+            problems.append(f"could not flatten: {e}")
             return 0
-        if any(isinstance(r, OrderFilled) for r in reports):
-            return 1
-        problems.append(f"flatten order for {position.symbol} did not fill: {_why(reports)}")
-        return 0
+        filled = 0
+        for position, answer in zip(positions, answers, strict=True):
+            if isinstance(answer, GuardError):
+                problems.append(f"could not flatten {position.symbol}: {answer}")
+            elif any(isinstance(r, OrderFilled) for r in answer):
+                filled += 1
+            else:
+                problems.append(f"flatten order for {position.symbol} did not fill: {_why(answer)}")
+        return filled
 
 
 @contextlib.contextmanager

@@ -7,12 +7,14 @@ exceptions mean the broker could not find out what happened.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import asyncio
+from collections.abc import Awaitable, Collection, Iterable, Sequence
 from decimal import Decimal
 from typing import Protocol
 
 from guard.broker.ledger import Account
 from guard.domain import Balance, MarketEvent, OrderRequest, Position
+from guard.errors import GuardError
 from guard.events import (
     FundingPaid,
     OrderAccepted,
@@ -23,6 +25,21 @@ from guard.events import (
 )
 
 BrokerReport = OrderAccepted | OrderFilled | OrderCancelled | OrderRejected | FundingPaid | PositionLiquidated
+Answer = list[BrokerReport] | GuardError
+"""One order's outcome in a batch: what the broker reported, or the error that left it unknown or refused."""
+
+
+async def answer(call: Awaitable[Sequence[BrokerReport]]) -> Answer:
+    """Await one broker call; its GuardError becomes its answer (anything else is a bug and is raised)."""
+    try:
+        return list(await call)
+    except GuardError as e:
+        return e
+
+
+async def answers_at_once(calls: Iterable[Awaitable[Sequence[BrokerReport]]]) -> list[Answer]:
+    """Await broker calls concurrently (a venue's round trips overlap), answered as `answer` does."""
+    return list(await asyncio.gather(*map(answer, calls)))
 
 
 class Broker(Protocol):
@@ -34,6 +51,15 @@ class Broker(Protocol):
 
     async def cancel(self, client_order_id: str, reason: str) -> Sequence[BrokerReport]:
         """Cancel a resting order. Cancelling an order that is already gone reports nothing."""
+        ...
+
+    async def submit_many(self, requests: Sequence[OrderRequest]) -> list[Answer]:
+        """`submit` for several orders (a kill's flatten): a venue gets them at once. Each answer, in order,
+        is that order's reports or the GuardError its submit raised."""
+        ...
+
+    async def cancel_many(self, client_order_ids: Sequence[str], reason: str) -> list[Answer]:
+        """`cancel` for several orders, answered like `submit_many`."""
         ...
 
     async def open_orders(self) -> Sequence[OrderRequest]:

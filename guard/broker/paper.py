@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import structlog
 
-from guard.broker.base import BrokerReport
+from guard.broker.base import Answer, BrokerReport, answer
 from guard.broker.ledger import Account, money
 from guard.clock import Clock
 from guard.config import PaperSection
@@ -171,6 +171,13 @@ class PaperBroker:
             qty = unfilled  # the rest of a marketable limit order rests on the book
         self._resting[cid] = _Resting(request, qty)
         return reports
+
+    async def submit_many(self, requests: Sequence[OrderRequest]) -> list[Answer]:
+        # One after another: each answers at once, and a replay drives this without an event loop.
+        return [await answer(self.submit(r)) for r in requests]
+
+    async def cancel_many(self, client_order_ids: Sequence[str], reason: str) -> list[Answer]:
+        return [await answer(self.cancel(cid, reason)) for cid in client_order_ids]
 
     async def cancel(self, client_order_id: str, reason: str) -> Sequence[BrokerReport]:
         resting = self._resting.pop(client_order_id, None)

@@ -40,7 +40,7 @@ import aiohttp
 import ccxt
 import structlog
 
-from guard.broker.base import BrokerReport
+from guard.broker.base import Answer, BrokerReport, answers_at_once
 from guard.broker.ledger import Account
 from guard.clock import Clock
 from guard.config import ExchangeSection
@@ -337,6 +337,12 @@ class SandboxBroker:
             return await self._settle_order(tracked, self._venue_order(raw, _is_algo(request)), strict=False)
         finally:
             tracked.in_flight = False
+
+    async def submit_many(self, requests: Sequence[OrderRequest]) -> list[Answer]:
+        return await answers_at_once(map(self.submit, requests))
+
+    async def cancel_many(self, client_order_ids: Sequence[str], reason: str) -> list[Answer]:
+        return await answers_at_once(self.cancel(cid, reason) for cid in client_order_ids)
 
     async def cancel(self, client_order_id: str, reason: str) -> Sequence[BrokerReport]:
         """Cancel a resting order; report how it ended (cancelled, or filled before the cancel)."""
