@@ -73,9 +73,13 @@ def _dataclass_encoder(names: tuple[str, ...]) -> typing.Callable[[Any], Any]:
     return encode
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+"""Built once: `json.dumps` with options builds an encoder per call, an eighth of the encoding time."""
+
+
 def dumps(value: Any) -> str:
     """Canonical JSON: sorted keys, no spaces, no NaN. The journal hashes exactly this text."""
-    return json.dumps(to_plain(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return _CANONICAL.encode(to_plain(value))
 
 
 def from_plain(tp: type[T], data: Any, path: str = "") -> T:
