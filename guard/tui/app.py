@@ -157,7 +157,6 @@ class GuardApp(App[int]):
         self._grace = selection_grace
         self._freeze_gc = freeze_gc
         self._frozen_views = 0
-        self._moved_at: float | None = None
         self._in_flight: dict[str, str] = {}
         self._dirty = Changed.NOTHING
         self._ack_open = False
@@ -294,19 +293,16 @@ class GuardApp(App[int]):
     def action_cursor(self, delta: int) -> None:
         """Move through the queue; the card follows in the same frame."""
         if self.queue.move(delta):
-            self._moved_at = None
             self._show_selected()
 
     def action_cursor_to(self, index: int) -> None:
         if self.queue.select(index if index >= 0 else len(self.model.order) - 1):
-            self._moved_at = None
             self._show_selected()
 
     @on(ProposalQueue.Selected)
     def _selected(self, message: ProposalQueue.Selected) -> None:
         """The proposal under the cursor left: approve waits a moment, so nobody approves what they did not read."""
         if message.proposal_id is not None:
-            self._moved_at = self.clock()
             self.set_timer(self._grace + 0.05, self._show_selected)
         self._show_selected()
 
@@ -331,11 +327,15 @@ class GuardApp(App[int]):
             status=self.model.status,
             view=self.selected_view(),
             in_flight=self._in_flight,
-            cursor_moved_by_itself=self._moved_at is not None and self.clock() - self._moved_at < self._grace,
+            cursor_moved_by_itself=self._moved_recently(),
             has_positions=bool(self.model.positions),
             has_daemon=self._client is not None,
         )
         return availability.why_not(action, facts)
+
+    def _moved_recently(self) -> bool:
+        moved_at = self.queue.moved_by_itself_at
+        return moved_at is not None and self.clock() - moved_at < self._grace
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Grey out (None) what cannot be done now; the card and a key press say why."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from guard.api.protocol import Snapshot
+from guard.api.protocol import ProposalsChanged, Snapshot
 from guard.tui.app import GuardApp
 from guard.tui.link import DaemonLink
 from guard.tui.screens.override import OverrideScreen
@@ -111,3 +111,21 @@ async def test_screen_greyed_out_key_says_why_when_pressed() -> None:
             "blocked by risk checks: duplicate: duplicates P000001 (BTC/USDT:USDT buy), still pending"
         ]
         assert len(app.screen_stack) == 1
+
+
+async def test_screen_approve_waits_the_moment_the_cursor_moves_by_itself() -> None:
+    """When the proposal under the cursor leaves, approve greys out at once: a key already on its way
+    (queued before the app hears of the move) cannot approve the proposal that slid under the cursor."""
+    app = GuardApp(None, "alice", clock=lambda: FROZEN, selection_grace=10.0)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await showing(scenes.snapshot())(pilot)
+        first = app.queue.selected_id
+        assert first == "P000001"
+        await pilot.press("j", "k")  # the operator moved the cursor there: approve is available
+        assert app.queue.selected_id == first and app.check_action("approve", ()) is True
+        app.model.apply(ProposalsChanged((), (first,)), FROZEN)
+        app.queue.sync()  # the cursor moves to the next proposal; its message is not handled yet
+        assert app.queue.selected_id != first
+        assert app.check_action("approve", ()) is None
+        await pilot.press("a")
+        assert "P000002" in app.model.proposals and not app._in_flight

@@ -110,6 +110,9 @@ class ProposalQueue(Widget, can_focus=True):
         self._clock = clock
         self.selected_id: str | None = None
         """The proposal under the cursor (an id, so it never slides onto another proposal)."""
+        self.moved_by_itself_at: float | None = None
+        """When the cursor last moved without the operator (its proposal left); None once they move it. Set as
+        it moves, not when `Selected` is handled: a key already queued behind that message must see it."""
         self.stale = False
         """True while disconnected: rows are dimmed and time left is unknown."""
         self._top = 0
@@ -131,6 +134,7 @@ class ProposalQueue(Widget, can_focus=True):
             index = max(index, 0)
             if new_id != self.selected_id:
                 self.selected_id = new_id
+                self.moved_by_itself_at = self._clock() if new_id is not None else None
                 self.post_message(self.Selected(new_id))
         self._index = index
         self._scroll_to_cursor()
@@ -161,6 +165,7 @@ class ProposalQueue(Widget, can_focus=True):
         if new_id == self.selected_id:
             return False
         self.selected_id = new_id
+        self.moved_by_itself_at = None
         return True
 
     def _scroll_to_cursor(self) -> None:
