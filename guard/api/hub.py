@@ -97,6 +97,9 @@ _STATUS_EVENTS = (
     KillCompleted,
 )
 _BOOK_EVENTS = (OrderFilled, PositionLiquidated, FundingPaid)
+_LEAVES_QUEUE = (DecisionRecorded, ProposalExpired, ProposalKilled, ProposalFailed)
+"""A proposal that leaves the queue can unblock another: the newer of two for one symbol and side is a duplicate
+only while the older is pending (as a fill changes the exposure every other proposal is judged against)."""
 
 
 @dataclass(eq=False)
@@ -252,7 +255,9 @@ class Hub:
             if isinstance(event, _STATUS_EVENTS):
                 status = everyone = True
             if isinstance(event, _BOOK_EVENTS):
-                books = status = True
+                books = status = everyone = True
+            if isinstance(event, _LEAVES_QUEUE):
+                everyone = True
             if isinstance(event, (ProposalQueued, ProposalExpired, ProposalKilled, DecisionRecorded)):
                 status = True
         if status:

@@ -77,6 +77,25 @@ async def test_a_change_of_limits_resends_only_the_proposal_views_it_changed(dae
         assert view.proposal.id == (btc if btc_notional > eth_notional else eth) and not view.can_approve
 
 
+async def test_a_proposal_leaving_the_queue_resends_the_one_it_was_blocking(daemon: Daemon, client: ApiClient) -> None:
+    """The newer of two proposals for one symbol and side is blocked as a duplicate only while the older is
+    pending: once the older is decided, every console is told the newer may now be approved."""
+    async with client.connect("alice") as session:
+        older = await queue_proposal(daemon, qty="0.01")
+        newer = await queue_proposal(daemon, qty="0.02")
+        blocked = await wait_for(
+            session, lambda m: isinstance(m, ProposalsChanged) and newer in {v.proposal.id for v in m.upserted}
+        )
+        assert not next(v for v in blocked.upserted if v.proposal.id == newer).can_approve
+        assert (await session.send(Reject(session.next_id(), older, "not this one"))).ok
+        freed = await wait_for(
+            session, lambda m: isinstance(m, ProposalsChanged) and newer in {v.proposal.id for v in m.upserted}
+        )
+        view = next(v for v in freed.upserted if v.proposal.id == newer)
+        assert (view.can_approve, view.why_not) == (True, "")
+        assert (await session.send(Approve(session.next_id(), newer, view.proposal.version))).ok
+
+
 async def test_two_operators_first_decision_wins_and_both_see_it(daemon: Daemon, client: ApiClient) -> None:
     """Two operators approve at once: one order goes out, the other is told why not, both see the outcome."""
     async with client.connect("alice") as alice, client.connect("bob") as bob:
