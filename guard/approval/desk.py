@@ -630,7 +630,9 @@ class ApprovalDesk:
         if mark is None:
             return f"no market price for {p.symbol}"
         moved_bps = abs(mark - p.price) / p.price * 10_000
-        if moved_bps > Decimal(str(self.settings.approval.collar_bps)):
+        collar = self.settings.approval.collar_bps
+        passed = _trigger_passed(p, mark)
+        if moved_bps > Decimal(str(collar)) or passed:
             repriced = self._price(
                 pid=p.id,
                 version=p.version + 1,
@@ -638,12 +640,13 @@ class ApprovalDesk:
                 created_at=p.created_at,
                 expires_at=p.expires_at,
             )
-            await self.recorder.commit([ProposalRepriced(self.clock.now_ms(), repriced, f"moved {moved_bps:.0f} bps")])
-            collar = self.settings.approval.collar_bps
-            return (
-                f"the price moved {moved_bps:.0f} bps since {p.id} was priced (collar {collar:g} bps): "
-                f"re-priced at {repriced.price} as version {repriced.version}; review and approve again"
-            )
+            why = f"the market passed its {passed}" if passed else f"moved {moved_bps:.0f} bps"
+            await self.recorder.commit([ProposalRepriced(self.clock.now_ms(), repriced, why)])
+            again = f"re-priced at {repriced.price} as version {repriced.version}; review and approve again"
+            if passed:
+                # Within the collar, but the fill would meet its own stop or take-profit at once.
+                return f"the price ({mark}) is already past {p.id}'s {passed}: {again}"
+            return f"the price moved {moved_bps:.0f} bps since {p.id} was priced (collar {collar:g} bps): {again}"
         if p.novel and self.settings.novelty_policy == "confirm" and not confirm_novel:
             return "novel — the model is guessing: approving needs the novelty confirmation"
         limits = self.limits()
@@ -921,6 +924,19 @@ class ApprovalDesk:
         log.info("position_close_sent", symbol=symbol, operator=operator, qty=str(request.qty), reason=reason)
         filled = any(isinstance(r, OrderFilled) for r in reports)
         return CommandResult(filled, _outcome(None, reports))
+
+
+def _trigger_passed(p: Proposal, mark: Decimal) -> str:
+    """Which of a market proposal's stop and take-profit the mark has already reached ("" if neither): its
+    entry would fill at the mark and the protective order would fire at once."""
+    if p.order_type is not OrderType.MARKET:
+        return ""
+    buying = p.side is Side.BUY
+    if p.stop is not None and (mark <= p.stop if buying else mark >= p.stop):
+        return f"stop {p.stop}"
+    if p.take_profit is not None and (mark >= p.take_profit if buying else mark <= p.take_profit):
+        return f"take-profit {p.take_profit}"
+    return ""
 
 
 def _outcome(status: ProposalStatus | None, reports: Sequence[Any]) -> str:

@@ -110,6 +110,32 @@ async def test_price_beyond_collar_reprices_and_needs_reconfirmation(desk: Appro
     assert confirmed.status is ProposalStatus.FILLED
 
 
+@pytest.mark.parametrize(
+    ("side", "mark", "passed"),
+    [
+        (Side.BUY, 99_840, "stop 99850"),
+        (Side.BUY, 100_160, "take-profit 100150"),
+        (Side.SELL, 100_160, "stop 100150"),
+        (Side.SELL, 99_840, "take-profit 99850"),
+    ],
+)
+async def test_a_stop_or_take_profit_the_market_already_passed_reprices_within_the_collar(
+    desk: ApprovalDesk, side: Side, mark: int, passed: str
+) -> None:
+    """A move inside the collar that already reached the proposal's stop or take-profit would fill the entry
+    and fire that order at once: the approval is refused and the proposal re-priced, as past the collar."""
+    below, above = "99850", "100150"
+    stop, take_profit = (below, above) if side is Side.BUY else (above, below)
+    pid = await queued(desk, side=side, stop=stop, take_profit=take_profit)
+    await set_mark(desk, BTC, mark)  # 16 bps: inside the 50 bps collar
+    refused = await desk.approve(pid, "alice", version=1)
+    assert not refused.ok and f"past {pid}'s {passed}" in refused.reason and "version 2" in refused.reason
+    assert desk.state.proposals[pid].proposal.version == 2 and desk.state.account.positions == {}
+    confirmed = await desk.approve(pid, "alice", version=2)
+    assert confirmed.status is ProposalStatus.FILLED
+    assert desk.state.account.position(BTC) is not None  # the re-priced stop and take-profit rest around the mark
+
+
 async def test_risk_checks_run_again_at_decision_time(tmp_path: Path) -> None:
     """A proposal that passed when queued is blocked if the world changed before the decision."""
     desk = await make_desk(tmp_path / "j.db", config=make_config(risk={"max_gross_exposure": 10_000}))
