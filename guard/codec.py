@@ -66,8 +66,7 @@ def _dataclass_encoder(names: tuple[str, ...]) -> typing.Callable[[Any], Any]:
         plain = {}
         for name in names:
             field = getattr(value, name)
-            cls = type(field)
-            plain[name] = field if cls in _SCALARS else (_ENCODERS.get(cls) or _encoder(cls))(field)
+            plain[name] = field if type(field) in _SCALARS else to_plain(field)
         return plain
 
     return encode

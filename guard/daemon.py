@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import gc
 import os
 import signal
 import threading
@@ -24,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from guard import collector
 from guard.api.hub import Hub, Presence
 from guard.api.protocol import BucketView, ModelStatus, PerformanceView
 from guard.api.server import ApiServer, load_or_create_token
@@ -94,8 +94,8 @@ class Daemon:
         """
         Args:
             handle_signals: stop on SIGTERM/SIGINT (the daemon owns its process).
-            freeze_startup_heap: once started, take the heap out of the cyclic collector's sight (see
-                `_freeze_startup_heap`); off when the daemon is a guest in another program's process.
+            freeze_startup_heap: once started, take the heap out of the cyclic collector's sight
+                (`collector.freeze_long_lived`); off when the daemon is a guest in another program's process.
             sim: an already running simulated exchange (anything with `url` and `ws_url`) to use
                 when `exchange.id` is "sim", instead of embedding one (benchmarks put the market's
                 load in another process this way).
@@ -184,7 +184,10 @@ class Daemon:
                 self.api = api
                 await self._start_pipeline(desk, specs, feed, stack)
                 if self._freeze_heap:
-                    _freeze_startup_heap()
+                    # What startup built (torch, ccxt, the model, the state rebuilt from the journal: ~360k
+                    # objects) lives as long as the daemon; a full collection scanning it took ~140 ms, a
+                    # stall a kill or a closed bar could land on.
+                    collector.freeze_long_lived()
                 try:
                     async with asyncio.TaskGroup() as tg:
                         self._signals(loop, tg, desk)
@@ -521,15 +524,6 @@ class Daemon:
                 lines.append(f'guard_bar_to_proposal_seconds{{quantile="{q}"}} {value:.6f}')
             lines.append(f"guard_bar_to_proposal_seconds_count {len(latency)}")
         return lines
-
-
-def _freeze_startup_heap() -> None:
-    """What is built by startup (torch, ccxt, the model, the state rebuilt from the journal: ~360k
-    objects) lives as long as the daemon. A full collection scanning it took ~140 ms, a stall a kill
-    or a closed bar could land on; frozen, it is never scanned again. (A shorter GIL switch interval,
-    for the journal writer's hand-overs, was measured too: no difference, so it is left alone.)"""
-    gc.collect()  # once, now: garbage frozen with the rest would never be freed
-    gc.freeze()
 
 
 def coalesce(batch: Sequence[MarketEvent]) -> list[MarketEvent]:

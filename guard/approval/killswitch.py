@@ -14,13 +14,11 @@ as trading stays HALTED (the daemon calls it from the venue watch).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import structlog
 
+from guard import collector
 from guard.approval.execution import Execution, reducing_order, symbol_tag
 from guard.approval.recorder import Recorder
 from guard.broker.base import Answer
@@ -95,7 +93,10 @@ class KillSwitch:
     ) -> KillReport:
         """Pull the kill switch. `on_halted` resolves once HALTED is durably journaled (before clean-up);
         the clean-up then waits for `answered` (the operator's reply written) for at most the head start."""
-        with _no_collection_pauses():
+        # No cyclic collection while a kill runs: one over a long session's state stalls the loop for tens of
+        # milliseconds (measured: kill -> flat p99 70-90 ms with it, 21 ms without; bench/core.py). A kill takes
+        # milliseconds; what it leaves is collected afterwards.
+        with collector.paused():
             return await self._kill(operator, reason, on_halted, answered)
 
     async def _kill(
@@ -310,20 +311,6 @@ class KillSwitch:
             else:
                 problems.append(f"flatten order for {position.symbol} did not fill: {_why(answer)}")
         return filled
-
-
-@contextlib.contextmanager
-def _no_collection_pauses() -> Iterator[None]:
-    """No cyclic garbage collection while a kill runs: a full collection over a long session's state
-    stalls the event loop for tens of milliseconds (measured: kill -> flat p99 70-90 ms with it, 21 ms
-    without; bench/core.py). A kill takes milliseconds; what it leaves is collected afterwards."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _protects(request: OrderRequest) -> bool:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import multiprocessing
 import os
 import subprocess
@@ -27,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from guard import collector
 from guard.clock import SystemClock
 from guard.config import ExchangeSection, FeedSection
 from guard.domain import Bar, FeedHealth, MarketEvent, MarketSpec, Trade
@@ -94,7 +94,7 @@ async def _child_main(conn: Connection, exchange: ExchangeSection, feed: FeedSec
             send(("fatal", type(e).__name__, str(e)))
             return
         send(("markets", markets))
-        gc.freeze()  # ccxt and the markets live as long as the child: keep full collections off them
+        collector.freeze_long_lived()  # ccxt and the markets live as long as the child
         source.add_health_listener(lambda health: loop.call_soon(send, ("health", health)))
         send(("health_all", source.health()))
         requests: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from guard import collector
 from guard.events import Event
 from guard.journal.store import Journal, Receipt
 
@@ -77,10 +78,5 @@ class YoungCollections:
     @staticmethod
     @contextlib.contextmanager
     def running() -> Iterator[YoungCollections]:
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with collector.paused():
             yield YoungCollections()
-        finally:
-            if was_enabled:
-                gc.enable()
