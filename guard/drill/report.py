@@ -16,6 +16,7 @@ from typing import Any
 
 from guard import codec
 from guard.drill.runner import DrillResult
+from guard.wording import count
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -98,7 +99,7 @@ def markdown(result: DrillResult) -> str:
         "## Money",
         "",
         f"- Loss from the fault to flat: {r.loss_at_flat:.2f} USDT "
-        f"({r.positions_flattened} positions flattened, {r.orders_cancelled} orders cancelled).",
+        f"({count(r.positions_flattened, 'position')} flattened, {count(r.orders_cancelled, 'order')} cancelled).",
         f"- Counterfactual, no kill: the positions held at the kill, kept to the end of the observation "
         f"window, would have lost {r.counterfactual_loss:.2f} USDT.",
         f"- The kill {'saved' if r.counterfactual_loss >= r.loss_at_flat else 'cost'} "

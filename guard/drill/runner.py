@@ -52,6 +52,7 @@ from guard.events import (
 )
 from guard.journal.store import Entry, read_entries
 from guard.replay.operator import OperatorPolicy, ScriptedOperator
+from guard.wording import count
 
 log = structlog.get_logger(__name__)
 
@@ -538,7 +539,7 @@ class Drill:
         if flat_s is None or flat_s > sc.flat_bound_seconds:
             failures.append(f"flat after {flat_s} s, over the {sc.flat_bound_seconds} s bound")
         if positions_left or orders_left:
-            failures.append(f"{positions_left} positions and {orders_left} open orders left")
+            failures.append(f"{count(positions_left, 'position')} and {count(orders_left, 'open order')} left")
         if violations:
             failures.append(f"{len(violations)} invariant violation(s)")
         if self._nobody_reacted:

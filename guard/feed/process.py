@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import os
 import subprocess
@@ -62,10 +63,14 @@ parsed: the feed process runs at a lower CPU priority (it catches up; its queue 
 detected, see REFERENCE.md)."""
 
 
-def _child(conn: Connection, exchange: ExchangeSection, feed: FeedSection, sim: Endpoint | None) -> None:
+def _child(
+    conn: Connection, exchange: ExchangeSection, feed: FeedSection, sim: Endpoint | None, log_level: str
+) -> None:
     from guard.logs import configure
 
-    configure("warning", "json")
+    # The parent's level, at most warning: a drill (which shows only errors while it runs) must not have the
+    # child's reconnect warnings printed over its report; the child shares the parent's stderr.
+    configure(log_level, "json")
     with contextlib.suppress(OSError):
         os.nice(FEED_NICENESS)
     try:
@@ -212,7 +217,8 @@ class FeedProcess:
             pass_fds=(child.fileno(),),
         )
         child.close()
-        parent.send((self._exchange, self._feed, self._sim))
+        level = max(logging.getLogger().getEffectiveLevel(), logging.WARNING)
+        parent.send((self._exchange, self._feed, self._sim, logging.getLevelName(level)))
         self._conn, self._process = parent, process
         self._ended = asyncio.Event()
         self._started = loop.create_future()

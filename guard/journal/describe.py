@@ -40,6 +40,7 @@ from guard.events import (
     ThrottleTripped,
     TradingStateChanged,
 )
+from guard.wording import count
 
 
 def _queued(e: ProposalQueued) -> str:
@@ -85,8 +86,8 @@ _TEXT: dict[type, Callable[[Any], str]] = {
     TradingStateChanged: lambda e: f"trading {e.previous.value} -> {e.state.value} ({e.reason})",
     KillRequested: lambda e: f"KILL by {e.operator}: {e.reason}",
     KillCompleted: lambda e: (
-        f"kill done in {e.elapsed_ms:.0f} ms: {e.orders_cancelled} orders cancelled, "
-        f"{e.positions_flattened} positions flattened, "
+        f"kill done in {e.elapsed_ms:.0f} ms: {count(e.orders_cancelled, 'order')} cancelled, "
+        f"{count(e.positions_flattened, 'position')} flattened, "
         + ("flat verified" if e.flat else "NOT FLAT: " + "; ".join(e.problems))
     ),
     AcknowledgmentRecorded: lambda e: f"{e.kind.value.replace('_', ' ')} acknowledged by {e.operator}",

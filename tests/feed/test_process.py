@@ -4,8 +4,11 @@ unhealthy at once and the feed comes back by itself."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
+
+import pytest
 
 from guard.config import ExchangeSection, FeedSection, SimSection
 from guard.domain import Bar, MarkPrice, Trade
@@ -70,3 +73,27 @@ async def test_feed_process_death_turns_every_symbol_unhealthy_then_recovers() -
 async def _until_restarted(feed: FeedProcess) -> None:
     while feed.restarts < 1:  # noqa: ASYNC110 - the restart is the feed's own doing, with no event to wait on
         await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize(("parent_level", "shown"), [(logging.WARNING, True), (logging.ERROR, False)])
+async def test_feed_process_logs_at_its_parents_level(
+    parent_level: int, shown: bool, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The child shares the parent's stderr, so it logs no lower than the parent: a drill shows only errors while
+    it runs, and the child's reconnect warnings must not be printed over its report."""
+    root = logging.getLogger()
+    saved = root.level
+    root.setLevel(parent_level)
+    try:
+        async with SimExchange(SimSection(speed=60.0, history_bars=300), SYMBOLS) as sim, FeedProcess(
+            ExchangeSection(symbols=SYMBOLS), FeedSection(), sim=sim
+        ) as feed, asyncio.TaskGroup() as tg:
+            task = tg.create_task(feed.run())
+            await _first(feed, MarkPrice)
+            sim.disconnect_storm(seconds=1.0)  # every socket dropped now (simulated seconds: 1/60 s here)
+            await asyncio.sleep(1.0)
+            await _first(feed, MarkPrice)  # reconnected: the child has logged the drop by now
+            task.cancel()
+    finally:
+        root.setLevel(saved)
+    assert ("feed.stream_failed" in capfd.readouterr().err) is shown
