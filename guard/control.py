@@ -20,6 +20,7 @@ from guard.config import Config, load_config
 from guard.errors import DaemonError
 from guard.lockfile import daemon_running
 from guard.paths import StatePaths
+from guard.wording import count
 
 START_TIMEOUT = 60.0
 KILL_API_TIMEOUT = 1.0
@@ -159,7 +160,7 @@ def describe_status(snapshot: Snapshot) -> str:
         f"model    {s.model.model_id or 'none'}"
         + (f", {s.model.age_days:.1f} days old" if s.model.age_days is not None else "")
         + (f" — not proposing: {s.model.reason}" if s.model.reason else " — proposing"),
-        f"queue    {s.pending} pending proposal(s)",
+        f"queue    {count(s.pending, 'pending proposal')}",
     ]
     for view in snapshot.positions:
         p = view.position

@@ -38,6 +38,7 @@ from guard.domain import ZERO, MarketSpec, TradingState
 from guard.errors import ExchangeUnavailable, GuardError
 from guard.events import Event, OrderUnknown, TradingStateChanged
 from guard.feed.exchange import SimEndpoint, ccxt_class_name
+from guard.wording import count
 
 if TYPE_CHECKING:
     from guard.approval.desk import ApprovalDesk
@@ -84,7 +85,7 @@ class VenueWatch:
                 OrderUnknown(now, o.request.client_order_id, "not resolved at restart: the venue did not answer")
                 for o in pending
             ]
-            events += self._reducing(desk, f"{len(pending)} order(s) in doubt after restart")
+            events += self._reducing(desk, f"{count(len(pending), 'order')} in doubt after restart")
             await desk.recorder.commit(events)
         try:
             problems = await self.compare(desk, every_symbol=True)

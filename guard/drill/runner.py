@@ -541,7 +541,7 @@ class Drill:
         if positions_left or orders_left:
             failures.append(f"{count(positions_left, 'position')} and {count(orders_left, 'open order')} left")
         if violations:
-            failures.append(f"{len(violations)} invariant violation(s)")
+            failures.append(count(len(violations), "invariant violation"))
         if self._nobody_reacted:
             failures.append("nobody pulled the kill switch: the drill did")
         if sc.name == "runaway-model" and not desk.state.throttle_latched:

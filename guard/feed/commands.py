@@ -14,6 +14,7 @@ from guard.config import load_config
 from guard.errors import BadInput
 from guard.feed.fetch import fetch_history, parse_since
 from guard.feed.history import MAX_REPORTED_ERRORS, import_plain_csv, write_bars
+from guard.wording import count
 
 
 class ProgressBar:
@@ -60,7 +61,7 @@ def fetch(args: argparse.Namespace) -> int:
         )
     )
     resumed = " (resumed)" if result.resumed_from is not None else ""
-    gaps = f", {result.gaps} gap(s) in the venue's data" if result.gaps else ""
+    gaps = f", {count(result.gaps, 'gap')} in the venue's data" if result.gaps else ""
     print(f"{result.path}: {result.written} new bars{resumed}, {result.total} in file{gaps}")
     return 0
 
@@ -74,12 +75,12 @@ def import_(args: argparse.Namespace) -> int:
         print(f"{args.file}: ... and {len(result.errors) - MAX_REPORTED_ERRORS} more bad rows", file=sys.stderr)
     if result.errors and not args.skip_bad:
         raise BadInput(
-            f"{args.file}: {len(result.errors)} bad row(s); nothing written (fix them, or pass --skip-bad)"
+            f"{args.file}: {count(len(result.errors), 'bad row')}; nothing written (fix them, or pass --skip-bad)"
         )
     if not result.bars:
         raise BadInput(f"{args.file}: no bars to import")
     write_bars(Path(args.out), result.bars)
-    skipped = f", {len(result.errors)} bad row(s) skipped" if result.errors else ""
-    gaps = f", {result.gaps} gap(s)" if result.gaps else ""
+    skipped = f", {count(len(result.errors), 'bad row')} skipped" if result.errors else ""
+    gaps = f", {count(result.gaps, 'gap')}" if result.gaps else ""
     print(f"{args.out}: {len(result.bars)} {result.symbol} {result.timeframe} bars{skipped}{gaps}")
     return 0

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from guard import logs
 from guard.config import load_config
 from guard.errors import BadInput
+from guard.wording import count
 
 DEFAULT_EPOCHS = 60
 DEFAULT_SEED = 7
@@ -166,7 +167,7 @@ def run_training(
     if extra_metrics is not None:
         result.metrics.update(extra_metrics(result))
     source = {
-        "description": request.source or f"{len(request.data)} history file(s)",
+        "description": request.source or count(len(request.data), "history file"),
         "synthetic": request.synthetic,
         "files": files,
     }

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from guard.replay.result import ReplayResult
+from guard.wording import count
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -122,7 +123,7 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         f"{s['refused']:,} refused by the desk |",
         f"| exits | {s['stops']:,} stops, {s['take_profits']:,} take-profits, "
         f"{s['funding_payments']} funding payments |",
-        f"| daily loss limit | latched REDUCING {s['reducing_latches']} time(s), re-armed {s['rearms']} |",
+        f"| daily loss limit | latched REDUCING {count(s['reducing_latches'], 'time')}, re-armed {s['rearms']} |",
         f"| positions open at the end | {s['open_positions_at_end']} |",
         f"| invariant violations | {len(r.violations)} |",
         "",

@@ -82,7 +82,7 @@ def test_history_import_bad_rows_exit_2_with_line_numbers(tmp_path: Path) -> Non
     done = guard("history", "import", str(src), "--out", str(out), cwd=tmp_path)
     assert done.returncode == 2
     assert "line 2: close is nan" in done.stderr and "line 3: high < low" in done.stderr
-    assert "2 bad row(s); nothing written" in done.stderr
+    assert "2 bad rows; nothing written" in done.stderr
     assert not out.exists()
 
 
@@ -94,6 +94,6 @@ def test_history_import_writes_guard_format(tmp_path: Path, capsys: pytest.Captu
     out = tmp_path / "sol.parquet"
     assert main(["history", "import", str(src), "--out", str(out), "--symbol", "SOL/USDT:USDT", "--skip-bad"]) == 0
     assert read_bars(out) == bars
-    assert "1 bad row(s) skipped" in capsys.readouterr().out
+    assert "1 bad row skipped" in capsys.readouterr().out
     write_bars(tmp_path / "again.csv", read_bars(out))
     assert read_bars(tmp_path / "again.csv") == bars
