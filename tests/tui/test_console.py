@@ -94,6 +94,16 @@ async def test_console_reject_records_the_typed_reason(daemon: Daemon) -> None:
     assert (decision.kind, decision.operator, decision.reason) == (DecisionKind.REJECT, "carol", "too late in the move")
 
 
+async def test_console_header_says_why_the_model_is_not_proposing(daemon: Daemon) -> None:
+    """With model.enabled = false, the header reads "model disabled by model.enabled = false" (it once read
+    "model model proposals are disabled ...")."""
+    async with console(daemon) as (app, pilot):
+        await until(pilot, lambda: app.model.status is not None)
+        header = app.query_one(Banner).render().plain
+    assert "· model disabled by model.enabled = false" in header
+    assert "model model" not in header
+
+
 async def test_console_refused_approval_shows_the_new_version(guard_home: Path) -> None:
     """A price past the collar: the daemon refuses, re-prices, and the card shows the new version."""
     async with (
