@@ -15,8 +15,9 @@ from typing import Any
 
 from guard import codec
 from guard.api.client import ApiClient
-from guard.api.protocol import Kill, Snapshot
+from guard.api.protocol import Kill, Snapshot, StatusView
 from guard.config import Config, load_config
+from guard.domain import TradingState
 from guard.errors import DaemonError
 from guard.lockfile import daemon_running
 from guard.paths import StatePaths
@@ -147,6 +148,13 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_activity(s: StatusView) -> str:
+    """As the console's header says it: a model with nothing wrong still does not propose while HALTED."""
+    if s.model.reason:
+        return f" — not proposing: {s.model.reason}"
+    return " — not proposing while HALTED" if s.trading_state is TradingState.HALTED else " — proposing"
+
+
 def describe_status(snapshot: Snapshot) -> str:
     s = snapshot.status
     lines = [
@@ -159,7 +167,7 @@ def describe_status(snapshot: Snapshot) -> str:
         + "  ".join(f"{f.symbol}: {'ok' if f.healthy else 'UNHEALTHY (' + f.reason + ')'}" for f in s.feeds),
         f"model    {s.model.model_id or 'none'}"
         + (f", {s.model.age_days:.1f} days old" if s.model.age_days is not None else "")
-        + (f" — not proposing: {s.model.reason}" if s.model.reason else " — proposing"),
+        + _model_activity(s),
         f"queue    {count(s.pending, 'pending proposal')}",
     ]
     for view in snapshot.positions:
