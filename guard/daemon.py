@@ -115,7 +115,8 @@ class Daemon:
         self.lag = LoopLag()
         self._stop = asyncio.Event()
         self._model: Any = None
-        self._model_error = ""
+        self._no_model_reason = "not loaded yet"
+        """Why no model proposes, once loading did not give one; read after the word "model" on screens."""
         self._predictor: Any = None
         self._pipeline: Any = None
         self._tracker: Any = None
@@ -254,14 +255,14 @@ class Daemon:
     async def _load_model(self) -> str:
         """Load the model off the loop; a bad model file means no model proposals, not no daemon."""
         if not self.config.model.enabled:
-            self._model_error = "disabled by model.enabled = false"
+            self._no_model_reason = "disabled by model.enabled = false"
             return ""
         try:
             from guard.model.artifact import load_model
 
             self._model = await asyncio.to_thread(load_model, self.config.model.path)
         except ModelFileError as e:
-            self._model_error = f"failed to load: {e}"
+            self._no_model_reason = f"failed to load: {e}"
             log.error("model_not_loaded", path=self.config.model.path, error=str(e))
             return ""
         log.info("model_loaded", model_id=self._model.model_id, path=self.config.model.path)
@@ -395,7 +396,7 @@ class Daemon:
         desk = self.desk
         assert desk is not None
         if self._predictor is None:
-            return ModelStatus(False, "", None, False, desk.state.model_paused, self._model_error or "not loaded yet")
+            return ModelStatus(False, "", None, False, desk.state.model_paused, self._no_model_reason)
         health = self._predictor.health()
         reason = desk.state.model_pause_reason if desk.state.model_paused else health.reason
         if not reason and not desk.model_acknowledged():
@@ -433,7 +434,7 @@ class Daemon:
                 None,
                 (),
                 False,
-                self._model_error or "not loaded yet",
+                self._no_model_reason,
                 0.0,
                 0.0,
             )
@@ -459,7 +460,7 @@ class Daemon:
 
     def _card(self) -> str:
         if self._model is None:
-            return f"# No model\n\nNo model is loaded: {self._model_error or 'not loaded yet'}.\n"
+            return f"# No model\n\nNo model is loaded: {self._no_model_reason}.\n"
         return str(self._model.card)
 
     def _health(self) -> dict[str, Any]:

@@ -68,8 +68,6 @@ def _child(
 ) -> None:
     from guard.logs import configure
 
-    # The parent's level, at most warning: a drill (which shows only errors while it runs) must not have the
-    # child's reconnect warnings printed over its report; the child shares the parent's stderr.
     configure(log_level, "json")
     with contextlib.suppress(OSError):
         os.nice(FEED_NICENESS)
@@ -217,6 +215,8 @@ class FeedProcess:
             pass_fds=(child.fileno(),),
         )
         child.close()
+        # The child shares this process's stderr: it logs at this process's level, never below warning (a drill
+        # shows only errors while it runs; the child's reconnect warnings must not land on its report).
         level = max(logging.getLogger().getEffectiveLevel(), logging.WARNING)
         parent.send((self._exchange, self._feed, self._sim, logging.getLevelName(level)))
         self._conn, self._process = parent, process
