@@ -13,7 +13,15 @@ import pytest
 from guard.domain import TradingState
 from guard.errors import JournalCorrupt, JournalError
 from guard.events import AccountFunded, SessionEnded, TradingStateChanged
-from guard.journal.store import CHECKPOINT_AFTER_ROWS, CHECKPOINT_IDLE_S, GENESIS_HASH, Journal, read_entries, verify
+from guard.journal.store import (
+    CHECKPOINT_AFTER_ROWS,
+    CHECKPOINT_IDLE_S,
+    GENESIS_HASH,
+    WAL_KEPT_BYTES,
+    Journal,
+    read_entries,
+    verify,
+)
 
 
 def _events(n: int) -> list:
@@ -163,6 +171,32 @@ async def test_writer_checkpoints_when_idle_once_enough_rows_are_waiting(tmp_pat
     assert rows == CHECKPOINT_AFTER_ROWS + 10
     journal.close()
 
+
+
+async def test_a_burst_of_commits_leaves_the_checkpoint_to_the_pause_after_it(tmp_path: Path) -> None:
+    """Commits back to back, never idle, grow the WAL past SQLite's default checkpoint point (1,000 pages)
+    without SQLite checkpointing inside one of them (which would reset the WAL and keep it at that size);
+    the pause after the burst checkpoints, and the next write cuts the file back."""
+    path = tmp_path / "j.db"
+    wal = tmp_path / "j.db-wal"
+    journal = Journal(path)
+
+    def burst() -> None:
+        for _ in range(3000):
+            journal.append(_events(1), durable=True).result()
+
+    await asyncio.to_thread(burst)
+    # ~3,300 frames of 4 KB. Checkpointed at 1,000 pages, the file would stay at ~4.1 MB; half again more
+    # leaves room for one checkpoint in a pause that the machine, not the burst, made.
+    assert wal.stat().st_size > 1.5 * 1000 * 4096
+    for _ in range(200):
+        await asyncio.sleep(CHECKPOINT_IDLE_S * 2)
+        if _rows_in_database_file(path, tmp_path / "copy") == 3000:
+            break
+    await journal.append(_events(1), durable=True)
+    assert wal.stat().st_size <= WAL_KEPT_BYTES
+    journal.close()
+    assert verify(path).events == 3001
 
 def test_verify_missing_file_is_not_ok(tmp_path: Path) -> None:
     """Verifying a journal that does not exist says so."""
