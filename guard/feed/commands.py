@@ -12,9 +12,9 @@ from typing import TextIO
 from guard import logs
 from guard.config import load_config
 from guard.errors import BadInput
-from guard.feed.fetch import fetch_history, parse_since
+from guard.feed.fetch import FetchResult, fetch_history, parse_since
 from guard.feed.history import MAX_REPORTED_ERRORS, import_plain_csv, write_bars
-from guard.wording import count
+from guard.wording import count, utc_minute
 
 
 class ProgressBar:
@@ -25,6 +25,7 @@ class ProgressBar:
         self._label = label
         self._tty = bool(getattr(stream, "isatty", lambda: False)())
         self._last = 0.0
+        self._open = False
 
     def __call__(self, done: int, total: int | None) -> None:
         now = time.monotonic()
@@ -45,6 +46,14 @@ class ProgressBar:
         else:
             self._stream.write(text + "\n")
         self._stream.flush()
+        self._open = self._tty and not finished
+
+    def close(self) -> None:
+        """End a bar left short of 100 % (fewer bars than asked, or an error), so what follows starts a line."""
+        if self._open:
+            self._stream.write("\n")
+            self._stream.flush()
+            self._open = False
 
 
 def fetch(args: argparse.Namespace) -> int:
@@ -53,17 +62,32 @@ def fetch(args: argparse.Namespace) -> int:
     logs.configure(level="warning", fmt=config.log.format)
     since = parse_since(args.since) if args.since else None
     progress = ProgressBar(sys.stderr, f"{args.exchange} {args.symbol} {args.timeframe}")
-    result = asyncio.run(
-        fetch_history(
-            args.exchange, args.symbol, args.timeframe, Path(args.out),
-            since=since, limit=args.limit, request_timeout=config.exchange.timeout_seconds,
-            sim_section=config.sim, sim_symbols=config.exchange.symbols, progress=progress,
+    try:
+        result = asyncio.run(
+            fetch_history(
+                args.exchange, args.symbol, args.timeframe, Path(args.out),
+                since=since, limit=args.limit, request_timeout=config.exchange.timeout_seconds,
+                sim_section=config.sim, sim_symbols=config.exchange.symbols, progress=progress,
+            )
         )
-    )
+    finally:
+        progress.close()
     resumed = " (resumed)" if result.resumed_from is not None else ""
     gaps = f", {count(result.gaps, 'gap')} in the venue's data" if result.gaps else ""
     print(f"{result.path}: {result.written} new bars{resumed}, {result.total} in file{gaps}")
+    if result.in_range < result.asked:
+        print(_shortfall(args.exchange, result))
     return 0
+
+
+def _shortfall(exchange: str, result: FetchResult) -> str:
+    """Why the file has fewer bars than were asked for, when the venue's history explains it."""
+    held = f"{result.in_range} of the {result.asked} bars asked for"
+    if result.first is None:
+        return f"{held}: {exchange} has no bars from {utc_minute(result.since)} on"
+    if result.first > result.since:
+        return f"{held}: {exchange} has none before {utc_minute(result.first)}"
+    return f"{held}: the rest fall in gaps in {exchange}'s data"
 
 
 def import_(args: argparse.Namespace) -> int:

@@ -49,8 +49,15 @@ class FetchResult:
     resumed_from: int | None
     """Open time the run resumed after, when the file already had bars."""
     first: int | None
+    """Open time of the file's first bar in the range asked for."""
     last: int | None
     gaps: int
+    since: int
+    """Open time the range asked for starts at."""
+    asked: int
+    """Bars in that range asked for (at most --limit; closed bars only)."""
+    in_range: int
+    """Bars the file holds in that range now: fewer than asked when the venue has fewer."""
 
 
 def parse_since(text: str) -> int:
@@ -144,7 +151,7 @@ async def fetch_history(
         written, gaps = 0, 0
         cursor = start
         last = resumed_from
-        first = existing[0].open_time if existing else None
+        first = next((b.open_time for b in existing if b.open_time >= since), None)
         if progress:
             progress(already, total_wanted)
         while cursor < end and already + written < total_wanted:
@@ -184,7 +191,7 @@ async def fetch_history(
         total = len(bars)
     else:
         total = len(existing) + written
-    return FetchResult(out, written, total, resumed_from, first, last, gaps)
+    return FetchResult(out, written, total, resumed_from, first, last, gaps, since, total_wanted, already + written)
 
 
 def _existing(out: Path, partial: Path, kind: str, symbol: str, timeframe: str) -> list[Bar]:

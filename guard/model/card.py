@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from guard.features import FEATURES, WARMUP_BARS, WINDOW, timeframe_ms
+from guard.wording import utc_minute
 
 SYNTHETIC_WARNING = "This model was trained on synthetic data — a demonstration, not a trading edge."
 _EDGE_POINTS = 0.02
 """Accuracy above the base rate, in points, below which the card says there is no edge."""
-
-
-def _day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _pct(x: float | None) -> str:
@@ -126,10 +122,10 @@ def render_card(config: dict[str, Any], weights_sha256: str) -> str:
         f"- Data: {source.get('description', 'unknown')}.",
         *([f"- {source['note']}"] if source.get("note") else []),
         f"- Symbols: {', '.join(dict.fromkeys(config['symbols']))} ({len(config['symbols'])} series); timeframe {tf}.",
-        f"- Window: {_day(training['window']['start_ms'])} to {_day(training['window']['end_ms'])}, split by time "
-        f"for every symbol alike: train {splits['train']['windows']:,} windows, validation "
+        f"- Window: {utc_minute(training['window']['start_ms'])} to {utc_minute(training['window']['end_ms'])}, "
+        f"split by time for every symbol alike: train {splits['train']['windows']:,} windows, validation "
         f"{splits['validation']['windows']:,} (early stopping, calibration, novelty reference), test "
-        f"{splits['test']['windows']:,} (from {_day(splits['test']['start_ms'])}). An embargo of "
+        f"{splits['test']['windows']:,} (from {utc_minute(splits['test']['start_ms'])}). An embargo of "
         f"{splits['embargo_bars']} bars between splits keeps any bar a label looked at out of later windows.",
         f"- Seed {training['seed']}, at most {training['epochs']} epochs with early stopping (patience "
         f"{training['patience']}); stopped after {training['epochs_run']}, kept epoch {training['best_epoch']}. "
@@ -192,7 +188,7 @@ def render_card(config: dict[str, Any], weights_sha256: str) -> str:
         "",
         "## Age",
         "",
-        f"Its data ends {_day(training['window']['end_ms'])}. guard reports its age (that date to now) with "
+        f"Its data ends {utc_minute(training['window']['end_ms'])}. guard reports its age (that date to now) with "
         "every answer, and past `model.max_age_days` (30 by default) stops proposing with it and says why. "
         "Markets drift; a model does not notice.",
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from itertools import pairwise
@@ -11,8 +12,10 @@ import pytest
 
 from guard.cli import main
 from guard.config import SimSection
+from guard.feed.commands import ProgressBar
 from guard.feed.history import read_bars, write_bars
 from guard.sim.process import generate_history
+from guard.wording import utc_minute
 
 CONFIG_SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT")
 """The default config's symbols: the embedded simulator's price process depends on them."""
@@ -52,6 +55,39 @@ def test_history_fetch_resumes_and_writes_parquet(tmp_path: Path, capsys: pytest
     assert all(b - a == 300_000 for a, b in pairwise(times))
     assert not (tmp_path / "btc.parquet.partial.csv").exists()
 
+
+def test_history_fetch_says_why_it_holds_fewer_bars_than_asked(tmp_path: Path) -> None:
+    """Asked for more bars than the venue has, the fetch writes what there is and says where the venue's
+    history starts, on its own line after the progress bar."""
+    (tmp_path / "config.toml").write_text("[sim]\nhistory_bars = 100\n")
+    out = tmp_path / "btc.csv"
+    done = guard("history", "fetch", "--exchange", "sim", "--symbol", "BTC/USDT:USDT", "--timeframe", "1m",
+                 "--limit", "150", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    held = len(read_bars(out))
+    assert 0 < held < 150  # 100 bars of history, and one more if a minute turned during the fetch
+    first = utc_minute(read_bars(out)[0].open_time)
+    assert f"{held} of the 150 bars asked for: sim has none before {first}" in done.stdout
+
+
+def test_a_progress_bar_left_short_ends_its_line_on_close() -> None:
+    """On a terminal, a bar that never reached 100 % (the venue had fewer bars, or the fetch failed) is ended
+    by close(), so the next output starts a line instead of running on from the bar."""
+    terminal = _Terminal()
+    bar = ProgressBar(terminal, "sim BTC/USDT:USDT 1m")
+    bar(50, 150)
+    bar.close()
+    assert terminal.getvalue().endswith("50/150 bars\n")
+    finished = _Terminal()
+    bar = ProgressBar(finished, "sim BTC/USDT:USDT 1m")
+    bar(150, 150)
+    bar.close()
+    assert finished.getvalue() == "\rsim BTC/USDT:USDT 1m [" + "#" * 30 + "] 100% 150/150 bars\n"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
 def test_history_fetch_live_venue_offline_one_line_error(tmp_path: Path) -> None:
     """With no network, a live exchange id exits 1 with one clear line, not a traceback."""
