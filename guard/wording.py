@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:
-    """`3 orders`, `1 order`, `0 orders`: a number with its noun agreeing."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+    """`3 orders`, `1 order`, `0 orders`, `6,608 bars`: a number with its noun agreeing."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def utc_minute(ms: int) -> str:

@@ -78,6 +78,8 @@ class LoadedModel:
     temperature: float
     barrier: BarrierParams
     timeframe: str
+    training_start_ms: int
+    """Open time of the first bar of the data the model was built from."""
     training_end_ms: int
     """Close time of the last bar of the data the model was built from."""
 
@@ -197,6 +199,7 @@ def load_model(path: Path | str) -> LoadedModel:
         temperature=float(config["calibration"]["temperature"]),
         barrier=BarrierParams(k=float(barrier["k"]), horizon_bars=int(barrier["horizon_bars"])),
         timeframe=str(config["timeframe"]),
+        training_start_ms=int(config["training"]["window"]["start_ms"]),
         training_end_ms=int(config["training"]["window"]["end_ms"]),
     )
     log.info("model.loaded", model_id=loaded.model_id, path=str(info.path))
@@ -249,7 +252,7 @@ def _check_config(root: Path, config: Any) -> None:
     try:
         BarrierParams(float(config["barrier"]["k"]), int(config["barrier"]["horizon_bars"]))
         timeframe_ms(str(config["timeframe"]))
-        int(config["training"]["window"]["end_ms"])
+        int(config["training"]["window"]["start_ms"]), int(config["training"]["window"]["end_ms"])
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{where}: barrier, timeframe or training.window is malformed: {e}") from e
     if not isinstance(config["init_args"], dict):

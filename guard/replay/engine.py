@@ -77,7 +77,7 @@ from guard.replay.history import SymbolHistory
 from guard.replay.inline import ReplayJournal, YoungCollections, drive
 from guard.replay.lean import Exposure, MarketGrid, first_work
 from guard.replay.operator import ScriptedOperator
-from guard.replay.result import ReplayResult, ReplayStats
+from guard.replay.result import ModelOutlook, ReplayResult, ReplayStats
 
 log = structlog.get_logger(__name__)
 
@@ -214,6 +214,23 @@ class ReplayEngine:
         for s in self._symbols:
             cand_groups[np.searchsorted(grid.group_open, s.history.open_times[s.candidate])] = True
         self._candidate_groups = np.flatnonzero(cand_groups)
+        self._outlook = self._model_outlook(min_conf)
+
+    def _model_outlook(self, min_confidence: float) -> ModelOutlook:
+        m = self.model
+        sided = [s.signals.confidence[s.signals.ready & (s.signals.side != FLAT)] for s in self._symbols]
+        return ModelOutlook(
+            sided_bars=sum(len(c) for c in sided),
+            confident_bars=sum(int(np.count_nonzero(s.candidate)) for s in self._symbols),
+            best_confidence=max((float(c.max()) for c in sided if len(c)), default=None),
+            min_confidence=min_confidence,
+            in_sample_bars=sum(
+                int(np.count_nonzero((h.open_times >= m.training_start_ms) & (h.open_times < m.training_end_ms)))
+                for h in self._histories
+            ),
+            training_start_ms=m.training_start_ms,
+            training_end_ms=m.training_end_ms,
+        )
 
     # --- running --------------------------------------------------------------------
 
@@ -589,6 +606,7 @@ class ReplayEngine:
             journal=self.journal_path,
             seconds=seconds,
             violations=tuple(self._violations),
+            outlook=self._outlook,
         )
 
     def _by_leverage(self) -> dict[str, dict[str, float]]:

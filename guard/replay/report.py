@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from guard.replay.result import ReplayResult
-from guard.wording import count
+from guard.replay.result import ModelOutlook, ReplayResult
+from guard.wording import count, utc_minute
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -28,6 +28,10 @@ def _when(ms: int) -> str:
 
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.1%}"
+
+
+def _brier(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4f}"
 
 
 def liquidation_rate(r: ReplayResult) -> float | None:
@@ -77,6 +81,10 @@ def summary(r: ReplayResult) -> dict[str, Any]:
         "scored": t.scored,
         "brier": t.brier,
         "claimed_brier": t.claimed_brier,
+        "in_sample_bars": r.outlook.in_sample_bars,
+        "model_data_window": [utc_minute(r.outlook.training_start_ms), utc_minute(r.outlook.training_end_ms)],
+        "best_confidence": r.outlook.best_confidence,
+        "confident_bars": r.outlook.confident_bars,
         "violations": list(r.violations),
         "seconds": round(r.seconds, 3),
         "bars_per_second": round(r.bars_per_second),
@@ -128,15 +136,22 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         f"| invariant violations | {len(r.violations)} |",
         "",
     ]
+    if r.outlook.in_sample_bars:
+        lines[4:4] = [in_sample_warning(r.outlook, r.bars), ""]
+    if not r.stats.proposals:
+        lines += [f"**No proposals.** {why_no_proposals(r.outlook)}", ""]
     if r.stats.model_paused:
         lines += [f"**The live tracker paused the model**: {r.stats.model_paused}. No proposals after that.", ""]
     lines += [
         "## The model against its card",
         "",
-        f"{t.scored:,} proposals settled at their horizon: hit rate {_pct(t.hit_rate)} where the model claimed "
-        f"{_pct(t.mean_confidence)} on average; Brier {t.brier if t.brier is None else round(t.brier, 4)} "
-        f"against {t.claimed_brier if t.claimed_brier is None else round(t.claimed_brier, 4)} if the card were "
-        "right.",
+        (
+            f"{count(t.scored, 'proposal')} settled at the horizon: hit rate {_pct(t.hit_rate)} where the model "
+            f"claimed {_pct(t.mean_confidence)} on average; Brier {_brier(t.brier)} against "
+            f"{_brier(t.claimed_brier)} if the card were right."
+            if t.scored
+            else "No proposal settled at its horizon: nothing to hold against the card."
+        ),
         "",
         "| confidence | proposals | live hit rate | card's hit rate (test split) |",
         "|---|---|---|---|",
@@ -161,6 +176,38 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def in_sample_warning(o: ModelOutlook, bars: int) -> str:
+    """A replay on bars the model was trained on flatters it: say so before any figure. Time is all there is to
+    go on (the training bars are not stored), so for a model trained on simulated data the overlap may be
+    another simulation's bars: the sentence says "where"."""
+    return (
+        f"> **In-sample: {o.in_sample_bars:,} of these {bars:,} bars ({o.in_sample_bars / bars:.0%}) fall in the "
+        f"time window of the model's training data ({utc_minute(o.training_start_ms)} to "
+        f"{utc_minute(o.training_end_ms)}).** Where they are the bars it learned from, it looks better on them "
+        "than it will on bars it has never seen: replay history from outside that window for a fair figure."
+    )
+
+
+def why_no_proposals(o: ModelOutlook) -> str:
+    """What stopped every proposal, from what the model said over the history."""
+    if o.best_confidence is None:
+        return (
+            "The model named no side on any bar: it saw no trade, or no stretch of the history was long enough "
+            "for it to answer."
+        )
+    if not o.confident_bars:
+        return (
+            f"The model named a side on {count(o.sided_bars, 'bar')}, at most {o.best_confidence:.0%} confident: "
+            f"below proposals.min_confidence ({o.min_confidence:.0%}). Lower it only if you mean to act on "
+            "weaker calls."
+        )
+    return (
+        f"The model was at least {o.min_confidence:.0%} confident on {count(o.confident_bars, 'bar')}, and the "
+        "policy proposed on none of them: novel inputs (model.novelty_policy = suppress), or a size below the "
+        "market's minimum."
+    )
 
 
 def equity_chart(

@@ -40,6 +40,24 @@ class ReplayStats:
     """(time, kind, symbol) of fills, stops, take-profits and liquidations, for the chart."""
 
 
+@dataclass(frozen=True, slots=True)
+class ModelOutlook:
+    """What the model said over the whole history, before any policy: enough to tell a person why a
+    replay proposed nothing, and whether the model had seen these bars."""
+
+    sided_bars: int
+    """Bars where the model named a side (up or down)."""
+    confident_bars: int
+    """...of those, at or above proposals.min_confidence."""
+    best_confidence: float | None
+    """The highest confidence it gave a side (None: it named none)."""
+    min_confidence: float
+    in_sample_bars: int
+    """Bars inside the window of data the model was built from."""
+    training_start_ms: int
+    training_end_ms: int
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ReplayResult:
     """Everything a report needs."""
@@ -74,6 +92,7 @@ class ReplayResult:
     seconds: float
     violations: tuple[str, ...]
     """Invariant violations the journal auditor found (must be empty)."""
+    outlook: ModelOutlook
 
     @property
     def pnl(self) -> Decimal:

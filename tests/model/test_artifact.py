@@ -41,6 +41,7 @@ def test_artifact_intact_model_loads_with_id_and_hash(trained: Trained, copy: Pa
     expected = hashlib.sha256((copy / CHECKSUMS).read_bytes()).hexdigest()
     assert model.model_hash == expected
     assert model.model_id == f"toy-{expected[:10]}"
+    assert model.training_start_ms == min(int(s.open_times[0]) for s in trained.series)
     assert model.training_end_ms == max(int(s.close_times[-1]) for s in trained.series)
     assert model.horizon_bars == 10 and model.timeframe == "1m"
     assert "trained on synthetic data — a demonstration, not a trading edge." in model.card

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from guard import codec
-from guard.config import Config
+from guard.config import Config, config_from_dict
 from guard.domain import AcknowledgmentKind, DecisionKind, OrderPurpose, Verdict
 from guard.events import AcknowledgmentRecorded, DecisionRecorded, Event, OrderFilled, OrderSubmitted, SessionStarted
 from guard.journal.store import read_entries, verify
@@ -16,7 +17,7 @@ from guard.model.artifact import LoadedModel
 from guard.replay.engine import ReplayEngine, ReplayOptions
 from guard.replay.history import SymbolHistory
 from guard.replay.operator import OperatorPolicy, ScriptedOperator
-from guard.replay.report import write_reports
+from guard.replay.report import markdown, write_reports
 from guard.replay.result import ReplayResult
 
 
@@ -24,8 +25,9 @@ async def _replay(
     tmp: Path, model: LoadedModel, histories: list[SymbolHistory], name: str, **options: Any
 ) -> tuple[ReplayResult, list[Event]]:
     policy = options.pop("policy", OperatorPolicy.APPROVE_ALL)
+    config = options.pop("config", Config())
     engine = ReplayEngine(
-        Config(), model, histories, ReplayOptions(ScriptedOperator(policy), **options), tmp / f"{name}.db"
+        config, model, histories, ReplayOptions(ScriptedOperator(policy), **options), tmp / f"{name}.db"
     )
     result = await engine.run()
     return result, [e.event for e in read_entries(tmp / f"{name}.db")]
@@ -70,7 +72,7 @@ async def test_replay_twice_gives_identical_journals(
 async def test_replay_forced_leverage_is_acknowledged_and_applied(
     tmp_path: Path, model: LoadedModel, crashes: list[SymbolHistory]
 ) -> None:
-    """At 10x every entry goes out at exactly 10x, after a recorded leverage acknowledgment, with no violation."""
+    """At 10x every entry goes out at exactly 10x, outside a recorded leverage acknowledgment, with no violation."""
     result, events = await _replay(tmp_path, model, crashes[:1], "lev", leverage=Decimal(10))
     acks = [e for e in events if isinstance(e, AcknowledgmentRecorded) and e.kind is AcknowledgmentKind.LEVERAGE]
     entries = [e.request for e in events if isinstance(e, OrderSubmitted) and e.request.purpose is OrderPurpose.ENTRY]
@@ -109,3 +111,37 @@ async def test_replay_reports_are_written(tmp_path: Path, model: LoadedModel, cr
         assert key in data
     assert "The model against its card" in md.read_text()
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+async def test_replay_report_says_when_the_model_was_trained_on_the_bars(
+    tmp_path: Path, model: LoadedModel, crashes: list[SymbolHistory]
+) -> None:
+    """Bars from the data the model was built from flatter it: the report says how many, before any figure;
+    bars from outside it carry no such warning."""
+    outside = crashes[0]
+    shift = model.training_end_ms - int(outside.open_times[1000])  # bars 0..999 now open before its data ends
+    inside = dataclasses.replace(outside, open_times=outside.open_times + shift)
+    result, _ = await _replay(tmp_path, model, [inside], "in-sample", policy=OperatorPolicy.NEVER)
+    assert result.outlook.in_sample_bars == 1000
+    text = markdown(result)
+    warning = f"**In-sample: 1,000 of these {len(outside):,} bars"
+    assert warning in text and text.index(warning) < text.index("| PnL |")
+    assert outside.open_times[-1] < model.training_start_ms
+    result, _ = await _replay(tmp_path, model, [outside], "out-of-sample", policy=OperatorPolicy.NEVER)
+    assert result.outlook.in_sample_bars == 0 and "In-sample" not in markdown(result)
+
+
+async def test_replay_report_says_why_nothing_was_proposed(
+    tmp_path: Path, model: LoadedModel, crashes: list[SymbolHistory]
+) -> None:
+    """With a confidence floor the model never reaches, the report gives its highest confidence and the floor."""
+    config = config_from_dict({"proposals": {"min_confidence": 0.99}})
+    result, _ = await _replay(tmp_path, model, crashes[:1], "unsure", config=config)
+    best = result.outlook.best_confidence
+    assert result.stats.proposals == 0 and best is not None and best < 0.99
+    text = markdown(result)
+    assert f"**No proposals.** The model named a side on {result.outlook.sided_bars:,} bars, at most {best:.0%}" in text
+    assert "below proposals.min_confidence (99%)" in text
+    assert "No proposal settled at its horizon" in text and "None" not in text
+    result, _ = await _replay(tmp_path, model, crashes[:1], "confident")
+    assert result.stats.proposals > 0 and "No proposals" not in markdown(result)
