@@ -223,7 +223,13 @@ def positions() -> tuple[PositionView, ...]:
     sol = Position(
         SOL, MarketKind.LINEAR, Decimal("10"), Decimal("190.00"), Decimal(3), Decimal("633.33"), Decimal("127.40")
     )
+    # A short at 1.1x: its liquidation price has six figures and its PnL is small (seen running together).
+    btc = Position(
+        BTC, MarketKind.LINEAR, Decimal("-0.003"), Decimal("84365.8"), Decimal("1.1"), Decimal("230.10"),
+        Decimal("160420.3"),
+    )
     return (
+        PositionView(btc, Decimal("84395.0"), Decimal("-0.09"), 90.1),
         PositionView(eth, Decimal("4000.00"), Decimal("40.00"), 50.75),
         PositionView(sol, Decimal("200.00"), Decimal("100.00"), 36.3),
     )

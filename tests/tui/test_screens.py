@@ -74,6 +74,20 @@ async def test_screen_80x24_shows_what_a_person_needs_without_scrolling() -> Non
         assert key in lines[-1]
 
 
+async def test_screen_positions_keep_a_space_between_columns_whatever_the_numbers() -> None:
+    """Each position's figures stay apart, even a six-figure liquidation price next to a small PnL."""
+    app = offline()
+    async with app.run_test(size=(160, 48)) as pilot:
+        await showing(scenes.snapshot())(pilot)
+        text = screen_text(app)
+    header = next(line for line in text.splitlines() if "ENTRY" in line and "DIST" in line)
+    assert header[header.rindex("SYMBOL"):].split() == ["SYMBOL", "QTY", "ENTRY", "MARK", "PnL", "LIQ", "DIST"]
+    btc = next(line for line in text.splitlines() if "84,365.8" in line)
+    assert btc[btc.rindex("BTC/USDT"):].split() == [
+        "BTC/USDT", "−0.003", "1.1x", "84,365.8", "84,395.0", "−0.09", "160,420.3", "90.1%"
+    ]
+
+
 async def test_screen_override_form_validates_as_you_type() -> None:
     """Leverage past the hard cap and a non-number are refused in words before anything is sent."""
     app = offline()

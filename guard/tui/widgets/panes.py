@@ -36,25 +36,48 @@ class PositionsPane(Widget):
             self.refresh(layout=True)  # the pane's height follows its rows
 
     def render(self) -> Text:
-        # Fixed-width lines, not a rich Table: this pane redraws four times a second and a Table measures
-        # every cell each time.
+        # Plain lines, not a rich Table: this pane redraws four times a second and a Table measures every cell
+        # each time. Columns keep their usual widths (so they do not jitter as numbers change) and widen for a
+        # longer value; one space always separates them.
         if not self.positions:
             return Text("no open positions", "dim")
-        lines = [Text(f"{'SYMBOL':<9}{'QTY':>10}{'ENTRY':>10}{'MARK':>10}{'PnL':>9}{'LIQ':>9}{'DIST':>6}", "bold")]
-        for view in self.positions:
-            p = view.position
-            distance = view.liquidation_distance_pct
-            line = Text(f"{render.short_symbol(p.symbol):<9}")
-            size = f"{render.quantity(p.qty)} {render.quantity(p.leverage)}x".replace("-", "−")
-            line.append(f"{size:>10}", "green" if p.qty > 0 else "magenta")
-            line.append(f"{render.price(p.entry_price):>10}{render.price(view.mark):>10}")
-            line.append(f"{render.signed(view.unrealized_pnl):>9}", render.pnl_style(view.unrealized_pnl))
-            line.append(f"{render.price(p.liquidation_price):>9}")
-            line.append(f"{render.pct(distance):>6}", "bold red" if distance is not None and distance < 5 else "")
-            lines.append(line)
+        rows = [self._cells(view) for view in self.positions]
+        widths = [max(least, *(len(row[i][0]) for row in rows)) for i, least in enumerate(_POSITION_WIDTHS)]
+        lines = [_columns([(h, "bold") for h in _POSITION_HEADERS], widths)]
+        lines += [_columns(row, widths) for row in rows]
         text = Text("\n").join(lines)
         text.no_wrap = True
         return text
+
+    @staticmethod
+    def _cells(view: PositionView) -> list[tuple[str, str]]:
+        p = view.position
+        distance = view.liquidation_distance_pct
+        return [
+            (render.short_symbol(p.symbol), ""),
+            (f"{render.quantity(p.qty)} {render.quantity(p.leverage)}x".replace("-", "−"),
+             "green" if p.qty > 0 else "magenta"),
+            (render.price(p.entry_price), ""),
+            (render.price(view.mark), ""),
+            (render.signed(view.unrealized_pnl), render.pnl_style(view.unrealized_pnl)),
+            (render.price(p.liquidation_price), ""),
+            (render.pct(distance), "bold red" if distance is not None and distance < 5 else ""),
+        ]
+
+
+_POSITION_HEADERS = ("SYMBOL", "QTY", "ENTRY", "MARK", "PnL", "LIQ", "DIST")
+_POSITION_WIDTHS = (8, 11, 8, 8, 7, 9, 5)
+"""Least widths: BTC/USDT, −0.003 1.1x, 84,365.8, −123.45, 160,420.3, 90.1%. 62 columns with the spaces."""
+
+
+def _columns(cells: list[tuple[str, str]], widths: list[int]) -> Text:
+    """One line: the first cell left-aligned, the rest right-aligned, a space between each."""
+    line = Text()
+    for i, ((text, style), width) in enumerate(zip(cells, widths, strict=True)):
+        if i:
+            line.append(" ")
+        line.append(text.rjust(width) if i else text.ljust(width), style)
+    return line
 
 
 class PricesPane(Widget):
