@@ -87,7 +87,7 @@ def _shortfall(exchange: str, result: FetchResult) -> str:
         return f"{held}: {exchange} has no bars from {utc_minute(result.since)} on"
     if result.first > result.since:
         return f"{held}: {exchange} has none before {utc_minute(result.first)}"
-    return f"{held}: the rest fall in gaps in {exchange}'s data"
+    return f"{held}: {exchange} has no bars for the rest of the range"
 
 
 def import_(args: argparse.Namespace) -> int:

@@ -138,7 +138,7 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
     ]
     if r.outlook.in_sample_bars:
         lines[4:4] = [in_sample_warning(r.outlook, r.bars), ""]
-    if not r.stats.proposals:
+    if not r.stats.proposals and not r.stats.refused:  # else the table says the desk refused them
         lines += [f"**No proposals.** {why_no_proposals(r.outlook)}", ""]
     if r.stats.model_paused:
         lines += [f"**The live tracker paused the model**: {r.stats.model_paused}. No proposals after that.", ""]
