@@ -120,6 +120,7 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         + (f" ({', '.join(data)})" if data else "")
         + f", model `{r.model_id}`, in {r.seconds:.1f} s ({r.bars_per_second:,.0f} bars/s).",
         "",
+        *([in_sample_warning(r.outlook, r.bars), ""] if r.outlook.in_sample_bars else []),
         "| | |",
         "|---|---|",
         f"| PnL | {s['pnl']:,.2f} USDT ({s['return']:+.2%} of {s['starting_balance']:,.0f}) |",
@@ -136,8 +137,6 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         f"| invariant violations | {len(r.violations)} |",
         "",
     ]
-    if r.outlook.in_sample_bars:
-        lines[4:4] = [in_sample_warning(r.outlook, r.bars), ""]
     if not r.stats.proposals and not r.stats.refused:  # else the table says the desk refused them
         lines += [f"**No proposals.** {why_no_proposals(r.outlook)}", ""]
     if r.stats.model_paused:
