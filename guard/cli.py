@@ -40,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     # >>> journal
     journal = sub.add_parser("journal", help="verify, export or follow the audit journal")
     journal_sub = journal.add_subparsers(dest="journal_command", required=True)
-    verify = journal_sub.add_parser("verify", help="check the hash chain of every event")
+    verify = journal_sub.add_parser("verify", help="check the hash chain of every event, and that none is missing")
+    verify.add_argument(
+        "--adopt", action="store_true",
+        help="anchor a whole journal that has no anchor (one written by an older guard) at its current end",
+    )
     verify.set_defaults(handler=_lazy("guard.journal.commands", "verify"))
     export = journal_sub.add_parser("export", help="write every event as CSV or Parquet")
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")

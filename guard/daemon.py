@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -45,14 +46,22 @@ from guard.domain import (
 from guard.errors import DaemonError, GuardError, ModelFileError
 from guard.events import AcknowledgmentRecorded, BarRecorded, ModelPaused, ModelResumed
 from guard.feed.process import Endpoint, FeedProcess
-from guard.journal.store import Entry, Journal
+from guard.journal.chain import Entry
+from guard.journal.store import Journal
 from guard.lockfile import daemon_lock
 from guard.logs import SecretRedactor, configure
-from guard.paths import StatePaths
+from guard.paths import StatePaths, tighten
 
 log = structlog.get_logger(__name__)
 
 EXPIRY_SECONDS = 0.5
+RESUME_BEFORE_SERVING_SECONDS = 5.0
+"""How long commands wait at start for an interrupted kill to be completed. Past it the API is served anyway
+(HALTED, re-arm refused until the kill is complete): an operator must be able to see why."""
+KILL_RETRY_SECONDS = 0.5
+"""How often the daemon looks for a kill left unfinished; one that keeps failing is retried less often, never
+given up."""
+KILL_RETRY_MAX_SECONDS = 30.0
 PRESENCE_SECONDS = 0.5
 LAG_SECONDS = 0.1
 SECRET_ENV_SUFFIXES = ("_API_KEY", "_SECRET", "_PASSWORD", "_PASSPHRASE", "_TOKEN")
@@ -123,6 +132,8 @@ class Daemon:
         self._sim: Any = None
         self._endpoint: Any = None
         """Where the simulated exchange listens (for the sandbox broker when exchange.id is "sim")."""
+        self._log_target = _log_file()
+        """The file stderr writes to when the daemon runs detached (`guard up`), reopened on SIGHUP."""
 
     def stop(self) -> None:
         self._stop.set()
@@ -134,6 +145,11 @@ class Daemon:
 
     async def run(self) -> None:
         config = self.config
+        if self._handle_signals:
+            os.umask(0o077)  # the daemon owns its process: the journal, its WAL, the log are the operator's alone
+        self.paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for loose in tighten(self.paths):
+            log.warning("state_file_permissions_tightened", path=loose)
         with daemon_lock(self.paths):
             token = load_or_create_token(self.paths.token)
             if self.redactor is not None:
@@ -153,6 +169,7 @@ class Daemon:
                     settings = dataclasses.replace(settings, starting_balance=venue.starting_balance)
                 desk = ApprovalDesk(journal, broker, specs, settings, self.clock)
                 await desk.start()
+                tighten(self.paths)  # the WAL and its index exist now
                 desk.operator_present = False
                 self.desk = desk
                 presence = Presence()
@@ -194,6 +211,12 @@ class Daemon:
                         self._signals(loop, tg, desk)
                         tg.create_task(feed.run(), name="feed")
                         tg.create_task(self._pump(feed, desk, hub), name="market-pump")
+                        # Invariant 11: a kill a dead process left half done is finished before commands are served.
+                        first_round = asyncio.Event()
+                        tg.create_task(self._keep_kills(desk, hub, first_round), name="kill-keeper")
+                        if desk.kill_unfinished:
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(first_round.wait(), RESUME_BEFORE_SERVING_SECONDS)
                         tg.create_task(self._feed_health(feed, desk), name="feed-health")
                         tg.create_task(self._expire(desk), name="expiry")
                         tg.create_task(self._presence(presence, desk), name="presence")
@@ -210,7 +233,7 @@ class Daemon:
                 except* _Stop:
                     pass
                 finally:
-                    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
                         with contextlib.suppress(ValueError, RuntimeError):
                             loop.remove_signal_handler(sig)
                     if self._predictor is not None:
@@ -309,9 +332,29 @@ class Daemon:
             return  # signals reach only the main thread; a daemon hosted in tests is stopped by stop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reopen_log)
         loop.add_signal_handler(
             signal.SIGUSR1, lambda: tg.create_task(desk.kill("signal", "SIGUSR1 (guard kill fallback)"))
         )
+
+    def _reopen_log(self) -> None:
+        """SIGHUP: reopen the log file stderr was writing to (after a rotation), as daemons do. It never
+        stops the daemon; on a terminal there is nothing to reopen."""
+        target = self._log_target
+        if target is None:
+            log.info("sighup_ignored", reason="the log is not a file")
+            return
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as e:
+            log.error("log_reopen_failed", path=target, error=str(e))
+            return
+        try:
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+        finally:
+            os.close(fd)
+        log.info("log_reopened", path=target)
 
     # --- running ---------------------------------------------------------------------
 
@@ -334,10 +377,37 @@ class Daemon:
                     hub.on_mark(event.symbol, event.last)
                 elif isinstance(event, Bar) and event.closed:
                     # The bars the daemon acted on are part of the record: replay can reproduce them.
-                    desk.recorder.record([BarRecorded(self.clock.now_ms(), event)], durable=False)
+                    desk.recorder.record([BarRecorded(self.clock.now_ms(), event)], durable=False, failing="drop")
                     if pipeline is not None:
                         pipeline.on_bar(event)
                 await asyncio.sleep(0)
+
+    async def _keep_kills(self, desk: ApprovalDesk, hub: Hub, first_round: asyncio.Event) -> None:
+        """The kill switch always wins, whatever happened to the process or the prices.
+
+        First, finish a kill that a previous process journaled and did not complete (invariant 11), trying
+        again until flat. Then, on the paper venue (which fills only at prices the feed gives it), keep
+        finishing a kill that could not get flat, e.g. one pulled before the first prices arrived: while
+        HALTED by the kill switch, sweep once prices are known. (A real venue's watch sweeps for itself.)
+        `first_round` is set once the first attempt is over.
+        """
+        if desk.kill_unfinished:
+            log.warning("kill_resume_started", positions=len(desk.state.account.positions))
+            hub.alert("critical", "kill", "completing the kill the previous daemon did not finish")
+        backoff = KILL_RETRY_SECONDS
+        while True:
+            report = None
+            if not desk.prices_missing_to_flatten():
+                if desk.kill_unfinished:
+                    report = await desk.finish_interrupted_kill()
+                elif desk.broker.needs_marks:
+                    report = await desk.kill_switch.sweep()
+                first_round.set()
+            if report is not None:
+                hub.publish_status()
+                log.warning("kill_finished_after_the_fact", flat=report.flat, problems=list(report.problems))
+            backoff = KILL_RETRY_SECONDS if report is None or report.flat else min(backoff * 2, KILL_RETRY_MAX_SECONDS)
+            await asyncio.sleep(backoff)
 
     async def _feed_health(self, feed: FeedProcess, desk: ApprovalDesk) -> None:
         changes: asyncio.Queue[Any] = asyncio.Queue(maxsize=10_000)
@@ -525,6 +595,17 @@ class Daemon:
                 lines.append(f'guard_bar_to_proposal_seconds{{quantile="{q}"}} {value:.6f}')
             lines.append(f"guard_bar_to_proposal_seconds_count {len(latency)}")
         return lines
+
+
+def _log_file() -> str | None:
+    """The path of the regular file stderr writes to, if it is one (Linux: through /proc)."""
+    try:
+        if not stat.S_ISREG(os.fstat(2).st_mode):
+            return None
+        target = os.readlink("/proc/self/fd/2")
+    except OSError:
+        return None
+    return None if target.endswith(" (deleted)") else target
 
 
 def coalesce(batch: Sequence[MarketEvent]) -> list[MarketEvent]:

@@ -90,3 +90,15 @@ class JournalCorrupt(JournalError):
 
 class DaemonError(GuardError):
     """The daemon is not running, not answering, or already running."""
+
+
+class JournalFailing(JournalError):
+    """The journal cannot write right now (a full disk, an I/O error, a read-only filesystem). Trading is
+    HALTED; what must be recorded is kept in memory and written when the journal can write again."""
+
+
+class JournalRefused(GuardError):
+    """The journal cannot be trusted (broken chain, cut short, rolled back, replaced): the daemon will not
+    start on it. The message says what is wrong and how to inspect it."""
+
+    exit_code = 2

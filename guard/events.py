@@ -304,6 +304,25 @@ class FeedHealthChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalFailed:
+    """The journal could not write (a full disk, an I/O error): trading HALTED. What had to be recorded
+    meanwhile was kept in memory and follows this event once the journal wrote again."""
+
+    at: int
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecovered:
+    """The journal writes again after failing since `failed_at`; trading stays HALTED until a person re-arms."""
+
+    at: int
+    failed_at: int
+    events_not_recorded: int
+    """What was left out meanwhile (closed bars, feed health, refused commands): the record's only gap."""
+
+
+@dataclass(frozen=True, slots=True)
 class BarRecorded:
     at: int
     bar: Bar
@@ -342,6 +361,8 @@ Event = (
     | OperatorPresenceLost
     | FeedHealthChanged
     | BarRecorded
+    | JournalFailed
+    | JournalRecovered
 )
 
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in Event.__args__}  # type: ignore[attr-defined]

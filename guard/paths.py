@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,3 +47,33 @@ class StatePaths:
     @property
     def replays(self) -> Path:
         return self.root / "replays"
+
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def tighten(paths: StatePaths) -> list[str]:
+    """Make the state directory 0700 and what the daemon keeps in it (journal, WAL, anchor, log, pidfile,
+    token) 0600, and say what was looser. Files created later follow the daemon's umask of 077."""
+    loosened: list[str] = []
+    candidates = [
+        paths.journal,
+        paths.journal.with_name(paths.journal.name + "-wal"),
+        paths.journal.with_name(paths.journal.name + "-shm"),
+        paths.journal.with_name(paths.journal.name + ".anchor"),
+        paths.log,
+        paths.pidfile,
+        paths.token,
+        paths.lock,
+        paths.endpoint,
+    ]
+    for path, wanted in [(paths.root, PRIVATE_DIR), *((p, PRIVATE_FILE) for p in candidates)]:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & ~wanted:
+            path.chmod(wanted)
+            loosened.append(f"{path} was {oct(mode)}")
+    return loosened

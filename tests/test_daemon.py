@@ -21,7 +21,7 @@ from guard.approval.desk import ACKNOWLEDGMENT_PHRASES
 from guard.daemon import Daemon, running
 from guard.domain import AcknowledgmentKind, OrderPurpose, ProposalStatus, TradingState
 from guard.events import OperatorPresenceLost, OrderSubmitted, SessionEnded, TradingStateChanged
-from guard.journal.store import read_entries
+from guard.journal.chain import read_entries
 from guard.logs import SecretRedactor, configure
 from tests.api.support import queue_proposal, wait_for, wait_until
 from tests.builders import daemon_config, request

@@ -43,6 +43,8 @@ from guard.events import (
     Event,
     FeedHealthChanged,
     FundingPaid,
+    JournalFailed,
+    JournalRecovered,
     KillCompleted,
     KillRequested,
     ModelPaused,
@@ -62,8 +64,8 @@ from guard.events import (
     ThrottleTripped,
     TradingStateChanged,
 )
+from guard.journal.chain import Entry
 from guard.journal.describe import describe_event
-from guard.journal.store import Entry
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +87,8 @@ _PROPOSAL_EVENTS = (
 )
 _STATUS_EVENTS = (
     TradingStateChanged,
+    JournalFailed,
+    JournalRecovered,
     AcknowledgmentRecorded,
     ThrottleTripped,
     ThrottleReenabled,
@@ -423,6 +427,10 @@ class Hub:
             self.alert("info" if event.flat else "critical", "kill", describe_event(event))
         elif isinstance(event, FeedHealthChanged):
             self.alert("info" if event.healthy else "warning", "feed", describe_event(event))
+        elif isinstance(event, JournalFailed):
+            self.alert("critical", "journal", describe_event(event))
+        elif isinstance(event, JournalRecovered):
+            self.alert("warning", "journal", describe_event(event))
 
 
 def _changed(old: StatusView, new: StatusView) -> bool:

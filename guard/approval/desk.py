@@ -15,7 +15,7 @@ import json
 import math
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -53,7 +53,7 @@ from guard.domain import (
     TradingState,
     Verdict,
 )
-from guard.errors import ConfigError, InvalidCommand
+from guard.errors import ConfigError, InvalidCommand, JournalFailing
 from guard.events import (
     AccountFunded,
     AcknowledgmentRecorded,
@@ -62,6 +62,8 @@ from guard.events import (
     DecisionRecorded,
     Event,
     FeedHealthChanged,
+    JournalFailed,
+    JournalRecovered,
     ModelPaused,
     ModelResumed,
     OperatorPresenceLost,
@@ -162,13 +164,16 @@ class ApprovalDesk:
         self.operator_present = True
         """False while no operator is attached: nothing new is proposed, so nothing can execute."""
         self.started = False
+        self._journal_failed_at: int | None = None
+        self.journal_listeners: list[Callable[[JournalFailing | None], None]] = []
+        """Told, on the event loop, after the desk has halted for a failing journal or recorded its recovery."""
 
     # --- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
         """Rebuild state from the journal, settle what a crash left open, and open a session."""
         replayed = 0
-        for entry in self.journal.entries():
+        for entry in self.journal.checked_entries():  # refuses a broken, cut or rolled-back journal first
             self.state.apply(entry.event)
             replayed += 1
         state = self.state
@@ -197,7 +202,9 @@ class ApprovalDesk:
                 events.append(
                     ProposalFailed(now, record.proposal.id, "interrupted by a restart before it was sent: not executed")
                 )
-        await self.recorder.commit(events)
+        await self.recorder.commit(events, failing="keep")
+        loop = asyncio.get_running_loop()
+        self.journal.on_health(lambda error: loop.call_soon_threadsafe(self._journal_health, error))
         reports = await self.broker.recover(
             state.account.copy(),
             [(o.request, o.remaining) for o in state.open_orders()],
@@ -212,7 +219,61 @@ class ApprovalDesk:
             previous_clean=clean,
             events_replayed=replayed,
             journal=str(self.journal.path),
+            kill_unfinished=state.kill_in_progress,
         )
+
+    @property
+    def kill_unfinished(self) -> bool:
+        """A kill was journaled and not completed (by a process that died mid-kill, or by this one)."""
+        return self.state.kill_in_progress
+
+    def prices_missing_to_flatten(self) -> list[str]:
+        """Symbols held without a known price: a paper venue cannot flatten them until the feed gives one."""
+        if not self.broker.needs_marks:
+            return []
+        return [s for s in self.state.account.positions if s not in self.marks]
+
+    async def finish_interrupted_kill(self) -> KillReport | None:
+        """Complete a kill that was journaled and not completed: the first thing a restarted daemon does
+        (invariant 11). Returns None when there is none; a report with `flat` False when it must be tried again."""
+        return await self.kill_switch.resume()
+
+    # --- the journal failing -------------------------------------------------------------
+
+    def _journal_health(self, error: JournalFailing | None) -> None:
+        """Told on the event loop when the journal starts failing, and when it writes again."""
+        if error is not None:
+            self._journal_failed_at = self.clock.now_ms()
+            state = self.state
+            events: list[Event] = [JournalFailed(self._journal_failed_at, str(error))]
+            if state.trading_state is not TradingState.HALTED:
+                events.append(
+                    TradingStateChanged(
+                        self._journal_failed_at,
+                        state.trading_state,
+                        TradingState.HALTED,
+                        f"journal failing: {error}",
+                        "guard",
+                    )
+                )
+            self.recorder.record(events, durable=True, failing="keep")
+            log.critical("trading_halted_journal_failing", error=str(error))
+        else:
+            failed_at = self._journal_failed_at or self.clock.now_ms()
+            dropped, self.recorder.dropped = self.recorder.dropped, 0
+            self.recorder.record(
+                [JournalRecovered(self.clock.now_ms(), failed_at, dropped)], durable=True, failing="keep"
+            )
+            log.warning("journal_recovered", failed_for_ms=self.clock.now_ms() - failed_at, events_not_recorded=dropped)
+        for listener in self.journal_listeners:
+            listener(error)
+
+    def _journal_refusal(self) -> str:
+        """Why no command that needs a durable record can run now ("" while the journal writes)."""
+        error = self.journal.failing
+        if error is None:
+            return ""
+        return f"the journal is failing ({error}): nothing can be recorded, so only the kill switch works"
 
     async def stop(self, reason: str = "shutdown") -> None:
         """End the session cleanly: pending proposals expire; positions are left as they are."""
@@ -221,7 +282,7 @@ class ApprovalDesk:
             ProposalExpired(now, r.proposal.id, f"the daemon stopped ({reason})") for r in self.state.pending()
         ]
         events.append(SessionEnded(now, reason))
-        await self.recorder.commit(events)
+        await self.recorder.commit(events, failing="keep")
         self.started = False
         log.info("desk_stopped", reason=reason)
 
@@ -259,7 +320,9 @@ class ApprovalDesk:
         """Apply a feed health report and journal it when the symbol turned unhealthy or recovered."""
         if self.set_feed_health(health):
             await self.recorder.commit(
-                [FeedHealthChanged(self.clock.now_ms(), health.symbol, health.healthy, health.reason)], durable=False
+                [FeedHealthChanged(self.clock.now_ms(), health.symbol, health.healthy, health.reason)],
+                durable=False,
+                failing="drop",
             )
             log.warning("feed_health_changed", symbol=health.symbol, healthy=health.healthy, reason=health.reason)
 
@@ -327,7 +390,8 @@ class ApprovalDesk:
                         f"daily loss limit: lost {-pnl:.2f} today, the limit is {limit}",
                         "guard",
                     )
-                ]
+                ],
+                failing="keep",
             )
             log.warning("daily_loss_limit_reached", loss=str(-pnl), limit=str(limit))
 
@@ -339,7 +403,7 @@ class ApprovalDesk:
         refusal = self._refuse_proposal(request)
         now = self.clock.now_ms()
         if refusal:
-            await self.recorder.commit([ProposalRefused(now, request, refusal)], durable=False)
+            await self.recorder.commit([ProposalRefused(now, request, refusal)], durable=False, failing="drop")
             log.info("proposal_refused", symbol=request.symbol, side=request.side.value, reason=refusal)
             return CommandResult(False, refusal)
         proposal = self._price(
@@ -386,6 +450,9 @@ class ApprovalDesk:
 
     def _refuse_proposal(self, r: ProposalRequest) -> str:
         state = self.state
+        journal = self._journal_refusal()
+        if journal:
+            return journal
         if state.trading_state is TradingState.HALTED:
             return f"trading is HALTED ({state.state_reason})"
         if not self.operator_present:
@@ -494,6 +561,7 @@ class ApprovalDesk:
         await self.recorder.commit(
             [ProposalExpired(now, r.proposal.id, f"no decision within {ttl:g} s: no answer means no") for r in due],
             durable=False,
+            failing="keep",
         )
         return len(due)
 
@@ -598,6 +666,9 @@ class ApprovalDesk:
     ) -> tuple[ProposalRecord | None, CommandResult]:
         """The pending record to decide on, or the refusal that says why not."""
         _operator(operator)
+        journal = self._journal_refusal()
+        if journal:
+            return None, await self._refuse(operator, command, proposal_id, journal)
         record = self.state.proposals.get(proposal_id)
         if record is None:
             return None, await self._refuse(operator, command, proposal_id, f"no proposal {proposal_id}")
@@ -675,7 +746,9 @@ class ApprovalDesk:
 
     async def _refuse(self, operator: str, command: str, proposal_id: str | None, reason: str) -> CommandResult:
         await self.recorder.commit(
-            [CommandRefused(self.clock.now_ms(), operator, command, proposal_id, reason)], durable=False
+            [CommandRefused(self.clock.now_ms(), operator, command, proposal_id, reason)],
+            durable=False,
+            failing="drop",
         )
         log.info("command_refused", operator=operator, command=command, proposal_id=proposal_id, reason=reason)
         record = self.state.proposals.get(proposal_id or "")
@@ -789,7 +862,7 @@ class ApprovalDesk:
             ProposalExpired(now, r.proposal.id, f"no operator heartbeat for {silent_seconds:.0f} s")
             for r in self.state.pending()
         ]
-        await self.recorder.commit(events)
+        await self.recorder.commit(events, failing="keep")
         log.warning("operator_presence_lost", silent_seconds=round(silent_seconds, 1), policy=policy)
         if policy == "hold":
             return
@@ -828,7 +901,19 @@ class ApprovalDesk:
         state = self.state
         if state.trading_state is TradingState.ACTIVE:
             return await self._refuse(operator, "rearm", None, "trading is already ACTIVE")
+        journal = self._journal_refusal()
+        if journal:
+            return await self._refuse(operator, "rearm", None, journal)
         if state.kill_in_progress:
+            if self.kill_switch.resuming:
+                problems = "; ".join(self.kill_switch.resume_problems)
+                return await self._refuse(
+                    operator,
+                    "rearm",
+                    None,
+                    "the kill interrupted by the restart is still being completed"
+                    + (f" (last attempt: {problems})" if problems else ""),
+                )
             return await self._refuse(operator, "rearm", None, "the kill switch is still cleaning up")
         if not typed_matches(acknowledgment, REARM_PHRASE):
             return await self._refuse(operator, "rearm", None, f"type {REARM_PHRASE} exactly to re-arm")
@@ -849,6 +934,8 @@ class ApprovalDesk:
     async def acknowledge(self, operator: str, kind: AcknowledgmentKind, text: str) -> CommandResult:
         """Record a typed risk acknowledgment, bound to this config (and model)."""
         _operator(operator)
+        if journal := self._journal_refusal():
+            return await self._refuse(operator, f"acknowledge {kind.value}", None, journal)
         phrase = ACKNOWLEDGMENT_PHRASES[kind]
         if not typed_matches(text, phrase):
             return await self._refuse(operator, f"acknowledge {kind.value}", None, f'type "{phrase}" exactly')
@@ -876,6 +963,8 @@ class ApprovalDesk:
 
     async def reenable_throttle(self, operator: str, reason: str = "") -> CommandResult:
         _operator(operator)
+        if journal := self._journal_refusal():
+            return await self._refuse(operator, "reenable_throttle", None, journal)
         if not self.state.throttle_latched:
             return await self._refuse(operator, "reenable_throttle", None, "the throttle is not tripped")
         await self.recorder.commit([ThrottleReenabled(self.clock.now_ms(), operator, reason)])
@@ -884,6 +973,8 @@ class ApprovalDesk:
     async def set_risk_limit(self, operator: str, key: str, value: Any, reason: str = "") -> CommandResult:
         """Change one risk limit at run time, validated like the config file and journaled."""
         _operator(operator)
+        if journal := self._journal_refusal():
+            return await self._refuse(operator, "set_risk_limit", None, journal)
         try:
             new_limits = replace_setting(self.limits(), "risk", key, value)
         except ConfigError as e:
@@ -897,10 +988,14 @@ class ApprovalDesk:
         return CommandResult(True, f"risk.{key} {old} -> {new}")
 
     async def pause_model(self, operator: str, reason: str) -> CommandResult:
+        if journal := self._journal_refusal():
+            return await self._refuse(operator, "pause_model", None, journal)
         await self.recorder.commit([ModelPaused(self.clock.now_ms(), operator, reason)])
         return CommandResult(True, "model paused")
 
     async def resume_model(self, operator: str, reason: str = "") -> CommandResult:
+        if journal := self._journal_refusal():
+            return await self._refuse(operator, "resume_model", None, journal)
         if not self.state.model_paused:
             return await self._refuse(operator, "resume_model", None, "the model is not paused")
         await self.recorder.commit([ModelResumed(self.clock.now_ms(), operator, reason)])
@@ -913,6 +1008,8 @@ class ApprovalDesk:
         _operator(operator)
         if qty is not None:
             _positive("qty", qty)
+        if journal := self._journal_refusal():
+            return await self._refuse(operator, "close", None, journal)
         position = self.state.account.position(symbol)
         if position is None:
             return await self._refuse(operator, "close", None, f"no open position in {symbol}")

@@ -22,7 +22,7 @@ from guard.domain import (
     Side,
     TradingState,
 )
-from guard.errors import BadInput, GuardError
+from guard.errors import BadInput, GuardError, JournalFailing
 from guard.events import Event, OrderRejected, OrderSubmitted, OrderUnknown, TradingStateChanged
 from guard.risk.checks import increases_risk
 
@@ -30,6 +30,10 @@ log = structlog.get_logger(__name__)
 
 ESCAPE_PURPOSES = frozenset({OrderPurpose.FLATTEN, OrderPurpose.DEADMAN})
 """Orders that take risk off on the guard's own authority; they pass every trading state."""
+_NOT_DURABLE = "not sent: the journal failed before the decision was durable"
+_KEPT_PURPOSES = ESCAPE_PURPOSES | {OrderPurpose.STOP, OrderPurpose.TAKE_PROFIT}
+"""Orders that still go out while the journal is failing (their record is kept and written later): taking
+risk off, or protecting a position that is already open, must never wait on a disk."""
 
 
 class Execution:
@@ -74,7 +78,23 @@ class Execution:
             BadInput: guard built an invalid order (a bug); its rejection is journaled first.
         """
         recorder = self._recorder
-        await recorder.commit([*preceding, *(OrderSubmitted(recorder.now(), r) for r in requests)])
+        keep = not preceding and all(r.purpose in _KEPT_PURPOSES for r in requests)
+        intents = [*preceding, *(OrderSubmitted(recorder.now(), r) for r in requests)]
+        receipt = recorder.record(intents, durable=True, failing="keep" if keep else "refuse")
+        if receipt is not None:
+            try:
+                await receipt
+            except JournalFailing:
+                if not keep:
+                    # The decision is not durable, so its order must not leave; what was recorded says so.
+                    await recorder.commit(
+                        [
+                            OrderRejected(recorder.now(), r.client_order_id, _NOT_DURABLE)
+                            for r in requests
+                        ],
+                        failing="keep",
+                    )
+                    raise
         refusals = [self.gate(r) for r in requests]
         passing = [r for r, why in zip(requests, refusals, strict=True) if not why]
         answers = iter(await self._broker.submit_many(passing) if passing else [])
@@ -107,7 +127,7 @@ class Execution:
             events.append(
                 TradingStateChanged(recorder.now(), TradingState.ACTIVE, TradingState.REDUCING, in_doubt, "guard")
             )
-        await recorder.commit(events)
+        await recorder.commit(events, failing="keep")
         if bad is not None:
             raise bad
         return out
@@ -122,12 +142,14 @@ class Execution:
     async def cancel_many(self, client_order_ids: Sequence[str], reason: str) -> list[Answer]:
         """Cancel several orders at once and journal what the broker said in one commit."""
         answers = await self._broker.cancel_many(client_order_ids, reason)
-        await self._recorder.commit([r for a in answers if not isinstance(a, GuardError) for r in a])
+        await self._recorder.commit([r for a in answers if not isinstance(a, GuardError) for r in a], failing="keep")
         return answers
 
     async def record_reports(self, reports: Sequence[BrokerReport]) -> None:
+        """Journal what a broker reported on its own (fills of resting orders, funding, liquidations): it
+        happened, so it is kept even while the journal is failing."""
         if reports:
-            await self._recorder.commit(reports)
+            await self._recorder.commit(reports, failing="keep")
 
 
 def symbol_tag(symbol: str) -> str:

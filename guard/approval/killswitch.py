@@ -83,6 +83,11 @@ class KillSwitch:
         self._answer_head_start_s = answer_head_start_s
         self._cleanup = asyncio.Lock()
         self._pulled = False
+        self._resuming = False
+        self._active = 0
+        """Kills running in this process (a resume never competes with one)."""
+        self.resume_problems: tuple[str, ...] = ()
+        """What kept the last attempt to finish an interrupted kill from getting flat."""
 
     async def kill(
         self,
@@ -96,8 +101,12 @@ class KillSwitch:
         # No cyclic collection while a kill runs: one over a long session's state stalls the loop for tens of
         # milliseconds (measured: kill -> flat p99 70-90 ms with it, 21 ms without; bench/core.py). A kill takes
         # milliseconds; what it leaves is collected afterwards.
-        with collector.paused():
-            return await self._kill(operator, reason, on_halted, answered)
+        self._active += 1
+        try:
+            with collector.paused():
+                return await self._kill(operator, reason, on_halted, answered)
+        finally:
+            self._active -= 1
 
     async def _kill(
         self,
@@ -119,7 +128,8 @@ class KillSwitch:
         log.warning("kill_switch_pulled", operator=operator, reason=reason, proposals_killed=len(killed))
         problems: list[str] = []
         try:
-            receipt = self._recorder.record(events, durable=True)
+            # Kept even while the journal is failing: the halt and the clean-up happen, and are written later.
+            receipt = self._recorder.record(events, durable=True, failing="keep")
         except JournalError as e:
             receipt = None
             problems.append(str(e))
@@ -150,7 +160,8 @@ class KillSwitch:
                         (self._clock.monotonic() - started) * 1000,
                         tuple(problems),
                     )
-                ]
+                ],
+                failing="keep",
             )
         except JournalError as e:
             problems.append(str(e))
@@ -199,12 +210,55 @@ class KillSwitch:
         elapsed = (self._clock.monotonic() - started) * 1000
         try:
             await self._recorder.commit(
-                [KillCompleted(self._recorder.now(), flat, cancelled, flattened, elapsed, tuple(problems))]
+                [KillCompleted(self._recorder.now(), flat, cancelled, flattened, elapsed, tuple(problems))],
+                failing="keep",
             )
         except JournalError as e:
             problems.append(str(e))
         log.warning(
             "kill_sweep_completed", flat=flat, orders_cancelled=cancelled, positions_flattened=flattened,
+            problems=list(problems),
+        )
+        return KillReport(0.0, 0.0, elapsed if flat else None, 0, cancelled, flattened, flat, tuple(problems))
+
+    @property
+    def resuming(self) -> bool:
+        """True while this process finishes a kill that an earlier process journaled and did not complete."""
+        return self._resuming
+
+    async def resume(self) -> KillReport | None:
+        """Finish a kill that a previous process journaled but did not complete (it died mid-kill): cancel
+        what is open, flatten what is held with reduce-only orders, re-read, and journal KillCompleted once
+        flat. Invariant 11: a kill, once journaled, is finished.
+
+        Returns None when no kill is unfinished. When positions are not confirmed flat, nothing is journaled
+        as completed: the kill stays in progress (re-arm stays refused) and the caller tries again.
+        """
+        state = self._recorder.state
+        if not state.kill_in_progress or self._active or self._cleanup.locked():
+            return None
+        self._resuming = True
+        self._pulled = True
+        started = self._clock.monotonic()
+        problems: list[str] = []
+        async with self._cleanup:
+            cancelled, flattened, flat = await self._clean_up(state.kill_count, problems, sweep=state.events_applied)
+        elapsed = (self._clock.monotonic() - started) * 1000
+        self.resume_problems = tuple(problems)
+        if flat:
+            try:
+                await self._recorder.commit(
+                    [KillCompleted(self._recorder.now(), flat, cancelled, flattened, elapsed, tuple(problems))],
+                    failing="keep",
+                )
+            except JournalError as e:
+                problems.append(str(e))
+            self._resuming = False
+        log.warning(
+            "kill_resumed",
+            flat=flat,
+            orders_cancelled=cancelled,
+            positions_flattened=flattened,
             problems=list(problems),
         )
         return KillReport(0.0, 0.0, elapsed if flat else None, 0, cancelled, flattened, flat, tuple(problems))

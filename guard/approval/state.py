@@ -38,6 +38,8 @@ from guard.events import (
     Event,
     FeedHealthChanged,
     FundingPaid,
+    JournalFailed,
+    JournalRecovered,
     KillCompleted,
     KillRequested,
     ModelPaused,
@@ -357,6 +359,12 @@ class GuardState:
         self.model_paused = False
         self.model_pause_reason = ""
 
+    def _journal_recovered(self, e: JournalRecovered) -> None:
+        if self.trading_state is TradingState.HALTED and self.state_reason.startswith("journal failing"):
+            self.state_reason = (
+                "the journal failed and writes again; what happened meanwhile is on record: review, then re-arm"
+            )
+
     def _proposal(self, proposal_id: str) -> ProposalRecord:
         try:
             return self.proposals[proposal_id]
@@ -407,4 +415,6 @@ _HANDLERS: dict[type, Callable[[GuardState, Any], None]] = {
     OperatorPresenceLost: _noop,
     FeedHealthChanged: _noop,
     BarRecorded: _noop,
+    JournalFailed: _noop,
+    JournalRecovered: GuardState._journal_recovered,
 }

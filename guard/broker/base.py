@@ -44,6 +44,8 @@ async def answers_at_once(calls: Iterable[Awaitable[Sequence[BrokerReport]]]) ->
 
 class Broker(Protocol):
     name: str
+    needs_marks: bool
+    """True when the broker fills only at prices guard feeds it (the paper venue); a venue has its own."""
 
     async def submit(self, request: OrderRequest) -> Sequence[BrokerReport]:
         """Send an order. Returns what the venue said: accepted, filled (maybe partly), rejected."""

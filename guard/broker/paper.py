@@ -82,6 +82,7 @@ class PaperBroker:
     """A venue simulated in-process. Its account is restored from the journal after a restart."""
 
     name = "paper"
+    needs_marks = True
 
     def __init__(
         self,

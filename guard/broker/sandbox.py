@@ -244,6 +244,7 @@ class SandboxBroker:
     """
 
     name = "sandbox"
+    needs_marks = False
 
     def __init__(
         self,

@@ -50,7 +50,7 @@ from guard.events import (
     PositionLiquidated,
     TradingStateChanged,
 )
-from guard.journal.store import Entry, read_entries
+from guard.journal.chain import Entry, read_entries
 from guard.replay.operator import OperatorPolicy, ScriptedOperator
 from guard.wording import count
 

@@ -15,8 +15,9 @@ from typing import Any
 from guard import codec
 from guard.config import load_config
 from guard.errors import BadInput, JournalCorrupt
-from guard.journal.store import Entry, read_entries
-from guard.journal.store import verify as verify_journal
+from guard.journal.anchor import adopt
+from guard.journal.chain import Entry, read_entries
+from guard.journal.chain import verify as verify_journal
 from guard.paths import StatePaths
 
 COLUMNS = ("seq", "time", "type", "payload", "prev_hash", "hash")
@@ -32,11 +33,17 @@ def _path(args: argparse.Namespace) -> Path:
 def verify(args: argparse.Namespace) -> int:
     path = _path(args)
     report = verify_journal(path)
-    if report.ok:
-        print(f"{path}: {report.events} events, hash chain intact")
-        return 0
-    print(f"{path}: BROKEN after {report.events} good events: {report.problem}", file=sys.stderr)
-    return 1
+    if not report.ok:
+        print(f"{path}: BROKEN after {report.events} good events: {report.problem}", file=sys.stderr)
+        return 1
+    print(f"{path}: {report.events} events, hash chain intact" + (f" ({report.note})" if report.note else ""))
+    if getattr(args, "adopt", False):
+        point = adopt(path)
+        if point is None:
+            print(f"{path}: already anchored; nothing to adopt")
+        else:
+            print(f"{path}: anchored at event {point.seq}: the daemon will refuse it if it ever ends before that")
+    return 0
 
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:

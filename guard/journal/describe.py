@@ -16,6 +16,8 @@ from guard.events import (
     Event,
     FeedHealthChanged,
     FundingPaid,
+    JournalFailed,
+    JournalRecovered,
     KillCompleted,
     KillRequested,
     ModelPaused,
@@ -102,6 +104,11 @@ _TEXT: dict[type, Callable[[Any], str]] = {
         f"no operator heartbeat for {e.silent_seconds:.0f} s: pending proposals expired, positions: {e.policy}"
     ),
     FeedHealthChanged: lambda e: f"{e.symbol} market data " + ("recovered" if e.healthy else f"UNHEALTHY: {e.reason}"),
+    JournalFailed: lambda e: f"JOURNAL FAILING, trading HALTED: {e.error}",
+    JournalRecovered: lambda e: (
+        f"journal writing again after {(e.at - e.failed_at) / 1000:.0f} s; "
+        f"{count(e.events_not_recorded, 'event')} left out meanwhile (bars, feed health, refusals); re-arm when ready"
+    ),
 }
 
 

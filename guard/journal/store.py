@@ -1,35 +1,41 @@
 """The journal: an append-only SQLite event store, the source of truth for audit and restart.
 
-Each row holds one event with its sequence number and a hash chain (each row's hash covers
-the previous row's hash), so a changed, removed or reordered row is detected by `verify()`.
+Each row holds one event with its sequence number and a hash chain (see `guard.journal.chain`).
 Writes happen on one worker thread in group commits; `append()` assigns sequence numbers and
-hashes at once, on the caller's thread, and returns a receipt that completes when the rows
-are committed. Durable appends (operator decisions, orders) commit with synchronous=FULL.
+hashes at once, on the caller's thread, and returns a receipt that completes when the rows are
+committed. Durable appends (operator decisions, orders) commit with synchronous=FULL. After each
+commit the anchor file (`guard.journal.anchor`) records how far the journal reached.
+
+A failed write (a full disk, an I/O error, a read-only filesystem) does not end the journal: it turns
+*failing*. The rows that could not be written are kept in memory, in order, and new appends join them;
+their receipts fail at once (so nobody waits on a disk that may never come back), listeners hear of the
+failure, and the writer retries. When a retry succeeds, every kept row is written in one transaction and
+listeners hear the journal is healthy again. What to keep while failing is the caller's choice (see
+`guard.approval.recorder`): the journal keeps whatever it is given.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
-import json
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from guard import codec
-from guard.errors import DecodeError, JournalCorrupt, JournalError
-from guard.events import EVENT_TYPES, Event
+from guard.errors import JournalError, JournalFailing, JournalRefused
+from guard.events import Event
+from guard.journal.anchor import AnchorPoint, AnchorWriter, anchor_path, read_anchor
+from guard.journal.chain import GENESIS_HASH, BrokenChain, Entry, chain_hash, checked_entries, read_entries
 
 log = structlog.get_logger(__name__)
-
-GENESIS_HASH = "0" * 64
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -59,26 +65,12 @@ inside one approval in 170 during a burst."""
 WAL_KEPT_BYTES = 4 * 1024 * 1024
 """A WAL that a burst grew beyond this is cut back to it once checkpointed, so the file does not stay at its
 high-water mark."""
+RETRY_SECONDS = 0.5
+"""How often a failing journal tries to write what it keeps."""
+_NO_PAGE_LIMIT = 1_073_741_823
+"""SQLite's own ceiling on a database's pages (what `PRAGMA max_page_count` is without a limit)."""
 
 _INSERT = "INSERT INTO events (seq, at, type, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)"
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One journaled event with its place in the chain."""
-
-    seq: int
-    event: Event
-    prev_hash: str
-    hash: str
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    events: int
-    ok: bool
-    problem: str = ""
-    first_bad_seq: int | None = None
 
 
 class Receipt:
@@ -104,26 +96,30 @@ class Receipt:
         return (yield from asyncio.wrap_future(self._future).__await__())
 
 
-def chain_hash(prev_hash: str, seq: int, type_name: str, payload: str) -> str:
-    return hashlib.sha256(f"{prev_hash}|{seq}|{type_name}|{payload}".encode()).hexdigest()
-
-
 @dataclass(slots=True)
 class _Batch:
     rows: list[tuple[int, int, str, str, str, str]]
     events: Sequence[Event]
     durable: bool
     future: concurrent.futures.Future[int]
+    notified: bool = field(default=False)
 
 
 Subscriber = Callable[[list[Entry]], None]
+HealthListener = Callable[[JournalFailing | None], None]
+"""Told (on the writer's thread) when the journal starts failing (the error) and when it is healthy again (None)."""
 
 
 class Journal:
     """Append-only event store. One writer per file (the daemon holds the lock file)."""
 
     def __init__(
-        self, path: Path | str, synchronous: str = "full", threaded: bool = True, batch_rows: int = 0
+        self,
+        path: Path | str,
+        synchronous: str = "full",
+        threaded: bool = True,
+        batch_rows: int = 0,
+        page_limit: int | None = None,
     ) -> None:
         """Open (creating if needed) the journal at `path`.
 
@@ -136,6 +132,9 @@ class Journal:
                 rows are written in one transaction per this many rows (and at `flush()` and
                 `close()`), while receipts and subscribers complete at once. A crash loses the
                 unwritten tail, which a replay rebuilds by running again. 0 writes every append.
+            page_limit: the most database pages the journal may hold (SQLite's `max_page_count`),
+                or None for no limit. It makes a full disk reproducible in tests and drills, and
+                can be changed while the journal runs (`page_limit` attribute).
         """
         if batch_rows and threaded:
             raise ValueError("batch_rows needs threaded=False: the daemon's commits are never deferred")
@@ -145,21 +144,30 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._synchronous = synchronous.upper()
+        self.page_limit = page_limit
         self._lock = threading.Lock()
-        self._failed: JournalError | None = None
+        self._failure: JournalFailing | None = None
+        self._backlog: list[_Batch] = []
+        self._last_retry = 0.0
         self._closed = False
         self._inline: sqlite3.Connection | None = None
-        self._sync_now: dict[int, str] = {}
+        self._settings: dict[int, tuple[str, int]] = {}
+        """The synchronous level and page limit each connection is set to, so they are set only when they change."""
         self._subscribers: list[Subscriber] = []
-        """The synchronous level each connection is set to, so it is switched only when it changes."""
+        self._health_listeners: list[HealthListener] = []
+        self.anchor_at_open: AnchorPoint | None = read_anchor(anchor_path(self.path))
+        """How far the journal had reached when it was last written, by its anchor (None: no anchor)."""
         try:
             conn = self._connect()
             conn.executescript(_SCHEMA)
             row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+            first = conn.execute("SELECT hash FROM events WHERE seq = 1").fetchone()
         except sqlite3.DatabaseError as e:
             raise JournalError(f"cannot open the journal {self.path}: {e}") from e
         self.last_seq: int = row[0] if row else 0
         self.last_hash: str = row[1] if row else GENESIS_HASH
+        self._first_hash: str = first[0] if first else ""
+        self._anchor = AnchorWriter(anchor_path(self.path))
         if threaded:
             conn.close()
             self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
@@ -171,16 +179,33 @@ class Journal:
             self._inline = conn
             self._thread = None
 
+    # --- health ----------------------------------------------------------------------
+
+    @property
+    def failing(self) -> JournalFailing | None:
+        """Why the journal cannot write right now, or None while it writes."""
+        return self._failure
+
+    def on_health(self, listener: HealthListener) -> None:
+        """Call `listener` (on the writer's thread) when writes start failing and when they succeed again."""
+        self._health_listeners.append(listener)
+
+    @property
+    def kept(self) -> int:
+        """Events appended while failing and not yet written."""
+        return sum(len(b.rows) for b in list(self._backlog))
+
     # --- writing ---------------------------------------------------------------------
 
     def append(self, events: Sequence[Event], *, durable: bool) -> Receipt:
         """Give events their sequence numbers and hashes now; commit them soon.
 
+        While the journal is failing the events are kept, in order, to be written once it can write
+        again, and the receipt fails at once with `JournalFailing`.
+
         Raises:
-            JournalError: the journal failed earlier or is closed; nothing more can be recorded.
+            JournalError: the journal is closed, or (replay's batched journal) a write failed.
         """
-        if self._failed is not None:
-            raise self._failed
         if self._closed:
             raise JournalError("the journal is closed")
         with self._lock:
@@ -194,6 +219,8 @@ class Journal:
                 rows.append((seq, event.at, type_name, payload, prev, digest))
                 prev = digest
             self.last_seq, self.last_hash = seq, prev
+            if rows and not self._first_hash:
+                self._first_hash = rows[0][5] if rows[0][0] == 1 else self._first_hash
             future: concurrent.futures.Future[int] = concurrent.futures.Future()
             batch = _Batch(rows, list(events), durable, future)
             if self._inline is not None and self._batch_rows:
@@ -203,6 +230,8 @@ class Journal:
                 if self._buffered >= self._batch_rows:
                     self.flush()
             elif self._inline is not None:
+                if self._backlog and time.monotonic() - self._last_retry >= RETRY_SECONDS:
+                    self._retry(self._inline)
                 self._commit(self._inline, [batch])
             else:
                 self._queue.put(batch)
@@ -213,7 +242,9 @@ class Journal:
 
         It runs on the writer thread (or inline), before the batch's receipts complete, so
         whatever it schedules happens before the appender resumes: hop to the event loop with
-        `loop.call_soon_threadsafe` and views go out before replies.
+        `loop.call_soon_threadsafe` and views go out before replies. Batches kept while the journal
+        is failing are passed on when they are kept (what the daemon did is shown at once), and
+        not again when they are written.
         """
         self._subscribers.append(subscriber)
 
@@ -226,14 +257,14 @@ class Journal:
         if not self._buffer or self._inline is None:
             return
         batches, self._buffer, self._buffered = self._buffer, [], 0
-        if self._failed is not None:
-            raise self._failed
-        if not self._write(self._inline, batches):
-            assert self._failed is not None
-            raise self._failed
+        error = self._write(self._inline, batches)
+        if error is not None:
+            self._closed = True  # a replay's journal is not retried: the replay is run again
+            raise error
+        self._anchor_to(batches)
 
     def close(self) -> None:
-        """Commit what is queued, then stop the writer."""
+        """Commit what is queued (and, if failing, try once more to write what is kept), then stop."""
         if self._closed:
             return
         if self._buffer:
@@ -243,7 +274,17 @@ class Journal:
             self._queue.put(None)
             self._thread.join()
         if self._inline is not None:
+            if self._backlog:
+                self._retry(self._inline)
             self._inline.close()
+        if self._backlog:
+            log.critical(
+                "journal_closed_with_events_unwritten",
+                path=str(self.path),
+                events=self.kept,
+                error=str(self._failure),
+            )
+        self._anchor.close()
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -251,21 +292,35 @@ class Journal:
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         return conn
 
-    def _writer(self) -> None:
+    def _writer_connection(self) -> sqlite3.Connection:
         conn = self._connect()
         conn.execute(f"PRAGMA wal_autocheckpoint={WAL_HARD_LIMIT_PAGES}")
         conn.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
+        return conn
+
+    def _writer(self) -> None:
+        conn = self._writer_connection()
         unchecked_rows = 0
         try:
             while True:
-                idle_checkpoint = unchecked_rows >= CHECKPOINT_AFTER_ROWS
+                if self._backlog:
+                    timeout: float | None = RETRY_SECONDS
+                elif unchecked_rows >= CHECKPOINT_AFTER_ROWS:
+                    timeout = CHECKPOINT_IDLE_S
+                else:
+                    timeout = None
                 try:
-                    first = self._queue.get(timeout=CHECKPOINT_IDLE_S if idle_checkpoint else None)
+                    first = self._queue.get(timeout=timeout)
                 except queue.Empty:
-                    self._checkpoint(conn)
-                    unchecked_rows = 0
+                    if self._backlog:
+                        conn = self._retry(conn)
+                    else:
+                        self._checkpoint(conn)
+                        unchecked_rows = 0
                     continue
                 if first is None:
+                    if self._backlog:
+                        conn = self._retry(conn)
                     return
                 batches = [first]
                 stop = False
@@ -278,9 +333,13 @@ class Journal:
                         stop = True
                         break
                     batches.append(nxt)
+                if self._backlog and time.monotonic() - self._last_retry >= RETRY_SECONDS:
+                    conn = self._retry(conn)
                 self._commit(conn, batches)
                 unchecked_rows += sum(len(b.rows) for b in batches)
                 if stop:
+                    if self._backlog:
+                        conn = self._retry(conn)
                     return
         finally:
             conn.close()
@@ -294,24 +353,26 @@ class Journal:
             log.warning("journal_checkpoint_failed", error=str(e), path=str(self.path))
 
     def _commit(self, conn: sqlite3.Connection, batches: list[_Batch]) -> None:
-        if self._failed is not None:
-            for b in batches:
-                _settle(b.future, error=self._failed)
+        if self._backlog:
+            self._keep(batches)  # behind rows that are not written yet: the order of the chain is the order on disk
             return
-        if not self._write(conn, batches):
-            assert self._failed is not None
-            for b in batches:
-                _settle(b.future, error=self._failed)
+        error = self._write(conn, batches)
+        if error is not None:
+            self._start_failing(error)
+            self._keep(batches)
             return
+        self._anchor_to(batches)
         self._notify(batches)
 
-    def _write(self, conn: sqlite3.Connection, batches: list[_Batch]) -> bool:
-        """One transaction for these batches; False (and the journal failed) when SQLite refused it."""
+    def _write(self, conn: sqlite3.Connection, batches: list[_Batch]) -> JournalFailing | None:
+        """One transaction for these batches; the error when SQLite refused it (nothing of it is written)."""
         sync = "FULL" if self._synchronous == "FULL" and any(b.durable for b in batches) else "NORMAL"
+        pages = self.page_limit or _NO_PAGE_LIMIT
         try:
-            if sync != self._sync_now.get(id(conn)):
+            if (sync, pages) != self._settings.get(id(conn)):
                 conn.execute(f"PRAGMA synchronous={sync}")
-                self._sync_now[id(conn)] = sync
+                conn.execute(f"PRAGMA max_page_count={int(pages)}")
+                self._settings[id(conn)] = (sync, pages)
             conn.execute("BEGIN IMMEDIATE")
             for b in batches:
                 conn.executemany(_INSERT, b.rows)
@@ -321,12 +382,58 @@ class Journal:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            self._failed = JournalError(f"journal write failed: {e}; nothing more can be recorded")
-            log.critical("journal_write_failed", error=str(e), path=str(self.path))
-            return False
-        return True
+            return JournalFailing(f"journal write failed: {e}")
+        return None
 
-    def _notify(self, batches: list[_Batch]) -> None:
+    def _anchor_to(self, batches: list[_Batch]) -> None:
+        last = next((b.rows[-1] for b in reversed(batches) if b.rows), None)
+        if last is not None and self._first_hash:
+            self._anchor.write(AnchorPoint(last[0], last[5], self._first_hash))
+
+    def _start_failing(self, error: JournalFailing) -> None:
+        self._failure = error
+        self._last_retry = time.monotonic()
+        log.critical("journal_write_failed", error=str(error), path=str(self.path))
+        self._tell_health(error)
+
+    def _keep(self, batches: list[_Batch]) -> None:
+        """Hold batches that cannot be written now: show them to subscribers, fail their receipts."""
+        self._backlog.extend(batches)
+        self._notify([b for b in batches if not b.notified], settle=False)
+        error = JournalFailing(
+            f"{self._failure}; the events are kept in memory and written when the journal can write again"
+        )
+        for b in batches:
+            _settle(b.future, error=error)
+
+    def _retry(self, conn: sqlite3.Connection) -> sqlite3.Connection:
+        """Try to write everything kept, on a fresh connection (the old one may be broken by the failure)."""
+        self._last_retry = time.monotonic()
+        try:
+            conn.close()
+            conn = self._writer_connection()
+            self._settings.pop(id(conn), None)
+        except sqlite3.Error as e:
+            log.warning("journal_reopen_failed", error=str(e), path=str(self.path))
+            return conn
+        backlog = list(self._backlog)
+        if self._write(conn, backlog) is not None:
+            return conn
+        del self._backlog[: len(backlog)]
+        self._anchor_to(backlog)
+        self._failure = None
+        log.warning("journal_writing_again", path=str(self.path), events_written=sum(len(b.rows) for b in backlog))
+        self._tell_health(None)
+        return conn
+
+    def _tell_health(self, error: JournalFailing | None) -> None:
+        for listener in self._health_listeners:
+            try:
+                listener(error)
+            except Exception:  # a listener's bug must not stop the writer
+                log.exception("journal_health_listener_failed")
+
+    def _notify(self, batches: list[_Batch], settle: bool = True) -> None:
         """Tell subscribers, then complete the receipts (in that order: views go out before replies)."""
         if self._subscribers:
             entries = [
@@ -340,7 +447,9 @@ class Journal:
                 except Exception:  # a subscriber's bug must not make a commit look failed
                     log.exception("journal_subscriber_failed")
         for b in batches:
-            _settle(b.future, result=b.rows[-1][0] if b.rows else 0)
+            b.notified = True
+            if settle:
+                _settle(b.future, result=b.rows[-1][0] if b.rows else 0)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -351,65 +460,30 @@ class Journal:
     def events(self, after_seq: int = 0) -> list[Event]:
         return [e.event for e in self.entries(after_seq)]
 
+    def checked_entries(self) -> Iterator[Entry]:
+        """Every committed event, each checked against the hash chain, and the journal checked to reach the
+        point its anchor recorded. What the daemon rebuilds its state from: it never runs on a journal whose
+        chain or length it cannot verify.
 
-def read_entries(path: Path | str, after_seq: int = 0) -> Iterator[Entry]:
-    """Read a journal file without opening it for writing."""
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as e:
-        raise JournalError(f"cannot read the journal {path}: {e}") from e
-    try:
-        rows = conn.execute(
-            "SELECT seq, type, payload, prev_hash, hash FROM events WHERE seq > ? ORDER BY seq", (after_seq,)
-        )
-        for seq, type_name, payload, prev_hash, digest in rows:
-            yield Entry(seq, decode_event(seq, type_name, payload), prev_hash, digest)
-    except sqlite3.Error as e:
-        raise JournalError(f"cannot read the journal {path}: {e}") from e
-    finally:
-        conn.close()
-
-
-def decode_event(seq: int, type_name: str, payload: str) -> Event:
-    cls = EVENT_TYPES.get(type_name)
-    if cls is None:
-        raise JournalCorrupt(f"event {seq}: unknown event type {type_name!r}")
-    try:
-        return codec.from_plain(cls, json.loads(payload), path=f"event {seq} ({type_name})")
-    except (DecodeError, ValueError) as e:
-        raise JournalCorrupt(f"event {seq}: {e}") from e
-
-
-def verify(path: Path | str) -> VerifyReport:
-    """Check every row: contiguous sequence, decodable payload, and an unbroken hash chain."""
-    path = Path(path)
-    if not path.exists():
-        return VerifyReport(0, False, f"no journal at {path}")
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    count = 0
-    prev = GENESIS_HASH
-    try:
-        rows = conn.execute("SELECT seq, at, type, payload, prev_hash, hash FROM events ORDER BY seq")
-        for seq, at, type_name, payload, prev_hash, digest in rows:
-            count += 1
-            if seq != count:
-                return VerifyReport(count - 1, False, f"sequence jumps from {count - 1} to {seq}", seq)
-            if prev_hash != prev:
-                return VerifyReport(count - 1, False, f"event {seq} does not follow event {seq - 1}", seq)
-            if chain_hash(prev_hash, seq, type_name, payload) != digest:
-                return VerifyReport(count - 1, False, f"event {seq} was altered (hash mismatch)", seq)
-            try:
-                event = decode_event(seq, type_name, payload)
-            except JournalCorrupt as e:
-                return VerifyReport(count - 1, False, str(e), seq)
-            if event.at != at:
-                return VerifyReport(count - 1, False, f"event {seq} was altered (time column changed)", seq)
-            prev = digest
-    except sqlite3.DatabaseError as e:
-        return VerifyReport(count, False, f"unreadable journal: {e}")
-    finally:
-        conn.close()
-    return VerifyReport(count, True)
+        Raises:
+            JournalRefused: the chain is broken, the file cannot be read, the journal does not reach its
+                anchor, or it holds events but has no anchor. The message says what is wrong and how to look.
+        """
+        anchor = self.anchor_at_open
+        if anchor is None and self.last_seq > 0:
+            raise JournalRefused(
+                f"the journal {self.path} holds {self.last_seq} events but has no anchor "
+                f"({anchor_path(self.path).name}), so whether committed events are missing cannot be checked. "
+                "Check it with `guard journal verify`; if it is whole, `guard journal verify --adopt` anchors it."
+            )
+        try:
+            yield from checked_entries(self.path, anchor)
+        except BrokenChain as e:
+            raise JournalRefused(
+                f"the journal {self.path} cannot be trusted: {e}. Nothing was written to it. Inspect it with "
+                "`guard journal verify` (and `guard journal export`); keep the file for the audit, and move it "
+                "aside to start a new journal."
+            ) from e
 
 
 def _settle(future: concurrent.futures.Future[int], result: int = 0, error: BaseException | None = None) -> None:

@@ -28,7 +28,7 @@ from guard.daemon import Daemon, running
 from guard.domain import ProposalStatus, Side, TradingState
 from guard.errors import DaemonError
 from guard.events import DecisionRecorded
-from guard.journal.store import read_entries
+from guard.journal.chain import read_entries
 from guard.paths import StatePaths
 from tests.api.support import queue_proposal, wait_for, wait_until
 from tests.builders import daemon_config

@@ -19,7 +19,7 @@ from guard.approval.state import GuardState
 from guard.domain import DecisionKind, TradingState
 from guard.drill.audit import JournalAuditor
 from guard.events import DecisionRecorded
-from guard.journal.store import read_entries, verify
+from guard.journal.chain import read_entries, verify
 from tests.builders import START_PRICES, make_desk
 
 ROOT = Path(__file__).resolve().parents[2]

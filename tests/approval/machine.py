@@ -28,7 +28,7 @@ from guard.domain import (
 )
 from guard.drill.audit import JournalAuditor
 from guard.events import DecisionRecorded
-from guard.journal.store import read_entries, verify
+from guard.journal.chain import read_entries, verify
 from tests.builders import START_PRICES, SYMBOLS, make_config, make_desk, request
 
 CONFIG = make_config(

@@ -32,7 +32,7 @@ from guard.events import (
     RiskLimitChanged,
     ThrottleTripped,
 )
-from guard.journal.store import read_entries, verify
+from guard.journal.chain import read_entries, verify
 from tests.builders import BTC, ETH, close, make_config, make_desk, request, set_mark
 
 

@@ -12,7 +12,7 @@ from guard.approval.desk import ApprovalDesk
 from guard.approval.killswitch import KillSwitch
 from guard.domain import OrderPurpose
 from guard.events import OrderCancelled, OrderFilled, OrderSubmitted
-from guard.journal.store import Entry
+from guard.journal.chain import Entry
 from tests.builders import BTC, ETH, SOL, close, make_desk, request
 
 

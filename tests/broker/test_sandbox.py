@@ -15,7 +15,7 @@ from guard.domain import OrderStatus, OrderType, ProposalStatus, Side, TradingSt
 from guard.errors import BadInput, RealMoneyRefused
 from guard.events import KillCompleted, OrderFilled, OrderRejected, OrderSubmitted
 from guard.feed.exchange import make_exchange
-from guard.journal.store import read_entries
+from guard.journal.chain import read_entries
 from guard.sim.private import SIM_API_KEY, SIM_API_SECRET, PrivateFault
 from guard.sim.server import SimExchange
 from tests.broker.sandbox_support import (

@@ -23,7 +23,7 @@ from guard.api.client import ApiClient
 from guard.api.protocol import Approve, Propose
 from guard.config import load_config
 from guard.domain import Side
-from guard.journal.store import read_entries
+from guard.journal.chain import read_entries
 from guard.paths import StatePaths
 from guard.sim.books import SimOrder
 from guard.sim.private import DeadmanFired, PrivateFault

@@ -13,7 +13,7 @@ import pytest
 
 from guard.domain import OrderStatus, TradingState
 from guard.events import OrderAccepted, OrderSubmitted
-from guard.journal.store import read_entries
+from guard.journal.chain import read_entries
 from guard.sim.private import SIM_API_KEY, PrivateFault
 from tests.api.support import wait_until
 from tests.broker.sandbox_support import SLOW_ANSWERS, sandbox_desk, simulated_exchange

@@ -11,17 +11,10 @@ from pathlib import Path
 import pytest
 
 from guard.domain import TradingState
-from guard.errors import JournalCorrupt, JournalError
+from guard.errors import JournalCorrupt, JournalFailing
 from guard.events import AccountFunded, SessionEnded, TradingStateChanged
-from guard.journal.store import (
-    CHECKPOINT_AFTER_ROWS,
-    CHECKPOINT_IDLE_S,
-    GENESIS_HASH,
-    WAL_KEPT_BYTES,
-    Journal,
-    read_entries,
-    verify,
-)
+from guard.journal.chain import GENESIS_HASH, read_entries, verify
+from guard.journal.store import CHECKPOINT_AFTER_ROWS, CHECKPOINT_IDLE_S, WAL_KEPT_BYTES, Journal
 
 
 def _events(n: int) -> list:
@@ -121,8 +114,9 @@ def test_read_entries_refuses_undecodable_payload(tmp_path: Path) -> None:
         list(read_entries(path))
 
 
-def test_unwritable_journal_fails_closed(tmp_path: Path) -> None:
-    """When a commit fails, that append fails and every later one raises: nothing is recorded silently."""
+def test_unwritable_journal_keeps_what_it_could_not_write_and_fails_each_receipt(tmp_path: Path) -> None:
+    """When a commit fails, that receipt fails (nothing is recorded silently), the journal turns failing,
+    and what is appended meanwhile is kept in order; once it can write again every kept row is written."""
     path = tmp_path / "j.db"
     journal = Journal(path, threaded=False)
     journal.append(_events(1), durable=True)
@@ -130,10 +124,22 @@ def test_unwritable_journal_fails_closed(tmp_path: Path) -> None:
     conn.execute("CREATE TRIGGER block BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk says no'); END;")
     conn.close()
     receipt = journal.append(_events(1), durable=True)
-    with pytest.raises(JournalError, match="disk says no"):
+    with pytest.raises(JournalFailing, match="disk says no"):
         receipt.result()
-    with pytest.raises(JournalError):
-        journal.append([TradingStateChanged(1, TradingState.ACTIVE, TradingState.HALTED, "x", "y")], durable=True)
+    assert journal.failing is not None
+    later = journal.append([TradingStateChanged(1, TradingState.ACTIVE, TradingState.HALTED, "x", "y")], durable=True)
+    with pytest.raises(JournalFailing, match="kept in memory"):
+        later.result()
+    assert journal.kept == 2
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TRIGGER block")
+    conn.close()
+    journal.close()  # one more try, which now succeeds
+    assert journal.failing is None
+    report = verify(path)
+    assert report.ok and report.events == 3
+    kinds = [type(e.event).__name__ for e in read_entries(path)]
+    assert kinds == ["AccountFunded", "AccountFunded", "TradingStateChanged"]
 
 
 async def test_threaded_writer_group_commits_preserve_order(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from guard import codec
 from guard.config import Config, config_from_dict
 from guard.domain import AcknowledgmentKind, DecisionKind, OrderPurpose, Verdict
 from guard.events import AcknowledgmentRecorded, DecisionRecorded, Event, OrderFilled, OrderSubmitted, SessionStarted
-from guard.journal.store import read_entries, verify
+from guard.journal.chain import read_entries, verify
 from guard.model.artifact import LoadedModel
 from guard.replay.engine import ReplayEngine, ReplayOptions
 from guard.replay.history import SymbolHistory

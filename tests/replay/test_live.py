@@ -28,7 +28,7 @@ from guard.daemon import running
 from guard.domain import AcknowledgmentKind, DecisionKind, ProposalStatus
 from guard.events import DecisionRecorded, Event, OrderFilled
 from guard.feed.history import write_bars
-from guard.journal.store import read_entries
+from guard.journal.chain import read_entries
 from guard.model.artifact import LoadedModel
 from guard.replay.engine import ReplayEngine, ReplayOptions
 from guard.replay.history import histories_from_bars

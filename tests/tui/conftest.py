@@ -15,7 +15,7 @@ from guard.api.client import ApiClient
 from guard.config import Config
 from guard.daemon import Daemon, running
 from guard.events import Event
-from guard.journal.store import read_entries
+from guard.journal.chain import read_entries
 from guard.tui.app import GuardApp
 from tests.builders import daemon_config
 

@@ -19,7 +19,7 @@ import pytest
 
 from guard.domain import AcknowledgmentKind, DecisionKind, TradingState
 from guard.events import AcknowledgmentRecorded, DecisionRecorded, Event, TradingStateChanged
-from guard.journal.store import read_entries
+from guard.journal.chain import read_entries
 
 REPO = Path(__file__).resolve().parents[2]
 GUARD = [sys.executable, "-m", "guard"]
