@@ -214,7 +214,7 @@ class Daemon:
                         # Invariant 11: a kill a dead process left half done is finished before commands are served.
                         first_round = asyncio.Event()
                         tg.create_task(self._keep_kills(desk, hub, first_round), name="kill-keeper")
-                        if desk.kill_unfinished:
+                        if desk.kill_unfinished or desk.deadman_unfinished:
                             with contextlib.suppress(TimeoutError):
                                 await asyncio.wait_for(first_round.wait(), RESUME_BEFORE_SERVING_SECONDS)
                         tg.create_task(self._feed_health(feed, desk), name="feed-health")
@@ -391,6 +391,8 @@ class Daemon:
         HALTED by the kill switch, sweep once prices are known. (A real venue's watch sweeps for itself.)
         `first_round` is set once the first attempt is over.
         """
+        if desk.deadman_unfinished:
+            log.warning("deadman_resume_started", policy=desk.deadman_unfinished)
         if desk.kill_unfinished:
             log.warning("kill_resume_started", positions=len(desk.state.account.positions))
             hub.alert("critical", "kill", "completing the kill the previous daemon did not finish")
@@ -398,6 +400,8 @@ class Daemon:
         while True:
             report = None
             if not desk.prices_missing_to_flatten():
+                if desk.deadman_unfinished:
+                    await desk.finish_interrupted_deadman()
                 if desk.kill_unfinished:
                     report = await desk.finish_interrupted_kill()
                 elif desk.broker.needs_marks:

@@ -294,6 +294,16 @@ class OperatorPresenceLost:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadmanApplied:
+    """The dead-man policy's orders were sent (after an OperatorPresenceLost that was not "hold")."""
+
+    at: int
+    policy: str
+    orders: int
+    filled: int
+
+
+@dataclass(frozen=True, slots=True)
 class FeedHealthChanged:
     """A symbol's market data became unhealthy (no proposals, approvals blocked) or recovered."""
 
@@ -359,6 +369,7 @@ Event = (
     | ModelPaused
     | ModelResumed
     | OperatorPresenceLost
+    | DeadmanApplied
     | FeedHealthChanged
     | BarRecorded
     | JournalFailed

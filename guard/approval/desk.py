@@ -61,6 +61,7 @@ from guard.events import (
     CommandRefused,
     DecisionRecorded,
     Event,
+    DeadmanApplied,
     FeedHealthChanged,
     JournalFailed,
     JournalRecovered,
@@ -864,8 +865,12 @@ class ApprovalDesk:
         ]
         await self.recorder.commit(events, failing="keep")
         log.warning("operator_presence_lost", silent_seconds=round(silent_seconds, 1), policy=policy)
-        if policy == "hold":
-            return
+        if policy != "hold":
+            await self._apply_deadman(policy)
+
+    async def _apply_deadman(self, policy: str) -> None:
+        """Send the dead-man policy's reduce-only orders, then record that it was applied (a restart finishes a
+        policy that was recorded and not applied)."""
         n = self.state.events_applied
         orders = []
         for position in list(self.state.account.positions.values()):
@@ -874,8 +879,26 @@ class ApprovalDesk:
                 continue
             cid = f"g{self.state.journal_id}-D{n}-{symbol_tag(position.symbol)}"
             orders.append(reducing_order(cid, position, OrderPurpose.DEADMAN, qty))
-        if orders:
-            await self.execution.send_many(orders)
+        answers = await self.execution.send_many(orders) if orders else []
+        filled = sum(any(isinstance(r, OrderFilled) for r in a) for a in answers)
+        await self.recorder.commit([DeadmanApplied(self.clock.now_ms(), policy, len(orders), filled)], failing="keep")
+
+    @property
+    def deadman_unfinished(self) -> str:
+        """The dead-man policy ("reduce" or "flatten") a dead process recorded and did not apply, or ""."""
+        return self.state.deadman_pending
+
+    async def finish_interrupted_deadman(self) -> None:
+        """Apply a dead-man policy that was recorded by a process that died before applying it. A "reduce"
+        whose orders were already sent is not reduced again: halving twice is not what the policy said."""
+        policy = self.state.deadman_pending
+        if not policy:
+            return
+        if policy == "reduce" and self.state.deadman_orders:
+            await self.recorder.commit([DeadmanApplied(self.clock.now_ms(), policy, 0, 0)], failing="keep")
+            return
+        log.warning("deadman_resumed", policy=policy)
+        await self._apply_deadman(policy)
 
     # --- the kill switch and what surrounds it ----------------------------------------
 

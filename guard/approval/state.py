@@ -34,6 +34,7 @@ from guard.events import (
     ApprovalCounted,
     BarRecorded,
     CommandRefused,
+    DeadmanApplied,
     DecisionRecorded,
     Event,
     FeedHealthChanged,
@@ -135,6 +136,10 @@ class GuardState:
     session_open: bool = False
     sessions: int = 0
     daily: DailyPnl = field(default_factory=DailyPnl)
+    deadman_pending: str = ""
+    """A dead-man policy ("reduce", "flatten") recorded and not yet applied."""
+    deadman_orders: int = 0
+    """Dead-man orders submitted since the policy was recorded."""
     risk_limits: dict[str, str] = field(default_factory=dict)
     """Risk limits changed at run time (key -> new value), on top of the config."""
     journal_id: str = ""
@@ -277,6 +282,8 @@ class GuardState:
                 self.order_times.popleft()
         if request.purpose is OrderPurpose.CLOSE:
             self.close_count += 1
+        elif request.purpose is OrderPurpose.DEADMAN:
+            self.deadman_orders += 1
         if request.purpose is OrderPurpose.ENTRY and request.proposal_id:
             record = self._proposal(request.proposal_id)
             record.status = ProposalStatus.SUBMITTED
@@ -359,6 +366,13 @@ class GuardState:
         self.model_paused = False
         self.model_pause_reason = ""
 
+    def _presence_lost(self, e: OperatorPresenceLost) -> None:
+        self.deadman_pending = "" if e.policy == "hold" else e.policy
+        self.deadman_orders = 0
+
+    def _deadman_applied(self, e: DeadmanApplied) -> None:
+        self.deadman_pending = ""
+
     def _journal_recovered(self, e: JournalRecovered) -> None:
         if self.trading_state is TradingState.HALTED and self.state_reason.startswith("journal failing"):
             self.state_reason = (
@@ -412,7 +426,8 @@ _HANDLERS: dict[type, Callable[[GuardState, Any], None]] = {
     RiskLimitChanged: GuardState._limit_changed,
     ModelPaused: GuardState._model_paused,
     ModelResumed: GuardState._model_resumed,
-    OperatorPresenceLost: _noop,
+    OperatorPresenceLost: GuardState._presence_lost,
+    DeadmanApplied: GuardState._deadman_applied,
     FeedHealthChanged: _noop,
     BarRecorded: _noop,
     JournalFailed: _noop,

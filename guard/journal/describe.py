@@ -12,6 +12,7 @@ from guard.events import (
     AcknowledgmentRecorded,
     ApprovalCounted,
     CommandRefused,
+    DeadmanApplied,
     DecisionRecorded,
     Event,
     FeedHealthChanged,
@@ -104,6 +105,7 @@ _TEXT: dict[type, Callable[[Any], str]] = {
         f"no operator heartbeat for {e.silent_seconds:.0f} s: pending proposals expired, positions: {e.policy}"
     ),
     FeedHealthChanged: lambda e: f"{e.symbol} market data " + ("recovered" if e.healthy else f"UNHEALTHY: {e.reason}"),
+    DeadmanApplied: lambda e: f"dead-man policy {e.policy} applied: {count(e.orders, 'order')} sent, {e.filled} filled",
     JournalFailed: lambda e: f"JOURNAL FAILING, trading HALTED: {e.error}",
     JournalRecovered: lambda e: (
         f"journal writing again after {(e.at - e.failed_at) / 1000:.0f} s; "

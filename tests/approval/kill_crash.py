@@ -18,7 +18,7 @@ from pathlib import Path
 
 from guard.approval.desk import REARM_PHRASE
 from guard.drill.audit import JournalAuditor
-from guard.events import KillCompleted, KillRequested
+from guard.events import KillCompleted, KillRequested, OperatorPresenceLost
 from guard.journal.chain import read_entries, verify
 from tests.builders import START_PRICES, make_desk
 
@@ -101,3 +101,42 @@ async def _restart_and_check(path: Path, told_halted: bool) -> KillCrashOutcome:
     finally:
         desk.journal.close()
     return KillCrashOutcome(told_halted, kill_journaled, resumed, tuple(problems))
+
+
+def deadman_crash_once(workdir: Path, seed: int) -> tuple[str, ...]:
+    """SIGKILL 0-20 ms after the dead-man switch fired with the flatten policy; the restart must flatten."""
+    rng = random.Random(seed)
+    path = workdir / f"deadman-crash-{seed}.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.approval.kill_crash_session", str(path), str(seed), "deadman"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if line != "DEADMAN":
+        proc.kill()
+        proc.wait()
+        return (f"session did not reach the dead-man switch: {line!r}",)
+    time.sleep(rng.uniform(0.0, 0.02))
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    return asyncio.run(_restart_after_deadman(path))
+
+
+async def _restart_after_deadman(path: Path) -> tuple[str, ...]:
+    problems: list[str] = []
+    desk = await make_desk(path, marks=dict(START_PRICES))
+    try:
+        policy_recorded = any(isinstance(e, OperatorPresenceLost) for e in desk.journal.events())
+        await desk.finish_interrupted_deadman()
+        if desk.deadman_unfinished:
+            problems.append("the dead-man policy is still unfinished after the restart")
+        if policy_recorded and desk.state.account.positions:
+            problems.append(f"positions left after the flatten policy: {sorted(desk.state.account.positions)}")
+    finally:
+        desk.journal.close()
+    return tuple(problems)

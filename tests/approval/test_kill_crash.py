@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.approval.kill_crash import kill_crash_once
+from tests.approval.kill_crash import deadman_crash_once, kill_crash_once
 
 RUNS = 8
 
@@ -17,3 +17,9 @@ def test_sigkill_during_a_kill_then_restart_finishes_the_kill(tmp_path: Path, se
     """Kill -9 within 50 ms of the kill switch, restart: the kill ends flat and re-arm is accepted."""
     outcome = kill_crash_once(tmp_path, 20_000 + seed)
     assert outcome.violations == ()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sigkill_while_the_deadman_switch_flattens_then_restart_flattens(tmp_path: Path, seed: int) -> None:
+    """Kill -9 within 20 ms of the dead-man switch's flatten, restart: the policy is applied and the book is flat."""
+    assert deadman_crash_once(tmp_path, 50_000 + seed) == ()
