@@ -25,7 +25,9 @@ def run(quick: bool = False) -> Iterable[dict[str, Any]]:
         "unit": "cycles",
         "target": ">= 50",
         "met": cycles >= 50 if not quick else None,
-        "note": f"{result['acknowledged']} acknowledged decisions, {result['kept']} events kept in memory while failing",
+        "note": (
+            f"{result['acknowledged']} acknowledged decisions; {result['kept']} events kept in memory while failing"
+        ),
     }
     for name, key in (
         ("desk stopped by a failed write", "stopped"),
@@ -78,18 +80,18 @@ async def _cycles(cycles: int) -> dict[str, Any]:
                             await desk.reject(filler.proposal.id, "bench", reason="filler")
                     except JournalFailing:
                         break
-                while desk.state.trading_state is not TradingState.HALTED:
+                while desk.state.trading_state is not TradingState.HALTED:  # noqa: ASYNC110 - the halt is a hop away
                     await asyncio.sleep(0.001)
                 report = await desk.kill("bench", "disk full")
                 out["not_flat"] += not report.flat or bool(desk.state.account.positions)
                 out["kept"] += desk.journal.kept
                 freed = time.perf_counter()
                 desk.journal.page_limit = None
-                while desk.journal.failing is not None or "writes again" not in desk.state.state_reason:
+                while desk.journal.failing is not None or "writes again" not in desk.state.state_reason:  # noqa: ASYNC110
                     await asyncio.sleep(0.001)
                 out["recovery_ms"].append((time.perf_counter() - freed) * 1000)
                 out["resumed_alone"] += desk.state.trading_state is not TradingState.HALTED
-            except Exception:  # noqa: BLE001 - the figure counts what escaped
+            except Exception:
                 out["stopped"] += 1
                 break
         await desk.stop("bench over")

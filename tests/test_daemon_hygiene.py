@@ -35,8 +35,8 @@ async def test_state_is_private_and_sighup_reopens_the_log(tmp_path: Path, monke
     config = tmp_path / "config.toml"
     config.write_text("[model]\nenabled = false\n", encoding="utf-8")
     client = ApiClient.from_config(load_config(config))
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
+    with open(log, "ab") as out:  # noqa: ASYNC230 - before the daemon exists
+        proc = subprocess.Popen(  # noqa: ASYNC220 - the daemon under test runs in its own process
             [sys.executable, "-m", "guard", "--config", str(config), "daemon", "--log-format", "json"],
             cwd=REPO,
             stdout=out,
@@ -56,7 +56,7 @@ async def test_state_is_private_and_sighup_reopens_the_log(tmp_path: Path, monke
         os.rename(log, home / "daemon.log.1")
         proc.send_signal(signal.SIGHUP)
         async with asyncio.timeout(10):
-            while not log.exists() or "log_reopened" not in log.read_text():
+            while not log.exists() or "log_reopened" not in log.read_text():  # noqa: ASYNC110 - another process
                 await asyncio.sleep(0.05)
         assert proc.poll() is None
         assert await client.health() is not None

@@ -1,5 +1,6 @@
-"""A session that opens positions with resting stops and take-profits, then pulls the kill switch, in its own
-process: `python -m tests.approval.kill_crash_session JOURNAL SEED [kill|deadman]`. It prints `KILLING` just before the kill
+"""A session that opens positions with resting stops and take-profits, then pulls the kill switch (or lets the
+dead-man switch flatten), in its own process:
+`python -m tests.approval.kill_crash_session JOURNAL SEED [kill|deadman]`. It prints `KILLING` just before the kill
 and `HALTED` once the halt is durably journaled (what an operator is told); the test SIGKILLs it at a random
 moment around the kill and checks that the restarted guard finishes it."""
 
