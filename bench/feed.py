@@ -160,9 +160,11 @@ async def _overhead(quick: bool) -> dict[str, Any]:
 class _RemoteSim:
     url: str
     ws_url: str
+    token: str
 
     def state(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/_sim/state", timeout=5) as r:
+        request = urllib.request.Request(f"{self.url}/_sim/state", headers={"Authorization": f"Bearer {self.token}"})
+        with urllib.request.urlopen(request, timeout=5) as r:
             return dict(orjson.loads(r.read()))
 
     def last_trade_id(self, market_id: str = "BTCUSDT") -> int:
@@ -185,7 +187,7 @@ async def _remote_sim(
         )
         proc = subprocess.Popen(  # noqa: ASYNC220 - starting a process is quick; we await its output
             [sys.executable, "-m", "guard", "--config", str(config), "sim", "--speed", f"{speed:g}"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "GUARD_HOME": tmp},
         )
         try:
             if niceness:
@@ -196,7 +198,8 @@ async def _remote_sim(
             if not match:
                 raise RuntimeError(f"guard sim did not start: {line!r}")
             url = match.group(1)
-            yield _RemoteSim(url, url.replace("http://", "ws://"))
+            token = (Path(tmp) / "sim.token").read_text(encoding="utf-8").strip()
+            yield _RemoteSim(url, url.replace("http://", "ws://"), token)
         finally:
             proc.terminate()
             try:

@@ -41,6 +41,11 @@ class StatePaths:
         return self.root / "endpoint"
 
     @property
+    def sim_token(self) -> Path:
+        """The control token of a `guard sim` started from this state directory."""
+        return self.root / "sim.token"
+
+    @property
     def drills(self) -> Path:
         return self.root / "drills"
 
@@ -67,6 +72,7 @@ def tighten(paths: StatePaths) -> list[str]:
         paths.token,
         paths.lock,
         paths.endpoint,
+        paths.sim_token,
     ]
     for path, wanted in [(paths.root, PRIVATE_DIR), *((p, PRIVATE_FILE) for p in candidates)]:
         try:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
+import secrets
 import signal
 import sys
+from pathlib import Path
 
 from guard import logs
 from guard.config import SimSection, load_config
 from guard.errors import BadInput
+from guard.paths import StatePaths
 from guard.sim.faults import ALL_SCENARIOS
 from guard.sim.server import SimExchange
 
@@ -32,18 +36,30 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < section.speed <= 10_000:
         raise BadInput(f"--speed {section.speed}: must be > 0 and <= 10000")
     logs.configure(level=config.log.level, fmt=config.log.format)
-    asyncio.run(_serve(section, config.exchange.symbols))
+    paths = StatePaths(config.state_dir)
+    paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.umask(0o077)  # the control token file is the operator's alone
+    token = secrets.token_urlsafe(24)
+    paths.sim_token.write_text(token + "\n", encoding="utf-8")
+    try:
+        asyncio.run(_serve(section, config.exchange.symbols, token, paths.sim_token))
+    finally:
+        paths.sim_token.unlink(missing_ok=True)
     return 0
 
 
-async def _serve(section: SimSection, symbols: tuple[str, ...]) -> None:
+async def _serve(section: SimSection, symbols: tuple[str, ...], token: str, token_file: Path) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with SimExchange(section, symbols) as sim:
+    async with SimExchange(section, symbols, admin_token=token) as sim:
         print(f"simulated exchange (Binance USDⓈ-M API) at {sim.url}  streams {sim.ws_url}/ws", flush=True)
         print(f"  symbols: {', '.join(sim.market.symbols)}; scenario {sim.section.scenario}; "
               f"speed x{sim.section.speed:g}; seed {sim.section.seed}", flush=True)
-        print(f"  state: {sim.url}/_sim/state   Ctrl-C to stop", file=sys.stderr, flush=True)
+        print(
+            f"  control: {sim.url}/_sim/ with the bearer token in {token_file}   Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
         await stop.wait()

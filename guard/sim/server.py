@@ -3,8 +3,9 @@
 It speaks Binance USDⓈ-M's public REST (`public.py`) and WebSocket streams (`ws.py`) well
 enough that ccxt's own `ccxt.pro.binanceusdm`, with only its URLs pointed here, loads
 markets and streams bars, trades, tickers, books and mark prices. A small admin API under
-`/_sim/` lets another process script scenarios and faults; in-process callers use the
-methods below. The private (signed) order API lives beside the public one (`private.py`, its
+`/_sim/` lets another process script scenarios and faults, with the simulator's bearer token
+(`admin_token`; `guard sim` writes it to `sim.token` in the state directory); in-process callers
+use the methods below. The private (signed) order API lives beside the public one (`private.py`, its
 books in `books.py`), added to the app in `_build_app`.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -78,7 +81,13 @@ class SimExchange:
         *,
         host: str = "127.0.0.1",
         history: dict[str, list[Bar]] | None = None,
+        admin_token: str | None = None,
     ) -> None:
+        """
+        Args:
+            admin_token: the bearer token the `/_sim/` control API demands (made up when not given): any
+                process on the machine can reach loopback, and a flash crash is not theirs to start.
+        """
         if section.scenario not in ALL_SCENARIOS:
             raise BadInput(f"sim.scenario = {section.scenario!r}: must be one of {', '.join(ALL_SCENARIOS)}")
         self.section = section
@@ -86,6 +95,7 @@ class SimExchange:
         self._host = host
         self._symbols = tuple(symbols)
         self._history = history
+        self.admin_token = admin_token or secrets.token_urlsafe(24)
         self._port = 0
         self._runner: web.AppRunner | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -176,7 +186,12 @@ class SimExchange:
     async def _fault_middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if not request.path.startswith("/_sim"):
+        if request.path.startswith("/_sim/"):
+            header = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(header.encode(), f"Bearer {self.admin_token}".encode()):
+                log.warning("sim.admin_unauthorized", path=request.path, remote=request.remote)
+                return web.json_response({"error": "the control API needs the simulator's token"}, status=401)
+        else:
             fault = self.faults.http_fault(self.market.now_ms(), asyncio.get_running_loop().time())
             if fault is not None:
                 if fault.status == 418:

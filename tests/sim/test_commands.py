@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 import signal
+import stat
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -29,8 +31,13 @@ def test_guard_sim_serves_until_terminated(tmp_path: Path) -> None:
         with urllib.request.urlopen(f"{url.group(1)}/fapi/v1/exchangeInfo", timeout=10) as r:
             info = json.loads(r.read())
         assert [s["symbol"] for s in info["symbols"]] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
-        with urllib.request.urlopen(f"{url.group(1)}/_sim/state", timeout=10) as r:
+        token = (tmp_path / ".guard" / "sim.token").read_text().strip()
+        assert stat.S_IMODE((tmp_path / ".guard" / "sim.token").stat().st_mode) == 0o600
+        state = urllib.request.Request(f"{url.group(1)}/_sim/state", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(state, timeout=10) as r:
             assert json.loads(r.read())["scenario"] == "trend"
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(f"{url.group(1)}/_sim/state", timeout=10)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     finally:
