@@ -6,11 +6,13 @@ import pytest
 
 from guard.redaction import REDACTED, Scrubber
 
+BINANCE_STYLE_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOrMKUN3Ih8p6ht3zaYHQ2WydxEBfYBGHQ5r0Cl5tB"
+
 
 @pytest.mark.parametrize(
     ("text", "secret"),
     [
-        ("approved, key vmPUZE6mv9SD5VNHk4HlWFsOrMKUN3Ih8p6ht3zaYHQ2WydxEBfYBGHQ5r0Cl5tB", "vmPUZE6mv9SD5VNHk4HlWFsOrMKUN3Ih8p6ht3zaYHQ2WydxEBfYBGHQ5r0Cl5tB"),
+        (f"approved, key {BINANCE_STYLE_KEY}", BINANCE_STYLE_KEY),
         ("Authorization: Bearer abcDEF123456ghiJKL", "abcDEF123456ghiJKL"),
         ("secret=hunter22hunter", "hunter22hunter"),
         ("api_key: 'AbC123xYz987'", "AbC123xYz987"),
