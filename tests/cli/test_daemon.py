@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from guard.control import describe_status
+from guard.cli.daemon import describe_status
 from guard.domain import TradingState
 from tests.tui import scenes
 
