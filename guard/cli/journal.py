@@ -104,6 +104,10 @@ def _brief(plain: dict[str, Any]) -> dict[str, Any]:
             for inner in ("id", "client_order_id", "symbol", "side", "qty", "price"):
                 if inner in value:
                     out[f"{key}.{inner}"] = value[inner]
+        elif isinstance(value, float) and value:  # a zero is left out, as before
+            # The events' floats are durations: past a microsecond in ms (or a millisecond in s) the digits are
+            # measurement noise (`elapsed_ms=2.7268500000445783`).
+            out[key] = round(value, 3)
         elif value not in (None, "", [], False):
             out[key] = value
     return out

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if section.scenario not in ALL_SCENARIOS:
         raise BadInput(f"--scenario {section.scenario!r}: must be one of {', '.join(ALL_SCENARIOS)}")
     if not 0 < section.speed <= 10_000:
-        raise BadInput(f"--speed {section.speed}: must be > 0 and <= 10000")
+        raise BadInput(f"--speed {section.speed:g}: must be > 0 and <= 10000")
     logs.configure(level=config.log.level, fmt=config.log.format)
     asyncio.run(_serve(section, config.exchange.symbols))
     return 0
