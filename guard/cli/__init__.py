@@ -44,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
-        sys.stdout.flush()  # a reader that went away shows up here, while the error can still be handled
+        if sys.stdout is not None:  # None when started with stdout closed (`guard kill >&-`): print() is a no-op
+            sys.stdout.flush()  # a reader that went away shows up here, while the error can still be handled
         return code
     except BrokenPipeError:
         # `guard status | head`: the reader has what it wanted. End quietly, as a CLI killed by SIGPIPE would.
