@@ -130,7 +130,7 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
                 stderr=log_file,
             )
             try:
-                from guard.control import wait_until_up
+                from guard.daemonctl import wait_until_up
 
                 await wait_until_up(config)
                 client = ApiClient.from_config(config)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from guard import logs
-from guard.model.commands import TrainRequest, run_training
+from guard.model.build import TrainRequest, run_training
 
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT")
 SCENARIOS = (("calm", 7), ("calm", 17), ("trend", 8), ("trend", 18))

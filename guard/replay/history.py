@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
 from guard.domain import Bar
 from guard.errors import BadInput
+from guard.feed.history import read_bars
 
 VOL_ALPHA = 0.06
 """The paper broker's EWMA weight (`guard.broker.paper._VOL_ALPHA`): the fast-forwarded volatility
@@ -72,3 +74,23 @@ def histories_from_bars(bars: Sequence[Bar]) -> list[SymbolHistory]:
     for bar in bars:
         by_symbol.setdefault(bar.symbol, []).append(bar)
     return [SymbolHistory.from_bars(rows) for rows in by_symbol.values()]
+
+
+def load_histories(paths: Sequence[str]) -> list[SymbolHistory]:
+    """Read history files (several may hold the same symbol, for different periods) into arrays.
+
+    Raises:
+        BadInput: a file is unreadable, or two files repeat a bar of the same symbol.
+    """
+    by_symbol: dict[str, list[Bar]] = {}
+    for path in paths:
+        for bar in read_bars(path):
+            by_symbol.setdefault(bar.symbol, []).append(bar)
+    out = []
+    for symbol, bars in by_symbol.items():
+        bars.sort(key=lambda b: b.open_time)
+        for a, b in pairwise(bars):
+            if a.open_time == b.open_time:
+                raise BadInput(f"{symbol}: two bars open at {a.open_time} (do the files overlap?)")
+        out.append(SymbolHistory.from_bars(bars))
+    return out

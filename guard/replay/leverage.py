@@ -192,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(level="error")
     config = load_config(args.config) if args.config else Config()
     if args.data:
-        from guard.replay.commands import load_histories
+        from guard.replay.history import load_histories
 
         histories = load_histories(args.data)
         source = ", ".join(args.data)

@@ -13,10 +13,7 @@ daemon's risk, approval, broker or journal code.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import getpass
-import os
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -44,7 +41,7 @@ from guard.api.protocol import (
     Reply,
     ResumeModel,
 )
-from guard.config import Config, load_config
+from guard.config import Config
 from guard.domain import AcknowledgmentKind, TradingState
 from guard.errors import DaemonError
 from guard.paths import StatePaths
@@ -608,18 +605,3 @@ def run_tui(config: Config, operator: str) -> int:
     app = GuardApp(ApiClient.from_config(config), operator, config=config, freeze_gc=True)
     app.run()
     return app.return_code or 0
-
-
-def main(args: argparse.Namespace) -> int:
-    """`guard tui [--operator ID]`."""
-    import asyncio
-
-    config = load_config(args.config)
-    client = ApiClient.from_config(config, timeout=2.0)
-    if asyncio.run(client.health()) is None:
-        raise DaemonError(f"no guard daemon answers in {config.state_dir}: start one with `guard up`")
-    return run_tui(config, _operator_id(config, getattr(args, "operator", None)))
-
-
-def _operator_id(config: Config, given: str | None) -> str:
-    return given or config.guard.operator or os.environ.get("USER") or getpass.getuser() or "operator"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 from itertools import pairwise
@@ -12,7 +11,6 @@ import pytest
 
 from guard.cli import main
 from guard.config import SimSection
-from guard.feed.commands import ProgressBar
 from guard.feed.history import read_bars, write_bars
 from guard.sim.process import generate_history
 from guard.wording import utc_minute
@@ -69,25 +67,6 @@ def test_history_fetch_says_why_it_holds_fewer_bars_than_asked(tmp_path: Path) -
     first = utc_minute(read_bars(out)[0].open_time)
     assert f"{held} of the 150 bars asked for: sim has none before {first}" in done.stdout
 
-
-def test_a_progress_bar_left_short_ends_its_line_on_close() -> None:
-    """On a terminal, a bar that never reached 100 % (the venue had fewer bars, or the fetch failed) is ended
-    by close(), so the next output starts a line instead of running on from the bar."""
-    terminal = _Terminal()
-    bar = ProgressBar(terminal, "sim BTC/USDT:USDT 1m")
-    bar(50, 150)
-    bar.close()
-    assert terminal.getvalue().endswith("50/150 bars\n")
-    finished = _Terminal()
-    bar = ProgressBar(finished, "sim BTC/USDT:USDT 1m")
-    bar(150, 150)
-    bar.close()
-    assert finished.getvalue() == "\rsim BTC/USDT:USDT 1m [" + "#" * 30 + "] 100% 150/150 bars\n"
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
 
 def test_history_fetch_live_venue_offline_one_line_error(tmp_path: Path) -> None:
     """With no network, a live exchange id exits 1 with one clear line, not a traceback."""

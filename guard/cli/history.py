@@ -1,4 +1,4 @@
-"""`guard history fetch|import`: the command-line side of history files."""
+"""`guard history fetch|import`: download or import OHLCV history files (CSV or Parquet)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,36 @@ import asyncio
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from guard import logs
 from guard.config import load_config
 from guard.errors import BadInput
-from guard.feed.fetch import FetchResult, fetch_history, parse_since
-from guard.feed.history import MAX_REPORTED_ERRORS, import_plain_csv, write_bars
 from guard.wording import count, utc_minute
+
+if TYPE_CHECKING:
+    from guard.feed.fetch import FetchResult
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `guard history fetch|import`."""
+    history = sub.add_parser("history", help="download or import OHLCV history files (CSV or Parquet)")
+    history_sub = history.add_subparsers(dest="history_command", required=True)
+    hfetch = history_sub.add_parser("fetch", help="download closed bars through ccxt; resumable")
+    hfetch.add_argument("--exchange", required=True, metavar="ID", help='a ccxt exchange id, or "sim"')
+    hfetch.add_argument("--symbol", required=True, metavar="S", help="ccxt unified symbol, e.g. BTC/USDT:USDT")
+    hfetch.add_argument("--timeframe", required=True, metavar="TF", help="1m, 5m, 15m, 1h, ...")
+    hfetch.add_argument("--since", default=None, metavar="DATE", help="first bar, e.g. 2024-01-01 (UTC)")
+    hfetch.add_argument("--limit", type=int, default=None, metavar="N", help="most bars to fetch")
+    hfetch.add_argument("--out", required=True, metavar="FILE", help="output .csv or .parquet")
+    hfetch.set_defaults(handler=fetch)
+    himport = history_sub.add_parser("import", help="check a timestamp,open,high,low,close,volume CSV")
+    himport.add_argument("file", metavar="FILE")
+    himport.add_argument("--out", required=True, metavar="FILE", help="output .csv or .parquet")
+    himport.add_argument("--symbol", default=None, help="ccxt symbol (default: from the file name)")
+    himport.add_argument("--timeframe", default=None, help="default: the rows' spacing")
+    himport.add_argument("--skip-bad", action="store_true", help="write the good rows, report the bad")
+    himport.set_defaults(handler=import_)
 
 
 class ProgressBar:
@@ -58,6 +80,8 @@ class ProgressBar:
 
 def fetch(args: argparse.Namespace) -> int:
     """guard history fetch --exchange ID --symbol S --timeframe TF [--since DATE] [--limit N] --out FILE."""
+    from guard.feed.fetch import fetch_history, parse_since  # ccxt: only when a fetch runs
+
     config = load_config(args.config)
     logs.configure(level="warning", fmt=config.log.format)
     since = parse_since(args.since) if args.since else None
@@ -92,6 +116,8 @@ def _shortfall(exchange: str, result: FetchResult) -> str:
 
 def import_(args: argparse.Namespace) -> int:
     """guard history import FILE --out FILE [--symbol S] [--timeframe TF] [--skip-bad]."""
+    from guard.feed.history import MAX_REPORTED_ERRORS, import_plain_csv, write_bars  # numpy, via the simulator
+
     result = import_plain_csv(Path(args.file), symbol=args.symbol, timeframe=args.timeframe)
     for line, reason in result.errors[:MAX_REPORTED_ERRORS]:
         print(f"{args.file}: line {line}: {reason}", file=sys.stderr)

@@ -15,12 +15,29 @@ from guard import logs
 from guard.config import SimSection, load_config
 from guard.errors import BadInput
 from guard.paths import StatePaths
-from guard.sim.faults import ALL_SCENARIOS
-from guard.sim.server import SimExchange
+
+SCENARIOS_HELP = (
+    "price: calm, trend, regime-shift (volatility x5 for an hour), flash-crash (-30%% in a minute, "
+    "then recovery); faults, played after 30 s and then every 120 s of simulated time: feed-stall, "
+    "disconnect-storm, 429-storm, 5xx-burst, malformed, nan-price, out-of-order, duplicate-bars"
+)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `guard sim`."""
+    sim = sub.add_parser("sim", help="run the simulated exchange (Binance USDⓈ-M API) on loopback")
+    sim.add_argument("--port", type=int, default=None, help="loopback port (default: config, 0 = any free)")
+    sim.add_argument("--scenario", default=None, metavar="NAME", help=SCENARIOS_HELP)
+    sim.add_argument("--speed", type=float, default=None, metavar="X", help="simulated seconds per real second")
+    sim.add_argument("--seed", type=int, default=None, help="seed of the price process")
+    sim.add_argument("--history", default=None, metavar="FILE", help="serve this history file (1m bars)")
+    sim.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """guard sim [--port N] [--scenario NAME] [--speed X] [--seed N] [--history FILE]."""
+    from guard.sim.faults import ALL_SCENARIOS
+
     config = load_config(args.config)
     changes = {
         name: value
@@ -34,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if section.scenario not in ALL_SCENARIOS:
         raise BadInput(f"--scenario {section.scenario!r}: must be one of {', '.join(ALL_SCENARIOS)}")
     if not 0 < section.speed <= 10_000:
-        raise BadInput(f"--speed {section.speed}: must be > 0 and <= 10000")
+        raise BadInput(f"--speed {section.speed:g}: must be > 0 and <= 10000")
     logs.configure(level=config.log.level, fmt=config.log.format)
     paths = StatePaths(config.state_dir)
     paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -49,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(section: SimSection, symbols: tuple[str, ...], token: str, token_file: Path) -> None:
+    from guard.sim.server import SimExchange
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

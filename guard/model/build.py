@@ -1,18 +1,18 @@
-"""`guard train` and `guard model show`: the command-line side of the model."""
+"""A model artifact from history files: what `guard train` and `python -m guard.model.default` share.
+
+`TrainRequest` is everything a training run was asked to do, and the `guard train` line that reproduces it;
+`run_training` reads the files, trains and writes the artifact, drawing its progress on a stream if given.
+"""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import shlex
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from guard import logs
-from guard.config import load_config
 from guard.errors import BadInput
 from guard.wording import count
 
@@ -87,27 +87,6 @@ class TrainRequest:
         return " ".join(shlex.quote(p) for p in parts)
 
 
-def train(args: argparse.Namespace) -> int:
-    """guard train DATA... --out DIR [--epochs N] [--seed N] [...]."""
-    config = load_config(args.config)
-    logs.configure(level="warning", fmt=config.log.format)
-    request = TrainRequest(
-        data=tuple(args.data), out=args.out, epochs=args.epochs, seed=args.seed, name=args.name,
-        horizon_bars=args.horizon_bars, barrier_k=args.barrier_k, members=args.members,
-        channels=args.channels, threads=args.threads, source=args.source, synthetic=args.synthetic,
-    )
-    info = run_training(request, stream=sys.stderr, novelty_threshold=config.model.novelty_threshold)
-    metrics = info.config["metrics"]
-    print(f"{info.path}: model {info.model_id}")
-    print(
-        f"  test: accuracy {metrics['accuracy']:.3f} (base rate {metrics['base_rate']:.3f}), "
-        f"Brier {metrics['brier']:.4f} (baseline {metrics['brier_baseline']:.4f}), ECE {metrics['ece']:.4f}, "
-        f"novelty AUROC {metrics['novelty_auroc']:.3f}"
-    )
-    print(f"  read its card: guard model show {info.path}")
-    return 0
-
-
 def run_training(
     request: TrainRequest,
     *,
@@ -175,16 +154,6 @@ def run_training(
         source["note"] = source_note
     name = request.name or Path(request.out).name
     return save_artifact(result, request.out, name=name, data_source=source, command=command or request.command())
-
-
-def model_show(args: argparse.Namespace) -> int:
-    """guard model show DIR: verify the artifact's checksums and print its card."""
-    from guard.model.artifact import verify_artifact
-
-    info = verify_artifact(args.dir)
-    sys.stdout.write(info.card if info.card.endswith("\n") else info.card + "\n")
-    print(f"\n(model id {info.model_id}; sha256 of the checksum file {info.model_hash})")
-    return 0
 
 
 def _sha256(path: Path) -> str:

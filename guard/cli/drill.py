@@ -1,4 +1,4 @@
-"""`guard drill SCENARIO [--scripted] [--json]` and `guard drill history`: the command-line side of drills."""
+"""`guard drill SCENARIO [--scripted] [--json]` and `guard drill history`: run kill-switch drills, list past ones."""
 
 from __future__ import annotations
 
@@ -10,14 +10,36 @@ import time
 
 from guard import codec, logs
 from guard.config import load_config
-from guard.drill.report import format_history, history, result_plain, write_reports
-from guard.drill.runner import DrillOptions, run_drill
-from guard.drill.scenarios import scenario
+from guard.drill.scenarios import SCENARIOS, scenario
 from guard.paths import StatePaths
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `guard drill`."""
+    drill_cmd = sub.add_parser(
+        "drill",
+        help="run a kill-switch drill against the simulated exchange, or list past drills",
+        description="Drills run a daemon of their own (state in <state dir>/drills/<time>-<scenario>/home) and "
+        "write report.md, report.json and chart.png beside it. Exit 0 when every bound was met.",
+    )
+    drill_cmd.add_argument(
+        "scenario", metavar="SCENARIO", choices=(*SCENARIOS, "history"),
+        help=f"one of {', '.join(SCENARIOS)}; or `history` to list past drills",
+    )
+    drill_cmd.add_argument(
+        "--scripted", action="store_true",
+        help="an automated operator kills after a set delay (CI); without it a person at `guard tui` is told "
+        "'DRILL: ...' and their reaction time is measured",
+    )
+    drill_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
+    drill_cmd.set_defaults(handler=drill)
 
 
 def drill(args: argparse.Namespace) -> int:
     """Run a drill and write its reports; exit 0 when it met every bound, 1 when it did not."""
+    from guard.drill.report import format_history, history, result_plain, write_reports
+    from guard.drill.runner import DrillOptions, run_drill
+
     config = load_config(args.config)
     # The report is the output: only errors go to the log while a drill runs.
     logs.configure(level="error", fmt=config.log.format)
