@@ -1,4 +1,4 @@
-"""`guard journal verify|export|tail`: read the audit journal without touching it."""
+"""`guard journal verify|export|tail|show`: read the audit journal without touching it."""
 
 from __future__ import annotations
 
@@ -6,22 +6,28 @@ import argparse
 import json
 import sys
 import time
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from guard import codec
 from guard.config import load_config
 from guard.errors import BadInput, JournalCorrupt
+from guard.events import EVENT_TYPES
 from guard.journal.anchor import adopt
 from guard.journal.chain import Entry, read_entries
 from guard.journal.chain import verify as verify_journal
-from guard.journal.export import iso_time, write_csv, write_parquet
+from guard.journal.export import ALL_TABLES, iso_time, table_named, write_csv, write_parquet
 from guard.paths import StatePaths
+
+HIDDEN_BY_DEFAULT = ("BarRecorded",)
+"""Event types `guard journal tail` leaves out unless asked: closed bars are nearly every event of a journal."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `guard journal verify|export|tail`."""
-    journal = sub.add_parser("journal", help="verify, export or follow the audit journal")
+    """Add `guard journal verify|export|tail|show`."""
+    journal = sub.add_parser("journal", help="verify, export, follow or question the audit journal")
     journal_sub = journal.add_subparsers(dest="journal_command", required=True)
     verify_cmd = journal_sub.add_parser(
         "verify", help="check the hash chain of every event, and that none is missing at the end"
@@ -31,14 +37,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="anchor a whole journal that has no anchor (one written by an older guard) at its current end",
     )
     verify_cmd.set_defaults(handler=verify)
-    export_cmd = journal_sub.add_parser("export", help="write every event as CSV or Parquet")
+    export_cmd = journal_sub.add_parser(
+        "export",
+        help="write the journal as a table (CSV or Parquet): every event, or typed rows of fills, orders, "
+        "decisions, proposals or positions",
+    )
+    export_cmd.add_argument(
+        "--table", default="events", metavar="T",
+        help=f"which table: {', '.join(ALL_TABLES)} (default: events, one row per event with its JSON)",
+    )
     export_cmd.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export_cmd.add_argument("--out", type=Path, default=None, help="file to write (default: stdout for CSV)")
     export_cmd.set_defaults(handler=export)
-    tail_cmd = journal_sub.add_parser("tail", help="print the last events, and follow new ones")
-    tail_cmd.add_argument("-n", type=int, default=20, help="how many past events to print")
-    tail_cmd.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    tail_cmd = journal_sub.add_parser(
+        "tail",
+        help="print the last events, and follow new ones; closed bars (BarRecorded) are left out unless "
+        "asked for with --type BarRecorded or --all",
+    )
+    tail_cmd.add_argument("-n", type=int, default=20, help="how many past events to print (default 20)")
+    tail_cmd.add_argument("--follow", "-f", action="store_true", help="keep printing new events (with the filter)")
+    which = tail_cmd.add_mutually_exclusive_group()
+    which.add_argument(
+        "--type", action="append", default=None, metavar="T", dest="types",
+        help="only events of this type (repeatable, any case), e.g. --type OrderFilled --type decisionrecorded",
+    )
+    which.add_argument("--all", action="store_true", help="every event, closed bars included")
     tail_cmd.set_defaults(handler=tail)
+    show_cmd = journal_sub.add_parser(
+        "show",
+        help="the whole story of one proposal: as queued, its versions, model and hash, risk checks, who "
+        "decided what and when, orders, fills, the position and its end, the outcome (times UTC)",
+    )
+    show_cmd.add_argument("proposal_id", metavar="ID", help="the proposal id, e.g. P000123 (or p123, 123)")
+    show_cmd.add_argument("--json", action="store_true", help="the story as one JSON object, for machines")
+    show_cmd.set_defaults(handler=show)
 
 
 def _path(args: argparse.Namespace) -> Path:
@@ -65,35 +97,73 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    table = table_named(args.table)
     path = _path(args)
     if args.format == "parquet":
         if args.out is None:
             raise BadInput("--format parquet needs --out FILE")
-        written = write_parquet(path, args.out)
+        written = write_parquet(path, args.out, table)
     elif args.out is None:
-        write_csv(path, sys.stdout)
+        write_csv(path, sys.stdout, table)
         return 0
     else:
         with open(args.out, "w", newline="", encoding="utf-8") as out:
-            written = write_csv(path, out)
-    print(f"wrote {written} events to {args.out}", file=sys.stderr)
+            written = write_csv(path, out, table)
+    print(f"wrote {written} {table.name} rows to {args.out}", file=sys.stderr)
     return 0
 
 
+def event_types(given: Iterable[str] | None, everything: bool = False) -> frozenset[str] | None:
+    """The event type names `tail` prints (None: all of them), from `--type` values in any case.
+
+    Raises:
+        BadInput: a type that does not exist; the message lists those that do.
+    """
+    if everything:
+        return None
+    if not given:
+        return frozenset(EVENT_TYPES) - set(HIDDEN_BY_DEFAULT)
+    by_lower = {name.lower(): name for name in EVENT_TYPES}
+    chosen = set()
+    for text in given:
+        for part in text.split(","):
+            name = by_lower.get(part.strip().lower())
+            if name is None:
+                raise BadInput(f"unknown event type {part.strip()!r}; the types are: {', '.join(sorted(EVENT_TYPES))}")
+            chosen.add(name)
+    return frozenset(chosen)
+
+
+class _Cursor:
+    """Where `tail` has read to: the last event seen, whatever its type, so following resumes right after it."""
+
+    def __init__(self, path: Path, types: frozenset[str] | None) -> None:
+        self.path = path
+        self.types = types
+        self.last = 0
+
+    def read(self) -> Iterator[Entry]:
+        """The events after the last one read that pass the filter."""
+        types = self.types
+        for entry in read_entries(self.path, after_seq=self.last):
+            self.last = entry.seq
+            if types is None or type(entry.event).__name__ in types:
+                yield entry
+
+
 def tail(args: argparse.Namespace) -> int:
-    path = _path(args)
     if args.n < 0:
         raise BadInput(f"-n must be 0 or more, got {args.n}")
-    entries = list(read_entries(path))
-    for entry in entries[len(entries) - args.n :] if args.n else []:
+    types = event_types(args.types, args.all)  # a bad --type is named before anything is read
+    cursor = _Cursor(_path(args), types)
+    shown: deque[Entry] = deque(cursor.read(), maxlen=args.n)
+    for entry in shown:
         print(describe(entry))
-    last = entries[-1].seq if entries else 0
     while args.follow:
         try:
             time.sleep(0.5)
-            for entry in read_entries(path, after_seq=last):
+            for entry in cursor.read():
                 print(describe(entry), flush=True)
-                last = entry.seq
         except KeyboardInterrupt:
             return 0
         except JournalCorrupt as e:
@@ -102,10 +172,24 @@ def tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def show(args: argparse.Namespace) -> int:
+    from guard.journal import story
+    from guard.journal.trace import parse_proposal_id, trace
+
+    proposal_id = parse_proposal_id(args.proposal_id)
+    found = trace(_path(args), proposal_id)
+    if args.json:
+        print(json.dumps(story.to_plain(found), ensure_ascii=False, indent=2))
+    else:
+        print(story.render(found))
+    return 0
+
+
 def describe(entry: Entry) -> str:
     """One line per event: sequence, time, type and the fields that matter."""
     plain = codec.to_plain(entry.event)
     plain.pop("at", None)
+    plain.pop("type", None)  # a tagged event's class name, printed in its own column
     summary = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in _brief(plain).items())
     return f"{entry.seq:>7}  {iso_time(entry.event.at)}  {type(entry.event).__name__:<22} {summary}"
 
