@@ -37,11 +37,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="anchor a whole journal that has no anchor (one written by an older guard) at its current end",
     )
     verify_cmd.set_defaults(handler=verify)
-    export_cmd = journal_sub.add_parser(
-        "export",
-        help="write the journal as a table (CSV or Parquet): every event, or typed rows of fills, orders, "
-        "decisions, proposals or positions",
+    export_help = (
+        "write the journal as a table (CSV or Parquet): every event, or typed rows of fills, orders, "
+        "decisions, proposals or positions"
     )
+    export_cmd = journal_sub.add_parser("export", help=export_help, description=export_help)
     export_cmd.add_argument(
         "--table", default="events", metavar="T",
         help=f"which table: {', '.join(ALL_TABLES)} (default: events, one row per event with its JSON)",
@@ -49,11 +49,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export_cmd.add_argument("--format", choices=("csv", "parquet"), default="csv")
     export_cmd.add_argument("--out", type=Path, default=None, help="file to write (default: stdout for CSV)")
     export_cmd.set_defaults(handler=export)
-    tail_cmd = journal_sub.add_parser(
-        "tail",
-        help="print the last events, and follow new ones; closed bars (BarRecorded) are left out unless "
-        "asked for with --type BarRecorded or --all",
+    tail_help = (
+        "print the last events, and follow new ones; closed bars (BarRecorded, nearly every event of a journal) "
+        "are left out unless asked for with --type BarRecorded or --all"
     )
+    tail_cmd = journal_sub.add_parser("tail", help=tail_help, description=tail_help)
     tail_cmd.add_argument("-n", type=int, default=20, help="how many past events to print (default 20)")
     tail_cmd.add_argument("--follow", "-f", action="store_true", help="keep printing new events (with the filter)")
     which = tail_cmd.add_mutually_exclusive_group()
@@ -63,11 +63,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     which.add_argument("--all", action="store_true", help="every event, closed bars included")
     tail_cmd.set_defaults(handler=tail)
-    show_cmd = journal_sub.add_parser(
-        "show",
-        help="the whole story of one proposal: as queued, its versions, model and hash, risk checks, who "
-        "decided what and when, orders, fills, the position and its end, the outcome (times UTC)",
+    show_help = (
+        "the whole story of one proposal: as queued, its versions, model and hash, risk checks, who "
+        "decided what and when, orders, fills, the position and its end, the outcome (times UTC)"
     )
+    show_cmd = journal_sub.add_parser("show", help=show_help, description=show_help)
     show_cmd.add_argument("proposal_id", metavar="ID", help="the proposal id, e.g. P000123 (or p123, 123)")
     show_cmd.add_argument("--json", action="store_true", help="the story as one JSON object, for machines")
     show_cmd.set_defaults(handler=show)
@@ -159,6 +159,8 @@ def tail(args: argparse.Namespace) -> int:
     shown: deque[Entry] = deque(cursor.read(), maxlen=args.n)
     for entry in shown:
         print(describe(entry))
+    if args.follow:
+        sys.stdout.flush()  # into a pipe (`tail -f | grep`), the past events must not wait for the first new one
     while args.follow:
         try:
             time.sleep(0.5)

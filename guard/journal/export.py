@@ -18,7 +18,8 @@ How each kind of column is written:
 (*) s is the largest number of decimals among the column's values, so every value is exact;
 decimal256(76, s) for a column whose values need more than 38 digits.
 
-A missing value is null in Parquet and an empty field in CSV.
+A missing value is null in Parquet and an empty field in CSV; so is an empty text (no reason given, no
+model id), so that the two formats read back the same.
 """
 
 from __future__ import annotations
@@ -164,6 +165,8 @@ def write_parquet(path: Path, out: Path, table: Table = EVENTS) -> int:
     columns = {}
     for i, column in enumerate(table.columns):
         values = [row[i] for row in table_rows]
+        if column.kind is Kind.TEXT:
+            values = [None if v == "" else v for v in values]  # as CSV can only say it: empty is missing
         columns[column.name] = pa.array(values, type=arrow_type(column, values))
     pq.write_table(pa.table(columns), out)
     return len(table_rows)
