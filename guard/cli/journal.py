@@ -16,7 +16,7 @@ from guard.config import load_config
 from guard.errors import BadInput, JournalCorrupt
 from guard.events import EVENT_TYPES
 from guard.journal.anchor import adopt
-from guard.journal.chain import Entry, read_entries
+from guard.journal.chain import Entry, last_seq, read_entries
 from guard.journal.chain import verify as verify_journal
 from guard.journal.export import ALL_TABLES, iso_time, table_named, write_csv, write_parquet
 from guard.paths import StatePaths
@@ -98,17 +98,20 @@ def verify(args: argparse.Namespace) -> int:
 
 def export(args: argparse.Namespace) -> int:
     table = table_named(args.table)
+    if args.format == "parquet" and args.out is None:
+        raise BadInput("--format parquet needs --out FILE")
     path = _path(args)
-    if args.format == "parquet":
-        if args.out is None:
-            raise BadInput("--format parquet needs --out FILE")
-        written = write_parquet(path, args.out, table)
-    elif args.out is None:
+    if args.out is None:
         write_csv(path, sys.stdout, table)
         return 0
-    else:
-        with open(args.out, "w", newline="", encoding="utf-8") as out:
-            written = write_csv(path, out, table)
+    try:
+        if args.format == "parquet":
+            written = write_parquet(path, args.out, table)
+        else:
+            with open(args.out, "w", newline="", encoding="utf-8") as out:
+                written = write_csv(path, out, table)
+    except OSError as e:
+        raise BadInput(f"cannot write {args.out}: {e.strerror or e}") from e
     print(f"wrote {written} {table.name} rows to {args.out}", file=sys.stderr)
     return 0
 
@@ -135,20 +138,40 @@ def event_types(given: Iterable[str] | None, everything: bool = False) -> frozen
 
 
 class _Cursor:
-    """Where `tail` has read to: the last event seen, whatever its type, so following resumes right after it."""
+    """Where `tail` has read to: the journal's end when it last looked, whatever the type of the events there,
+    so following resumes right after it and never reads past events again."""
 
     def __init__(self, path: Path, types: frozenset[str] | None) -> None:
         self.path = path
         self.types = types
         self.last = 0
 
+    def last_events(self, n: int) -> list[Entry]:
+        """The last `n` events that pass the filter (fewer when the journal has fewer). Read back from the end
+        in windows that grow fourfold, so that the last few events never cost a read of the whole journal."""
+        end = last_seq(self.path)
+        window = max(4 * n, 256)
+        while n:
+            start = max(0, end - window)
+            kept: deque[Entry] = deque(maxlen=n)
+            for entry in read_entries(self.path, after_seq=start, types=self.types):
+                kept.append(entry)
+                self.last = max(self.last, entry.seq)
+            if len(kept) == n or start == 0:
+                break
+            window *= 4
+        else:
+            kept = deque()
+        self.last = max(self.last, end)
+        return list(kept)
+
     def read(self) -> Iterator[Entry]:
-        """The events after the last one read that pass the filter."""
-        types = self.types
-        for entry in read_entries(self.path, after_seq=self.last):
-            self.last = entry.seq
-            if types is None or type(entry.event).__name__ in types:
-                yield entry
+        """The events after the last read that pass the filter (the others are not even decoded)."""
+        end = last_seq(self.path)  # first: every event up to it is committed, so the read below covers it
+        for entry in read_entries(self.path, after_seq=self.last, types=self.types):
+            self.last = max(self.last, entry.seq)
+            yield entry
+        self.last = max(self.last, end)
 
 
 def tail(args: argparse.Namespace) -> int:
@@ -156,8 +179,7 @@ def tail(args: argparse.Namespace) -> int:
         raise BadInput(f"-n must be 0 or more, got {args.n}")
     types = event_types(args.types, args.all)  # a bad --type is named before anything is read
     cursor = _Cursor(_path(args), types)
-    shown: deque[Entry] = deque(cursor.read(), maxlen=args.n)
-    for entry in shown:
+    for entry in cursor.last_events(args.n):
         print(describe(entry))
     if args.follow:
         sys.stdout.flush()  # into a pipe (`tail -f | grep`), the past events must not wait for the first new one

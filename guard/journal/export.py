@@ -115,7 +115,7 @@ def write_csv(path: Path, out: TextIO, table: Table = EVENTS) -> int:
     writer.writerow([c.name for c in table.columns])
     formats = [_CSV[c.kind] for c in table.columns]
     written = 0
-    for row in table.rows(read_entries(path)):
+    for row in table.rows(read_entries(path, types=table.reads)):
         writer.writerow(["" if v is None else f(v) for f, v in zip(formats, row, strict=True)])
         written += 1
     return written
@@ -161,7 +161,7 @@ def write_parquet(path: Path, out: Path, table: Table = EVENTS) -> int:
     import pyarrow as pa  # only an export needs pyarrow
     import pyarrow.parquet as pq
 
-    table_rows = list(table.rows(read_entries(path)))
+    table_rows = list(table.rows(read_entries(path, types=table.reads)))
     columns = {}
     for i, column in enumerate(table.columns):
         values = [row[i] for row in table_rows]

@@ -29,12 +29,15 @@ from guard.domain import (
 from guard.events import (
     ApprovalCounted,
     DecisionRecorded,
+    FundingPaid,
+    KillRequested,
     OrderAccepted,
     OrderCancelled,
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
     OrderUnknown,
+    PositionLiquidated,
     ProposalExpired,
     ProposalFailed,
     ProposalKilled,
@@ -73,6 +76,8 @@ class Table:
     doc: str
     columns: tuple[Column, ...]
     rows: Callable[[Iterable[Entry]], Iterator[tuple[Any, ...]]]
+    reads: frozenset[str] | None = None
+    """The event types its rows are built from (only these are read and decoded); None for every event."""
 
 
 def _columns(spec: str) -> tuple[Column, ...]:
@@ -311,14 +316,35 @@ def position_rows(entries: Iterable[Entry]) -> Iterator[tuple[Any, ...]]:
         yield _position_row(life)
 
 
+def _names(*classes: type) -> frozenset[str]:
+    return frozenset(cls.__name__ for cls in classes)
+
+
+_ORDER_EVENTS = _names(OrderSubmitted, OrderAccepted, OrderFilled, OrderCancelled, OrderRejected, OrderUnknown)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
-        Table("fills", "one row per fill", FILL_COLUMNS, fill_rows),
-        Table("orders", "one row per order, with its state at the end of the journal", ORDER_COLUMNS, order_rows),
-        Table("decisions", "one row per approve, override or reject", DECISION_COLUMNS, decision_rows),
-        Table("proposals", "one row per proposal version", PROPOSAL_COLUMNS, proposal_rows),
-        Table("positions", "one row per position lifecycle, open to close", POSITION_COLUMNS, position_rows),
+        Table("fills", "one row per fill", FILL_COLUMNS, fill_rows, _names(OrderSubmitted, OrderFilled)),
+        Table(
+            "orders", "one row per order, with its state at the end of the journal", ORDER_COLUMNS, order_rows,
+            _ORDER_EVENTS,
+        ),
+        Table(
+            "decisions", "one row per approve, override or reject", DECISION_COLUMNS, decision_rows,
+            _names(ApprovalCounted, DecisionRecorded),
+        ),
+        Table(
+            "proposals", "one row per proposal version", PROPOSAL_COLUMNS, proposal_rows,
+            _names(
+                ProposalQueued, ProposalRepriced, DecisionRecorded, ProposalExpired, ProposalKilled, ProposalFailed,
+                OrderSubmitted, OrderFilled, OrderCancelled, OrderRejected,
+            ),
+        ),
+        Table(
+            "positions", "one row per position lifecycle, open to close", POSITION_COLUMNS, position_rows,
+            _names(OrderSubmitted, OrderFilled, PositionLiquidated, FundingPaid, KillRequested),
+        ),
     )
-}
-"""The typed tables by name (the events table, one row per event, is `guard.journal.export.COLUMNS`)."""
+}  # fmt: skip
+"""The typed tables by name (the events table, one row per event, is `guard.journal.export.EVENTS`)."""

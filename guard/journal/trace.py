@@ -54,10 +54,11 @@ from guard.events import (
     ProposalRepriced,
     SessionStarted,
 )
-from guard.journal.chain import Entry, read_entries
+from guard.journal.chain import Entry, last_seq, read_entries
 from guard.journal.positions import PositionBook, PositionEnd, PositionLife, PositionUpdate, average_price
 
 _ID = re.compile(r"[Pp]?0*(\d{1,9})")
+
 
 
 class ProposalNotFound(BadInput):
@@ -226,27 +227,7 @@ class _Tracer:
         self.kill: KillRequested | None = None
         self.steps: list[Step] = []
         self._seq = 0
-        self._handlers: dict[type, Callable[[Any], None]] = {
-            SessionStarted: self._session,
-            AcknowledgmentRecorded: self._acknowledged,
-            ProposalQueued: self._queued,
-            ProposalRepriced: self._repriced,
-            CommandRefused: self._refused,
-            ApprovalCounted: self._approval,
-            DecisionRecorded: self._decided,
-            ProposalExpired: self._expired,
-            ProposalKilled: self._killed,
-            ProposalFailed: self._failed,
-            OrderSubmitted: self._submitted,
-            OrderAccepted: self._accepted,
-            OrderFilled: self._filled,
-            OrderCancelled: self._cancelled,
-            OrderRejected: self._rejected,
-            OrderUnknown: self._unknown,
-            PositionLiquidated: self._position_event,
-            FundingPaid: self._position_event,
-            KillRequested: self._kill_requested,
-        }
+        self._handlers: dict[type, Callable[[Any], None]] = {t: getattr(self, name) for t, name in _HANDLED.items()}
 
     def feed(self, entries: Iterable[Entry]) -> None:
         handlers = self._handlers
@@ -255,7 +236,7 @@ class _Tracer:
             if handler is not None:
                 self._seq = entry.seq
                 handler(entry.event)
-            self.events = entry.seq
+            self.events = max(self.events, entry.seq)
 
     def result(self, path: Path) -> ProposalTrace:
         if not self.versions:
@@ -483,6 +464,33 @@ class _Tracer:
             self._set_status(ProposalStatus.FAILED, at, reason)
 
 
+_HANDLED: dict[type, str] = {
+    SessionStarted: "_session",
+    AcknowledgmentRecorded: "_acknowledged",
+    ProposalQueued: "_queued",
+    ProposalRepriced: "_repriced",
+    CommandRefused: "_refused",
+    ApprovalCounted: "_approval",
+    DecisionRecorded: "_decided",
+    ProposalExpired: "_expired",
+    ProposalKilled: "_killed",
+    ProposalFailed: "_failed",
+    OrderSubmitted: "_submitted",
+    OrderAccepted: "_accepted",
+    OrderFilled: "_filled",
+    OrderCancelled: "_cancelled",
+    OrderRejected: "_rejected",
+    OrderUnknown: "_unknown",
+    PositionLiquidated: "_position_event",
+    FundingPaid: "_position_event",
+    KillRequested: "_kill_requested",
+}
+"""Which `_Tracer` method reads each event type a proposal's story can be made of."""
+
+TRACE_TYPES = frozenset(cls.__name__ for cls in _HANDLED)
+"""The only event types `trace` reads from the journal (the others, closed bars above all, are not decoded)."""
+
+
 def _purpose(purpose: OrderPurpose) -> str:
     return {OrderPurpose.TAKE_PROFIT: "take-profit"}.get(purpose, purpose.value)
 
@@ -565,5 +573,6 @@ def trace(path: Path | str, proposal_id: str) -> ProposalTrace:
     """
     path = Path(path)
     tracer = _Tracer(proposal_id)
-    tracer.feed(read_entries(path))
+    tracer.events = last_seq(path)
+    tracer.feed(read_entries(path, types=TRACE_TYPES))
     return tracer.result(path)

@@ -185,3 +185,56 @@ def test_export_of_an_empty_journal_writes_headers_only(guard_home: Path, tmp_pa
     table = _parquet("fills", tmp_path / "f.parquet")
     assert table.num_rows == 0 and table.schema.field("time").type == UTC_MS
     assert pa.types.is_decimal(table.schema.field("price").type)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_to_a_place_that_cannot_be_written_exits_2_naming_it(
+    home: Path, tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An --out in a directory that does not exist is bad input named in one line, not a traceback."""
+    out = tmp_path / "missing" / f"fills.{fmt}"
+    assert main(["journal", "export", "--table", "fills", "--format", fmt, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {out}" in err and "Traceback" not in err
+
+
+def test_tables_read_only_the_event_types_they_need_and_miss_nothing(day: Day) -> None:
+    """Each table built from only the event types it declares equals the table built from every event."""
+    for table in ALL_TABLES.values():
+        everything = list(table.rows(read_entries(day.path)))
+        assert list(table.rows(read_entries(day.path, types=table.reads))) == everything, table.name
+        assert everything or table.name == "events"
+
+
+def test_positions_count_funding_paid_while_open(guard_home: Path, tmp_path: Path) -> None:
+    """Funding the venue paid or charged while a position was open is in its row and in its net PnL."""
+    from guard.domain import Fill, Liquidity, OrderPurpose, OrderRequest, OrderType, Side
+    from guard.events import Event, FundingPaid, OrderSubmitted
+    from guard.journal.store import Journal
+
+    def order(cid: str, side: Side, at: int, price: str) -> list[Event]:
+        request = OrderRequest(
+            client_order_id=cid, symbol="BTC/USDT:USDT", side=side, qty=Decimal("0.1"), order_type=OrderType.MARKET,
+            purpose=OrderPurpose.ENTRY if side is Side.BUY else OrderPurpose.CLOSE, reduce_only=side is Side.SELL,
+        )
+        fill = Fill(
+            client_order_id=cid, fill_id=f"{cid}-1", symbol="BTC/USDT:USDT", side=side, qty=Decimal("0.1"),
+            price=Decimal(price), fee=Decimal("1.25"), liquidity=Liquidity.TAKER, timestamp=at,
+        )
+        return [OrderSubmitted(at=at, request=request), OrderFilled(at=at, fill=fill, remaining=Decimal(0))]
+
+    t0 = 1_767_225_600_000
+    events = [
+        *order("g1-E", Side.BUY, t0, "100000"),
+        FundingPaid(at=t0 + 1, symbol="BTC/USDT:USDT", rate=Decimal("0.0001"), mark=Decimal("100000"),
+                    amount=Decimal("-1.00")),
+        *order("g1-C1", Side.SELL, t0 + 2, "100100"),
+        FundingPaid(at=t0 + 3, symbol="BTC/USDT:USDT", rate=Decimal("0.0001"), mark=Decimal("100000"),
+                    amount=Decimal("-5.00")),
+    ]
+    journal = Journal(guard_home / "journal.db", threaded=False)
+    journal.append(events, durable=True)
+    journal.close()
+    (row,) = _parquet("positions", tmp_path / "p.parquet").to_pylist()
+    assert (row["end"], row["funding"], row["realized_pnl"], row["fees"]) == ("closed", -1, 10, Decimal("2.50"))
+    assert row["net_pnl"] == Decimal("6.50") and row["exit_price"] == Decimal("100100")

@@ -181,3 +181,34 @@ def test_tail_follow_prints_only_new_events_that_pass_the_filter(
     second = _next_line(proc, lines)
     assert second.split()[2] == "OrderFilled" and "P000046" in second
     assert lines.empty()
+
+
+def test_read_entries_by_type_yields_only_those_and_last_seq_is_the_end(journal_file: Path) -> None:
+    """Reading by type gives only those events, in order, after `after_seq`; `last_seq` is the last event's number
+    whatever its type; an empty filter reads nothing."""
+    from guard.journal.chain import last_seq, read_entries
+
+    fills = [e.seq for e in read_entries(journal_file, types={"OrderFilled"})]
+    assert fills == [13, 25]
+    assert [e.seq for e in read_entries(journal_file, after_seq=13, types={"OrderFilled"})] == [25]
+    assert list(read_entries(journal_file, types=())) == []
+    assert last_seq(journal_file) == 34 and type(list(read_entries(journal_file))[-1].event) is BarRecorded
+
+
+def test_tail_finds_old_events_far_behind_a_long_run_of_bars(
+    guard_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The last matching events are found however far back they are (tail reads back from the end in growing
+    windows), and -n larger than what matches prints all there is, in order."""
+    path = guard_home / "journal.db"
+    events: list[Event] = [AccountFunded(at=T0, asset="USDT", amount=Decimal(10_000)), *_order(1), *_order(2)]
+    events += [_bar(i) for i in range(3, 2003)]
+    _append(path, events)
+    assert main(["journal", "tail", "-n", "3", "--type", "OrderFilled"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["3", "5"]
+    assert main(["journal", "tail", "-n", "2"]) == 0
+    assert _types(capsys.readouterr().out) == ["OrderSubmitted", "OrderFilled"]
+    assert main(["journal", "tail", "-n", "3", "--all"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["2003", "2004", "2005"]
+    assert main(["journal", "tail", "-n", "0", "--all"]) == 0
+    assert capsys.readouterr().out == ""

@@ -222,3 +222,14 @@ def _utc(ms: int) -> str:
     from guard.journal.export import iso_time
 
     return iso_time(ms)
+
+
+def test_trace_reads_only_its_event_types_and_misses_nothing(day: Day) -> None:
+    """The story told from only the event types a trace reads equals the story told from every event."""
+    from guard.journal.chain import read_entries
+    from guard.journal.trace import _Tracer
+
+    for pid in (day.filled_take_profit, day.overridden_stopped, day.liquidated, day.reversed_by, day.killed):
+        tracer = _Tracer(pid)
+        tracer.feed(read_entries(day.path))
+        assert tracer.result(day.path) == trace(day.path, pid)
