@@ -19,6 +19,7 @@ from guard.journal.anchor import adopt
 from guard.journal.chain import Entry, last_seq, read_entries
 from guard.journal.chain import verify as verify_journal
 from guard.journal.export import ALL_TABLES, iso_time, table_named, write_csv, write_parquet
+from guard.journal.story import printable
 from guard.paths import StatePaths
 
 HIDDEN_BY_DEFAULT = ("BarRecorded",)
@@ -203,7 +204,8 @@ def show(args: argparse.Namespace) -> int:
     proposal_id = parse_proposal_id(args.proposal_id)
     found = trace(_path(args), proposal_id)
     if args.json:
-        print(json.dumps(story.to_plain(found), ensure_ascii=False, indent=2))
+        # ASCII only: still the same JSON for a machine, and nothing in it a terminal would act on.
+        print(json.dumps(story.to_plain(found), indent=2))
     else:
         print(story.render(found))
     return 0
@@ -215,7 +217,7 @@ def describe(entry: Entry) -> str:
     plain.pop("at", None)
     plain.pop("type", None)  # a tagged event's class name, printed in its own column
     summary = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in _brief(plain).items())
-    return f"{entry.seq:>7}  {iso_time(entry.event.at)}  {type(entry.event).__name__:<22} {summary}"
+    return printable(f"{entry.seq:>7}  {iso_time(entry.event.at)}  {type(entry.event).__name__:<22} {summary}")
 
 
 def _brief(plain: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ what became of it; then every step with its time (UTC) and its event number in t
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 from guard import codec
@@ -17,6 +18,24 @@ from guard.journal.positions import PositionLife
 from guard.journal.trace import OrderTrace, ProposalTrace, ending, quote_of
 
 _LABEL = 14
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """`text` with what could forge or hide lines on a terminal made visible: control characters (a newline, an
+    escape sequence), line and paragraph separators and bidirectional overrides become `\\x1b`-style escapes.
+
+    Reasons, "why" texts and ids come from people and from sources outside guard; printed raw, a reason could
+    add a line saying `Outcome: REJECTED` to an audit, clear the screen, or reverse what follows it.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if ch in _BIDI or unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+        else ch
+        for ch in text
+    )
 
 
 def outcome(t: ProposalTrace) -> str:
@@ -80,7 +99,8 @@ def render(t: ProposalTrace) -> str:
     lines += [line for life in t.positions for line in _position_line(life, t)] or ["  none: it never filled"]
     lines += ["", "Timeline"]
     lines += [f"  {iso_time(s.at)}  #{s.seq:<7} {s.text}" for s in t.steps]
-    return "\n".join(lines)
+    # Every line above is one line by construction: whatever else a value carried is made visible, not obeyed.
+    return "\n".join(map(printable, lines))
 
 
 def to_plain(t: ProposalTrace) -> dict[str, Any]:

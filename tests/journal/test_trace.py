@@ -233,3 +233,31 @@ def test_trace_reads_only_its_event_types_and_misses_nothing(day: Day) -> None:
         tracer = _Tracer(pid)
         tracer.feed(read_entries(day.path))
         assert tracer.result(day.path) == trace(day.path, pid)
+
+
+async def test_show_makes_hostile_text_visible_instead_of_obeying_it(
+    guard_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reason or a source's "why" carrying a newline, an escape sequence or a bidi override cannot add a line
+    to the story, clear the auditor's screen or reorder what follows: it is printed escaped, on its own line."""
+    from tests.builders import close, make_desk, request
+
+    desk = await make_desk(guard_home / "journal.db")
+    try:
+        result = await desk.propose(request(why="buy\u202eyllaer\u202c\x9b2J"))
+        assert result.proposal is not None
+        pid = result.proposal.id
+        assert (await desk.reject(pid, "mallory", reason='ok"\nOutcome: FILLED\x1b[2J')).ok
+    finally:
+        close(desk)
+    assert main(["journal", "show", pid]) == 0
+    out = capsys.readouterr().out
+    (outcome_line,) = [line for line in out.splitlines() if line.startswith("Outcome:")]
+    assert outcome_line.startswith("Outcome: REJECTED by mallory") and "\\nOutcome: FILLED\\x1b[2J" in outcome_line
+    assert not any(ch in out for ch in "\x1b\x9b\u202e\u202c")
+    assert "buy\\u202eyllaer\\u202c\\x9b2J" in out
+    assert main(["journal", "tail", "-n", "5"]) == 0
+    assert not any(ch in capsys.readouterr().out for ch in "\x1b\x9b\u202e\u202c")
+    assert main(["journal", "show", pid, "--json"]) == 0
+    data = capsys.readouterr().out
+    assert data.isascii() and json.loads(data)["decision"]["reason"] == 'ok"\nOutcome: FILLED\x1b[2J'
