@@ -14,8 +14,9 @@ from typing import Any
 from guard import codec
 from guard.domain import DecisionKind, OrderPurpose, Proposal, ProposalStatus, RiskCheck
 from guard.journal.export import iso_time
+from guard.journal.phrases import ending, purpose_name, quote_of
 from guard.journal.positions import PositionLife
-from guard.journal.trace import OrderTrace, ProposalTrace, ending, quote_of
+from guard.journal.trace import OrderTrace, ProposalTrace
 
 _LABEL = 14
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -248,7 +249,7 @@ def _terms(p: Proposal) -> str:
 
 def _order_line(o: OrderTrace) -> str:
     r = o.request
-    purpose = {OrderPurpose.TAKE_PROFIT: "take-profit"}.get(r.purpose, r.purpose.value)
+    purpose = purpose_name(r.purpose)
     level = f" limit {r.limit_price}" if r.limit_price is not None else ""
     level += f" trigger {r.trigger_price}" if r.trigger_price is not None else ""
     what = f"{r.order_type.value} {r.side.value} {r.qty}{level}"

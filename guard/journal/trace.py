@@ -55,6 +55,7 @@ from guard.events import (
     SessionStarted,
 )
 from guard.journal.chain import Entry, last_seq, read_entries
+from guard.journal.phrases import done_by, ending, levels, order_text, purpose_name, side_word
 from guard.journal.positions import PositionBook, PositionEnd, PositionLife, PositionUpdate, average_price
 
 _ID = re.compile(r"[Pp]?0*(\d{1,9})")
@@ -310,7 +311,7 @@ class _Tracer:
         if p.id != self.pid:
             return
         self.versions.append(Version(self._seq, e.at, "repriced", e.reason, p))
-        self._step(e.at, "repriced", f"re-priced as version {p.version} at {p.price} ({e.reason}){_levels(p)}")
+        self._step(e.at, "repriced", f"re-priced as version {p.version} at {p.price} ({e.reason}){levels(p)}")
 
     def _refused(self, e: CommandRefused) -> None:
         if e.proposal_id == self.pid:
@@ -377,7 +378,7 @@ class _Tracer:
         self.orders[r.client_order_id] = _Order(r, self._seq, e.at)
         if r.purpose is OrderPurpose.ENTRY:
             self._set_status(ProposalStatus.SUBMITTED, e.at)
-        self._step(e.at, "order", f"{_purpose(r.purpose)} order sent: {_order_text(r)} [{r.client_order_id}]")
+        self._step(e.at, "order", f"{purpose_name(r.purpose)} order sent: {order_text(r)} [{r.client_order_id}]")
 
     def _accepted(self, e: OrderAccepted) -> None:
         order = self._mine(e.client_order_id)
@@ -386,7 +387,7 @@ class _Tracer:
         order.venue_id = e.venue_order_id
         if order.status in (OrderStatus.SENDING, OrderStatus.UNKNOWN):
             order.status = OrderStatus.OPEN
-        purpose = _purpose(order.request.purpose)
+        purpose = purpose_name(order.request.purpose)
         self._step(e.at, "accepted", f"{purpose} order accepted by the venue as {e.venue_order_id}")
 
     def _filled(self, e: OrderFilled) -> None:
@@ -400,7 +401,7 @@ class _Tracer:
             self._step(
                 e.at,
                 "fill",
-                f"{_purpose(order.request.purpose)} filled: {f.side.value} {f.qty} at {f.price}, "
+                f"{purpose_name(order.request.purpose)} filled: {f.side.value} {f.qty} at {f.price}, "
                 f"fee {f.fee} ({f.liquidity.value}){rest}",
             )
             if order.request.purpose is OrderPurpose.ENTRY:
@@ -432,12 +433,12 @@ class _Tracer:
         after = change.qty_after
         if update.ended is not None:
             return f"{position} " + ending(update.ended, self.book.last_kill)
-        now = f"{_side_word(after)} {abs(after)} {symbol}"
+        now = f"{side_word(after)} {abs(after)} {symbol}"
         if change.client_order_id in self.orders and change.purpose is OrderPurpose.ENTRY:
             if abs(after) == change.qty:
                 return f"{position} opened: {now} at {change.price}"
             return f"{position} now {now} (this entry: {change.qty} at {change.price})"
-        by = _by(change.purpose, change.proposal_id, change.client_order_id)
+        by = done_by(change.purpose, change.proposal_id, change.client_order_id)
         return f"{position} now {now}: {change.qty} at {change.price} by {by}"
 
     def _cancelled(self, e: OrderCancelled) -> None:
@@ -450,7 +451,7 @@ class _Tracer:
         order = self._mine(e.client_order_id)
         if order is not None:
             order.status, order.reason = OrderStatus.UNKNOWN, e.reason
-            self._step(e.at, "unknown", f"{_purpose(order.request.purpose)} order outcome UNKNOWN: {e.reason}")
+            self._step(e.at, "unknown", f"{purpose_name(order.request.purpose)} order outcome UNKNOWN: {e.reason}")
 
     def _ended(self, cid: str, at: int, status: OrderStatus, reason: str, word: str) -> None:
         order = self._mine(cid)
@@ -459,7 +460,7 @@ class _Tracer:
         filled = sum((f.qty for f in order.fills), ZERO)
         order.status = OrderStatus.FILLED if filled == order.request.qty else status
         order.ended_at, order.reason = at, reason
-        self._step(at, word, f"{_purpose(order.request.purpose)} order {word}: {reason}")
+        self._step(at, word, f"{purpose_name(order.request.purpose)} order {word}: {reason}")
         if order.request.purpose is OrderPurpose.ENTRY and filled == 0:
             self._set_status(ProposalStatus.FAILED, at, reason)
 
@@ -489,78 +490,6 @@ _HANDLED: dict[type, str] = {
 
 TRACE_TYPES = frozenset(cls.__name__ for cls in _HANDLED)
 """The only event types `trace` reads from the journal (the others, closed bars above all, are not decoded)."""
-
-
-def _purpose(purpose: OrderPurpose) -> str:
-    return {OrderPurpose.TAKE_PROFIT: "take-profit"}.get(purpose, purpose.value)
-
-
-def _side_word(qty: Decimal) -> str:
-    return "long" if qty > 0 else "short"
-
-
-def _order_text(r: OrderRequest) -> str:
-    price = ""
-    if r.limit_price is not None:
-        price = f" limit {r.limit_price}"
-    if r.trigger_price is not None:
-        price = f" trigger {r.trigger_price}"
-    reduce = " reduce-only" if r.reduce_only else ""
-    return f"{r.order_type.value} {r.side.value} {r.qty} {r.symbol}{price} at {r.leverage}x{reduce}"
-
-
-def _levels(p: Proposal) -> str:
-    parts = [f"{name} {value}" for name, value in (("stop", p.stop), ("take-profit", p.take_profit)) if value]
-    if p.liquidation_price is not None:
-        parts.append(f"liquidation {p.liquidation_price}")
-    return f": {', '.join(parts)}" if parts else ""
-
-
-def _by(purpose: OrderPurpose | None, proposal_id: str | None, cid: str) -> str:
-    if purpose is None:
-        return "a liquidation" if not cid else f"order {cid}"
-    if purpose is OrderPurpose.ENTRY:
-        return f"{proposal_id}'s entry"
-    if proposal_id:
-        return f"{proposal_id}'s {_purpose(purpose)}"
-    return {
-        OrderPurpose.FLATTEN: "the kill switch's flatten",
-        OrderPurpose.DEADMAN: "the dead-man switch",
-        OrderPurpose.CLOSE: f"an operator's close [{cid}]",
-    }.get(purpose, f"order {cid}")
-
-
-def quote_of(symbol: str) -> str:
-    """`USDT` for `BTC/USDT:USDT` or `BTC/USDT`: the currency PnL and fees are counted in."""
-    return symbol.partition("/")[2].partition(":")[0] or "USDT"
-
-
-def ending(life: PositionLife, kill: KillRequested | None = None) -> str:
-    """How a position lifecycle ended (or that it is open), and what it made: `closed by its take-profit at
-    104000.0: realized +200.00, fees 5.10, net +194.90 USDT`."""
-    if life.end is PositionEnd.OPEN:
-        return f"still open: {_side_word(life.qty)} {abs(life.qty)} {life.symbol}, average entry {life.entry_price}"
-    last = life.changes[-1]
-    by = _by(last.purpose, last.proposal_id, last.client_order_id)
-    how = {
-        PositionEnd.CLOSED: f"closed by {by}",
-        PositionEnd.STOPPED: f"stopped out by {by}",
-        PositionEnd.TAKE_PROFIT: f"closed by {by}",
-        PositionEnd.KILLED: "flattened by the kill switch"
-        + (f" (KILL by {kill.operator}: {kill.reason})" if kill is not None else ""),
-        PositionEnd.DEADMAN: "flattened by the dead-man switch (no operator attached)",
-        PositionEnd.OFFSET: f"closed by {by}",
-        PositionEnd.REVERSED: f"reversed by {by}",
-        PositionEnd.LIQUIDATED: "LIQUIDATED",
-    }[life.end]
-    price = f"at mark {life.exit_price}" if life.end is PositionEnd.LIQUIDATED else f"at {life.exit_price}"
-    quote = quote_of(life.symbol)
-    figures = f"realized {life.realized_pnl:+.2f}, fees {life.fees:.2f}"
-    if life.funding:
-        figures += f", funding {life.funding:+.2f}"
-    if life.liquidation_loss:
-        figures += f", margin lost {life.liquidation_loss:.2f}"
-    return f"{how} {price}: {figures}, net {life.net_pnl:+.2f} {quote}"
 
 
 def trace(path: Path | str, proposal_id: str) -> ProposalTrace:
