@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import signal
 import sys
+
+import msgspec
 
 from guard import logs
 from guard.config import SimSection, load_config
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
-    section = dataclasses.replace(config.sim, **changes)
+    section = msgspec.structs.replace(config.sim, **changes)
     if section.scenario not in ALL_SCENARIOS:
         raise BadInput(f"--scenario {section.scenario!r}: must be one of {', '.join(ALL_SCENARIOS)}")
     if not 0 < section.speed <= 10_000:
