@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from guard import codec
+from guard import codec, preflight
 from guard.api.client import ApiClient
 from guard.api.protocol import Kill, Snapshot, StatusView
 from guard.config import Config, load_config
@@ -38,24 +38,39 @@ def daemon(args: argparse.Namespace) -> int:
     return run_daemon(config, fmt=getattr(args, "log_format", None))
 
 
-def start_background(config: Config, config_path: Any) -> bool:
-    """Start the daemon detached unless one runs. Returns True if it started one."""
+def start_background(config: Config, config_path: Any) -> subprocess.Popen[bytes] | None:
+    """Start the daemon detached unless one runs. Returns the process it started, if it started one.
+
+    Raises:
+        ConfigError: the machine cannot run this config (every problem named); nothing is started.
+    """
     paths = StatePaths(config.state_dir)
     if daemon_running(paths):
-        return False
+        return None
+    preflight.require(config)  # what the daemon would die on, said here and all at once
     paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
     command = [sys.executable, "-m", "guard"]
     if config_path is not None:
         command += ["--config", str(config_path)]
     command += ["daemon", "--log-format", "json"]
     with open(paths.log, "ab") as log_file:
-        subprocess.Popen(
+        return subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True, close_fds=True
         )
-    return True
 
 
-async def wait_until_up(config: Config, within: float = START_TIMEOUT) -> dict[str, Any]:
+async def wait_until_up(
+    config: Config, within: float = START_TIMEOUT, process: subprocess.Popen[bytes] | None = None, since: int = 0
+) -> dict[str, Any]:
+    """The daemon's health once its API answers.
+
+    Args:
+        process: the daemon just started, if this process started it: its exit is then seen at once.
+        since: where in the log this start began (the log is appended to: older errors are not its cause).
+
+    Raises:
+        DaemonError: it exited while starting (saying why, from its log), or did not come up in time.
+    """
     client = ApiClient.from_config(config, timeout=2.0)
     paths = StatePaths(config.state_dir)
     deadline = time.monotonic() + within
@@ -63,33 +78,69 @@ async def wait_until_up(config: Config, within: float = START_TIMEOUT) -> dict[s
         health = await client.health()
         if health is not None:
             return health
-        if not daemon_running(paths) and time.monotonic() > deadline - within + 3:
-            raise DaemonError(f"the daemon exited while starting; see {paths.log}: {_last_error(paths)}")
+        if process is not None:
+            exited = process.poll() is not None
+        else:  # someone else's daemon: gone once it no longer holds its lock (after a grace to take it)
+            exited = not daemon_running(paths) and time.monotonic() > deadline - within + 3
+        if exited:
+            raise DaemonError(f"the daemon exited while starting; see {paths.log}: {await _exit_reason(paths, since)}")
         await asyncio.sleep(0.2)
     raise DaemonError(f"the daemon did not come up within {within:g} s; see {paths.log}")
 
 
-def _last_error(paths: StatePaths) -> str:
+EXIT_REASON_SECONDS = 3.0
+"""The daemon releases its lock, then logs why it stopped: how long to wait for that line."""
+
+
+async def _exit_reason(paths: StatePaths, since: int) -> str:
+    deadline = time.monotonic() + EXIT_REASON_SECONDS
+    while time.monotonic() < deadline:
+        reason = _last_error(paths, since)
+        if reason:
+            return reason
+        await asyncio.sleep(0.1)  # a file written by another process: there is nothing to wait on but time
+    return _last_error(paths, since) or _last_line(paths, since)
+
+
+def _log_size(paths: StatePaths) -> int:
     try:
-        lines = paths.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        return paths.log.stat().st_size
     except OSError:
-        return ""
-    for line in reversed(lines[-50:]):
+        return 0
+
+
+def _log_lines(paths: StatePaths, since: int) -> list[str]:
+    try:
+        with open(paths.log, "rb") as log_file:
+            log_file.seek(since)
+            return log_file.read().decode("utf-8", errors="replace").splitlines()[-50:]
+    except OSError:
+        return []
+
+
+def _last_error(paths: StatePaths, since: int = 0) -> str:
+    for line in reversed(_log_lines(paths, since)):
         try:
             record = json.loads(line)
         except ValueError:
             continue
-        if record.get("level") in ("error", "critical"):
+        if isinstance(record, dict) and record.get("level") in ("error", "critical"):
             return str(record.get("error") or record.get("event"))
+    return ""
+
+
+def _last_line(paths: StatePaths, since: int) -> str:
+    lines = _log_lines(paths, since)
     return lines[-1][:200] if lines else ""
 
 
 def up(args: argparse.Namespace) -> int:
     """Start the daemon if none runs, then attach the operator console."""
     config = load_config(args.config)
+    since = _log_size(StatePaths(config.state_dir))
     started = start_background(config, args.config)
     print(("starting the guard daemon" if started else "the guard daemon is already running") + "...", file=sys.stderr)
-    asyncio.run(wait_until_up(config))
+    asyncio.run(wait_until_up(config, process=started, since=since))
     if getattr(args, "no_tui", False):
         return status(args)
     from guard.tui.app import run_tui

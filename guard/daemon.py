@@ -42,7 +42,7 @@ from guard.domain import (
     Ticker,
     TradingState,
 )
-from guard.errors import DaemonError, GuardError, ModelFileError
+from guard.errors import ConfigError, DaemonError, GuardError, ModelFileError
 from guard.events import AcknowledgmentRecorded, BarRecorded, ModelPaused, ModelResumed
 from guard.feed.process import Endpoint, FeedProcess
 from guard.journal.store import Entry, Journal
@@ -537,16 +537,33 @@ def coalesce(batch: Sequence[MarketEvent]) -> list[MarketEvent]:
 
 
 def run_daemon(config: Config, fmt: str | None = None) -> int:
-    """`guard daemon`: run in the foreground until SIGTERM/SIGINT."""
+    """`guard daemon`: run in the foreground until SIGTERM/SIGINT.
+
+    A config the machine cannot run is refused before anything starts (exit 2); a start that fails
+    anyway (the venue unreachable, a symbol it does not list) ends with the cause on one log line
+    (exit 1), which `guard up` shows from the log. Either way: no traceback, no waiting for a timeout.
+    """
+    from guard import preflight
+
     redactor = configure(config.log.level, fmt or config.log.format)
+    problems = preflight.check(config)
+    if problems:
+        refusal = ConfigError.of(problems, config.source)
+        log.error("daemon_refused", error="; ".join(refusal.lines()))
+        return refusal.exit_code
     daemon = Daemon(config, redactor=redactor)
+    exit_code = 0
     try:
         asyncio.run(daemon.run())
     except* GuardError as group:
         for error in group.exceptions:
             log.error("daemon_failed", error=str(error))
-        raise group.exceptions[0] from None
-    return 0
+        exit_code = max(getattr(e, "exit_code", 1) for e in group.exceptions)
+    except* OSError as group:  # a port taken, a disk full at start: said, not dumped as a traceback
+        for error in group.exceptions:
+            log.error("daemon_failed", error=f"{type(error).__name__}: {error}")
+        exit_code = 1
+    return exit_code
 
 
 @contextlib.asynccontextmanager

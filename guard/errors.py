@@ -56,8 +56,8 @@ class ConfigProblem:
 class ConfigError(BadInput):
     """A config that cannot be used. Names the key, the value and what is allowed.
 
-    A config with several problems is refused with all of them at once (`problems`, one line
-    each in the message); `key`, `value` and `allowed` are the first one's.
+    A config with several problems is refused with all of them at once (`problems`; the message
+    counts them, then gives one indented line each); `key`, `value` and `allowed` are the first one's.
     """
 
     def __init__(
@@ -68,7 +68,11 @@ class ConfigError(BadInput):
         self.allowed = allowed
         self.source = source
         self.problems: tuple[ConfigProblem, ...] = (ConfigProblem(key, value, allowed), *more)
-        super().__init__("\n".join(self.lines()))
+        if more:
+            where = f"{source}: " if source else ""
+            super().__init__(f"{where}{len(self.problems)} problems:\n" + "\n".join(f"  {p}" for p in self.problems))
+        else:
+            super().__init__(self.lines()[0])
 
     @classmethod
     def of(cls, problems: Sequence[ConfigProblem], source: str = "") -> ConfigError:

@@ -144,8 +144,9 @@ def test_config_from_dict_many_bad_settings_are_all_named_at_once() -> None:
     assert keys == [
         "risk.max_leverage", "risk.max_levrage", "riskk", "approval.ttl_seconds", "operators.deadman_policy"
     ]
-    lines = str(err.value).splitlines()
+    lines = err.value.lines()
     assert len(lines) == 5 and all(line.startswith("test.toml: ") for line in lines)
+    assert str(err.value).splitlines()[0] == "test.toml: 5 problems:"
     assert err.value.key == "risk.max_leverage" and err.value.value == 50
 
 
