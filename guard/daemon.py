@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -51,6 +51,7 @@ from guard.logs import SecretRedactor, configure
 from guard.paths import StatePaths
 
 log = structlog.get_logger(__name__)
+E = TypeVar("E", bound=BaseException)
 
 EXPIRY_SECONDS = 0.5
 PRESENCE_SECONDS = 0.5
@@ -556,14 +557,23 @@ def run_daemon(config: Config, fmt: str | None = None) -> int:
     try:
         asyncio.run(daemon.run())
     except* GuardError as group:
-        for error in group.exceptions:
+        errors = _leaves(group)
+        for error in errors:
             log.error("daemon_failed", error=str(error))
-        exit_code = max(getattr(e, "exit_code", 1) for e in group.exceptions)
+        exit_code = max(e.exit_code for e in errors)
     except* OSError as group:  # a port taken, a disk full at start: said, not dumped as a traceback
-        for error in group.exceptions:
-            log.error("daemon_failed", error=f"{type(error).__name__}: {error}")
+        for failure in _leaves(group):
+            log.error("daemon_failed", error=f"{type(failure).__name__}: {failure}")
         exit_code = 1
     return exit_code
+
+
+def _leaves(group: BaseExceptionGroup[E]) -> list[E]:
+    """The exceptions of a group and of the groups inside it (task groups nest)."""
+    out: list[E] = []
+    for error in group.exceptions:
+        out.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return out
 
 
 @contextlib.asynccontextmanager

@@ -7,6 +7,10 @@ validates, sequences and health-checks everything, and forwards only what the da
 bars, mark prices, tickers, books and health. Trades stay in the child (they build bars and
 reveal gaps there). If the child dies, every symbol turns unhealthy at once (no proposals,
 approvals blocked) and the child is restarted with backoff.
+
+A child that cannot start (an exchange ccxt does not know, a symbol the venue does not list, the
+venue unreachable) sends the reason, and the start fails with it at once; a child that dies before
+listing the markets fails the start with its exit code as soon as it is gone, not at a timeout.
 """
 
 from __future__ import annotations
@@ -242,6 +246,7 @@ class FeedProcess:
         try:
             self._markets = await asyncio.wait_for(asyncio.shield(self._started), timeout)
         except TimeoutError:
+            self._started.cancel()  # nobody waits for it now: a late answer must not be left unretrieved
             raise ExchangeUnavailable(
                 f"{self._exchange.id}: the feed process listed no markets within {timeout:g} s"
             ) from None
@@ -280,9 +285,9 @@ class FeedProcess:
     def _gone(self, started: asyncio.Future[dict[str, MarketSpec]], code: int | None) -> None:
         """The child's connection ended: if it never listed the markets (nor said why), say so now, not at a timeout."""
         if not started.done():
-            how = f"exit code {code}" if code is not None else "still running"
+            what = f"ended (exit code {code})" if code is not None else "closed its connection"
             started.set_exception(
-                FeedError(f"{self._exchange.id}: the feed process ended ({how}) before it listed the markets")
+                FeedError(f"{self._exchange.id}: the feed process {what} before it listed the markets")
             )
 
     async def _deliver(self, batch: list[MarketEvent], trades: int) -> None:
