@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -43,7 +43,7 @@ from guard.domain import (
     Ticker,
     TradingState,
 )
-from guard.errors import DaemonError, GuardError, ModelFileError
+from guard.errors import ConfigError, DaemonError, GuardError, ModelFileError
 from guard.events import AcknowledgmentRecorded, BarRecorded, ModelPaused, ModelResumed
 from guard.feed.process import Endpoint, FeedProcess
 from guard.journal.chain import Entry
@@ -53,6 +53,7 @@ from guard.logs import SecretRedactor, configure
 from guard.paths import StatePaths, tighten
 
 log = structlog.get_logger(__name__)
+E = TypeVar("E", bound=BaseException)
 
 EXPIRY_SECONDS = 0.5
 RESUME_BEFORE_SERVING_SECONDS = 5.0
@@ -622,16 +623,42 @@ def coalesce(batch: Sequence[MarketEvent]) -> list[MarketEvent]:
 
 
 def run_daemon(config: Config, fmt: str | None = None) -> int:
-    """`guard daemon`: run in the foreground until SIGTERM/SIGINT."""
+    """`guard daemon`: run in the foreground until SIGTERM/SIGINT.
+
+    A config the machine cannot run is refused before anything starts (exit 2); a start that fails
+    anyway (the venue unreachable, a symbol it does not list) ends with the cause on one log line
+    (exit 1), which `guard up` shows from the log. Either way: no traceback, no waiting for a timeout.
+    """
+    from guard import preflight
+
     redactor = configure(config.log.level, fmt or config.log.format)
+    problems = preflight.check(config)
+    if problems:
+        refusal = ConfigError.of(problems, config.source)
+        log.error("daemon_refused", error="; ".join(refusal.lines()))
+        return refusal.exit_code
     daemon = Daemon(config, redactor=redactor)
+    exit_code = 0
     try:
         asyncio.run(daemon.run())
     except* GuardError as group:
-        for error in group.exceptions:
+        errors = _leaves(group)
+        for error in errors:
             log.error("daemon_failed", error=str(error))
-        raise group.exceptions[0] from None
-    return 0
+        exit_code = max(e.exit_code for e in errors)
+    except* OSError as group:  # a port taken, a disk full at start: said, not dumped as a traceback
+        for failure in _leaves(group):
+            log.error("daemon_failed", error=f"{type(failure).__name__}: {failure}")
+        exit_code = 1
+    return exit_code
+
+
+def _leaves(group: BaseExceptionGroup[E]) -> list[E]:
+    """The exceptions of a group and of the groups inside it (task groups nest)."""
+    out: list[E] = []
+    for error in group.exceptions:
+        out.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return out
 
 
 @contextlib.asynccontextmanager

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from guard import preflight
 from guard.api.client import ApiClient
 from guard.api.protocol import Kill, Reply
 from guard.config import Config
@@ -35,15 +36,19 @@ EXITED_GRACE = 3.0
 """Seconds after the start before a daemon that holds no lock counts as exited (it takes the lock at once)."""
 
 
-def start_background(config: Config, config_path: Path | None) -> bool:
+def start_background(config: Config, config_path: Path | None) -> subprocess.Popen[bytes] | None:
     """Start the daemon detached, logging as JSON to the state directory's log, unless one runs.
 
     Returns:
-        True if it started one, False if a daemon already held the state directory.
+        The process it started, or None when a daemon already held the state directory.
+
+    Raises:
+        ConfigError: the machine cannot run this config (every problem named); nothing is started.
     """
     paths = StatePaths(config.state_dir)
     if daemon_running(paths):
-        return False
+        return None
+    preflight.require(config)  # what the daemon would die on, said here and all at once
     paths.root.mkdir(parents=True, exist_ok=True, mode=0o700)
     command = [sys.executable, "-m", "guard"]
     if config_path is not None:
@@ -52,17 +57,22 @@ def start_background(config: Config, config_path: Path | None) -> bool:
     # The log is the operator's alone (0600), like everything else in the state directory.
     fd = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "ab") as log_file:
-        subprocess.Popen(
+        return subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True, close_fds=True
         )
-    return True
 
 
-async def wait_until_up(config: Config, within: float = START_TIMEOUT) -> dict[str, Any]:
+async def wait_until_up(
+    config: Config, within: float = START_TIMEOUT, process: subprocess.Popen[bytes] | None = None, since: int = 0
+) -> dict[str, Any]:
     """Wait until the daemon answers /health; return its answer.
 
+    Args:
+        process: the daemon just started, if this process started it: its exit is then seen at once.
+        since: where in the log this start began (the log is appended to: older errors are not its cause).
+
     Raises:
-        DaemonError: the daemon exited while starting (with the last error of its log), or did not answer in time.
+        DaemonError: the daemon exited while starting (saying why, from its log), or did not answer in time.
     """
     client = ApiClient.from_config(config, timeout=2.0)
     paths = StatePaths(config.state_dir)
@@ -72,10 +82,36 @@ async def wait_until_up(config: Config, within: float = START_TIMEOUT) -> dict[s
         health = await client.health()
         if health is not None:
             return health
-        if not daemon_running(paths) and time.monotonic() > started + EXITED_GRACE:
-            raise DaemonError(f"the daemon exited while starting; see {paths.log}: {_last_error(paths)}")
+        if process is not None:
+            exited = process.poll() is not None
+        else:  # someone else's daemon: gone once it no longer holds its lock (after a grace to take it)
+            exited = not daemon_running(paths) and time.monotonic() > started + EXITED_GRACE
+        if exited:
+            raise DaemonError(f"the daemon exited while starting; see {paths.log}: {await _exit_reason(paths, since)}")
         await asyncio.sleep(0.2)
     raise DaemonError(f"the daemon did not come up within {within:g} s; see {paths.log}")
+
+
+EXIT_REASON_SECONDS = 3.0
+"""The daemon releases its lock, then logs why it stopped: how long to wait for that line."""
+
+
+async def _exit_reason(paths: StatePaths, since: int) -> str:
+    deadline = time.monotonic() + EXIT_REASON_SECONDS
+    while time.monotonic() < deadline:
+        reason = _last_error(paths, since)
+        if reason:
+            return reason
+        await asyncio.sleep(0.1)  # a file written by another process: there is nothing to wait on but time
+    return _last_error(paths, since) or _last_line(paths, since)
+
+
+def log_size(paths: StatePaths) -> int:
+    """Where the daemon's log ends now: a start's own lines begin here."""
+    try:
+        return paths.log.stat().st_size
+    except OSError:
+        return 0
 
 
 def stop(config: Config, within: float = STOP_TIMEOUT) -> int | None:
@@ -135,19 +171,29 @@ def kill(config: Config, operator: str, reason: str) -> KillOutcome:
     return KillOutcome(reply)
 
 
-def _last_error(paths: StatePaths) -> str:
-    """The last error the daemon logged (its log is JSON lines), or the log's last line."""
+def _log_lines(paths: StatePaths, since: int) -> list[str]:
     try:
-        lines = paths.log.read_text(encoding="utf-8", errors="replace").splitlines()
+        with open(paths.log, "rb") as log_file:
+            log_file.seek(since)
+            return log_file.read().decode("utf-8", errors="replace").splitlines()[-50:]
     except OSError:
-        return ""
-    for line in reversed(lines[-50:]):
+        return []
+
+
+def _last_error(paths: StatePaths, since: int = 0) -> str:
+    """The last error the daemon logged since `since` (its log is JSON lines), or ""."""
+    for line in reversed(_log_lines(paths, since)):
         try:
             record = json.loads(line)
         except ValueError:
             continue
         if isinstance(record, dict) and record.get("level") in ("error", "critical"):
             return str(record.get("error") or record.get("event"))
+    return ""
+
+
+def _last_line(paths: StatePaths, since: int) -> str:
+    lines = _log_lines(paths, since)
     return lines[-1][:200] if lines else ""
 
 

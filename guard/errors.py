@@ -8,6 +8,8 @@ exceptions. Exceptions are for input that is wrong and for things that failed. V
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 _SECRET_KEY = re.compile(r"(secret|token|password|passphrase|api_?key|apikey|private)", re.I)
 
@@ -27,19 +29,61 @@ class BadInput(GuardError):
     exit_code = 2
 
 
-class ConfigError(BadInput):
-    """A config file that cannot be used. Names the key, the value and what is allowed."""
+SHOWN_VALUE_CHARS = 80
+"""A config value is shown up to this many characters: a 4,000-digit number must not flood the screen."""
 
-    def __init__(self, key: str, value: object, allowed: str, source: str = "") -> None:
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a config: the key, the value and what is allowed (or what is wrong)."""
+
+    key: str
+    value: object
+    allowed: str
+
+    def __str__(self) -> str:
+        if _SECRET_KEY.search(self.key):
+            return (
+                f"{self.key} = [redacted]: {self.allowed}; "
+                "API keys come from environment variables only, never from a config file"
+            )
+        shown = repr(self.value)
+        if len(shown) > SHOWN_VALUE_CHARS:
+            shown = f"{shown[: SHOWN_VALUE_CHARS - 1]}…"
+        return f"{self.key} = {shown}: {self.allowed}"
+
+
+class ConfigError(BadInput):
+    """A config that cannot be used. Names the key, the value and what is allowed.
+
+    A config with several problems is refused with all of them at once (`problems`; the message
+    counts them, then gives one indented line each); `key`, `value` and `allowed` are the first one's.
+    """
+
+    def __init__(
+        self, key: str, value: object, allowed: str, source: str = "", *, more: Sequence[ConfigProblem] = ()
+    ) -> None:
         self.key = key
         self.value = value
         self.allowed = allowed
         self.source = source
-        where = f"{source}: " if source else ""
-        shown = "[redacted]" if _SECRET_KEY.search(key) else repr(value)
-        if _SECRET_KEY.search(key):
-            allowed += "; API keys come from environment variables only, never from a config file"
-        super().__init__(f"{where}{key} = {shown}: {allowed}")
+        self.problems: tuple[ConfigProblem, ...] = (ConfigProblem(key, value, allowed), *more)
+        if more:
+            where = f"{source}: " if source else ""
+            super().__init__(f"{where}{len(self.problems)} problems:\n" + "\n".join(f"  {p}" for p in self.problems))
+        else:
+            super().__init__(self.lines()[0])
+
+    @classmethod
+    def of(cls, problems: Sequence[ConfigProblem], source: str = "") -> ConfigError:
+        """One error for every problem found (at least one), in the order given."""
+        first, *more = problems
+        return cls(first.key, first.value, first.allowed, source, more=more)
+
+    def lines(self) -> list[str]:
+        """One line per problem: `source: key = value: allowed`."""
+        where = f"{self.source}: " if self.source else ""
+        return [f"{where}{problem}" for problem in self.problems]
 
 
 class InvalidCommand(BadInput):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from guard.config import DEFAULT_CONFIG_PATH, load_config
+from guard.config import DEFAULT_CONFIG_PATH
+from guard.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,7 +20,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def config_check(args: argparse.Namespace) -> int:
+    """Every problem the config (and this machine, for it) has, one per line; exit 2 when there are any."""
+    from guard import preflight
+
     path = args.path or args.config or DEFAULT_CONFIG_PATH
-    config = load_config(path)
+    config, problems = preflight.check_file(path)
+    if problems:
+        for line in ConfigError.of(problems, config.source).lines():
+            print(f"guard: {line}", file=sys.stderr)
+        return 2
     print(f"{path}: valid (config hash {config.hash()[:12]})")
     return 0

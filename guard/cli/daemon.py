@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from guard.cli._common import OPERATOR_HELP, operator_id
 from guard.config import Config, load_config
 from guard.domain import TradingState
+from guard.paths import StatePaths
 from guard.wording import count
 
 if TYPE_CHECKING:
@@ -52,9 +53,10 @@ def up(args: argparse.Namespace) -> int:
     from guard import daemonctl
 
     config = load_config(args.config)
+    since = daemonctl.log_size(StatePaths(config.state_dir))
     started = daemonctl.start_background(config, args.config)
     print(("starting the guard daemon" if started else "the guard daemon is already running") + "...", file=sys.stderr)
-    asyncio.run(daemonctl.wait_until_up(config))
+    asyncio.run(daemonctl.wait_until_up(config, process=started, since=since))
     if args.no_tui:
         return _print_status(config, as_json=False)
     from guard.tui.app import run_tui

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import secrets
 import signal
 import sys
 from pathlib import Path
+
+import msgspec
 
 from guard import logs
 from guard.config import SimSection, load_config
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
-    section = dataclasses.replace(config.sim, **changes)
+    section = msgspec.structs.replace(config.sim, **changes)
     if section.scenario not in ALL_SCENARIOS:
         raise BadInput(f"--scenario {section.scenario!r}: must be one of {', '.join(ALL_SCENARIOS)}")
     if not 0 < section.speed <= 10_000:

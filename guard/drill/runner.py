@@ -211,9 +211,9 @@ def drill_config(base: Config, scenario: Scenario, options: DrillOptions) -> Con
 
 
 def _replace(config: Config, section: str, value: Any) -> Config:
-    import dataclasses
+    import msgspec
 
-    return dataclasses.replace(config, **{section: value})
+    return msgspec.structs.replace(config, **{section: value})
 
 
 class Drill:

@@ -7,6 +7,10 @@ validates, sequences and health-checks everything, and forwards only what the da
 bars, mark prices, tickers, books and health. Trades stay in the child (they build bars and
 reveal gaps there). If the child dies, every symbol turns unhealthy at once (no proposals,
 approvals blocked) and the child is restarted with backoff.
+
+A child that cannot start (an exchange ccxt does not know, a symbol the venue does not list, the
+venue unreachable) sends the reason, and the start fails with it at once; a child that dies before
+listing the markets fails the start with its exit code as soon as it is gone, not at a timeout.
 """
 
 from __future__ import annotations
@@ -41,7 +45,14 @@ BATCH_MAX = 512
 QUEUE_BATCHES = 256
 """Batches the daemon may fall behind by; past that the pipe pushes back on the child."""
 REQUEST_TIMEOUT = 30.0
+START_GRACE_SECONDS = 20.0
+"""Time a fresh child needs to start an interpreter and import ccxt on a busy machine. On top of it the
+child gets the time its own markets request may take (`_start_timeout`), and reports that failure
+itself: this bound only catches a child that hangs without saying anything."""
 RESTART_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+CHILD_EXIT_WAIT = 2.0
+"""How long the reader waits for a child whose connection ended before the markets to exit (for its code)."""
 
 HealthListener = Callable[[FeedHealth], None]
 
@@ -90,11 +101,13 @@ async def _child_main(conn: Connection, exchange: ExchangeSection, feed: FeedSec
     async def send_async(message: tuple[Any, ...]) -> None:
         await asyncio.to_thread(send, message)  # a full pipe must not stall the child's event loop
 
-    async with CcxtFeed(exchange, feed, SystemClock(), sim=sim) as source:
+    async with contextlib.AsyncExitStack() as stack:
         try:
+            source = await stack.enter_async_context(CcxtFeed(exchange, feed, SystemClock(), sim=sim))
             markets = await source.markets()
-        except GuardError as e:
-            send(("fatal", type(e).__name__, str(e)))
+        except Exception as e:  # whatever stops the feed starting is sent to the daemon, which says why and stops
+            log.debug("feed_start_failed", exc_info=True)
+            send(("fatal", type(e).__name__, str(e) if isinstance(e, GuardError) else f"{type(e).__name__}: {e}"))
             return
         send(("markets", markets))
         collector.freeze_long_lived()  # ccxt and the markets live as long as the child
@@ -182,7 +195,11 @@ class FeedProcess:
         self.restarts = 0
 
     async def __aenter__(self) -> FeedProcess:
-        await self._start()
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()  # no __aexit__ follows a failed __aenter__: the child must not outlive this
+            raise
         return self
 
     async def __aexit__(
@@ -222,13 +239,27 @@ class FeedProcess:
         self._conn, self._process = parent, process
         self._ended = asyncio.Event()
         self._started = loop.create_future()
-        threading.Thread(target=self._read, args=(parent, loop, self._ended, self._started), daemon=True).start()
-        self._markets = await asyncio.wait_for(asyncio.shield(self._started), REQUEST_TIMEOUT)
+        threading.Thread(
+            target=self._read, args=(parent, process, loop, self._ended, self._started), daemon=True
+        ).start()
+        timeout = self._start_timeout()
+        try:
+            self._markets = await asyncio.wait_for(asyncio.shield(self._started), timeout)
+        except TimeoutError:
+            self._started.cancel()  # nobody waits for it now: a late answer must not be left unretrieved
+            raise ExchangeUnavailable(
+                f"{self._exchange.id}: the feed process listed no markets within {timeout:g} s"
+            ) from None
         log.info("feed_process_started", pid=process.pid, exchange=self._exchange.id)
+
+    def _start_timeout(self) -> float:
+        """The child's own worst case (markets: 3 timeouts; leverage tiers: 1) plus its start-up."""
+        return START_GRACE_SECONDS + 4 * self._exchange.timeout_seconds
 
     def _read(
         self,
         conn: Connection,
+        process: subprocess.Popen[bytes],
         loop: asyncio.AbstractEventLoop,
         ended: asyncio.Event,
         started: asyncio.Future[dict[str, MarketSpec]],
@@ -243,8 +274,21 @@ class FeedProcess:
                     loop.call_soon_threadsafe(self._control, message, started)
         except (EOFError, OSError, RuntimeError, TypeError):
             pass  # the child ended, or close() shut the connection under this thread (TypeError)
+        code = None
+        if not started.done():  # read without the loop: at worst a stale False, and the loop checks again
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = process.wait(CHILD_EXIT_WAIT)
         with contextlib.suppress(RuntimeError):  # the loop may be closed already at shutdown
+            loop.call_soon_threadsafe(self._gone, started, code)
             loop.call_soon_threadsafe(ended.set)
+
+    def _gone(self, started: asyncio.Future[dict[str, MarketSpec]], code: int | None) -> None:
+        """The child's connection ended: if it never listed the markets (nor said why), say so now, not at a timeout."""
+        if not started.done():
+            what = f"ended (exit code {code})" if code is not None else "closed its connection"
+            started.set_exception(
+                FeedError(f"{self._exchange.id}: the feed process {what} before it listed the markets")
+            )
 
     async def _deliver(self, batch: list[MarketEvent], trades: int) -> None:
         self.trades += trades

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import structlog
 
@@ -120,9 +121,9 @@ def replay_config(config: Config, leverage: Decimal | None) -> Config:
     if leverage is None:
         return config
     x = float(leverage)
-    proposals = dataclasses.replace(config.proposals, min_leverage=x, max_leverage=x)
-    risk = dataclasses.replace(config.risk, max_leverage=max(x, 1.0))
-    return dataclasses.replace(config, proposals=proposals, risk=risk)
+    proposals = msgspec.structs.replace(config.proposals, min_leverage=x, max_leverage=x)
+    risk = msgspec.structs.replace(config.risk, max_leverage=max(x, 1.0))
+    return msgspec.structs.replace(config, proposals=proposals, risk=risk)
 
 
 @dataclass(slots=True)

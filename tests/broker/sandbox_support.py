@@ -8,10 +8,12 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from guard.approval.desk import REARM_PHRASE, ApprovalDesk, DeskSettings
 from guard.broker.sandbox import SandboxBroker, open_sandbox_broker
@@ -41,7 +43,7 @@ FAST = ExchangeSection(
     reconcile_seconds=0.2,
 )
 """Sub-second timeouts so a fault costs a second or two, not the real venue's ten."""
-SLOW_ANSWERS = replace(FAST, timeout_seconds=10.0, recv_window_seconds=3.0)
+SLOW_ANSWERS = msgspec.structs.replace(FAST, timeout_seconds=10.0, recv_window_seconds=3.0)
 """For crash tests: the client waits long for an answer, so the process dies while waiting."""
 RATE_LIMIT_MS = 1.0
 """ccxt's pacing on the simulator, which meters no request weight (its 429 storms are scripted)."""

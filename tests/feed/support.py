@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from guard.clock import SystemClock
 from guard.config import ExchangeSection, FeedSection, SimSection
@@ -101,7 +102,7 @@ async def rig(
     The feed's own task group propagates any exception out of `run()`: a test fails if one
     escapes.
     """
-    feed_section = dataclasses.replace(feed, **feed_changes)
+    feed_section = msgspec.structs.replace(feed, **feed_changes)
     async with SimExchange(sim, symbols) as exchange:
         xs = ExchangeSection(id="sim", symbols=symbols, timeframe="1m", timeout_seconds=5.0)
         async with CcxtFeed(xs, feed_section, SystemClock(), sim=exchange) as source:

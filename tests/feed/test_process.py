@@ -12,7 +12,8 @@ import pytest
 
 from guard.config import ExchangeSection, FeedSection, SimSection
 from guard.domain import Bar, MarkPrice, Trade
-from guard.feed.process import FEED_NICENESS, FeedProcess
+from guard.errors import FeedError
+from guard.feed.process import FEED_NICENESS, Endpoint, FeedProcess
 from guard.sim.server import SimExchange
 
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")
@@ -97,3 +98,50 @@ async def test_feed_process_logs_at_its_parents_level(
     finally:
         root.setLevel(saved)
     assert ("feed.stream_failed" in capfd.readouterr().err) is shown
+
+
+async def test_feed_process_unknown_exchange_fails_at_once_naming_it() -> None:
+    """An exchange id ccxt does not know ends the start with a FeedError that names it, not a 30 s timeout,
+    and leaves no child behind."""
+    feed = FeedProcess(ExchangeSection(id="nosuchexchange", symbols=SYMBOLS), FeedSection())
+    with pytest.raises(FeedError, match="'nosuchexchange': not a ccxt exchange id"):
+        async with feed:
+            pass
+    assert feed._process is None
+
+
+async def test_feed_process_symbol_the_venue_does_not_list_fails_naming_it() -> None:
+    """A symbol the venue refuses ends the start with the venue's reason."""
+    async with SimExchange(SimSection(history_bars=30), SYMBOLS[:1]) as sim:
+        with pytest.raises(FeedError, match=r"sim does not list ETH/USDT:USDT"):
+            async with FeedProcess(ExchangeSection(symbols=SYMBOLS), FeedSection(), sim=sim):
+                pass
+
+
+async def test_feed_process_child_dying_before_markets_says_so_at_once() -> None:
+    """A child that dies while loading markets (here: killed while the venue is silent) fails the start with
+    its exit code as soon as it is gone, instead of a bare TimeoutError half a minute later."""
+    asked = asyncio.Event()
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)  # accept, never answer
+        asked.set()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    endpoint = Endpoint(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}")
+    feed = FeedProcess(ExchangeSection(symbols=SYMBOLS), FeedSection(), sim=endpoint)
+    try:
+        start = asyncio.create_task(feed.__aenter__())
+        await asyncio.wait_for(asked.wait(), 60)
+        assert feed._process is not None
+        os.kill(feed._process.pid, signal.SIGKILL)
+        with pytest.raises(FeedError, match=r"the feed process ended \(exit code -9\) before it listed the markets"):
+            await asyncio.wait_for(start, 30)
+        assert feed._process is None
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from decimal import Decimal
 from itertools import pairwise
 
+import msgspec
 import pytest
 
 from guard.clock import SystemClock
@@ -35,7 +35,7 @@ async def test_feed_markets_load_specs_with_builtin_tiers() -> None:
 
 async def test_feed_bars_trades_ticker_mark_book_flow_in_order() -> None:
     """Closed bars arrive once each, consecutive and in order; trade ids run without a hole; every type flows."""
-    sim = dataclasses.replace(FAST_SIM, speed=40.0)  # a 1m bar closes every 1.5 s
+    sim = msgspec.structs.replace(FAST_SIM, speed=40.0)  # a 1m bar closes every 1.5 s
     async with rig(sim=sim) as r:
         await r.rec.wait_for(lambda: len(r.rec.bars()) >= 3, 15)
         health = r.feed.health()[BTC]
@@ -154,7 +154,7 @@ async def test_feed_nan_price_refused_never_passed_on() -> None:
 
 async def test_feed_out_of_order_bar_refused() -> None:
     """An old bar re-sent after newer ones is refused as "out-of-order bar"; bars stay in order."""
-    sim = dataclasses.replace(FAST_SIM, speed=40.0)
+    sim = msgspec.structs.replace(FAST_SIM, speed=40.0)
     async with rig(sim=sim) as r:
         await r.rec.wait_for(lambda: len(r.rec.bars()) >= 1, 10)
         r.sim.out_of_order(count=1)
@@ -167,7 +167,7 @@ async def test_feed_out_of_order_bar_refused() -> None:
 
 async def test_feed_duplicate_bar_refused_closed_once() -> None:
     """A closed bar sent twice is refused as "duplicate bar" and emitted exactly once."""
-    sim = dataclasses.replace(FAST_SIM, speed=40.0)
+    sim = msgspec.structs.replace(FAST_SIM, speed=40.0)
     async with rig(sim=sim) as r:
         await r.rec.wait_for(lambda: len(r.rec.bars()) >= 1, 10)
         r.sim.duplicate_bars(count=2)
@@ -179,7 +179,7 @@ async def test_feed_duplicate_bar_refused_closed_once() -> None:
 
 async def test_feed_flash_crash_bars_pass_validation() -> None:
     """A flash crash is real data: its bars pass, show the ~30 % drop, and the feed stays healthy."""
-    sim = dataclasses.replace(FAST_SIM, speed=60.0)
+    sim = msgspec.structs.replace(FAST_SIM, speed=60.0)
     async with rig(sim=sim) as r:
         await r.rec.wait_for(lambda: len(r.rec.bars()) >= 1, 10)
         r.sim.flash_crash()
@@ -192,7 +192,7 @@ async def test_feed_flash_crash_bars_pass_validation() -> None:
 
 async def test_feed_slow_consumer_costs_latency_not_trades() -> None:
     """A consumer that stops reading loses nothing: trades are held (bounded) and arrive in order."""
-    sim = dataclasses.replace(FAST_SIM, speed=100.0, trades_per_tick=25)  # 500 trades/s
+    sim = msgspec.structs.replace(FAST_SIM, speed=100.0, trades_per_tick=25)  # 500 trades/s
     async with rig(sim=sim, consume=False, queue_size=50, trades_cache=1_000, streams=("trades",)) as r:
         generated = lambda: r.sim.statistics().stream.last_trade_id.get("BTCUSDT", 0)  # noqa: E731
         await wait_until(lambda: generated() > 0, 5.0)
@@ -208,7 +208,7 @@ async def test_feed_slow_consumer_costs_latency_not_trades() -> None:
 
 async def test_feed_blocked_event_loop_overflow_found_and_backfilled() -> None:
     """A blocked event loop overflows ccxt's 1,000-trade cache; every lost trade is found by id and fetched."""
-    sim = dataclasses.replace(FAST_SIM, speed=100.0, trades_per_tick=50)  # 1,000 trades/s
+    sim = msgspec.structs.replace(FAST_SIM, speed=100.0, trades_per_tick=50)  # 1,000 trades/s
     async with rig(sim=sim, trades_cache=1_000, streams=("trades",)) as r:
         await r.rec.wait_for(lambda: len(r.rec.trades()) > 100)
         hog_event_loop(2.0)  # CPU-bound work inline: ~2,000 frames pile up in the socket
@@ -221,7 +221,7 @@ async def test_feed_blocked_event_loop_overflow_found_and_backfilled() -> None:
 
 async def test_feed_rest_transport_polls_same_events() -> None:
     """With transport "rest" the feed polls REST and still delivers ordered bars and hole-free trades."""
-    sim = dataclasses.replace(FAST_SIM, speed=60.0)
+    sim = msgspec.structs.replace(FAST_SIM, speed=60.0)
     async with rig(sim=sim, transport="rest", streams=("bars", "trades", "ticker", "mark")) as r:
         await r.rec.wait_for(lambda: len(r.rec.bars()) >= 2, 15)
     times = [b.open_time for b in r.rec.bars()]
@@ -232,7 +232,7 @@ async def test_feed_rest_transport_polls_same_events() -> None:
 
 async def test_feed_bars_from_trades_match_venue_bars() -> None:
     """Bars built from the trade stream equal the venue's own klines for the same minutes."""
-    sim = dataclasses.replace(FAST_SIM, speed=60.0)
+    sim = msgspec.structs.replace(FAST_SIM, speed=60.0)
     async with rig(sim=sim, bars_from_trades=True, streams=("bars",)) as r:
         await r.rec.wait_for(lambda: len(r.rec.bars()) >= 3, 15)
         rows = await r.feed.exchange.fetch_ohlcv(BTC, "1m", since=r.rec.bars()[1].open_time, limit=2)

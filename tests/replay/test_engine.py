@@ -135,7 +135,7 @@ async def test_replay_report_says_why_nothing_was_proposed(
     tmp_path: Path, model: LoadedModel, crashes: list[SymbolHistory]
 ) -> None:
     """With a confidence floor the model never reaches, the report gives its highest confidence and the floor."""
-    config = config_from_dict({"proposals": {"min_confidence": 0.99}})
+    config = config_from_dict({"proposals": {"min_confidence": 0.99, "full_size_confidence": 1.0}})
     result, _ = await _replay(tmp_path, model, crashes[:1], "unsure", config=config)
     best = result.outlook.best_confidence
     assert result.stats.proposals == 0 and best is not None and best < 0.99

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal as D
 
+import msgspec
 import pytest
 
 from guard.config import RiskSection
@@ -106,7 +107,7 @@ def test_check_leverage_conservative_limit_acknowledgment_and_hard_cap(
 
 def test_check_leverage_above_5x_needs_ack_even_when_config_allows_more() -> None:
     """A config conservative limit of 10x still cannot let 6x through without an acknowledgment."""
-    limits = replace(LIMITS, max_leverage=10.0)
+    limits = msgspec.structs.replace(LIMITS, max_leverage=10.0)
     assert checks.check_leverage(proposal(leverage=D(6)), context(), limits).verdict is Verdict.BLOCK
     assert checks.check_leverage(proposal(leverage=D(5)), context(), limits).verdict is Verdict.PASS
 
