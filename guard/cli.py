@@ -107,6 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     show = model_sub.add_parser("show", help="verify a model directory and print its card")
     show.add_argument("dir", metavar="DIR")
     show.set_defaults(handler=_lazy("guard.model.commands", "model_show"))
+    mev = model_sub.add_parser(
+        "eval", help="measure a model on any history: calibration, hit rates, novelty against volatility",
+        description="ECE (all outcomes and directional calls), Brier against base rates, hit rates against the "
+        "break-even after costs, and novelty AUROC for a regime window against 60-bar volatility.",
+    )
+    mev.add_argument("data", nargs="+", metavar="DATA", help="history files (CSV or Parquet, guard's format)")
+    mev.add_argument("--model", default=None, metavar="DIR", help="model directory (default: model.path)")
+    mev.add_argument("--regime-start", default=None, metavar="DATE", help="first day (UTC) of the regime novelty "
+                     "should flag (default: each series' most volatile stretch)")
+    mev.add_argument("--regime-end", default=None, metavar="DATE", help="last day (UTC) of that regime")
+    mev.add_argument("--cost-bps", type=float, default=None, metavar="BPS",
+                     help="round-trip cost for the break-even hit rate (default: 2 x (paper taker fee + slippage))")
+    mev.add_argument("--json", action="store_true", help="print the figures as JSON")
+    mev.add_argument("--out", default=None, metavar="DIR", help="write report.json, bars.parquet, reliability.png")
+    mev.set_defaults(handler=_lazy("guard.model.commands", "model_eval"))
     # <<< model
 
     # >>> daemon
