@@ -193,12 +193,14 @@ Design = Callable[[FeatureSeries, Split], np.ndarray]
 """A novelty design: fitted on `split.fit` windows, it scores every bar's window (higher = more novel)."""
 
 
-def typicality_design(columns: tuple[str, ...] = novelty.TYPICAL_COLUMNS) -> Design:
-    """guard's novelty (the default columns) or a variant ranking other per-bar columns."""
+def typicality_design(
+    columns: tuple[str, ...] = novelty.TYPICAL_COLUMNS, spans: tuple[int, ...] = novelty.TYPICAL_SPANS
+) -> Design:
+    """guard's novelty (the defaults) or a variant ranking other per-bar columns or averaging other spans."""
 
     def score(s: FeatureSeries, sp: Split) -> np.ndarray:
         ref = novelty.fit_bar_reference(s.rows[sp.fit], N_QUANTILES, columns)
-        stat = novelty.series_typicality(s.rows, ref, columns)
+        stat = novelty.series_typicality(s.rows, ref, columns, spans)
         mean, precision = novelty.fit_gaussian(stat[sp.fit])
         out = np.full(len(s), np.nan)
         ok = np.isfinite(stat).all(axis=1)
@@ -255,8 +257,9 @@ def volatility_baseline(s: FeatureSeries, sp: Split) -> np.ndarray:
 
 
 DESIGNS: dict[str, Design] = {
-    "guard novelty: typicality of |1-bar return|": typicality_design(),
-    "typicality of |1-bar return| and high-low range": typicality_design(("ret_1", "range")),
+    "guard novelty: rank typicality of |1-bar return|, 64- and 16-bar means": typicality_design(),
+    "rank typicality, 64-bar mean only": typicality_design(spans=(64,)),
+    "rank typicality of |1-bar return| and high-low range": typicality_design(("ret_1", "range")),
     "Mahalanobis over window scale and shape summaries": summaries_design,
 }
 
