@@ -55,6 +55,16 @@ def _no_window_reason(s: FeatureSeries) -> str:
     return f"{s.symbol}: no window to score: {len(s):,} bars, and the model needs {WARMUP_BARS} contiguous bars"
 
 
+def _chunk_progress(on_progress: Progress | None, symbol: str) -> Callable[[int, int], None] | None:
+    if on_progress is None:
+        return None
+
+    def report(done: int, total: int) -> None:
+        on_progress(symbol, done, total)
+
+    return report
+
+
 def assess(
     model: LoadedModel,
     series: Sequence[FeatureSeries],
@@ -92,10 +102,7 @@ def assess(
         if not s.ready.any():
             unscored.append(_no_window_reason(s))
             continue
-        logits, _ = forward_series(
-            model.net, s.rows, on_chunk=(lambda done, total, sym=s.symbol: on_progress(sym, done, total))
-            if on_progress is not None else None,
-        )
+        logits, _ = forward_series(model.net, s.rows, on_chunk=_chunk_progress(on_progress, s.symbol))
         typicality = ref.series(s.rows)
         idx = np.flatnonzero(s.ready)
         out = outputs(logits[idx], typicality[idx], model.temperature, ref)

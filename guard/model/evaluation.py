@@ -27,7 +27,7 @@ import numpy as np
 
 from guard.features import WARMUP_BARS, WINDOW, FeatureSeries
 from guard.model import calibration
-from guard.model.labels import DOWN, FLAT, LABELS, UNKNOWN, UP
+from guard.model.labels import DOWN, FLAT, LABELS, UP
 
 DIRECTIONAL_EDGES = (0.0, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 1.0)
 """Confidence buckets of the hit-rate table (the proposal threshold is 0.55 by default)."""
@@ -210,8 +210,3 @@ def most_volatile_stretch(series: FeatureSeries, share: float = VOLATILE_SHARE) 
         int(series.open_times[best + 1]), int(series.open_times[best + length]),
         f"the most volatile stretch ({length} bars, {share:.0%} of the history)",
     )
-
-
-def label_windows(labels: np.ndarray) -> np.ndarray:
-    """Mask of windows whose outcome is known."""
-    return labels != UNKNOWN

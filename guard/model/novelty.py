@@ -64,7 +64,7 @@ def fit_bar_reference(rows: np.ndarray, n: int, columns: tuple[str, ...] = TYPIC
     values = values[np.isfinite(values).all(axis=1)]
     if len(values) == 0:
         raise ValueError("no finite rows to fit the novelty reference on")
-    return np.quantile(values, np.linspace(0.0, 1.0, n), axis=0).T.copy()
+    return np.ascontiguousarray(np.quantile(values, np.linspace(0.0, 1.0, n), axis=0).T, dtype=np.float64)
 
 
 def bar_percentiles(rows: np.ndarray, bar_ref: np.ndarray, columns: tuple[str, ...] = TYPICAL_COLUMNS) -> np.ndarray:
@@ -136,7 +136,7 @@ def fit_gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def distance(x: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
     """Squared Mahalanobis distance of (N, D) statistics from a fitted Gaussian."""
     diff = x.astype(np.float64) - mean
-    return np.einsum("ij,jk,ik->i", diff, precision.astype(np.float64), diff)
+    return np.asarray(np.einsum("ij,jk,ik->i", diff, precision.astype(np.float64), diff), dtype=np.float64)
 
 
 def reference(values: np.ndarray, n: int) -> np.ndarray:

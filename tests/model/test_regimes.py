@@ -1,4 +1,4 @@
-"""Real regime shifts on backtesting.py's shipped series: dated honestly, fitted before, and novelty beats volatility."""
+"""Real regime shifts in backtesting.py's series: dated honestly, fitted before, novelty beats volatility."""
 
 from __future__ import annotations
 
