@@ -250,9 +250,10 @@ def render_card(config: dict[str, Any], weights_sha256: str) -> str:
         "",
         "Every answer carries a novelty score: how unlike the training data the input is, as a percentile "
         "of validation windows (0.5 is typical, 0.99 is stranger than 99 % of them). It ranks the size of "
-        "each of the window's 64 one-bar moves among the training bars', averages the ranks, and measures how "
-        "far that average sits from the training windows' — in either direction: a market moving much more, "
-        "or much less (quiet, stale, gap-filled), than the one it learnt on. Above the threshold "
+        "each of the window's one-bar moves among the training bars', averages the ranks over all 64 bars and "
+        "over the last 16, and measures how far those averages sit from the training windows' — in either "
+        "direction: a market moving much more, or much less (quiet, stale, gap-filled), than the one it "
+        "learnt on. Above the threshold "
         f"(`model.novelty_threshold`, {config['novelty']['threshold']:g}) the proposal is flagged "
         "**novel — the model is guessing**, and guard asks for an extra confirmation or drops it "
         "(`model.novelty_policy`).",
