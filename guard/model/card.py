@@ -60,18 +60,19 @@ def verdict(metrics: dict[str, Any]) -> str:
 
 def _calibration_note(m: dict[str, Any]) -> list[str]:
     before, after = m.get("ece_directional_uncalibrated"), m.get("ece_directional")
+    what = "directional calls"
     if before is None or after is None:
-        before, after = m["ece_uncalibrated"], m["ece"]
+        before, after, what = m["ece_uncalibrated"], m["ece"], "top answers"
     if after > before + 0.002:
         text = (
             f"Temperature scaling, fitted on the validation split, did not carry to the test split here "
-            f"(ECE {before:.4f} before, {after:.4f} after): the two periods differ, which is itself a warning "
-            "about how far any calibration carries across time."
+            f"(ECE of its {what} {before:.4f} before, {after:.4f} after): the two periods differ, which is "
+            "itself a warning about how far any calibration carries across time."
         )
     elif abs(after - before) <= 0.002:
         text = (
-            f"The ensemble was already close to calibrated: temperature scaling changed the test ECE little "
-            f"({before:.4f} before, {after:.4f} after)."
+            f"The ensemble was already close to calibrated: temperature scaling changed the test ECE of its {what} "
+            f"little ({before:.4f} before, {after:.4f} after)."
         )
     else:
         return []

@@ -101,8 +101,9 @@ def train(args: argparse.Namespace) -> int:
     print(f"{info.path}: model {info.model_id}")
     print(
         f"  test: accuracy {metrics['accuracy']:.3f} (base rate {metrics['base_rate']:.3f}), "
-        f"Brier {metrics['brier']:.4f} (baseline {metrics['brier_baseline']:.4f}), ECE {metrics['ece']:.4f}, "
-        f"novelty AUROC {metrics['novelty_auroc']:.3f}"
+        f"Brier {metrics['brier']:.4f} (baseline {metrics['brier_baseline']:.4f}), ECE of directional calls "
+        + ("– (no side named)" if metrics.get("ece_directional") is None else f"{metrics['ece_directional']:.4f}")
+        + f" (all outcomes {metrics['ece']:.4f}), novelty AUROC {metrics['novelty_auroc']:.3f} (volatility ×5)"
     )
     print(f"  read its card: guard model show {info.path}")
     return 0
