@@ -142,9 +142,19 @@ def assess(
         np.stack([bars["p_down"], bars["p_flat"], bars["p_up"]], axis=1)[known], bars["label"][known],
         baseline_shares=baseline, barrier_width=bars["barrier"][known], cost=cost,
     )
+    ordinary = bars["ordinary"]
+    unseen = (bars["open_time"] < model.training_start_ms) | (bars["open_time"] >= model.training_end_ms)
+    ordinary_kind = "all"
+    if (ordinary & unseen).any():
+        # in-sample windows are the least novel a model ever sees: compare with out-of-sample ones
+        ordinary, ordinary_kind = ordinary & unseen, "outside the model's training data"
+    elif ordinary.any() and in_training:
+        warnings.append("every ordinary window lies in the model's training data: the novelty AUROC is flattered")
+    bars["ordinary"] = ordinary
     novelty_figures: dict[str, Any]
     try:
-        novelty_figures = novelty_auroc(bars["novelty"], bars["volatility"], bars["regime"], bars["ordinary"])
+        novelty_figures = novelty_auroc(bars["novelty"], bars["volatility"], bars["regime"], ordinary)
+        novelty_figures["ordinary_kind"] = ordinary_kind
     except ValueError as e:
         novelty_figures = {"novelty_auroc": None, "volatility_auroc": None,
                            "regime_windows": int(bars["regime"].sum()), "ordinary_windows": int(bars["ordinary"].sum())}

@@ -324,7 +324,8 @@ def render_assessment(m: dict[str, Any], warnings: tuple[str, ...] | list[str]) 
         lines.append("  it named no side on any window: no hit rate to claim, nothing it would propose")
     if n["novelty_auroc"] is not None:
         lines.append(f"  novelty AUROC {n['novelty_auroc']:.3f} against 60-bar volatility {n['volatility_auroc']:.3f} "
-                     f"({n['regime_windows']:,} regime windows vs {n['ordinary_windows']:,} ordinary)")
+                     f"({n['regime_windows']:,} regime windows vs {n['ordinary_windows']:,} ordinary, "
+                     f"{n['ordinary_kind']})")
     for r in n["regimes"]:
         lines.append(f"    regime {r['symbol']}: {utc_minute(r['start_ms'])} to {utc_minute(r['end_ms'])} ({r['how']})")
     lines.append(f"  novelty: median {n['median']:.2f}; {pct(n['flagged_share'])} of windows flagged novel "
