@@ -138,7 +138,9 @@ def _simulator_shift(designs: dict[str, Any]) -> tuple[dict[str, float], float]:
     scores: dict[str, tuple[list[Any], list[Any]]] = {name: ([], []) for name in [*designs, "volatility"]}
     for symbol in symbols:
         bars = [*calm[symbol], *shifted[symbol]]
-        s = build_series_arrays(symbol, "1m", np.array([b.open_time for b in bars]),
+        times = np.array([b.open_time for b in bars])
+        times[len(calm[symbol]):] += 60_000  # a one-bar gap: the two histories' prices do not join up
+        s = build_series_arrays(symbol, "1m", times,
                                 *(np.array([getattr(b, f) for b in bars]) for f in ("open", "high", "low", "close",
                                                                                      "volume")))
         idx = np.arange(len(s)) - len(calm[symbol])

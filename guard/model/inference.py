@@ -46,15 +46,19 @@ class NoveltyReference:
     mean: np.ndarray
     precision: np.ndarray
     distance: np.ndarray
+    distance_increasing: np.ndarray
+    """`distance` made strictly increasing once, for `novelty.percentile`."""
 
     @classmethod
     def of(cls, net: EnsembleTCN) -> NoveltyReference:
         """Copy the reference out of a network's buffers."""
+        distance = net.novelty_ref_distance.double().numpy().copy()
         return cls(
-            net.novelty_bar_quantiles.double().numpy().copy(),
+            np.ascontiguousarray(net.novelty_bar_quantiles.double().numpy()),
             net.novelty_mean.double().numpy().copy(),
             net.novelty_precision.double().numpy().copy(),
-            net.novelty_ref_distance.double().numpy().copy(),
+            distance,
+            novelty.increasing(distance),
         )
 
     def windows(self, windows: np.ndarray) -> np.ndarray:
@@ -122,7 +126,7 @@ def calibrated_probs(logits: np.ndarray, temperature: float) -> np.ndarray:
 def novelty_scores(typicality: np.ndarray, ref: NoveltyReference) -> tuple[np.ndarray, np.ndarray]:
     """Distance and novelty percentile of (N, N_TYPICAL) statistics."""
     dist = novelty.distance(typicality, ref.mean, ref.precision)
-    return dist, novelty.percentile(dist, ref.distance)
+    return dist, novelty.percentile(dist, ref.distance_increasing, prepared=True)
 
 
 def outputs(logits: np.ndarray, typicality: np.ndarray, temperature: float, ref: NoveltyReference) -> Outputs:

@@ -26,9 +26,9 @@ in a shift and only added noise; an average of *ranks* resists the single jump (
 earnings gap, a news bar) that inflates a root-mean-square volatility for 60 bars.
 docs/model.md gives the figures and the command that measures them.
 
-Everything here is numpy on float64 and runs the same arithmetic for a whole series
-(training, replay, evaluation) and for a handful of live windows: the mean over a window is
-summed in a fixed order, so both paths give bit-identical scores.
+Everything here is numpy and runs the same arithmetic for a whole series (training, replay,
+evaluation) and for a handful of live windows: ranks are summed as integers, exactly, so both
+paths give bit-identical scores.
 """
 
 from __future__ import annotations
@@ -67,40 +67,53 @@ def fit_bar_reference(rows: np.ndarray, n: int, columns: tuple[str, ...] = TYPIC
     return np.ascontiguousarray(np.quantile(values, np.linspace(0.0, 1.0, n), axis=0).T, dtype=np.float64)
 
 
+def _bar_ranks(
+    rows: np.ndarray, bar_ref: np.ndarray, columns: tuple[str, ...] = TYPICAL_COLUMNS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Twice each bar's mid-rank among the reference quantiles, as exact integers 0 .. 2(n-1), and a NaN mask."""
+    values = bar_values(rows, columns)
+    nan = np.isnan(values)
+    ranks = np.empty(values.shape, dtype=np.int64)
+    top = 2 * (bar_ref.shape[1] - 1)
+    for j in range(values.shape[-1]):
+        ref = bar_ref[j]
+        x = values[..., j]
+        ranks[..., j] = np.searchsorted(ref, x, side="left") + np.searchsorted(ref, x, side="right")
+    np.minimum(ranks, top, out=ranks)  # NaN sorts past the end; it is masked below
+    if nan.any():
+        ranks[nan] = 0
+    return ranks, nan
+
+
 def bar_percentiles(rows: np.ndarray, bar_ref: np.ndarray, columns: tuple[str, ...] = TYPICAL_COLUMNS) -> np.ndarray:
     """Each bar's mid-rank percentile among the reference quantiles: (..., K), NaN stays NaN."""
-    values = bar_values(rows, columns)
-    out = np.empty_like(values)
-    n = bar_ref.shape[1]
-    for j in range(values.shape[-1]):
-        ref = bar_ref[j].astype(np.float64)
-        x = values[..., j]
-        lo = np.searchsorted(ref, x, side="left")
-        hi = np.searchsorted(ref, x, side="right")
-        out[..., j] = np.clip((lo + hi) / (2.0 * (n - 1)), 0.0, 1.0)
-    out[np.isnan(values)] = np.nan
+    ranks, nan = _bar_ranks(rows, bar_ref, columns)
+    out = ranks / float(2 * (bar_ref.shape[1] - 1))
+    out[nan] = np.nan
     return out
 
 
-def _span_means(stacked: np.ndarray, spans: tuple[int, ...] = TYPICAL_SPANS) -> np.ndarray:
-    """(..., K, WINDOW) ranks -> (..., K * len(spans)) means over each span's last bars.
+def _span_means(ranks: np.ndarray, nan: np.ndarray, n: int, spans: tuple[int, ...] = TYPICAL_SPANS) -> np.ndarray:
+    """(..., K, WINDOW) integer ranks -> (..., K * len(spans)) mean percentiles over each span's last bars.
 
-    Added oldest first, one term at a time, so every caller gets the same bits.
+    The ranks are summed as integers — exactly, whatever the order — so a whole series and a
+    single live window give the same bits; a span holding a NaN row has no mean.
     """
-    width = stacked.shape[-1]
+    width = ranks.shape[-1]
     means = []
     for span in spans:
-        total = stacked[..., width - span].copy()
-        for k in range(width - span + 1, width):
-            total += stacked[..., k]
-        means.append(total / span)
+        total = ranks[..., width - span :].sum(axis=-1)
+        mean = total / float(2 * (n - 1) * span)
+        if nan.any():
+            mean[nan[..., width - span :].any(axis=-1)] = np.nan
+        means.append(mean)
     return np.concatenate(means, axis=-1)
 
 
 def window_typicality(windows: np.ndarray, bar_ref: np.ndarray) -> np.ndarray:
     """The typicality statistic of (N, WINDOW, F) raw windows: (N, N_TYPICAL)."""
-    pct = bar_percentiles(np.asarray(windows), bar_ref)  # (N, WINDOW, K)
-    return _span_means(np.moveaxis(pct, 1, -1))
+    ranks, nan = _bar_ranks(np.asarray(windows), bar_ref)  # (N, WINDOW, K)
+    return _span_means(ranks.transpose(0, 2, 1), nan.transpose(0, 2, 1), bar_ref.shape[1])
 
 
 def series_typicality(
@@ -113,11 +126,12 @@ def series_typicality(
 
     Entry t equals `window_typicality` of rows t - WINDOW + 1 .. t (bit for bit).
     """
-    pct = bar_percentiles(rows, bar_ref, columns)  # (T, K)
-    out = np.full((len(pct), pct.shape[1] * len(spans)), np.nan)
-    if len(pct) >= WINDOW:
-        view = np.lib.stride_tricks.sliding_window_view(pct, WINDOW, axis=0)  # (T-W+1, K, W)
-        out[WINDOW - 1 :] = _span_means(view, spans)
+    ranks, nan = _bar_ranks(rows, bar_ref, columns)  # (T, K)
+    out = np.full((len(ranks), ranks.shape[1] * len(spans)), np.nan)
+    if len(ranks) >= WINDOW:
+        view = np.lib.stride_tricks.sliding_window_view(ranks, WINDOW, axis=0)  # (T-W+1, K, W)
+        nan_view = np.lib.stride_tricks.sliding_window_view(nan, WINDOW, axis=0)
+        out[WINDOW - 1 :] = _span_means(view, nan_view, bar_ref.shape[1], spans)
     return out
 
 
@@ -136,7 +150,7 @@ def fit_gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def distance(x: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
     """Squared Mahalanobis distance of (N, D) statistics from a fitted Gaussian."""
     diff = x.astype(np.float64) - mean
-    return np.asarray(np.einsum("ij,jk,ik->i", diff, precision.astype(np.float64), diff), dtype=np.float64)
+    return np.asarray(((diff @ precision) * diff).sum(axis=1), dtype=np.float64)
 
 
 def reference(values: np.ndarray, n: int) -> np.ndarray:
@@ -144,9 +158,16 @@ def reference(values: np.ndarray, n: int) -> np.ndarray:
     return np.quantile(values.astype(np.float64), np.linspace(0.0, 1.0, n))
 
 
-def percentile(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Where each value falls in a reference's quantiles, 0..1 (beyond the ends: 0 or 1)."""
+def increasing(ref: np.ndarray) -> np.ndarray:
+    """Reference quantiles nudged strictly increasing (quantiles of ties repeat; np.interp needs increasing x)."""
+    return np.maximum.accumulate(ref + np.arange(len(ref)) * 1e-15 * (1 + np.abs(ref)))
+
+
+def percentile(values: np.ndarray, ref: np.ndarray, *, prepared: bool = False) -> np.ndarray:
+    """Where each value falls in a reference's quantiles, 0..1 (beyond the ends: 0 or 1).
+
+    `prepared`: `ref` already went through `increasing` (callers scoring many times do it once).
+    """
     grid = np.linspace(0.0, 1.0, len(ref))
-    # np.interp wants increasing x; quantiles of ties repeat, so nudge them apart
-    ref = np.maximum.accumulate(ref + np.arange(len(ref)) * 1e-15 * (1 + np.abs(ref)))
+    ref = ref if prepared else increasing(ref)
     return np.interp(values.astype(np.float64), ref, grid, left=0.0, right=1.0)

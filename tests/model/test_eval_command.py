@@ -109,3 +109,19 @@ def test_cli_model_eval_refuses_a_model_with_the_old_novelty(
     (copy / "sha256").write_text(sums)
     assert main(["model", "eval", str(history), "--model", str(copy)]) == 2
     assert "retrain the model with this version" in capsys.readouterr().err
+
+
+def test_cli_model_eval_prefers_out_of_sample_ordinary_windows(
+    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str], guard_home: Path
+) -> None:
+    """Ordinary windows inside the model's own training data are left out when others exist."""
+    series = trained.series[0]
+    start = int(series.close_times[-1])  # the first bar after the training data
+    later = toy_bars(series.symbol, 1500, seed=99, start_ms=start, price=float(series.closes[-1]), **TOY)
+    earlier = toy_bars(series.symbol, 600, seed=98, start_ms=start - 10 * 86_400_000, **TOY)
+    path = tmp_path / "both.csv"
+    write_bars(path, [*earlier, *later])
+    assert main(["model", "eval", str(path), "--model", str(trained.path), "--json",
+                 "--regime-start", str(later[1000].open_time), "--regime-end", str(later[-1].open_time)]) == 0
+    m = json.loads(capsys.readouterr().out)["metrics"]
+    assert m["novelty"]["ordinary_kind"] == "outside the model's training data"

@@ -91,8 +91,11 @@ def test_regimes_model_trained_on_a_real_series_is_evaluated(
     code = main(["model", "eval", str(history), "--model", str(tmp_path / "m"), "--json",
                  "--regime-start", str(window.start_ms), "--regime-end", str(window.end_ms)])
     assert code == 0
-    m = json.loads(capsys.readouterr().out)["metrics"]
+    data = json.loads(capsys.readouterr().out)
+    m = data["metrics"]
     assert m["scored"] == 5000 - WARMUP_BARS + 1
     assert m["novelty"]["regime_windows"] > 200
     assert m["novelty"]["novelty_auroc"] > m["novelty"]["volatility_auroc"]
-    assert m["in_training_data"] > 0  # it warns that the earlier bars are its own training data
+    assert m["in_training_data"] > 0  # the earlier bars are its own training data, and it says so:
+    assert m["novelty"]["ordinary_kind"] == "all"
+    assert any("every ordinary window lies in the model's training data" in w for w in data["warnings"])
