@@ -96,7 +96,8 @@ def train(args: argparse.Namespace) -> int:
         horizon_bars=args.horizon_bars, barrier_k=args.barrier_k, members=args.members,
         channels=args.channels, threads=args.threads, source=args.source, synthetic=args.synthetic,
     )
-    info = run_training(request, stream=sys.stderr, novelty_threshold=config.model.novelty_threshold)
+    info = run_training(request, stream=sys.stderr, novelty_threshold=config.model.novelty_threshold,
+                        cost_bps=2 * (config.paper.taker_fee_bps + config.paper.slippage_bps))
     metrics = info.config["metrics"]
     print(f"{info.path}: model {info.model_id}")
     print(
@@ -114,6 +115,7 @@ def run_training(
     *,
     stream: TextIO | None = None,
     novelty_threshold: float = 0.95,
+    cost_bps: float = 12.0,
     extra_metrics: Any = None,
     command: str | None = None,
     source_note: str = "",
@@ -121,6 +123,8 @@ def run_training(
     """Read the data, train, and write the artifact; return its ArtifactInfo.
 
     Args:
+        cost_bps: round-trip trading cost for the card's break-even hit rate (default: 2 x (5 bps taker
+            fee + 1 bp slippage), guard's paper defaults).
         extra_metrics: optional callable(TrainResult) -> dict merged into the metrics.
         command: the reproduction command for the card (default: the `guard train` line).
         source_note: one more sentence about the data, for the card.
@@ -159,7 +163,7 @@ def run_training(
     params = TrainParams(
         epochs=request.epochs, seed=request.seed, channels=request.channels, members=request.members,
         barrier=BarrierParams(request.barrier_k, request.horizon_bars), threads=request.threads,
-        novelty_threshold=novelty_threshold,
+        novelty_threshold=novelty_threshold, cost_bps=cost_bps,
     )
     progress = TrainingProgress(stream) if stream is not None else None
     result = train_model(series, params, on_progress=progress)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from guard.errors import BadInput
 from guard.features import N_FEATURES, WARMUP_BARS, FeatureSeries, build_series_arrays, timeframe_ms
 from guard.model import calibration, novelty
-from guard.model.evaluation import DIRECTIONAL_EDGES, calibration_figures
+from guard.model.evaluation import calibration_figures
 from guard.model.inference import NoveltyReference, forward_series, outputs
 from guard.model.labels import LABELS, UNKNOWN, BarrierParams, triple_barrier_labels
 from guard.model.network import N_QUANTILES, EnsembleTCN, parameter_count
@@ -33,7 +33,6 @@ from guard.model.synthetic import scale_volatility
 log = structlog.get_logger(__name__)
 
 MAX_PARAMETERS = 200_000
-__all__ = ["DIRECTIONAL_EDGES", "MAX_PARAMETERS", "Progress", "TrainParams", "TrainResult", "train"]
 
 
 @dataclass(frozen=True, slots=True)

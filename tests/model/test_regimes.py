@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,6 @@ from guard.cli import main
 from guard.features import WARMUP_BARS, build_series
 from guard.feed.history import read_bars
 from guard.model import regimes
-from guard.model.training import TrainParams
 from tests.model.toy import TINY
 
 GOOG, EURUSD = regimes.SHIFTS
@@ -83,8 +83,7 @@ def test_regimes_model_trained_on_a_real_series_is_evaluated(
     from guard.model.artifact import save_artifact
     from guard.model.training import train
 
-    params = TrainParams(**{**{f: getattr(TINY, f) for f in TINY.__dataclass_fields__}, "epochs": 3})
-    result = train([build_series(before)], params)
+    result = train([build_series(before)], dataclasses.replace(TINY, epochs=3))
     save_artifact(result, tmp_path / "m", name="eurusd", data_source={"description": "EURUSD", "synthetic": False,
                                                                        "files": []}, command="test")
     capsys.readouterr()  # training's own log lines
