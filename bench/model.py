@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import statistics
 import sys
 import tempfile
@@ -75,6 +76,11 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
     from guard.model.runner import ModelRunner
 
     torch.set_num_threads(1)
+    load = os.getloadavg()[0]
+    yield {"figure": "machine load (1-minute load average) when the run started", "value": round(load, 2),
+           "unit": "", "p50": None, "p99": None, "target": "", "met": None,
+           "note": f"timings below were taken with {load:.1f} runnable processes on {os.cpu_count()} CPUs; on a "
+                   "loaded machine they stretch accordingly"}
     model = load_model(DEFAULT_MODEL)
     runner = ModelRunner(model)
     windows = _windows(10)

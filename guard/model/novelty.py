@@ -127,11 +127,21 @@ def series_typicality(
     Entry t equals `window_typicality` of rows t - WINDOW + 1 .. t (bit for bit).
     """
     ranks, nan = _bar_ranks(rows, bar_ref, columns)  # (T, K)
-    out = np.full((len(ranks), ranks.shape[1] * len(spans)), np.nan)
-    if len(ranks) >= WINDOW:
-        view = np.lib.stride_tricks.sliding_window_view(ranks, WINDOW, axis=0)  # (T-W+1, K, W)
-        nan_view = np.lib.stride_tricks.sliding_window_view(nan, WINDOW, axis=0)
-        out[WINDOW - 1 :] = _span_means(view, nan_view, bar_ref.shape[1], spans)
+    t, k = ranks.shape
+    out = np.full((t, k * len(spans)), np.nan)
+    if t < WINDOW:
+        return out
+    # running integer sums: a span's sum is a difference of two, exact like `_span_means`' sums
+    total = np.zeros((t + 1, k), dtype=np.int64)
+    np.cumsum(ranks, axis=0, out=total[1:])
+    bad = np.zeros((t + 1, k), dtype=np.int64)
+    np.cumsum(nan, axis=0, out=bad[1:])
+    scale = float(2 * (bar_ref.shape[1] - 1))
+    for i, span in enumerate(spans):
+        sums = total[WINDOW:] - total[WINDOW - span : t + 1 - span]
+        mean = sums / (scale * span)
+        mean[(bad[WINDOW:] - bad[WINDOW - span : t + 1 - span]) > 0] = np.nan
+        out[WINDOW - 1 :, i * k : (i + 1) * k] = mean
     return out
 
 
