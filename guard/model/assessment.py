@@ -107,10 +107,15 @@ def assess(
         idx = np.flatnonzero(s.ready)
         out = outputs(logits[idx], typicality[idx], model.temperature, ref)
         labels = triple_barrier_labels(s.highs, s.lows, s.closes, s.sigma, s.segment_starts, model.barrier)
-        window = regime if regime is not None else most_volatile_stretch(s)
+        try:
+            window = regime if regime is not None else most_volatile_stretch(s)
+        except ValueError as e:  # too short to hold a stretch apart from the rest
+            warnings.append(f"no regime for {s.symbol}: {e}")
+            window = RegimeWindow(-1, -1, "none")
         positive, negative = regime_masks(s, window)
-        regimes_used.append({"symbol": s.symbol, "start_ms": window.start_ms, "end_ms": window.end_ms,
-                             "how": window.how})
+        if window.how != "none":
+            regimes_used.append({"symbol": s.symbol, "start_ms": window.start_ms, "end_ms": window.end_ms,
+                                 "how": window.how})
         bars_scored += len(idx)
         times = s.open_times[idx]
         in_training += int(((times >= model.training_start_ms) & (times < model.training_end_ms)).sum())

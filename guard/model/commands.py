@@ -288,7 +288,10 @@ def model_eval(args: argparse.Namespace) -> int:
     result = assess(model, series, regime=regime, cost=cost_bps / 1e4, novelty_threshold=threshold,
                     on_progress=progress)
     progress.done()
-    written = write_assessment(result, args.out) if args.out else []
+    try:
+        written = write_assessment(result, args.out) if args.out else []
+    except OSError as e:
+        raise BadInput(f"--out {args.out}: cannot write there: {e}") from e
     if args.json:
         print(json.dumps({"metrics": result.metrics, "warnings": list(result.warnings),
                           "files": [str(p) for p in written]}, indent=2))

@@ -125,3 +125,25 @@ def test_cli_model_eval_prefers_out_of_sample_ordinary_windows(
                  "--regime-start", str(later[1000].open_time), "--regime-end", str(later[-1].open_time)]) == 0
     m = json.loads(capsys.readouterr().out)["metrics"]
     assert m["novelty"]["ordinary_kind"] == "outside the model's training data"
+
+
+def test_cli_model_eval_unwritable_out_is_bad_input(
+    trained: Trained, history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], guard_home: Path
+) -> None:
+    """An --out that is a file, not a directory, is refused with its name, exit 2 (no traceback)."""
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    assert main(["model", "eval", str(history), "--model", str(trained.path), "--out", str(blocker)]) == 2
+    assert "cannot write there" in capsys.readouterr().err
+
+
+def test_cli_model_eval_leaves_out_a_series_without_windows(
+    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str], guard_home: Path
+) -> None:
+    """A symbol too short for a window is left out with a warning; the others are still measured."""
+    path = tmp_path / "two.csv"
+    write_bars(path, [*toy_bars("A/USDT:USDT", 1500, seed=61, **TOY), *toy_bars("B/USDT:USDT", 100, seed=62)])
+    assert main(["model", "eval", str(path), "--model", str(trained.path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["metrics"]["scored"] == 1500 - 123
+    assert any(w.startswith("B/USDT:USDT: no window to score") and w.endswith("left out") for w in data["warnings"])
