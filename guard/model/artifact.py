@@ -34,6 +34,7 @@ import structlog
 from guard.errors import ModelFileError
 from guard.features import N_FEATURES, schema_hash, timeframe_ms
 from guard.model.labels import LABELS, BarrierParams
+from guard.model.novelty import METHOD as NOVELTY_METHOD
 
 if TYPE_CHECKING:
     from guard.model.network import EnsembleTCN
@@ -235,6 +236,12 @@ def _check_config(root: Path, config: Any) -> None:
             f"{where}: built for feature schema {str(config['feature_schema_hash'])[:12]}…, but this guard "
             f"computes features with schema {schema_hash()[:12]}…: retrain the model with this version"
         )
+    method = config.get("novelty", {}).get("method") if isinstance(config.get("novelty"), dict) else None
+    if method != NOVELTY_METHOD:
+        raise ModelFileError(
+            f"{where}: novelty was fitted as {method or 'an older method'}, but this guard computes novelty "
+            f"as {NOVELTY_METHOD}: retrain the model with this version"
+        )
     norm = config["normalisation"]
     for key in ("mean", "std"):
         values = norm.get(key) if isinstance(norm, dict) else None
@@ -321,8 +328,10 @@ def save_artifact(
         "calibration": {"method": "temperature scaling on the validation split",
                         "temperature": result.temperature},
         "novelty": {
-            "method": "max of the percentiles of the embedding's Mahalanobis distance and the "
-                      "ensemble's disagreement, as a percentile of validation windows",
+            "method": NOVELTY_METHOD,
+            "description": "mean percentile of each bar's absolute 1-bar return among the training bars', "
+                           "over the window; its distance from the training windows' (Mahalanobis), as a "
+                           "percentile of validation windows (guard.model.novelty)",
             "threshold": params.novelty_threshold,
         },
         "training": {

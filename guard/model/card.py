@@ -10,6 +10,8 @@ from guard.wording import utc_minute
 SYNTHETIC_WARNING = "This model was trained on synthetic data — a demonstration, not a trading edge."
 _EDGE_POINTS = 0.02
 """Accuracy above the base rate, in points, below which the card says there is no edge."""
+_BRIER_MARGIN = 0.005
+"""Brier improvement over the training frequencies below which the card says there is no edge."""
 
 
 def _pct(x: float | None) -> str:
@@ -22,37 +24,55 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:g} min"
 
 
+def _compare(model: float, baseline: float, lower_is_better: bool, margin: float) -> str:
+    """"better than", "worse than" or "no better than", from the numbers themselves."""
+    gain = (baseline - model) if lower_is_better else (model - baseline)
+    if gain > margin:
+        return "better than"
+    if gain < -margin:
+        return "worse than"
+    return "no better than"
+
+
 def verdict(metrics: dict[str, Any]) -> str:
-    """One honest sentence on whether the model beats guessing the most common outcome."""
-    lift = metrics["accuracy"] - metrics["base_rate"]
-    brier_gain = metrics["brier_baseline"] - metrics["brier"]
-    if lift < _EDGE_POINTS or brier_gain <= 0.005:
-        return (
-            f"**No edge.** On its test split it is right {_pct(metrics['accuracy'])} of the time, against "
-            f"{_pct(metrics['base_rate'])} for always guessing the most common outcome, and its Brier score "
-            f"({metrics['brier']:.3f}) is no better than predicting the training frequencies "
-            f"({metrics['brier_baseline']:.3f}). Treat its proposals as noise with honest error bars."
-        )
-    return (
-        f"On its test split it is right {_pct(metrics['accuracy'])} of the time, against "
-        f"{_pct(metrics['base_rate'])} for always guessing the most common outcome (Brier {metrics['brier']:.3f} "
-        f"vs {metrics['brier_baseline']:.3f} for the training frequencies). That is a measurement on one "
-        "stretch of history, not a promise: markets change, and a backtest looks like proof and is not."
+    """One honest sentence on whether the model beats guessing, built from its own numbers.
+
+    Each comparison's wording ("better than", "no better than", "worse than") is derived from
+    the figures it states, so the sentence cannot contradict the table below it.
+    """
+    accuracy, base = metrics["accuracy"], metrics["base_rate"]
+    brier, brier_base = metrics["brier"], metrics["brier_baseline"]
+    acc_words = _compare(accuracy, base, lower_is_better=False, margin=_EDGE_POINTS)
+    brier_words = _compare(brier, brier_base, lower_is_better=True, margin=_BRIER_MARGIN)
+    facts = (
+        f"On its test split it is right {_pct(accuracy)} of the time — {acc_words} the {_pct(base)} of always "
+        f"guessing the most common outcome — and its Brier score ({brier:.3f}) is {brier_words} predicting the "
+        f"training frequencies ({brier_base:.3f})."
     )
+    directional = metrics.get("directional", {})
+    if directional.get("count") == 0 or directional.get("share") == 0:
+        facts += " It named no side on any test window, so it made no call that could become a proposal."
+    if acc_words == "better than" and brier_words == "better than":
+        return (f"{facts} That is a measurement on one stretch of history, not a promise: markets change, and a "
+                "backtest looks like proof and is not.")
+    return f"**No edge.** {facts} Treat its proposals as noise with honest error bars."
 
 
 def _calibration_note(m: dict[str, Any]) -> list[str]:
-    before, after = m["ece_uncalibrated"], m["ece"]
+    before, after = m.get("ece_directional_uncalibrated"), m.get("ece_directional")
+    what = "directional calls"
+    if before is None or after is None:
+        before, after, what = m["ece_uncalibrated"], m["ece"], "top answers"
     if after > before + 0.002:
         text = (
             f"Temperature scaling, fitted on the validation split, did not carry to the test split here "
-            f"(ECE {before:.4f} before, {after:.4f} after): the two periods differ, which is itself a warning "
-            "about how far any calibration carries across time."
+            f"(ECE of its {what} {before:.4f} before, {after:.4f} after): the two periods differ, which is "
+            "itself a warning about how far any calibration carries across time."
         )
     elif abs(after - before) <= 0.002:
         text = (
-            f"The ensemble was already close to calibrated: temperature scaling changed the test ECE little "
-            f"({before:.4f} before, {after:.4f} after)."
+            f"The ensemble was already close to calibrated: temperature scaling changed the test ECE of its {what} "
+            f"little ({before:.4f} before, {after:.4f} after)."
         )
     else:
         return []
@@ -68,6 +88,75 @@ def _groups(m: dict[str, Any]) -> list[str]:
     for name, g in groups.items():
         lines.append(f"| {name} | {g['windows']:,} | {_pct(g['accuracy'])} | {_pct(g['base_rate'])} |")
     return [*lines, ""]
+
+
+def _ece_rows(m: dict[str, Any]) -> list[str]:
+    rows = []
+    if m.get("ece_directional") is not None:
+        before = m.get("ece_directional_uncalibrated")
+        rows.append(f"| **ECE of its directional calls** | {m['ece_directional']:.4f} | "
+                    + (f"{before:.4f} before temperature scaling |" if before is not None else "– |"))
+    elif "ece_directional" in m:
+        rows.append("| ECE of its directional calls | – (it named no side) | – |")
+    rows.append(
+        f"| ECE, all three outcomes | {m['ece']:.4f} | {m['ece_uncalibrated']:.4f} before temperature scaling |"
+    )
+    return rows
+
+
+def _directional_section(m: dict[str, Any]) -> list[str]:
+    d = m["directional"]
+    count = d.get("count", round(d["share"] * m.get("test_windows", 0)))
+    if not d["buckets"] or count == 0:
+        return [
+            f"**It named no side on any of its {m.get('test_windows', 0):,} test windows**: flat was likelier "
+            "than up and down every time. There is no hit rate to claim and nothing for the live tracker to hold "
+            "it to, and on data like this it would propose nothing.",
+            "",
+        ]
+    lines = [
+        "Test-split windows where it named a side, grouped by its confidence. This is the claim the live "
+        "tracker holds it to: a model whose live hit rate falls clearly below it is paused.",
+        "",
+        "| confidence | windows | mean confidence | hit rate |",
+        "|---|---|---|---|",
+        *[f"| {b['lo']:.2f}–{b['hi']:.2f} | {b['count']:,} | {_pct(b['confidence'])} | {_pct(b['hit_rate'])} |"
+          for b in d["buckets"]],
+        "",
+        f"It named a side for {_pct(d['share'])} of test windows; those sides came true "
+        f"{_pct(d['hit_rate'])} of the time. With the default `proposals.min_confidence` of "
+        "0.55 only the rows from 0.55 up would become proposals.",
+    ]
+    if d.get("decided_hit_rate") is not None and d.get("break_even_hit_rate") is not None:
+        words = "above" if d["decided_hit_rate"] > d["break_even_hit_rate"] else "not above"
+        lines.append(
+            f"Of its calls that reached a barrier ({d['decided']:,}), {_pct(d['decided_hit_rate'])} reached its "
+            f"side's first — {words} the {_pct(d['break_even_hit_rate'])} a call needs to pay a round-trip cost "
+            f"of {d['cost_bps']:g} bps at these barrier distances."
+        )
+    return [*lines, ""]
+
+
+def _real_shifts(m: dict[str, Any]) -> list[str]:
+    shifts = m.get("novelty_real_shifts")
+    if shifts is None:
+        return ["", "Real regime shifts: not measured when this model was built (backtesting.py's sample data "
+                "was not installed: `pip install -e '.[bench]'`)."]
+    lines = [
+        "",
+        "On real regime shifts — the same method fitted on each market's own history before the shift, scored "
+        "on the shift against the ordinary weeks before it (guard/model/regimes.py says how each is dated):",
+        "",
+        "| shift | novelty AUROC | 60-bar volatility AUROC |",
+        "|---|---|---|",
+        *[f"| {r['name']} ({r['start']} to {r['end']}, {r['timeframe']}) | {r['novelty_auroc']:.3f} | "
+          f"{r['volatility_auroc']:.3f} |" for r in shifts],
+        "",
+        "These measure the method, not this model's fitted reference: on a market or timeframe unlike its "
+        "training data this model's novelty is high nearly everywhere. Measure it on your data with "
+        "`guard model eval`.",
+    ]
+    return lines
 
 
 def render_card(config: dict[str, Any], weights_sha256: str) -> str:
@@ -138,8 +227,10 @@ def render_card(config: dict[str, Any], weights_sha256: str) -> str:
         f"| accuracy | {_pct(m['accuracy'])} | {_pct(m['base_rate'])} (most common outcome) |",
         f"| Brier score (lower is better) | {m['brier']:.4f} | {m['brier_baseline']:.4f} (training frequencies) |",
         f"| log loss | {m['nll']:.4f} | {m['nll_baseline']:.4f} (training frequencies) |",
-        f"| ECE, calibrated | {m['ece']:.4f} | {m['ece_uncalibrated']:.4f} before temperature scaling |",
-        f"| novelty AUROC | {m['novelty_auroc']:.3f} | 0.5 (chance) |",
+        *_ece_rows(m),
+        f"| novelty AUROC, volatility ×{m['shift_factor']:g} (synthetic) | {m['novelty_auroc']:.3f} | 0.5 (chance) |",
+        *[f"| novelty AUROC, {r['name']} (real) | {r['novelty_auroc']:.3f} | {r['volatility_auroc']:.3f} "
+          "(60-bar volatility) |" for r in m.get("novelty_real_shifts") or []],
         "",
         *_calibration_note(m),
         *_groups(m),
@@ -148,18 +239,7 @@ def render_card(config: dict[str, Any], weights_sha256: str) -> str:
         "",
         "## How often it was right, by confidence",
         "",
-        "Test-split windows where it named a side, grouped by its confidence. This is the claim the live "
-        "tracker holds it to: a model whose live hit rate falls clearly below it is paused.",
-        "",
-        "| confidence | windows | mean confidence | hit rate |",
-        "|---|---|---|---|",
-        *[f"| {b['lo']:.2f}–{b['hi']:.2f} | {b['count']:,} | {_pct(b['confidence'])} | {_pct(b['hit_rate'])} |"
-          for b in m["directional"]["buckets"]],
-        "",
-        f"It named a side for {_pct(m['directional']['share'])} of test windows; those sides came true "
-        f"{_pct(m['directional']['hit_rate'])} of the time. With the default `proposals.min_confidence` of "
-        "0.55 only the rows from 0.55 up would become proposals.",
-        "",
+        *_directional_section(m),
         "Reliability of its top answer (all three outcomes), 15 bins:",
         "",
         "| confidence | windows | mean confidence | came true |",
@@ -170,16 +250,19 @@ def render_card(config: dict[str, Any], weights_sha256: str) -> str:
         "## Novelty: when the model is guessing",
         "",
         "Every answer carries a novelty score: how unlike the training data the input is, as a percentile "
-        "of validation windows (0.5 is typical, 0.99 is stranger than 99 % of them). It combines the "
-        "distance of the network's internal representation from the training data (Mahalanobis) with "
-        "how much the ensemble's members disagree. Above the threshold "
+        "of validation windows (0.5 is typical, 0.99 is stranger than 99 % of them). It ranks the size of "
+        "each of the window's one-bar moves among the training bars', averages the ranks over all 64 bars and "
+        "over the last 16, and measures how far those averages sit from the training windows' — in either "
+        "direction: a market moving much more, or much less (quiet, stale, gap-filled), than the one it "
+        "learnt on. Above the threshold "
         f"(`model.novelty_threshold`, {config['novelty']['threshold']:g}) the proposal is flagged "
         "**novel — the model is guessing**, and guard asks for an extra confirmation or drops it "
         "(`model.novelty_policy`).",
         "",
-        f"Checked on the test split replayed with volatility ×{m['shift_factor']:g}: AUROC "
+        f"Checked on the test split replayed with volatility ×{m['shift_factor']:g} (synthetic): AUROC "
         f"{m['novelty_auroc']:.3f}; {_pct(m['novel_rate_shifted'])} of those windows were flagged, against "
         f"{_pct(m['novel_rate_in_distribution'])} of ordinary test windows.",
+        *_real_shifts(m),
     ]
     extra = {k: v for k, v in m.items() if k.startswith("novelty_auroc_")}
     for key, value in extra.items():

@@ -130,8 +130,8 @@ def regime_shift_auroc(end_ms: int) -> Any:
         calm, shifted = [], []
         for bars in history.values():
             series = build_series(bars)
-            logits, emb = forward_series(result.net, series.rows)
-            novelty = outputs(logits, emb, result.temperature, ref).novelty
+            logits, _ = forward_series(result.net, series.rows)
+            novelty = outputs(logits, ref.series(series.rows), result.temperature, ref).novelty
             idx = np.arange(len(series))
             before = series.ready & (idx < onset)
             during = series.ready & (idx >= onset + SHIFT_MIN_BARS - 1) & (idx < onset + 60)
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             "scenarios " + ", ".join(f"{s} seed {seed}" for s, seed in SCENARIOS)
         ),
         synthetic=True,
+        threads=1,
     )
     own = ["python", "-m", "guard.model.default", "--out", args.out, "--data", args.data]
     if args.end != DEFAULT_END:

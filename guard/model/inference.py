@@ -7,6 +7,7 @@ callers own the thread.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,31 +33,41 @@ class Outputs:
     confidence: np.ndarray
     """(N,) probability of the side (of flat when there is no side)."""
     distance: np.ndarray
-    disagreement: np.ndarray
+    """(N,) the novelty statistic's squared Mahalanobis distance from the training windows'."""
     novelty: np.ndarray
-    """(N,) percentile 0..1 against the training reference."""
+    """(N,) percentile 0..1 against the validation reference."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class NoveltyReference:
     """The network's novelty buffers as float64 numpy arrays (read once, not per call)."""
 
+    bar_quantiles: np.ndarray
     mean: np.ndarray
     precision: np.ndarray
     distance: np.ndarray
-    disagreement: np.ndarray
-    combined: np.ndarray
+    distance_increasing: np.ndarray
+    """`distance` made strictly increasing once, for `novelty.percentile`."""
 
     @classmethod
     def of(cls, net: EnsembleTCN) -> NoveltyReference:
         """Copy the reference out of a network's buffers."""
+        distance = net.novelty_ref_distance.double().numpy().copy()
         return cls(
+            np.ascontiguousarray(net.novelty_bar_quantiles.double().numpy()),
             net.novelty_mean.double().numpy().copy(),
             net.novelty_precision.double().numpy().copy(),
-            net.novelty_ref_distance.double().numpy().copy(),
-            net.novelty_ref_disagreement.double().numpy().copy(),
-            net.novelty_ref_combined.double().numpy().copy(),
+            distance,
+            novelty.increasing(distance),
         )
+
+    def windows(self, windows: np.ndarray) -> np.ndarray:
+        """The novelty statistic of (N, WINDOW, F) raw windows."""
+        return novelty.window_typicality(windows, self.bar_quantiles)
+
+    def series(self, rows: np.ndarray) -> np.ndarray:
+        """The novelty statistic of the window ending at each bar of (T, F) rows (NaN before a full one)."""
+        return novelty.series_typicality(rows, self.bar_quantiles)
 
 
 def forward_windows(net: EnsembleTCN, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,13 +79,17 @@ def forward_windows(net: EnsembleTCN, windows: np.ndarray) -> tuple[np.ndarray, 
 
 
 def forward_series(
-    net: EnsembleTCN, rows: np.ndarray, chunk: int = SERIES_CHUNK
+    net: EnsembleTCN,
+    rows: np.ndarray,
+    chunk: int = SERIES_CHUNK,
+    on_chunk: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Logits (T, members, 3) and embeddings (T, D) for every bar of a (T, F) row array.
 
     Output `t` is what the window ending at bar `t` gives; it is meaningful only where a full
     window ends there (`FeatureSeries.ready`). Rows that are NaN (warm-up) are read as the
-    training mean, so they cannot poison neighbouring outputs.
+    training mean, so they cannot poison neighbouring outputs. `on_chunk(done, total)` is
+    called after each chunk (a progress bar for long histories).
     """
     rf = net.receptive_field
     mean = net.norm_mean.numpy().astype(np.float32)
@@ -95,43 +110,33 @@ def forward_series(
             lg, em = net(x)
             logits[start:stop] = lg[0].permute(2, 0, 1).numpy()
             emb[start:stop] = em[0].T.numpy()
+            if on_chunk is not None:
+                on_chunk(stop, t)
     return logits, emb
 
 
-def raw_scores(
-    logits: np.ndarray, emb: np.ndarray, temperature: float, mean: np.ndarray, precision: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ensemble probabilities, Mahalanobis distance and member disagreement, in one place.
-
-    The novelty reference is fitted with this very function, so live scores and the reference
-    they are ranked against come from the same arithmetic (float32, in torch: several times
-    faster than numpy on a long replay).
-    """
+def calibrated_probs(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """The ensemble's calibrated probabilities (N, 3) from (N, members, 3) logits (float32, in torch)."""
     with torch.inference_mode():
         lg = torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))
-        members = torch.softmax(lg / temperature, dim=-1)
-        probs = members.mean(dim=1)
-        log_members = torch.log(members.clamp_min(1e-12))
-        log_probs = torch.log(probs.clamp_min(1e-12))
-        dis = (members * (log_members - log_probs[:, None, :])).sum(dim=-1).mean(dim=-1)
-        diff = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32)) - torch.from_numpy(
-            mean.astype(np.float32)
-        )
-        distance = ((diff @ torch.from_numpy(precision.astype(np.float32))) * diff).sum(dim=1)
-    return probs.double().numpy(), distance.double().numpy(), dis.double().numpy()
+        probs = torch.softmax(lg / temperature, dim=-1).mean(dim=1)
+    return probs.double().numpy()
 
 
-def outputs(logits: np.ndarray, emb: np.ndarray, temperature: float, ref: NoveltyReference) -> Outputs:
-    """Calibrated probabilities, side, confidence and novelty from raw network outputs."""
-    probs, distance, dis = raw_scores(logits, emb, temperature, ref.mean, ref.precision)
+def novelty_scores(typicality: np.ndarray, ref: NoveltyReference) -> tuple[np.ndarray, np.ndarray]:
+    """Distance and novelty percentile of (N, N_TYPICAL) statistics."""
+    dist = novelty.distance(typicality, ref.mean, ref.precision)
+    return dist, novelty.percentile(dist, ref.distance_increasing, prepared=True)
+
+
+def outputs(logits: np.ndarray, typicality: np.ndarray, temperature: float, ref: NoveltyReference) -> Outputs:
+    """Calibrated probabilities, side, confidence and novelty from network outputs and the novelty statistic."""
+    probs = calibrated_probs(logits, temperature)
     side = np.where(probs[:, UP] >= probs[:, DOWN], UP, DOWN).astype(np.int8)
     side = np.where(probs[:, FLAT] > np.maximum(probs[:, UP], probs[:, DOWN]), FLAT, side).astype(np.int8)
     confidence = probs[np.arange(len(probs)), side]
-    combined = novelty.combine(
-        novelty.percentile(distance, ref.distance), novelty.percentile(dis, ref.disagreement)
-    )
-    score = novelty.percentile(combined, ref.combined)
-    return Outputs(probs, side, confidence, distance, dis, score)
+    dist, score = novelty_scores(typicality, ref)
+    return Outputs(probs, side, confidence, dist, score)
 
 
 def explain(

@@ -14,9 +14,10 @@ Two consequences the rest of guard relies on:
   series in one pass instead of window by window (about 64× less work); `split_members`
   runs each member separately there, which the CPU kernels do faster on long inputs.
 
-The module also carries the novelty reference (Mahalanobis mean and precision of the
-embedding, reference quantiles) as persistent buffers, so a shape mismatch in any of them
-fails `load_state_dict(strict=True)` like a weight would.
+The module also carries the novelty reference (`guard.model.novelty`: per-bar quantiles,
+the training statistic's mean and precision, the validation distances' quantiles) as
+persistent float64 buffers, so a shape mismatch in any of them fails
+`load_state_dict(strict=True)` like a weight would.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from guard.model.novelty import N_TYPICAL
 
 N_CLASSES = 3
 N_QUANTILES = 1001
@@ -72,11 +75,12 @@ class EnsembleTCN(nn.Module):
         self.embedding_dim = width
         self.register_buffer("norm_mean", torch.zeros(n_features), persistent=False)
         self.register_buffer("norm_std", torch.ones(n_features), persistent=False)
-        self.register_buffer("novelty_mean", torch.zeros(width))
-        self.register_buffer("novelty_precision", torch.eye(width))
-        self.register_buffer("novelty_ref_distance", torch.zeros(N_QUANTILES))
-        self.register_buffer("novelty_ref_disagreement", torch.zeros(N_QUANTILES))
-        self.register_buffer("novelty_ref_combined", torch.zeros(N_QUANTILES))
+        # the novelty reference (guard.model.novelty): per-bar quantiles of the ranked values, the
+        # Gaussian of the training windows' statistic, and the quantiles of validation distances
+        self.register_buffer("novelty_bar_quantiles", torch.zeros(N_TYPICAL, N_QUANTILES, dtype=torch.float64))
+        self.register_buffer("novelty_mean", torch.zeros(N_TYPICAL, dtype=torch.float64))
+        self.register_buffer("novelty_precision", torch.eye(N_TYPICAL, dtype=torch.float64))
+        self.register_buffer("novelty_ref_distance", torch.zeros(N_QUANTILES, dtype=torch.float64))
 
     def init_args(self) -> dict[str, object]:
         """The constructor arguments, as recorded in an artifact's config.json."""

@@ -43,8 +43,8 @@ class ModelRunner:
 
     def infer(self, windows: np.ndarray) -> Outputs:
         """Calibrated outputs for (N, WINDOW, F) raw windows."""
-        logits, emb = forward_windows(self._net, windows)
-        return outputs(logits, emb, self._temperature, self._ref)
+        logits, _ = forward_windows(self._net, windows)
+        return outputs(logits, self._ref.windows(windows), self._temperature, self._ref)
 
     def signals(
         self,
@@ -65,8 +65,8 @@ class ModelRunner:
         if not windows:
             return []
         batch = np.stack([w.values for w in windows])
-        logits, emb = forward_windows(self._net, batch)
-        out = outputs(logits, emb, self._temperature, self._ref)
+        logits, _ = forward_windows(self._net, batch)
+        out = outputs(logits, self._ref.windows(batch), self._temperature, self._ref)
         whys = [""] * len(windows)
         if explain_min_confidence is not None:
             # the backward pass costs about twice the forward: only for sides that may be shown
@@ -84,10 +84,11 @@ class ModelRunner:
 
         Build Signals only where they are needed with `ReplaySignals.signal(i)`.
         """
-        logits, emb = forward_series(self._net, series.rows)
+        logits, _ = forward_series(self._net, series.rows)
+        typicality = self._ref.series(series.rows)
         ready = series.ready
         idx = np.flatnonzero(ready)
-        out = outputs(logits[idx], emb[idx], self._temperature, self._ref)
+        out = outputs(logits[idx], typicality[idx], self._temperature, self._ref)
         n = len(series)
         probs = np.full((n, 3), np.nan)
         probs[idx] = out.probs
@@ -164,7 +165,7 @@ class ReplaySignals:
         why = self.runner.explain_window(window.values, side) if explain_side and side != FLAT else ""
         out = Outputs(
             probs=self.probs[i : i + 1], side=self.side[i : i + 1], confidence=self.confidence[i : i + 1],
-            distance=np.zeros(1), disagreement=np.zeros(1), novelty=self.novelty[i : i + 1],
+            distance=np.zeros(1), novelty=self.novelty[i : i + 1],
         )
         age = self.runner.age_days(window.timestamp if now_ms is None else now_ms)
         return self.runner.make_signal(

@@ -75,9 +75,9 @@ def scale_volatility(
     new_close_log = lo[0] + factor * (lc - lo[0])
     new_prev = np.concatenate(([lo[0]], new_close_log[:-1]))
     shifted = [new_prev + factor * (x - prev) for x in (lo, lh, ll)]
-    return (
-        np.exp(shifted[0]),
-        np.exp(shifted[1]),
-        np.exp(shifted[2]),
-        np.exp(new_close_log),
-    )
+    o, c = np.exp(shifted[0]), np.exp(new_close_log)
+    # a real bar whose close equals its low (or high) can come out of exp(log(...)) one ulp
+    # outside its range: keep every shifted bar a possible bar
+    h = np.maximum(np.exp(shifted[1]), np.maximum(o, c))
+    lo_ = np.minimum(np.exp(shifted[2]), np.minimum(o, c))
+    return o, h, lo_, c

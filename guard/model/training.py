@@ -24,16 +24,15 @@ import torch.nn.functional as F
 from guard.errors import BadInput
 from guard.features import N_FEATURES, WARMUP_BARS, FeatureSeries, build_series_arrays, timeframe_ms
 from guard.model import calibration, novelty
-from guard.model.inference import NoveltyReference, forward_series, outputs, raw_scores
-from guard.model.labels import FLAT, LABELS, UNKNOWN, BarrierParams, triple_barrier_labels
+from guard.model.evaluation import calibration_figures
+from guard.model.inference import NoveltyReference, forward_series, outputs
+from guard.model.labels import LABELS, UNKNOWN, BarrierParams, triple_barrier_labels
 from guard.model.network import N_QUANTILES, EnsembleTCN, parameter_count
 from guard.model.synthetic import scale_volatility
 
 log = structlog.get_logger(__name__)
 
 MAX_PARAMETERS = 200_000
-DIRECTIONAL_EDGES = (0.0, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 1.0)
-"""Confidence buckets of the card's hit-rate table (the proposal threshold is 0.55 by default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +62,8 @@ class TrainParams:
     novelty_threshold: float = 0.95
     max_reference: int = 50_000
     """Cap on windows used to fit the novelty reference (a random, seeded subsample)."""
+    cost_bps: float = 12.0
+    """Round-trip cost of a trade in bps (taker fee and slippage, both ways) for the break-even hit rate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,8 @@ class _Data:
     split: np.ndarray
     """-1 unused, 0 train, 1 validation, 2 test."""
     close_times: np.ndarray
+    sigma: np.ndarray
+    """(N,) per-bar σ (NaN during warm-up)."""
     offsets: tuple[int, ...]
     boundaries: tuple[int, int]
     embargo_ms: int
@@ -210,10 +213,10 @@ def _train(
     net.load_state_dict(best_state)
     net.eval()
 
-    logits_all, emb_all = forward_series(net, data.rows)
+    logits_all, _ = forward_series(net, data.rows)
     temperature = calibration.fit_temperature(logits_all[val_mask], data.labels[val_mask])
-    _fit_novelty(net, logits_all, emb_all, data, temperature, params, rng)
-    metrics = _evaluate(net, logits_all, emb_all, data, temperature, series, params)
+    typicality = _fit_novelty(net, data, params, rng)
+    metrics = _evaluate(net, logits_all, typicality, data, temperature, series, params)
     metrics["parameters"] = parameter_count(net)
     metrics["epochs_run"] = len(history)
     metrics["best_epoch"] = best_epoch
@@ -237,7 +240,7 @@ def _train(
 
 
 def _prepare(series: Sequence[FeatureSeries], params: TrainParams) -> _Data:
-    rows, labels, times, offsets = [], [], [], []
+    rows, labels, times, sigmas, offsets = [], [], [], [], []
     offset = 0
     for s in series:
         lab = triple_barrier_labels(s.highs, s.lows, s.closes, s.sigma, s.segment_starts, params.barrier)
@@ -245,6 +248,7 @@ def _prepare(series: Sequence[FeatureSeries], params: TrainParams) -> _Data:
         rows.append(s.rows)
         labels.append(lab)
         times.append(s.close_times)
+        sigmas.append(s.sigma)
         offsets.append(offset)
         offset += len(s)
     all_rows = np.concatenate(rows)
@@ -262,7 +266,8 @@ def _prepare(series: Sequence[FeatureSeries], params: TrainParams) -> _Data:
     split[valid & (all_times < b1 - embargo_ms)] = 0
     split[valid & (all_times >= b1) & (all_times < b2 - embargo_ms)] = 1
     split[valid & (all_times >= b2)] = 2
-    return _Data(all_rows, all_labels, split, all_times, tuple(offsets), (b1, b2), embargo_ms)
+    return _Data(all_rows, all_labels, split, all_times, np.concatenate(sigmas), tuple(offsets), (b1, b2),
+                 embargo_ms)
 
 
 def _subsample(index: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
@@ -273,33 +278,34 @@ def _subsample(index: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndar
 
 def _fit_novelty(
     net: EnsembleTCN,
-    logits: np.ndarray,
-    emb: np.ndarray,
     data: _Data,
-    temperature: float,
     params: TrainParams,
     rng: np.random.Generator,
-) -> None:
-    """Fit the embedding Gaussian on training windows and the reference on validation windows."""
+) -> np.ndarray:
+    """Fit the novelty reference: bar quantiles and the Gaussian on training windows, distances on validation.
+
+    Returns the novelty statistic of every row of `data` (NaN where no full window ends).
+    """
+    bar_ref = novelty.fit_bar_reference(data.rows[data.split == 0], N_QUANTILES)
+    typicality = np.full((len(data.rows), novelty.N_TYPICAL), np.nan)
+    for start, stop in zip(data.offsets, (*data.offsets[1:], len(data.rows)), strict=True):
+        typicality[start:stop] = novelty.series_typicality(data.rows[start:stop], bar_ref)
     train_idx = _subsample(np.flatnonzero(data.split == 0), params.max_reference, rng)
-    mean, precision = novelty.fit_gaussian(emb[train_idx])
+    mean, precision = novelty.fit_gaussian(typicality[train_idx])
     val_idx = _subsample(np.flatnonzero(data.split == 1), params.max_reference, rng)
-    _, distance, dis = raw_scores(logits[val_idx], emb[val_idx], temperature, mean, precision)
-    ref_distance = novelty.reference(distance, N_QUANTILES)
-    ref_dis = novelty.reference(dis, N_QUANTILES)
-    combined = novelty.combine(novelty.percentile(distance, ref_distance), novelty.percentile(dis, ref_dis))
+    ref_distance = novelty.reference(novelty.distance(typicality[val_idx], mean, precision), N_QUANTILES)
     with torch.no_grad():
-        net.novelty_mean.copy_(torch.from_numpy(mean).float())
-        net.novelty_precision.copy_(torch.from_numpy(precision).float())
-        net.novelty_ref_distance.copy_(torch.from_numpy(ref_distance).float())
-        net.novelty_ref_disagreement.copy_(torch.from_numpy(ref_dis).float())
-        net.novelty_ref_combined.copy_(torch.from_numpy(novelty.reference(combined, N_QUANTILES)).float())
+        net.novelty_bar_quantiles.copy_(torch.from_numpy(bar_ref))
+        net.novelty_mean.copy_(torch.from_numpy(mean))
+        net.novelty_precision.copy_(torch.from_numpy(precision))
+        net.novelty_ref_distance.copy_(torch.from_numpy(ref_distance))
+    return typicality
 
 
 def _evaluate(
     net: EnsembleTCN,
     logits: np.ndarray,
-    emb: np.ndarray,
+    typicality: np.ndarray,
     data: _Data,
     temperature: float,
     series: Sequence[FeatureSeries],
@@ -308,46 +314,29 @@ def _evaluate(
     test = data.split == 2
     y = data.labels[test].astype(np.int64)
     ref = NoveltyReference.of(net)
-    out = outputs(logits[test], emb[test], temperature, ref)
+    out = outputs(logits[test], typicality[test], temperature, ref)
     raw = calibration.ensemble_probs(logits[test].astype(np.float64))
     train_share = np.bincount(data.labels[data.split == 0], minlength=3) / (data.split == 0).sum()
-    test_share = np.bincount(y, minlength=3) / len(y)
-    baseline = np.repeat(train_share[None, :], len(y), axis=0)
-    directional = out.side != FLAT
-    hits = (out.side == y).astype(np.float64)
-    top_correct = (out.probs.argmax(axis=1) == y).astype(np.float64)
-    buckets = calibration.reliability(out.confidence[directional], hits[directional], np.array(DIRECTIONAL_EDGES))
+    width = params.barrier.k * data.sigma[test] * math.sqrt(params.barrier.horizon_bars)
+    figures = calibration_figures(
+        out.probs, y, baseline_shares=train_share, barrier_width=width,
+        cost=params.cost_bps / 1e4, raw_probs=raw,
+    )
     shifted = _shifted_novelty(net, series, data, temperature, params)
+    label_share_test = figures.pop("label_share")
+    figures.pop("windows")
     return {
-        "ece": round(calibration.ece(out.probs, y), 4),
-        "ece_uncalibrated": round(calibration.ece(raw, y), 4),
+        **figures,
         "temperature": round(temperature, 4),
-        "accuracy": round(float((out.probs.argmax(axis=1) == y).mean()), 4),
-        "base_rate": round(float(test_share.max()), 4),
-        "brier": round(calibration.brier(out.probs, y), 4),
-        "brier_baseline": round(calibration.brier(baseline, y), 4),
-        "nll": round(calibration.nll(out.probs, y), 4),
-        "nll_baseline": round(calibration.nll(baseline, y), 4),
         "novelty_auroc": round(calibration.auroc(out.novelty, shifted), 4),
         "novel_rate_in_distribution": round(float((out.novelty >= params.novelty_threshold).mean()), 4),
         "novel_rate_shifted": round(float((shifted >= params.novelty_threshold).mean()), 4),
         "novelty_threshold": params.novelty_threshold,
         "shift_factor": params.shift_factor,
         "label_share_train": {LABELS[i]: round(float(train_share[i]), 4) for i in range(3)},
-        "label_share_test": {LABELS[i]: round(float(test_share[i]), 4) for i in range(3)},
-        "reliability": [_bin(b) for b in calibration.reliability(out.probs.max(axis=1), top_correct)],
-        "directional": {
-            "share": round(float(directional.mean()), 4),
-            "hit_rate": round(float(hits[directional].mean()), 4) if directional.any() else None,
-            "buckets": [_bin(b) for b in buckets],
-        },
+        "label_share_test": label_share_test,
         "test_windows": int(test.sum()),
     }
-
-
-def _bin(b: calibration.ReliabilityBin) -> dict[str, float | int]:
-    return {"lo": b.lo, "hi": b.hi, "count": b.count, "confidence": round(b.confidence, 4),
-            "hit_rate": round(b.accuracy, 4)}
 
 
 def _shifted_novelty(
@@ -370,9 +359,9 @@ def _shifted_novelty(
         shifted = build_series_arrays(
             s.symbol, s.timeframe, s.open_times[start:], o, h, lo, c, s.volumes[start:]
         )
-        logits, emb = forward_series(net, shifted.rows)
+        logits, _ = forward_series(net, shifted.rows)
         ready = shifted.ready
-        scores.append(outputs(logits[ready], emb[ready], temperature, ref).novelty)
+        scores.append(outputs(logits[ready], ref.series(shifted.rows)[ready], temperature, ref).novelty)
     if not scores:
         raise BadInput("no test windows long enough for the novelty check")
     return np.concatenate(scores)

@@ -31,3 +31,21 @@ def test_default_model_metrics_meet_their_targets() -> None:
 def test_default_model_is_small() -> None:
     """The artifact stays well under 5 MB."""
     assert sum(p.stat().st_size for p in DEFAULT.iterdir()) < 1_000_000
+
+
+def test_default_model_card_reports_real_shifts_beside_volatility() -> None:
+    """The shipped card states the novelty AUROC on each real regime shift next to 60-bar volatility's."""
+    model = load_model(DEFAULT)
+    shifts = model.metrics["novelty_real_shifts"]
+    assert [s["name"] for s in shifts] == ["GOOG 2008 crisis", "EURUSD January 2018"]
+    for s in shifts:
+        assert s["novelty_auroc"] > s["volatility_auroc"]
+        assert f"| {s['novelty_auroc']:.3f} | {s['volatility_auroc']:.3f} |" in model.card
+    assert "ECE of its directional calls" in model.card
+
+
+def test_default_model_real_shift_figures_match_the_benchmark() -> None:
+    """The card's real-shift figures are what guard.model.regimes measures today (one implementation)."""
+    from guard.model.regimes import card_figures
+
+    assert load_model(DEFAULT).metrics["novelty_real_shifts"] == card_figures()
