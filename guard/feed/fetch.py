@@ -19,12 +19,11 @@ import ccxt
 import structlog
 
 from guard.config import SimSection
-from guard.domain import Bar
+from guard.domain import Bar, timeframe_ms
 from guard.errors import BadInput, ExchangeUnavailable, FeedError, GuardError
 from guard.feed.exchange import SIM_ID, classify, make_exchange, retry_after, translate
 from guard.feed.history import append_csv, file_kind, read_bars, write_bars
 from guard.feed.validate import bar_from_row
-from guard.sim.process import timeframe_ms
 
 log = structlog.get_logger(__name__)
 

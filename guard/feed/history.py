@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 
-from guard.domain import Bar
+from guard.domain import TIMEFRAME_MS, Bar, timeframe_ms
 from guard.errors import BadInput, InvalidMarketData
 from guard.feed.validate import check_bar
-from guard.sim.process import TIMEFRAME_MS, timeframe_ms
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "symbol", "timeframe")
 PLAIN_COLUMNS = COLUMNS[:6]
