@@ -39,7 +39,7 @@ from guard.feed.history import parse_ohlcv
 from guard.feed.hygiene import BAD_TICK_FACTOR, count_gaps, fill_gaps, find_bad_ticks
 from guard.feed.names import parse_symbol, symbol_from_name
 from guard.markets.builtin import builtin_spec, builtin_tiers, tiers_are_guessed
-from guard.markets.files import spec_for_history
+from guard.markets.files import check_increment, spec_for_history
 from guard.markets.record import SpecRecord
 
 _TIME_NAMES = ("timestamp", "time", "date", "datetime", "open_time", "opentime", "open time", "ts", "unix")
@@ -52,6 +52,8 @@ _NAMES = {
 }
 _EARLIEST_MS = 946_684_800_000
 """2000-01-01: no crypto history is older, and anything earlier is a unit mistake."""
+_LATEST_MS = 7_258_118_400_000
+"""2200-01-01: anything later is a unit mistake too."""
 _UNITS = (  # (name, smallest value read in it, ms per unit)
     ("nanoseconds", 1e17, 1e-6),
     ("microseconds", 1e14, 1e-3),
@@ -238,7 +240,8 @@ def _columns(path: Path, header: Sequence[str], line: int, notes: list[str]) -> 
     missing = [k for k, v in found.items() if v is None]
     if missing:
         raise BadInput(
-            f"{path}: line {line}: the header has no {', '.join(missing)} column (it has {', '.join(header)}); "
+            f"{path}: line {line}: the header has no {', '.join(missing)} column "
+            f"(it has {', '.join(repr(h.strip()) for h in header)}); "
             f"guard reads time ({', '.join(_TIME_NAMES)}), open, high, low, close and volume"
         )
     symbol = names.index("symbol") if "symbol" in names else None
@@ -295,8 +298,8 @@ def _timestamps(rows: Sequence[_Row], errors: list[tuple[int, str]], notes: list
             else:
                 out[line] = int(ms_float)
     for line, ms in list(out.items()):
-        if ms < _EARLIEST_MS:
-            errors.append((line, f"timestamp {ms} ms is before 2000"))
+        if not _EARLIEST_MS <= ms < _LATEST_MS:
+            errors.append((line, f"timestamp {raw_of[line]} is {'before 2000' if ms < _EARLIEST_MS else 'after 2200'}"))
             del out[line]
     if naive:
         notes.append("times without a zone read as UTC")
@@ -404,8 +407,8 @@ def _spec(
     closes = sorted(v[4] for _, v in good)
     level = closes[len(closes) // 2] if closes else None
     for name, value in (("--tick", opts.tick), ("--step", opts.step)):
-        if value is not None and (not value.is_finite() or value <= 0):
-            raise BadInput(f"{name} {value}: must be a positive number")
+        if value is not None:
+            check_increment(value, name)
     if opts.tick is not None:
         tick = opts.tick
     elif builtin is not None:

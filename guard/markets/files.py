@@ -41,6 +41,10 @@ _MARKET_KEYS = (
 _TIER_KEYS = ("floor", "cap", "mmr", "cum", "max_leverage")
 MAX_FEE = Decimal("0.1")
 """No venue charges 10 % a trade: a fee beyond it is a mistake (a percentage written as a rate)."""
+SMALLEST_INCREMENT = Decimal("1e-18")
+LARGEST_INCREMENT = Decimal("1e9")
+"""Ticks, steps and contract sizes outside these are mistakes; beyond them, rounding a price overflows."""
+LARGEST_LEVERAGE = Decimal(1000)
 
 
 def spec_path(history: Path | str) -> Path:
@@ -146,18 +150,16 @@ def _parse_market(m: object, where: str) -> SpecRecord:
         raise BadInput(f"{where}.settle: a spot market settles nothing (null)")
     if symbol != expected:
         raise BadInput(f"{where}.symbol: {symbol!r} does not match base, quote, settle and kind ({expected!r})")
-    tick = _decimal(m, "tick_size", where, positive=True)
-    step = _decimal(m, "step_size", where, positive=True)
+    tick, step, contract_size = (_increment(m, k, where) for k in ("tick_size", "step_size", "contract_size"))
     min_qty = _decimal(m, "min_qty", where)
     min_notional = _decimal(m, "min_notional", where)
-    contract_size = _decimal(m, "contract_size", where, positive=True)
     maker, taker = (_decimal(m, k, where, signed=True) for k in ("maker_fee", "taker_fee"))
     for name, fee in (("maker_fee", maker), ("taker_fee", taker)):
         if abs(fee) >= MAX_FEE:
             raise BadInput(f"{where}.{name}: {fee} is not a fee rate (0.0005 is 0.05 %)")
     max_leverage = _decimal(m, "max_leverage", where, positive=True)
-    if max_leverage < 1:
-        raise BadInput(f"{where}.max_leverage: {max_leverage}: at least 1")
+    if not 1 <= max_leverage <= LARGEST_LEVERAGE:
+        raise BadInput(f"{where}.max_leverage: {max_leverage}: at least 1, at most {LARGEST_LEVERAGE}")
     tiers = _parse_tiers(m.get("tiers"), f"{where}.tiers")
     if kind is MarketKind.SPOT and (tiers or max_leverage != 1):
         raise BadInput(f"{where}: a spot market has no leverage (max_leverage 1, no tiers)")
@@ -197,6 +199,22 @@ def _parse_tiers(rows: object, where: str) -> tuple[LeverageTier, ...]:
     if tiers and tiers[0].floor != 0:
         raise BadInput(f"{where}[0].floor: the first tier starts at 0")
     return tuple(tiers)
+
+
+def _increment(m: Mapping[str, Any], key: str, where: str) -> Decimal:
+    value = _decimal(m, key, where, positive=True)
+    check_increment(value, f"{where}.{key}")
+    return value
+
+
+def check_increment(value: Decimal, what: str) -> None:
+    """Refuse a tick, step or contract size no market has (it would overflow price rounding).
+
+    Raises:
+        BadInput: naming `what` and the range allowed.
+    """
+    if not (value.is_finite() and SMALLEST_INCREMENT <= value <= LARGEST_INCREMENT):
+        raise BadInput(f"{what}: {value}: must be between {SMALLEST_INCREMENT} and {LARGEST_INCREMENT:f}")
 
 
 def _no_unknown(obj: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:

@@ -203,3 +203,20 @@ def test_import_without_fill_keeps_format_unchanged(tmp_path: Path) -> None:
     result = import_plain_csv(write_csv(tmp_path / "SOLUSDT-1m.csv", walk_rows(10, 100.0, 2)))
     write_bars(tmp_path / "out.csv", result.bars)
     assert (tmp_path / "out.csv").read_text().splitlines()[0] == "timestamp,open,high,low,close,volume,symbol,timeframe"
+
+
+@pytest.mark.parametrize(
+    ("stamp", "why"),
+    [("9000000000000", "after 2200"), ("1e30", "nanoseconds instead of milliseconds"), ("5", "before 2000"),
+     ("oops", "neither")],
+)
+def test_import_absurd_timestamps_refused_by_line(tmp_path: Path, stamp: str, why: str) -> None:
+    """A timestamp no unit makes a time between 2000 and 2200, or no time at all, is refused with its line."""
+    rows = walk_rows(5, 100.0, 2)
+    path = write_csv(tmp_path / "SOLUSDT-1m.csv", rows)
+    lines = path.read_text().splitlines()
+    lines[3] = ",".join([stamp, *rows[2][1:]])
+    path.write_text("\n".join(lines) + "\n")
+    result = import_plain_csv(path)
+    assert [line for line, _ in result.errors] == [4] and why in result.errors[0][1]
+    assert len(result.bars) == 4
