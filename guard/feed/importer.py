@@ -402,8 +402,8 @@ def _spec(
     if saved is not None and opts.tick is None and opts.step is None and saved.spec.kind is kind:
         return saved  # importing guard's own file again (to fill gaps, say): its spec stands
     builtin = builtin_spec(symbol)
-    prices = [p for row, _ in good for p in row.fields[:4]]
-    volumes = [row.fields[4] for row, v in good if v[5] > 0]
+    prices = _decimal_counts(p for row, _ in good for p in row.fields[:4])
+    volumes = _decimal_counts(row.fields[4] for row, v in good if v[5] > 0)
     closes = sorted(v[4] for _, v in good)
     level = closes[len(closes) // 2] if closes else None
     for name, value in (("--tick", opts.tick), ("--step", opts.step)):
@@ -461,15 +461,22 @@ def _decimals(text: str) -> int:
     return len(fraction.rstrip("0")) if dot else 0
 
 
-def _finest(texts: Iterable[str]) -> Decimal | None:
+def _decimal_counts(texts: Iterable[str]) -> Counter[int]:
+    """How many numbers are written with each count of decimals (prices repeat: each text is read once)."""
+    counts: Counter[int] = Counter()
+    for text, n in Counter(texts).items():
+        counts[_decimals(text)] += n
+    return counts
+
+
+def _finest(counts: Counter[int]) -> Decimal | None:
     """The finest increment the numbers are written in, ignoring float noise; None when there are none."""
-    clean = [d for d in (_decimals(t) for t in texts) if d < NOISE_DECIMALS]
+    clean = [d for d in counts if d < NOISE_DECIMALS]
     return Decimal(1).scaleb(-max(clean)) if clean else None
 
 
-def _guess_increment(texts: Sequence[str], what: str, level: float | None) -> tuple[Decimal, str]:
+def _guess_increment(counts: Counter[int], what: str, level: float | None) -> tuple[Decimal, str]:
     """A tick (from prices) or step (from volumes) as the finest decimal the numbers are written in."""
-    counts = Counter(_decimals(t) for t in texts)
     total = sum(counts.values())
     noisy = sum(c for d, c in counts.items() if d >= NOISE_DECIMALS)
     clean = [d for d in counts if d < NOISE_DECIMALS]
