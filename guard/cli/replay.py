@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -25,6 +26,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     replay_cmd.add_argument("data", nargs="+", metavar="DATA", help="history files (CSV or Parquet, guard's format)")
     replay_cmd.add_argument("--model", default=None, metavar="DIR", help="model directory (default: model.path)")
+    replay_cmd.add_argument(
+        "--spec", action="append", default=[], metavar="FILE",
+        help="a market spec file (guard.market-specs/1, as `guard history fetch|import` write beside the bars); "
+        "repeatable; wins over the spec saved beside the history and over guard's built-in specs",
+    )
     replay_cmd.add_argument(
         "--operator", required=True, choices=tuple(p.value for p in OperatorPolicy),
         help="the scripted operator: approve everything; approve only when every check passes, confidence >= "
@@ -80,7 +86,10 @@ def replay(args: argparse.Namespace) -> int:
         stem = Path(args.data[0]).stem
         lev = f"{leverage}x" if leverage is not None else "policy"
         directory = StatePaths(config.state_dir).replays / f"{stamp}-{stem}-{policy.value}-{lev}"
-    result = run_replay(config, args.data, args.model or config.model.path, options, directory)
+    result = run_replay(
+        config, args.data, args.model or config.model.path, options, directory,
+        spec_files=args.spec, notes=lambda line: print(line, file=sys.stderr),
+    )
     if args.json:
         print(json.dumps(to_plain(result), indent=1, default=str))
     else:

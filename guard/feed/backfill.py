@@ -13,11 +13,10 @@ from typing import Any
 
 import structlog
 
-from guard.domain import Bar, Trade
+from guard.domain import Bar, Trade, timeframe_ms
 from guard.feed.exchange import classify
 from guard.feed.pacing import RateGate
 from guard.feed.validate import bar_from_row, trade_from_ccxt
-from guard.sim.process import timeframe_ms
 
 log = structlog.get_logger(__name__)
 

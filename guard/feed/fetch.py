@@ -3,6 +3,12 @@
 Pages are appended to the output as they arrive (CSV), or to `<out>.partial.csv` beside a
 Parquet output, so an interrupted fetch continues where it stopped when run again with the
 same arguments. Only closed bars are written.
+
+The venue's spec for the symbol (tick, step, minimums, fees, contract size, base/quote/settle,
+and its leverage tiers where the venue gives them) is saved beside the bars as
+`<out>.spec.json` (`guard.markets.files`), so replay and training price the market as the
+venue does. For the simulator, the fetch signs with the simulator's demo key, so its own
+leverage brackets are fetched as a keyed client would.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ import ccxt
 import structlog
 
 from guard.config import SimSection
-from guard.domain import Bar
+from guard.domain import Bar, timeframe_ms
 from guard.errors import BadInput, ExchangeUnavailable, FeedError, GuardError
 from guard.feed.exchange import SIM_ID, classify, make_exchange, retry_after, translate
 from guard.feed.history import append_csv, file_kind, read_bars, write_bars
 from guard.feed.validate import bar_from_row
-from guard.sim.process import timeframe_ms
+from guard.markets.files import read_specs, spec_path, write_specs
+from guard.markets.record import SpecRecord
+from guard.markets.venue import venue_record
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +66,10 @@ class FetchResult:
     """Bars in that range asked for (at most --limit; closed bars only)."""
     in_range: int
     """Bars the file holds in that range now: fewer than asked when the venue has fewer."""
+    spec: SpecRecord | None = None
+    """The venue's spec, saved beside the file; None when guard does not trade the market."""
+    spec_notes: tuple[str, ...] = ()
+    """What to tell the person about the spec: why none was saved, or what changed since the last fetch."""
 
 
 def parse_since(text: str) -> int:
@@ -136,6 +148,13 @@ async def fetch_history(
             raise FeedError(f"{exchange_id} does not list {symbol} (it lists e.g. {listed})")
         if not exchange.has.get("fetchOHLCV"):
             raise FeedError(f"{exchange_id} does not serve OHLCV history through ccxt")
+        if exchange_id == SIM_ID:
+            # Signed from here on (after the public market load): the simulator's brackets, as a keyed client
+            # of the venue would get them. Its demo key guards nothing; a real venue's keys are never used here.
+            from guard.sim.private import SIM_API_KEY, SIM_API_SECRET
+
+            exchange.apiKey, exchange.secret = SIM_API_KEY, SIM_API_SECRET
+        spec, spec_notes = await _spec(exchange, exchange_id, symbol, out, request_timeout)
         now = now_ms()
         end = now - now % tf_ms  # open time of the bar still open: never written
         if since is None:
@@ -191,7 +210,46 @@ async def fetch_history(
         total = len(bars)
     else:
         total = len(existing) + written
-    return FetchResult(out, written, total, resumed_from, first, last, gaps, since, total_wanted, already + written)
+    if spec is not None:
+        _save_spec(out, spec)
+    return FetchResult(
+        out, written, total, resumed_from, first, last, gaps, since, total_wanted, already + written, spec, spec_notes
+    )
+
+
+async def _spec(
+    exchange: Any, exchange_id: str, symbol: str, out: Path, request_timeout: float
+) -> tuple[SpecRecord | None, tuple[str, ...]]:
+    """The venue's spec for `symbol`, and what to say about it (what changed since the file's last spec)."""
+    try:
+        record = await venue_record(exchange, exchange_id, symbol, request_timeout)
+    except FeedError as e:
+        return None, (f"no spec saved: {e}",)
+    return record, _changes(spec_path(out), record)
+
+
+def _save_spec(out: Path, spec: SpecRecord) -> None:
+    """Write the spec beside the bars (when there are bars to be beside)."""
+    if out.exists():
+        write_specs(spec_path(out), [spec])
+
+
+def _changes(saved: Path, record: SpecRecord) -> tuple[str, ...]:
+    """What differs between the spec saved by an earlier fetch and the venue's now."""
+    if not saved.exists():
+        return ()
+    try:
+        before = read_specs(saved).get(record.symbol)
+    except BadInput as e:
+        return (f"the old spec file was unreadable and is replaced ({e})",)
+    if before is None:
+        return ()
+    changed = [
+        f"{name} {getattr(before.spec, name)} → {getattr(record.spec, name)}"
+        for name in ("tick_size", "step_size", "min_qty", "min_notional", "maker_fee", "taker_fee")
+        if getattr(before.spec, name) != getattr(record.spec, name)
+    ]
+    return (f"the venue's spec changed since the last fetch: {', '.join(changed)}",) if changed else ()
 
 
 def _existing(out: Path, partial: Path, kind: str, symbol: str, timeframe: str) -> list[Bar]:

@@ -7,10 +7,18 @@ The format, for both:
 
 `timestamp` is the bar's open time in integer milliseconds since the Unix epoch (UTC); prices
 and volume are decimal numbers; `symbol` is a ccxt unified symbol and `timeframe` one of
-1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 1d. A file may hold several symbols; each symbol's rows are
+`guard.domain.TIMEFRAME_MS` (1m … 1d). A file may hold several symbols; each symbol's rows are
 in strictly increasing time. Parquet files use the same column names (int64, float64 and
-string columns). `guard history import` turns a plain six-column CSV
-(`timestamp,open,high,low,close,volume`) into this format.
+string columns).
+
+An optional ninth column, `filled` (0 or 1; bool in Parquet), marks bars that are not a full
+record of trading in their interval: gaps filled flat by `guard history import --fill-gaps`,
+and partial buckets kept by `guard history resample --keep-partial`. They read back as
+`Bar(complete=False)`; nothing may learn from them as real moves. The column is written only
+when a file has such a bar, so files without them are byte-for-byte what they always were.
+
+The market spec travels beside the file as `FILE.spec.json` (see `guard.markets.files`).
+`guard history import` turns other OHLCV files into this format (see `guard.feed.importer`).
 """
 
 from __future__ import annotations
@@ -19,19 +27,18 @@ import csv
 import io
 import math
 import os
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from itertools import pairwise
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from guard.domain import Bar
+from guard.domain import TIMEFRAME_MS, Bar
 from guard.errors import BadInput, InvalidMarketData
 from guard.feed.validate import check_bar
-from guard.sim.process import TIMEFRAME_MS, timeframe_ms
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "symbol", "timeframe")
 PLAIN_COLUMNS = COLUMNS[:6]
+FILLED = "filled"
+"""The optional column marking bars that are not a full record of their interval (`Bar.complete` False)."""
+_FLAGS = {"0": False, "1": True, "false": False, "true": True, "": False}
 _PARQUET = (".parquet", ".pq")
 _EARLIEST_MS = 946_684_800_000  # 2000-01-01: anything earlier is seconds, not milliseconds
 MAX_REPORTED_ERRORS = 20
@@ -59,48 +66,71 @@ def write_bars(path: Path | str, bars: Sequence[Bar]) -> None:
     path = Path(path)
     kind = file_kind(path)
     tmp = path.with_name(path.name + ".tmp")
+    flagged = any(not b.complete for b in bars)
     if kind == "csv":
         with tmp.open("w", newline="", encoding="utf-8") as f:
-            f.write(",".join(COLUMNS) + "\n")
-            f.writelines(_csv_line(b) for b in bars)
+            f.write(",".join(_header(flagged)) + "\n")
+            f.writelines(_csv_line(b, flagged) for b in bars)
     else:
-        _write_parquet(tmp, bars)
+        _write_parquet(tmp, bars, flagged)
     os.replace(tmp, path)
 
 
 def append_csv(path: Path | str, bars: Iterable[Bar]) -> None:
-    """Append bars to a CSV in guard's format (writing the header when the file is new)."""
+    """Append bars to a CSV in guard's format (writing the header when the file is new).
+
+    Raises:
+        BadInput: a bar is not complete and the file has no `filled` column to say so.
+    """
     path = Path(path)
     new = not path.exists() or path.stat().st_size == 0
+    if new:
+        flagged = False
+    else:
+        with path.open(encoding="utf-8") as f:
+            flagged = FILLED in f.readline().strip().lower().split(",")
+    bars = list(bars)
+    if new:
+        flagged = any(not b.complete for b in bars)
+    elif not flagged and any(not b.complete for b in bars):
+        raise BadInput(f"{path}: has no {FILLED} column to mark incomplete bars; write a new file")
     with path.open("a", newline="", encoding="utf-8") as f:
         if new:
-            f.write(",".join(COLUMNS) + "\n")
-        f.writelines(_csv_line(b) for b in bars)
+            f.write(",".join(_header(flagged)) + "\n")
+        f.writelines(_csv_line(b, flagged) for b in bars)
         f.flush()
         os.fsync(f.fileno())
 
 
-def _csv_line(b: Bar) -> str:
+def _header(flagged: bool) -> tuple[str, ...]:
+    return (*COLUMNS, FILLED) if flagged else COLUMNS
+
+
+def _csv_line(b: Bar, flagged: bool = False) -> str:
     # repr() is the shortest text that reads back to the same float.
-    return f"{b.open_time},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r},{b.symbol},{b.timeframe}\n"
+    line = f"{b.open_time},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r},{b.symbol},{b.timeframe}"
+    if flagged:
+        line += ",0" if b.complete else ",1"
+    return line + "\n"
 
 
-def _write_parquet(path: Path, bars: Sequence[Bar]) -> None:
+def _write_parquet(path: Path, bars: Sequence[Bar], flagged: bool) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table(
-        {
-            "timestamp": pa.array([b.open_time for b in bars], pa.int64()),
-            "open": pa.array([b.open for b in bars], pa.float64()),
-            "high": pa.array([b.high for b in bars], pa.float64()),
-            "low": pa.array([b.low for b in bars], pa.float64()),
-            "close": pa.array([b.close for b in bars], pa.float64()),
-            "volume": pa.array([b.volume for b in bars], pa.float64()),
-            "symbol": pa.array([b.symbol for b in bars], pa.string()),
-            "timeframe": pa.array([b.timeframe for b in bars], pa.string()),
-        }
-    ).replace_schema_metadata({"guard.format": "bars/1"})
+    columns = {
+        "timestamp": pa.array([b.open_time for b in bars], pa.int64()),
+        "open": pa.array([b.open for b in bars], pa.float64()),
+        "high": pa.array([b.high for b in bars], pa.float64()),
+        "low": pa.array([b.low for b in bars], pa.float64()),
+        "close": pa.array([b.close for b in bars], pa.float64()),
+        "volume": pa.array([b.volume for b in bars], pa.float64()),
+        "symbol": pa.array([b.symbol for b in bars], pa.string()),
+        "timeframe": pa.array([b.timeframe for b in bars], pa.string()),
+    }
+    if flagged:
+        columns[FILLED] = pa.array([not b.complete for b in bars], pa.bool_())
+    table = pa.table(columns).replace_schema_metadata({"guard.format": "bars/1"})
     pq.write_table(table, path)
 
 
@@ -148,7 +178,7 @@ def _csv_rows(path: Path) -> Iterable[tuple[str, dict[str, str]]]:
     if missing:
         hint = " (a plain OHLCV CSV? run `guard history import` first)" if "symbol" in missing else ""
         raise BadInput(f"{path}: line 1: missing column(s) {', '.join(missing)}{hint}")
-    index = {c: header.index(c) for c in COLUMNS}
+    index = {c: header.index(c) for c in (*COLUMNS, FILLED) if c in header}
     for n, fields in enumerate(reader, start=2):
         if not fields or all(not f.strip() for f in fields):
             continue
@@ -168,12 +198,13 @@ def _parquet_rows(path: Path) -> Iterable[tuple[str, dict[str, str]]]:
     missing = [c for c in COLUMNS if c not in table.column_names]
     if missing:
         raise BadInput(f"{path}: missing column(s) {', '.join(missing)}")
-    columns = {c: table.column(c).to_pylist() for c in COLUMNS}
+    names = [c for c in (*COLUMNS, FILLED) if c in table.column_names]
+    columns = {c: table.column(c).to_pylist() for c in names}
     for i in range(table.num_rows):
-        yield f"row {i + 1}", {c: columns[c][i] for c in COLUMNS}  # type: ignore[misc]
+        yield f"row {i + 1}", {c: columns[c][i] for c in names}
 
 
-def _parse_row(row: dict[str, object], where: str) -> Bar | str:
+def _parse_row(row: Mapping[str, object], where: str) -> Bar | str:
     if "_error" in row:
         return str(row["_error"])
     symbol = str(row.get("symbol") or "")
@@ -182,16 +213,21 @@ def _parse_row(row: dict[str, object], where: str) -> Bar | str:
         return f"symbol {symbol!r} is not a ccxt unified symbol like BTC/USDT:USDT"
     if timeframe not in TIMEFRAME_MS:
         return f"timeframe {timeframe!r} is not one of {', '.join(TIMEFRAME_MS)}"
-    parsed = _parse_ohlcv([row.get(c) for c in PLAIN_COLUMNS])
+    parsed = parse_ohlcv([row.get(c) for c in PLAIN_COLUMNS])
     if isinstance(parsed, str):
         return parsed
     t, o, h, lo, c, v = parsed
     if t % TIMEFRAME_MS[timeframe]:
         return f"timestamp {t} is not aligned to {timeframe}"
-    return Bar(symbol, timeframe, t, o, h, lo, c, v)
+    flag = row.get(FILLED, False)
+    filled = _FLAGS.get(str(flag).strip().lower()) if not isinstance(flag, bool) else flag
+    if filled is None:
+        return f"{FILLED} {flag!r} is not 0 or 1"
+    return Bar(symbol, timeframe, t, o, h, lo, c, v, complete=not filled)
 
 
-def _parse_ohlcv(values: Sequence[object]) -> tuple[int, float, float, float, float, float] | str:
+def parse_ohlcv(values: Sequence[object]) -> tuple[int, float, float, float, float, float] | str:
+    """A `timestamp,open,high,low,close,volume` row (ms, numbers) → values, or why it cannot be a bar."""
     raw_t = values[0]
     try:
         t = int(str(raw_t).strip()) if not isinstance(raw_t, int) else raw_t
@@ -213,105 +249,3 @@ def _parse_ohlcv(values: Sequence[object]) -> tuple[int, float, float, float, fl
     if reason:
         return reason
     return t, o, h, lo, c, v
-
-
-# --- importing ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ImportResult:
-    """What `import_plain_csv` found."""
-
-    bars: list[Bar]
-    errors: list[tuple[int, str]]
-    """(line number, reason) of every refused row."""
-    gaps: int
-    """Places where bars are missing between two rows (not errors: markets pause)."""
-    timeframe: str
-    symbol: str
-
-
-def import_plain_csv(path: Path | str, symbol: str | None = None, timeframe: str | None = None) -> ImportResult:
-    """Check a plain `timestamp,open,high,low,close,volume` CSV and turn it into bars.
-
-    A header line is optional. Rows that cannot be true bars are refused with their line
-    numbers; so are rows out of time order or repeating a timestamp.
-
-    Args:
-        path: the CSV.
-        symbol: ccxt unified symbol; by default guessed from the file name ("BTCUSDT-1m.csv").
-        timeframe: by default the most common spacing between rows.
-
-    Raises:
-        BadInput: the file cannot be read, or symbol/timeframe cannot be decided.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise BadInput(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise BadInput(f"{path}: cannot be read: {e}") from e
-    symbol = symbol or guess_symbol(path)
-    if "/" not in symbol:
-        raise BadInput(f"--symbol {symbol!r}: must be a ccxt unified symbol like BTC/USDT:USDT")
-    rows: list[tuple[int, tuple[int, float, float, float, float, float]]] = []
-    errors: list[tuple[int, str]] = []
-    stamps: set[int] = set()
-    for n, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        if n == 1 and [f.strip().lower() for f in fields[:6]] == list(PLAIN_COLUMNS):
-            continue
-        if len(fields) != 6:
-            errors.append((n, f"expected 6 fields (timestamp,open,high,low,close,volume), found {len(fields)}"))
-            continue
-        stamp = fields[0].strip()
-        if stamp.isdigit() and int(stamp) >= _EARLIEST_MS:
-            stamps.add(int(stamp))  # a row with bad prices still tells the spacing
-        parsed = _parse_ohlcv(fields)
-        if isinstance(parsed, str):
-            errors.append((n, parsed))
-            continue
-        if rows and parsed[0] <= rows[-1][1][0]:
-            what = "duplicate timestamp" if parsed[0] == rows[-1][1][0] else "out of order"
-            errors.append((n, f"{what}: {parsed[0]} after {rows[-1][1][0]} (line {rows[-1][0]})"))
-            continue
-        rows.append((n, parsed))
-    if timeframe is None:
-        timeframe = _guess_timeframe(sorted(stamps))
-    tf_ms = timeframe_ms(timeframe)
-    bars: list[Bar] = []
-    gaps = 0
-    for n, (t, o, h, lo, c, v) in rows:
-        if t % tf_ms:
-            errors.append((n, f"timestamp {t} is not aligned to {timeframe}"))
-            continue
-        if bars and t - bars[-1].open_time > tf_ms:
-            gaps += 1
-        bars.append(Bar(symbol, timeframe, t, o, h, lo, c, v))
-    errors.sort()
-    return ImportResult(bars, errors, gaps, timeframe, symbol)
-
-
-def guess_symbol(path: Path) -> str:
-    """"BTCUSDT-1m-2024.csv" → "BTC/USDT:USDT" (a USDT perpetual); BadInput when unclear."""
-    match = re.search(r"([A-Z0-9]{2,10})(USDT|USDC)(?![A-Z])", path.stem.upper())
-    if not match:
-        raise BadInput(f"{path}: cannot tell the symbol from the file name; pass --symbol BTC/USDT:USDT")
-    base, quote = match.groups()
-    return f"{base}/{quote}:{quote}"
-
-
-def _guess_timeframe(times: Sequence[int]) -> str:
-    # The greatest common divisor of the spacings: gaps are multiples of the timeframe.
-    step = 0
-    for a, b in pairwise(times):
-        if b > a:
-            step = math.gcd(step, b - a)
-    if not step:
-        raise BadInput("cannot tell the timeframe from fewer than two rows; pass --timeframe")
-    for name, ms in TIMEFRAME_MS.items():
-        if ms == step:
-            return name
-    raise BadInput(f"rows are {step} ms apart, which is no timeframe guard knows; pass --timeframe")

@@ -11,9 +11,8 @@ import heapq
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
-from guard.domain import Bar, FeedHealth, MarketEvent, MarkPrice
+from guard.domain import Bar, FeedHealth, MarketEvent, MarkPrice, timeframe_ms
 from guard.feed.history import read_bars
-from guard.sim.process import timeframe_ms
 
 
 class ReplayFeed:

@@ -33,9 +33,8 @@ import structlog
 
 from guard.clock import Clock
 from guard.config import ExchangeSection, FeedSection
-from guard.domain import Bar, Book, FeedHealth, MarketEvent, MarketSpec, MarkPrice
+from guard.domain import Bar, Book, FeedHealth, MarketEvent, MarketSpec, MarkPrice, timeframe_ms
 from guard.errors import ConfigError, ExchangeUnavailable, FeedError
-from guard.feed import markets as market_specs
 from guard.feed.backfill import PAGE as BACKFILL_PAGE
 from guard.feed.backfill import Backfill
 from guard.feed.exchange import (
@@ -57,7 +56,7 @@ from guard.feed.validate import (
     ticker_from_ccxt,
     trade_from_ccxt,
 )
-from guard.sim.process import timeframe_ms
+from guard.markets import venue as market_specs
 
 log = structlog.get_logger(__name__)
 

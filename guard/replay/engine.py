@@ -52,6 +52,7 @@ from guard.domain import (
     MarkPrice,
     ProposalStatus,
     TradingState,
+    timeframe_ms,
 )
 from guard.drill.audit import JournalAuditor
 from guard.errors import BadInput
@@ -67,7 +68,7 @@ from guard.events import (
     ProposalRefused,
     TradingStateChanged,
 )
-from guard.features import build_series_arrays, timeframe_ms
+from guard.features import build_series_arrays
 from guard.markets import default_spec
 from guard.model.artifact import LoadedModel
 from guard.model.labels import FLAT

@@ -30,6 +30,8 @@ class SymbolHistory:
     lows: np.ndarray
     closes: np.ndarray
     volumes: np.ndarray
+    filled: np.ndarray | None = None
+    """bool per bar: not a full record of its interval (a filled gap, a partial bucket); None when none is."""
 
     @classmethod
     def from_bars(cls, bars: Sequence[Bar]) -> SymbolHistory:
@@ -38,16 +40,27 @@ class SymbolHistory:
             raise BadInput("a symbol's history has no bars")
         ohlcv = np.array([(b.open, b.high, b.low, b.close, b.volume) for b in bars], dtype=np.float64)
         times = np.fromiter((b.open_time for b in bars), dtype=np.int64, count=len(bars))
-        return cls(bars[0].symbol, bars[0].timeframe, times, *(ohlcv[:, i].copy() for i in range(5)))
+        filled = np.fromiter((not b.complete for b in bars), dtype=bool, count=len(bars))
+        opens, highs, lows, closes, volumes = (ohlcv[:, i].copy() for i in range(5))
+        return cls(
+            bars[0].symbol, bars[0].timeframe, times, opens, highs, lows, closes, volumes,
+            filled=filled if filled.any() else None,
+        )
+
+    @property
+    def filled_count(self) -> int:
+        """Bars that are not a full record of their interval."""
+        return 0 if self.filled is None else int(np.count_nonzero(self.filled))
 
     def __len__(self) -> int:
         return len(self.open_times)
 
     def bar(self, i: int) -> Bar:
-        """Bar `i` as the feed would deliver it (closed)."""
+        """Bar `i` as the feed would deliver it (closed; incomplete when it is a filled one)."""
         return Bar(
             self.symbol, self.timeframe, int(self.open_times[i]), float(self.opens[i]), float(self.highs[i]),
             float(self.lows[i]), float(self.closes[i]), float(self.volumes[i]),
+            complete=self.filled is None or not bool(self.filled[i]),
         )
 
     def broker_variances(self) -> list[float]:

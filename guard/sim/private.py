@@ -31,8 +31,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from guard.markets import builtin_tiers
 from guard.sim.books import MAX_LEVERAGE, SimAccount, SimBooks, SimOrder
+from guard.sim.brackets import sim_brackets
 from guard.sim.market import SimMarket
 from guard.sim.public import ApiError, error_response
 
@@ -453,19 +453,20 @@ class PrivateApi:
         }])
 
     async def leverage_bracket(self, request: web.Request) -> web.StreamResponse:
-        """GET /fapi/v1/leverageBracket: Binance's published brackets (guard's built-in table)."""
+        """GET /fapi/v1/leverageBracket: the venue's own brackets (`guard.sim.brackets`), not guard's table."""
         _, params = await self._signed(request)
         m = self.books.market
         indices = [self._symbol(params)] if "symbol" in params else list(range(len(m.ids)))
         rows = []
         for j in indices:
-            brackets = []
-            for n, tier in enumerate(builtin_tiers(m.symbols[j]), start=1):
-                cap = tier.cap if tier.cap.is_finite() else Decimal(10) ** 10
-                brackets.append({
-                    "bracket": n, "initialLeverage": int(tier.max_leverage), "notionalCap": int(cap),
-                    "notionalFloor": int(tier.floor), "maintMarginRatio": float(tier.mmr), "cum": float(tier.cum),
-                })
+            brackets = [
+                {
+                    "bracket": b.bracket, "initialLeverage": b.initial_leverage, "notionalCap": b.notional_cap,
+                    "notionalFloor": b.notional_floor, "maintMarginRatio": float(b.maint_margin_ratio),
+                    "cum": float(b.cum),
+                }
+                for b in sim_brackets(m.ids[j])
+            ]
             rows.append({"symbol": m.ids[j], "notionalCoef": 1.0, "brackets": brackets})
         return web.json_response(rows[0] if "symbol" in params else rows)
 

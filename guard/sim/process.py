@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from guard.domain import Bar
+from guard.domain import Bar, timeframe_ms
 from guard.errors import BadInput
 
 BASE_TIMEFRAME = "1m"
@@ -45,17 +45,6 @@ MIN_TICK_STEPS = 100
 """Smallest traded amount per tick, in step sizes: the live server splits a tick into up to
 this many trades of whole steps each."""
 
-TIMEFRAME_MS = {
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "1d": 86_400_000,
-}
 
 SCENARIOS = ("calm", "trend", "regime-shift", "flash-crash")
 """Scenarios that shape prices. (Fault scenarios such as feed stalls live in the server.)"""
@@ -122,19 +111,6 @@ def symbol_params(symbol: str) -> SymbolParams:
     price = float(10**magnitude) * (1 + (h >> 8) % 9)
     tick = 10.0 ** (magnitude - 4)
     return SymbolParams(symbol, price, 0.001, 0.7, tick, 0.01, 20_000.0 / price)
-
-
-def timeframe_ms(timeframe: str) -> int:
-    """Milliseconds in a timeframe such as "1m" or "1h".
-
-    Raises:
-        BadInput: for a timeframe guard does not know.
-    """
-    try:
-        return TIMEFRAME_MS[timeframe]
-    except KeyError:
-        allowed = ", ".join(TIMEFRAME_MS)
-        raise BadInput(f"timeframe {timeframe!r}: must be one of {allowed}") from None
 
 
 def check_scenario(scenario: str) -> str:
@@ -410,7 +386,7 @@ def generate_history(
         symbols: ccxt unified symbols, e.g. ("BTC/USDT:USDT", "ETH/USDT:USDT").
         start_ms: open time of the first bar; floored to the timeframe.
         bars: how many bars of `timeframe` to return per symbol.
-        timeframe: "1m", "5m", "1h", ... (see `TIMEFRAME_MS`).
+        timeframe: "1m", "5m", "1h", ... (see `guard.domain.TIMEFRAME_MS`).
         seed: seed of the process.
         scenario: one of `SCENARIOS`.
 

@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 import structlog
 from aiohttp import WSMsgType, web
 
+from guard.domain import TIMEFRAME_MS
 from guard.sim.faults import Fault, Faults
 from guard.sim.market import BookState, Kline, SimMarket
-from guard.sim.process import BASE_MS, TIMEFRAME_MS
+from guard.sim.process import BASE_MS
 
 log = structlog.get_logger(__name__)
 

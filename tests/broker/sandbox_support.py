@@ -21,8 +21,8 @@ from guard.clock import Clock, SystemClock
 from guard.config import Config, ExchangeSection, SimSection, config_from_dict
 from guard.domain import MarketSpec, MarkPrice, OrderPurpose, OrderRequest, OrderStatus, OrderType, Side, TradingState
 from guard.feed.exchange import make_exchange
-from guard.feed.markets import load_specs
 from guard.journal.store import Journal
+from guard.markets.venue import load_specs
 from guard.sim.private import SIM_API_KEY, PrivateFault
 from guard.sim.server import SimExchange
 

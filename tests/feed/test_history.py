@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from guard.errors import BadInput, InvalidMarketData
-from guard.feed.history import import_plain_csv, read_bars, write_bars
+from guard.feed.history import read_bars, write_bars
+from guard.feed.importer import import_plain_csv
 from guard.sim.process import generate_history
 
 T0 = 1_767_225_600_000

@@ -1,15 +1,16 @@
 """ccxt markets → `MarketSpec`: precision, limits, fees, contract size and leverage tiers.
 
 Binance publishes its maintenance-margin brackets only to signed requests, so without API
-keys guard uses the built-in tables below (Binance USDⓈ-M's published brackets for BTCUSDT
-and ETHUSDT, and a conservative table for other symbols) and logs that it did. Brackets
-change: with keys, `fetch_leverage_tiers` wins.
+keys guard uses its built-in tables (`guard.markets.builtin`: Binance USDⓈ-M's published
+brackets for BTCUSDT and ETHUSDT, and a conservative table for other symbols) and says that it
+did. Brackets change: with keys, `fetch_leverage_tiers` wins.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,10 +20,12 @@ import structlog
 from guard.domain import ONE, ZERO, LeverageTier, MarketKind, MarketSpec
 from guard.errors import ExchangeUnavailable, FeedError
 from guard.feed.exchange import translate
-from guard.markets import builtin_tiers
+from guard.markets.builtin import builtin_tiers, tiers_are_guessed
+from guard.markets.record import SpecRecord
 from guard.risk.liquidation import tiers_from_brackets
 
 log = structlog.get_logger(__name__)
+
 
 def tiers_from_ccxt(rows: Iterable[Mapping[str, Any]]) -> tuple[LeverageTier, ...]:
     """Unified ccxt leverage tiers → `LeverageTier`s (cum from the venue when it gives one)."""
@@ -139,15 +142,54 @@ async def _load_tiers(
     linear = [s for s in symbols if exchange.markets[s].get("linear")]
     if not linear:
         return {}
-    if exchange.has.get("fetchLeverageTiers"):
-        try:
-            rows = await asyncio.wait_for(exchange.fetch_leverage_tiers(linear), timeout_seconds)
-            return {s: tiers_from_ccxt(rows[s]) for s in linear if rows.get(s)}
-        except (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.ArgumentsRequired) as e:
-            why = f"the venue publishes them to signed requests only ({type(e).__name__})"
-        except (ccxt.BaseError, TimeoutError) as e:
-            why = f"fetching them failed ({type(e).__name__})"
-    else:
-        why = "the venue does not publish them through ccxt"
+    fetched, why = await _venue_tiers(exchange, linear, timeout_seconds)
+    if fetched is not None:
+        return fetched
     log.info("feed.leverage_tiers_builtin", exchange=exchange_id, symbols=linear, why=why)
     return {s: builtin_tiers(s) for s in linear}
+
+
+async def _venue_tiers(
+    exchange: Any, linear: Sequence[str], timeout_seconds: float
+) -> tuple[dict[str, tuple[LeverageTier, ...]] | None, str]:
+    """The venue's own tiers for `linear` symbols, or None and why it would not give them."""
+    if not exchange.has.get("fetchLeverageTiers"):
+        return None, "the venue does not publish them through ccxt"
+    try:
+        rows = await asyncio.wait_for(exchange.fetch_leverage_tiers(list(linear)), timeout_seconds)
+        return {s: tiers_from_ccxt(rows[s]) for s in linear if rows.get(s)}, ""
+    except (ccxt.AuthenticationError, ccxt.PermissionDenied, ccxt.ArgumentsRequired) as e:
+        return None, f"the venue publishes them to signed requests only ({type(e).__name__})"
+    except (ccxt.BaseError, TimeoutError) as e:
+        return None, f"fetching them failed ({type(e).__name__})"
+
+
+async def venue_record(exchange: Any, exchange_id: str, symbol: str, timeout_seconds: float) -> SpecRecord:
+    """The venue's spec for one symbol of a loaded ccxt exchange, with where it came from (for a spec file).
+
+    Leverage tiers come from the venue (`fetch_leverage_tiers`) where it gives them; otherwise from
+    guard's built-in table, and the record says so as a guess.
+
+    Raises:
+        FeedError: the symbol's market is not one guard trades (inverse or dated futures, options).
+    """
+    market = exchange.markets[symbol]
+    guesses: list[str] = []
+    tiers: tuple[LeverageTier, ...] = ()
+    if market.get("linear") and market.get("swap"):
+        fetched, why = await _venue_tiers(exchange, [symbol], timeout_seconds)
+        if fetched and fetched.get(symbol):
+            tiers = fetched[symbol]
+        else:
+            tiers = builtin_tiers(symbol)
+            table = "guard's conservative altcoin table" if tiers_are_guessed(symbol) else "guard's built-in table"
+            guesses.append(f"leverage tiers from {table}: {why or 'the venue gave none for ' + symbol}")
+    spec = market_spec(market, exchange.precisionMode, tiers)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    settle = market.get("settle") if spec.kind is MarketKind.LINEAR else None
+    return SpecRecord(
+        spec=spec,
+        source=f"{exchange_id} via ccxt {ccxt.__version__}, {when}",
+        settle=str(settle or spec.quote) if spec.kind is MarketKind.LINEAR else None,
+        guesses=tuple(guesses),
+    )

@@ -1,0 +1,498 @@
+"""`guard history import`: someone else's OHLCV CSV → guard's bars and a spec, saying what was guessed.
+
+What it reads:
+
+- a header or none. With a header, columns are found by name (time: timestamp, time, date,
+  datetime, open_time, or an unnamed first column as pandas writes its index; then open, high,
+  low, close, volume; `symbol` and `timeframe` when the file is in guard's own format); extra
+  columns are ignored and said so. Without one, the first six fields are
+  `timestamp,open,high,low,close,volume` (Binance's dumps add six more, ignored).
+- timestamps in seconds, milliseconds, microseconds or nanoseconds since the epoch (the unit
+  most rows' magnitude says; a row in another unit is refused), or ISO-8601 text (read as UTC
+  when it names no zone).
+- the market from `--symbol`, else the file name (`guard.feed.names`); the timeframe from
+  `--timeframe`, else the rows' spacing (the file name's when the rows are sparser).
+- the spec from `--tick/--step/--kind/--quote`, else guard's built-in spec when it describes the
+  symbol, else guesses: the tick from the prices' decimals, the step from the volumes' (a sum of
+  whole steps has no more decimals than a step). Every guess is returned as a sentence.
+
+Rows that cannot be bars, and bad ticks (`guard.feed.hygiene`), are reported with their line
+numbers; gaps are counted, and filled on request.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from itertools import pairwise
+from pathlib import Path
+
+from guard.domain import TIMEFRAME_MS, Bar, MarketKind, MarketSpec, Timeframe
+from guard.errors import BadInput
+from guard.feed.history import parse_ohlcv
+from guard.feed.hygiene import BAD_TICK_FACTOR, count_gaps, fill_gaps, find_bad_ticks
+from guard.feed.names import parse_symbol, symbol_from_name
+from guard.markets.builtin import builtin_spec, builtin_tiers, tiers_are_guessed
+from guard.markets.files import check_increment, spec_for_history
+from guard.markets.record import SpecRecord
+
+_TIME_NAMES = ("timestamp", "time", "date", "datetime", "open_time", "opentime", "open time", "ts", "unix")
+_NAMES = {
+    "open": ("open", "o"),
+    "high": ("high", "h"),
+    "low": ("low", "l"),
+    "close": ("close", "c"),
+    "volume": ("volume", "vol", "v", "base_volume", "volume_base"),
+}
+_EARLIEST_MS = 946_684_800_000
+"""2000-01-01: no crypto history is older, and anything earlier is a unit mistake."""
+_LATEST_MS = 7_258_118_400_000
+"""2200-01-01: anything later is a unit mistake too."""
+_UNITS = (  # (name, smallest value read in it, ms per unit)
+    ("nanoseconds", 1e17, 1e-6),
+    ("microseconds", 1e14, 1e-3),
+    ("milliseconds", 1e11, 1.0),
+    ("seconds", _EARLIEST_MS / 1000, 1000.0),
+)
+NOISE_DECIMALS = 10
+"""A number written with this many decimals is float noise (0.30000000000000004), not a venue's tick."""
+NOISE_SHARE = 0.05
+"""Up to this share of noisy numbers is set aside; beyond it, the decimals say nothing."""
+_DAY_MS = 86_400_000
+SPOT_FEE = Decimal("0.001")
+LINEAR_FEES = (Decimal("0.0002"), Decimal("0.0005"))
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """What the person said; None leaves it to the file, its name, or a guess."""
+
+    symbol: str | None = None
+    timeframe: str | None = None
+    kind: MarketKind | None = None
+    quote: str | None = None
+    tick: Decimal | None = None
+    step: Decimal | None = None
+    fill_gaps: bool = False
+    bad_tick_factor: float = BAD_TICK_FACTOR
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What `import_plain_csv` found and made."""
+
+    bars: list[Bar]
+    """The good bars (and, with `fill_gaps`, the flat incomplete bars filling the gaps)."""
+    errors: list[tuple[int, str]]
+    """(line number, reason) of every row that cannot be a bar."""
+    gaps: int
+    """Places where bars are missing between two rows (not errors: markets pause)."""
+    timeframe: str
+    symbol: str
+    bad_ticks: list[tuple[int, str]]
+    """(line number, reason) of every row refused as a bad tick (left out of `bars`)."""
+    spec: SpecRecord
+    rows: int
+    """Data rows read."""
+    filled: int
+    """Flat bars inserted into gaps."""
+    longest_gap_ms: int
+    notes: tuple[str, ...]
+    """What was detected or guessed about the file, one sentence each (the spec's guesses are in `spec`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    line: int
+    time: str
+    fields: tuple[str, str, str, str, str]
+    symbol: str | None
+    timeframe: str | None
+
+
+def import_plain_csv(
+    path: Path | str, symbol: str | None = None, timeframe: str | None = None, *, options: ImportOptions | None = None
+) -> ImportResult:
+    """Check an OHLCV CSV and turn it into guard's bars and a market spec.
+
+    Args:
+        path: the CSV.
+        symbol: ccxt unified symbol (same as `options.symbol`).
+        timeframe: "1m", "5m", ... (same as `options.timeframe`).
+        options: everything else the person said.
+
+    Raises:
+        BadInput: the file cannot be read, or the symbol, timeframe or timestamp unit cannot be decided.
+    """
+    path = Path(path)
+    opts = options or ImportOptions()
+    symbol, timeframe = symbol or opts.symbol, timeframe or opts.timeframe
+    if not path.exists():
+        raise BadInput(f"{path}: no such file")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"{path}: cannot be read: {e}") from e
+    notes: list[str] = []
+    errors: list[tuple[int, str]] = []
+    rows = _rows(path, text, errors, notes)
+    if not rows:
+        raise BadInput(f"{path}: no data rows")
+    named_symbol = next((r.symbol for r in rows if r.symbol), None)
+    (symbol, kind, name_tf), guesses = _market(path, symbol or named_symbol, opts, notes)
+    stamps = _timestamps(rows, errors, notes)
+    parsed: list[tuple[_Row, tuple[int, float, float, float, float, float]]] = []
+    for row in rows:
+        t = stamps.get(row.line)
+        if t is None:
+            continue
+        if row.symbol and row.symbol != symbol:
+            errors.append((row.line, f"symbol {row.symbol} is not {symbol}: import one symbol per file"))
+            continue
+        values = parse_ohlcv([t, *row.fields])
+        if isinstance(values, str):
+            errors.append((row.line, values))
+            continue
+        if parsed and values[0] <= parsed[-1][1][0]:
+            prev_line, prev = parsed[-1][0].line, parsed[-1][1][0]
+            what = "duplicate timestamp" if values[0] == prev else "out of order"
+            errors.append((row.line, f"{what}: {values[0]} after {prev} (line {prev_line})"))
+            continue
+        parsed.append((row, values))
+    named_tf = timeframe or next((r.timeframe for r in rows if r.timeframe), None)
+    tf = Timeframe.parse(named_tf) if named_tf else _guess_timeframe(sorted(stamps.values()), name_tf, notes)
+    aligned = []
+    for row, values in parsed:
+        if values[0] % tf.ms:
+            errors.append((row.line, f"timestamp {values[0]} is not aligned to {tf}"))
+        else:
+            aligned.append((row, values))
+    bad = find_bad_ticks(*zip(*[(v[1], v[2], v[3], v[4]) for _, v in aligned], strict=True),
+                         factor=opts.bad_tick_factor) if aligned else []
+    bad_rows = {b.index for b in bad}
+    bad_ticks = [(aligned[b.index][0].line, b.reason()) for b in bad]
+    good = [(row, v) for i, (row, v) in enumerate(aligned) if i not in bad_rows]
+    bars = [
+        Bar(symbol=symbol, timeframe=tf.name, open_time=t, open=o, high=h, low=lo, close=c, volume=v)
+        for _, (t, o, h, lo, c, v) in good
+    ]
+    gaps, filled, longest = count_gaps(bars), 0, 0
+    if opts.fill_gaps and bars:
+        fill = fill_gaps(bars)
+        bars, filled, longest = fill.bars, fill.filled, fill.longest_ms
+    spec = _spec(path, symbol, kind, opts, good, guesses)
+    errors.sort()
+    return ImportResult(
+        bars=bars, errors=errors, gaps=gaps, timeframe=tf.name, symbol=symbol, bad_ticks=bad_ticks, spec=spec,
+        rows=len(rows), filled=filled, longest_gap_ms=longest, notes=tuple(notes),
+    )
+
+
+# --- rows and columns ------------------------------------------------------------------
+
+
+def _rows(path: Path, text: str, errors: list[tuple[int, str]], notes: list[str]) -> list[_Row]:
+    lines = [(n, f) for n, f in enumerate(csv.reader(io.StringIO(text)), start=1) if f and any(x.strip() for x in f)]
+    if not lines:
+        return []
+    first_line, first = lines[0]
+    columns = _columns(path, first, first_line, notes)
+    if columns is not None:
+        lines = lines[1:]
+    else:
+        columns = (0, 1, 2, 3, 4, 5, None, None)
+        if len(first) > 6:
+            notes.append(
+                f"no header: the first six of {len(first)} fields read as timestamp,open,high,low,close,volume"
+            )
+    need = max(c for c in columns if c is not None) + 1
+    out: list[_Row] = []
+    for n, fields in lines:
+        if len(fields) < need:
+            what = "timestamp,open,high,low,close,volume" if need == 6 else "the header's"
+            errors.append((n, f"expected {need} fields ({what}), found {len(fields)}"))
+            continue
+        t, o, h, lo, c, v, s, tf = (fields[i].strip() if i is not None else None for i in columns)
+        assert t is not None and o is not None and h is not None and lo is not None and c is not None
+        assert v is not None
+        out.append(_Row(n, t, (o, h, lo, c, v), s or None, tf or None))
+    return out
+
+
+def _columns(path: Path, header: Sequence[str], line: int, notes: list[str]) -> tuple[int | None, ...] | None:
+    """Column positions (time, open, high, low, close, volume, symbol, timeframe), or None for no header."""
+    first = header[0].strip()
+    if _number(first) is not None or _iso(first) is not None:
+        return None
+    names = [h.strip().lower() for h in header]
+    time = next((names.index(n) for n in _TIME_NAMES if n in names), None)
+    if time is None and names[0] in ("", "unnamed: 0", "index"):
+        time = 0
+    found: dict[str, int | None] = {"time": time}
+    for key, aliases in _NAMES.items():
+        found[key] = next((names.index(a) for a in aliases if a in names), None)
+    missing = [k for k, v in found.items() if v is None]
+    if missing:
+        raise BadInput(
+            f"{path}: line {line}: the header has no {', '.join(missing)} column "
+            f"(it has {', '.join(repr(h.strip()) for h in header)}); "
+            f"guard reads time ({', '.join(_TIME_NAMES)}), open, high, low, close and volume"
+        )
+    symbol = names.index("symbol") if "symbol" in names else None
+    timeframe = names.index("timeframe") if "timeframe" in names else None
+    used = {*found.values(), symbol, timeframe}
+    ignored = [header[i].strip() or f"#{i + 1}" for i in range(len(header)) if i not in used]
+    if ignored:
+        notes.append(f"column(s) {', '.join(ignored)} ignored")
+    return (*found.values(), symbol, timeframe)
+
+
+# --- timestamps -------------------------------------------------------------------------
+
+
+def _timestamps(rows: Sequence[_Row], errors: list[tuple[int, str]], notes: list[str]) -> dict[int, int]:
+    """Each row's open time in ms, by line; rows whose time cannot be read get an error instead."""
+    kinds: dict[int, tuple[str, float | datetime]] = {}
+    for row in rows:
+        number = _number(row.time)
+        if number is not None:
+            kinds[row.line] = (_unit_of(number), number)
+            continue
+        moment = _iso(row.time)
+        if moment is not None:
+            kinds[row.line] = ("ISO", moment)
+        else:
+            errors.append((row.line, f"timestamp {row.time!r} is neither a number nor an ISO date and time"))
+    counts = Counter(k for k, _ in kinds.values() if k != "before 2000")
+    if not counts:
+        unit = ""
+    else:
+        unit = counts.most_common(1)[0][0]
+        notes.append("timestamps read as " + ("ISO-8601 text" if unit == "ISO" else unit + " since 1970"))
+    naive = False
+    out: dict[int, int] = {}
+    raw_of = {r.line: r.time for r in rows}
+    for line, (kind, value) in kinds.items():
+        raw = raw_of[line]
+        if kind == "before 2000":
+            errors.append((line, f"timestamp {raw} is before 2000 in seconds, milliseconds, microseconds "
+                                 "and nanoseconds"))
+        elif kind != unit:
+            errors.append((line, f"timestamp {raw} is in {kind} instead of {unit} like the rest of the file"))
+        elif isinstance(value, datetime):
+            naive = naive or value.tzinfo is None
+            moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+            ms = round(moment.timestamp() * 1000)
+            out[line] = ms
+        else:
+            ms_per = next(m for name, _, m in _UNITS if name == kind)
+            ms_float = value * ms_per
+            if ms_float != math.floor(ms_float):
+                errors.append((line, f"timestamp {value!r} is not a whole number of milliseconds"))
+            else:
+                out[line] = int(ms_float)
+    for line, ms in list(out.items()):
+        if not _EARLIEST_MS <= ms < _LATEST_MS:
+            errors.append((line, f"timestamp {raw_of[line]} is {'before 2000' if ms < _EARLIEST_MS else 'after 2200'}"))
+            del out[line]
+    if naive:
+        notes.append("times without a zone read as UTC")
+    return out
+
+
+def _unit_of(value: float) -> str:
+    for name, smallest, _ in _UNITS:
+        if value >= smallest:
+            return name
+    return "before 2000"
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _iso(text: str) -> datetime | None:
+    if len(text) < 8 or not text[:4].isdigit():
+        return None
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
+# --- market and timeframe ---------------------------------------------------------------
+
+
+def _market(
+    path: Path, symbol: str | None, opts: ImportOptions, notes: list[str]
+) -> tuple[tuple[str, MarketKind, str | None], list[str]]:
+    """((symbol, kind, timeframe the name mentions), guesses)."""
+    quote = opts.quote.upper() if opts.quote else None
+    if symbol:
+        _, sym_quote, settle = parse_symbol(symbol)
+        kind = MarketKind.LINEAR if settle else MarketKind.SPOT
+        if opts.kind is not None and opts.kind is not kind:
+            raise BadInput(f"--kind {opts.kind.value} contradicts --symbol {symbol} ({kind.value})")
+        if quote and quote != sym_quote:
+            raise BadInput(f"--quote {quote} contradicts --symbol {symbol}")
+        hint = None
+        try:
+            hint = symbol_from_name(path).timeframe
+        except BadInput:
+            pass
+        return (symbol, kind, hint), []
+    guess = symbol_from_name(path, kind=opts.kind, quote=quote)
+    notes.append(f"symbol {guess.symbol} read from the file name")
+    return (guess.symbol, guess.kind, guess.timeframe), list(guess.guesses)
+
+
+def _guess_timeframe(times: Sequence[int], named: str | None, notes: list[str]) -> Timeframe:
+    step = 0
+    for a, b in pairwise(times):
+        if b > a:
+            step = math.gcd(step, b - a)
+    hint = Timeframe.parse(named) if named else None
+    if not step:
+        if hint:
+            notes.append(f"timeframe {hint} read from the file name (too few rows to tell)")
+            return hint
+        raise BadInput("cannot tell the timeframe from fewer than two rows; pass --timeframe")
+    spacings = sorted(b - a for a, b in pairwise(times) if b > a)
+    typical = spacings[len(spacings) // 2]
+    if 28 * _DAY_MS <= typical <= 31 * _DAY_MS:
+        raise BadInput(
+            "rows are a calendar month apart (28 to 31 days): guard reads bars of one fixed length "
+            f"({', '.join(TIMEFRAME_MS)}); pass --timeframe 1d to import them as daily bars with gaps"
+        )
+    if hint is not None:
+        if step % hint.ms == 0:
+            if step != hint.ms:
+                notes.append(f"timeframe {hint} read from the file name (the rows are sparser: {step} ms apart)")
+            return hint
+        raise BadInput(f"the file name says {hint}, but rows are {step} ms apart; pass --timeframe")
+    found = Timeframe.of_ms(step)
+    if found is None:
+        raise BadInput(f"rows are {step} ms apart, which is no timeframe guard knows; pass --timeframe")
+    return found
+
+
+# --- the spec ------------------------------------------------------------------------------
+
+
+def _spec(
+    path: Path,
+    symbol: str,
+    kind: MarketKind,
+    opts: ImportOptions,
+    good: Sequence[tuple[_Row, tuple[int, float, float, float, float, float]]],
+    guesses: list[str],
+) -> SpecRecord:
+    base, quote, settle = parse_symbol(symbol)
+    saved = spec_for_history(path).get(symbol)
+    if saved is not None and opts.tick is None and opts.step is None and saved.spec.kind is kind:
+        return saved  # importing guard's own file again (to fill gaps, say): its spec stands
+    builtin = builtin_spec(symbol)
+    prices = _decimal_counts(p for row, _ in good for p in row.fields[:4])
+    volumes = _decimal_counts(row.fields[4] for row, v in good if v[5] > 0)
+    closes = sorted(v[4] for _, v in good)
+    level = closes[len(closes) // 2] if closes else None
+    for name, value in (("--tick", opts.tick), ("--step", opts.step)):
+        if value is not None:
+            check_increment(value, name)
+    if opts.tick is not None:
+        tick = opts.tick
+    elif builtin is not None:
+        tick = builtin.tick_size
+    else:
+        tick, note = _guess_increment(prices, "tick", level)
+        guesses.append(note)
+    finest = _finest(prices)
+    if finest is not None and finest < tick:
+        guesses.append(f"the prices have increments as fine as {finest:f}, finer than the tick {tick:f}: "
+                       "pass --tick if the venue's is finer")
+    if opts.step is not None:
+        step = opts.step
+    elif builtin is not None:
+        step = builtin.step_size
+    else:
+        step, note = _guess_increment(volumes, "step", None)
+        guesses.append(note)
+    if builtin is not None and (opts.tick is None or opts.step is None):
+        guesses.append(f"{symbol}: guard's built-in spec used for what the options did not say")
+    tiers = builtin_tiers(symbol) if kind is MarketKind.LINEAR else ()
+    if kind is MarketKind.LINEAR and tiers_are_guessed(symbol):
+        guesses.append("leverage tiers: guard's conservative altcoin table (no venue's tiers were given)")
+    if builtin is not None:
+        min_notional, maker, taker = builtin.min_notional, builtin.maker_fee, builtin.taker_fee
+        min_qty = max(builtin.min_qty, step) if opts.step is not None else builtin.min_qty
+    else:
+        min_qty, min_notional = step, Decimal(0)
+        maker, taker = LINEAR_FEES if kind is MarketKind.LINEAR else (SPOT_FEE, SPOT_FEE)
+        guesses.append(f"minimum quantity one step; no minimum notional; fees {maker}/{taker} maker/taker assumed")
+    spec = MarketSpec(
+        symbol=symbol, base=base, quote=quote, kind=kind, tick_size=tick, step_size=step, min_qty=min_qty,
+        min_notional=min_notional, maker_fee=maker, taker_fee=taker,
+        max_leverage=tiers[0].max_leverage if tiers else Decimal(1), tiers=tiers,
+    )
+    return SpecRecord(
+        spec=spec, source=f"guard history import of {path.name}", settle=settle, guesses=tuple(guesses)
+    )
+
+
+def _decimals(text: str) -> int:
+    text = text.strip()
+    if "e" in text or "E" in text:
+        try:
+            exponent = Decimal(text).normalize().as_tuple().exponent
+        except InvalidOperation:
+            return 0
+        return max(0, -exponent) if isinstance(exponent, int) else 0
+    _, dot, fraction = text.partition(".")
+    return len(fraction.rstrip("0")) if dot else 0
+
+
+def _decimal_counts(texts: Iterable[str]) -> Counter[int]:
+    """How many numbers are written with each count of decimals (prices repeat: each text is read once)."""
+    counts: Counter[int] = Counter()
+    for text, n in Counter(texts).items():
+        counts[_decimals(text)] += n
+    return counts
+
+
+def _finest(counts: Counter[int]) -> Decimal | None:
+    """The finest increment the numbers are written in, ignoring float noise; None when there are none."""
+    clean = [d for d in counts if d < NOISE_DECIMALS]
+    return Decimal(1).scaleb(-max(clean)) if clean else None
+
+
+def _guess_increment(counts: Counter[int], what: str, level: float | None) -> tuple[Decimal, str]:
+    """A tick (from prices) or step (from volumes) as the finest decimal the numbers are written in."""
+    total = sum(counts.values())
+    noisy = sum(c for d, c in counts.items() if d >= NOISE_DECIMALS)
+    clean = [d for d in counts if d < NOISE_DECIMALS]
+    source = "prices'" if what == "tick" else "volumes'"
+    if clean and noisy <= total * NOISE_SHARE:
+        increment = Decimal(1).scaleb(-max(clean))
+        note = f"{what} {increment:f} guessed from the {source} decimals (pass --{what} to set it)"
+        if noisy:
+            note += f"; {noisy} value(s) with float noise ignored"
+        return increment, note
+    if what == "tick" and level:
+        increment = Decimal(1).scaleb(math.floor(math.log10(level)) - 4)
+        return increment, (
+            f"tick {increment:f} guessed from the price level (five significant digits at {level:g}): the prices "
+            "carry float noise, so their decimals say nothing (pass --tick to set it)"
+        )
+    increment = Decimal("0.00000001")
+    why = "the volumes carry float noise" if total else "no row has volume"
+    return increment, f"{what} {increment:f} assumed: {why} (pass --{what} to set it)"
