@@ -10,17 +10,17 @@ before anything is recorded.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import math
 import os
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import structlog
+from msgspec.structs import fields, replace
 
 from guard import codec
 from guard.approval.execution import Execution, reducing_order, symbol_tag
@@ -954,7 +954,7 @@ def _validate_edits(edits: OverrideEdits) -> None:
         value = getattr(edits, name)
         if value is not None:
             _positive(name, value)
-    if all(getattr(edits, f.name) is None for f in dataclasses.fields(edits)):
+    if all(getattr(edits, f.name) is None for f in fields(edits)):
         raise InvalidCommand("the override changes nothing: approve instead")
 
 

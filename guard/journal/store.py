@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
-import json
 import queue
 import sqlite3
 import threading
@@ -189,7 +188,7 @@ class Journal:
             for event in events:
                 seq += 1
                 type_name = type(event).__name__
-                payload = codec.dumps(event)
+                payload = encode_event(event)
                 digest = chain_hash(prev, seq, type_name, payload)
                 rows.append((seq, event.at, type_name, payload, prev, digest))
                 prev = digest
@@ -370,13 +369,23 @@ def read_entries(path: Path | str, after_seq: int = 0) -> Iterator[Entry]:
         conn.close()
 
 
-def decode_event(seq: int, type_name: str, payload: str) -> Event:
+def encode_event(event: Event) -> str:
+    """An event's payload as the journal stores it (and the hash chain covers): its JSON, tag included."""
+    return codec.encode(event).decode()
+
+
+def decode_event(seq: int, type_name: str, payload: str | bytes) -> Event:
+    """A row's payload as the event its `type` column names.
+
+    Rows written before events were tagged (sorted keys, no "type" inside) decode the same way:
+    the class comes from the column, and a "type" inside the payload, when there is one, must agree.
+    """
     cls = EVENT_TYPES.get(type_name)
     if cls is None:
         raise JournalCorrupt(f"event {seq}: unknown event type {type_name!r}")
     try:
-        return codec.from_plain(cls, json.loads(payload), path=f"event {seq} ({type_name})")
-    except (DecodeError, ValueError) as e:
+        return codec.decode(cls, payload, root=f"event {seq} ({type_name})")  # type: ignore[return-value]
+    except DecodeError as e:
         raise JournalCorrupt(f"event {seq}: {e}") from e
 
 

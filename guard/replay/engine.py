@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import structlog
 
@@ -391,7 +392,7 @@ class ReplayEngine:
             outcome = self.policy.decide(signal, equity, s.spec, price)
             if outcome.request is None:
                 continue
-            request = outcome.request if self.options.stops else dataclasses.replace(outcome.request, stop=None)
+            request = outcome.request if self.options.stops else msgspec.structs.replace(outcome.request, stop=None)
             result = drive(desk.propose(request))
             if result.ok and result.proposal is not None:
                 self.tracker.record(signal, result.proposal.id)

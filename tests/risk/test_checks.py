@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal as D
 
+import msgspec
 import pytest
 
 from guard.config import RiskSection
@@ -54,7 +55,7 @@ def proposal(**changes: object) -> Proposal:
         expires_at=30_000,
         checks=(),
     )
-    return replace(base, **changes)
+    return msgspec.structs.replace(base, **changes)
 
 
 def context(**changes: object) -> RiskContext:
