@@ -69,7 +69,7 @@ def decode(tp: type[T], data: bytes | str, root: str = "") -> T:
             gives "event 12 (OrderFilled).fill.qty: not a decimal number".
     """
     try:
-        return typing.cast(T, decoder(tp).decode(data))
+        return typing.cast(T, decoder(typing.cast(Any, tp)).decode(data))
     except (msgspec.DecodeError, RecursionError) as e:
         raise translate(e, tp, root) from None
 

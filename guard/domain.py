@@ -32,7 +32,8 @@ class Value(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     immutable things (strings, numbers, Decimals, enum members, tuples of values), so it can never
     be part of a reference cycle; tracked, each one holding an enum member (a RiskCheck, a Fill)
     is walked by every full collection, 12 objects per queued proposal. A subclass holding a
-    mutable container (a dict) must say `gc=True`.
+    mutable container (a dict) must say `gc=True`. Subclasses repeat `frozen=True`: msgspec inherits
+    it, type checkers do not.
     """
 
 
@@ -145,7 +146,7 @@ class Verdict(StrEnum):
 # --- market data ---------------------------------------------------------------------
 
 
-class Bar(Value):
+class Bar(Value, frozen=True):
     """One OHLCV candle. `open_time` is the start of the interval."""
 
     symbol: str
@@ -161,7 +162,7 @@ class Bar(Value):
     """False when the stream that built this bar had a hole in it."""
 
 
-class Trade(Value):
+class Trade(Value, frozen=True):
     symbol: str
     trade_id: str
     timestamp: int
@@ -170,7 +171,7 @@ class Trade(Value):
     side: Side
 
 
-class Book(Value):
+class Book(Value, frozen=True):
     """A depth snapshot, best level first on each side, as (price, amount) pairs."""
 
     symbol: str
@@ -179,7 +180,7 @@ class Book(Value):
     asks: tuple[tuple[float, float], ...]
 
 
-class Ticker(Value):
+class Ticker(Value, frozen=True):
     symbol: str
     timestamp: int
     last: float
@@ -187,7 +188,7 @@ class Ticker(Value):
     ask: float | None = None
 
 
-class MarkPrice(Value):
+class MarkPrice(Value, frozen=True):
     """The price liquidations trigger on, with the funding rate where the market has one."""
 
     symbol: str
@@ -204,7 +205,7 @@ MarketEvent = Bar | Trade | Book | Ticker | MarkPrice
 # --- markets -------------------------------------------------------------------------
 
 
-class LeverageTier(Value):
+class LeverageTier(Value, frozen=True):
     """One maintenance-margin bracket, chosen by position notional (Binance USDⓈ-M style)."""
 
     floor: Decimal
@@ -216,7 +217,7 @@ class LeverageTier(Value):
     max_leverage: Decimal
 
 
-class MarketSpec(Value):
+class MarketSpec(Value, frozen=True):
     """What guard needs to know about a market to size, price and margin an order."""
 
     symbol: str
@@ -253,7 +254,7 @@ class MarketSpec(Value):
 # --- model output --------------------------------------------------------------------
 
 
-class Signal(Value):
+class Signal(Value, frozen=True):
     """What the model says about one symbol at one bar close."""
 
     symbol: str
@@ -285,13 +286,13 @@ class Signal(Value):
 # --- proposals and decisions ---------------------------------------------------------
 
 
-class RiskCheck(Value):
+class RiskCheck(Value, frozen=True):
     name: str
     verdict: Verdict
     reason: str
 
 
-class ProposalRequest(Value):
+class ProposalRequest(Value, frozen=True):
     """A proposed trade before the guard has priced and checked it."""
 
     symbol: str
@@ -313,7 +314,7 @@ class ProposalRequest(Value):
     source: str = "model"
 
 
-class Proposal(Value):
+class Proposal(Value, frozen=True):
     """A priced, risk-checked proposal as an operator sees it. New versions on re-price or override."""
 
     id: str
@@ -356,7 +357,7 @@ class Proposal(Value):
         return [f"{c.name}: {c.reason}" for c in self.checks if c.verdict is Verdict.BLOCK]
 
 
-class OverrideEdits(Value):
+class OverrideEdits(Value, frozen=True):
     """The fields an operator may change on a proposal; None keeps the proposal's value."""
 
     qty: Decimal | None = None
@@ -382,7 +383,7 @@ class AcknowledgmentKind(StrEnum):
 # --- orders, fills, positions --------------------------------------------------------
 
 
-class OrderRequest(Value):
+class OrderRequest(Value, frozen=True):
     client_order_id: str
     symbol: str
     side: Side
@@ -396,7 +397,7 @@ class OrderRequest(Value):
     proposal_id: str | None = None
 
 
-class Fill(Value):
+class Fill(Value, frozen=True):
     client_order_id: str
     fill_id: str
     symbol: str
@@ -408,7 +409,7 @@ class Fill(Value):
     timestamp: int
 
 
-class Position(Value):
+class Position(Value, frozen=True):
     """A one-way position. `qty` is signed: positive long, negative short."""
 
     symbol: str
@@ -432,7 +433,7 @@ class Position(Value):
         return (mark - self.entry_price) * self.qty
 
 
-class Balance(Value):
+class Balance(Value, frozen=True):
     """The quote-currency account: `free + used == total` after every step."""
 
     total: Decimal
@@ -443,7 +444,7 @@ class Balance(Value):
 # --- health --------------------------------------------------------------------------
 
 
-class FeedHealth(Value):
+class FeedHealth(Value, frozen=True):
     """How a symbol's market data is doing. Not healthy means: no proposals, no approvals."""
 
     symbol: str

@@ -28,11 +28,11 @@ from guard.domain import (
 )
 
 
-class EventBase(Value, tag_field="type", tag=True):
+class EventBase(Value, frozen=True, tag_field="type", tag=True):
     """Base of every event: a frozen value tagged with its class name."""
 
 
-class SessionStarted(EventBase):
+class SessionStarted(EventBase, frozen=True):
     at: int
     pid: int
     config_hash: str
@@ -42,12 +42,12 @@ class SessionStarted(EventBase):
     """Short random id of this journal, fixed by its first session; part of every client order id."""
 
 
-class SessionEnded(EventBase):
+class SessionEnded(EventBase, frozen=True):
     at: int
     reason: str
 
 
-class AccountFunded(EventBase):
+class AccountFunded(EventBase, frozen=True):
     """Paper money put into the account (the starting balance on first start)."""
 
     at: int
@@ -55,12 +55,12 @@ class AccountFunded(EventBase):
     amount: Decimal
 
 
-class ProposalQueued(EventBase):
+class ProposalQueued(EventBase, frozen=True):
     at: int
     proposal: Proposal
 
 
-class ProposalRefused(EventBase):
+class ProposalRefused(EventBase, frozen=True):
     """A proposal that never entered the queue, and why."""
 
     at: int
@@ -68,7 +68,7 @@ class ProposalRefused(EventBase):
     reason: str
 
 
-class ProposalRepriced(EventBase):
+class ProposalRepriced(EventBase, frozen=True):
     """The price moved past the collar: a new version at today's price, to be approved again."""
 
     at: int
@@ -76,7 +76,7 @@ class ProposalRepriced(EventBase):
     reason: str
 
 
-class DecisionRecorded(EventBase):
+class DecisionRecorded(EventBase, frozen=True):
     """An operator's approve, override or reject, with what they were shown."""
 
     at: int
@@ -101,7 +101,7 @@ class DecisionRecorded(EventBase):
     confirmed_risk_increase: bool = False
 
 
-class ApprovalCounted(EventBase):
+class ApprovalCounted(EventBase, frozen=True):
     """One of the approvals a four-eyes proposal needs; it executes once enough are counted."""
 
     at: int
@@ -111,7 +111,7 @@ class ApprovalCounted(EventBase):
     reason: str
 
 
-class CommandRefused(EventBase):
+class CommandRefused(EventBase, frozen=True):
     """An operator command the guard said no to, and why. Changes nothing."""
 
     at: int
@@ -121,56 +121,56 @@ class CommandRefused(EventBase):
     reason: str
 
 
-class ProposalExpired(EventBase):
+class ProposalExpired(EventBase, frozen=True):
     at: int
     proposal_id: str
     reason: str
 
 
-class ProposalKilled(EventBase):
+class ProposalKilled(EventBase, frozen=True):
     at: int
     proposal_id: str
 
 
-class ProposalFailed(EventBase):
+class ProposalFailed(EventBase, frozen=True):
     at: int
     proposal_id: str
     reason: str
 
 
-class OrderSubmitted(EventBase):
+class OrderSubmitted(EventBase, frozen=True):
     """The intent to send an order, journaled durably before the broker sees it."""
 
     at: int
     request: OrderRequest
 
 
-class OrderAccepted(EventBase):
+class OrderAccepted(EventBase, frozen=True):
     at: int
     client_order_id: str
     venue_order_id: str
 
 
-class OrderFilled(EventBase):
+class OrderFilled(EventBase, frozen=True):
     at: int
     fill: Fill
     remaining: Decimal
     """Quantity of the order still open after this fill."""
 
 
-class OrderCancelled(EventBase):
+class OrderCancelled(EventBase, frozen=True):
     at: int
     client_order_id: str
     reason: str
 
 
-class OrderRejected(EventBase):
+class OrderRejected(EventBase, frozen=True):
     at: int
     client_order_id: str
     reason: str
 
 
-class OrderUnknown(EventBase):
+class OrderUnknown(EventBase, frozen=True):
     """The venue did not say whether it took the order, and lookups did not find out."""
 
     at: int
@@ -178,7 +178,7 @@ class OrderUnknown(EventBase):
     reason: str
 
 
-class FundingPaid(EventBase):
+class FundingPaid(EventBase, frozen=True):
     at: int
     symbol: str
     rate: Decimal
@@ -187,7 +187,7 @@ class FundingPaid(EventBase):
     """Signed: positive when the position received funding, negative when it paid."""
 
 
-class PositionLiquidated(EventBase):
+class PositionLiquidated(EventBase, frozen=True):
     at: int
     symbol: str
     qty: Decimal
@@ -198,7 +198,7 @@ class PositionLiquidated(EventBase):
     """The isolated margin lost (positive number)."""
 
 
-class TradingStateChanged(EventBase):
+class TradingStateChanged(EventBase, frozen=True):
     at: int
     previous: TradingState
     state: TradingState
@@ -206,13 +206,13 @@ class TradingStateChanged(EventBase):
     operator: str
 
 
-class KillRequested(EventBase):
+class KillRequested(EventBase, frozen=True):
     at: int
     operator: str
     reason: str
 
 
-class KillCompleted(EventBase):
+class KillCompleted(EventBase, frozen=True):
     at: int
     flat: bool
     orders_cancelled: int
@@ -221,7 +221,7 @@ class KillCompleted(EventBase):
     problems: tuple[str, ...] = ()
 
 
-class AcknowledgmentRecorded(EventBase):
+class AcknowledgmentRecorded(EventBase, frozen=True):
     at: int
     kind: AcknowledgmentKind
     operator: str
@@ -230,7 +230,7 @@ class AcknowledgmentRecorded(EventBase):
     model_hash: str
 
 
-class ThrottleTripped(EventBase):
+class ThrottleTripped(EventBase, frozen=True):
     """Too many orders in a minute: entries stay off until a person re-enables them."""
 
     at: int
@@ -238,13 +238,13 @@ class ThrottleTripped(EventBase):
     limit: int
 
 
-class ThrottleReenabled(EventBase):
+class ThrottleReenabled(EventBase, frozen=True):
     at: int
     operator: str
     reason: str
 
 
-class RiskLimitChanged(EventBase):
+class RiskLimitChanged(EventBase, frozen=True):
     at: int
     operator: str
     key: str
@@ -253,19 +253,19 @@ class RiskLimitChanged(EventBase):
     reason: str
 
 
-class ModelPaused(EventBase):
+class ModelPaused(EventBase, frozen=True):
     at: int
     operator: str
     reason: str
 
 
-class ModelResumed(EventBase):
+class ModelResumed(EventBase, frozen=True):
     at: int
     operator: str
     reason: str
 
 
-class OperatorPresenceLost(EventBase):
+class OperatorPresenceLost(EventBase, frozen=True):
     """No operator heartbeat for the configured time: the dead-man switch fired."""
 
     at: int
@@ -273,7 +273,7 @@ class OperatorPresenceLost(EventBase):
     policy: str
 
 
-class FeedHealthChanged(EventBase):
+class FeedHealthChanged(EventBase, frozen=True):
     """A symbol's market data became unhealthy (no proposals, approvals blocked) or recovered."""
 
     at: int
@@ -282,7 +282,7 @@ class FeedHealthChanged(EventBase):
     reason: str
 
 
-class BarRecorded(EventBase):
+class BarRecorded(EventBase, frozen=True):
     at: int
     bar: Bar
 

@@ -69,24 +69,24 @@ LimitValue = Annotated[str, Meta(max_length=64)]
 Version = Annotated[int, Meta(ge=1, le=2**31 - 1)]
 
 
-class Frame(Value, tag_field="type", tag=True, kw_only=True):
+class Frame(Value, frozen=True, tag_field="type", tag=True, kw_only=True):
     """A whole frame: tagged with its class name, and carrying the protocol version."""
 
     v: int = PROTOCOL_VERSION
 
 
-class CommandFrame(Frame):
+class CommandFrame(Frame, frozen=True):
     """Base of the commands a client sends."""
 
 
-class MessageFrame(Frame):
+class MessageFrame(Frame, frozen=True):
     """Base of the messages the daemon sends."""
 
 
 # --- commands (client -> daemon) ---------------------------------------------------------
 
 
-class Hello(CommandFrame):
+class Hello(CommandFrame, frozen=True):
     """Names the operator behind this connection. Required before any other command."""
 
     id: CommandId
@@ -94,13 +94,13 @@ class Hello(CommandFrame):
     client: ClientName = "tui"
 
 
-class Heartbeat(CommandFrame):
+class Heartbeat(CommandFrame, frozen=True):
     """I am still here (the dead-man switch listens for these)."""
 
     id: CommandId
 
 
-class Propose(CommandFrame):
+class Propose(CommandFrame, frozen=True):
     """An operator's own trade idea: priced and risk-checked like the model's, and still needs approval."""
 
     id: CommandId
@@ -114,7 +114,7 @@ class Propose(CommandFrame):
     reason: Reason = ""
 
 
-class Approve(CommandFrame):
+class Approve(CommandFrame, frozen=True):
     id: CommandId
     proposal_id: ProposalId
     version: Version
@@ -123,7 +123,7 @@ class Approve(CommandFrame):
     confirm_novel: bool = False
 
 
-class Override(CommandFrame):
+class Override(CommandFrame, frozen=True):
     id: CommandId
     proposal_id: ProposalId
     version: Version
@@ -133,34 +133,34 @@ class Override(CommandFrame):
     confirm_novel: bool = False
 
 
-class Reject(CommandFrame):
+class Reject(CommandFrame, frozen=True):
     id: CommandId
     proposal_id: ProposalId
     reason: Reason = ""
 
 
-class Kill(CommandFrame):
+class Kill(CommandFrame, frozen=True):
     id: CommandId
     reason: Reason = ""
 
 
-class Rearm(CommandFrame):
+class Rearm(CommandFrame, frozen=True):
     id: CommandId
     acknowledgment: Phrase
     reason: Reason = ""
 
 
-class PauseModel(CommandFrame):
+class PauseModel(CommandFrame, frozen=True):
     id: CommandId
     reason: Reason = ""
 
 
-class ResumeModel(CommandFrame):
+class ResumeModel(CommandFrame, frozen=True):
     id: CommandId
     reason: Reason = ""
 
 
-class ClosePosition(CommandFrame):
+class ClosePosition(CommandFrame, frozen=True):
     id: CommandId
     symbol: Symbol
     qty: Decimal | None = None
@@ -168,7 +168,7 @@ class ClosePosition(CommandFrame):
     reason: Reason = ""
 
 
-class SetRiskLimit(CommandFrame):
+class SetRiskLimit(CommandFrame, frozen=True):
     id: CommandId
     key: LimitKey
     value: LimitValue
@@ -176,13 +176,13 @@ class SetRiskLimit(CommandFrame):
     reason: Reason = ""
 
 
-class Acknowledge(CommandFrame):
+class Acknowledge(CommandFrame, frozen=True):
     id: CommandId
     kind: AcknowledgmentKind
     text: Phrase
 
 
-class ReenableThrottle(CommandFrame):
+class ReenableThrottle(CommandFrame, frozen=True):
     id: CommandId
     reason: Reason = ""
 
@@ -209,7 +209,7 @@ COMMAND_TYPES: dict[str, type[Frame]] = {cls.__name__: cls for cls in typing.get
 # --- views (daemon -> client) ------------------------------------------------------------
 
 
-class ProposalView(Value):
+class ProposalView(Value, frozen=True):
     """A pending proposal as an operator should see it, with what the daemon says about it."""
 
     proposal: Proposal
@@ -226,14 +226,14 @@ class ProposalView(Value):
     live_hit_rate_at_confidence: float | None = None
 
 
-class PositionView(Value):
+class PositionView(Value, frozen=True):
     position: Position
     mark: Decimal | None
     unrealized_pnl: Decimal | None
     liquidation_distance_pct: float | None
 
 
-class ModelStatus(Value):
+class ModelStatus(Value, frozen=True):
     loaded: bool
     model_id: str
     age_days: float | None
@@ -246,7 +246,7 @@ class ModelStatus(Value):
     acknowledged: bool = False
 
 
-class StatusView(Value):
+class StatusView(Value, frozen=True):
     trading_state: TradingState
     state_reason: str
     equity: Decimal
@@ -271,14 +271,14 @@ class StatusView(Value):
     """Acknowledgments the daemon is waiting for before it lets the model propose."""
 
 
-class LoggedEvent(Value):
+class LoggedEvent(Value, frozen=True):
     seq: int
     at: int
     type: str
     text: str
 
 
-class Alert(Value):
+class Alert(Value, frozen=True):
     at: int
     level: str
     """"critical", "warning" or "info"."""
@@ -286,7 +286,7 @@ class Alert(Value):
     text: str
 
 
-class BucketView(Value):
+class BucketView(Value, frozen=True):
     """One confidence bucket: how often the model was right live, beside what its card claimed."""
 
     lo: float
@@ -297,7 +297,7 @@ class BucketView(Value):
     claimed_count: int
 
 
-class PerformanceView(MessageFrame):
+class PerformanceView(MessageFrame, frozen=True):
     """The model's live record next to its card's claims (`GET /v1/model/performance`)."""
 
     model_id: str
@@ -322,14 +322,14 @@ class PerformanceView(MessageFrame):
 # --- pushed messages ---------------------------------------------------------------------
 
 
-class Reply(MessageFrame, gc=True):  # holds a dict: tracked
+class Reply(MessageFrame, frozen=True, gc=True):  # holds a dict: tracked
     id: str
     ok: bool
     reason: str = ""
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class Snapshot(MessageFrame, gc=True):  # holds a dict: tracked
+class Snapshot(MessageFrame, frozen=True, gc=True):  # holds a dict: tracked
     status: StatusView
     proposals: tuple[ProposalView, ...]
     positions: tuple[PositionView, ...]
@@ -339,30 +339,30 @@ class Snapshot(MessageFrame, gc=True):  # holds a dict: tracked
     """Recent marks per symbol, oldest first (for sparklines)."""
 
 
-class StatusChanged(MessageFrame):
+class StatusChanged(MessageFrame, frozen=True):
     status: StatusView
 
 
-class ProposalsChanged(MessageFrame):
+class ProposalsChanged(MessageFrame, frozen=True):
     upserted: tuple[ProposalView, ...]
     removed: tuple[str, ...]
 
 
-class PositionsChanged(MessageFrame):
+class PositionsChanged(MessageFrame, frozen=True):
     positions: tuple[PositionView, ...]
 
 
-class EventsLogged(MessageFrame):
+class EventsLogged(MessageFrame, frozen=True):
     """The events of one journal commit: a kill's hundred order events are one frame, not a hundred."""
 
     events: tuple[LoggedEvent, ...]
 
 
-class AlertRaised(MessageFrame):
+class AlertRaised(MessageFrame, frozen=True):
     alert: Alert
 
 
-class Prices(MessageFrame, gc=True):  # holds a dict: tracked
+class Prices(MessageFrame, frozen=True, gc=True):  # holds a dict: tracked
     at: int
     marks: dict[str, float]
 

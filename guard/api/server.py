@@ -21,6 +21,7 @@ import itertools
 import os
 import secrets
 import stat
+import typing
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,8 @@ class ApiServer:
         else:
             site = web.TCPSite(runner, self._settings.host, self._settings.port)
             await site.start()
-            server = site._server  # aiohttp exposes the bound port only here
+            # aiohttp exposes the bound port only here; typed as the abstract server, it is an asyncio.Server
+            server = typing.cast("asyncio.Server | None", site._server)
             port = server.sockets[0].getsockname()[1] if server and server.sockets else self._settings.port
             self.address = f"http://{self._settings.host}:{port}"
             self._paths.endpoint.write_text(f"{self._settings.host}:{port}\n", encoding="utf-8")
@@ -235,7 +237,6 @@ class ApiServer:
         self._presence.heard_from(operator)
         answered = asyncio.get_running_loop().create_future()
         outcome: asyncio.Future[tuple[Reply, bool]] = asyncio.get_running_loop().create_future()
-
 
         def deliver(reply: Reply, failed: bool) -> None:
             if not outcome.done():  # cancelled when the client hung up: the command ran all the same
