@@ -1,344 +1,185 @@
-"""Frozen dataclasses to plain JSON values and back, strictly.
+"""JSON for every value that crosses a boundary (journal rows, API frames), by msgspec.
 
-One codec for the journal and the control API. Decoding checks every field against the
-dataclass's annotations and names the path of the first thing that does not fit, so a bad
-message or a damaged journal row gives a clear error instead of a half-built object.
+The types say what is allowed (`guard.domain`, `guard.events` and `guard.api.protocol` are frozen
+`msgspec.Struct`s that refuse unknown fields), and msgspec checks a message against its type while
+it parses it. This module holds the encoder, one cached decoder per type, and the translation of
+msgspec's errors into guard's `DecodeError`, which names the path and the reason:
+`Approve.version: expected an integer, got a string`.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import json
-import math
-import operator
+import re
 import types
 import typing
-from decimal import Decimal, InvalidOperation
 from enum import Enum
-from functools import cache
 from typing import Any, TypeVar
+
+import msgspec
 
 from guard.errors import DecodeError
 
 T = TypeVar("T")
 
+_ENCODER = msgspec.json.Encoder()
+"""Decimals as strings (their exact digits), enums by value, fields in declaration order."""
 
-_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+def encode(value: Any) -> bytes:
+    """A value as compact JSON bytes: the journal's payloads and the API's frames."""
+    return _ENCODER.encode(value)
 
 
 def to_plain(value: Any) -> Any:
-    """Turn a dataclass (or anything inside one) into JSON-ready values."""
-    cls = type(value)
-    return (_ENCODERS.get(cls) or _encoder(cls))(value)
-
-
-_ENCODERS: dict[type, typing.Callable[[Any], Any]] = {}
-"""One encoder per runtime type, built on first sight: every journaled event and every frame to a console
-passes through here, and a generic walk that asks each value what it is cost three times as much."""
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _encoder(cls: type) -> typing.Callable[[Any], Any]:
-    encode: typing.Callable[[Any], Any]
-    if cls in _SCALARS:
-        encode = _identity
-    elif dataclasses.is_dataclass(cls):
-        encode = _dataclass_encoder(tuple(f.name for f in dataclasses.fields(cls)))
-    elif cls is Decimal:
-        encode = str
-    elif issubclass(cls, Enum):
-        encode = operator.attrgetter("value")
-    elif issubclass(cls, (tuple, list)):
-        encode = lambda values: [to_plain(v) for v in values]  # noqa: E731
-    elif issubclass(cls, dict):
-        encode = lambda mapping: {str(k): to_plain(v) for k, v in mapping.items()}  # noqa: E731
-    else:
-        encode = _identity
-    _ENCODERS[cls] = encode
-    return encode
-
-
-def _dataclass_encoder(names: tuple[str, ...]) -> typing.Callable[[Any], Any]:
-    def encode(value: Any) -> dict[str, Any]:
-        plain = {}
-        for name in names:
-            field = getattr(value, name)
-            plain[name] = field if type(field) in _SCALARS else to_plain(field)
-        return plain
-
-    return encode
+    """A value's fields as plain Python data (dicts, tuples, strings, numbers; Decimals as strings, enums as
+    values). The tag of a tagged struct (an event's "type") is the encoding of its class, not a field: left out."""
+    plain = msgspec.to_builtins(value)
+    if isinstance(value, msgspec.Struct):
+        tag_field = value.__struct_config__.tag_field
+        if tag_field is not None:
+            del plain[tag_field]
+    return plain
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
-"""Built once: `json.dumps` with options builds an encoder per call, an eighth of the encoding time."""
 
 
 def dumps(value: Any) -> str:
-    """Canonical JSON: sorted keys, no spaces, no NaN. The journal hashes exactly this text."""
+    """Canonical JSON (sorted keys, no spaces, no NaN), for hashing an identity such as the config's.
+
+    Not for the hot path (`encode` is several times faster). The text is the one the hand-written
+    codec produced before msgspec, so identities hashed then keep their values.
+    """
     return _CANONICAL.encode(to_plain(value))
 
 
-def from_plain(tp: type[T], data: Any, path: str = "") -> T:
-    """Build a value of type `tp` from plain JSON data, or raise DecodeError naming the path.
+@functools.cache
+def decoder(tp: Any) -> msgspec.json.Decoder[Any]:
+    """The msgspec decoder for a type, built once."""
+    return msgspec.json.Decoder(tp)
 
-    A decoder compiled once per type does the work; it refuses exactly what the checking walk
-    below refuses, but without naming anything. Only when it refuses does the walk run again,
-    to say where and why: paths are built for errors, not for every field of every message.
+
+def decode(tp: type[T], data: bytes | str, root: str = "") -> T:
+    """Parse JSON text into a value of type `tp`, or raise DecodeError naming the path and the reason.
+
+    Args:
+        root: how a path in an error starts (default: the type's name), e.g. "event 12 (OrderFilled)"
+            gives "event 12 (OrderFilled).fill.qty: not a decimal number".
     """
     try:
-        return typing.cast(T, _decoder(tp)(data))
-    except Exception:
-        return typing.cast(T, _decode(tp, data, path or getattr(tp, "__name__", "value")))
+        return typing.cast(T, decoder(typing.cast(Any, tp)).decode(data))
+    except (msgspec.DecodeError, RecursionError) as e:
+        raise translate(e, tp, root) from None
 
 
-# --- compiled decoders: the fast path of from_plain ------------------------------------
+def convert(tp: type[T], data: Any, root: str = "") -> T:
+    """Build a value of type `tp` from plain data that is already parsed, as `decode` does from text."""
+    try:
+        return msgspec.convert(data, tp)
+    except (msgspec.DecodeError, RecursionError) as e:
+        raise translate(e, tp, root) from None
 
 
-class _Refused(Exception):
-    """The fast path met something the checking walk would refuse (it then says why)."""
+# --- msgspec's errors in guard's words -------------------------------------------------
+
+_AT = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_KINDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "object": "an object",
+    "array": "a list",
+    "null": "null",
+    "decimal": "a decimal number",
+}
+_REASONS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"Expected `(?P<want>[^`]+)`, got `(?P<got>[^`]+)`"), "expected {want}, got {got}"),
+    (re.compile(r"Expected `str` of length <= (?P<n>\d+)"), "longer than the {n} characters allowed"),
+    (re.compile(r"Expected `str` of length >= (?P<n>\d+)"), "shorter than the {n} characters needed"),
+    (re.compile(r"Expected `\w+` >= (?P<n>\S+)"), "must be at least {n}"),
+    (re.compile(r"Expected `\w+` <= (?P<n>\S+)"), "must be at most {n}"),
+    (re.compile(r"Expected `\w+` > (?P<n>\S+)"), "must be more than {n}"),
+    (re.compile(r"Expected `\w+` < (?P<n>\S+)"), "must be less than {n}"),
+    (re.compile(r"Expected `array` of length (?P<n>\d+).*"), "expected a list of {n} items"),
+    (re.compile(r"Object missing required field `(?P<field>[^`]+)`"), "missing field '{field}'"),
+    (re.compile(r"Object contains unknown field `(?P<field>[^`]+)`"), "unknown field '{field}'{allowed_fields}"),
+    (re.compile(r"Invalid enum value (?P<value>.+)"), "{value} is not one of {allowed_values}"),
+    (re.compile(r"Invalid value (?P<value>.+)"), "unknown type {value}"),
+    (re.compile(r"Invalid decimal string"), "not a decimal number"),
+    (re.compile(r"Number out of range"), "the number is out of range"),
+    (re.compile(r"Integer value out of range"), "the integer is out of range"),
+    (re.compile(r"Input data was truncated"), "not JSON: the text ends too early"),
+    (re.compile(r"JSON is malformed: (?P<why>.+)"), "not JSON: {why}"),
+    (re.compile(r"Invalid UTF-8 encoded string"), "not UTF-8 text"),
+)
 
 
-def _refuse() -> Any:
-    raise _Refused
+def translate(error: Exception, tp: Any, root: str = "") -> DecodeError:
+    """msgspec's error as guard's DecodeError: "<root><path>: <reason>", the root being the type's name."""
+    where = root or getattr(tp, "__name__", "value")
+    if isinstance(error, RecursionError):
+        return DecodeError(f"{where}: nested too deeply")
+    text = str(error)
+    path = ""
+    at = _AT.search(text)
+    if at:
+        path, text = at["path"], text[: at.start()]
+    return DecodeError(f"{where}{path}: {_reason(text, tp, path)}")
 
 
-@cache
-def _decoder(tp: Any) -> typing.Callable[[Any], Any]:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return _union_decoder(typing.get_args(tp))
-    if tp is Any:
-        return lambda data: data
-    if tp is type(None):
-        return lambda data: None if data is None else _refuse()
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            item = _decoder(args[0])
-            return lambda data: tuple(map(item, data)) if type(data) in (list, tuple) else _refuse()
-        items = tuple(map(_decoder, args))
-        return lambda data: (
-            tuple(d(v) for d, v in zip(items, data, strict=True))
-            if type(data) in (list, tuple) and len(data) == len(items)
-            else _refuse()
-        )
-    if origin is dict:
-        key, value = map(_decoder, typing.get_args(tp))
-        return lambda data: {key(k): value(v) for k, v in data.items()} if type(data) is dict else _refuse()
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _dataclass_decoder(tp)
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        return tp
-    if tp is Decimal:
-        return _fast_decimal
-    if tp is bool:
-        return lambda data: data if type(data) is bool else _refuse()
-    if tp is int:
-        return lambda data: data if type(data) is int else _refuse()
-    if tp is float:
-        return lambda data: float(data) if type(data) in (int, float) and math.isfinite(data) else _refuse()
-    if tp is str:
-        return lambda data: data if type(data) is str else _refuse()
-    return lambda data: _refuse()
+def _reason(text: str, tp: Any, path: str) -> str:
+    for pattern, words in _REASONS:
+        m = pattern.fullmatch(text)
+        if m is None:
+            continue
+        found = m.groupdict()
+        if "want" in found:
+            found["want"] = " or ".join(_KINDS.get(w, w) for w in found["want"].split(" | "))
+            found["got"] = _KINDS.get(found["got"], found["got"])
+            if found["got"] == "a boolean":
+                found["got"] = "true or false"
+        if "{allowed_fields}" in words:
+            names = _field_names(_at_path(tp, path))
+            found["allowed_fields"] = f"; allowed: {', '.join(sorted(names))}" if names else ""
+        if "{allowed_values}" in words:
+            at = _at_path(tp, path)
+            if isinstance(at, type) and issubclass(at, Enum):
+                found["allowed_values"] = ", ".join(str(m.value) for m in at)
+            else:
+                return f"{found['value']} is not allowed"
+        return words.format(**found)
+    # Our own checks (a struct's __post_init__) speak guard's language already.
+    return text[:1].lower() + text[1:] if text else "does not fit"
 
 
-def _union_decoder(args: tuple[Any, ...]) -> typing.Callable[[Any], Any]:
-    optional = type(None) in args
-    candidates = [a for a in args if a is not type(None)]
-    if len(candidates) == 1:
-        only = _decoder(candidates[0])
-        return (lambda data: None if data is None else only(data)) if optional else only
-    by_name = {getattr(c, "__name__", None): _decoder(c) for c in candidates}
-    each = [_decoder(c) for c in candidates]
-
-    def decode(data: Any) -> Any:
-        if data is None and optional:
+def _at_path(tp: Any, path: str) -> Any:
+    """The type found by following a msgspec path (`.field`, `[3]`, `.key`) through `tp`, or None."""
+    for name, index in re.findall(r"\.(\w+)|(\[\d+\])", path):
+        tp = _optional_member(tp)
+        if name and isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+            fields = {f.name: f.type for f in msgspec.structs.fields(tp)}
+            tp = fields.get(name)
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        elif index and typing.get_origin(tp) is tuple:
+            args = typing.get_args(tp)
+            tp = args[0] if len(args) == 2 and args[1] is Ellipsis else None
+        else:
             return None
-        if type(data) is dict and "type" in data:
-            body = {k: v for k, v in data.items() if k != "type"}
-            return by_name[data["type"]](body)
-        for candidate in each:
-            try:
-                return candidate(data)
-            except Exception:
-                continue
-        raise _Refused
-
-    return decode
+    return _optional_member(tp)
 
 
-def _dataclass_decoder(cls: type) -> typing.Callable[[Any], Any]:
-    hints = _hints(cls)
-    names = frozenset(f.name for f in _fields(cls))
-    specs = tuple(
-        (
-            f.name,
-            _decoder(hints[f.name]),
-            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
-        )
-        for f in _fields(cls)
-    )
-
-    def decode(data: Any) -> Any:
-        if type(data) is not dict or not names.issuperset(data):
-            raise _Refused
-        kwargs = {}
-        for name, field_decoder, required in specs:
-            if name in data:
-                kwargs[name] = field_decoder(data[name])
-            elif required:
-                raise _Refused
-        return cls(**kwargs)
-
-    return decode
+def _optional_member(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        return members[0] if len(members) == 1 else tp
+    return tp
 
 
-def _fast_decimal(data: Any) -> Decimal:
-    if type(data) not in (str, int, float):
-        raise _Refused
-    value = Decimal(str(data))
-    if not value.is_finite():
-        raise _Refused
-    return value
-
-
-# --- the checking walk: says where and why a value does not fit ---------------------------
-
-
-@cache
-def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
-    return dataclasses.fields(cls)
-
-
-@cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _decode(tp: Any, data: Any, path: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return _decode_union(typing.get_args(tp), data, path)
-    if tp is Any:
-        return data
-    if tp is type(None):
-        if data is not None:
-            raise DecodeError(f"{path}: expected null, got {data!r}")
-        return None
-    if origin is tuple:
-        return _decode_tuple(typing.get_args(tp), data, path)
-    if origin is dict:
-        key_tp, value_tp = typing.get_args(tp)
-        if not isinstance(data, dict):
-            raise DecodeError(f"{path}: expected an object, got {_kind(data)}")
-        return {_decode(key_tp, k, f"{path}.{k}"): _decode(value_tp, v, f"{path}.{k}") for k, v in data.items()}
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return _decode_dataclass(tp, data, path)
-    if isinstance(tp, type) and issubclass(tp, Enum):
-        try:
-            return tp(data)
-        except ValueError:
-            allowed = ", ".join(str(m.value) for m in tp)
-            raise DecodeError(f"{path}: {data!r} is not one of {allowed}") from None
-    if tp is Decimal:
-        return _decode_decimal(data, path)
-    if tp is bool:
-        if not isinstance(data, bool):
-            raise DecodeError(f"{path}: expected true or false, got {_kind(data)}")
-        return data
-    if tp is int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            raise DecodeError(f"{path}: expected an integer, got {_kind(data)}")
-        return data
-    if tp is float:
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            raise DecodeError(f"{path}: expected a number, got {_kind(data)}")
-        if not math.isfinite(data):
-            raise DecodeError(f"{path}: expected a finite number, got {data!r}")
-        return float(data)
-    if tp is str:
-        if not isinstance(data, str):
-            raise DecodeError(f"{path}: expected a string, got {_kind(data)}")
-        return data
-    raise DecodeError(f"{path}: cannot decode type {tp!r}")
-
-
-def _decode_union(args: tuple[Any, ...], data: Any, path: str) -> Any:
-    if data is None and type(None) in args:
-        return None
-    candidates = [a for a in args if a is not type(None)]
-    if len(candidates) == 1:
-        return _decode(candidates[0], data, path)
-    # A union of dataclasses is tagged with "type" by `tagged()`.
-    if isinstance(data, dict) and "type" in data:
-        for cand in candidates:
-            if getattr(cand, "__name__", None) == data["type"]:
-                body = {k: v for k, v in data.items() if k != "type"}
-                return _decode(cand, body, path)
-        raise DecodeError(f"{path}: unknown type {data['type']!r}")
-    errors = []
-    for cand in candidates:
-        try:
-            return _decode(cand, data, path)
-        except DecodeError as e:
-            errors.append(str(e))
-    raise DecodeError(errors[0] if errors else f"{path}: no type fits {data!r}")
-
-
-def _decode_tuple(args: tuple[Any, ...], data: Any, path: str) -> tuple[Any, ...]:
-    if not isinstance(data, (list, tuple)):
-        raise DecodeError(f"{path}: expected a list, got {_kind(data)}")
-    if len(args) == 2 and args[1] is Ellipsis:
-        return tuple(_decode(args[0], v, f"{path}[{i}]") for i, v in enumerate(data))
-    if len(data) != len(args):
-        raise DecodeError(f"{path}: expected {len(args)} items, got {len(data)}")
-    return tuple(_decode(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, data, strict=True)))
-
-
-def _decode_dataclass(cls: type, data: Any, path: str) -> Any:
-    if not isinstance(data, dict):
-        raise DecodeError(f"{path}: expected an object, got {_kind(data)}")
-    hints = _hints(cls)
-    fields = _fields(cls)
-    names = {f.name for f in fields}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise DecodeError(f"{path}: unknown field {unknown[0]!r}; allowed: {', '.join(sorted(names))}")
-    kwargs = {}
-    for f in fields:
-        if f.name in data:
-            kwargs[f.name] = _decode(hints[f.name], data[f.name], f"{path}.{f.name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise DecodeError(f"{path}: missing field {f.name!r}")
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise DecodeError(f"{path}: {e}") from e
-
-
-def _decode_decimal(data: Any, path: str) -> Decimal:
-    if isinstance(data, bool) or not isinstance(data, (str, int, float)):
-        raise DecodeError(f"{path}: expected a decimal number, got {_kind(data)}")
-    try:
-        value = Decimal(str(data))
-    except InvalidOperation:
-        raise DecodeError(f"{path}: {data!r} is not a number") from None
-    if not value.is_finite():
-        raise DecodeError(f"{path}: expected a finite number, got {data!r}")
-    return value
-
-
-def _kind(data: Any) -> str:
-    if data is None:
-        return "null"
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(data), f"{type(data).__name__} {data!r}"
-    )
-
-
-def tagged(value: Any) -> dict[str, Any]:
-    """Plain form of a dataclass with its class name under "type" (for unions on the wire)."""
-    return {"type": type(value).__name__, **to_plain(value)}
+def _field_names(tp: Any) -> tuple[str, ...]:
+    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
+        return tuple(f.encode_name for f in msgspec.structs.fields(tp))
+    return ()

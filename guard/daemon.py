@@ -229,6 +229,7 @@ class Daemon:
                             tg.create_task(self._pipeline.run(), name="pipeline")
                         tg.create_task(api.serve(self.ready), name="api")
                         await self._stop.wait()
+                        await api.drain()  # commands in flight reach their broker before the session ends
                         await desk.stop("daemon stopped")
                         raise _Stop
                 except* _Stop:

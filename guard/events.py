@@ -2,12 +2,17 @@
 
 Every event carries `at`, the clock's time in milliseconds when it happened. The journal adds
 the sequence number and the hash chain around it; events themselves know nothing of storage.
+
+`Event` is a tagged union: encoded alone, an event carries its class name under "type", so any
+stream of events (an export, a future wire) says what each one is. The journal keeps the name in
+its own column as well, and decodes rows written before the tag existed (no "type" inside).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import typing
 from decimal import Decimal
+from typing import TypeAlias
 
 from guard.domain import (
     AcknowledgmentKind,
@@ -19,11 +24,15 @@ from guard.domain import (
     Proposal,
     ProposalRequest,
     TradingState,
+    Value,
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SessionStarted:
+class EventBase(Value, frozen=True, tag_field="type", tag=True):
+    """Base of every event: a frozen value tagged with its class name."""
+
+
+class SessionStarted(EventBase, frozen=True):
     at: int
     pid: int
     config_hash: str
@@ -33,14 +42,12 @@ class SessionStarted:
     """Short random id of this journal, fixed by its first session; part of every client order id."""
 
 
-@dataclass(frozen=True, slots=True)
-class SessionEnded:
+class SessionEnded(EventBase, frozen=True):
     at: int
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class AccountFunded:
+class AccountFunded(EventBase, frozen=True):
     """Paper money put into the account (the starting balance on first start)."""
 
     at: int
@@ -48,14 +55,12 @@ class AccountFunded:
     amount: Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class ProposalQueued:
+class ProposalQueued(EventBase, frozen=True):
     at: int
     proposal: Proposal
 
 
-@dataclass(frozen=True, slots=True)
-class ProposalRefused:
+class ProposalRefused(EventBase, frozen=True):
     """A proposal that never entered the queue, and why."""
 
     at: int
@@ -63,8 +68,7 @@ class ProposalRefused:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ProposalRepriced:
+class ProposalRepriced(EventBase, frozen=True):
     """The price moved past the collar: a new version at today's price, to be approved again."""
 
     at: int
@@ -72,8 +76,7 @@ class ProposalRepriced:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class DecisionRecorded:
+class DecisionRecorded(EventBase, frozen=True):
     """An operator's approve, override or reject, with what they were shown."""
 
     at: int
@@ -98,8 +101,7 @@ class DecisionRecorded:
     confirmed_risk_increase: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ApprovalCounted:
+class ApprovalCounted(EventBase, frozen=True):
     """One of the approvals a four-eyes proposal needs; it executes once enough are counted."""
 
     at: int
@@ -109,8 +111,7 @@ class ApprovalCounted:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class CommandRefused:
+class CommandRefused(EventBase, frozen=True):
     """An operator command the guard said no to, and why. Changes nothing."""
 
     at: int
@@ -120,65 +121,56 @@ class CommandRefused:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ProposalExpired:
+class ProposalExpired(EventBase, frozen=True):
     at: int
     proposal_id: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ProposalKilled:
+class ProposalKilled(EventBase, frozen=True):
     at: int
     proposal_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class ProposalFailed:
+class ProposalFailed(EventBase, frozen=True):
     at: int
     proposal_id: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class OrderSubmitted:
+class OrderSubmitted(EventBase, frozen=True):
     """The intent to send an order, journaled durably before the broker sees it."""
 
     at: int
     request: OrderRequest
 
 
-@dataclass(frozen=True, slots=True)
-class OrderAccepted:
+class OrderAccepted(EventBase, frozen=True):
     at: int
     client_order_id: str
     venue_order_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class OrderFilled:
+class OrderFilled(EventBase, frozen=True):
     at: int
     fill: Fill
     remaining: Decimal
     """Quantity of the order still open after this fill."""
 
 
-@dataclass(frozen=True, slots=True)
-class OrderCancelled:
+class OrderCancelled(EventBase, frozen=True):
     at: int
     client_order_id: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class OrderRejected:
+class OrderRejected(EventBase, frozen=True):
     at: int
     client_order_id: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class OrderUnknown:
+class OrderUnknown(EventBase, frozen=True):
     """The venue did not say whether it took the order, and lookups did not find out."""
 
     at: int
@@ -186,8 +178,7 @@ class OrderUnknown:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class FundingPaid:
+class FundingPaid(EventBase, frozen=True):
     at: int
     symbol: str
     rate: Decimal
@@ -196,8 +187,7 @@ class FundingPaid:
     """Signed: positive when the position received funding, negative when it paid."""
 
 
-@dataclass(frozen=True, slots=True)
-class PositionLiquidated:
+class PositionLiquidated(EventBase, frozen=True):
     at: int
     symbol: str
     qty: Decimal
@@ -208,8 +198,7 @@ class PositionLiquidated:
     """The isolated margin lost (positive number)."""
 
 
-@dataclass(frozen=True, slots=True)
-class TradingStateChanged:
+class TradingStateChanged(EventBase, frozen=True):
     at: int
     previous: TradingState
     state: TradingState
@@ -217,15 +206,13 @@ class TradingStateChanged:
     operator: str
 
 
-@dataclass(frozen=True, slots=True)
-class KillRequested:
+class KillRequested(EventBase, frozen=True):
     at: int
     operator: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class KillCompleted:
+class KillCompleted(EventBase, frozen=True):
     at: int
     flat: bool
     orders_cancelled: int
@@ -234,8 +221,7 @@ class KillCompleted:
     problems: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class AcknowledgmentRecorded:
+class AcknowledgmentRecorded(EventBase, frozen=True):
     at: int
     kind: AcknowledgmentKind
     operator: str
@@ -244,8 +230,7 @@ class AcknowledgmentRecorded:
     model_hash: str
 
 
-@dataclass(frozen=True, slots=True)
-class ThrottleTripped:
+class ThrottleTripped(EventBase, frozen=True):
     """Too many orders in a minute: entries stay off until a person re-enables them."""
 
     at: int
@@ -253,15 +238,13 @@ class ThrottleTripped:
     limit: int
 
 
-@dataclass(frozen=True, slots=True)
-class ThrottleReenabled:
+class ThrottleReenabled(EventBase, frozen=True):
     at: int
     operator: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class RiskLimitChanged:
+class RiskLimitChanged(EventBase, frozen=True):
     at: int
     operator: str
     key: str
@@ -270,22 +253,19 @@ class RiskLimitChanged:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ModelPaused:
+class ModelPaused(EventBase, frozen=True):
     at: int
     operator: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ModelResumed:
+class ModelResumed(EventBase, frozen=True):
     at: int
     operator: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class OperatorPresenceLost:
+class OperatorPresenceLost(EventBase, frozen=True):
     """No operator heartbeat for the configured time: the dead-man switch fired."""
 
     at: int
@@ -293,8 +273,7 @@ class OperatorPresenceLost:
     policy: str
 
 
-@dataclass(frozen=True, slots=True)
-class DeadmanApplied:
+class DeadmanApplied(EventBase, frozen=True):
     """The dead-man policy's orders were sent (after an OperatorPresenceLost that was not "hold")."""
 
     at: int
@@ -303,8 +282,7 @@ class DeadmanApplied:
     filled: int
 
 
-@dataclass(frozen=True, slots=True)
-class FeedHealthChanged:
+class FeedHealthChanged(EventBase, frozen=True):
     """A symbol's market data became unhealthy (no proposals, approvals blocked) or recovered."""
 
     at: int
@@ -313,8 +291,7 @@ class FeedHealthChanged:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class JournalFailed:
+class JournalFailed(EventBase, frozen=True):
     """The journal could not write (a full disk, an I/O error): trading HALTED. What had to be recorded
     meanwhile was kept in memory and follows this event once the journal wrote again."""
 
@@ -322,8 +299,7 @@ class JournalFailed:
     error: str
 
 
-@dataclass(frozen=True, slots=True)
-class JournalRecovered:
+class JournalRecovered(EventBase, frozen=True):
     """The journal writes again after failing since `failed_at`; trading stays HALTED until a person re-arms."""
 
     at: int
@@ -332,13 +308,12 @@ class JournalRecovered:
     """What was left out meanwhile (closed bars, feed health, refused commands): the record's only gap."""
 
 
-@dataclass(frozen=True, slots=True)
-class BarRecorded:
+class BarRecorded(EventBase, frozen=True):
     at: int
     bar: Bar
 
 
-Event = (
+Event: TypeAlias = (
     SessionStarted
     | SessionEnded
     | AccountFunded
@@ -376,5 +351,5 @@ Event = (
     | JournalRecovered
 )
 
-EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in Event.__args__}  # type: ignore[attr-defined]
+EVENT_TYPES: dict[str, type[EventBase]] = {cls.__name__: cls for cls in typing.get_args(Event)}
 """Event class by name, for decoding the journal."""

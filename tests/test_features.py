@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+import msgspec
 import numpy as np
 import pytest
 
@@ -83,7 +82,7 @@ def test_features_live_ignores_unclosed_and_duplicate_bars() -> None:
     for bar in bars[:-1]:
         last = builder.update(bar)
     assert last is not None
-    assert builder.update(dataclasses.replace(bars[-1], closed=False)) is None
+    assert builder.update(msgspec.structs.replace(bars[-1], closed=False)) is None
     assert builder.update(bars[-2]) is None
     assert builder.update(bars[-1]) is not None
 
@@ -91,7 +90,7 @@ def test_features_live_ignores_unclosed_and_duplicate_bars() -> None:
 def test_features_impossible_bar_is_rejected() -> None:
     """A bar with a non-positive price is refused with a message naming it."""
     bars = toy_bars(n=200, seed=8)
-    bars[50] = dataclasses.replace(bars[50], low=-1.0)
+    bars[50] = msgspec.structs.replace(bars[50], low=-1.0)
     with pytest.raises(InvalidMarketData, match="impossible values"):
         build_series(bars)
     with pytest.raises(InvalidMarketData, match="positive"):

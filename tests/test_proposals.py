@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from decimal import Decimal
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -107,7 +107,7 @@ def test_policy_caps_notional_at_the_risk_limit() -> None:
 
 def test_policy_leverage_respects_risk_and_market_caps() -> None:
     """Leverage never exceeds the risk limit, the market's maximum or the hard cap."""
-    spec = dataclasses.replace(SPEC, max_leverage=Decimal(2))
+    spec = msgspec.structs.replace(SPEC, max_leverage=Decimal(2))
     policy = _policy(RiskLimits(Decimal(25_000), Decimal(20)), max_leverage=20)
     request = policy.propose(_signal(0.9), EQUITY, spec, PRICE)
     assert request is not None and request.leverage == Decimal(2)

@@ -435,7 +435,7 @@ class Hub:
 
 def _changed(old: StatusView, new: StatusView) -> bool:
     """Status differs in anything but the clock."""
-    return any(getattr(old, f) != getattr(new, f) for f in StatusView.__dataclass_fields__ if f != "server_time")
+    return any(getattr(old, f) != getattr(new, f) for f in StatusView.__struct_fields__ if f != "server_time")
 
 
 def _proposal_id(event: Event) -> str:

@@ -1,22 +1,29 @@
 """The control API's wire protocol: typed, versioned messages, shared by the daemon and its clients.
 
 Every frame is one JSON object with `"v": PROTOCOL_VERSION` and `"type"`: the class name of the
-message. Clients send commands (each with a client-chosen `id`); the daemon answers each with a
-`Reply` carrying that id, only after the command's effect is journaled. The daemon also pushes
+message (commands and messages are tagged unions of frozen msgspec Structs). Clients send commands
+(each with a client-chosen `id`); the daemon answers each with a `Reply` carrying that id, only
+after the command's effect is journaled. The daemon also pushes
 views: a `Snapshot` on connect, then `StatusChanged`, `ProposalsChanged`, `PositionsChanged`,
 `EventsLogged` (one per journal commit), `AlertRaised` and `Prices` as things happen.
 
 Views are computed by the daemon (what can be approved and why not, liquidation distance, hit
 rates): a client renders them and never decides anything itself. This module imports only the
 shared domain types, so a TUI that imports it pulls in neither torch, ccxt nor the risk code.
+
+What a client sends is bounded where it enters: every string has a length limit, integers a range,
+and every decimal must be finite, positive and of a sane size (`check_numbers`). A frame that does
+not fit is refused with the path of what was wrong; it never reaches the desk.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+import typing
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, TypeAlias
+
+import msgspec
+from msgspec import Meta
 
 from guard import codec
 from guard.domain import (
@@ -28,6 +35,7 @@ from guard.domain import (
     ProposalStatus,
     Side,
     TradingState,
+    Value,
 )
 from guard.errors import DecodeError
 
@@ -40,126 +48,146 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Daemon messages carry whole views (a snapshot of 1,000 pending proposals is ~1.6 MB): a client
 reading the daemon accepts far more than the daemon accepts from a client."""
 
+MAX_OPERATOR_CHARS = 64
+"""An operator id is 1 to this many characters, on every route."""
+MAX_DIGITS = 24
+"""Significant digits a decimal from a client may have."""
+MAX_EXPONENT = 12
+"""A decimal from a client lies between 1e-12 and 1e13 (its adjusted exponent within ±12)."""
+
+# What a client may send, bounded: a string's length, an integer's range.
+CommandId = Annotated[str, Meta(max_length=128)]
+OperatorName = Annotated[str, Meta(max_length=MAX_OPERATOR_CHARS)]
+ClientName = Annotated[str, Meta(max_length=64)]
+ProposalId = Annotated[str, Meta(max_length=64)]
+Symbol = Annotated[str, Meta(max_length=64)]
+Reason = Annotated[str, Meta(max_length=1000)]
+Phrase = Annotated[str, Meta(max_length=200)]
+"""Typed acknowledgments (RE-ARM, the risk phrases): short sentences."""
+LimitKey = Annotated[str, Meta(max_length=64)]
+LimitValue = Annotated[str, Meta(max_length=64)]
+Version = Annotated[int, Meta(ge=1, le=2**31 - 1)]
+
+
+class Frame(Value, frozen=True, tag_field="type", tag=True, kw_only=True):
+    """A whole frame: tagged with its class name, and carrying the protocol version."""
+
+    v: int = PROTOCOL_VERSION
+
+
+class CommandFrame(Frame, frozen=True):
+    """Base of the commands a client sends."""
+
+
+class MessageFrame(Frame, frozen=True):
+    """Base of the messages the daemon sends."""
+
 
 # --- commands (client -> daemon) ---------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Hello:
+class Hello(CommandFrame, frozen=True):
     """Names the operator behind this connection. Required before any other command."""
 
-    id: str
-    operator: str
-    client: str = "tui"
+    id: CommandId
+    operator: OperatorName
+    client: ClientName = "tui"
 
 
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
+class Heartbeat(CommandFrame, frozen=True):
     """I am still here (the dead-man switch listens for these)."""
 
-    id: str
+    id: CommandId
 
 
-@dataclass(frozen=True, slots=True)
-class Propose:
+class Propose(CommandFrame, frozen=True):
     """An operator's own trade idea: priced and risk-checked like the model's, and still needs approval."""
 
-    id: str
-    symbol: str
+    id: CommandId
+    symbol: Symbol
     side: Side
     qty: Decimal
     leverage: Decimal
     stop: Decimal | None = None
     take_profit: Decimal | None = None
     limit_price: Decimal | None = None
-    reason: str = ""
+    reason: Reason = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Approve:
-    id: str
-    proposal_id: str
-    version: int
+class Approve(CommandFrame, frozen=True):
+    id: CommandId
+    proposal_id: ProposalId
+    version: Version
     """The version the operator saw; a re-priced proposal must be looked at again."""
-    reason: str = ""
+    reason: Reason = ""
     confirm_novel: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Override:
-    id: str
-    proposal_id: str
-    version: int
+class Override(CommandFrame, frozen=True):
+    id: CommandId
+    proposal_id: ProposalId
+    version: Version
     edits: OverrideEdits
-    reason: str = ""
+    reason: Reason = ""
     confirm_risk_increase: bool = False
     confirm_novel: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Reject:
-    id: str
-    proposal_id: str
-    reason: str = ""
+class Reject(CommandFrame, frozen=True):
+    id: CommandId
+    proposal_id: ProposalId
+    reason: Reason = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Kill:
-    id: str
-    reason: str = ""
+class Kill(CommandFrame, frozen=True):
+    id: CommandId
+    reason: Reason = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Rearm:
-    id: str
-    acknowledgment: str
-    reason: str = ""
+class Rearm(CommandFrame, frozen=True):
+    id: CommandId
+    acknowledgment: Phrase
+    reason: Reason = ""
 
 
-@dataclass(frozen=True, slots=True)
-class PauseModel:
-    id: str
-    reason: str = ""
+class PauseModel(CommandFrame, frozen=True):
+    id: CommandId
+    reason: Reason = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ResumeModel:
-    id: str
-    reason: str = ""
+class ResumeModel(CommandFrame, frozen=True):
+    id: CommandId
+    reason: Reason = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ClosePosition:
-    id: str
-    symbol: str
+class ClosePosition(CommandFrame, frozen=True):
+    id: CommandId
+    symbol: Symbol
     qty: Decimal | None = None
     """None closes all of it; a quantity reduces it."""
-    reason: str = ""
+    reason: Reason = ""
 
 
-@dataclass(frozen=True, slots=True)
-class SetRiskLimit:
-    id: str
-    key: str
-    value: str
+class SetRiskLimit(CommandFrame, frozen=True):
+    id: CommandId
+    key: LimitKey
+    value: LimitValue
     """The new value as text, validated exactly like config.toml."""
-    reason: str = ""
+    reason: Reason = ""
 
 
-@dataclass(frozen=True, slots=True)
-class Acknowledge:
-    id: str
+class Acknowledge(CommandFrame, frozen=True):
+    id: CommandId
     kind: AcknowledgmentKind
-    text: str
+    text: Phrase
 
 
-@dataclass(frozen=True, slots=True)
-class ReenableThrottle:
-    id: str
-    reason: str = ""
+class ReenableThrottle(CommandFrame, frozen=True):
+    id: CommandId
+    reason: Reason = ""
 
 
-Command = (
+Command: TypeAlias = (
     Hello
     | Heartbeat
     | Propose
@@ -175,14 +203,13 @@ Command = (
     | Acknowledge
     | ReenableThrottle
 )
-COMMAND_TYPES: dict[str, type] = {cls.__name__: cls for cls in Command.__args__}  # type: ignore[attr-defined]
+COMMAND_TYPES: dict[str, type[Frame]] = {cls.__name__: cls for cls in typing.get_args(Command)}
 
 
 # --- views (daemon -> client) ------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class ProposalView:
+class ProposalView(Value, frozen=True):
     """A pending proposal as an operator should see it, with what the daemon says about it."""
 
     proposal: Proposal
@@ -199,16 +226,14 @@ class ProposalView:
     live_hit_rate_at_confidence: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PositionView:
+class PositionView(Value, frozen=True):
     position: Position
     mark: Decimal | None
     unrealized_pnl: Decimal | None
     liquidation_distance_pct: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class ModelStatus:
+class ModelStatus(Value, frozen=True):
     loaded: bool
     model_id: str
     age_days: float | None
@@ -221,8 +246,7 @@ class ModelStatus:
     acknowledged: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class StatusView:
+class StatusView(Value, frozen=True):
     trading_state: TradingState
     state_reason: str
     equity: Decimal
@@ -247,16 +271,14 @@ class StatusView:
     """Acknowledgments the daemon is waiting for before it lets the model propose."""
 
 
-@dataclass(frozen=True, slots=True)
-class LoggedEvent:
+class LoggedEvent(Value, frozen=True):
     seq: int
     at: int
     type: str
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
+class Alert(Value, frozen=True):
     at: int
     level: str
     """"critical", "warning" or "info"."""
@@ -264,8 +286,7 @@ class Alert:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class BucketView:
+class BucketView(Value, frozen=True):
     """One confidence bucket: how often the model was right live, beside what its card claimed."""
 
     lo: float
@@ -276,8 +297,7 @@ class BucketView:
     claimed_count: int
 
 
-@dataclass(frozen=True, slots=True)
-class PerformanceView:
+class PerformanceView(MessageFrame, frozen=True):
     """The model's live record next to its card's claims (`GET /v1/model/performance`)."""
 
     model_id: str
@@ -302,16 +322,14 @@ class PerformanceView:
 # --- pushed messages ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(MessageFrame, frozen=True, gc=True):  # holds a dict: tracked
     id: str
     ok: bool
     reason: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(MessageFrame, frozen=True, gc=True):  # holds a dict: tracked
     status: StatusView
     proposals: tuple[ProposalView, ...]
     positions: tuple[PositionView, ...]
@@ -321,41 +339,35 @@ class Snapshot:
     """Recent marks per symbol, oldest first (for sparklines)."""
 
 
-@dataclass(frozen=True, slots=True)
-class StatusChanged:
+class StatusChanged(MessageFrame, frozen=True):
     status: StatusView
 
 
-@dataclass(frozen=True, slots=True)
-class ProposalsChanged:
+class ProposalsChanged(MessageFrame, frozen=True):
     upserted: tuple[ProposalView, ...]
     removed: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class PositionsChanged:
+class PositionsChanged(MessageFrame, frozen=True):
     positions: tuple[PositionView, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class EventsLogged:
+class EventsLogged(MessageFrame, frozen=True):
     """The events of one journal commit: a kill's hundred order events are one frame, not a hundred."""
 
     events: tuple[LoggedEvent, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class AlertRaised:
+class AlertRaised(MessageFrame, frozen=True):
     alert: Alert
 
 
-@dataclass(frozen=True, slots=True)
-class Prices:
+class Prices(MessageFrame, frozen=True, gc=True):  # holds a dict: tracked
     at: int
     marks: dict[str, float]
 
 
-Message = (
+Message: TypeAlias = (
     PerformanceView
     | Reply
     | Snapshot
@@ -366,55 +378,110 @@ Message = (
     | AlertRaised
     | Prices
 )
-MESSAGE_TYPES: dict[str, type] = {cls.__name__: cls for cls in Message.__args__}  # type: ignore[attr-defined]
+MESSAGE_TYPES: dict[str, type[Frame]] = {cls.__name__: cls for cls in typing.get_args(Message)}
 
 
 # --- framing -----------------------------------------------------------------------------
 
 
-def encode(message: Any) -> str:
+def encode(message: Frame) -> str:
     """One frame: the message's fields, its type name and the protocol version."""
-    return json.dumps(
-        {"v": PROTOCOL_VERSION, "type": type(message).__name__, **codec.to_plain(message)},
-        separators=(",", ":"),
-        allow_nan=False,
-    )
+    return codec.encode(message).decode()
 
 
-def _decode(text: str | bytes, types: dict[str, type], limit: int = MAX_FRAME_BYTES) -> Any:
-    if len(text) > limit:
-        raise DecodeError(f"frame of {len(text)} bytes is larger than {limit}")
+class _Header(msgspec.Struct):
+    """A frame's version, type and id, read before the rest: the rest is skipped unbuilt on this first look."""
+
+    v: Any = None
+    type: Any = None
+    id: Any = None
+
+
+_HEADER = msgspec.json.Decoder(_Header)
+
+
+def _header(data: str | bytes, limit: int) -> _Header:
+    if len(data) > limit:
+        raise DecodeError(f"frame of {len(data)} bytes is larger than {limit}")
     try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise DecodeError(f"not JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise DecodeError("a frame must be a JSON object")
-    version = data.pop("v", None)
-    if version != PROTOCOL_VERSION:
-        raise DecodeError(f"protocol version {version!r} is not supported; this daemon speaks {PROTOCOL_VERSION}")
-    type_name = data.pop("type", None)
-    cls = types.get(type_name) if isinstance(type_name, str) else None
+        return _HEADER.decode(data)
+    except msgspec.ValidationError:
+        raise DecodeError("a frame must be a JSON object") from None
+    except (msgspec.DecodeError, RecursionError) as e:
+        raise codec.translate(e, _Header, "frame") from None
+
+
+def _decode(data: str | bytes, types: dict[str, type[Frame]], limit: int) -> Frame:
+    header = _header(data, limit)
+    if header.v != PROTOCOL_VERSION or type(header.v) is not int:
+        raise DecodeError(
+            f"protocol version {_short(header.v)} is not supported; this daemon speaks {PROTOCOL_VERSION}"
+        )
+    cls = types.get(header.type) if isinstance(header.type, str) else None
     if cls is None:
-        raise DecodeError(f"unknown message type {type_name!r}; known: {', '.join(sorted(types))}")
-    return codec.from_plain(cls, data, path=type_name)
+        raise DecodeError(f"unknown message type {_short(header.type)}; known: {', '.join(sorted(types))}")
+    return codec.decode(cls, data, root=cls.__name__)
 
 
-def decode_command(text: str | bytes) -> Command:
-    """Parse a client frame. Raises DecodeError naming what is wrong."""
-    return _decode(text, COMMAND_TYPES)  # type: ignore[no-any-return]
+def decode_command(data: str | bytes) -> Command:
+    """Parse a client frame, with every number bounded. Raises DecodeError naming what is wrong, whatever the input."""
+    command: Command = _decode(data, COMMAND_TYPES, MAX_FRAME_BYTES)  # type: ignore[assignment]
+    check_numbers(command)
+    return command
 
 
-def decode_message(text: str | bytes) -> Message:
+def decode_message(data: str | bytes) -> Message:
     """Parse a daemon frame (for clients)."""
-    return _decode(text, MESSAGE_TYPES, MAX_MESSAGE_BYTES)  # type: ignore[no-any-return]
+    return _decode(data, MESSAGE_TYPES, MAX_MESSAGE_BYTES)  # type: ignore[return-value]
 
 
-def command_id(text: str | bytes) -> str:
+def command_id(data: str | bytes) -> str:
     """The `id` of a frame that failed to parse, if it has one, so the error reply can name it."""
     try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+        value = _header(data, MAX_FRAME_BYTES).id
+    except DecodeError:
         return ""
-    value = data.get("id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else ""
+    return value if isinstance(value, str) and len(value) <= 128 else ""
+
+
+# --- numbers from clients ----------------------------------------------------------------
+
+_DECIMALS: dict[type, tuple[str, ...]] = {
+    Propose: ("qty", "leverage", "stop", "take_profit", "limit_price"),
+    ClosePosition: ("qty",),
+}
+_EDITS = ("qty", "leverage", "stop", "take_profit", "limit_price")
+
+
+def check_numbers(command: Command) -> None:
+    """Every decimal a command carries is finite, positive and of a sane size, or DecodeError names it.
+
+    msgspec reads "1e999999", "sNaN" or a 4,000-digit number into a Decimal without complaint;
+    arithmetic on them later raises or overflows (a re-price at approval did). They stop here.
+    """
+    name = type(command).__name__
+    for field in _DECIMALS.get(type(command), ()):
+        bounded(f"{name}.{field}", getattr(command, field))
+    if isinstance(command, Override):
+        for field in _EDITS:
+            bounded(f"{name}.edits.{field}", getattr(command.edits, field))
+
+
+def bounded(where: str, value: Decimal | None) -> None:
+    """Raise DecodeError unless `value` is None or a finite, positive decimal of a sane size."""
+    if value is None:
+        return
+    if not value.is_finite():
+        raise DecodeError(f"{where}: expected a finite number, got {_short(value)}")
+    if value <= 0:
+        raise DecodeError(f"{where}: must be more than 0, got {_short(value)}")
+    if len(value.as_tuple().digits) > MAX_DIGITS or not -MAX_EXPONENT <= value.adjusted() <= MAX_EXPONENT:
+        raise DecodeError(
+            f"{where}: {_short(value)} is out of range: at most {MAX_DIGITS} digits, "
+            f"between 1e-{MAX_EXPONENT} and 1e{MAX_EXPONENT + 1}"
+        )
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value) if not isinstance(value, Decimal) else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

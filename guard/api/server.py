@@ -3,8 +3,13 @@
 WebSocket `/v1/ws`: a Snapshot on connect, then pushed views; commands answered with a Reply
 after they are journaled. REST `POST /v1/commands` takes the same commands (the operator in the
 `X-Guard-Operator` header). `/health` needs no token and says only whether the daemon is up;
-everything else does. A malformed frame gets an error reply and changes nothing; the connection
-stays open.
+everything else does.
+
+Each command fails alone. A frame that cannot be parsed gets a refusal naming what was wrong (over
+REST: HTTP 400) and changes nothing; the connection stays open. A command runs as a task of the
+server, not of the connection it came on: a client that disconnects, or a frame that breaks its
+connection, cannot cancel an approval between its durable decision and its order. At shutdown,
+`drain()` lets commands in flight finish before the desk closes its session.
 """
 
 from __future__ import annotations
@@ -16,35 +21,43 @@ import itertools
 import os
 import secrets
 import stat
+import typing
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
-from guard.api.commands import CommandHandler
+from guard.api.dispatch import CommandHandler
 from guard.api.hub import Hub, Presence, Subscription
 from guard.api.protocol import (
     MAX_FRAME_BYTES,
+    MAX_OPERATOR_CHARS,
     OPERATOR_HEADER,
     PROTOCOL_VERSION,
     Command,
     Heartbeat,
     Hello,
+    Kill,
     Reply,
     command_id,
     decode_command,
     encode,
 )
 from guard.config import ApiSection, is_loopback
-from guard.errors import DaemonError, DecodeError
+from guard.errors import BadInput, DaemonError, DecodeError
 from guard.paths import StatePaths
 
 log = structlog.get_logger(__name__)
 
 SEND_TIMEOUT = 2.0
 """A client that cannot take one message for this long has stopped reading: it is dropped."""
+DRAIN_SECONDS = 10.0
+"""At shutdown, how long commands in flight get to finish (an order already decided reaches its broker)."""
+MAX_WS_MESSAGE_BYTES = 1024 * 1024
+"""The WebSocket transport's own limit. Frames above MAX_FRAME_BYTES but below this are refused with a
+reply and the connection stays; only a frame beyond this closes it (aiohttp would have to buffer it)."""
 _PUBLIC = frozenset({"/health"})
 
 
@@ -95,11 +108,13 @@ class ApiServer:
         self._ids = itertools.count(1)
         self._tasks: asyncio.TaskGroup | None = None
         self._handler: CommandHandler | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._accepting = True
         self.address = ""
 
     async def serve(self, ready: asyncio.Event | None = None) -> None:
-        """Serve until cancelled. Commands' follow-up work (a kill's clean-up) runs in this task group."""
-        app = web.Application(middlewares=[self._auth], client_max_size=MAX_FRAME_BYTES)
+        """Serve until cancelled. Commands, and their follow-up work (a kill's clean-up), run in this task group."""
+        app = web.Application(middlewares=[self._errors, self._auth], client_max_size=MAX_FRAME_BYTES)
         app.router.add_get("/health", self._get_health)
         app.router.add_get("/metrics", self._get_metrics)
         app.router.add_get("/v1/snapshot", self._get_snapshot)
@@ -116,12 +131,27 @@ class ApiServer:
                 await self._start_site(runner)
                 if ready is not None:
                     ready.set()
-                await asyncio.Event().wait()
+                try:
+                    await asyncio.Event().wait()
+                except asyncio.CancelledError:
+                    # Cancelled without a drain (the daemon failing elsewhere): commands past their
+                    # durable decision still get to reach their broker before the group cancels them.
+                    await self.drain()
+                    raise
         finally:
             await runner.cleanup()
             if self._settings.transport == "unix":
                 self._paths.socket.unlink(missing_ok=True)
             self._paths.endpoint.unlink(missing_ok=True)
+
+    async def drain(self) -> None:
+        """Take no more commands (but a kill), and wait up to DRAIN_SECONDS for those in flight to finish."""
+        self._accepting = False
+        if self._in_flight:
+            log.info("api_draining", commands=len(self._in_flight))
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=DRAIN_SECONDS)
+            if pending:
+                log.error("api_drain_timed_out", commands=len(pending), seconds=DRAIN_SECONDS)
 
     async def _start_site(self, runner: web.AppRunner) -> None:
         if self._settings.transport == "unix":
@@ -136,13 +166,30 @@ class ApiServer:
         else:
             site = web.TCPSite(runner, self._settings.host, self._settings.port)
             await site.start()
-            server = site._server  # aiohttp exposes the bound port only here
+            # aiohttp exposes the bound port only here; typed as the abstract server, it is an asyncio.Server
+            server = typing.cast("asyncio.Server | None", site._server)
             port = server.sockets[0].getsockname()[1] if server and server.sockets else self._settings.port
             self.address = f"http://{self._settings.host}:{port}"
             self._paths.endpoint.write_text(f"{self._settings.host}:{port}\n", encoding="utf-8")
         log.info("api_listening", address=self.address)
 
-    # --- auth ------------------------------------------------------------------------
+    # --- middlewares ---------------------------------------------------------------
+
+    @web.middleware
+    async def _errors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """No input answers 500: bad input is a 400 naming what was wrong. A 500 is our own bug, logged as one."""
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except BadInput as e:
+            return web.json_response({"error": str(e)}, status=400)
+        except Exception as e:
+            log.exception("api_request_failed", path=request.path, method=request.method)
+            text = f"internal error ({type(e).__name__}): see the daemon's log"
+            return web.json_response({"error": text}, status=500)
 
     @web.middleware
     async def _auth(
@@ -152,7 +199,10 @@ class ApiServer:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
-        if scheme != "Bearer" or not hmac.compare_digest(presented.strip().encode(), self._token):
+        # Header text that is not UTF-8 arrives with surrogate escapes: compare its bytes, never fail on it.
+        if scheme != "Bearer" or not hmac.compare_digest(
+            presented.strip().encode("utf-8", "surrogateescape"), self._token
+        ):
             log.warning("api_unauthorized", path=request.path, remote=request.remote)
             return web.json_response({"error": "missing or wrong token"}, status=401)
         return await handler(request)
@@ -175,34 +225,75 @@ class ApiServer:
         return web.Response(text=encode(self._performance()), content_type="application/json")
 
     async def _post_command(self, request: web.Request) -> web.Response:
-        operator = request.headers.get(OPERATOR_HEADER, "").strip()
-        body = await request.text()
+        body = await request.read()  # bytes: text that is not UTF-8 is refused by the decoder, with a reason
         try:
             command = decode_command(body)
         except DecodeError as e:
-            return web.Response(
-                text=encode(Reply(command_id(body), False, str(e))), status=400, content_type="application/json"
-            )
-        if not operator:
-            reply = Reply(command.id, False, f"say who you are: the {OPERATOR_HEADER} header is required")
-            return web.Response(text=encode(reply), status=400, content_type="application/json")
+            return _json(Reply(command_id(body), False, str(e)), status=400)
+        operator = request.headers.get(OPERATOR_HEADER, "").strip()
+        problem = operator_problem(operator)
+        if problem:
+            return _json(Reply(command.id, False, f"say who you are in the {OPERATOR_HEADER} header: {problem}"), 400)
         self._presence.heard_from(operator)
         answered = asyncio.get_running_loop().create_future()
-        reply = await self._run(command, operator, answered)
-        response = web.Response(text=encode(reply), content_type="application/json")
+        outcome: asyncio.Future[tuple[Reply, bool]] = asyncio.get_running_loop().create_future()
+
+        def deliver(reply: Reply, failed: bool) -> None:
+            if not outcome.done():  # cancelled when the client hung up: the command ran all the same
+                outcome.set_result((reply, failed))
+
+        self._start(command, operator, answered, deliver)
+        # A client that hangs up (or the server closing its connections) cancels this wait, never the
+        # command: that runs in the server's task group.
+        reply, failed = await outcome
+        response = _json(reply, status=500 if failed else 200)
         answered.set_result(None)  # aiohttp writes the response as this handler returns, before any await
         return response
 
-    async def _run(self, command: Command, operator: str, answered: asyncio.Future[None]) -> Reply:
+    # --- running commands --------------------------------------------------------------
+
+    def _start(
+        self,
+        command: Command,
+        operator: str,
+        answered: asyncio.Future[None],
+        deliver: Callable[[Reply, bool], None],
+    ) -> None:
+        """Run a command in the server's task group and hand `deliver` its reply, and whether it failed by our
+        own fault (an internal error rather than a refusal). `deliver` must not raise."""
+        assert self._tasks is not None
+        if not self._accepting and not isinstance(command, Kill):
+            deliver(Reply(command.id, False, "the daemon is stopping: only a kill is taken now"), False)
+            return
+        task = self._tasks.create_task(self._run(command, operator, answered, deliver))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _run(
+        self,
+        command: Command,
+        operator: str,
+        answered: asyncio.Future[None],
+        deliver: Callable[[Reply, bool], None],
+    ) -> None:
         assert self._handler is not None
         log.info("command_received", command=type(command).__name__, operator=operator, id=command.id)
-        return await self._handler.handle(command, operator, answered)
+        try:
+            reply = await self._handler.handle(command, operator, answered)
+        except Exception as e:  # our bug, not the operator's: logged as one, answered, and nothing else is touched
+            log.exception("command_crashed", command=type(command).__name__, operator=operator, id=command.id)
+            text = f"internal error ({type(e).__name__}): see the daemon's log, then check the journal"
+            deliver(Reply(command.id, False, text), True)
+            return
+        deliver(reply, False)
 
     # --- WebSocket -------------------------------------------------------------------
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         # A short close timeout: dropping a client that stopped reading must not wait on its full buffers.
-        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=MAX_FRAME_BYTES, timeout=1.0)
+        # Text arrives as bytes (decode_text=False): a frame that is not UTF-8 is refused with a reply by the
+        # decoder, where aiohttp would close the connection.
+        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=MAX_WS_MESSAGE_BYTES, timeout=1.0, decode_text=False)
         await ws.prepare(request)
         connection = next(self._ids)
         subscription, snapshot = self._hub.attach()
@@ -212,35 +303,7 @@ class ApiServer:
             async with asyncio.TaskGroup() as tg:
                 pump = tg.create_task(self._pump(request, ws, subscription))
                 async for frame in ws:
-                    if frame.type is not WSMsgType.TEXT:
-                        if frame.type is WSMsgType.BINARY:
-                            subscription.offer(Reply("", False, "binary frames are not part of the protocol"))
-                        continue
-                    try:
-                        command = decode_command(frame.data)
-                    except DecodeError as e:
-                        subscription.offer(Reply(command_id(frame.data), False, str(e)))
-                        continue
-                    if isinstance(command, Hello):
-                        operator = command.operator.strip()
-                        if not operator or len(operator) > 64:
-                            operator = None
-                            subscription.offer(Reply(command.id, False, "an operator id is 1 to 64 characters"))
-                            continue
-                        self._presence.hello(connection, operator)
-                        log.info("operator_attached", operator=operator, client=command.client, connection=connection)
-                        subscription.offer(Reply(command.id, True, f"hello {operator}"))
-                        self._hub.publish_status()
-                        continue
-                    if operator is None:
-                        subscription.offer(Reply(command.id, False, "say hello first: every command needs an operator"))
-                        continue
-                    if isinstance(command, Heartbeat):
-                        self._presence.heartbeat(connection)
-                        subscription.offer(Reply(command.id, True))
-                        continue
-                    self._presence.heartbeat(connection)
-                    tg.create_task(self._answer(subscription, command, operator))
+                    operator = self._on_frame(frame, subscription, connection, operator)
                 pump.cancel()
         except* (TimeoutError, ConnectionResetError):
             pass
@@ -252,9 +315,42 @@ class ApiServer:
                 self._hub.publish_status()
         return ws
 
-    async def _answer(self, subscription: Subscription, command: Command, operator: str) -> None:
+    def _on_frame(
+        self, frame: WSMessage, subscription: Subscription, connection: int, operator: str | None
+    ) -> str | None:
+        """Answer one frame; returns the connection's operator (set by a Hello). Never raises for any input."""
+        if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            return operator
+        data: bytes | str = frame.data
+        try:
+            command = decode_command(data)
+        except DecodeError as e:
+            subscription.offer(Reply(command_id(data), False, str(e)))
+            return operator
+        if frame.type is WSMsgType.BINARY:
+            subscription.offer(Reply(command.id, False, "binary frames are not part of the protocol: send text"))
+            return operator
+        if isinstance(command, Hello):
+            name = command.operator.strip()
+            problem = operator_problem(name)
+            if problem:  # refused like any other frame: the connection keeps the operator it had
+                subscription.offer(Reply(command.id, False, problem))
+                return operator
+            self._presence.hello(connection, name)
+            log.info("operator_attached", operator=name, client=command.client, connection=connection)
+            subscription.offer(Reply(command.id, True, f"hello {name}"))
+            self._hub.publish_status()
+            return name
+        if operator is None:
+            subscription.offer(Reply(command.id, False, "say hello first: every command needs an operator"))
+            return operator
+        self._presence.heartbeat(connection)
+        if isinstance(command, Heartbeat):
+            subscription.offer(Reply(command.id, True))
+            return operator
         answered = asyncio.get_running_loop().create_future()
-        subscription.offer(await self._run(command, operator, answered), on_sent=answered)
+        self._start(command, operator, answered, lambda reply, _: subscription.offer(reply, on_sent=answered))
+        return operator
 
     async def _pump(self, request: web.Request, ws: web.WebSocketResponse, subscription: Subscription) -> None:
         """Send this client's messages in order; drop the client if it cannot keep up."""
@@ -277,3 +373,14 @@ class ApiServer:
             request.transport.abort()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.close(code=1013, message=why.encode()), 0.5)
+
+
+def operator_problem(operator: str) -> str:
+    """Why this operator id cannot be used ("" when it can): 1 to 64 printable characters, on every route."""
+    if not operator or len(operator) > MAX_OPERATOR_CHARS or not operator.isprintable():
+        return f"an operator id is 1 to {MAX_OPERATOR_CHARS} printable characters"
+    return ""
+
+
+def _json(reply: Reply, status: int = 200) -> web.Response:
+    return web.Response(text=encode(reply), status=status, content_type="application/json")

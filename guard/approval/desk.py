@@ -10,17 +10,17 @@ before anything is recorded.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import math
 import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import structlog
+from msgspec.structs import fields, replace
 
 from guard import codec
 from guard.approval.execution import Execution, reducing_order, symbol_tag
@@ -89,6 +89,9 @@ log = structlog.get_logger(__name__)
 
 REARM_PHRASE = "RE-ARM"
 """What an operator types to leave HALTED or REDUCING."""
+
+PRICE_SANITY_MULTIPLE = 10
+"""A proposal's limit, stop or take-profit lies within this factor of the market price, either way."""
 
 ACKNOWLEDGMENT_PHRASES: Mapping[AcknowledgmentKind, str] = {
     AcknowledgmentKind.MODEL_PROPOSALS: "I UNDERSTAND THE MODEL CAN BE WRONG",
@@ -436,6 +439,7 @@ class ApprovalDesk:
             value = getattr(r, name)
             if value is not None:
                 _positive(name, value)
+        self._check_prices(r.symbol, stop=r.stop, take_profit=r.take_profit, limit_price=r.limit_price)
         if r.order_type is OrderType.LIMIT and r.limit_price is None:
             raise InvalidCommand("a limit proposal needs a limit price")
         if r.order_type not in (OrderType.MARKET, OrderType.LIMIT):
@@ -448,6 +452,20 @@ class ApprovalDesk:
             raise InvalidCommand(f"sigma must be a non-negative number, got {r.sigma!r}")
         if not (math.isfinite(r.horizon_seconds) and r.horizon_seconds > 0):
             raise InvalidCommand(f"horizon_seconds must be positive, got {r.horizon_seconds!r}")
+
+    def _check_prices(self, symbol: str, **prices: Decimal | None) -> None:
+        """A limit, stop or take-profit within PRICE_SANITY_MULTIPLE of the market price (once there is one):
+        anything further is a typo or an attack, and its arithmetic (a re-price, a collar) can overflow."""
+        mark = self.marks.get(symbol)
+        if mark is None or mark <= 0:
+            return
+        low, high = mark / PRICE_SANITY_MULTIPLE, mark * PRICE_SANITY_MULTIPLE
+        for name, value in prices.items():
+            if value is not None and not low <= value <= high:
+                raise InvalidCommand(
+                    f"{name} {value} is more than {PRICE_SANITY_MULTIPLE}x away from the market price {mark} "
+                    f"of {symbol}: allowed {low:.6g} to {high:.6g}"
+                )
 
     def _refuse_proposal(self, r: ProposalRequest) -> str:
         state = self.state
@@ -619,6 +637,7 @@ class ApprovalDesk:
         if record is None:
             return refusal
         p = record.proposal
+        self._check_prices(p.symbol, stop=edits.stop, take_profit=edits.take_profit, limit_price=edits.limit_price)
         edited, diff, riskier = self._edited(p, edits)
         if riskier and not confirm_risk_increase:
             return await self._refuse(
@@ -1074,7 +1093,7 @@ def _validate_edits(edits: OverrideEdits) -> None:
         value = getattr(edits, name)
         if value is not None:
             _positive(name, value)
-    if all(getattr(edits, f.name) is None for f in dataclasses.fields(edits)):
+    if all(getattr(edits, f.name) is None for f in fields(edits)):
         raise InvalidCommand("the override changes nothing: approve instead")
 
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
+
+from msgspec.structs import replace
 
 from guard import codec
 from guard.domain import ZERO, Balance, Fill, MarketKind, MarketSpec, OrderRequest, OrderType, Position, Side

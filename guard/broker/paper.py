@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 import structlog
+from msgspec.structs import replace
 
 from guard.broker.base import Answer, BrokerReport, answer
 from guard.broker.ledger import Account, money

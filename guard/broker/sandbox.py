@@ -38,6 +38,7 @@ from typing import Any
 
 import aiohttp
 import ccxt
+import msgspec
 import structlog
 
 from guard.broker.base import Answer, BrokerReport, answers_at_once
@@ -384,7 +385,7 @@ class SandboxBroker:
         for order in orders:
             tracked = self._tracked.get(order.client_order_id)
             if tracked is not None:
-                out.append(replace(tracked.request, qty=order.qty - order.executed))
+                out.append(msgspec.structs.replace(tracked.request, qty=order.qty - order.executed))
             else:
                 out.append(_foreign_request(order))
         return out

@@ -9,7 +9,6 @@ that is what the anchor (`guard.journal.anchor`) is for. The daemon reads its jo
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
@@ -47,13 +46,23 @@ def chain_hash(prev_hash: str, seq: int, type_name: str, payload: str) -> str:
     return hashlib.sha256(f"{prev_hash}|{seq}|{type_name}|{payload}".encode()).hexdigest()
 
 
-def decode_event(seq: int, type_name: str, payload: str) -> Event:
+def encode_event(event: Event) -> str:
+    """An event's payload as the journal stores it (and the hash chain covers): its JSON, tag included."""
+    return codec.encode(event).decode()
+
+
+def decode_event(seq: int, type_name: str, payload: str | bytes) -> Event:
+    """A row's payload as the event its `type` column names.
+
+    Rows written before events were tagged (sorted keys, no "type" inside) decode the same way:
+    the class comes from the column, and a "type" inside the payload, when there is one, must agree.
+    """
     cls = EVENT_TYPES.get(type_name)
     if cls is None:
         raise JournalCorrupt(f"event {seq}: unknown event type {type_name!r}")
     try:
-        return codec.from_plain(cls, json.loads(payload), path=f"event {seq} ({type_name})")  # type: ignore[no-any-return]
-    except (DecodeError, ValueError) as e:
+        return codec.decode(cls, payload, root=f"event {seq} ({type_name})")  # type: ignore[return-value]
+    except DecodeError as e:
         raise JournalCorrupt(f"event {seq}: {e}") from e
 
 

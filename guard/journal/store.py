@@ -29,11 +29,18 @@ from typing import Any
 
 import structlog
 
-from guard import codec
 from guard.errors import JournalError, JournalFailing, JournalRefused
 from guard.events import Event
 from guard.journal.anchor import AnchorPoint, AnchorWriter, anchor_path, read_anchor
-from guard.journal.chain import GENESIS_HASH, BrokenChain, Entry, chain_hash, checked_entries, read_entries
+from guard.journal.chain import (
+    GENESIS_HASH,
+    BrokenChain,
+    Entry,
+    chain_hash,
+    checked_entries,
+    encode_event,
+    read_entries,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -214,7 +221,7 @@ class Journal:
             for event in events:
                 seq += 1
                 type_name = type(event).__name__
-                payload = codec.dumps(event)
+                payload = encode_event(event)
                 digest = chain_hash(prev, seq, type_name, payload)
                 rows.append((seq, event.at, type_name, payload, prev, digest))
                 prev = digest

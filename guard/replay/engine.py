@@ -28,7 +28,6 @@ REDUCING (a person would; without it one bad day would end every replay).
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import math
 import time
@@ -393,7 +392,7 @@ class ReplayEngine:
             outcome = self.policy.decide(signal, equity, s.spec, price)
             if outcome.request is None:
                 continue
-            request = outcome.request if self.options.stops else dataclasses.replace(outcome.request, stop=None)
+            request = outcome.request if self.options.stops else msgspec.structs.replace(outcome.request, stop=None)
             result = drive(desk.propose(request))
             if result.ok and result.proposal is not None:
                 self.tracker.record(signal, result.proposal.id)

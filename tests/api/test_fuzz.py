@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
 
 import aiohttp
@@ -12,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guard.api.client import ApiClient, Endpoint
+from guard.api.client import Endpoint
 from guard.api.protocol import COMMAND_TYPES
 from guard.daemon import Daemon
+from tests.api.support import threaded_daemon
 from tests.builders import daemon_config
 
 json_values = st.recursive(
@@ -42,17 +42,9 @@ frames = st.one_of(
 def daemon_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, Endpoint]]:
     """A real daemon on its own thread and loop, so hypothesis can drive it example after example."""
     home = tmp_path_factory.mktemp("fuzz-home")
-    config = daemon_config(guard={"state_dir": str(home)})
-    daemon = Daemon(config, handle_signals=False)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(daemon.run(),), daemon=True)
-    thread.start()
-    asyncio.run_coroutine_threadsafe(asyncio.wait_for(daemon.ready.wait(), 30), loop).result()
-    try:
-        yield daemon, ApiClient.from_config(config).endpoint()
-    finally:
-        loop.call_soon_threadsafe(daemon.stop)
-        thread.join(30)
+    with threaded_daemon(daemon_config(guard={"state_dir": str(home)})) as running:
+        assert running.endpoint is not None
+        yield running.daemon, running.endpoint
 
 
 async def _exchange(endpoint: Endpoint, batch: list[str]) -> list[dict]:

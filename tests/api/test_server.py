@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import stat
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -12,17 +14,21 @@ import pytest
 from guard.api.client import ApiClient
 from guard.api.hub import Presence
 from guard.api.protocol import (
+    OPERATOR_HEADER,
     Approve,
     EventsLogged,
     Kill,
     LoggedEvent,
     ProposalsChanged,
+    Propose,
     Rearm,
     Reject,
     SetRiskLimit,
     StatusChanged,
+    encode,
 )
 from guard.api.server import ApiServer
+from guard.approval.state import GuardState
 from guard.config import ApiSection
 from guard.daemon import Daemon, running
 from guard.domain import ProposalStatus, Side, TradingState
@@ -293,3 +299,151 @@ async def test_client_that_stops_reading_is_dropped_and_kill_stays_fast(daemon: 
         assert reply.ok and asyncio.get_running_loop().time() - started < 1.0
         await wait_until(lambda: daemon.hub.clients == 1, within=10)
         assert not stuck.closed or stuck.close_code is not None
+
+
+async def _post(daemon: Daemon, body: bytes, operator: str = "alice") -> tuple[int, dict]:
+    endpoint = ApiClient.from_config(daemon.config).endpoint()
+    async with (
+        aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(path=endpoint.socket), headers={"Authorization": f"Bearer {endpoint.token}"}
+        ) as http,
+        http.post("http://guard/v1/commands", data=body, headers={OPERATOR_HEADER: operator}) as response,
+    ):
+        text = await response.text()
+        return response.status, json.loads(text) if text.startswith("{") else {"text": text}
+
+
+@pytest.mark.parametrize(
+    ("body", "names"),
+    [
+        (b'{"v":2,"type":"Kill","id":"k","reason":"\xff\xfe"}', "Kill: not UTF-8 text"),
+        (b'\xff{"v":2}', "not JSON"),
+        (b'{"v":2,"type":"Kill","id":"k","reason":' + b"[" * 30_000 + b"]" * 30_000 + b"}", "nested too deeply"),
+        (b'{"v":2,"type":"ClosePosition","id":"c","symbol":"BTC/USDT:USDT","qty":1e999999}', "ClosePosition.qty"),
+        (b'{"v":2,"type":"ClosePosition","id":"c","symbol":"BTC/USDT:USDT","qty":"sNaN"}', "finite"),
+        (b'{"v":2,"type":"Approve","id":"a","proposal_id":"P1","version":' + b"9" * 4000 + b"}", "Approve.version"),
+        (b'{"v":2,"type":"Propose","id":"p","symbol":"BTC/USDT:USDT","side":"buy","qty":"1e-999999","leverage":2}',
+         "Propose.qty"),
+        (b'{"v":2,"type":"Kill","id":"k","reason":"' + b"r" * 1001 + b'"}', "Kill.reason: longer than the 1000"),
+    ],
+)
+async def test_rest_bad_input_answers_400_naming_it_and_changes_nothing(
+    daemon: Daemon, body: bytes, names: str
+) -> None:
+    """Invalid UTF-8, nesting, absurd or non-finite numbers, an over-long reason: HTTP 400 with a reply that says
+    what was wrong (never a 500), and the daemon's state is untouched."""
+    assert daemon.desk is not None
+    before = daemon.desk.state.snapshot()
+    status, reply = await _post(daemon, body)
+    assert status == 400 and reply["ok"] is False and names in reply["reason"], (status, reply)
+    assert daemon.desk.state.snapshot() == before
+
+
+@pytest.mark.parametrize("command", ["Kill", "PauseModel", "Rearm", "ReenableThrottle", "ResumeModel", "Reject"])
+async def test_rest_operator_name_is_1_to_64_printable_characters_for_every_command(
+    daemon: Daemon, command: str
+) -> None:
+    """The 64-character operator limit holds over REST for every command, Kill and PauseModel included:
+    refused with 400 before anything is journaled."""
+    assert daemon.desk is not None
+    fields = {"Rearm": {"acknowledgment": "RE-ARM"}, "Reject": {"proposal_id": "P000001"}}.get(command, {})
+    body = json.dumps({"v": 2, "type": command, "id": "x", **fields}).encode()
+    before = daemon.desk.journal.last_seq
+    for operator in ("a" * 65, "   ", "bad\tname"):
+        status, reply = await _post(daemon, body, operator)
+        assert status == 400 and "1 to 64 printable characters" in reply["reason"], (operator, status, reply)
+    assert daemon.desk.journal.last_seq == before
+    assert daemon.desk.state.trading_state is TradingState.ACTIVE and not daemon.desk.state.model_paused
+
+
+async def test_rest_prices_far_from_the_market_are_refused_where_proposals_are_checked(
+    daemon: Daemon, client: ApiClient
+) -> None:
+    """A limit, stop or take-profit more than 10x from the market price is refused with the range allowed
+    (a limit buy at 1e-9 no longer rests; a stop of 1e12 no longer reaches a re-price)."""
+    await queue_proposal(daemon)  # marks are in
+    for field, value in (("limit_price", "1E-9"), ("stop", "999999999999"), ("take_profit", "2000000")):
+        reply = await client.command(
+            Propose("p", "BTC/USDT:USDT", Side.BUY, Decimal("0.001"), Decimal(2), **{field: Decimal(value)}), "alice"
+        )
+        assert not reply.ok and f"{field} {value} is more than 10x away from the market price" in reply.reason
+
+
+async def test_an_approval_whose_connection_is_cut_at_once_still_reaches_its_broker(daemon: Daemon) -> None:
+    """The connection is aborted a moment after the Approve is written: the approval runs in the server, not in
+    the connection, so it executes (FILLED) instead of being stranded after its decision was journaled."""
+    assert daemon.desk is not None
+    pid = await queue_proposal(daemon)
+    endpoint = ApiClient.from_config(daemon.config).endpoint()
+    async with aiohttp.ClientSession(
+        connector=aiohttp.UnixConnector(path=endpoint.socket), headers={"Authorization": f"Bearer {endpoint.token}"}
+    ) as http:
+        ws = await http.ws_connect("http://guard/v1/ws")
+        await ws.receive()  # snapshot
+        await ws.send_str(json.dumps({"v": 2, "type": "Hello", "id": "h", "operator": "alice"}))
+        await ws.send_str(json.dumps({"v": 2, "type": "Approve", "id": "a", "proposal_id": pid, "version": 1}))
+        await ws.send_frame(b'{"v":2,"type":"Kill","id":"k","reason":"\xff"}', aiohttp.WSMsgType.TEXT)
+        await ws.send_str("[" * 30_000 + "]" * 30_000)
+        ws._response.connection.transport.abort()  # cut, not closed: no close handshake
+    await wait_until(lambda: daemon.desk.state.proposals[pid].status.is_final)
+    assert daemon.desk.state.proposals[pid].status is ProposalStatus.FILLED
+    assert daemon.desk.state.trading_state is TradingState.ACTIVE  # the hostile Kill frame was refused
+
+
+async def test_a_refused_frame_keeps_the_connection_and_its_operator(daemon: Daemon) -> None:
+    """A bad Hello (too long a name), invalid UTF-8 and 30,000 brackets are each refused on the connection; it
+    stays open and its operator stays who they were: the next approval executes."""
+    assert daemon.desk is not None
+    pid = await queue_proposal(daemon)
+    endpoint = ApiClient.from_config(daemon.config).endpoint()
+    async with (
+        aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(path=endpoint.socket), headers={"Authorization": f"Bearer {endpoint.token}"}
+        ) as http,
+        http.ws_connect("http://guard/v1/ws") as ws,
+    ):
+        await ws.receive()  # snapshot
+        frames = [
+            json.dumps({"v": 2, "type": "Hello", "id": "h1", "operator": "alice"}).encode(),
+            json.dumps({"v": 2, "type": "Hello", "id": "h2", "operator": "m" * 65}).encode(),
+            b'{"v":2,"type":"Kill","id":"k","reason":"\xff"}',
+            b"[" * 30_000 + b"]" * 30_000,
+            json.dumps({"v": 2, "type": "Approve", "id": "a", "proposal_id": pid, "version": 1}).encode(),
+        ]
+        for frame in frames:
+            await ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
+        replies = []
+        while len(replies) < len(frames):
+            message = json.loads((await asyncio.wait_for(ws.receive(), 10)).data)
+            if message["type"] == "Reply":
+                replies.append(message)
+        assert [r["ok"] for r in replies] == [True, False, False, False, True], replies
+        assert "Hello.operator: longer than the 64 characters allowed" in replies[1]["reason"]
+        assert not ws.closed
+    assert daemon.desk.state.proposals[pid].status is ProposalStatus.FILLED
+    decision = next(e.event for e in read_entries(daemon.paths.journal) if isinstance(e.event, DecisionRecorded))
+    assert decision.operator == "alice"
+
+
+async def test_stopping_the_daemon_lets_an_approval_in_flight_reach_its_broker(guard_home: Path) -> None:
+    """The daemon is told to stop at the worst moment, the instant an approval's decision is durable and before
+    its order is sent: the server drains the command first, so the order is filled before the session ends."""
+    async with running(daemon_config()) as daemon:
+        assert daemon.desk is not None
+        pid = await queue_proposal(daemon)
+        loop = asyncio.get_running_loop()
+
+        def stop_at_the_decision(entries: list) -> None:  # runs on the journal's writer thread
+            if any(isinstance(e.event, DecisionRecorded) for e in entries):
+                loop.call_soon_threadsafe(daemon.stop)
+
+        daemon.desk.journal.subscribe(stop_at_the_decision)
+        async with ApiClient.from_config(daemon.config).connect("alice") as session:
+            await session.ws.send_str(encode(Approve("a", pid, 1)))
+            await wait_until(lambda: daemon.desk.state.proposals[pid].status is not ProposalStatus.PENDING)
+    kinds = [type(e.event).__name__ for e in read_entries(daemon.paths.journal)]
+    assert kinds.index("DecisionRecorded") < kinds.index("OrderFilled") < kinds.index("SessionEnded")
+    state = GuardState(daemon.desk.specs)
+    for entry in read_entries(daemon.paths.journal):
+        state.apply(entry.event)
+    assert state.proposals[pid].status is ProposalStatus.FILLED

@@ -55,7 +55,7 @@ def proposal(**changes: object) -> Proposal:
         expires_at=30_000,
         checks=(),
     )
-    return replace(base, **changes)
+    return msgspec.structs.replace(base, **changes)
 
 
 def context(**changes: object) -> RiskContext:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
+
+import msgspec
 
 from guard.api.protocol import (
     Alert,
@@ -276,4 +277,4 @@ def halted() -> Snapshot:
     base = snapshot(TradingState.HALTED, "kill switch pulled by alice: kill switch pressed in the console")
     kill = LoggedEvent(7, NOW - 500, "TradingStateChanged", "ACTIVE -> HALTED by alice: kill switch pressed")
     alert = Alert(NOW - 500, "critical", "trading_state", "HALTED: kill switch pulled by alice")
-    return dataclasses.replace(base, events=(*base.events, kill), alerts=(*base.alerts, alert))
+    return msgspec.structs.replace(base, events=(*base.events, kill), alerts=(*base.alerts, alert))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import msgspec
+
 from guard.domain import TradingState
 from guard.tui.availability import Facts, why_not
 from tests.tui import scenes
@@ -39,6 +41,6 @@ def test_availability_leverage_block_offers_the_acknowledgment_instead() -> None
     leveraged = facts(view=views["P000003"])
     assert why_not("approve", leveraged) == ""
     assert "leverage" in why_not("override", leveraged)
-    halted = facts(status=dataclasses.replace(scenes.status(), trading_state=TradingState.HALTED))
+    halted = facts(status=msgspec.structs.replace(scenes.status(), trading_state=TradingState.HALTED))
     assert "owns positions" in why_not("close_position", halted)
     assert why_not("rearm", halted) == "" and "already ACTIVE" in why_not("rearm", facts())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import msgspec
 
 from guard.api.protocol import EventsLogged, LoggedEvent, Prices, ProposalsChanged, StatusChanged
 from guard.tui.model import LOG_LINES, Changed, ConsoleModel
@@ -15,7 +15,7 @@ def test_model_queue_is_oldest_first_and_a_new_version_keeps_its_place() -> None
     model.load(scenes.snapshot(), now=10.0)
     assert model.order == ["P000001", "P000002", "P000003", "P000004"]
     first = model.proposals["P000001"]
-    v2 = dataclasses.replace(first, proposal=dataclasses.replace(first.proposal, version=2))
+    v2 = msgspec.structs.replace(first, proposal=msgspec.structs.replace(first.proposal, version=2))
     late = scenes.proposal_view(
         9,
         scenes.SOL,
@@ -43,7 +43,7 @@ def test_model_kill_removes_a_thousand_proposals_in_one_pass() -> None:
     model = ConsoleModel()
     base = scenes.proposals()[0]
     views = tuple(
-        dataclasses.replace(base, proposal=dataclasses.replace(base.proposal, id=f"P{i:06d}", created_at=i))
+        msgspec.structs.replace(base, proposal=msgspec.structs.replace(base.proposal, id=f"P{i:06d}", created_at=i))
         for i in range(1000)
     )
     model.apply(ProposalsChanged(views, ()), now=0.0)
@@ -61,7 +61,7 @@ def test_model_time_left_runs_on_the_daemons_clock_not_the_local_one() -> None:
     assert model.seconds_left(view, now=510.0) == 14.0
     model.apply(Prices(scenes.NOW + 20_000, {scenes.BTC: 1.0}), now=511.0)  # the daemon says 20 s passed
     assert model.seconds_left(view, now=511.0) == 4.0
-    late = dataclasses.replace(scenes.status(), server_time=scenes.NOW + 40_000)
+    late = msgspec.structs.replace(scenes.status(), server_time=scenes.NOW + 40_000)
     model.apply(StatusChanged(late), now=512.0)
     assert model.seconds_left(view, now=512.0) == 0.0
 

@@ -1,4 +1,8 @@
-"""Operator commands from the wire, carried out by the desk. Every reply comes after the journal commit."""
+"""Operator commands from the wire, carried out by the desk. Every reply comes after the journal commit.
+
+Bad input and guard's own errors become refusals (`Reply.ok` False) naming what was wrong; anything
+else a command raises is our bug, which the server answers and logs (see `ApiServer._run`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from typing import Any
 import structlog
 
 from guard.api.protocol import (
+    MAX_DIGITS,
+    MAX_EXPONENT,
     Acknowledge,
     Approve,
     ClosePosition,
@@ -29,7 +35,7 @@ from guard.api.protocol import (
 )
 from guard.approval.desk import ApprovalDesk, CommandResult
 from guard.domain import OrderType, ProposalRequest
-from guard.errors import BadInput, GuardError
+from guard.errors import BadInput, GuardError, InvalidCommand
 
 log = structlog.get_logger(__name__)
 
@@ -137,12 +143,22 @@ def _reply(command_id: str, result: CommandResult) -> Reply:
 
 
 def _parse(value: str) -> Any:
-    """A risk-limit value typed as text: a number when it looks like one (validated by the config rules)."""
+    """A risk-limit value typed as text: a number when it looks like one (validated by the config rules).
+
+    Raises:
+        InvalidCommand: a number that is not finite ("Infinity", "sNaN") or of absurd size ("1e999999").
+    """
     text = value.strip()
     try:
         number = Decimal(text)
     except ArithmeticError:
         return text
+    if not number.is_finite():
+        raise InvalidCommand(f"a risk limit must be a finite number, got {text!r}")
+    if len(number.as_tuple().digits) > MAX_DIGITS or abs(number.adjusted()) > MAX_EXPONENT:
+        raise InvalidCommand(
+            f"a risk limit has at most {MAX_DIGITS} digits and lies within 1e{MAX_EXPONENT + 1}, got {text!r}"
+        )
     if number == number.to_integral_value() and "." not in text and "e" not in text.lower():
         return int(number)
     return float(number)
