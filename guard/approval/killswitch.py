@@ -14,6 +14,7 @@ as trading stays HALTED (the daemon calls it from the venue watch).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -374,6 +375,6 @@ def _protects(request: OrderRequest) -> bool:
     )
 
 
-def _why(reports: list) -> str:
+def _why(reports: Sequence[object]) -> str:
     reasons = [getattr(r, "reason", "") for r in reports if getattr(r, "reason", "")]
     return "; ".join(reasons) or "no answer"
