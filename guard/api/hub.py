@@ -34,7 +34,7 @@ from guard.api.protocol import (
     encode,
 )
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk
-from guard.approval.state import ProposalRecord
+from guard.approval.records import ProposalRecord
 from guard.domain import AcknowledgmentKind, FeedHealth, ProposalStatus, TradingState
 from guard.events import (
     AcknowledgmentRecorded,

@@ -17,7 +17,6 @@ from guard.approval.gate import Gate
 from guard.approval.killswitch import KillSwitch
 from guard.approval.recorder import Recorder
 from guard.approval.settings import DeskSettings
-from guard.clock import Clock
 from guard.config import replace_setting
 from guard.domain import AcknowledgmentKind, OrderPurpose, TradingState
 from guard.errors import ConfigError, InvalidCommand
@@ -58,7 +57,6 @@ class Controls:
         kill_switch: KillSwitch,
         gate: Gate,
         settings: DeskSettings,
-        clock: Clock,
     ) -> None:
         self._recorder = recorder
         self._state = recorder.state
@@ -66,7 +64,6 @@ class Controls:
         self._kill_switch = kill_switch
         self._gate = gate
         self._settings = settings
-        self._clock = clock
 
     async def _refused(self, operator: str, command: str) -> CommandResult | None:
         """The refusal when the journal cannot record this command, else None."""
@@ -96,7 +93,7 @@ class Controls:
         await self._recorder.commit(
             [
                 TradingStateChanged(
-                    self._clock.now_ms(),
+                    self._recorder.now(),
                     state.trading_state,
                     TradingState.ACTIVE,
                     f"re-armed by {operator}" + (f": {reason}" if reason else ""),
@@ -117,7 +114,7 @@ class Controls:
             return await refuse(self._recorder, operator, command, None, f'type "{phrase}" exactly')
         settings = self._settings
         await self._recorder.commit(
-            [AcknowledgmentRecorded(self._clock.now_ms(), kind, operator, phrase, settings.config_hash,
+            [AcknowledgmentRecorded(self._recorder.now(), kind, operator, phrase, settings.config_hash,
                                     settings.model_hash)]
         )
         log.info("acknowledgment_recorded", kind=kind.value, operator=operator)
@@ -129,7 +126,7 @@ class Controls:
             return refused
         if not self._state.throttle_latched:
             return await refuse(self._recorder, operator, "reenable_throttle", None, "the throttle is not tripped")
-        await self._recorder.commit([ThrottleReenabled(self._clock.now_ms(), operator, reason)])
+        await self._recorder.commit([ThrottleReenabled(self._recorder.now(), operator, reason)])
         return CommandResult(True, "throttle re-enabled")
 
     async def set_risk_limit(self, operator: str, key: str, value: Any, reason: str) -> CommandResult:
@@ -148,7 +145,7 @@ class Controls:
         old = codec.to_plain(getattr(limits, key))
         new = codec.to_plain(getattr(new_limits, key))
         await self._recorder.commit(
-            [RiskLimitChanged(self._clock.now_ms(), operator, key, json.dumps(old), json.dumps(new), reason)]
+            [RiskLimitChanged(self._recorder.now(), operator, key, json.dumps(old), json.dumps(new), reason)]
         )
         log.warning("risk_limit_changed", operator=operator, key=key, old=str(old), new=str(new), reason=reason)
         return CommandResult(True, f"risk.{key} {old} -> {new}")
@@ -157,7 +154,7 @@ class Controls:
         """Stop taking the model's proposals until someone resumes it."""
         if refused := await self._refused(operator, "pause_model"):
             return refused
-        await self._recorder.commit([ModelPaused(self._clock.now_ms(), operator, reason)])
+        await self._recorder.commit([ModelPaused(self._recorder.now(), operator, reason)])
         return CommandResult(True, "model paused")
 
     async def resume_model(self, operator: str, reason: str) -> CommandResult:
@@ -166,7 +163,7 @@ class Controls:
             return refused
         if not self._state.model_paused:
             return await refuse(self._recorder, operator, "resume_model", None, "the model is not paused")
-        await self._recorder.commit([ModelResumed(self._clock.now_ms(), operator, reason)])
+        await self._recorder.commit([ModelResumed(self._recorder.now(), operator, reason)])
         return CommandResult(True, "model resumed")
 
     async def close_position(self, symbol: str, operator: str, qty: Decimal | None, reason: str) -> CommandResult:

@@ -7,7 +7,6 @@ four-eyes asks a second, different operator for large or leveraged orders.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from decimal import Decimal
 
 import structlog
@@ -20,11 +19,9 @@ from guard.approval.pricing import apply_edits, price_proposal, shifted
 from guard.approval.recorder import Recorder
 from guard.approval.records import ProposalRecord
 from guard.approval.settings import DeskSettings
-from guard.clock import Clock
 from guard.domain import (
     ZERO,
     DecisionKind,
-    MarketSpec,
     OrderPurpose,
     OrderRequest,
     OrderType,
@@ -56,25 +53,22 @@ class Decisions:
         execution: Execution,
         gate: Gate,
         market: Market,
-        specs: Mapping[str, MarketSpec],
         settings: DeskSettings,
-        clock: Clock,
     ) -> None:
         self._recorder = recorder
         self._state = recorder.state
         self._execution = execution
         self._gate = gate
         self._market = market
-        self._specs = specs
+        self._specs = recorder.state.specs
         self._settings = settings
-        self._clock = clock
 
     # --- the queue -------------------------------------------------------------------
 
     async def propose(self, request: ProposalRequest) -> CommandResult:
         """Price, check and queue a proposal, or refuse it with the reason."""
         refusal = self._gate.queue_refusal(request)
-        now = self._clock.now_ms()
+        now = self._recorder.now()
         if refusal:
             await self._recorder.commit([ProposalRefused(now, request, refusal)], durable=False, failing="drop")
             log.info("proposal_refused", symbol=request.symbol, side=request.side.value, reason=refusal)
@@ -101,7 +95,7 @@ class Decisions:
 
     async def expire_due(self) -> int:
         """Expire proposals nobody answered in time: no answer means no. Returns how many."""
-        now = self._clock.now_ms()
+        now = self._recorder.now()
         due = [r for r in self._state.pending() if r.proposal.expires_at <= now]
         if not due:
             return 0
@@ -151,12 +145,12 @@ class Decisions:
                     "four-eyes: the second approval must come from a different operator",
                 )
             if not record.approvals:
-                await self._recorder.commit([ApprovalCounted(self._clock.now_ms(), p.id, p.version, operator, reason)])
+                await self._recorder.commit([ApprovalCounted(self._recorder.now(), p.id, p.version, operator, reason)])
                 log.info("approval_counted", proposal_id=p.id, operator=operator, needed=2)
                 return CommandResult(
                     True, "approval 1 of 2 recorded: a second, different operator must approve", p, record.status
                 )
-        decision = DecisionRecorded(self._clock.now_ms(), p.id, DecisionKind.APPROVE, operator, reason, shown=p)
+        decision = DecisionRecorded(self._recorder.now(), p.id, DecisionKind.APPROVE, operator, reason, shown=p)
         return await self._execute(decision)
 
     async def override(self, proposal_id: str, operator: str, edits: OverrideEdits, version: int | None, reason: str,
@@ -181,7 +175,7 @@ class Decisions:
         if why:
             return await refuse(self._recorder, operator, "override", proposal_id, why)
         decision = DecisionRecorded(
-            self._clock.now_ms(),
+            self._recorder.now(),
             p.id,
             DecisionKind.OVERRIDE,
             operator,
@@ -201,7 +195,7 @@ class Decisions:
             return refusal
         p = record.proposal
         await self._recorder.commit(
-            [DecisionRecorded(self._clock.now_ms(), p.id, DecisionKind.REJECT, operator, reason, shown=p)]
+            [DecisionRecorded(self._recorder.now(), p.id, DecisionKind.REJECT, operator, reason, shown=p)]
         )
         log.info("decision_recorded", proposal_id=p.id, kind="reject", operator=operator, reason=reason)
         return CommandResult(True, "rejected", p, ProposalStatus.REJECTED)
@@ -224,7 +218,7 @@ class Decisions:
         """The gate's ruling on a decision, with what it implies recorded: a proposal the market moved away
         from is re-priced for a second look; the order beyond the throttle's limit latches the throttle."""
         ruling = self._gate.rule(p, confirm_novel)
-        now = self._clock.now_ms()
+        now = self._recorder.now()
         if ruling.moved is not None:
             moved = ruling.moved
             repriced = self._price(

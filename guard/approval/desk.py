@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -58,8 +58,7 @@ from guard.domain import (
 )
 from guard.errors import InvalidCommand
 from guard.events import BarRecorded, FeedHealthChanged, TradingStateChanged
-from guard.journal.chain import Entry
-from guard.journal.store import Journal
+from guard.journal.store import Journal, Subscriber
 
 __all__ = ["ACKNOWLEDGMENT_PHRASES", "REARM_PHRASE", "ApprovalDesk", "CommandResult", "DeskSettings"]
 
@@ -70,20 +69,17 @@ class ApprovalDesk:
     """The core guard. Built by the daemon (or a test) and driven through these methods."""
 
     def __init__(
-        self,
-        journal: Journal,
-        broker: Broker,
-        specs: Mapping[str, MarketSpec],
-        settings: DeskSettings,
-        clock: Clock,
+        self, journal: Journal, broker: Broker, specs: Mapping[str, MarketSpec], settings: DeskSettings, clock: Clock
     ) -> None:
         self.specs = specs
         self.settings = settings
         self.clock = clock
-        self.journal = journal
         self.broker = broker
         self.state = GuardState(specs, settings.risk)
         """The folded journal: read it, never change it (only recorded events do)."""
+        # The parts beneath the facade. guard itself goes through the methods below; tests and benchmarks that
+        # inject faults or time one part reach them directly.
+        self.journal = journal
         self.recorder = Recorder(journal, self.state, clock)
         self.execution = Execution(self.recorder, broker)
         self.kill_switch = KillSwitch(
@@ -95,9 +91,9 @@ class ApprovalDesk:
         self.feed_health: Mapping[str, FeedHealth] = self._market.feed_health
         """The feed's latest health report per symbol."""
         self._gate = Gate(journal, self.state, self._market, specs, settings, clock)
-        self._decisions = Decisions(self.recorder, self.execution, self._gate, self._market, specs, settings, clock)
-        self._controls = Controls(self.recorder, self.execution, self.kill_switch, self._gate, settings, clock)
-        self._recovery = Recovery(journal, broker, self.recorder, self.execution, specs, settings, clock)
+        self._decisions = Decisions(self.recorder, self.execution, self._gate, self._market, settings)
+        self._controls = Controls(self.recorder, self.execution, self.kill_switch, self._gate, settings)
+        self._recovery = Recovery(journal, broker, self.recorder, self.execution, settings)
         self.journal_listeners: list[JournalListener] = self._recovery.journal_listeners
         """Told, on the event loop, after the desk has halted for a failing journal or recorded its recovery."""
 
@@ -110,11 +106,6 @@ class ApprovalDesk:
     async def stop(self, reason: str = "shutdown") -> None:
         """End the session cleanly: pending proposals expire; positions are left as they are."""
         await self._recovery.stop(reason)
-
-    @property
-    def started(self) -> bool:
-        """Between `start()` and `stop()`."""
-        return self._recovery.started
 
     @property
     def kill_unfinished(self) -> bool:
@@ -151,7 +142,7 @@ class ApprovalDesk:
         """Where the journal is."""
         return self.journal.path
 
-    def subscribe(self, listener: Callable[[Sequence[Entry]], None]) -> None:
+    def subscribe(self, listener: Subscriber) -> None:
         """Call `listener` with every batch of entries once committed (on the journal's writer thread)."""
         self.journal.subscribe(listener)
 
@@ -171,9 +162,8 @@ class ApprovalDesk:
         if -pnl >= limit:
             reason = f"daily loss limit: lost {-pnl:.2f} today, the limit is {limit}"
             now = self.clock.now_ms()
-            await self.recorder.commit(
-                [TradingStateChanged(now, state.trading_state, TradingState.REDUCING, reason, "guard")], failing="keep"
-            )
+            changed = TradingStateChanged(now, state.trading_state, TradingState.REDUCING, reason, "guard")
+            await self.recorder.commit([changed], failing="keep")
             log.warning("daily_loss_limit_reached", loss=str(-pnl), limit=str(limit))
 
     def fast_forward_mark(self, event: MarketEvent) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import structlog
 
@@ -18,8 +18,7 @@ from guard.approval.execution import Execution, reducing_order, symbol_tag
 from guard.approval.recorder import Recorder
 from guard.approval.settings import DeskSettings
 from guard.broker.base import Broker
-from guard.clock import Clock
-from guard.domain import MarketSpec, OrderPurpose, OrderRequest, ProposalStatus, TradingState
+from guard.domain import OrderPurpose, OrderRequest, ProposalStatus, TradingState
 from guard.errors import JournalFailing
 from guard.events import (
     AccountFunded,
@@ -51,20 +50,16 @@ class Recovery:
         broker: Broker,
         recorder: Recorder,
         execution: Execution,
-        specs: Mapping[str, MarketSpec],
         settings: DeskSettings,
-        clock: Clock,
     ) -> None:
         self._journal = journal
         self._broker = broker
         self._recorder = recorder
         self._state = recorder.state
         self._execution = execution
-        self._specs = specs
+        self._specs = recorder.state.specs
         self._settings = settings
-        self._clock = clock
         self._journal_failed_at: int | None = None
-        self.started = False
         self.journal_listeners: list[JournalListener] = []
         """Told, on the event loop, after the desk has halted for a failing journal or recorded its recovery."""
 
@@ -75,7 +70,7 @@ class Recovery:
         for entry in self._journal.checked_entries():  # refuses a broken, cut or rolled-back journal first
             state.apply(entry.event)
             replayed += 1
-        now = self._clock.now_ms()
+        now = self._recorder.now()
         first_run = state.events_applied == 0
         clean = not state.session_open
         events: list[Event] = [
@@ -116,7 +111,6 @@ class Recovery:
             [o.request for o in state.orders_in_doubt()],
         )
         await self._execution.record_reports(reports)
-        self.started = True
         log.info(
             "desk_started",
             trading_state=state.trading_state.value,
@@ -128,13 +122,12 @@ class Recovery:
 
     async def stop(self, reason: str) -> None:
         """End the session cleanly: pending proposals expire; positions are left as they are."""
-        now = self._clock.now_ms()
+        now = self._recorder.now()
         events: list[Event] = [
             ProposalExpired(now, r.proposal.id, f"the daemon stopped ({reason})") for r in self._state.pending()
         ]
         events.append(SessionEnded(now, reason))
         await self._recorder.commit(events, failing="keep")
-        self.started = False
         log.info("desk_stopped", reason=reason)
 
     # --- the journal failing -------------------------------------------------------------
@@ -142,7 +135,7 @@ class Recovery:
     def _journal_health(self, error: JournalFailing | None) -> None:
         """Told on the event loop when the journal starts failing, and when it writes again."""
         recorder = self._recorder
-        now = self._clock.now_ms()
+        now = self._recorder.now()
         if error is not None:
             self._journal_failed_at = now
             state = self._state
@@ -168,7 +161,7 @@ class Recovery:
         """No operator heartbeat for too long: pending proposals expire and open positions follow the policy
         ("hold" leaves them, "reduce" halves them, "flatten" closes them, with reduce-only orders that pass
         every trading state)."""
-        now = self._clock.now_ms()
+        now = self._recorder.now()
         events: list[Event] = [OperatorPresenceLost(now, silent_seconds, policy)]
         events += [
             ProposalExpired(now, r.proposal.id, f"no operator heartbeat for {silent_seconds:.0f} s")
@@ -193,7 +186,7 @@ class Recovery:
             orders.append(reducing_order(cid, position, OrderPurpose.DEADMAN, qty))
         answers = await self._execution.send_many(orders) if orders else []
         filled = sum(any(isinstance(r, OrderFilled) for r in a) for a in answers)
-        await self._recorder.commit([DeadmanApplied(self._clock.now_ms(), policy, len(orders), filled)], failing="keep")
+        await self._recorder.commit([DeadmanApplied(self._recorder.now(), policy, len(orders), filled)], failing="keep")
 
     async def finish_interrupted_deadman(self) -> None:
         """Apply a dead-man policy that was recorded by a process that died before applying it. A "reduce"
@@ -202,7 +195,7 @@ class Recovery:
         if not policy:
             return
         if policy == "reduce" and self._state.deadman_orders:
-            await self._recorder.commit([DeadmanApplied(self._clock.now_ms(), policy, 0, 0)], failing="keep")
+            await self._recorder.commit([DeadmanApplied(self._recorder.now(), policy, 0, 0)], failing="keep")
             return
         log.warning("deadman_resumed", policy=policy)
         await self._apply_deadman(policy)
