@@ -114,8 +114,11 @@ class Controls:
             return await refuse(self._recorder, operator, command, None, f'type "{phrase}" exactly')
         settings = self._settings
         await self._recorder.commit(
-            [AcknowledgmentRecorded(self._recorder.now(), kind, operator, phrase, settings.config_hash,
-                                    settings.model_hash)]
+            [
+                AcknowledgmentRecorded(
+                    self._recorder.now(), kind, operator, phrase, settings.config_hash, settings.model_hash
+                )
+            ]
         )
         log.info("acknowledgment_recorded", kind=kind.value, operator=operator)
         return CommandResult(True, f"{kind.value} acknowledged")

@@ -126,8 +126,9 @@ class Decisions:
 
     # --- decisions -------------------------------------------------------------------
 
-    async def approve(self, proposal_id: str, operator: str, version: int | None, reason: str,
-                      confirm_novel: bool) -> CommandResult:
+    async def approve(
+        self, proposal_id: str, operator: str, version: int | None, reason: str, confirm_novel: bool
+    ) -> CommandResult:
         """Approve the proposal as shown; it executes once the approval is durably journaled."""
         record, refusal = await self._decidable(proposal_id, operator, "approve", version)
         if record is None:
@@ -153,8 +154,16 @@ class Decisions:
         decision = DecisionRecorded(self._recorder.now(), p.id, DecisionKind.APPROVE, operator, reason, shown=p)
         return await self._execute(decision)
 
-    async def override(self, proposal_id: str, operator: str, edits: OverrideEdits, version: int | None, reason: str,
-                       confirm_risk_increase: bool, confirm_novel: bool) -> CommandResult:
+    async def override(
+        self,
+        proposal_id: str,
+        operator: str,
+        edits: OverrideEdits,
+        version: int | None,
+        reason: str,
+        confirm_risk_increase: bool,
+        confirm_novel: bool,
+    ) -> CommandResult:
         """Approve with edits. An edit that adds risk needs `confirm_risk_increase`."""
         record, refusal = await self._decidable(proposal_id, operator, "override", version)
         if record is None:

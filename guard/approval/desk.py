@@ -6,10 +6,10 @@ proposal is queued and again at decision time. Business refusals come back as va
 (`CommandResult.ok is False`, with the reason); malformed commands raise `InvalidCommand`
 before anything is recorded.
 
-The desk is a facade over parts that each own one seam: `Market` (marks, feed health, PnL),
-`Gate` (why not), `pricing` (pure), `Decisions` (the queue and decisions on it), `Controls`
-(re-arm, acknowledgments, limits, pause, close), `Recovery` (start, stop, the journal failing,
-the dead-man policy), and the record, execution and kill switch beneath them. Nothing outside
+The desk is a facade over parts that each own one seam: `validation` (bad input), `Market`
+(marks, feed health, PnL), `Gate` (why not), `pricing` (pure), `Decisions` (the queue and
+decisions on it), `Controls` (re-arm, acknowledgments, limits, pause, close), `Recovery` (start,
+stop, the journal failing, the dead-man policy), and the record, execution and kill switch beneath them. Nothing outside
 `guard.approval` reaches into those parts: the rest of guard uses the methods and read-only
 properties below.
 """
@@ -17,8 +17,6 @@ properties below.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import math
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -38,25 +36,22 @@ from guard.approval.records import ProposalRecord
 from guard.approval.recovery import JournalListener, Recovery
 from guard.approval.settings import DeskSettings
 from guard.approval.state import GuardState
+from guard.approval.validation import validate_edits, validate_operator, validate_positive, validate_request
 from guard.approval.venue_watch import Alert, VenueWatch, WatchedVenue
 from guard.broker.base import Broker
 from guard.clock import Clock
 from guard.config import RiskSection
 from guard.domain import (
-    HARD_LEVERAGE_CAP,
-    ONE,
     AcknowledgmentKind,
     Bar,
     FeedHealth,
     MarketEvent,
     MarketSpec,
-    OrderType,
     OverrideEdits,
     Proposal,
     ProposalRequest,
     TradingState,
 )
-from guard.errors import InvalidCommand
 from guard.events import BarRecorded, FeedHealthChanged, TradingStateChanged
 from guard.journal.store import Journal, Subscriber
 
@@ -239,7 +234,7 @@ class ApprovalDesk:
 
     async def propose(self, request: ProposalRequest) -> CommandResult:
         """Price, check and queue a proposal, or refuse it with the reason."""
-        self._validate_request(request)
+        validate_request(request, self.specs)
         return await self._decisions.propose(request)
 
     async def expire_due(self) -> int:
@@ -247,27 +242,39 @@ class ApprovalDesk:
         return await self._decisions.expire_due()
 
     async def approve(
-        self, proposal_id: str, operator: str, *, version: int | None = None, reason: str = "",
+        self,
+        proposal_id: str,
+        operator: str,
+        *,
+        version: int | None = None,
+        reason: str = "",
         confirm_novel: bool = False,
     ) -> CommandResult:
         """Approve the proposal as shown; it executes once the approval is durably journaled."""
-        _operator(operator)
+        validate_operator(operator)
         return await self._decisions.approve(proposal_id, operator, version, reason, confirm_novel)
 
     async def override(
-        self, proposal_id: str, operator: str, edits: OverrideEdits, *, version: int | None = None, reason: str = "",
-        confirm_risk_increase: bool = False, confirm_novel: bool = False,
+        self,
+        proposal_id: str,
+        operator: str,
+        edits: OverrideEdits,
+        *,
+        version: int | None = None,
+        reason: str = "",
+        confirm_risk_increase: bool = False,
+        confirm_novel: bool = False,
     ) -> CommandResult:
         """Approve with edits. An edit that adds risk needs `confirm_risk_increase`."""
-        _validate_edits(edits)
-        _operator(operator)
+        validate_edits(edits)
+        validate_operator(operator)
         return await self._decisions.override(
             proposal_id, operator, edits, version, reason, confirm_risk_increase, confirm_novel
         )
 
     async def reject(self, proposal_id: str, operator: str, *, reason: str = "") -> CommandResult:
         """Reject the proposal: it never executes."""
-        _operator(operator)
+        validate_operator(operator)
         return await self._decisions.reject(proposal_id, operator, reason)
 
     async def operators_absent(self, silent_seconds: float, policy: str) -> None:
@@ -309,22 +316,22 @@ class ApprovalDesk:
 
     async def rearm(self, operator: str, acknowledgment: str, reason: str = "") -> CommandResult:
         """Leave HALTED or REDUCING. Needs the typed phrase RE-ARM; nothing else ever does this."""
-        _operator(operator)
+        validate_operator(operator)
         return await self._controls.rearm(operator, acknowledgment, reason)
 
     async def acknowledge(self, operator: str, kind: AcknowledgmentKind, text: str) -> CommandResult:
         """Record a typed risk acknowledgment, bound to this config (and model)."""
-        _operator(operator)
+        validate_operator(operator)
         return await self._controls.acknowledge(operator, kind, text)
 
     async def reenable_throttle(self, operator: str, reason: str = "") -> CommandResult:
         """Let entries through again after the order throttle tripped."""
-        _operator(operator)
+        validate_operator(operator)
         return await self._controls.reenable_throttle(operator, reason)
 
     async def set_risk_limit(self, operator: str, key: str, value: Any, reason: str = "") -> CommandResult:
         """Change one risk limit at run time, validated like the config file and journaled."""
-        _operator(operator)
+        validate_operator(operator)
         return await self._controls.set_risk_limit(operator, key, value, reason)
 
     async def pause_model(self, operator: str, reason: str) -> CommandResult:
@@ -339,59 +346,7 @@ class ApprovalDesk:
         self, symbol: str, operator: str, qty: Decimal | None = None, reason: str = ""
     ) -> CommandResult:
         """Close (or with `qty`, reduce) a position with a reduce-only market order."""
-        _operator(operator)
+        validate_operator(operator)
         if qty is not None:
-            _positive("qty", qty)
+            validate_positive("qty", qty)
         return await self._controls.close_position(symbol, operator, qty, reason)
-
-    # --- bad input -------------------------------------------------------------------
-
-    def _validate_request(self, r: ProposalRequest) -> None:
-        if r.symbol not in self.specs:
-            raise InvalidCommand(f"unknown symbol {r.symbol!r}; known: {', '.join(self.specs)}")
-        _positive("qty", r.qty)
-        _leverage(r.leverage)
-        for name in ("stop", "take_profit", "limit_price"):
-            value = getattr(r, name)
-            if value is not None:
-                _positive(name, value)
-        if r.order_type is OrderType.LIMIT and r.limit_price is None:
-            raise InvalidCommand("a limit proposal needs a limit price")
-        if r.order_type not in (OrderType.MARKET, OrderType.LIMIT):
-            raise InvalidCommand(f"a proposal is a market or limit order, not {r.order_type}")
-        for name in ("confidence", "novelty"):
-            value = getattr(r, name)
-            if not (math.isfinite(value) and 0 <= value <= 1):
-                raise InvalidCommand(f"{name} must be between 0 and 1, got {value!r}")
-        if not (math.isfinite(r.sigma) and r.sigma >= 0):
-            raise InvalidCommand(f"sigma must be a non-negative number, got {r.sigma!r}")
-        if not (math.isfinite(r.horizon_seconds) and r.horizon_seconds > 0):
-            raise InvalidCommand(f"horizon_seconds must be positive, got {r.horizon_seconds!r}")
-
-
-def _validate_edits(edits: OverrideEdits) -> None:
-    if edits.qty is not None:
-        _positive("qty", edits.qty)
-    if edits.leverage is not None:
-        _leverage(edits.leverage)
-    for name in ("stop", "take_profit", "limit_price"):
-        value = getattr(edits, name)
-        if value is not None:
-            _positive(name, value)
-    if all(getattr(edits, f.name) is None for f in dataclasses.fields(edits)):
-        raise InvalidCommand("the override changes nothing: approve instead")
-
-
-def _positive(name: str, value: Decimal) -> None:
-    if not value.is_finite() or value <= 0:
-        raise InvalidCommand(f"{name} must be a positive number, got {value}")
-
-
-def _leverage(value: Decimal) -> None:
-    if not value.is_finite() or value < ONE or value > HARD_LEVERAGE_CAP:
-        raise InvalidCommand(f"leverage must be between 1x and the hard cap of {HARD_LEVERAGE_CAP}x, got {value}x")
-
-
-def _operator(operator: str) -> None:
-    if not operator or not operator.strip() or len(operator) > 64:
-        raise InvalidCommand("every command needs an operator id (1 to 64 characters)")

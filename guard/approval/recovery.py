@@ -142,8 +142,9 @@ class Recovery:
             events: list[Event] = [JournalFailed(now, str(error))]
             if state.trading_state is not TradingState.HALTED:
                 events.append(
-                    TradingStateChanged(now, state.trading_state, TradingState.HALTED, f"journal failing: {error}",
-                                        "guard")
+                    TradingStateChanged(
+                        now, state.trading_state, TradingState.HALTED, f"journal failing: {error}", "guard"
+                    )
                 )
             recorder.record(events, durable=True, failing="keep")
             log.critical("trading_halted_journal_failing", error=str(error))

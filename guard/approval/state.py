@@ -102,8 +102,7 @@ class GuardState:
     deadman_orders: int = 0
     """Dead-man orders submitted since the policy was recorded."""
     risk_limits: dict[str, str] = field(default_factory=dict)
-    """Risk limits changed at run time (key -> new value as journaled), on top of the config; folded into
-    `limits`."""
+    """Risk limits changed at run time (key -> new value as journaled), folded into `limits`."""
     journal_id: str = ""
     """Short id of this journal (from its first event), part of every client order id."""
     last_at: int = 0

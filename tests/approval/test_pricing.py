@@ -123,11 +123,23 @@ def test_price_proposal_new_version_keeps_its_identity_and_times() -> None:
     """Re-pricing a proposal keeps its id, creation and expiry; the version is the caller's."""
     first = priced()
     again = price_proposal(
-        first, pid=first.id, version=2, mark=D(101_000), spec=SPEC, created_at=first.created_at,
-        expires_at=first.expires_at, ttl_seconds=TTL, context=context(), limits=LIMITS,
+        first,
+        pid=first.id,
+        version=2,
+        mark=D(101_000),
+        spec=SPEC,
+        created_at=first.created_at,
+        expires_at=first.expires_at,
+        ttl_seconds=TTL,
+        context=context(),
+        limits=LIMITS,
     )
     assert (again.id, again.version, again.price, again.created_at, again.expires_at) == (
-        first.id, 2, D(101_000), first.created_at, first.expires_at,
+        first.id,
+        2,
+        D(101_000),
+        first.created_at,
+        first.expires_at,
     )
 
 
