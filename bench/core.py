@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from guard.approval.decisions import entry_request
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk, DeskSettings
 from guard.broker.paper import PaperBroker
 from guard.clock import SystemClock
@@ -103,7 +104,7 @@ async def _kill_round(desk: ApprovalDesk, entries: int, pending: int) -> tuple[f
         assert (await desk.approve(proposed.proposal.id, "bench")).ok
     for i in range(pending):
         await desk.propose(_request(SYMBOLS[i % len(SYMBOLS)]))
-    probe = desk._entry_request(desk.state.pending()[0].proposal)
+    probe = entry_request(desk.state.journal_id, desk.state.pending()[0].proposal)
     started = time.perf_counter()
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(desk.kill("bench", "bench"))

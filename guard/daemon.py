@@ -44,7 +44,7 @@ from guard.domain import (
     TradingState,
 )
 from guard.errors import ConfigError, DaemonError, GuardError, ModelFileError
-from guard.events import AcknowledgmentRecorded, BarRecorded, ModelPaused, ModelResumed
+from guard.events import AcknowledgmentRecorded, ModelPaused, ModelResumed
 from guard.feed.process import Endpoint, FeedProcess
 from guard.journal.chain import Entry
 from guard.journal.store import Journal
@@ -185,8 +185,10 @@ class Daemon:
                     symbols=config.exchange.symbols,
                 )
                 self.hub = hub
+                watch = None
                 if venue is not None:
-                    await venue.start(desk, alert=hub.alert)
+                    watch = desk.watch_venue(venue.broker, venue.reconcile_seconds, alert=hub.alert)
+                    await watch.start()
                 loop = asyncio.get_running_loop()
                 journal.subscribe(lambda entries: loop.call_soon_threadsafe(self._on_committed, entries))
                 api = ApiServer(
@@ -223,8 +225,9 @@ class Daemon:
                         tg.create_task(self._presence(presence, desk), name="presence")
                         tg.create_task(hub.run(), name="hub")
                         tg.create_task(self.lag.run(), name="loop-lag")
-                        if venue is not None:
-                            tg.create_task(venue.run(desk), name="venue")
+                        if watch is not None:
+                            tg.create_task(watch.run(), name="venue-watch")
+                            tg.create_task(venue.deadman.run(), name="venue-deadman")
                         if self._pipeline is not None:
                             tg.create_task(self._pipeline.run(), name="pipeline")
                         tg.create_task(api.serve(self.ready), name="api")
@@ -245,7 +248,7 @@ class Daemon:
     # --- building --------------------------------------------------------------------
 
     async def _broker(self, specs: dict[str, MarketSpec], stack: contextlib.AsyncExitStack) -> tuple[Broker, Any]:
-        """The broker `exchange.broker` names, and for "sandbox" the venue's watch and dead-man switch."""
+        """The broker `exchange.broker` names, and for "sandbox" the venue with its dead-man switch."""
         if self.config.exchange.broker != "sandbox":
             return PaperBroker(specs, self.config.paper, self.clock), None
         from guard.broker.sandbox_venue import open_venue
@@ -379,7 +382,7 @@ class Daemon:
                     hub.on_mark(event.symbol, event.last)
                 elif isinstance(event, Bar) and event.closed:
                     # The bars the daemon acted on are part of the record: replay can reproduce them.
-                    desk.recorder.record([BarRecorded(self.clock.now_ms(), event)], durable=False, failing="drop")
+                    desk.record_bar(event)
                     if pipeline is not None:
                         pipeline.on_bar(event)
                 await asyncio.sleep(0)
@@ -407,7 +410,7 @@ class Daemon:
                 if desk.kill_unfinished:
                     report = await desk.finish_interrupted_kill()
                 elif desk.broker.needs_marks:
-                    report = await desk.kill_switch.sweep()
+                    report = await desk.sweep_kill()
                 first_round.set()
             if report is not None:
                 hub.publish_status()
@@ -572,7 +575,7 @@ class Daemon:
             "# TYPE guard_api_clients gauge",
             f"guard_api_clients {hub.clients}",
             "# TYPE guard_journal_events_total counter",
-            f"guard_journal_events_total {desk.journal.last_seq}",
+            f"guard_journal_events_total {desk.last_seq}",
             "# TYPE guard_model_paused gauge",
             f"guard_model_paused {int(state.model_paused)}",
             "# TYPE guard_loop_lag_seconds gauge",

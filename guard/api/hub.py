@@ -34,8 +34,8 @@ from guard.api.protocol import (
     encode,
 )
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk
-from guard.approval.state import ProposalRecord
-from guard.domain import ZERO, AcknowledgmentKind, FeedHealth, ProposalStatus, TradingState
+from guard.approval.records import ProposalRecord
+from guard.domain import AcknowledgmentKind, FeedHealth, ProposalStatus, TradingState
 from guard.events import (
     AcknowledgmentRecorded,
     ApprovalCounted,
@@ -307,8 +307,7 @@ class Hub:
     def status(self) -> StatusView:
         desk = self.desk
         state = desk.state
-        marks = desk.marks
-        unrealized = sum((p.unrealized_pnl(marks[s]) for s, p in state.account.positions.items() if s in marks), ZERO)
+        unrealized = desk.unrealized_pnl()
         balance = state.account.balance()
         model = self._model_status()
         needs: list[AcknowledgmentKind] = []

@@ -8,12 +8,14 @@ check must never block the way out. Kill is idempotent: a second kill re-runs th
 With `cancel_stops=False` resting stops and take-profits are kept working until the positions
 they protect are confirmed flat, so a flatten that fails (a venue erroring) does not leave a
 naked position. On a venue, `sweep()` keeps finishing a kill that left work undone for as long
-as trading stays HALTED (the daemon calls it from the venue watch).
+as trading stays HALTED (the venue watch calls it; on the paper venue the daemon does, through
+`ApprovalDesk.sweep_kill`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -374,6 +376,6 @@ def _protects(request: OrderRequest) -> bool:
     )
 
 
-def _why(reports: list) -> str:
+def _why(reports: Sequence[object]) -> str:
     reasons = [getattr(r, "reason", "") for r in reports if getattr(r, "reason", "")]
     return "; ".join(reasons) or "no answer"

@@ -7,27 +7,27 @@ the journal believes too. That is what makes "a restart rebuilds the same state"
 from __future__ import annotations
 
 import bisect
+import json
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from guard import codec
+from guard.approval.records import DAY_MS as DAY_MS
+from guard.approval.records import DailyPnl, OrderRecord, ProposalRecord
 from guard.broker.ledger import Account
+from guard.config import RiskSection, replace_setting
 from guard.domain import (
-    ZERO,
     AcknowledgmentKind,
     DecisionKind,
     MarketSpec,
     OrderPurpose,
-    OrderRequest,
     OrderStatus,
-    Proposal,
     ProposalStatus,
     TradingState,
 )
-from guard.errors import JournalCorrupt
+from guard.errors import ConfigError, JournalCorrupt
 from guard.events import (
     AccountFunded,
     AcknowledgmentRecorded,
@@ -67,51 +67,9 @@ from guard.events import (
     TradingStateChanged,
 )
 
-DAY_MS = 86_400_000
 THROTTLE_WINDOW_MS = 60_000
 THROTTLED_PURPOSES = frozenset({OrderPurpose.ENTRY, OrderPurpose.CLOSE})
 """Orders a person asked for count against the throttle; the kill switch's and protective ones do not."""
-
-
-@dataclass(slots=True)
-class ProposalRecord:
-    proposal: Proposal
-    status: ProposalStatus = ProposalStatus.PENDING
-    decided_by: str = ""
-    decision: DecisionKind | None = None
-    reason: str = ""
-    entry_order: str | None = None
-    approvals: tuple[str, ...] = ()
-    """Operators who approved the current version (four-eyes)."""
-
-
-@dataclass(slots=True)
-class OrderRecord:
-    request: OrderRequest
-    status: OrderStatus = OrderStatus.SENDING
-    filled: Decimal = ZERO
-    venue_id: str = ""
-    reason: str = ""
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.request.qty - self.filled
-
-
-@dataclass(slots=True)
-class DailyPnl:
-    day: int = -1
-    realized: Decimal = ZERO
-    """Realized PnL, fees, funding and liquidation losses booked today (UTC)."""
-
-    def add(self, at: int, amount: Decimal) -> None:
-        day = at // DAY_MS
-        if day != self.day:
-            self.day, self.realized = day, ZERO
-        self.realized += amount
-
-    def today(self, now_ms: int) -> Decimal:
-        return self.realized if now_ms // DAY_MS == self.day else ZERO
 
 
 @dataclass(slots=True)
@@ -119,6 +77,9 @@ class GuardState:
     """Everything the guard knows, rebuilt from the journal by applying its events in order."""
 
     specs: Mapping[str, MarketSpec]
+    limits: RiskSection = field(default_factory=RiskSection)
+    """The risk limits in force: the config's, with every change journaled since applied once, as it is folded
+    (reading them is an attribute read, never a re-validation)."""
     account: Account = field(init=False)
     trading_state: TradingState = TradingState.ACTIVE
     state_reason: str = ""
@@ -141,7 +102,7 @@ class GuardState:
     deadman_orders: int = 0
     """Dead-man orders submitted since the policy was recorded."""
     risk_limits: dict[str, str] = field(default_factory=dict)
-    """Risk limits changed at run time (key -> new value), on top of the config."""
+    """Risk limits changed at run time (key -> new value as journaled), folded into `limits`."""
     journal_id: str = ""
     """Short id of this journal (from its first event), part of every client order id."""
     last_at: int = 0
@@ -356,6 +317,10 @@ class GuardState:
         self.order_times.clear()
 
     def _limit_changed(self, e: RiskLimitChanged) -> None:
+        try:
+            self.limits = replace_setting(self.limits, "risk", e.key, json.loads(e.new))
+        except (ConfigError, ValueError) as error:
+            raise JournalCorrupt(f"risk limit change {e.key} = {e.new} cannot be applied: {error}") from None
         self.risk_limits[e.key] = e.new
 
     def _model_paused(self, e: ModelPaused) -> None:

@@ -1,15 +1,7 @@
-"""The sandbox venue as the daemon runs it: the broker, a watch that keeps the journal and the venue in
-agreement, and the venue's own dead-man switch.
+"""The sandbox venue as the daemon runs it: the broker and the venue's own dead-man switch.
 
-`VenueWatch` runs beside the desk. At start (right after `ApprovalDesk.start()` has let the
-broker settle every order in doubt) it records what is still unresolved as UNKNOWN, and
-compares the venue with the journal: an open order guard did not send, or a position the
-journal does not hold, is reported — a log line, an operator alert, and trading moved to
-REDUCING with the reason — never adopted and never ignored. Then, every `reconcile_seconds`, it
-reports fills and ends of resting orders, keeps resolving orders in doubt, compares positions
-again (a difference must be seen twice: a fill may land between two reads), and while the kill
-switch has trading HALTED it re-checks that nothing is open or held, retrying the clean-up
-until it is.
+What keeps the journal and the venue in agreement (`guard.approval.venue_watch.VenueWatch`) runs
+beside the desk, next to execution; the desk builds it over this broker (`ApprovalDesk.watch_venue`).
 
 `VenueDeadMan` arms the venue's cancel-all countdown (Binance USDⓈ-M `countdownCancelAll`, per
 symbol; ccxt's `cancel_all_orders_after` elsewhere) and refreshes it every quarter of the
@@ -24,160 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from guard.broker.sandbox import SandboxBroker, build_venue, open_sandbox_broker, sandbox_credentials
 from guard.clock import Clock
 from guard.config import ExchangeSection
-from guard.domain import ZERO, MarketSpec, TradingState
-from guard.errors import ExchangeUnavailable, GuardError
-from guard.events import Event, OrderUnknown, TradingStateChanged
+from guard.domain import MarketSpec
+from guard.errors import ExchangeUnavailable
 from guard.feed.exchange import SimEndpoint, ccxt_class_name
-from guard.wording import count
-
-if TYPE_CHECKING:
-    from guard.approval.desk import ApprovalDesk
 
 log = structlog.get_logger(__name__)
 
-Alert = Callable[[str, str, str], None]
-"""(level, kind, text): how the daemon puts something in front of an operator."""
-
 COUNTDOWN_VENUES = frozenset({"binanceusdm"})
 """ccxt classes with a per-symbol countdown cancel-all (Binance USDⓈ-M `countdownCancelAll`)."""
-MAX_SWEEP_BACKOFF_SECONDS = 60.0
-
-
-class VenueWatch:
-    """Keeps the journal and the venue in agreement while the daemon runs.
-
-    Args:
-        broker: the sandbox broker the desk sends through.
-        settings: the [exchange] section (`reconcile_seconds`).
-        alert: puts a discrepancy in front of the operators (the daemon's hub).
-    """
-
-    def __init__(self, broker: SandboxBroker, settings: ExchangeSection, alert: Alert | None = None) -> None:
-        self._broker = broker
-        self._period = settings.reconcile_seconds
-        self.alert = alert
-        self.discrepancies: list[str] = []
-        """Every disagreement between venue and journal reported so far, for the daemon to show."""
-        self._reported: set[str] = set()
-        self._suspects: set[str] = set()
-
-    async def start(self, desk: ApprovalDesk) -> list[str]:
-        """After `desk.start()`: orders still in doubt become UNKNOWN; the venue is compared with the journal.
-
-        Returns:
-            The discrepancies found (also logged, alerted, and journaled as a move to REDUCING).
-        """
-        state = desk.state
-        pending = [o for o in state.orders_in_doubt() if o.status.value == "SENDING"]
-        if pending:
-            now = desk.clock.now_ms()
-            events: list[Event] = [
-                OrderUnknown(now, o.request.client_order_id, "not resolved at restart: the venue did not answer")
-                for o in pending
-            ]
-            events += self._reducing(desk, f"{count(len(pending), 'order')} in doubt after restart")
-            await desk.recorder.commit(events)
-        try:
-            problems = await self.compare(desk, every_symbol=True)
-        except GuardError as e:
-            problems = [f"could not compare the venue with the journal: {e}"]
-        await self._report(desk, problems)
-        return problems
-
-    async def run(self, desk: ApprovalDesk) -> None:
-        """Poll, resolve, compare and — while HALTED by a kill — finish the kill, until cancelled."""
-        backoff = self._period
-        due = 0.0
-        while True:
-            await asyncio.sleep(self._period)
-            await self.check(desk)
-            if desk.state.trading_state is not TradingState.HALTED:
-                backoff, due = self._period, 0.0
-                continue
-            due -= self._period
-            if due > 0:
-                continue
-            report = await desk.kill_switch.sweep()
-            if report is not None and (not report.flat or report.problems):
-                # A clean-up that keeps failing is retried (and journaled) less and less often, never given up.
-                due = backoff
-                backoff = min(backoff * 2, MAX_SWEEP_BACKOFF_SECONDS)
-            else:
-                backoff, due = self._period, 0.0
-
-    async def check(self, desk: ApprovalDesk) -> None:
-        """One round: record what the venue did, then compare positions and orders."""
-        try:
-            reports = await self._broker.poll()
-        except ExchangeUnavailable as e:
-            log.warning("venue_poll_failed", error=str(e))
-            return
-        await desk.execution.record_reports(reports)
-        if self._broker.busy() or desk.state.orders_in_doubt():
-            return  # a fill may be at the venue and not yet in the journal: compare next time
-        try:
-            problems = await self.compare(desk)
-        except GuardError as e:
-            log.warning("venue_compare_failed", error=str(e))
-            return
-        # Seen twice in a row, or it may be a fill that landed between two reads.
-        confirmed = [p for p in problems if p in self._suspects]
-        self._suspects = set(problems)
-        await self._report(desk, confirmed)
-
-    async def compare(self, desk: ApprovalDesk, *, every_symbol: bool = False) -> list[str]:
-        """Where the venue and the journal disagree: orders guard did not send, positions it does not hold.
-
-        Raises:
-            ExchangeUnavailable: the venue could not be read (never taken to mean "nothing there").
-        """
-        orders = await self._broker.venue_open_orders(every_symbol=every_symbol)
-        positions = await self._broker.positions()
-        state = desk.state
-        problems = [
-            f"{o.symbol}: open {o.side.value} order {o.client_order_id} ({o.qty - o.executed}) at the venue "
-            "was not sent by this guard"
-            for o in orders
-            if o.client_order_id not in state.orders
-        ]
-        venue = {p.symbol: p.qty for p in positions}
-        journal = {s: p.qty for s, p in state.account.positions.items()}
-        for symbol in sorted(set(venue) | set(journal)):
-            held, expected = venue.get(symbol, ZERO), journal.get(symbol, ZERO)
-            if held != expected:
-                problems.append(f"{symbol}: the venue holds a position of {held}, the journal {expected}")
-        return problems
-
-    async def _report(self, desk: ApprovalDesk, problems: Sequence[str]) -> None:
-        fresh = [p for p in problems if p not in self._reported]
-        if not fresh:
-            return
-        self._reported.update(fresh)
-        self.discrepancies += fresh
-        for problem in fresh:
-            log.error("venue_discrepancy", problem=problem, action="review at the venue, then re-arm")
-            if self.alert is not None:
-                self.alert("critical", "venue", problem)
-        events = self._reducing(desk, f"the venue and the journal disagree: {fresh[0]}")
-        if events:
-            await desk.recorder.commit(events)
-
-    @staticmethod
-    def _reducing(desk: ApprovalDesk, reason: str) -> list[Event]:
-        state = desk.state
-        if state.trading_state is not TradingState.ACTIVE:
-            return []
-        return [TradingStateChanged(desk.clock.now_ms(), state.trading_state, TradingState.REDUCING, reason, "guard")]
 
 
 class VenueDeadMan:
@@ -272,24 +128,14 @@ class VenueDeadMan:
 
 @dataclass
 class Venue:
-    """Everything the daemon runs for a sandbox venue."""
+    """Everything the daemon runs for a sandbox venue (the desk watches it: `ApprovalDesk.watch_venue`)."""
 
     broker: SandboxBroker
-    watch: VenueWatch
     deadman: VenueDeadMan
     starting_balance: Decimal
     """The venue account's balance when guard connected (the journal's books start from it)."""
-
-    async def start(self, desk: ApprovalDesk, alert: Alert | None = None) -> list[str]:
-        """Right after `desk.start()`: settle what is in doubt, report what disagrees."""
-        self.watch.alert = alert
-        return await self.watch.start(desk)
-
-    async def run(self, desk: ApprovalDesk) -> None:
-        """The watch and the dead-man switch, until cancelled."""
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(self.watch.run(desk), name="venue-watch")
-            tg.create_task(self.deadman.run(), name="venue-deadman")
+    reconcile_seconds: float
+    """How often the desk's watch compares the venue with the journal."""
 
 
 @contextlib.asynccontextmanager
@@ -303,7 +149,7 @@ async def open_venue(
     environ: Mapping[str, str] = os.environ,
     rate_limit_ms: float | None = None,
 ) -> AsyncIterator[Venue]:
-    """The sandbox broker, its watch and its dead-man switch, connected; every client closed on exit.
+    """The sandbox broker and its dead-man switch, connected; every client closed on exit.
 
     Raises:
         RealMoneyRefused: the exchange has no sandbox or demo endpoints.
@@ -320,9 +166,9 @@ async def open_venue(
         try:
             yield Venue(
                 broker=broker,
-                watch=VenueWatch(broker, settings),
                 deadman=VenueDeadMan(deadman_client, settings, list(specs)),
                 starting_balance=balance.total,
+                reconcile_seconds=settings.reconcile_seconds,
             )
         finally:
             await deadman_client.close()

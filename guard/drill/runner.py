@@ -275,7 +275,7 @@ class Drill:
     async def _drill(self, daemon: Daemon, started_at: str) -> DrillResult:
         desk, hub = daemon.desk, daemon.hub
         assert desk is not None and hub is not None
-        desk.journal.subscribe(self._on_committed)
+        desk.subscribe(self._on_committed)
         client = ApiClient.from_config(self.config, timeout=10.0)
         async with contextlib.AsyncExitStack() as stack:
             watch = await stack.enter_async_context(client.connect(self.options.operator, client="drill"))
@@ -511,7 +511,7 @@ class Drill:
         broker = desk.broker
         positions_left = max(len(desk.state.account.positions), len([p for p in await broker.positions() if p.qty]))
         orders_left = max(len(desk.state.open_orders()), len(await broker.open_orders()))
-        events = [e.event for e in read_entries(desk.journal.path)]
+        events = [e.event for e in read_entries(desk.journal_path)]
         violations = JournalAuditor(Decimal(str(self.config.risk.max_leverage))).violations(events)
         loss_flat, loss_cf = self._losses(kill, flat_at)
         detection = m.get("detected")

@@ -397,6 +397,26 @@ async def test_set_risk_limit_is_journaled_validated_and_applied(desk: ApprovalD
         await desk.set_risk_limit("alice", "max_leverage", 50)
 
 
+async def test_risk_limit_changed_at_run_time_is_state_and_survives_a_restart(tmp_path: Path) -> None:
+    """A changed limit is part of the folded state (read, not re-validated, by every check) and a restart on the
+    same journal and config rebuilds exactly the same limits."""
+    path = tmp_path / "j.db"
+    config = make_config(risk={"daily_loss_limit": 500})
+    desk = await make_desk(path, config=config)
+    assert (await desk.set_risk_limit("alice", "max_order_notional", "1000", "tighter")).ok
+    assert (await desk.set_risk_limit("alice", "max_orders_per_minute", 7)).ok
+    limits = desk.limits()
+    assert limits is desk.state.limits and limits is desk.limits()
+    assert (limits.max_order_notional, limits.max_orders_per_minute, limits.daily_loss_limit) == (1000, 7, 500)
+    await desk.stop()
+    close(desk)
+    restarted = await make_desk(path, config=config)
+    try:
+        assert restarted.limits() == limits
+    finally:
+        close(restarted)
+
+
 async def test_close_position_reduces_with_reduce_only(desk: ApprovalDesk) -> None:
     """An operator can close part of a position; the order is reduce-only and attributed in the log."""
     await desk.approve(await queued(desk, qty="0.05"), "alice")

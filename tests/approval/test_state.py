@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
+import pytest
+
 from guard.approval.state import THROTTLE_WINDOW_MS, GuardState
+from guard.config import RiskSection
 from guard.domain import OrderPurpose, OrderRequest, OrderType, Side
-from guard.events import OrderSubmitted
+from guard.errors import JournalCorrupt
+from guard.events import OrderSubmitted, RiskLimitChanged
 from tests.builders import BTC, specs_for
 
 
@@ -34,3 +39,37 @@ def test_orders_last_minute_counts_the_window_even_when_times_arrive_out_of_orde
     assert state.orders_last_minute(61_000) == 3  # 1_000 is exactly a minute old: out
     assert state.orders_last_minute(30_000 + THROTTLE_WINDOW_MS) == 2
     assert state.orders_last_minute(61_000 + THROTTLE_WINDOW_MS) == 0
+
+
+def _limit_changed(key: str, old: str, new: str) -> RiskLimitChanged:
+    return RiskLimitChanged(1_000, "alice", key, old, new, "")
+
+
+def test_risk_limits_fold_each_change_once_onto_the_config() -> None:
+    """Run-time limit changes, as journaled today (Decimals as strings, ints, floats), fold onto the config's
+    limits; the last change of a key wins and the other keys keep the config's values."""
+    base = RiskSection(max_orders_per_minute=30)
+    state = GuardState(specs_for(), base)
+    for change in (
+        _limit_changed("max_order_notional", '"25000"', '"1000"'),
+        _limit_changed("max_leverage", "3.0", "2.5"),
+        _limit_changed("max_order_notional", '"1000"', '"2000"'),
+        _limit_changed("max_orders_per_minute", "30", "5"),
+    ):
+        state.apply(change)
+    assert state.limits == replace(base, max_order_notional=Decimal(2000), max_leverage=2.5, max_orders_per_minute=5)
+    assert state.limits.daily_loss_limit == base.daily_loss_limit
+    assert state.risk_limits == {"max_order_notional": '"2000"', "max_leverage": "2.5", "max_orders_per_minute": "5"}
+
+
+@pytest.mark.parametrize(
+    ("key", "new"),
+    [("max_leverage", "50"), ("max_order_notional", '"-1"'), ("no_such_limit", "1"), ("max_leverage", "{not json")],
+)
+def test_risk_limit_change_the_config_would_refuse_is_a_corrupt_journal(key: str, new: str) -> None:
+    """A journaled limit change that is out of range, unknown or not JSON is refused as a corrupt journal,
+    naming the key, never folded in silently."""
+    state = GuardState(specs_for())
+    with pytest.raises(JournalCorrupt, match=key):
+        state.apply(_limit_changed(key, "1", new))
+    assert state.limits == RiskSection()

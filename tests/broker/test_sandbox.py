@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from guard.broker.sandbox import build_venue, sandbox_credentials
-from guard.broker.sandbox_venue import VenueWatch
 from guard.config import ExchangeSection, config_from_dict
 from guard.domain import OrderStatus, OrderType, ProposalStatus, Side, TradingState
 from guard.errors import BadInput, RealMoneyRefused
@@ -195,8 +194,8 @@ async def test_sandbox_watch_reports_venue_order_and_position_guard_did_not_send
             await exchange.close()
         async with sandbox_desk(tmp_path / "j.db", sim) as desk:
             alerts: list[tuple[str, str, str]] = []
-            watch = VenueWatch(broker_of(desk), FAST, alert=lambda *a: alerts.append(a))
-            problems = await watch.start(desk)
+            watch = desk.watch_venue(broker_of(desk), FAST.reconcile_seconds, alert=lambda *a: alerts.append(a))
+            problems = await watch.start()
             assert len(problems) == 2 and len(alerts) == 2
             assert any("by-hand-2" in p and "not sent by this guard" in p for p in problems)
             assert any(ETH in p and "position of 0.05" in p for p in problems)

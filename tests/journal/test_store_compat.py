@@ -9,7 +9,8 @@ from pathlib import Path
 
 from guard.approval.state import GuardState
 from guard.events import EVENT_TYPES
-from guard.journal.store import Journal, decode_event, read_entries, verify
+from guard.journal.chain import decode_event, read_entries, verify
+from guard.journal.store import Journal
 from tests.builders import specs_for
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -1,0 +1,311 @@
+"""The queue and the decisions on it: proposals priced and queued, then approved, overridden or rejected.
+
+No order leaves before the operator's approve or override is durably journaled with the order's
+intent (invariant 1); an approval re-checks everything at the moment of the decision (the gate), and
+four-eyes asks a second, different operator for large or leveraged orders.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import structlog
+
+from guard.approval.answers import CommandResult, outcome, refuse
+from guard.approval.execution import Execution
+from guard.approval.gate import Gate
+from guard.approval.market import Market
+from guard.approval.pricing import apply_edits, price_proposal, shifted
+from guard.approval.recorder import Recorder
+from guard.approval.records import ProposalRecord
+from guard.approval.settings import DeskSettings
+from guard.domain import (
+    ZERO,
+    DecisionKind,
+    OrderPurpose,
+    OrderRequest,
+    OrderType,
+    OverrideEdits,
+    Proposal,
+    ProposalRequest,
+    ProposalStatus,
+)
+from guard.events import (
+    ApprovalCounted,
+    DecisionRecorded,
+    OrderFilled,
+    ProposalExpired,
+    ProposalQueued,
+    ProposalRefused,
+    ProposalRepriced,
+    ThrottleTripped,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class Decisions:
+    """Queues proposals and carries out the operators' decisions on them."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        execution: Execution,
+        gate: Gate,
+        market: Market,
+        settings: DeskSettings,
+    ) -> None:
+        self._recorder = recorder
+        self._state = recorder.state
+        self._execution = execution
+        self._gate = gate
+        self._market = market
+        self._specs = recorder.state.specs
+        self._settings = settings
+
+    # --- the queue -------------------------------------------------------------------
+
+    async def propose(self, request: ProposalRequest) -> CommandResult:
+        """Price, check and queue a proposal, or refuse it with the reason."""
+        refusal = self._gate.queue_refusal(request)
+        now = self._recorder.now()
+        if refusal:
+            await self._recorder.commit([ProposalRefused(now, request, refusal)], durable=False, failing="drop")
+            log.info("proposal_refused", symbol=request.symbol, side=request.side.value, reason=refusal)
+            return CommandResult(False, refusal)
+        proposal = self._price(
+            request,
+            pid=f"P{self._state.proposal_count + 1:06d}",
+            version=1,
+            created_at=now,
+            expires_at=now + round(self._settings.approval.ttl_seconds * 1000),
+        )
+        await self._recorder.commit([ProposalQueued(now, proposal)], durable=False)
+        log.info(
+            "proposal_queued",
+            proposal_id=proposal.id,
+            symbol=proposal.symbol,
+            side=proposal.side.value,
+            qty=str(proposal.qty),
+            leverage=str(proposal.leverage),
+            confidence=proposal.confidence,
+            blocked=proposal.blocked,
+        )
+        return CommandResult(True, "", proposal, ProposalStatus.PENDING)
+
+    async def expire_due(self) -> int:
+        """Expire proposals nobody answered in time: no answer means no. Returns how many."""
+        now = self._recorder.now()
+        due = [r for r in self._state.pending() if r.proposal.expires_at <= now]
+        if not due:
+            return 0
+        ttl = self._settings.approval.ttl_seconds
+        await self._recorder.commit(
+            [ProposalExpired(now, r.proposal.id, f"no decision within {ttl:g} s: no answer means no") for r in due],
+            durable=False,
+            failing="keep",
+        )
+        return len(due)
+
+    def _price(
+        self, request: ProposalRequest | Proposal, *, pid: str, version: int, created_at: int, expires_at: int
+    ) -> Proposal:
+        """Price a request, or a proposal's next version, at today's mark."""
+        return price_proposal(
+            request,
+            pid=pid,
+            version=version,
+            mark=self._market.marks[request.symbol],
+            spec=self._specs[request.symbol],
+            created_at=created_at,
+            expires_at=expires_at,
+            ttl_seconds=self._settings.approval.ttl_seconds,
+            context=self._gate.context(request.symbol, request.side),
+            limits=self._state.limits,
+        )
+
+    # --- decisions -------------------------------------------------------------------
+
+    async def approve(
+        self, proposal_id: str, operator: str, version: int | None, reason: str, confirm_novel: bool
+    ) -> CommandResult:
+        """Approve the proposal as shown; it executes once the approval is durably journaled."""
+        record, refusal = await self._decidable(proposal_id, operator, "approve", version)
+        if record is None:
+            return refusal
+        p = record.proposal
+        if why := await self._rule(p, confirm_novel):
+            return await refuse(self._recorder, operator, "approve", proposal_id, why)
+        if self._gate.needs_two(p):
+            if operator in record.approvals:
+                return await refuse(
+                    self._recorder,
+                    operator,
+                    "approve",
+                    proposal_id,
+                    "four-eyes: the second approval must come from a different operator",
+                )
+            if not record.approvals:
+                await self._recorder.commit([ApprovalCounted(self._recorder.now(), p.id, p.version, operator, reason)])
+                log.info("approval_counted", proposal_id=p.id, operator=operator, needed=2)
+                return CommandResult(
+                    True, "approval 1 of 2 recorded: a second, different operator must approve", p, record.status
+                )
+        decision = DecisionRecorded(self._recorder.now(), p.id, DecisionKind.APPROVE, operator, reason, shown=p)
+        return await self._execute(decision)
+
+    async def override(
+        self,
+        proposal_id: str,
+        operator: str,
+        edits: OverrideEdits,
+        version: int | None,
+        reason: str,
+        confirm_risk_increase: bool,
+        confirm_novel: bool,
+    ) -> CommandResult:
+        """Approve with edits. An edit that adds risk needs `confirm_risk_increase`."""
+        record, refusal = await self._decidable(proposal_id, operator, "override", version)
+        if record is None:
+            return refusal
+        p = record.proposal
+        edit = apply_edits(p, edits)
+        edited = self._price(
+            edit.request, pid=p.id, version=p.version + 1, created_at=p.created_at, expires_at=p.expires_at
+        )
+        if edit.riskier and not confirm_risk_increase:
+            why = f"this edit increases risk ({'; '.join(edit.riskier)}): confirm the increase to proceed"
+        else:
+            why = await self._rule(edited, confirm_novel)
+            if not why and self._gate.needs_two(edited):
+                why = (
+                    "four-eyes: an override this large needs two approvals; approve the proposal as shown, or reduce it"
+                )
+        if why:
+            return await refuse(self._recorder, operator, "override", proposal_id, why)
+        decision = DecisionRecorded(
+            self._recorder.now(),
+            p.id,
+            DecisionKind.OVERRIDE,
+            operator,
+            reason,
+            shown=p,
+            edits=edits,
+            diff=edit.diff,
+            result=edited,
+            confirmed_risk_increase=bool(edit.riskier),
+        )
+        return await self._execute(decision)
+
+    async def reject(self, proposal_id: str, operator: str, reason: str) -> CommandResult:
+        """Reject the proposal: it never executes."""
+        record, refusal = await self._decidable(proposal_id, operator, "reject", None)
+        if record is None:
+            return refusal
+        p = record.proposal
+        await self._recorder.commit(
+            [DecisionRecorded(self._recorder.now(), p.id, DecisionKind.REJECT, operator, reason, shown=p)]
+        )
+        log.info("decision_recorded", proposal_id=p.id, kind="reject", operator=operator, reason=reason)
+        return CommandResult(True, "rejected", p, ProposalStatus.REJECTED)
+
+    async def _decidable(
+        self, proposal_id: str, operator: str, command: str, version: int | None
+    ) -> tuple[ProposalRecord | None, CommandResult]:
+        """The pending record to decide on, or the refusal that says why not."""
+        record = self._state.proposals.get(proposal_id)
+        why = self._gate.journal_refusal()
+        if not why:
+            why = f"no proposal {proposal_id}" if record is None else self._gate.record_refusal(record, version)
+        if not why and record is not None and (why := self._gate.expiry_refusal(record.proposal)):
+            await self.expire_due()
+        if record is None or why:
+            return None, await refuse(self._recorder, operator, command, proposal_id, why)
+        return record, CommandResult(True)
+
+    async def _rule(self, p: Proposal, confirm_novel: bool) -> str:
+        """The gate's ruling on a decision, with what it implies recorded: a proposal the market moved away
+        from is re-priced for a second look; the order beyond the throttle's limit latches the throttle."""
+        ruling = self._gate.rule(p, confirm_novel)
+        now = self._recorder.now()
+        if ruling.moved is not None:
+            moved = ruling.moved
+            repriced = self._price(
+                shifted(p, moved.mark, self._specs[p.symbol]),
+                pid=p.id,
+                version=p.version + 1,
+                created_at=p.created_at,
+                expires_at=p.expires_at,
+            )
+            await self._recorder.commit([ProposalRepriced(now, repriced, moved.why)])
+            return moved.refusal(p, repriced)
+        if ruling.trips_throttle:
+            # The order beyond the limit latches the throttle: entries stay off until a person re-enables them.
+            count = self._state.orders_last_minute(now)
+            limit = self._state.limits.max_orders_per_minute
+            await self._recorder.commit([ThrottleTripped(now, count, limit)])
+            log.warning("throttle_tripped", orders_in_window=count, limit=limit)
+        return ruling.refusal
+
+    # --- execution -------------------------------------------------------------------
+
+    async def _execute(self, decision: DecisionRecorded) -> CommandResult:
+        """Journal the decision with the order's intent in one durable commit, then send it."""
+        p = decision.executes
+        assert p is not None
+        request = entry_request(self._state.journal_id, p)
+        log.info(
+            "decision_recorded",
+            proposal_id=p.id,
+            kind=decision.kind.value,
+            operator=decision.operator,
+            reason=decision.reason,
+            diff=list(decision.diff),
+            confidence=p.confidence,
+            price=str(p.price),
+        )
+        reports = await self._execution.send(request, preceding=[decision])
+        filled = sum((r.fill.qty for r in reports if isinstance(r, OrderFilled)), ZERO)
+        if filled > 0:
+            await self._protect(p, request.client_order_id, filled)
+        status = self._state.proposals[p.id].status
+        return CommandResult(status is ProposalStatus.FILLED, outcome(status, reports), p, status)
+
+    async def _protect(self, p: Proposal, entry_id: str, qty: Decimal) -> None:
+        """Rest the proposal's stop and take-profit as reduce-only orders on the filled quantity."""
+        orders = [
+            OrderRequest(
+                client_order_id=f"{entry_id[:-2]}-{suffix}",
+                symbol=p.symbol,
+                side=p.side.opposite,
+                qty=qty,
+                order_type=order_type,
+                purpose=purpose,
+                leverage=p.leverage,
+                trigger_price=trigger,
+                reduce_only=True,
+                proposal_id=p.id,
+            )
+            for suffix, order_type, trigger, purpose in (
+                ("S", OrderType.STOP_MARKET, p.stop, OrderPurpose.STOP),
+                ("T", OrderType.TAKE_PROFIT_MARKET, p.take_profit, OrderPurpose.TAKE_PROFIT),
+            )
+            if trigger is not None
+        ]
+        if orders:
+            await self._execution.send_many(orders)
+
+
+def entry_request(journal_id: str, p: Proposal) -> OrderRequest:
+    """The entry order of an approved proposal; its client order id derives from the proposal's (invariant 2)."""
+    return OrderRequest(
+        client_order_id=f"g{journal_id}-{p.id}-E",
+        symbol=p.symbol,
+        side=p.side,
+        qty=p.qty,
+        order_type=p.order_type,
+        purpose=OrderPurpose.ENTRY,
+        leverage=p.leverage,
+        limit_price=p.limit_price,
+        proposal_id=p.id,
+    )

@@ -1,0 +1,217 @@
+"""The decision gate: why a proposal may not be queued, approved or decided now, in one wording.
+
+The risk checks (`guard.risk.checks.run_checks`) judge a priced proposal against a snapshot; the gate
+adds what they cannot know — a journal that cannot record, a proposal no longer PENDING or past its
+expiry, no price yet — and says first what stops everything on a symbol (trading HALTED, its feed
+unhealthy, no price): a decision never re-prices on a halted desk or a bad feed. The same answers
+serve queueing (`queue_refusal`), the operators' views (`approvable`) and decisions (`rule`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from guard.approval.market import Market
+from guard.approval.pricing import Moved, moved
+from guard.approval.records import ProposalRecord
+from guard.approval.settings import DeskSettings
+from guard.approval.state import GuardState
+from guard.clock import Clock
+from guard.domain import (
+    AcknowledgmentKind,
+    MarketSpec,
+    Proposal,
+    ProposalRequest,
+    ProposalStatus,
+    RiskCheck,
+    Side,
+    TradingState,
+    Verdict,
+)
+from guard.journal.store import Journal
+from guard.risk.checks import RiskContext, increases_risk, run_checks
+
+
+@dataclass(frozen=True, slots=True)
+class Ruling:
+    """The gate's answer to a decision on a proposal that is PENDING and current."""
+
+    refusal: str = ""
+    """Why the order may not go ("" when it may)."""
+    moved: Moved | None = None
+    """Set when the market moved past the collar or a trigger: re-price it for a second look (and refuse)."""
+    trips_throttle: bool = False
+    """This order is the one beyond the throttle's limit: the throttle latches."""
+
+
+class Gate:
+    """Says why not, from the risk checks' verdicts and what the checks cannot know; changes nothing."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        state: GuardState,
+        market: Market,
+        specs: Mapping[str, MarketSpec],
+        settings: DeskSettings,
+        clock: Clock,
+    ) -> None:
+        self._journal = journal
+        self._state = state
+        self._market = market
+        self._specs = specs
+        self._settings = settings
+        self._clock = clock
+        self.operator_present = True
+        """False while no operator is attached: nothing new is proposed, so nothing can execute."""
+        self._pending_index: tuple[int, dict[tuple[str, Side], tuple[Proposal, ...]]] = (-1, {})
+
+    # --- what the checks cannot know -----------------------------------------------------
+
+    def journal_refusal(self) -> str:
+        """Why no command that needs a durable record can run now ("" while the journal writes)."""
+        error = self._journal.failing
+        if error is None:
+            return ""
+        return f"the journal is failing ({error}): nothing can be recorded, so only the kill switch works"
+
+    def standing(self, symbol: str) -> str:
+        """What stops everything on `symbol` now: trading HALTED, its feed unhealthy, or no price for it yet."""
+        state = self._state
+        if state.trading_state is TradingState.HALTED:
+            return f"trading is HALTED ({state.state_reason}): re-arm first"
+        feed = self._market.unhealthy(symbol)
+        if feed is not None:
+            return f"market data for {symbol} is not healthy: {feed.reason}"
+        if symbol not in self._market.marks:
+            return f"no market price for {symbol} yet"
+        return ""
+
+    def record_refusal(self, record: ProposalRecord, version: int | None = None) -> str:
+        """Why this proposal cannot be decided on: not PENDING, or not the version the operator decided on."""
+        p = record.proposal
+        if record.status is not ProposalStatus.PENDING:
+            return f"{p.id} is {record.status.value}, not PENDING"
+        if version is not None and version != p.version:
+            return f"you decided on version {version}, but {p.id} is now version {p.version}: review it again"
+        return ""
+
+    def expiry_refusal(self, p: Proposal) -> str:
+        """Why not when `p` is past its expiry (no answer in time means no), else ""."""
+        return f"{p.id} expired" if p.expires_at <= self._clock.now_ms() else ""
+
+    # --- the three moments ---------------------------------------------------------------
+
+    def queue_refusal(self, r: ProposalRequest) -> str:
+        """Why a proposal may not be queued at all ("" when it may; one the checks block is still queued, shown
+        blocked)."""
+        state = self._state
+        settings = self._settings
+        if why := self.journal_refusal() or self.standing(r.symbol):
+            return why
+        if not self.operator_present:
+            return "no operator is attached: nobody could approve it"
+        if r.source == "model":
+            if state.model_paused:
+                return f"the model is paused: {state.model_pause_reason}"
+            if not self.model_acknowledged():
+                return "model proposals need a typed risk acknowledgment on record for this config and model"
+            if r.novel and settings.novelty_policy == "suppress":
+                return "novel — the model is guessing (suppressed by model.novelty_policy)"
+        if len(state.pending()) >= settings.approval.max_pending:
+            return f"the queue is full ({settings.approval.max_pending} pending)"
+        if state.trading_state is TradingState.REDUCING and increases_risk(
+            r.side, r.qty, state.account.position(r.symbol)
+        ):
+            return "trading is REDUCING: only orders that reduce a position pass"
+        spec = self._specs[r.symbol]
+        if spec.round_qty(r.qty) < spec.min_qty:
+            return f"quantity {r.qty} is below the market minimum {spec.min_qty}"
+        return ""
+
+    def approvable(self, record: ProposalRecord) -> str:
+        """Why an operator could not approve this proposal now ("" if they could).
+
+        A price past the collar is not a reason: approving re-prices it for a second look.
+        """
+        p = record.proposal
+        return (
+            self.record_refusal(record)
+            or self.expiry_refusal(p)
+            or self.standing(p.symbol)
+            or self.blocked(self.checks(p))
+        )
+
+    def rule(self, p: Proposal, confirm_novel: bool) -> Ruling:
+        """Everything that must hold at the moment of a decision on `p` (PENDING, current, not expired)."""
+        if why := self.standing(p.symbol):
+            return Ruling(why)
+        move = moved(p, self._market.marks[p.symbol], self._settings.approval.collar_bps)
+        if move is not None:
+            return Ruling(moved=move)
+        if p.novel and self._settings.novelty_policy == "confirm" and not confirm_novel:
+            return Ruling("novel — the model is guessing: approving needs the novelty confirmation")
+        checks = self.checks(p)
+        trips = not self._state.throttle_latched and any(
+            c.name == "throttle" and c.verdict is Verdict.BLOCK for c in checks
+        )
+        return Ruling(self.blocked(checks), trips_throttle=trips)
+
+    @staticmethod
+    def blocked(checks: Sequence[RiskCheck]) -> str:
+        """The risk checks' blocks, in one line ("" when none blocks)."""
+        blocked = [f"{c.name}: {c.reason}" for c in checks if c.verdict is Verdict.BLOCK]
+        return "blocked by risk checks: " + "; ".join(blocked) if blocked else ""
+
+    def needs_two(self, p: Proposal) -> bool:
+        """Whether four-eyes applies: two different operators must approve."""
+        ops = self._settings.operators
+        return (ops.four_eyes_notional > 0 and p.notional >= ops.four_eyes_notional) or (
+            ops.four_eyes_leverage > 0 and p.leverage >= Decimal(str(ops.four_eyes_leverage))
+        )
+
+    # --- what the checks look at ---------------------------------------------------------
+
+    def checks(self, p: Proposal) -> tuple[RiskCheck, ...]:
+        """The risk checks' verdicts on `p` now."""
+        return run_checks(p, self.context(p.symbol, p.side), self._state.limits)
+
+    def context(self, symbol: str, side: Side) -> RiskContext:
+        """The snapshot the risk checks judge a proposal for `symbol` and `side` by."""
+        state = self._state
+        return RiskContext(
+            trading_state=state.trading_state,
+            positions=state.account.positions,
+            marks=self._market.marks,
+            pending=self._pending_like(symbol, side),
+            leverage_acknowledged=self.leverage_acknowledged(),
+            throttle_latched=state.throttle_latched,
+            orders_last_minute=state.orders_last_minute(self._clock.now_ms()),
+            daily_pnl=self._market.daily_pnl(),
+            feed=self._market.feed_health.get(symbol),
+            spec=self._specs[symbol],
+        )
+
+    def _pending_like(self, symbol: str, side: Side) -> tuple[Proposal, ...]:
+        """Pending proposals for the same symbol and side (what the duplicate check needs), indexed once
+        per state change so checking a thousand pending proposals stays linear."""
+        version = self._state.events_applied
+        if self._pending_index[0] != version:
+            index: dict[tuple[str, Side], list[Proposal]] = {}
+            for r in self._state.pending():
+                index.setdefault((r.proposal.symbol, r.proposal.side), []).append(r.proposal)
+            self._pending_index = (version, {k: tuple(v) for k, v in index.items()})
+        return self._pending_index[1].get((symbol, side), ())
+
+    def model_acknowledged(self) -> bool:
+        """A model-proposals acknowledgment is on record for this config and this model."""
+        ack = self._state.acknowledgments.get(AcknowledgmentKind.MODEL_PROPOSALS)
+        settings = self._settings
+        return ack is not None and ack.config_hash == settings.config_hash and ack.model_hash == settings.model_hash
+
+    def leverage_acknowledged(self) -> bool:
+        """A leverage acknowledgment is on record for this config."""
+        ack = self._state.acknowledgments.get(AcknowledgmentKind.LEVERAGE)
+        return ack is not None and ack.config_hash == self._settings.config_hash
