@@ -3,11 +3,12 @@ pure functions, tested with no journal, broker or event loop."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import dataclasses
 from decimal import Decimal as D
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from guard.approval.pricing import Moved, apply_edits, moved, price_proposal, shifted, trigger_passed
 from guard.config import RiskSection
@@ -44,7 +45,7 @@ def context(**changes: Any) -> RiskContext:
         feed=None,
         spec=SPEC,
     )
-    return replace(base, **changes)
+    return dataclasses.replace(base, **changes)
 
 
 def request(**changes: Any) -> ProposalRequest:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from msgspec.structs import replace
 
 from guard.approval.state import THROTTLE_WINDOW_MS, GuardState
 from guard.config import RiskSection
