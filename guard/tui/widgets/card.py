@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 from rich.style import Style
 from rich.text import Text
+from textual.message import Message
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
@@ -44,12 +45,17 @@ class DecisionCard(Widget):
 
     shown: tuple[str, float] = ("", 0.0)
     """The proposal id (and version) the last render showed, and when (perf_counter)."""
+    drawn: ProposalView | None = None
+    """The view the last render put on screen: what a key pressed now refers to."""
+
+    class Drawn(Message):
+        """A different proposal (or version) is now on screen."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._text_console = Console(width=400, color_system="truecolor", legacy_windows=False)
         self._strips: list[Strip] = []
-        self._drawn: tuple[object, ...] | None = None
+        self._drawn_key: tuple[object, ...] | None = None
 
     # The card redraws on every cursor move: its lines are wrapped once per change (the line API), not
     # converted and wrapped again by every frame that touches the screen.
@@ -57,10 +63,14 @@ class DecisionCard(Widget):
     def render_line(self, y: int) -> Strip:
         width = self.content_size.width
         key = (self.view, self.stale, self.blocker, self.leverage_acknowledged, self.trading_state, width)
-        if key != self._drawn:
-            self._drawn = key
+        if key != self._drawn_key:
+            self._drawn_key = key
             view = self.view
-            self.shown = (f"{view.proposal.id} v{view.proposal.version}" if view else "", time.perf_counter())
+            shown = f"{view.proposal.id} v{view.proposal.version}" if view else ""
+            if shown != self.shown[0]:
+                self.post_message(self.Drawn())
+            self.shown = (shown, time.perf_counter())
+            self.drawn = view
             style = Style(dim=True) if self.stale else None
             self._strips = [
                 Strip(line.render(self._text_console)).adjust_cell_length(width).apply_style(style)
