@@ -1,8 +1,8 @@
 """The operator console: a Textual client of the daemon's control API.
 
 The app owns what outlives any screen: the one link to the daemon (a reader worker posting typed
-messages, see `DaemonLink`), the daemon's state as last heard (`ConsoleModel`), the kill switch, the
-key gate and notifications. The main screen (`ConsoleScreen`) owns the layout, the cursor and the
+messages, see `DaemonLink`), the daemon's state as last heard (`ConsoleModel`), the kill switch and
+notifications. The main screen (`ConsoleScreen`) owns the layout, the cursor and the
 decisions. It renders what the daemon says and sends what the operator decides; it holds no
 trading logic and never guesses an outcome: the banner turns red when the daemon echoes HALTED,
 not when the kill key is pressed (that shows "KILL sent" at once), and every HALTED the daemon
@@ -23,10 +23,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import structlog
-from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.keys import key_to_character
 from textual.screen import Screen
 
 from guard.api.client import ApiClient
@@ -36,7 +34,6 @@ from guard.domain import TradingState
 from guard.errors import DaemonError
 from guard.paths import StatePaths
 from guard.tui.console import ConsoleScreen
-from guard.tui.keygate import HOLD_LIMIT, KeyGate, ScreenReady, is_ready
 from guard.tui.link import DaemonLink
 from guard.tui.logfile import log_to_file
 from guard.tui.model import Changed, ConsoleModel, LinkState, Notice
@@ -103,8 +100,6 @@ class GuardApp(App[int]):
             self._link = DaemonLink(client, operator, self, kill_client=kill_client, paths=paths)
         self._freeze_gc = freeze_gc
         self._frozen_views = 0
-        self._kill_keys = frozenset(b.key for b in Binding.make_bindings(self.BINDINGS) if b.action == "kill")
-        self._gate = KeyGate(passthrough=_untypable_kill_keys(self.BINDINGS))
         self.main_screen = ConsoleScreen(
             self.model,
             self,
@@ -164,15 +159,12 @@ class GuardApp(App[int]):
             self.bring_halted_forward()
 
     def bring_halted_forward(self) -> None:
-        """Close every dialog and info screen (their keys still held too): the main screen shows HALTED."""
-        dropped, kill = self._gate.drop(self._kill_keys)
+        """Close every dialog and info screen, unanswered: the main screen shows HALTED."""
         closed = [type(s).__name__ for s in self.screen_stack if s is not self.main_screen]
         while self.screen is not self.main_screen and len(self.screen_stack) > 1:
-            self.pop_screen()
-        if closed or dropped:
-            log.info("halted_brought_forward", closed=closed, keys_dropped=dropped, kill_held=kill)
-        if kill:
-            self.action_kill()  # a K held where it could only mean the kill switch: never lost
+            self.pop_screen()  # synchronous, and a popped dialog's answer callback is never called
+        if closed:
+            log.info("halted_brought_forward", closed=closed)
 
     def _freeze_views(self) -> None:
         """Take the views held now out of the cyclic collector's sight.
@@ -184,34 +176,6 @@ class GuardApp(App[int]):
         if self._freeze_gc:
             gc.freeze()
             self._frozen_views = len(self.model.proposals)
-
-    # --- keys: in the order typed, where they were meant -----------------------------------
-
-    async def on_event(self, event: events.Event) -> None:
-        """Hold keys typed while a screen is still opening (see `guard.tui.keygate`); pass the rest on."""
-        if isinstance(event, events.Key) and not event.is_forwarded and event.key not in self._gate.passthrough:
-            await self._release_keys()
-            if self._gate.held or not is_ready(self.screen):
-                if not self._gate.held:
-                    self.set_timer(HOLD_LIMIT, self._release_overdue)
-                self._gate.hold(event, self.screen, time.monotonic())
-                return
-        await super().on_event(event)
-
-    async def on_screen_ready(self, _message: ScreenReady) -> None:
-        await self._release_keys()
-
-    async def _release_keys(self, force: bool = False) -> None:
-        """Hand held keys on, oldest first, while the screen on top takes keys (a released key may open another)."""
-        while self._gate.held and (force or is_ready(self.screen)):
-            key = self._gate.take()
-            if key is not None:
-                await super().on_event(key)
-
-    async def _release_overdue(self) -> None:
-        if self._gate.overdue(time.monotonic()):
-            log.warning("keys_released_to_unready_screen", screen=type(self.screen).__name__, keys=len(self._gate.held))
-            await self._release_keys(force=True)
 
     # --- the kill switch -----------------------------------------------------------------
 
@@ -264,16 +228,6 @@ class GuardApp(App[int]):
         title, _, what = KILL_HELP.partition("\n")
         yield SystemCommand(title, what, self.action_kill)
         yield from self.main_screen.palette_commands()
-
-
-def _untypable_kill_keys(bindings: Iterable[BindingType]) -> frozenset[str]:
-    """The kill keys no text field can take (ctrl+k): they never wait in the key gate."""
-    keys = set()
-    for binding in Binding.make_bindings(bindings):
-        character = key_to_character(binding.key)
-        if binding.action == "kill" and (character is None or not character.isprintable()):
-            keys.add(binding.key)
-    return frozenset(keys)
 
 
 # --- entry points ----------------------------------------------------------------------

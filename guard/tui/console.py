@@ -45,7 +45,6 @@ from guard.config import OperatorsSection
 from guard.domain import AcknowledgmentKind, TradingState
 from guard.tui import availability
 from guard.tui.availability import Facts, needs_leverage_acknowledgment
-from guard.tui.keygate import ScreenReady
 from guard.tui.model import Changed, ConsoleModel, LinkState, Notice
 from guard.tui.screens.acknowledge import acknowledgment_screen, rearm_screen
 from guard.tui.screens.base import DecisionDialog
@@ -162,8 +161,6 @@ class ConsoleScreen(Screen[None]):
         self.model = model
         self.link = LinkState()
         """The connection to the daemon, as the app last told it."""
-        self.keys_ready = False
-        """True once the queue has the focus (the app's key gate holds keys until then)."""
         self._sender = sender
         self._info = info
         self._operators = operators
@@ -212,8 +209,6 @@ class ConsoleScreen(Screen[None]):
         self.events.border_title = "Alerts and events"
         self.keys.keys = self.key_labels()
         self.set_focus(self.queue)
-        self.keys_ready = True
-        self.app.post_message(ScreenReady())
         self.set_interval(REDRAW_SECONDS, self._redraw)
         self.set_interval(1.0, self._tick)
 

@@ -72,6 +72,20 @@ async def test_keys_capital_k_typed_into_a_reason_is_a_letter_not_the_kill_switc
         assert not kill_sent(app)
 
 
+async def test_keys_capital_k_typed_as_a_phrase_screen_opens_goes_into_the_phrase() -> None:
+    """ctrl+r then `KO` at once: the re-arm phrase field has the focus from the start (its text above it is a
+    focusable scroll area that would otherwise take the K as the kill switch)."""
+    clock = Clock()
+    async with offline(clock).run_test(size=(100, 32)) as pilot:
+        app = await connect(pilot)
+        app.post_message(pushed(StatusChanged(scenes.status(TradingState.REDUCING, "daily loss limit"))))
+        await until(pilot, lambda: app.main_screen.check_action("rearm", ()))
+        await keys(pilot, "ctrl+r", "K", "O")
+        assert isinstance(app.screen, TypedConfirmScreen)
+        assert app.screen.query_one("#typed", Input).value == "KO"
+        assert not kill_sent(app)
+
+
 async def test_keys_capital_k_outside_a_text_field_kills_on_every_screen() -> None:
     """K on the main screen, in the help screen and on the override form's Back button pulls the kill switch."""
     clock = Clock()
@@ -254,46 +268,6 @@ async def test_keys_halted_from_the_daemon_closes_whatever_is_on_top(opening: tu
         await pilot.pause()
         text = screen_text(app)
         assert "HALTED" in text.splitlines()[0] and "kill switch pulled by bob" in text
-
-
-async def test_keys_held_for_a_dialog_halted_closed_are_dropped_but_a_kill_is_never_lost() -> None:
-    """Keys still waiting for a dialog that HALTED closed are not replayed onto the main screen; a K held for a
-    dialog with no text field could only mean the kill switch, and it is sent."""
-    clock = Clock()
-    async with offline(clock).run_test(size=(100, 32)) as pilot:
-        app = await connect(pilot)
-        screen = app.main_screen
-        halted = pushed(StatusChanged(scenes.status(TradingState.HALTED, "daily loss limit", pending=0)))
-        # r opens the reject dialog; "OK" waits for its field; HALTED closes it before it is ready.
-        await _burst(pilot, "r", "O", "K", halted)
-        await until(pilot, lambda: app.screen is screen)
-        assert not kill_sent(app)  # that K was a letter for the reason, not replayed onto the main screen
-
-    async with offline(clock).run_test(size=(100, 32)) as pilot:
-        app = await connect(pilot)
-        screen = app.main_screen
-        await keys(pilot, "j")
-        await until(pilot, lambda: screen.card.drawn is not None and screen.card.drawn.proposal.id == "P000002")
-        halted = pushed(StatusChanged(scenes.status(TradingState.HALTED, "daily loss limit", pending=0)))
-        await _burst(pilot, "a", "K", halted)  # a opens the novelty question (no text field): K meant KILL
-        await until(pilot, lambda: app.screen is screen)
-        assert kill_sent(app)
-
-
-async def _burst(pilot: Pilot[Any], *items: Any) -> None:
-    """Keys (names) and daemon messages, posted in this order with no pause between them."""
-    from textual import events
-
-    app = pilot.app
-    for item in items:
-        if isinstance(item, str):
-            character = item if len(item) == 1 else None
-            event = events.Key(item, character)
-            event.set_sender(app)
-            app.post_message(event)
-        else:
-            app.post_message(item)
-    await pilot.pause()
 
 
 def test_keys_typed_confirm_screen_is_what_the_acknowledgment_opens() -> None:

@@ -2,8 +2,9 @@
 
 Keys that move focus or close a dialog (tab, shift+tab, Enter, Esc) are priority bindings: the app
 runs them as it reads them, before the next key is handed to a field, so `0.3⇥4⇥2450` typed at
-full speed fills three fields, never one. A dialog says it is ready (`ScreenReady`) only once its
-first field has the focus; until then the app holds what is typed (see `guard.tui.keygate`).
+full speed fills three fields, never one. A dialog focuses its first field while it mounts, and
+the app reads no key until a pushed screen has mounted: `r` then `OK` typed at once puts "OK" in
+the reason field (a field that got the focus a message later would leave `K` to the kill switch).
 
 A decision dialog is about one proposal, as it was on screen when the key was pressed. If that
 proposal leaves the queue, gets a new version, or the daemon goes out of reach while the dialog is
@@ -20,7 +21,6 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from guard.api.protocol import ProposalView
-from guard.tui.keygate import ScreenReady
 
 KILL_HINT = "ctrl+k: KILL (K too, outside text fields)"
 
@@ -50,7 +50,7 @@ ResultT = TypeVar("ResultT")
 
 
 class GuardModal(ModalScreen[ResultT]):
-    """A dialog whose structural keys run in the order typed and which says when it can take keys."""
+    """A dialog whose structural keys run in the order typed and whose first field has the focus from the start."""
 
     DEFAULT_CSS = DIALOG_CSS
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -59,11 +59,6 @@ class GuardModal(ModalScreen[ResultT]):
         Binding("shift+tab", "app.focus_previous", show=False, priority=True),
     ]
 
-    TAKES_TEXT: ClassVar[bool] = False
-    """Whether typing lands in a text field when the dialog opens (a K typed meanwhile is a letter, not a kill)."""
-    keys_ready = False
-    """True once the first field has the focus: keys typed before that wait in the app's key gate."""
-
     def prepare(self) -> Widget | None:
         """Set the dialog up once mounted; returns the widget typing belongs in (None: the dialog itself)."""
         return None
@@ -71,10 +66,8 @@ class GuardModal(ModalScreen[ResultT]):
     def on_mount(self) -> None:
         target = self.prepare()
         if target is not None:
-            # Screen.set_focus, not Widget.focus: the latter waits for the app's queue, behind the keys already typed.
+            # Screen.set_focus, not Widget.focus: the latter waits in the app's queue, behind the keys already typed.
             self.set_focus(target)
-        self.keys_ready = True
-        self.app.post_message(ScreenReady())
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -25,7 +25,6 @@ from guard.tui.widgets.field import TextField
 class TypedConfirmScreen(GuardModal[str | None]):
     """Read this, then type the phrase exactly: answers with what was typed, or None on escape."""
 
-    TAKES_TEXT = True
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "submit", "record", show=False, priority=True),
@@ -115,7 +114,6 @@ class NoveltyScreen(DecisionDialog[bool]):
 class RejectScreen(DecisionDialog[str | None]):
     """Reject with an optional reason: answers the reason ("" for none), or None to go back."""
 
-    TAKES_TEXT = True
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "submit", "reject", show=False, priority=True)]
 
