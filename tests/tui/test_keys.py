@@ -177,6 +177,7 @@ async def test_keys_reject_as_the_selected_proposal_expires_opens_nothing_for_th
     async with offline(clock, selection_grace=0.6).run_test(size=(100, 32)) as pilot:
         app = await connect(pilot)
         screen = app.main_screen
+        clock.now += 1.0  # past the grace of the first selection: the operator has read P000001
         app.post_message(pushed(ProposalsChanged((), ("P000001",))))
         await keys(pilot, "r")
         assert app.screen is screen and screen.queue.selected_id == "P000002"
@@ -207,9 +208,12 @@ async def test_keys_a_re_priced_proposal_makes_every_decision_wait() -> None:
     async with offline(clock, selection_grace=0.6).run_test(size=(100, 32)) as pilot:
         app = await connect(pilot)
         screen = app.main_screen
+        clock.now += 1.0  # past the grace of the first selection: the operator has read P000001
         app.post_message(pushed(ProposalsChanged((scenes.oldest(version=2),), ())))
-        await keys(pilot, "a", "o", "r")
+        await until(pilot, lambda: screen.card.drawn == scenes.oldest(version=2))  # v2 is on screen ...
+        await keys(pilot, "a", "o", "r")  # ... but the operator was reading v1 a moment ago
         assert app.screen is screen and not screen.in_flight
+        assert any("changed by itself" in n.message for n in app._notifications)
         clock.now += 0.7
         await pilot.pause()
         await keys(pilot, "r")
