@@ -32,7 +32,7 @@ from guard.tui.screens.override import FIELDS, OverrideScreen
 from guard.tui.widgets.banner import Banner
 from tests.api.support import queue_proposal
 from tests.builders import ETH
-from tests.tui.conftest import console, journal, keys, quiet_config, type_text, until
+from tests.tui.conftest import console, journal, keys, quiet_config, screen_text, type_text, until
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -257,3 +257,61 @@ async def test_console_close_key_closes_the_chosen_position_reduce_only(daemon: 
 
 def perf_text(app: GuardApp) -> str:
     return str(app.screen.query_one("#perf", Static).render())
+
+
+async def test_console_ok_typed_as_a_reject_reason_rejects_without_a_kill(daemon: Daemon) -> None:
+    """`r`, `OK`, Enter at full speed: the journal has a rejection with the reason "OK", and no kill."""
+    async with console(daemon) as (app, pilot):
+        pid = await queue_proposal(daemon)
+        await until(pilot, lambda: app.main_screen.check_action("reject", ()))
+        await keys(pilot, "r", "O", "K", "enter")
+        await until(pilot, lambda: pid not in app.model.proposals)
+        assert app.model.status.trading_state is TradingState.ACTIVE
+    (decision,) = journal(daemon, DecisionRecorded)
+    assert (decision.proposal_id, decision.kind, decision.reason) == (pid, DecisionKind.REJECT, "OK")
+    assert not journal(daemon, KillRequested)
+
+
+async def test_console_kill_from_the_acknowledgment_screen_ends_with_halted_in_front(daemon: Daemon) -> None:
+    """In the acknowledgment's phrase field K is a letter; ctrl+k there halts, and the acknowledgment text gives
+    way to the main screen showing HALTED."""
+    async with console(daemon, size=(80, 24)) as (app, pilot):
+        screen = app.main_screen
+        await queue_proposal(daemon, qty="0.01", leverage="8")
+        await until(pilot, lambda: screen.selected_view() is not None and screen.check_action("approve", ()))
+        await pilot.press("a")
+        ack = app.screen
+        assert isinstance(ack, TypedConfirmScreen) and ack.kind is AcknowledgmentKind.LEVERAGE
+        await keys(pilot, *"I UNDERSTAND K")
+        assert ack.query_one("#typed", Input).value == "I UNDERSTAND K" and not journal(daemon, KillRequested)
+        await keys(pilot, "ctrl+k")
+        await until(pilot, lambda: app.screen is screen and screen.banner.shown[0] == "HALTED")
+        assert "HALTED" in screen_text(app).splitlines()[0]
+    assert [(k.operator, k.reason) for k in journal(daemon, KillRequested)] == [
+        ("alice", "kill switch pressed in the console")
+    ]
+    assert not journal(daemon, AcknowledgmentRecorded)
+
+
+async def test_console_close_key_takes_a_percentage_or_a_quantity(daemon: Daemon) -> None:
+    """c then 40% closes 40% of the position (the quantity computed and sent), then c 0.01 closes that much."""
+    async with console(daemon) as (app, pilot):
+        screen = app.main_screen
+        pid = await queue_proposal(daemon, qty="0.05")
+        await until(pilot, lambda: screen.check_action("approve", ()))
+        await pilot.press("a")
+        await until(pilot, lambda: pid not in app.model.proposals and len(app.model.positions) == 1)
+        await until(pilot, lambda: screen.check_action("close_position", ()))
+        await keys(pilot, "c", "tab", *"40%")
+        dialog = app.screen
+        assert isinstance(dialog, ClosePositionScreen)
+        assert "SELL 0.02 of 0.05 BTC/USDT:USDT (40%)" in str(dialog.query_one("#preview").render())
+        await keys(pilot, "enter")
+        await until(pilot, lambda: app.model.positions and app.model.positions[0].position.qty == Decimal("0.03"))
+        await keys(pilot, "c", "tab", *"0.01", "enter")
+        await until(pilot, lambda: app.model.positions and app.model.positions[0].position.qty == Decimal("0.02"))
+    closes = [e.request for e in journal(daemon, OrderSubmitted) if e.request.purpose is OrderPurpose.CLOSE]
+    assert [(c.qty, c.reduce_only, c.side.value) for c in closes] == [
+        (Decimal("0.02"), True, "sell"),
+        (Decimal("0.01"), True, "sell"),
+    ]

@@ -123,6 +123,19 @@ async def test_keys_override_fields_keep_what_was_typed_at_full_speed() -> None:
         assert typed == {"qty": "0.3", "leverage": "4", "stop": "2450"}
 
 
+async def test_keys_enter_answers_with_everything_typed_before_it_and_k_after_it_kills() -> None:
+    """`c ⇥ 50% ⏎ K` in one burst: the close answers for 50% (not "all": the field had not taken the
+    characters yet when Enter was read), and the K after Enter is the kill switch, not a letter."""
+    clock = Clock()
+    async with offline(clock).run_test(size=(100, 32)) as pilot:
+        app = await connect(pilot)
+        await keys(pilot, "c", "tab", *"50%", "enter", "K")
+        assert app.screen is app.main_screen
+        sent = [n.message for n in app._notifications if n.message.startswith("close ")]
+        assert sent == ["close BUY 0.0015 of 0.003 BTC/USDT:USDT (50%): no daemon to send it to"]
+        assert kill_sent(app)
+
+
 async def test_keys_editing_keys_apply_in_order_with_the_characters_around_them() -> None:
     """ctrl+u clears what was in the field before it, backspace takes the character before it: in order."""
     clock = Clock()

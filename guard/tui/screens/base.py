@@ -2,7 +2,10 @@
 
 Keys that move focus or close a dialog (tab, shift+tab, Enter, Esc) are priority bindings: the app
 runs them as it reads them, before the next key is handed to a field, so `0.3⇥4⇥2450` typed at
-full speed fills three fields, never one. A dialog focuses its first field while it mounts, and
+full speed fills three fields, never one. A field takes its characters from its own queue, a
+moment later: Enter therefore takes the focus away at once (what is typed after it reaches no
+field, and K after it is the kill switch again) and answers once every field has taken what was
+typed before it (`submit_when_typed`). A dialog focuses its first field while it mounts, and
 the app reads no key until a pushed screen has mounted: `r` then `OK` typed at once puts "OK" in
 the reason field (a field that got the focus a message later would leave `K` to the kill switch).
 
@@ -13,6 +16,7 @@ open, the dialog says so and sends nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar, TypeVar
 
 from textual.binding import Binding, BindingType
@@ -21,6 +25,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from guard.api.protocol import ProposalView
+from guard.tui.widgets.field import TextField
 
 KILL_HINT = "ctrl+k: KILL (K too, outside text fields)"
 
@@ -68,6 +73,40 @@ class GuardModal(ModalScreen[ResultT]):
         if target is not None:
             # Screen.set_focus, not Widget.focus: the latter waits in the app's queue, behind the keys already typed.
             self.set_focus(target)
+
+    _submitting = False
+
+    def submit_when_typed(self, submit: Callable[[], None]) -> None:
+        """Run `submit` once every field has taken the keys typed before this moment; none typed after reach them.
+
+        If `submit` leaves the dialog open (it refused), the focus goes back where it was.
+        """
+        if self._submitting:
+            return  # Enter twice: one answer
+        self._submitting = True
+        focused = self.focused
+        self.set_focus(None)
+        fields = list(self.query(TextField))
+        remaining = len(fields)
+
+        def answer() -> None:
+            self._submitting = False
+            if self.app.screen is not self:
+                return  # closed meanwhile (Esc, or the daemon's HALTED)
+            submit()
+            if self.app.screen is self and self.focused is None:
+                self.set_focus(focused)
+
+        def field_done() -> None:
+            nonlocal remaining
+            remaining -= 1
+            if remaining == 0:
+                answer()
+
+        if not fields:
+            answer()
+        for field in fields:
+            field.call_later(field_done)  # after the keys already in that field's queue
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -163,6 +163,9 @@ class ClosePositionScreen(GuardModal[CloseRequest | None]):
         self._refresh_preview()
 
     def action_submit(self) -> None:
+        self.submit_when_typed(self._answer)
+
+    def _answer(self) -> None:
         request, problem = self.request()
         if request is None:
             self._refresh_preview()

@@ -76,6 +76,9 @@ class TypedConfirmScreen(GuardModal[str | None]):
         body.scroll_to(y=body.scroll_y + pages * max(1, body.size.height - 1), animate=False)
 
     def action_submit(self) -> None:
+        self.submit_when_typed(self._answer)
+
+    def _answer(self) -> None:
         typed = self.query_one(Input).value
         if typed.strip():
             self.dismiss(typed)
@@ -132,6 +135,9 @@ class RejectScreen(DecisionDialog[str | None]):
         return self.query_one(Input)
 
     def action_submit(self) -> None:
+        self.submit_when_typed(self._answer)
+
+    def _answer(self) -> None:
         if not self.refused():
             self.dismiss(self.query_one(Input).value.strip())
 

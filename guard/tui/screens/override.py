@@ -218,6 +218,9 @@ class OverrideScreen(DecisionDialog[OverrideRequest | None]):
     # --- answering -----------------------------------------------------------------------
 
     def action_submit(self) -> None:
+        self.submit_when_typed(self._answer)
+
+    def _answer(self) -> None:
         if self.refused():
             return
         self._refresh_state()

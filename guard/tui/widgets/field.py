@@ -4,7 +4,8 @@ Textual's `Input` inserts a printed character as it takes the key from its own q
 editing keys (backspace, ctrl+u, arrows) are bindings, run only after the key has bubbled back up
 to the app, by which time the characters typed after them are already in. `ctrl+u 2 1` typed at
 full speed left "21" and then cleared it. This field runs its own bindings as it takes each key, in
-the order typed.
+the order typed. (Enter, Tab and Esc belong to the dialog, which runs them as the app reads them;
+see `guard.tui.screens.base`.)
 """
 
 from __future__ import annotations
