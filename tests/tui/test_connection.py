@@ -8,9 +8,9 @@ from pathlib import Path
 from guard.api.client import ApiClient
 from guard.daemon import Daemon, running
 from guard.domain import DecisionKind, TradingState
-from guard.events import DecisionRecorded, KillRequested
+from guard.events import DecisionRecorded, KillRequested, ModelPaused
 from tests.api.support import queue_proposal, wait_until
-from tests.tui.conftest import console, journal, quiet_config, until
+from tests.tui.conftest import console, journal, keys, quiet_config, until
 
 
 async def test_console_daemon_restart_goes_stale_at_once_then_resyncs(guard_home: Path) -> None:
@@ -55,3 +55,31 @@ async def test_console_quitting_leaves_the_daemon_running(daemon: Daemon) -> Non
     health = await ApiClient.from_config(daemon.config).health()
     assert health is not None and health["trading_state"] == TradingState.ACTIVE.value
     assert not journal(daemon, KillRequested)
+
+
+PHRASE = "i understand the model can be wrong so approve or reject"
+
+
+async def test_console_keys_typed_while_reconnecting_execute_nothing(guard_home: Path) -> None:
+    """A phrase typed again and again while the daemon is away, and right as the console reconnects, opens no
+    screen and decides nothing; once the operator has had a moment to look, keys work again."""
+    config = quiet_config()
+    first = running(config)
+    daemon = await first.__aenter__()
+    async with console(daemon, reconnect_grace=5.0) as (app, pilot):
+        screen = app.main_screen
+        await first.__aexit__(None, None, None)
+        await until(pilot, lambda: not app.link_state.up, within=5)
+        async with running(config) as second:
+            pid = await queue_proposal(second)  # something a stray a or r would decide
+            while not app.link_state.up:
+                await keys(pilot, *PHRASE)
+            await keys(pilot, *PHRASE)  # right behind the snapshot
+            assert app.screen is screen and not screen.in_flight
+            await until(pilot, lambda: screen.check_action("approve", ()), within=15)
+            await pilot.press("a")
+            await until(pilot, lambda: pid not in app.model.proposals)
+            decisions = journal(second, DecisionRecorded)
+            models = journal(second, ModelPaused)
+    assert [(d.proposal_id, d.kind) for d in decisions] == [(pid, DecisionKind.APPROVE)]
+    assert not models and not journal(second, KillRequested)

@@ -74,6 +74,20 @@ async def test_screen_80x24_shows_what_a_person_needs_without_scrolling() -> Non
         assert key in lines[-1]
 
 
+async def test_screen_80x24_shows_the_open_positions_without_a_key() -> None:
+    """At 80×24, under the card: how many positions are open, the largest (side, size, leverage, PnL, distance
+    to liquidation) and the others in short, with the proposal card and the keys still whole."""
+    app = offline()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await showing(scenes.snapshot())(pilot)
+        lines = screen_text(app).splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(" Positions "))
+    assert lines[first].strip() == "Positions 3 open · largest ETH/USDT SHORT 0.8 2x PnL +40.00 liq 50.8% away"
+    assert lines[first + 1].strip() == "SOL LONG 10 +100.00 liq 36.3% · BTC SHORT 0.003 −0.09 liq 90.1%"
+    assert first + 2 == len(lines) - 1 and "K KILL" in lines[-1]
+    assert any("Checks" in line for line in lines[:first])  # the card's last line is still on screen
+
+
 async def test_screen_positions_keep_a_space_between_columns_whatever_the_numbers() -> None:
     """Each position's figures stay apart, even a six-figure liquidation price next to a small PnL."""
     app = offline()

@@ -121,11 +121,13 @@ def _brief(view: PositionView, short: bool = False) -> Text:
         text.append(f" {render.quantity(p.leverage)}x PnL")
     text.append(" ")
     text.append(render.signed(view.unrealized_pnl), render.pnl_style(view.unrealized_pnl))
+    if p.liquidation_price is None:
+        text.append(" no liq", "dim")
+        return text
     text.append(" liq ")
-    close = distance is not None and distance < 5
-    text.append(render.pct(distance), "bold red" if close else "")
+    text.append(render.pct(distance), "bold red" if distance is not None and distance < 5 else "")
     if not short:
-        text.append(" away" if distance is not None else " none")
+        text.append(" away")
     return text
 
 
