@@ -61,8 +61,8 @@ class DecisionCard(Widget):
     # converted and wrapped again by every frame that touches the screen.
 
     def render_line(self, y: int) -> Strip:
-        width = self.content_size.width
-        key = (self.view, self.stale, self.blocker, self.leverage_acknowledged, self.trading_state, width)
+        width, height = self.content_size
+        key = (self.view, self.stale, self.blocker, self.leverage_acknowledged, self.trading_state, width, height)
         if key != self._drawn_key:
             self._drawn_key = key
             view = self.view
@@ -72,16 +72,24 @@ class DecisionCard(Widget):
             self.shown = (shown, time.perf_counter())
             self.drawn = view
             style = Style(dim=True) if self.stale else None
+            lines = self.render().wrap(self._text_console, max(1, width))
+            if len(lines) > height and width >= WIDE:
+                # A check per line does not fit: the short form keeps every warning and block in sight.
+                lines = self.render(wide=False).wrap(self._text_console, max(1, width))
             self._strips = [
                 Strip(line.render(self._text_console)).adjust_cell_length(width).apply_style(style)
                 if style
                 else Strip(line.render(self._text_console)).adjust_cell_length(width)
-                for line in self.render().wrap(self._text_console, max(1, width))
+                for line in lines
             ]
         return self._strips[y] if y < len(self._strips) else Strip.blank(width)
 
-    def render(self) -> Text:
-        """The card as text (the line renderer wraps it; tests read it)."""
+    def render(self, wide: bool | None = None) -> Text:
+        """The card as text (the line renderer wraps it; tests read it).
+
+        Args:
+            wide: Every risk check on its own line (default: when the card is at least `WIDE` columns).
+        """
         view = self.view
         if view is None:
             if self.stale:
@@ -93,7 +101,7 @@ class DecisionCard(Widget):
                 )
             return Text("No pending proposal. New ones appear in the queue above, oldest first.", "dim")
         p = view.proposal
-        wide = self.size.width >= WIDE
+        wide = self.size.width >= WIDE if wide is None else wide
         lines: list[Text] = [self._title(view)]
         if self.stale:
             lines.append(Text("STALE — disconnected: this is the last known view, not the live one", "bold red"))
