@@ -117,6 +117,10 @@ class ConsoleScreen(Screen[None]):
     ConsoleScreen #positions { height: auto; max-height: 14; }
     ConsoleScreen #prices { height: auto; max-height: 14; }
     ConsoleScreen #log { height: 1fr; }
+    /* Toasts sit over the card's lower right, never over the positions summary or the keys. */
+    ConsoleScreen ToastRack { margin-bottom: 3; }
+    ConsoleScreen.-tall ToastRack { margin-bottom: 4; }
+    ConsoleScreen.-wide.-tall ToastRack { margin-bottom: 1; }
     """
     AUTO_FOCUS = None
     BINDINGS: ClassVar[list[BindingType]] = [
