@@ -67,6 +67,15 @@ class GuardApp(App[int]):
     """
 
     TITLE = "guard"
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (150, "-wide")]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]
+    """Every screen gets these classes: the main screen's layout and where toasts go follow them."""
+    CSS = """
+    /* Toasts sit over the card's lower right, never over the positions summary or the keys (on every screen). */
+    ToastRack { margin-bottom: 3; }
+    Screen.-tall ToastRack { margin-bottom: 4; }
+    Screen.-wide.-tall ToastRack { margin-bottom: 1; }
+    """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("K", "kill", "KILL", priority=True, id="kill", tooltip=KILL_HELP),
         Binding("ctrl+k", "kill", "KILL", show=False, priority=True, id="kill-ctrl", tooltip=KILL_HELP),

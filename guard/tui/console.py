@@ -100,8 +100,6 @@ class ConsoleScreen(Screen[None]):
         reconnect_grace: How long every key but the kill waits after the console (re)connects.
     """
 
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (150, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-short"), (36, "-tall")]
     DEFAULT_CSS = """
     ConsoleScreen #body { height: 1fr; }
     ConsoleScreen #main { width: 1fr; min-width: 84; }
@@ -117,10 +115,6 @@ class ConsoleScreen(Screen[None]):
     ConsoleScreen #positions { height: auto; max-height: 14; }
     ConsoleScreen #prices { height: auto; max-height: 14; }
     ConsoleScreen #log { height: 1fr; }
-    /* Toasts sit over the card's lower right, never over the positions summary or the keys. */
-    ConsoleScreen ToastRack { margin-bottom: 3; }
-    ConsoleScreen.-tall ToastRack { margin-bottom: 4; }
-    ConsoleScreen.-wide.-tall ToastRack { margin-bottom: 1; }
     """
     AUTO_FOCUS = None
     BINDINGS: ClassVar[list[BindingType]] = [
