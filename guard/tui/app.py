@@ -67,8 +67,9 @@ class GuardApp(App[int]):
     """
 
     TITLE = "guard"
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (150, "-wide")]
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]
+    # type: ignore[misc] below: Textual's own annotation reads to mypy as an instance variable.
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (150, "-wide")]  # type: ignore[misc]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]  # type: ignore[misc]
     """Every screen gets these classes: the main screen's layout and where toasts go follow them."""
     CSS = """
     /* Toasts sit over the card's lower right, never over the positions summary or the keys (on every screen). */

@@ -437,7 +437,7 @@ class ConsoleScreen(Screen[None]):
                 self._show_selected()
 
     def _run(self, work: Awaitable[object]) -> None:
-        self.run_worker(work, group="commands")  # type: ignore[arg-type]  # a coroutine is a valid worker
+        self.run_worker(work, group="commands")
 
     def _decide(self, make: Callable[[str], Command], label: str, view: ProposalView, what: str) -> None:
         """Send a decision on `view`, if it is still pending at the version the operator saw."""

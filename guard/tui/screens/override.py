@@ -184,11 +184,11 @@ class OverrideScreen(DecisionDialog[OverrideRequest | None]):
             field = self.query_one(f"#{name}", Input)
             result = field.validate(field.value)
             note = self.query_one(f"#{name}-note", Static)
-            valid = result is None or result.is_valid
-            note.set_class(not valid, "-invalid")
+            failures = [] if result is None or result.is_valid else result.failure_descriptions
+            note.set_class(bool(failures), "-invalid")
             current = getattr(self.view.proposal, name)
             was = "none" if current is None else render.quantity(current)
-            note.update(f"was {was}" if valid else "✗ " + "; ".join(result.failure_descriptions))
+            note.update("✗ " + "; ".join(failures) if failures else f"was {was}")
         ready = not problems and (not risky or risk.value)
         self.query_one("#submit", Button).disabled = not ready
 
