@@ -67,7 +67,7 @@ class GuardApp(App[int]):
     """
 
     TITLE = "guard"
-    # type: ignore[misc] below: Textual's own annotation reads to mypy as an instance variable.
+    # The ignores: Textual annotates these so that mypy reads them as instance variables.
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (150, "-wide")]  # type: ignore[misc]
     VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-short"), (36, "-tall")]  # type: ignore[misc]
     """Every screen gets these classes: the main screen's layout and where toasts go follow them."""
