@@ -19,7 +19,7 @@ import gc
 import getpass
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
 import structlog
@@ -33,6 +33,7 @@ from guard.config import Config, load_config
 from guard.domain import TradingState
 from guard.errors import DaemonError
 from guard.paths import StatePaths
+from guard.tui.acknowledgments import Acknowledgments
 from guard.tui.console import ConsoleScreen
 from guard.tui.link import DaemonLink
 from guard.tui.logfile import log_to_file
@@ -110,11 +111,12 @@ class GuardApp(App[int]):
             self._link = DaemonLink(client, operator, self, kill_client=kill_client, paths=paths)
         self._freeze_gc = freeze_gc
         self._frozen_views = 0
+        acknowledgments = Acknowledgments(self, self.model, self.config.operators, self.send, self._run_command)
         self.main_screen = ConsoleScreen(
             self.model,
             self,
+            acknowledgments=acknowledgments,
             info=client,
-            operators=self.config.operators,
             clock=clock,
             selection_grace=selection_grace,
             reconnect_grace=reconnect_grace,
@@ -135,7 +137,7 @@ class GuardApp(App[int]):
         self.model.load(message.snapshot, self.clock())
         self._freeze_views()
         self.link_state = LinkState(up=True, reason="")
-        self.main_screen.in_flight.clear()
+        self.main_screen.decisions.in_flight.clear()
         log.info("console_live", pending=len(self.model.order))
         self.main_screen.show_link(self.link_state)
         self._after_echo(was)
@@ -213,6 +215,9 @@ class GuardApp(App[int]):
             self.bring_halted_forward()  # killed while already HALTED: no transition to wait for
 
     # --- sending -----------------------------------------------------------------------
+
+    def _run_command(self, work: Awaitable[object]) -> None:
+        self.run_worker(work, group="commands")
 
     async def send(self, make: Callable[[str], Command], label: str) -> Reply | None:
         """Send a command and show the daemon's answer; None when it never got one."""

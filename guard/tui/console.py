@@ -20,41 +20,36 @@ from typing import ClassVar, Protocol
 
 import structlog
 from textual import events, on
-from textual.actions import parse as parse_action
 from textual.app import ComposeResult, SystemCommand
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 
 from guard.api.protocol import (
-    Acknowledge,
-    Approve,
     ClosePosition,
     Command,
-    Override,
     PauseModel,
     PerformanceView,
     ProposalView,
     Rearm,
     ReenableThrottle,
-    Reject,
     Reply,
     ResumeModel,
 )
-from guard.config import OperatorsSection
 from guard.domain import AcknowledgmentKind, TradingState
 from guard.tui import availability
+from guard.tui.acknowledgments import Acknowledgments
 from guard.tui.availability import Facts, needs_leverage_acknowledgment
+from guard.tui.decisions import Decisions
+from guard.tui.keys import CONSOLE_KEYS, action_of_key, help_rows, key_labels, palette_entries
 from guard.tui.model import Changed, ConsoleModel, LinkState, Notice
-from guard.tui.screens.acknowledge import acknowledgment_screen, rearm_screen
+from guard.tui.screens.acknowledge import rearm_screen
 from guard.tui.screens.base import DecisionDialog
 from guard.tui.screens.close import ClosePositionScreen, CloseRequest
-from guard.tui.screens.dialogs import NoveltyScreen, RejectScreen, TypedConfirmScreen
 from guard.tui.screens.info import HelpScreen, ModelCardScreen, PerformanceScreen
-from guard.tui.screens.override import OverrideRequest, OverrideScreen
 from guard.tui.widgets.banner import Banner
 from guard.tui.widgets.card import DecisionCard
-from guard.tui.widgets.keybar import KeyBar, KeyLabel
+from guard.tui.widgets.keybar import KeyBar
 from guard.tui.widgets.panes import EventLog, PositionsPane, PositionsSummary, PricesPane
 from guard.tui.widgets.queue import ProposalQueue
 
@@ -82,19 +77,14 @@ class InfoSource(Protocol):
     async def performance(self) -> PerformanceView: ...
 
 
-def _key(keys: str, action: str, label: str, tooltip: str, *, show: bool = True) -> Binding:
-    """A console key: priority (run as the app reads it, in the order typed); tooltip "Title\\nwhat it does"."""
-    return Binding(keys, action, label, show=show, priority=True, tooltip=tooltip)
-
-
 class ConsoleScreen(Screen[None]):
     """The console's main screen.
 
     Args:
         model: The daemon's state as last heard (the app applies what the daemon pushes).
         sender: Where commands go (the app).
+        acknowledgments: Opens the risk acknowledgments the daemon waits for.
         info: Where the model card and the live record come from (None: no daemon).
-        operators: The local operators section (what the acknowledgment explains about the dead-man switch).
         clock: Local monotonic seconds.
         selection_grace: How long decisions wait after the proposal under the cursor changed by itself.
         reconnect_grace: How long every key but the kill waits after the console (re)connects.
@@ -117,40 +107,17 @@ class ConsoleScreen(Screen[None]):
     ConsoleScreen #log { height: 1fr; }
     """
     AUTO_FOCUS = None
-    BINDINGS: ClassVar[list[BindingType]] = [
-        _key("a", "approve", "approve", "Approve the selected proposal\nas shown; a novel one asks for a confirmation"),
-        _key("o", "override", "override", "Override the selected proposal\nedit size, leverage, stop, take-profit or "
-             "limit price, then approve"),
-        _key("r", "reject", "reject", "Reject the selected proposal\nwith an optional reason"),
-        _key("ctrl+r", "rearm", "rearm", "Re-arm trading\nleave HALTED or REDUCING (type RE-ARM)"),
-        _key("p", "pause_model", "pause", "Pause or resume the model\nstop or restart the model's proposals"),
-        _key("c", "close_position", "close", "Close a position\nall of it, a quantity or a percentage "
-             "(reduce-only market order)"),
-        _key("m", "model_card", "card", "Model card\nwhat the model is, what it was trained on, its risks and limits"),
-        _key("l", "performance", "live", "Live performance vs claimed\nhit rate and calibration per confidence bucket"),
-        _key("question_mark", "help", "help", "Help\nkeys and screens"),
-        _key("q", "quit", "quit", "Quit the console\nthe daemon keeps running (ctrl+q quits even while disconnected)",
-             show=False),
-        _key("down,j", "cursor(1)", "next", "Next proposal\nthe queue is oldest first; pgdn pgup home end jump",
-             show=False),
-        _key("up,k", "cursor(-1)", "previous", "Previous proposal\ntowards the oldest", show=False),
-        _key("pagedown", "cursor(10)", "", "", show=False),
-        _key("pageup", "cursor(-10)", "", "", show=False),
-        _key("home", "cursor_to(0)", "", "", show=False),
-        _key("end", "cursor_to(-1)", "", "", show=False),
-    ]
-    _ACTION_OF_KEY: ClassVar[dict[str, str]] = {
-        b.key: parse_action(b.action)[1] for b in Binding.make_bindings(BINDINGS)
-    }
-    """Key -> action, derived from the bindings (for saying why a greyed-out key did nothing)."""
+    BINDINGS: ClassVar[list[BindingType]] = CONSOLE_KEYS
+    _ACTION_OF_KEY: ClassVar[dict[str, str]] = action_of_key(CONSOLE_KEYS)
+    """Key -> action (for saying why a greyed-out key did nothing)."""
 
     def __init__(
         self,
         model: ConsoleModel,
         sender: Sender,
         *,
+        acknowledgments: Acknowledgments,
         info: InfoSource | None,
-        operators: OperatorsSection,
         clock: Callable[[], float],
         selection_grace: float,
         reconnect_grace: float,
@@ -161,19 +128,26 @@ class ConsoleScreen(Screen[None]):
         """The connection to the daemon, as the app last told it."""
         self._sender = sender
         self._info = info
-        self._operators = operators
         self._clock = clock
         self._selection_grace = selection_grace
         self._reconnect_grace = reconnect_grace
         self._connected_at: float | None = None
-        self.in_flight: dict[str, str] = {}
-        """Proposal id -> the decision sent on it and not yet answered."""
+        self.decisions = Decisions(
+            lambda screen, answer: self.app.push_screen(screen, answer),
+            model,
+            sender.send,
+            self._run,
+            link_up=lambda: self.link.up,
+            cannot=self.cannot,
+            changed=self._show_selected,
+        )
+        """The decisions on proposals: their dialogs, and the ones on their way to the daemon."""
         self._dirty = Changed.NOTHING
         self._enabled: tuple[bool, ...] = ()
         self._status_key: tuple[object, ...] = ()
         self._shown_version: tuple[str, int] | None = None
-        self._ack_declined: set[AcknowledgmentKind] = set()
-        self._ack_sending: set[AcknowledgmentKind] = set()
+        self.acknowledgments = acknowledgments
+        """The risk acknowledgments the daemon waits for."""
         self._toasts: dict[str, float] = {}
         self.banner = Banner(id="banner")
         self.queue = ProposalQueue(self.model, self._clock, id="queue")
@@ -205,41 +179,10 @@ class ConsoleScreen(Screen[None]):
         self.positions.border_title = "Positions"
         self.prices.border_title = "Prices"
         self.events.border_title = "Alerts and events"
-        self.keys.keys = self.key_labels()
+        self.keys.keys = key_labels(self.app, self.BINDINGS)
         self.set_focus(self.queue)
         self.set_interval(REDRAW_SECONDS, self._redraw)
         self.set_interval(1.0, self._tick)
-
-    def key_labels(self) -> tuple[KeyLabel, ...]:
-        """The key bar, from the bindings: the app's kill key, the screen's shown keys, the palette."""
-        app = self.app
-        labels = [
-            KeyLabel(app.get_key_display(b), b.description, b.action, alarm=True)
-            for b in Binding.make_bindings(app.BINDINGS)
-            if b.show and b.action == "kill"
-        ]
-        labels += [
-            KeyLabel(app.get_key_display(b), b.description, b.action)
-            for b in Binding.make_bindings(self.BINDINGS)
-            if b.show
-        ]
-        palette = Binding(app.COMMAND_PALETTE_BINDING, "command_palette")
-        labels.append(KeyLabel(app.get_key_display(palette), "more", "command_palette"))
-        return tuple(labels)
-
-    def help_rows(self) -> list[tuple[str, str]]:
-        """The help screen's rows, from the bindings: keys, then what they do."""
-        rows: dict[str, tuple[list[str], str]] = {}
-        app = self.app
-        bindings = [*Binding.make_bindings(app.BINDINGS), *Binding.make_bindings(self.BINDINGS)]
-        for b in bindings:
-            if b.tooltip and not b.system:
-                keys, _ = rows.setdefault(b.action, ([], b.tooltip.replace("\n", ": ")))
-                keys.append(app.get_key_display(b))
-        out = [("  ".join(keys), what) for keys, what in rows.values()]
-        palette = Binding(app.COMMAND_PALETTE_BINDING, "command_palette")
-        out.append((app.get_key_display(palette), "command palette: every action, and the risk acknowledgments"))
-        return out
 
     # --- what the daemon says (the app calls these) -------------------------------------
 
@@ -383,7 +326,7 @@ class ConsoleScreen(Screen[None]):
             link_up=self.link.up,
             status=self.model.status,
             view=view,
-            in_flight=self.in_flight,
+            in_flight=self.decisions.in_flight,
             cursor_moved_by_itself=self._recently(self.queue.moved_by_itself_at, self._selection_grace),
             has_positions=bool(self.model.positions),
             has_daemon=self._info is not None,
@@ -426,95 +369,28 @@ class ConsoleScreen(Screen[None]):
         self._toasts[reason] = now
         self.notify(reason, title=f"cannot {action.replace('_', ' ')}", severity="warning")
 
-    # --- sending -----------------------------------------------------------------------
-
-    async def _send(self, make: Callable[[str], Command], label: str, proposal_id: str | None = None) -> Reply | None:
-        try:
-            return await self._sender.send(make, label)
-        finally:
-            if proposal_id is not None:
-                self.in_flight.pop(proposal_id, None)
-                self._show_selected()
-
-    def _run(self, work: Awaitable[object]) -> None:
-        self.run_worker(work, group="commands")
-
-    def _decide(self, make: Callable[[str], Command], label: str, view: ProposalView, what: str) -> None:
-        """Send a decision on `view`, if it is still pending at the version the operator saw."""
-        current = self.model.proposals.get(view.proposal.id)
-        if current is None or current.proposal.version != view.proposal.version or not self.link.up:
-            shown = f"{view.proposal.id} v{view.proposal.version}"
-            self.cannot(what, f"{shown} is no longer pending as shown: nothing sent")
-            return
-        pid = view.proposal.id
-        self.in_flight[pid] = what
-        self._show_selected()
-        self._run(self._send(make, label, pid))
-
-    # --- decisions -----------------------------------------------------------------------
+    # --- decisions (what the card showed, see `why_not`) ------------------------------------
 
     def action_approve(self) -> None:
         view = self.selected_view()
-        if view is None:
-            return
         status = self.model.status
-        if needs_leverage_acknowledgment(view, status.leverage_acknowledged if status else True):
-            self.open_acknowledgment(AcknowledgmentKind.LEVERAGE)
-            return
-        p = view.proposal
-
-        def approve(confirm_novel: bool) -> None:
-            label = f"approve {p.id} v{p.version}"
-            self._decide(lambda cid: Approve(cid, p.id, p.version, "", confirm_novel), label, view, "approval")
-
-        if p.novel:
-            self.app.push_screen(NoveltyScreen(view), lambda yes: approve(True) if yes else None)
-        else:
-            approve(False)
+        if view is not None and needs_leverage_acknowledgment(view, status.leverage_acknowledged if status else True):
+            self.acknowledgments.open(AcknowledgmentKind.LEVERAGE)
+        elif view is not None:
+            self.decisions.approve(view)
 
     def action_override(self) -> None:
-        view = self.selected_view()
-        if view is None:
-            return
-        p = view.proposal
-
-        def send(request: OverrideRequest, confirm_novel: bool) -> None:
-            def make(cid: str) -> Override:
-                return Override(
-                    cid,
-                    p.id,
-                    p.version,
-                    request.edits,
-                    request.reason,
-                    confirm_risk_increase=request.confirm_risk_increase,
-                    confirm_novel=confirm_novel,
-                )
-
-            self._decide(make, f"override {p.id} v{p.version}", view, "override")
-
-        def edited(request: OverrideRequest | None) -> None:
-            if request is None:
-                return
-            if p.novel:
-                self.app.push_screen(NoveltyScreen(view), lambda yes: send(request, True) if yes else None)
-            else:
-                send(request, False)
-
-        self.app.push_screen(OverrideScreen(view), edited)
+        if (view := self.selected_view()) is not None:
+            self.decisions.override(view)
 
     def action_reject(self) -> None:
-        view = self.selected_view()
-        if view is None:
-            return
-        p = view.proposal
-
-        def reject(reason: str | None) -> None:
-            if reason is not None:
-                self._decide(lambda cid: Reject(cid, p.id, reason), f"reject {p.id} v{p.version}", view, "rejection")
-
-        self.app.push_screen(RejectScreen(view), reject)
+        if (view := self.selected_view()) is not None:
+            self.decisions.reject(view)
 
     # --- other commands ------------------------------------------------------------------
+
+    def _run(self, work: Awaitable[object]) -> None:
+        self.run_worker(work, group="commands")
 
     def action_rearm(self) -> None:
         self._open_rearm()
@@ -527,16 +403,16 @@ class ConsoleScreen(Screen[None]):
         self.app.push_screen(rearm_screen(self.model.status, error), typed)
 
     async def _rearm(self, text: str) -> None:
-        reply = await self._send(lambda cid: Rearm(cid, text, "re-armed from the console"), "re-arm")
+        reply = await self._sender.send(lambda cid: Rearm(cid, text, "re-armed from the console"), "re-arm")
         if reply is not None and not reply.ok and "type" in reply.reason:
             self._open_rearm(reply.reason)
 
     def action_pause_model(self) -> None:
         status = self.model.status
         if status is not None and status.model.paused:
-            self._run(self._send(lambda cid: ResumeModel(cid, "resumed from the console"), "resume model"))
+            self._run(self._sender.send(lambda cid: ResumeModel(cid, "resumed from the console"), "resume model"))
         else:
-            self._run(self._send(lambda cid: PauseModel(cid, "paused from the console"), "pause model"))
+            self._run(self._sender.send(lambda cid: PauseModel(cid, "paused from the console"), "pause model"))
 
     def action_close_position(self) -> None:
         view = self.selected_view()
@@ -549,12 +425,12 @@ class ConsoleScreen(Screen[None]):
                 self.cannot("close_position", availability.OFFLINE)
                 return
             symbol, qty = request.symbol, request.qty
-            self._run(self._send(lambda cid: _close(cid, symbol, qty), f"close {request.words}"))
+            self._run(self._sender.send(lambda cid: _close(cid, symbol, qty), f"close {request.words}"))
 
         self.app.push_screen(ClosePositionScreen(self.model.positions, preferred), close)
 
     def action_reenable_throttle(self) -> None:
-        self._run(self._send(lambda cid: ReenableThrottle(cid, "re-enabled from the console"), "throttle"))
+        self._run(self._sender.send(lambda cid: ReenableThrottle(cid, "re-enabled from the console"), "throttle"))
 
     def action_model_card(self) -> None:
         if self._info is not None:
@@ -565,60 +441,22 @@ class ConsoleScreen(Screen[None]):
             self.app.push_screen(PerformanceScreen(self._info.performance))
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(self.help_rows()))
+        self.app.push_screen(HelpScreen(help_rows(self.app, self.BINDINGS)))
 
     def action_quit(self) -> None:
         self.app.exit()
 
-    # --- acknowledgments ---------------------------------------------------------------
-
     def offer_acknowledgments(self) -> None:
-        """Open the acknowledgment the daemon waits for, once, when nothing else is on screen.
-
-        Never while HALTED: the model does not propose then, and HALTED must stay in front of the operator.
-        """
-        status = self.model.status
-        if not self.link.up or status is None or self.app.screen is not self:
-            return
-        if status.trading_state is TradingState.HALTED:
-            return
-        for kind in status.needs_acknowledgment:
-            if kind not in self._ack_declined and kind not in self._ack_sending:
-                self.open_acknowledgment(kind)
-                return
-
-    def open_acknowledgment(self, kind: AcknowledgmentKind, error: str = "") -> None:
-        """Show an acknowledgment in plain words; the typed phrase goes to the daemon."""
-        if any(isinstance(s, TypedConfirmScreen) and s.kind is not None for s in self.app.screen_stack):
-            return
-
-        def typed(text: str | None) -> None:
-            if text is None:
-                self._ack_declined.add(kind)
-                self.notify("not recorded: open it again from the command palette (ctrl+p)", title=kind.value)
-            else:
-                self._ack_sending.add(kind)
-                self._run(self._acknowledge(kind, text))
-
-        self.app.push_screen(acknowledgment_screen(kind, self.model.status, self._operators, error), typed)
-
-    async def _acknowledge(self, kind: AcknowledgmentKind, text: str) -> None:
-        try:
-            reply = await self._send(lambda cid: Acknowledge(cid, kind, text), f"acknowledge {kind.value}")
-        finally:
-            self._ack_sending.discard(kind)  # not offered again while the typed phrase is on its way
-        if reply is not None and not reply.ok:
-            self.open_acknowledgment(kind, reply.reason)
+        """Open an acknowledgment the daemon waits for, when connected and nothing else is in front."""
+        if self.link.up and self.app.screen is self:
+            self.acknowledgments.offer()
 
     # --- the command palette -----------------------------------------------------------
 
     def palette_commands(self) -> Iterator[SystemCommand]:
         """The palette's entries for this screen: every titled key, the throttle and the acknowledgments."""
-        for b in Binding.make_bindings(self.BINDINGS):
-            if b.show and b.tooltip:
-                title, _, what = b.tooltip.partition("\n")
-                action = parse_action(b.action)[1]
-                yield SystemCommand(title, f"{what} ({self.app.get_key_display(b)})", partial(self._palette, action))
+        for title, what, action in palette_entries(self.app, self.BINDINGS):
+            yield SystemCommand(title, what, partial(self._palette, action))
         throttle = partial(self._palette, "reenable_throttle")
         yield SystemCommand("Re-enable the order throttle", "after it tripped", throttle)
         yield SystemCommand(
@@ -637,8 +475,7 @@ class ConsoleScreen(Screen[None]):
         if reason:
             self.cannot(action, reason)
         elif kind is not None:
-            self._ack_declined.discard(kind)
-            self.open_acknowledgment(kind)
+            self.acknowledgments.asked_for(kind)
         else:
             getattr(self, f"action_{action}")()
 

@@ -75,7 +75,7 @@ async def test_console_keys_typed_while_reconnecting_execute_nothing(guard_home:
             while not app.link_state.up:
                 await keys(pilot, *PHRASE)
             await keys(pilot, *PHRASE)  # right behind the snapshot
-            assert app.screen is screen and not screen.in_flight
+            assert app.screen is screen and not screen.decisions.in_flight
             await until(pilot, lambda: screen.check_action("approve", ()), within=15)
             await pilot.press("a")
             await until(pilot, lambda: pid not in app.model.proposals)

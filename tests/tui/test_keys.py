@@ -158,7 +158,7 @@ async def test_keys_a_burst_while_disconnected_runs_nothing() -> None:
         await until(pilot, lambda: not screen.link.up)
         await keys(pilot, *"i understand the model can be wrong", "a", "o", "r", "c", "p", "m", "l", "j", "q")
         assert app.screen is screen and app.is_running
-        assert screen.queue.selected_id == "P000001" and not screen.in_flight
+        assert screen.queue.selected_id == "P000001" and not screen.decisions.in_flight
         assert not kill_sent(app)
         assert {n.title for n in app._notifications} <= {"cannot approve", "cannot quit", "cannot cursor",
                                                          "cannot override", "cannot reject", "cannot close position",
@@ -178,7 +178,7 @@ async def test_keys_typed_as_the_console_reconnects_wait_until_the_operator_has_
         await keys(pilot, *"a model", "r", "question_mark")  # right behind the snapshot: nothing but help
         assert isinstance(app.screen, HelpScreen)
         await keys(pilot, "escape", "j", "a", "o", "r")
-        assert app.screen is screen and screen.queue.selected_id == "P000001" and not screen.in_flight
+        assert app.screen is screen and screen.queue.selected_id == "P000001" and not screen.decisions.in_flight
         clock.now += 1.1
         await keys(pilot, "r")
         assert isinstance(app.screen, RejectScreen)
@@ -208,7 +208,7 @@ async def test_keys_a_decision_waits_until_the_card_has_drawn_the_proposal() -> 
         app = await connect(pilot)
         screen = app.main_screen
         await keys(pilot, "j", "a")
-        assert app.screen is screen and not screen.in_flight  # no novelty dialog, nothing sent
+        assert app.screen is screen and not screen.decisions.in_flight  # no novelty dialog, nothing sent
         assert any("not on the screen yet" in n.message for n in app._notifications)
         await until(pilot, lambda: screen.card.drawn is not None and screen.card.drawn.proposal.id == "P000002")
         await keys(pilot, "a")
@@ -225,7 +225,7 @@ async def test_keys_a_re_priced_proposal_makes_every_decision_wait() -> None:
         app.post_message(pushed(ProposalsChanged((scenes.oldest(version=2),), ())))
         await until(pilot, lambda: screen.card.drawn == scenes.oldest(version=2))  # v2 is on screen ...
         await keys(pilot, "a", "o", "r")  # ... but the operator was reading v1 a moment ago
-        assert app.screen is screen and not screen.in_flight
+        assert app.screen is screen and not screen.decisions.in_flight
         assert any("changed by itself" in n.message for n in app._notifications)
         clock.now += 0.7
         await pilot.pause()
@@ -251,7 +251,7 @@ async def test_keys_an_open_decision_dialog_sends_nothing_once_its_proposal_chan
         await until(pilot, lambda: bool(dialog.problem))
         await keys(pilot, "enter")
         assert app.screen is dialog  # still open, nothing sent
-        assert not app.main_screen.in_flight
+        assert not app.main_screen.decisions.in_flight
         note = str(dialog.query_one("#stale-note").render())
         assert {"left": "left the queue", "repriced": "changed to v2", "disconnected": "not connected"}[change] in note
 

@@ -156,4 +156,4 @@ async def test_screen_approve_waits_the_moment_the_cursor_moves_by_itself() -> N
         assert app.main_screen.queue.selected_id != first
         assert app.main_screen.check_action("approve", ()) is None
         await pilot.press("a")
-        assert "P000002" in app.model.proposals and not app.main_screen.in_flight
+        assert "P000002" in app.model.proposals and not app.main_screen.decisions.in_flight
