@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
 import structlog
+from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -79,7 +80,7 @@ class GuardApp(App[int]):
     Screen.-wide.-tall ToastRack { margin-bottom: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("K", "kill", "KILL", priority=True, id="kill", tooltip=KILL_HELP),
+        Binding("K", "kill('K')", "KILL", priority=True, id="kill", tooltip=KILL_HELP),
         Binding("ctrl+k", "kill", "KILL", show=False, priority=True, id="kill-ctrl", tooltip=KILL_HELP),
     ]
 
@@ -110,6 +111,7 @@ class GuardApp(App[int]):
             paths = StatePaths(self.config.state_dir)
             self._link = DaemonLink(client, operator, self, kill_client=kill_client, paths=paths)
         self._freeze_gc = freeze_gc
+        self._key_in_hand: str | None = None
         self._frozen_views = 0
         acknowledgments = Acknowledgments(self, self.model, self.config.operators, self.send, self._run_command)
         self.main_screen = ConsoleScreen(
@@ -117,6 +119,7 @@ class GuardApp(App[int]):
             self,
             acknowledgments=acknowledgments,
             info=client,
+            key_in_hand=lambda: self._key_in_hand,
             clock=clock,
             selection_grace=selection_grace,
             reconnect_grace=reconnect_grace,
@@ -191,8 +194,29 @@ class GuardApp(App[int]):
 
     # --- the kill switch -----------------------------------------------------------------
 
-    def action_kill(self) -> None:
-        """The kill switch: no confirmation; the banner shows it was sent, the daemon's echo turns it red."""
+    async def on_event(self, event: events.Event) -> None:
+        # The screens need to know when a binding is being checked for a key typed now (not to draw the key bar).
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            self._key_in_hand = event.key
+            try:
+                await super().on_event(event)
+            finally:
+                self._key_in_hand = None
+        else:
+            await super().on_event(event)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """K is not the kill switch when typed right behind a refused dialog key (meant for its field; ctrl+k is)."""
+        if action == "kill" and parameters == ("K",) and self.screen is self.main_screen and self._key_in_hand == "K":
+            return None if self.main_screen.key_refused("kill", "") else True
+        return True
+
+    def action_kill(self, key: str = "") -> None:
+        """The kill switch: no confirmation; the banner shows it was sent, the daemon's echo turns it red.
+
+        Args:
+            key: The key that pulled it ("K"; ctrl+k and the palette leave it empty).
+        """
         self.main_screen.notice = _KILL_NOTICE
         log.warning("kill_pressed", operator=self.operator)
         self.run_worker(self._kill(), group="kill")

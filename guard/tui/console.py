@@ -59,6 +59,10 @@ REDRAW_SECONDS = 0.25
 """Batched redraws (positions, prices, log, the queue): four a second, never per tick."""
 TOAST_AGAIN_AFTER = 3.0
 """The same "cannot" toast is not repeated within this many seconds (a typed phrase is one toast, not 30)."""
+TYPING_PAUSE = 0.5
+"""After a refused key that opens a text field, what is typed with no pause this long is dropped, K included."""
+TEXT_OPENERS = frozenset({"reject", "override", "close_position", "rearm"})
+"""Actions whose dialog is typed into: `r` then `OK` typed at once must not become a kill when `r` is refused."""
 
 
 class Sender(Protocol):
@@ -85,6 +89,7 @@ class ConsoleScreen(Screen[None]):
         sender: Where commands go (the app).
         acknowledgments: Opens the risk acknowledgments the daemon waits for.
         info: Where the model card and the live record come from (None: no daemon).
+        key_in_hand: The key typed by the operator that the app is handling right now, if any.
         clock: Local monotonic seconds.
         selection_grace: How long decisions wait after the proposal under the cursor changed by itself.
         reconnect_grace: How long every key but the kill waits after the console (re)connects.
@@ -118,6 +123,7 @@ class ConsoleScreen(Screen[None]):
         *,
         acknowledgments: Acknowledgments,
         info: InfoSource | None,
+        key_in_hand: Callable[[], str | None],
         clock: Callable[[], float],
         selection_grace: float,
         reconnect_grace: float,
@@ -128,6 +134,7 @@ class ConsoleScreen(Screen[None]):
         """The connection to the daemon, as the app last told it."""
         self._sender = sender
         self._info = info
+        self._key_in_hand = key_in_hand
         self._clock = clock
         self._selection_grace = selection_grace
         self._reconnect_grace = reconnect_grace
@@ -149,6 +156,7 @@ class ConsoleScreen(Screen[None]):
         self.acknowledgments = acknowledgments
         """The risk acknowledgments the daemon waits for."""
         self._toasts: dict[str, float] = {}
+        self._dropping_until = float("-inf")
         self.banner = Banner(id="banner")
         self.queue = ProposalQueue(self.model, self._clock, id="queue")
         self.card = DecisionCard(id="card")
@@ -192,6 +200,7 @@ class ConsoleScreen(Screen[None]):
             self._connected_at = self._clock()
             self.set_timer(self._reconnect_grace + 0.05, self._show_selected)
         self.link = link
+        self._status_key = availability.status_key(self.model.status)
         self._redraw(Changed.EVERYTHING)
         self._follow_dialogs()
 
@@ -199,13 +208,19 @@ class ConsoleScreen(Screen[None]):
         """The daemon pushed: what must be seen now is drawn now, the rest in the next batch."""
         self._dirty |= changed
         status_key = availability.status_key(self.model.status)
-        if status_key != self._status_key:
+        urgent = status_key != self._status_key
+        if urgent:
             self._status_key = status_key
             # The banner alone in the next frame (HALTED in red as soon as possible); the rest in the one after.
             self._show_status()
             self.call_after_refresh(self._redraw)
-        elif Changed.PROPOSALS in changed and self.model.proposals.get(self.queue.selected_id or "") != self.card.view:
-            self._redraw()
+        selected = self.model.proposals.get(self.queue.selected_id or "")
+        if Changed.PROPOSALS in changed and selected != self.card.view:
+            if urgent:  # the cursor must not stay on a proposal that is gone, even for a frame
+                self.queue.sync(not self.link.up)
+                self._show_selected()
+            else:
+                self._redraw()
         if changed & (Changed.PROPOSALS | Changed.POSITIONS):
             self._follow_dialogs()
 
@@ -339,11 +354,36 @@ class ConsoleScreen(Screen[None]):
         return at is not None and self._clock() - at < grace
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Grey out (None) what cannot be done now; the card and a key press say why."""
-        return None if self.why_not(action) else True
+        """Grey out (None) what cannot be done now; a key pressed for it says why (the card says it too)."""
+        reason = self.why_not(action)
+        key = self._key_in_hand()
+        if key is not None and self._ACTION_OF_KEY.get(key) == action:  # Textual checking the binding of a typed key
+            reason = self.key_refused(action, reason)
+        return None if reason else True
+
+    def key_refused(self, action: str, reason: str) -> str:
+        """A key for `action` is being handled now: why it does nothing ("" when it may run).
+
+        Called as the app reads the key, before the keys behind it: a refused key that opens a text field (r, o,
+        c, ctrl+r) starts dropping what is typed right behind it, which was meant for that field — K included.
+        """
+        now = self._clock()
+        if self.dropping_typed_keys():
+            self._dropping_until = now + TYPING_PAUSE
+            return "typed right after a refused key"
+        if reason:
+            self.cannot(action, reason)
+            if action in TEXT_OPENERS:
+                self._dropping_until = now + TYPING_PAUSE
+                self.cannot(action, "what was typed right after it is not run, K included (ctrl+k always kills)")
+        return reason
+
+    def dropping_typed_keys(self) -> bool:
+        """True while keys typed right after a refused dialog key are dropped (they were meant for its field)."""
+        return self._clock() < self._dropping_until
 
     def _available(self, action: str) -> bool:
-        return bool(self.check_action(action, ()))
+        return not self.dropping_typed_keys() and not self.why_not(action)
 
     def _update_bindings(self) -> None:
         # Redraw the key bar only when what is available changed.
@@ -353,13 +393,12 @@ class ConsoleScreen(Screen[None]):
             self.keys.refresh()
 
     def on_key(self, event: events.Key) -> None:
-        """A greyed-out key reaches the screen (its binding did not run): say why instead of doing nothing."""
-        action = self._ACTION_OF_KEY.get(event.key)
-        if action is not None:
+        """A key no binding took: a refused key (already explained), or one typed while typed keys are dropped."""
+        if self.dropping_typed_keys():
+            self._dropping_until = self._clock() + TYPING_PAUSE
             event.stop()
-            reason = self.why_not(action)
-            if reason:
-                self.cannot(action, reason)
+        elif event.key in self._ACTION_OF_KEY:
+            event.stop()
 
     def cannot(self, action: str, reason: str) -> None:
         """Say why an action did not run (once per reason within a few seconds)."""

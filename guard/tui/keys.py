@@ -65,7 +65,7 @@ def key_labels(app: App[Any], screen_bindings: Iterable[BindingType]) -> tuple[K
     labels = [
         KeyLabel(app.get_key_display(b), b.description, b.action, alarm=True)
         for b in Binding.make_bindings(app.BINDINGS)
-        if b.show and b.action == "kill"
+        if b.show and parse_action(b.action)[1] == "kill"
     ]
     labels += [KeyLabel(app.get_key_display(b), b.description, b.action) for b in Binding.make_bindings(screen_bindings)
                if b.show]
@@ -79,7 +79,7 @@ def help_rows(app: App[Any], screen_bindings: Iterable[BindingType]) -> list[tup
     rows: dict[str, tuple[list[str], str]] = {}
     for b in [*Binding.make_bindings(app.BINDINGS), *Binding.make_bindings(screen_bindings)]:
         if b.tooltip and not b.system:
-            keys, _ = rows.setdefault(b.action, ([], b.tooltip.replace("\n", ": ")))
+            keys, _ = rows.setdefault(parse_action(b.action)[1], ([], b.tooltip.replace("\n", ": ")))
             keys.append(app.get_key_display(b))
     out = [("  ".join(keys), what) for keys, what in rows.values()]
     palette = app.get_key_display(_palette_binding(app))

@@ -175,11 +175,11 @@ async def test_keys_typed_as_the_console_reconnects_wait_until_the_operator_has_
         clock.now += 5
         app.post_message(DaemonLink.Disconnected("the daemon closed the connection", 1, 0.25))
         app.post_message(DaemonLink.Connected(scenes.snapshot()))
-        await keys(pilot, *"a model", "r", "question_mark")  # right behind the snapshot: nothing but help
+        await keys(pilot, "question_mark")  # right behind the snapshot: nothing but help and the kill switch
         assert isinstance(app.screen, HelpScreen)
-        await keys(pilot, "escape", "j", "a", "o", "r")
+        await keys(pilot, "escape", *"a model", "j", "a", "o", "r")
         assert app.screen is screen and screen.queue.selected_id == "P000001" and not screen.decisions.in_flight
-        clock.now += 1.1
+        clock.now += 1.1  # past the grace, and a pause in the typing
         await keys(pilot, "r")
         assert isinstance(app.screen, RejectScreen)
 
@@ -294,3 +294,23 @@ def test_keys_typed_confirm_screen_is_what_the_acknowledgment_opens() -> None:
 
     screen = acknowledgment_screen(AcknowledgmentKind.LEVERAGE, scenes.status(), GuardApp(None, "x").config.operators)
     assert isinstance(screen, TypedConfirmScreen) and screen.kind is AcknowledgmentKind.LEVERAGE
+
+
+async def test_keys_typed_after_a_refused_reject_are_not_run_not_even_k() -> None:
+    """`r` refused (the proposal just changed by itself) then `OK approve` at once: no dialog, no kill, no approval;
+    once the typing pauses, K is the kill switch again (and ctrl+k always was)."""
+    clock = Clock()
+    async with offline(clock, selection_grace=0.6).run_test(size=(100, 32)) as pilot:
+        app = await connect(pilot)
+        screen = app.main_screen
+        clock.now += 1.0
+        app.post_message(pushed(ProposalsChanged((), ("P000001",))))
+        await keys(pilot, "r", *"OK approve", "enter")
+        assert app.screen is screen and not screen.decisions.in_flight and not kill_sent(app)
+        assert any("typed right after it is not run, K included" in n.message for n in app._notifications)
+        await keys(pilot, "ctrl+k")
+        assert kill_sent(app)
+        screen.notice = None
+        clock.now += 0.6  # the typing paused
+        await keys(pilot, "K")
+        assert kill_sent(app)
