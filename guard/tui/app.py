@@ -116,7 +116,7 @@ class GuardApp(App[int]):
         acknowledgments = Acknowledgments(self, self.model, self.config.operators, self.send, self._run_command)
         self.main_screen = ConsoleScreen(
             self.model,
-            self,
+            self.send,
             acknowledgments=acknowledgments,
             info=client,
             key_in_hand=lambda: self._key_in_hand,

@@ -27,21 +27,19 @@ from textual.screen import Screen
 
 from guard.api.protocol import (
     ClosePosition,
-    Command,
     PauseModel,
     PerformanceView,
     ProposalView,
     Rearm,
     ReenableThrottle,
-    Reply,
     ResumeModel,
 )
 from guard.domain import AcknowledgmentKind, TradingState
 from guard.tui import availability
-from guard.tui.acknowledgments import Acknowledgments
+from guard.tui.acknowledgments import Acknowledgments, Send
 from guard.tui.availability import Facts, needs_leverage_acknowledgment
 from guard.tui.decisions import Decisions
-from guard.tui.keys import CONSOLE_KEYS, action_of_key, help_rows, key_labels, palette_entries
+from guard.tui.keys import CONSOLE_KEYS, TypedBehindRefusal, action_of_key, help_rows, key_labels, palette_entries
 from guard.tui.model import Changed, ConsoleModel, LinkState, Notice
 from guard.tui.screens.acknowledge import rearm_screen
 from guard.tui.screens.base import DecisionDialog
@@ -59,18 +57,6 @@ REDRAW_SECONDS = 0.25
 """Batched redraws (positions, prices, log, the queue): four a second, never per tick."""
 TOAST_AGAIN_AFTER = 3.0
 """The same "cannot" toast is not repeated within this many seconds (a typed phrase is one toast, not 30)."""
-TYPING_PAUSE = 0.5
-"""After a refused key that opens a text field, what is typed with no pause this long is dropped, K included."""
-TEXT_OPENERS = frozenset({"reject", "override", "close_position", "rearm"})
-"""Actions whose dialog is typed into: `r` then `OK` typed at once must not become a kill when `r` is refused."""
-
-
-class Sender(Protocol):
-    """Where commands go: the app, which owns the link to the daemon and shows its answers."""
-
-    async def send(self, make: Callable[[str], Command], label: str) -> Reply | None:
-        """Send a command built around a fresh id; the daemon's reply, or None when none came."""
-        ...
 
 
 class InfoSource(Protocol):
@@ -86,7 +72,7 @@ class ConsoleScreen(Screen[None]):
 
     Args:
         model: The daemon's state as last heard (the app applies what the daemon pushes).
-        sender: Where commands go (the app).
+        send: Sends a command and shows the daemon's answer (the app's `send`).
         acknowledgments: Opens the risk acknowledgments the daemon waits for.
         info: Where the model card and the live record come from (None: no daemon).
         key_in_hand: The key typed by the operator that the app is handling right now, if any.
@@ -119,7 +105,7 @@ class ConsoleScreen(Screen[None]):
     def __init__(
         self,
         model: ConsoleModel,
-        sender: Sender,
+        send: Send,
         *,
         acknowledgments: Acknowledgments,
         info: InfoSource | None,
@@ -132,7 +118,7 @@ class ConsoleScreen(Screen[None]):
         self.model = model
         self.link = LinkState()
         """The connection to the daemon, as the app last told it."""
-        self._sender = sender
+        self._send = send
         self._info = info
         self._key_in_hand = key_in_hand
         self._clock = clock
@@ -142,7 +128,7 @@ class ConsoleScreen(Screen[None]):
         self.decisions = Decisions(
             lambda screen, answer: self.app.push_screen(screen, answer),
             model,
-            sender.send,
+            send,
             self._run,
             link_up=lambda: self.link.up,
             cannot=self.cannot,
@@ -156,7 +142,7 @@ class ConsoleScreen(Screen[None]):
         self.acknowledgments = acknowledgments
         """The risk acknowledgments the daemon waits for."""
         self._toasts: dict[str, float] = {}
-        self._dropping_until = float("-inf")
+        self._typed_behind = TypedBehindRefusal(clock)
         self.banner = Banner(id="banner")
         self.queue = ProposalQueue(self.model, self._clock, id="queue")
         self.card = DecisionCard(id="card")
@@ -367,20 +353,18 @@ class ConsoleScreen(Screen[None]):
         Called as the app reads the key, before the keys behind it: a refused key that opens a text field (r, o,
         c, ctrl+r) starts dropping what is typed right behind it, which was meant for that field — K included.
         """
-        now = self._clock()
-        if self.dropping_typed_keys():
-            self._dropping_until = now + TYPING_PAUSE
+        if self._typed_behind.active():
+            self._typed_behind.dropped()
             return "typed right after a refused key"
         if reason:
             self.cannot(action, reason)
-            if action in TEXT_OPENERS:
-                self._dropping_until = now + TYPING_PAUSE
+            if self._typed_behind.refused(action):
                 self.cannot(action, "what was typed right after it is not run, K included (ctrl+k always kills)")
         return reason
 
     def dropping_typed_keys(self) -> bool:
         """True while keys typed right after a refused dialog key are dropped (they were meant for its field)."""
-        return self._clock() < self._dropping_until
+        return self._typed_behind.active()
 
     def _available(self, action: str) -> bool:
         return not self.dropping_typed_keys() and not self.why_not(action)
@@ -395,7 +379,7 @@ class ConsoleScreen(Screen[None]):
     def on_key(self, event: events.Key) -> None:
         """A key no binding took: a refused key (already explained), or one typed while typed keys are dropped."""
         if self.dropping_typed_keys():
-            self._dropping_until = self._clock() + TYPING_PAUSE
+            self._typed_behind.dropped()
             event.stop()
         elif event.key in self._ACTION_OF_KEY:
             event.stop()
@@ -442,16 +426,16 @@ class ConsoleScreen(Screen[None]):
         self.app.push_screen(rearm_screen(self.model.status, error), typed)
 
     async def _rearm(self, text: str) -> None:
-        reply = await self._sender.send(lambda cid: Rearm(cid, text, "re-armed from the console"), "re-arm")
+        reply = await self._send(lambda cid: Rearm(cid, text, "re-armed from the console"), "re-arm")
         if reply is not None and not reply.ok and "type" in reply.reason:
             self._open_rearm(reply.reason)
 
     def action_pause_model(self) -> None:
         status = self.model.status
         if status is not None and status.model.paused:
-            self._run(self._sender.send(lambda cid: ResumeModel(cid, "resumed from the console"), "resume model"))
+            self._run(self._send(lambda cid: ResumeModel(cid, "resumed from the console"), "resume model"))
         else:
-            self._run(self._sender.send(lambda cid: PauseModel(cid, "paused from the console"), "pause model"))
+            self._run(self._send(lambda cid: PauseModel(cid, "paused from the console"), "pause model"))
 
     def action_close_position(self) -> None:
         view = self.selected_view()
@@ -464,12 +448,12 @@ class ConsoleScreen(Screen[None]):
                 self.cannot("close_position", availability.OFFLINE)
                 return
             symbol, qty = request.symbol, request.qty
-            self._run(self._sender.send(lambda cid: _close(cid, symbol, qty), f"close {request.words}"))
+            self._run(self._send(lambda cid: _close(cid, symbol, qty), f"close {request.words}"))
 
         self.app.push_screen(ClosePositionScreen(self.model.positions, preferred), close)
 
     def action_reenable_throttle(self) -> None:
-        self._run(self._sender.send(lambda cid: ReenableThrottle(cid, "re-enabled from the console"), "throttle"))
+        self._run(self._send(lambda cid: ReenableThrottle(cid, "re-enabled from the console"), "throttle"))
 
     def action_model_card(self) -> None:
         if self._info is not None:

@@ -10,7 +10,7 @@ the key has bubbled back up to the app, after the keys typed behind it were hand
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from textual.actions import parse as parse_action
@@ -93,3 +93,39 @@ def palette_entries(app: App[Any], bindings: Iterable[BindingType]) -> Iterator[
         if b.show and b.tooltip:
             title, _, what = b.tooltip.partition("\n")
             yield title, f"{what} ({app.get_key_display(b)})", parse_action(b.action)[1]
+
+
+TYPING_PAUSE = 0.5
+"""After a refused key that opens a text field, what is typed with no pause this long is dropped, K included."""
+TEXT_OPENERS = frozenset({"reject", "override", "close_position", "rearm"})
+"""Actions whose dialog is typed into: `r` then `OK` typed at once must not become a kill when `r` is refused."""
+
+
+class TypedBehindRefusal:
+    """Keys typed right behind a refused key that opens a text field: meant for that field, so none of them runs.
+
+    `r` refused (its proposal just expired) then `OK` typed in the same breath would otherwise take K as the kill
+    switch and the other letters as commands. They are dropped until the typing pauses; ctrl+k always kills.
+
+    Args:
+        clock: Monotonic seconds.
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._until = float("-inf")
+
+    def active(self) -> bool:
+        """Whether a key typed now is dropped."""
+        return self._clock() < self._until
+
+    def refused(self, action: str) -> bool:
+        """A key for `action` was refused: if it opens a text field, drop what follows. True when that started."""
+        if action in TEXT_OPENERS:
+            self._until = self._clock() + TYPING_PAUSE
+            return True
+        return False
+
+    def dropped(self) -> None:
+        """A key was dropped: the burst goes on, and so does the dropping."""
+        self._until = self._clock() + TYPING_PAUSE
