@@ -194,19 +194,15 @@ class ConsoleScreen(Screen[None]):
         """The daemon pushed: what must be seen now is drawn now, the rest in the next batch."""
         self._dirty |= changed
         status_key = availability.status_key(self.model.status)
-        urgent = status_key != self._status_key
-        if urgent:
+        if status_key != self._status_key:
             self._status_key = status_key
             # The banner alone in the next frame (HALTED in red as soon as possible); the rest in the one after.
             self._show_status()
             self.call_after_refresh(self._redraw)
-        selected = self.model.proposals.get(self.queue.selected_id or "")
-        if Changed.PROPOSALS in changed and selected != self.card.view:
-            if urgent:  # the cursor must not stay on a proposal that is gone, even for a frame
-                self.queue.sync(not self.link.up)
-                self._show_selected()
-            else:
-                self._redraw()
+        elif Changed.PROPOSALS in changed and self.model.proposals.get(self.queue.selected_id or "") != self.card.view:
+            # (Until the next frame after an urgent status the cursor may rest on a proposal that is gone: a key
+            # then finds nothing selected and does nothing.)
+            self._redraw()
         if changed & (Changed.PROPOSALS | Changed.POSITIONS):
             self._follow_dialogs()
 
@@ -286,10 +282,6 @@ class ConsoleScreen(Screen[None]):
             self.set_timer(self._selection_grace + 0.05, self._show_selected)
         self._show_selected()
 
-    @on(DecisionCard.Drawn)
-    def _drawn(self) -> None:
-        self._update_bindings()
-
     def selected_view(self) -> ProposalView | None:
         """The proposal under the cursor, as the daemon last described it."""
         return self.queue.view()
@@ -367,7 +359,8 @@ class ConsoleScreen(Screen[None]):
         return self._typed_behind.active()
 
     def _available(self, action: str) -> bool:
-        return not self.dropping_typed_keys() and not self.why_not(action)
+        # As it will be once the card has drawn the selection (a frame later): the bar does not flicker on every move.
+        return not self.dropping_typed_keys() and not self._why_not(action, drawn=True)
 
     def _update_bindings(self) -> None:
         # Redraw the key bar only when what is available changed.

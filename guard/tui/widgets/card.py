@@ -8,7 +8,6 @@ from typing import Any
 from rich.console import Console
 from rich.style import Style
 from rich.text import Text
-from textual.message import Message
 from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
@@ -48,9 +47,6 @@ class DecisionCard(Widget):
     drawn: ProposalView | None = None
     """The view the last render put on screen: what a key pressed now refers to."""
 
-    class Drawn(Message):
-        """A different proposal (or version) is now on screen."""
-
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._text_console = Console(width=400, color_system="truecolor", legacy_windows=False)
@@ -66,10 +62,7 @@ class DecisionCard(Widget):
         if key != self._drawn_key:
             self._drawn_key = key
             view = self.view
-            shown = f"{view.proposal.id} v{view.proposal.version}" if view else ""
-            if shown != self.shown[0]:
-                self.post_message(self.Drawn())
-            self.shown = (shown, time.perf_counter())
+            self.shown = (f"{view.proposal.id} v{view.proposal.version}" if view else "", time.perf_counter())
             self.drawn = view
             style = Style(dim=True) if self.stale else None
             lines = self.render().wrap(self._text_console, max(1, width))
