@@ -35,10 +35,10 @@ SCREENS = (
     "The queue: pending proposals, oldest first. Greyed rows cannot be approved now; the card says why.",
     "The card: the selected proposal — the model's why, its hit rate at this confidence, liquidation price and "
     "distance (% and σ), P(liquidation), fees, every risk check with its reason.",
-    "Positions: one summary line (the largest, and the rest in short) on narrower terminals; wider ones add the "
-    "positions table, price sparklines and the alert and event log.",
-    "While DISCONNECTED (or for a moment after the console reconnects) keys do nothing but KILL and help: "
-    "what was typed in that time is not run.",
+    "Positions: under the card, how many are open, the largest in full (side, size, leverage, PnL, distance to "
+    "liquidation) and the rest in short; from 150×36 the positions table, price sparklines and the event log.",
+    "While DISCONNECTED, for a moment after the console reconnects, and right after a refused key that opens a "
+    "text field, keys do nothing (what was typed then is not run); ctrl+k always kills.",
 )
 
 
