@@ -2,8 +2,11 @@
 
 A pure function of what the console knows. The daemon decides whether a proposal can be approved
 (`ProposalView.can_approve` / `why_not`); this adds only what the console itself knows: whether it
-is connected, whether a decision on the proposal is already on its way, whether the cursor just
-moved by itself.
+is connected (and for how long), whether a decision on the proposal is already on its way, whether
+the proposal under the cursor just changed by itself, and whether it is on screen yet.
+
+Nothing typed while the daemon is out of reach runs, nor in the moment after it comes back (the
+screen just changed under the operator's hands): every key but the kill switch and help waits.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from guard.api.protocol import ProposalView, StatusView
 from guard.domain import TradingState, Verdict
 
 DECISIONS = ("approve", "override", "reject")
-KEYED = ("approve", "override", "reject", "rearm", "pause_model", "close_position")
-"""The actions on the key bar that can be greyed out."""
+ALWAYS = frozenset({"kill", "help"})
+"""Actions that never wait: the kill switch (it has its own ways past a dead link) and reading the keys."""
+OFFLINE = "not connected to the daemon: what you see is stale, and no key but KILL does anything until it is back"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +34,13 @@ class Facts:
     in_flight: Mapping[str, str]
     """Proposal id -> the decision already sent on it ("approval", "override", "rejection")."""
     cursor_moved_by_itself: bool
+    """The proposal under the cursor changed without the operator (the one they saw left, or was re-priced)."""
     has_positions: bool
     has_daemon: bool = True
+    just_connected: bool = False
+    """The console (re)connected a moment ago: the screen just changed from stale to live."""
+    on_screen: bool = True
+    """The card shows the selected proposal at its current version (a key refers to what was drawn)."""
 
 
 def needs_leverage_acknowledgment(view: ProposalView, leverage_acknowledged: bool) -> bool:
@@ -44,12 +53,18 @@ def needs_leverage_acknowledgment(view: ProposalView, leverage_acknowledged: boo
 
 def why_not(action: str, facts: Facts) -> str:
     """Why `action` is unavailable, in words ("" when it is available)."""
+    if action in ALWAYS:
+        return ""
+    if not facts.link_up:
+        return OFFLINE
+    if facts.just_connected:
+        return "the console just reconnected: look first"
     if action in DECISIONS:
         return _why_not_decide(action, facts)
     status = facts.status
     if action in ("rearm", "pause_model", "close_position", "reenable_throttle", "acknowledge"):
-        if not facts.link_up or status is None:
-            return "not connected to the daemon"
+        if status is None:
+            return "the daemon has not sent its state yet"
         if action == "rearm" and status.trading_state is TradingState.ACTIVE:
             return "trading is already ACTIVE"
         if action == "pause_model" and not status.model.loaded:
@@ -66,18 +81,18 @@ def why_not(action: str, facts: Facts) -> str:
 
 
 def _why_not_decide(action: str, facts: Facts) -> str:
-    if not facts.link_up:
-        return "not connected to the daemon: what you see is stale"
     view = facts.view
     if view is None:
         return "no pending proposal selected"
     pid = view.proposal.id
     if pid in facts.in_flight:
         return f"your {facts.in_flight[pid]} of {pid} is on its way to the daemon"
-    if action == "reject":
-        return ""
     if facts.cursor_moved_by_itself:
         return "the proposal under the cursor just changed by itself: read it first"
+    if not facts.on_screen:
+        return f"{pid} v{view.proposal.version} is not on the screen yet: look, then press again"
+    if action == "reject":
+        return ""
     leverage_acknowledged = facts.status.leverage_acknowledged if facts.status else True
     if action == "approve" and needs_leverage_acknowledgment(view, leverage_acknowledged):
         return ""  # a offers the leverage acknowledgment instead

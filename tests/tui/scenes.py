@@ -70,13 +70,14 @@ def proposal_view(
     novel: bool = False,
     verdicts: dict[str, tuple[Verdict, str]] | None = None,
     why_not: str = "",
+    version: int = 1,
 ) -> ProposalView:
     """One pending proposal as the daemon would describe it, created `age_s` seconds before NOW."""
     p = Decimal(price)
     sign = 1 if side is Side.BUY else -1
     proposal = Proposal(
         id=f"P{n:06d}",
-        version=1,
+        version=version,
         symbol=symbol,
         side=side,
         qty=Decimal(qty),
@@ -141,24 +142,30 @@ def status(state: TradingState = TradingState.ACTIVE, reason: str = "", pending:
     )
 
 
+def oldest(version: int = 1) -> ProposalView:
+    """P000001, the oldest proposal in the queue (re-priced: a later version of it)."""
+    return proposal_view(
+        1,
+        BTC,
+        Side.BUY,
+        "0.05",
+        "3",
+        "100000.0",
+        confidence=0.72,
+        novelty=0.41,
+        age_s=6,
+        liquidation="67002.0",
+        distance=-33.0,
+        sigma=41.2,
+        why="buy 72% — up: the 15-bar return (for), 60-bar volatility (for)",
+        verdicts={"stop": (Verdict.WARN, "stop 99600.0 is within 1.2% of the entry")},
+        version=version,
+    )
+
+
 def proposals() -> tuple[ProposalView, ...]:
     return (
-        proposal_view(
-            1,
-            BTC,
-            Side.BUY,
-            "0.05",
-            "3",
-            "100000.0",
-            confidence=0.72,
-            novelty=0.41,
-            age_s=6,
-            liquidation="67002.0",
-            distance=-33.0,
-            sigma=41.2,
-            why="buy 72% — up: the 15-bar return (for), 60-bar volatility (for)",
-            verdicts={"stop": (Verdict.WARN, "stop 99600.0 is within 1.2% of the entry")},
-        ),
+        oldest(),
         proposal_view(
             2,
             ETH,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from textual.widgets import Static
+from textual.widgets import Input, Static
 
 from guard.daemon import Daemon, running
 from guard.domain import AcknowledgmentKind, DecisionKind, OrderPurpose, TradingState
@@ -25,13 +25,14 @@ from guard.events import (
     TradingStateChanged,
 )
 from guard.tui.app import GuardApp
-from guard.tui.screens.dialogs import ClosePositionScreen, NoveltyScreen, RejectScreen, TypedConfirmScreen
+from guard.tui.screens.close import ClosePositionScreen
+from guard.tui.screens.dialogs import NoveltyScreen, RejectScreen, TypedConfirmScreen
 from guard.tui.screens.info import PerformanceScreen
-from guard.tui.screens.override import OverrideScreen
+from guard.tui.screens.override import FIELDS, OverrideScreen
 from guard.tui.widgets.banner import Banner
 from tests.api.support import queue_proposal
 from tests.builders import ETH
-from tests.tui.conftest import console, journal, keys, quiet_config, type_text, until
+from tests.tui.conftest import console, journal, keys, quiet_config, screen_text, type_text, until
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 
@@ -39,12 +40,13 @@ MODELS = Path(__file__).resolve().parents[2] / "models"
 async def test_console_approve_sends_the_shown_version_and_novel_needs_confirmation(daemon: Daemon) -> None:
     """a approves the selected proposal as shown; a novel one asks first; the journal names the operator."""
     async with console(daemon, selection_grace=0.3) as (app, pilot):
+        screen = app.main_screen
         plain = await queue_proposal(daemon)
         novel = await queue_proposal(daemon, symbol=ETH, qty="1", novel=True, novelty=0.99)
-        await until(pilot, lambda: app.queue.selected_id == plain and app.check_action("approve", ()))
+        await until(pilot, lambda: screen.queue.selected_id == plain and screen.check_action("approve", ()))
         await pilot.press("a")
-        await until(pilot, lambda: plain not in app.model.proposals and app.queue.selected_id == novel)
-        await until(pilot, lambda: app.check_action("approve", ()))
+        await until(pilot, lambda: plain not in app.model.proposals and screen.queue.selected_id == novel)
+        await until(pilot, lambda: screen.check_action("approve", ()))
         await pilot.press("a")
         assert isinstance(app.screen, NoveltyScreen)
         await pilot.press("y")
@@ -60,7 +62,7 @@ async def test_console_override_risk_increase_needs_its_own_confirmation(daemon:
     """o opens the form; more size shows a confirmation box and nothing goes until it is ticked."""
     async with console(daemon) as (app, pilot):
         pid = await queue_proposal(daemon, qty="0.05", leverage="3")
-        await until(pilot, lambda: app.check_action("override", ()))
+        await until(pilot, lambda: app.main_screen.check_action("override", ()))
         await pilot.press("o")
         form = app.screen
         assert isinstance(form, OverrideScreen)
@@ -84,7 +86,7 @@ async def test_console_reject_records_the_typed_reason(daemon: Daemon) -> None:
     """r asks for an optional reason and the journal keeps it with the operator."""
     async with console(daemon, operator="carol") as (app, pilot):
         pid = await queue_proposal(daemon)
-        await until(pilot, lambda: app.check_action("reject", ()))
+        await until(pilot, lambda: app.main_screen.check_action("reject", ()))
         await pilot.press("r")
         assert isinstance(app.screen, RejectScreen)
         await type_text(pilot, "too late in the move")
@@ -110,12 +112,13 @@ async def test_console_refused_approval_shows_the_new_version(guard_home: Path) 
         running(quiet_config(approval={"collar_bps": 0.01})) as daemon,
         console(daemon) as (app, pilot),
     ):
+        screen = app.main_screen
         pid = await queue_proposal(daemon)
-        await until(pilot, lambda: app.check_action("approve", ()))
-        await until(pilot, lambda: daemon.desk.marks["BTC/USDT:USDT"] != app.selected_view().proposal.price)
+        await until(pilot, lambda: screen.check_action("approve", ()))
+        await until(pilot, lambda: daemon.desk.marks["BTC/USDT:USDT"] != screen.selected_view().proposal.price)
         await pilot.press("a")
-        await until(pilot, lambda: app.selected_view() is not None and app.selected_view().proposal.version == 2)
-        await until(pilot, lambda: app.card.shown[0] == f"{pid} v2")
+        await until(pilot, lambda: screen.selected_view() is not None and screen.selected_view().proposal.version == 2)
+        await until(pilot, lambda: screen.card.shown[0] == f"{pid} v2")
     assert not journal(daemon, DecisionRecorded)
     assert [e.proposal.version for e in journal(daemon, ProposalRepriced)] == [2]
     (refused,) = journal(daemon, CommandRefused)
@@ -130,12 +133,12 @@ async def test_console_kill_key_halts_at_once_then_rearm_needs_the_phrase(daemon
         await pilot.press("K")
         await until(pilot, lambda: app.query_one(Banner).shown[0] == "HALTED")
         assert app.query_one(Banner).has_class("-halted")
-        assert not app.check_action("approve", ()) and pid not in app.model.proposals
+        assert not app.main_screen.check_action("approve", ()) and pid not in app.model.proposals
         await pilot.press("ctrl+r")
         assert isinstance(app.screen, TypedConfirmScreen)
         await type_text(pilot, "rearm")
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and "RE-ARM" in app.screen._error)
+        await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and "RE-ARM" in app.screen.error)
         await type_text(pilot, "re-arm")
         await pilot.press("enter")
         await until(pilot, lambda: app.query_one(Banner).shown[0] == "ACTIVE")
@@ -147,28 +150,34 @@ async def test_console_kill_key_halts_at_once_then_rearm_needs_the_phrase(daemon
 
 
 async def test_console_kill_works_inside_every_modal_and_types_nothing(daemon: Daemon) -> None:
-    """K inside the override form's input, and ctrl+k inside the reject dialog, both reach the daemon."""
+    """K on the override form's buttons (outside a text field), and ctrl+k inside the reject dialog's reason
+    field, both reach the daemon; neither types anything, and the daemon's HALTED closes the dialog."""
     async with console(daemon) as (app, pilot):
+        screen = app.main_screen
         await queue_proposal(daemon)
-        await until(pilot, lambda: app.check_action("override", ()))
+        await until(pilot, lambda: screen.check_action("override", ()))
         await pilot.press("o")
         form = app.screen
         assert isinstance(form, OverrideScreen)
-        before = form.query_one("#qty").value
-        await pilot.press("K")
+        fields = [form.query_one(f"#{name}", Input) for name, _label in FIELDS]
+        before = [field.value for field in fields]
+        await keys(pilot, "shift+tab", "K")  # from the size field round to the Back button, then K
         await until(pilot, lambda: app.model.status.trading_state is TradingState.HALTED)
-        assert form.query_one("#qty").value == before  # the K went to the kill switch, not the field
-        await pilot.press("escape")
+        assert [field.value for field in fields] == before  # the K went to the kill switch, not a field
+        await until(pilot, lambda: app.screen is screen)  # HALTED is in front of the operator
         await pilot.press("ctrl+r")
         await type_text(pilot, "re-arm")
         await pilot.press("enter")
         await until(pilot, lambda: app.model.status.trading_state is TradingState.ACTIVE)
         await queue_proposal(daemon)
-        await until(pilot, lambda: app.check_action("reject", ()))
+        await until(pilot, lambda: screen.check_action("reject", ()))
         await pilot.press("r")
         await type_text(pilot, "partial reason")
+        reason = app.screen.query_one("#reason", Input)
         await pilot.press("ctrl+k")
         await until(pilot, lambda: app.model.status.trading_state is TradingState.HALTED)
+        assert reason.value == "partial reason"
+        await until(pilot, lambda: app.screen is screen)
     assert [e.state for e in journal(daemon, TradingStateChanged)] == [
         TradingState.HALTED,
         TradingState.ACTIVE,
@@ -180,14 +189,15 @@ async def test_console_kill_works_inside_every_modal_and_types_nothing(daemon: D
 async def test_console_leverage_acknowledgment_is_offered_when_it_blocks(daemon: Daemon) -> None:
     """A proposal above 5x is blocked until the leverage acknowledgment is typed; a offers it, then approves."""
     async with console(daemon) as (app, pilot):
+        screen = app.main_screen
         pid = await queue_proposal(daemon, qty="0.01", leverage="8")
-        await until(pilot, lambda: app.selected_view() is not None and not app.selected_view().can_approve)
-        assert "leverage acknowledgment" in str(app.card.render())
+        await until(pilot, lambda: screen.selected_view() is not None and not screen.selected_view().can_approve)
+        assert "leverage acknowledgment" in str(screen.card.render())
         await pilot.press("a")
         assert isinstance(app.screen, TypedConfirmScreen)
         await type_text(pilot, "i understand leverage can liquidate me")
         await pilot.press("enter")
-        await until(pilot, lambda: app.selected_view() is not None and app.selected_view().can_approve)
+        await until(pilot, lambda: screen.selected_view() is not None and screen.selected_view().can_approve)
         await pilot.press("a")
         await until(pilot, lambda: pid not in app.model.proposals)
     (ack,) = journal(daemon, AcknowledgmentRecorded)
@@ -209,7 +219,7 @@ async def test_console_model_acknowledgment_screen_opens_and_records_the_typed_p
             assert words in body
         await type_text(pilot, "i understand")
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and app.screen._error)
+        await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen) and app.screen.error)
         await type_text(pilot, "i understand the model can be wrong")
         await pilot.press("enter")
         await until(pilot, lambda: not app.model.status.needs_acknowledgment)
@@ -233,10 +243,10 @@ async def test_console_close_key_closes_the_chosen_position_reduce_only(daemon: 
     """c lists the open positions; Enter closes the highlighted one with a reduce-only order in the operator's name."""
     async with console(daemon) as (app, pilot):
         pid = await queue_proposal(daemon)
-        await until(pilot, lambda: app.check_action("approve", ()))
+        await until(pilot, lambda: app.main_screen.check_action("approve", ()))
         await pilot.press("a")
         await until(pilot, lambda: pid not in app.model.proposals and len(app.model.positions) == 1)
-        await until(pilot, lambda: app.check_action("close_position", ()))
+        await until(pilot, lambda: app.main_screen.check_action("close_position", ()))
         await pilot.press("c")
         assert isinstance(app.screen, ClosePositionScreen)
         await pilot.press("enter")
@@ -247,3 +257,61 @@ async def test_console_close_key_closes_the_chosen_position_reduce_only(daemon: 
 
 def perf_text(app: GuardApp) -> str:
     return str(app.screen.query_one("#perf", Static).render())
+
+
+async def test_console_ok_typed_as_a_reject_reason_rejects_without_a_kill(daemon: Daemon) -> None:
+    """`r`, `OK`, Enter at full speed: the journal has a rejection with the reason "OK", and no kill."""
+    async with console(daemon) as (app, pilot):
+        pid = await queue_proposal(daemon)
+        await until(pilot, lambda: app.main_screen.check_action("reject", ()))
+        await keys(pilot, "r", "O", "K", "enter")
+        await until(pilot, lambda: pid not in app.model.proposals)
+        assert app.model.status.trading_state is TradingState.ACTIVE
+    (decision,) = journal(daemon, DecisionRecorded)
+    assert (decision.proposal_id, decision.kind, decision.reason) == (pid, DecisionKind.REJECT, "OK")
+    assert not journal(daemon, KillRequested)
+
+
+async def test_console_kill_from_the_acknowledgment_screen_ends_with_halted_in_front(daemon: Daemon) -> None:
+    """In the acknowledgment's phrase field K is a letter; ctrl+k there halts, and the acknowledgment text gives
+    way to the main screen showing HALTED."""
+    async with console(daemon, size=(80, 24)) as (app, pilot):
+        screen = app.main_screen
+        await queue_proposal(daemon, qty="0.01", leverage="8")
+        await until(pilot, lambda: screen.selected_view() is not None and screen.check_action("approve", ()))
+        await pilot.press("a")
+        ack = app.screen
+        assert isinstance(ack, TypedConfirmScreen) and ack.kind is AcknowledgmentKind.LEVERAGE
+        await keys(pilot, *"I UNDERSTAND K")
+        assert ack.query_one("#typed", Input).value == "I UNDERSTAND K" and not journal(daemon, KillRequested)
+        await keys(pilot, "ctrl+k")
+        await until(pilot, lambda: app.screen is screen and screen.banner.shown[0] == "HALTED")
+        assert "HALTED" in screen_text(app).splitlines()[0]
+    assert [(k.operator, k.reason) for k in journal(daemon, KillRequested)] == [
+        ("alice", "kill switch pressed in the console")
+    ]
+    assert not journal(daemon, AcknowledgmentRecorded)
+
+
+async def test_console_close_key_takes_a_percentage_or_a_quantity(daemon: Daemon) -> None:
+    """c then 40% closes 40% of the position (the quantity computed and sent), then c 0.01 closes that much."""
+    async with console(daemon) as (app, pilot):
+        screen = app.main_screen
+        pid = await queue_proposal(daemon, qty="0.05")
+        await until(pilot, lambda: screen.check_action("approve", ()))
+        await pilot.press("a")
+        await until(pilot, lambda: pid not in app.model.proposals and len(app.model.positions) == 1)
+        await until(pilot, lambda: screen.check_action("close_position", ()))
+        await keys(pilot, "c", "tab", *"40%")
+        dialog = app.screen
+        assert isinstance(dialog, ClosePositionScreen)
+        assert "SELL 0.02 of 0.05 BTC/USDT:USDT (40%)" in str(dialog.query_one("#preview").render())
+        await keys(pilot, "enter")
+        await until(pilot, lambda: app.model.positions and app.model.positions[0].position.qty == Decimal("0.03"))
+        await keys(pilot, "c", "tab", *"0.01", "enter")
+        await until(pilot, lambda: app.model.positions and app.model.positions[0].position.qty == Decimal("0.02"))
+    closes = [e.request for e in journal(daemon, OrderSubmitted) if e.request.purpose is OrderPurpose.CLOSE]
+    assert [(c.qty, c.reduce_only, c.side.value) for c in closes] == [
+        (Decimal("0.02"), True, "sell"),
+        (Decimal("0.01"), True, "sell"),
+    ]

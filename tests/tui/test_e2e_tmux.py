@@ -119,3 +119,54 @@ def test_guard_up_in_tmux_acknowledge_approve_then_kill(tmp_path: Path) -> None:
     halts = [e for e in events(journal, TradingStateChanged) if e.state is TradingState.HALTED]
     assert [h.operator for h in halts] == ["e2e"]
     assert time.monotonic() - started < 60
+
+
+def test_guard_up_in_tmux_at_80x24_ok_reason_rejects_and_ctrl_k_in_a_field_kills(tmp_path: Path) -> None:
+    """At 80×24 a person types `r`, `OK`, Enter in one burst (a rejection with the reason "OK", no kill), approves
+    one (the positions line is on screen with no key pressed), then presses ctrl+k inside the reject dialog's
+    field: HALTED is in front."""
+    home = tmp_path / "home"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[sim]\nscenario = "trend"\nspeed = 240.0\n\n[model]\npath = "{REPO / "models" / "default"}"\n\n'
+        "[approval]\nttl_seconds = 120.0\n\n"
+        "[proposals]\nmin_confidence = 0.45\n\n[risk]\nmin_confidence = 0.45\n",
+        encoding="utf-8",
+    )
+    env = {"GUARD_HOME": str(home), "PATH": os.environ.get("PATH", ""), "TERM": "xterm-256color"}
+    journal = home / "journal.db"
+    command = [*GUARD, "--config", str(config), "up", "--operator", "e2e"]
+    term = Terminal(f"guard-e2e80-{os.getpid()}", command, env, size=(80, 24))
+    offered = "a approve · o override · r reject"
+    try:
+        wait(lambda: "Type exactly" in term.screen(), "the risk acknowledgment screen", within=60, term=term)
+        term.send("i understand the model can be wrong", "Enter")
+        wait(lambda: events(journal, AcknowledgmentRecorded), "the acknowledgment in the journal", within=10)
+        wait(lambda: offered in term.screen(), "a proposal to decide on", within=90, term=term)
+        term.send("r", "OK", "Enter")  # one burst, as fast as a terminal delivers it
+        wait(lambda: events(journal, DecisionRecorded), "the rejection in the journal", within=10, term=term)
+
+        def approved() -> bool:
+            if any(d.kind is DecisionKind.APPROVE for d in events(journal, DecisionRecorded)):
+                return True
+            if offered in term.screen():
+                term.send("a")
+            return False
+
+        wait(approved, "an approval in the journal", within=90, term=term)
+        assert term.screen().splitlines()[-3].startswith(" Positions ")  # above the keys, with no key pressed
+        wait(lambda: offered in term.screen(), "another proposal", within=90, term=term)
+        term.send("r", "not this one")
+        wait(lambda: "Reject P0" in term.screen(), "the reject dialog", within=10, term=term)
+        term.send("C-k")
+        wait(lambda: "HALTED" in term.screen().splitlines()[0], "HALTED at the top of the screen", 10, term)
+        wait(lambda: "Reject P0" not in term.screen(), "the dialog gone", within=10, term=term)
+    finally:
+        term.close()
+        subprocess.run([*GUARD, "--config", str(config), "down"], env={**os.environ, **env}, capture_output=True)
+
+    decisions = events(journal, DecisionRecorded)
+    assert (decisions[0].kind, decisions[0].reason, decisions[0].operator) == (DecisionKind.REJECT, "OK", "e2e")
+    assert [d.kind for d in decisions[1:]] == [DecisionKind.APPROVE]
+    halts = [e for e in events(journal, TradingStateChanged) if e.state is TradingState.HALTED]
+    assert [h.operator for h in halts] == ["e2e"] and halts[0].at > decisions[-1].at

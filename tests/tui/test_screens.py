@@ -19,7 +19,7 @@ FROZEN = 1_000.0
 
 def offline() -> GuardApp:
     """The console with no daemon and a frozen clock: only what the test posts reaches it."""
-    return GuardApp(None, "alice", clock=lambda: FROZEN, selection_grace=0.0)
+    return GuardApp(None, "alice", clock=lambda: FROZEN, selection_grace=0.0, reconnect_grace=0.0)
 
 
 def showing(snapshot: Snapshot, *keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
@@ -29,7 +29,7 @@ def showing(snapshot: Snapshot, *keys: str) -> Callable[[Pilot[Any]], Awaitable[
         app = pilot.app
         assert isinstance(app, GuardApp)
         app.post_message(DaemonLink.Connected(snapshot))
-        await until(pilot, lambda: app.card.view is not None or not snapshot.proposals)
+        await until(pilot, lambda: app.main_screen.card.view is not None or not snapshot.proposals)
         if keys:
             await pilot.press(*keys)
         await pilot.pause()
@@ -72,6 +72,20 @@ async def test_screen_80x24_shows_what_a_person_needs_without_scrolling() -> Non
     assert "P000001" in text and "Liquidation 67,002.0 (−33.0%, 41.2σ)" in text
     for key in ("K KILL", "aapprove", "ooverride", "rreject", "^rrearm", "?help"):
         assert key in lines[-1]
+
+
+async def test_screen_80x24_shows_the_open_positions_without_a_key() -> None:
+    """At 80×24, under the card: how many positions are open, the largest (side, size, leverage, PnL, distance
+    to liquidation) and the others in short, with the proposal card and the keys still whole."""
+    app = offline()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await showing(scenes.snapshot())(pilot)
+        lines = screen_text(app).splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(" Positions "))
+    assert lines[first].strip() == "Positions 3 open · largest ETH/USDT SHORT 0.8 2x PnL +40.00 liq 50.8% away"
+    assert lines[first + 1].strip() == "SOL LONG 10 +100.00 liq 36.3% · BTC SHORT 0.003 −0.09 liq 90.1%"
+    assert first + 2 == len(lines) - 1 and "K KILL" in lines[-1]
+    assert any("Checks" in line for line in lines[:first])  # the card's last line is still on screen
 
 
 async def test_screen_positions_keep_a_space_between_columns_whatever_the_numbers() -> None:
@@ -119,7 +133,7 @@ async def test_screen_greyed_out_key_says_why_when_pressed() -> None:
     app = offline()
     async with app.run_test(size=(100, 32)) as pilot:
         await showing(scenes.snapshot(), "end")(pilot)
-        assert app.queue.selected_id == "P000004" and app.check_action("approve", ()) is None
+        assert app.main_screen.queue.selected_id == "P000004" and app.main_screen.check_action("approve", ()) is None
         await pilot.press("a")
         assert [n.message for n in app._notifications] == [
             "blocked by risk checks: duplicate: duplicates P000001 (BTC/USDT:USDT buy), still pending"
@@ -130,16 +144,16 @@ async def test_screen_greyed_out_key_says_why_when_pressed() -> None:
 async def test_screen_approve_waits_the_moment_the_cursor_moves_by_itself() -> None:
     """When the proposal under the cursor leaves, approve greys out at once: a key already on its way
     (queued before the app hears of the move) cannot approve the proposal that slid under the cursor."""
-    app = GuardApp(None, "alice", clock=lambda: FROZEN, selection_grace=10.0)
+    app = GuardApp(None, "alice", clock=lambda: FROZEN, selection_grace=10.0, reconnect_grace=0.0)
     async with app.run_test(size=(100, 32)) as pilot:
         await showing(scenes.snapshot())(pilot)
-        first = app.queue.selected_id
+        first = app.main_screen.queue.selected_id
         assert first == "P000001"
         await pilot.press("j", "k")  # the operator moved the cursor there: approve is available
-        assert app.queue.selected_id == first and app.check_action("approve", ()) is True
+        assert app.main_screen.queue.selected_id == first and app.main_screen.check_action("approve", ()) is True
         app.model.apply(ProposalsChanged((), (first,)), FROZEN)
-        app.queue.sync()  # the cursor moves to the next proposal; its message is not handled yet
-        assert app.queue.selected_id != first
-        assert app.check_action("approve", ()) is None
+        app.main_screen.queue.sync()  # the cursor moves to the next proposal; its message is not handled yet
+        assert app.main_screen.queue.selected_id != first
+        assert app.main_screen.check_action("approve", ()) is None
         await pilot.press("a")
-        assert "P000002" in app.model.proposals and not app._in_flight
+        assert "P000002" in app.model.proposals and not app.main_screen.decisions.in_flight

@@ -60,7 +60,8 @@ def model_risk_text(status: StatusView | None, operators: OperatorsSection) -> T
     text.append(
         "The daemon keeps running and nothing new executes without a person. With no operator heartbeat for "
         f"{operators.heartbeat_timeout_seconds:g} s its dead-man switch fires: pending proposals expire and "
-        f"open positions {policy}. The kill switch always wins: K or ctrl+k here, `guard kill` from a shell.\n\n"
+        f"open positions {policy}. The kill switch always wins: ctrl+k here (K outside a text field), `guard kill` "
+        "from a shell.\n\n"
     )
     text.append("Only you approve. ", "bold")
     text.append("The model proposes; nothing trades until a person approves it. This is paper trading.")
@@ -92,8 +93,10 @@ def acknowledgment_screen(
     phrases = dict(status.acknowledgment_phrases) if status else {}
     phrase = phrases.get(kind, "")
     if kind is AcknowledgmentKind.LEVERAGE:
-        return TypedConfirmScreen("Acknowledge leverage above 5x", leverage_text(), phrase, error)
-    return TypedConfirmScreen("Before the model may propose trades", model_risk_text(status, operators), phrase, error)
+        return TypedConfirmScreen("Acknowledge leverage above 5x", leverage_text(), phrase, error, kind=kind)
+    return TypedConfirmScreen(
+        "Before the model may propose trades", model_risk_text(status, operators), phrase, error, kind=kind
+    )
 
 
 def rearm_screen(status: StatusView | None, error: str = "") -> TypedConfirmScreen:

@@ -6,7 +6,7 @@ says "loading" until they come and shows the error in words when they do not.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import ClassVar
 
 from rich.table import Table
@@ -14,13 +14,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from guard.api.protocol import PerformanceView
 from guard.errors import GuardError
 from guard.tui import render
-from guard.tui.screens.dialogs import DIALOG_CSS, KILL_HINT
+from guard.tui.screens.base import DIALOG_CSS, KILL_HINT, GuardModal
 
 INFO_CSS = (
     DIALOG_CSS
@@ -30,52 +29,44 @@ INFO_CSS = (
 """
 )
 
-KEYS = (
-    ("K  ctrl+k", "KILL: halt trading, cancel orders, flatten positions. Works on every screen, in every dialog."),
-    ("a", "approve the selected proposal as shown (novel ones ask for a confirmation first)"),
-    ("o", "override: edit size, leverage, stop, take-profit or limit price, then approve"),
-    ("r", "reject the selected proposal (optional reason)"),
-    ("ctrl+r", "re-arm: leave HALTED or REDUCING (type RE-ARM)"),
-    ("p", "pause or resume the model's proposals"),
-    ("c", "close a position (reduce-only market order)"),
-    ("↑ ↓  j k", "move through the queue (oldest first); pgup pgdn home end"),
-    ("m", "the model card: what the model is, what it was trained on, its risks and limitations"),
-    ("l", "the model's live record next to what it claimed, per confidence bucket"),
-    ("ctrl+p", "command palette: every action, plus the risk acknowledgments"),
-    ("?", "this help"),
-    ("q  ctrl+q", "quit the console — the daemon keeps running; with no operator attached, its dead-man switch"),
-)
-
 SCREENS = (
     "The banner: trading state (ACTIVE / REDUCING / HALTED) in colour and words, equity and PnL, operators, "
     "feed and model health. DISCONNECTED means everything below is the last known state, not the live one.",
     "The queue: pending proposals, oldest first. Greyed rows cannot be approved now; the card says why.",
     "The card: the selected proposal — the model's why, its hit rate at this confidence, liquidation price and "
     "distance (% and σ), P(liquidation), fees, every risk check with its reason.",
-    "Wider terminals add positions, price sparklines and the alert and event log.",
+    "Positions: under the card, how many are open, the largest in full (side, size, leverage, PnL, distance to "
+    "liquidation) and the rest in short; from 150×36 the positions table, price sparklines and the event log.",
+    "While DISCONNECTED, for a moment after the console reconnects, and right after a refused key that opens a "
+    "text field, keys do nothing (what was typed then is not run); ctrl+k always kills.",
 )
 
 
-class InfoScreen(ModalScreen[None]):
+class InfoScreen(GuardModal[None]):
     """A read-only screen; Esc, q or its own key closes it."""
 
     DEFAULT_CSS = INFO_CSS
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q", "close", "close")]
-
-    def action_close(self) -> None:
-        self.dismiss(None)
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("q", "cancel", "close", priority=True)]
 
 
 class HelpScreen(InfoScreen):
-    """Every key and what each screen shows."""
+    """Every key and what each screen shows.
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "close")]
+    Args:
+        keys: (keys, what they do) rows, made from the console's bindings.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("question_mark", "cancel", "close", priority=True)]
+
+    def __init__(self, keys: Sequence[tuple[str, str]]) -> None:
+        super().__init__()
+        self._keys = keys
 
     def compose(self) -> ComposeResult:
         table = Table(box=None, padding=(0, 2), show_header=False)
         table.add_column(style="bold cyan", no_wrap=True)
         table.add_column()
-        for keys, what in KEYS:
+        for keys, what in self._keys:
             table.add_row(keys, what)
         with Vertical(classes="dialog info"):
             yield Static("guard — keys and screens", classes="title")

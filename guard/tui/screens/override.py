@@ -14,14 +14,14 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.validation import ValidationResult, Validator
+from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from guard.api.protocol import ProposalView
 from guard.domain import HARD_LEVERAGE_CAP, ONE, OverrideEdits, Proposal
 from guard.tui import render
-from guard.tui.screens.dialogs import DIALOG_CSS, KILL_HINT, GuardInput
+from guard.tui.screens.base import KILL_HINT, DecisionDialog
+from guard.tui.widgets.field import TextField
 
 FIELDS = (
     ("qty", "Size"),
@@ -85,11 +85,12 @@ def risk_increases(p: Proposal, edits: OverrideEdits) -> list[str]:
     return out
 
 
-class OverrideScreen(ModalScreen[OverrideRequest | None]):
+class OverrideScreen(DecisionDialog[OverrideRequest | None]):
     """Edit a proposal before approving it. Answers the request, or None to go back."""
 
+
     DEFAULT_CSS = (
-        DIALOG_CSS
+        DecisionDialog.DEFAULT_CSS
         + """
     OverrideScreen .row { height: 1; margin-bottom: 0; }
     OverrideScreen .row Label { width: 13; }
@@ -104,14 +105,9 @@ class OverrideScreen(ModalScreen[OverrideRequest | None]):
     """
     )
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "back"),
-        Binding("ctrl+s", "submit", "override"),
+        Binding("ctrl+s", "submit", "override", priority=True),
+        Binding("enter", "enter", "override", show=False, priority=True),
     ]
-
-    def __init__(self, view: ProposalView) -> None:
-        super().__init__()
-        self.view = view
-        """The proposal as shown when the form opened (its version is what the override names)."""
 
     def compose(self) -> ComposeResult:
         p = self.view.proposal
@@ -126,7 +122,7 @@ class OverrideScreen(ModalScreen[OverrideRequest | None]):
                 validator = PositiveNumber(ONE, HARD_LEVERAGE_CAP) if name == "leverage" else PositiveNumber()
                 with Horizontal(classes="row"):
                     yield Label(label)
-                    yield GuardInput(
+                    yield TextField(
                         value="" if current is None else render.quantity(current),
                         id=name,
                         compact=True,
@@ -136,16 +132,17 @@ class OverrideScreen(ModalScreen[OverrideRequest | None]):
                     was = "none" if current is None else render.quantity(current)
                     yield Static(f"was {was}", classes="was", id=f"{name}-note")
             yield Checkbox("", id="risk", classes="-hidden")
-            yield GuardInput(placeholder="reason (optional, journaled)", id="reason", compact=True)
+            yield TextField(placeholder="reason (optional, journaled)", id="reason", compact=True)
             yield Static("", classes="error", id="problem")
+            yield self.stale_note()
             with Horizontal(id="buttons"):
                 yield Button("Override (ctrl+s)", id="submit", variant="warning", compact=True)
                 yield Button("Back (esc)", id="cancel", compact=True)
             yield Static(f"Empty keeps the proposal's value · {KILL_HINT}", classes="hint")
 
-    def on_mount(self) -> None:
-        self.query_one("#qty", Input).focus()
+    def prepare(self) -> Widget | None:
         self._refresh_state()
+        return self.query_one("#qty", Input)
 
     # --- reading the form ----------------------------------------------------------------
 
@@ -187,11 +184,11 @@ class OverrideScreen(ModalScreen[OverrideRequest | None]):
             field = self.query_one(f"#{name}", Input)
             result = field.validate(field.value)
             note = self.query_one(f"#{name}-note", Static)
-            valid = result is None or result.is_valid
-            note.set_class(not valid, "-invalid")
+            failures = [] if result is None or result.is_valid else result.failure_descriptions
+            note.set_class(bool(failures), "-invalid")
             current = getattr(self.view.proposal, name)
             was = "none" if current is None else render.quantity(current)
-            note.update(f"was {was}" if valid else "✗ " + "; ".join(result.failure_descriptions))
+            note.update("✗ " + "; ".join(failures) if failures else f"was {was}")
         ready = not problems and (not risky or risk.value)
         self.query_one("#submit", Button).disabled = not ready
 
@@ -201,9 +198,15 @@ class OverrideScreen(ModalScreen[OverrideRequest | None]):
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         self._refresh_state()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_submit()
+    def action_enter(self) -> None:
+        """Enter presses a focused button, ticks a focused box, and submits from a field."""
+        focused = self.focused
+        if isinstance(focused, Button) and focused.id == "cancel":
+            self.action_cancel()
+        elif isinstance(focused, Checkbox):
+            focused.toggle()
+        else:
+            self.action_submit()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -215,6 +218,11 @@ class OverrideScreen(ModalScreen[OverrideRequest | None]):
     # --- answering -----------------------------------------------------------------------
 
     def action_submit(self) -> None:
+        self.submit_when_typed(self._answer)
+
+    def _answer(self) -> None:
+        if self.refused():
+            return
         self._refresh_state()
         edits, problems = self.edits()
         if edits is None or problems:
@@ -225,6 +233,3 @@ class OverrideScreen(ModalScreen[OverrideRequest | None]):
             return
         reason = self.query_one("#reason", Input).value.strip()
         self.dismiss(OverrideRequest(edits, reason, confirm_risk_increase=risky))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

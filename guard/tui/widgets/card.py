@@ -44,34 +44,45 @@ class DecisionCard(Widget):
 
     shown: tuple[str, float] = ("", 0.0)
     """The proposal id (and version) the last render showed, and when (perf_counter)."""
+    drawn: ProposalView | None = None
+    """The view the last render put on screen: what a key pressed now refers to."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._text_console = Console(width=400, color_system="truecolor", legacy_windows=False)
         self._strips: list[Strip] = []
-        self._drawn: tuple[object, ...] | None = None
+        self._drawn_key: tuple[object, ...] | None = None
 
     # The card redraws on every cursor move: its lines are wrapped once per change (the line API), not
     # converted and wrapped again by every frame that touches the screen.
 
     def render_line(self, y: int) -> Strip:
-        width = self.content_size.width
-        key = (self.view, self.stale, self.blocker, self.leverage_acknowledged, self.trading_state, width)
-        if key != self._drawn:
-            self._drawn = key
+        width, height = self.content_size
+        key = (self.view, self.stale, self.blocker, self.leverage_acknowledged, self.trading_state, width, height)
+        if key != self._drawn_key:
+            self._drawn_key = key
             view = self.view
             self.shown = (f"{view.proposal.id} v{view.proposal.version}" if view else "", time.perf_counter())
+            self.drawn = view
             style = Style(dim=True) if self.stale else None
+            lines = self.render().wrap(self._text_console, max(1, width))
+            if len(lines) > height and width >= WIDE:
+                # A check per line does not fit: the short form keeps every warning and block in sight.
+                lines = self.render(wide=False).wrap(self._text_console, max(1, width))
             self._strips = [
                 Strip(line.render(self._text_console)).adjust_cell_length(width).apply_style(style)
                 if style
                 else Strip(line.render(self._text_console)).adjust_cell_length(width)
-                for line in self.render().wrap(self._text_console, max(1, width))
+                for line in lines
             ]
         return self._strips[y] if y < len(self._strips) else Strip.blank(width)
 
-    def render(self) -> Text:
-        """The card as text (the line renderer wraps it; tests read it)."""
+    def render(self, wide: bool | None = None) -> Text:
+        """The card as text (the line renderer wraps it; tests read it).
+
+        Args:
+            wide: Every risk check on its own line (default: when the card is at least `WIDE` columns).
+        """
         view = self.view
         if view is None:
             if self.stale:
@@ -83,7 +94,7 @@ class DecisionCard(Widget):
                 )
             return Text("No pending proposal. New ones appear in the queue above, oldest first.", "dim")
         p = view.proposal
-        wide = self.size.width >= WIDE
+        wide = self.size.width >= WIDE if wide is None else wide
         lines: list[Text] = [self._title(view)]
         if self.stale:
             lines.append(Text("STALE — disconnected: this is the last known view, not the live one", "bold red"))

@@ -1,11 +1,12 @@
-"""The side panes of the main screen: positions, price sparklines, and the alert and event log.
+"""The main screen's panes: positions (a table, or a two-line summary), price sparklines, the log.
 
-Each is redrawn from the model at most a few times a second (the app batches), never per tick.
+Each is redrawn from the model at most a few times a second (the console batches), never per tick.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 from rich.text import Text
 from textual.reactive import reactive
@@ -68,6 +69,66 @@ class PositionsPane(Widget):
 _POSITION_HEADERS = ("SYMBOL", "QTY", "ENTRY", "MARK", "PnL", "LIQ", "DIST")
 _POSITION_WIDTHS = (8, 11, 8, 8, 7, 9, 5)
 """Least widths: BTC/USDT, −0.003 1.1x, 84,365.8, −123.45, 160,420.3, 90.1%. 62 columns with the spaces."""
+
+
+class PositionsSummary(Widget):
+    """Open positions in two lines, for terminals too small for the table: the largest, then the rest."""
+
+    DEFAULT_CSS = """
+    PositionsSummary { height: 2; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    PositionsSummary.-stale { color: $text-muted; }
+    """
+
+    positions: reactive[tuple[PositionView, ...]] = reactive(())
+    """The daemon's positions, as last pushed."""
+    stale: reactive[bool] = reactive(False, toggle_class="-stale")
+    """True while disconnected."""
+
+    def render(self) -> Text:
+        views = sorted(self.positions, key=_notional, reverse=True)
+        if not views:
+            return Text.assemble(("Positions ", "bold"), ("none open", "dim"))
+        largest, rest = views[0], views[1:]
+        count = f"{len(views)} open" + (" (stale)" if self.stale else "")
+        first = Text.assemble(("Positions ", "bold"), f"{count} · largest ")
+        first.append_text(_brief(largest))
+        second = Text("  ")
+        for i, view in enumerate(rest):
+            if i:
+                second.append(" · ", "dim")
+            second.append_text(_brief(view, short=True))
+        text = Text("\n").join([first, second])
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        return text
+
+
+def _notional(view: PositionView) -> Decimal:
+    p = view.position
+    return abs(p.qty) * (view.mark if view.mark is not None else p.entry_price)
+
+
+def _brief(view: PositionView, short: bool = False) -> Text:
+    """"ETH/USDT SHORT 0.8 2x PnL +40.00 liq 50.8% away" (short: "ETH SHORT 0.8 +40.00 liq 50.8%")."""
+    p = view.position
+    long = p.qty > 0
+    distance = view.liquidation_distance_pct
+    text = Text()
+    text.append(render.base(p.symbol) if short else render.short_symbol(p.symbol), "bold")
+    text.append(" LONG" if long else " SHORT", "green" if long else "magenta")
+    text.append(f" {render.quantity(abs(p.qty))}")
+    if not short:
+        text.append(f" {render.quantity(p.leverage)}x PnL")
+    text.append(" ")
+    text.append(render.signed(view.unrealized_pnl), render.pnl_style(view.unrealized_pnl))
+    if p.liquidation_price is None:
+        text.append(" no liq", "dim")
+        return text
+    text.append(" liq ")
+    text.append(render.pct(distance), "bold red" if distance is not None and distance < 5 else "")
+    if not short:
+        text.append(" away")
+    return text
 
 
 def _columns(cells: list[tuple[str, str]], widths: list[int]) -> Text:

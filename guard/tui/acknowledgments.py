@@ -1,0 +1,87 @@
+"""The risk acknowledgments the daemon waits for: offered once each, the typed phrase sent as typed.
+
+The daemon decides which acknowledgments it needs and checks the phrase; the console opens the
+screen that explains it, sends what the operator typed, and opens it again with the daemon's
+reason when the phrase was wrong. An acknowledgment the operator put off (Esc) is not offered again
+by itself; the command palette opens it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from textual.app import App
+
+from guard.api.protocol import Acknowledge, Command, Reply
+from guard.config import OperatorsSection
+from guard.domain import AcknowledgmentKind, TradingState
+from guard.tui.model import ConsoleModel
+from guard.tui.screens.acknowledge import acknowledgment_screen
+from guard.tui.screens.dialogs import TypedConfirmScreen
+
+Send = Callable[[Callable[[str], Command], str], Awaitable[Reply | None]]
+Run = Callable[[Awaitable[object]], None]
+
+
+class Acknowledgments:
+    """Opens the acknowledgments the daemon waits for and sends the typed phrases.
+
+    Args:
+        app: Where the screens are pushed.
+        model: The daemon's state as last heard (which acknowledgments it waits for, and their phrases).
+        operators: The local operators section (what the text says about the dead-man switch).
+        send: Sends a command and shows the daemon's answer.
+        run: Runs a coroutine as a worker of the screen that owns this.
+    """
+
+    def __init__(self, app: App[Any], model: ConsoleModel, operators: OperatorsSection, send: Send, run: Run) -> None:
+        self._app = app
+        self._model = model
+        self._operators = operators
+        self._send = send
+        self._run = run
+        self._declined: set[AcknowledgmentKind] = set()
+        self._sending: set[AcknowledgmentKind] = set()
+
+    def offer(self) -> None:
+        """Open the first acknowledgment the daemon waits for that was not put off or is not on its way.
+
+        The caller offers only while connected and with nothing else in front. Never while HALTED: the model
+        does not propose then, and HALTED must stay in front of the operator.
+        """
+        status = self._model.status
+        if status is None or status.trading_state is TradingState.HALTED:
+            return
+        for kind in status.needs_acknowledgment:
+            if kind not in self._declined and kind not in self._sending:
+                self.open(kind)
+                return
+
+    def open(self, kind: AcknowledgmentKind, error: str = "") -> None:
+        """Show an acknowledgment in plain words (one at a time); the typed phrase goes to the daemon."""
+        if any(isinstance(s, TypedConfirmScreen) and s.kind is not None for s in self._app.screen_stack):
+            return
+
+        def typed(text: str | None) -> None:
+            if text is None:
+                self._declined.add(kind)
+                self._app.notify("not recorded: open it again from the command palette (ctrl+p)", title=kind.value)
+            else:
+                self._sending.add(kind)
+                self._run(self._acknowledge(kind, text))
+
+        self._app.push_screen(acknowledgment_screen(kind, self._model.status, self._operators, error), typed)
+
+    def asked_for(self, kind: AcknowledgmentKind) -> None:
+        """The operator asked for this acknowledgment (the palette): open it, even if put off before."""
+        self._declined.discard(kind)
+        self.open(kind)
+
+    async def _acknowledge(self, kind: AcknowledgmentKind, text: str) -> None:
+        try:
+            reply = await self._send(lambda cid: Acknowledge(cid, kind, text), f"acknowledge {kind.value}")
+        finally:
+            self._sending.discard(kind)  # not offered again while the typed phrase is on its way
+        if reply is not None and not reply.ok:
+            self.open(kind, reply.reason)
