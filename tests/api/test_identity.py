@@ -146,7 +146,8 @@ async def test_a_source_may_only_propose(guard_home: Path) -> None:
         bot = _client(daemon, "freqtrade", Scope.SOURCE)
         daemon.hub.presence.heard_from("alice")
         await wait_until(lambda: SYMBOL in daemon.desk.marks)
-        proposed = await bot.command(Propose("p1", SYMBOL, Side.BUY, Decimal("0.01"), Decimal(1), reason="cross"), "freqtrade")
+        propose = Propose("p1", SYMBOL, Side.BUY, Decimal("0.01"), Decimal(1), reason="cross")
+        proposed = await bot.command(propose, "freqtrade")
         assert proposed.ok, proposed.reason
         pid = proposed.data["proposal_id"]
         assert daemon.desk.state.proposals[pid].proposal.source == "freqtrade"
