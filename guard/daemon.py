@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import structlog
 
 from guard import collector
+from guard.api.credentials import CredentialStore
 from guard.api.hub import Hub, Presence
 from guard.api.protocol import BucketView, ModelStatus, PerformanceView
 from guard.api.server import ApiServer, load_or_create_token
@@ -51,6 +52,7 @@ from guard.journal.store import Journal
 from guard.lockfile import daemon_lock
 from guard.logs import SecretRedactor, configure
 from guard.paths import StatePaths, tighten
+from guard.redaction import Scrubber
 
 log = structlog.get_logger(__name__)
 E = TypeVar("E", bound=BaseException)
@@ -201,6 +203,8 @@ class Daemon:
                     metrics=self._metrics,
                     model_card=self._card,
                     performance=self._performance,
+                    credentials=CredentialStore(self.paths.root),
+                    scrub=self.redactor.scrubber if self.redactor is not None else Scrubber([token]),
                 )
                 self.api = api
                 await self._start_pipeline(desk, specs, feed, stack)

@@ -156,7 +156,7 @@ def kill(config: Config, operator: str, reason: str) -> KillOutcome:
     Raises:
         DaemonError: no daemon is running, so there is nothing to kill.
     """
-    client = ApiClient.from_config(config, timeout=KILL_API_TIMEOUT)
+    client = ApiClient.from_config(config, timeout=KILL_API_TIMEOUT, operator=operator)
     # A fresh command id each time: a second kill must never be taken for a repeat of the first.
     command = Kill(f"cli-kill-{uuid.uuid4().hex[:12]}", reason)
     try:

@@ -91,6 +91,10 @@ class DecisionRecorded(EventBase, frozen=True):
     """Human-readable changes an override made, e.g. 'leverage 3 -> 2'."""
     result: Proposal | None = None
     """For an override, the edited proposal that will execute (an approval executes `shown`)."""
+    confirmed_risk_increase: bool = False
+    credential: str = ""
+    """The credential the decision came with ("shared" for the one-person token; "" in journals written before
+    operators had credentials): four-eyes counts these, not names."""
 
     @property
     def executes(self) -> Proposal | None:
@@ -98,7 +102,6 @@ class DecisionRecorded(EventBase, frozen=True):
         if self.kind is DecisionKind.REJECT:
             return None
         return self.result or self.shown
-    confirmed_risk_increase: bool = False
 
 
 class ApprovalCounted(EventBase, frozen=True):
@@ -109,6 +112,35 @@ class ApprovalCounted(EventBase, frozen=True):
     version: int
     operator: str
     reason: str
+    credential: str = ""
+    """Which credential approved: a second approval must come with another one ("" before credentials existed:
+    the operator's name stands for it)."""
+
+    @property
+    def approver(self) -> str:
+        return self.credential or self.operator
+
+
+class CommandReceived(EventBase, frozen=True):
+    """A client's command, recorded before it is carried out: its id is executed at most once (invariant 13)."""
+
+    at: int
+    credential: str
+    command_id: str
+    command: str
+    """The command's type (Approve, Kill, ...)."""
+
+
+class CommandAnswered(EventBase, frozen=True):
+    """The answer a command got: a repeat of its id gets this answer again and does nothing."""
+
+    at: int
+    credential: str
+    command_id: str
+    ok: bool
+    reason: str
+    data: str = "{}"
+    """The reply's data, as JSON."""
 
 
 class CommandRefused(EventBase, frozen=True):
@@ -323,6 +355,8 @@ Event: TypeAlias = (
     | DecisionRecorded
     | ApprovalCounted
     | CommandRefused
+    | CommandReceived
+    | CommandAnswered
     | ProposalExpired
     | ProposalKilled
     | ProposalFailed

@@ -14,7 +14,8 @@ from typing import Any
 
 import structlog
 
-REDACTED = "[redacted]"
+from guard.redaction import REDACTED, Scrubber
+
 _SECRET_KEY = re.compile(r"(secret|token|password|passphrase|api_?key|signature|authorization)", re.I)
 
 
@@ -27,11 +28,11 @@ class SecretRedactor:
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: set[str] = {s for s in secrets if s and len(s) >= 6}
+        self.scrubber = Scrubber(secrets)
+        """The known secrets, shared with what scrubs free text before it is recorded (the API's commands)."""
 
     def add(self, secret: str) -> None:
-        if secret and len(secret) >= 6:
-            self._secrets.add(secret)
+        self.scrubber.add(secret)
 
     def __call__(self, _logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         for key in list(event):
@@ -39,10 +40,7 @@ class SecretRedactor:
         return event
 
     def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        return self.scrubber.known(text)
 
     def _clean(self, key: str, value: Any) -> Any:
         if key != "event" and _SECRET_KEY.search(key) and value not in (None, "", False):

@@ -13,8 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -45,26 +48,48 @@ class Endpoint:
     token: str
 
 
+TOKEN_ENV = "GUARD_TOKEN"
+"""An environment variable that, when set, is the token to use (a source's, or an operator's), before any file."""
+
+
 class ApiClient:
-    def __init__(self, api: ApiSection, paths: StatePaths, timeout: float = 5.0) -> None:
+    def __init__(
+        self, api: ApiSection, paths: StatePaths, timeout: float = 5.0, *, operator: str | None = None
+    ) -> None:
+        """
+        Args:
+            operator: whose token to use: their own (`operators/NAME.token`, issued by `guard operator add`) when
+                there is one, else the shared token of a one-person setup.
+        """
         self._api = api
         self._paths = paths
+        self._operator = operator
         self.timeout = timeout
 
     @classmethod
-    def from_config(cls, config: Config, timeout: float = 5.0) -> ApiClient:
-        return cls(config.api, StatePaths(config.state_dir), timeout)
+    def from_config(cls, config: Config, timeout: float = 5.0, *, operator: str | None = None) -> ApiClient:
+        return cls(config.api, StatePaths(config.state_dir), timeout, operator=operator)
+
+    def token_path(self) -> Path:
+        """The token file this client shows the daemon: the operator's own, or the shared one."""
+        if self._operator:
+            own = self._paths.root / "operators" / f"{self._operator}.token"
+            if own.exists():
+                return own
+        return self._paths.token
 
     def endpoint(self) -> Endpoint:
         """Where the daemon listens and the token to show it. Raises DaemonError when there is none."""
+        path = self.token_path()
+        token = os.environ.get(TOKEN_ENV, "").strip()
         try:
-            token = self._paths.token.read_text(encoding="utf-8").strip()
+            token = token or path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             raise DaemonError(
                 f"no daemon has run in {self._paths.root} (no token file): start one with `guard up`"
             ) from None
         except PermissionError:
-            raise DaemonError(f"cannot read the token {self._paths.token}: it belongs to another user") from None
+            raise DaemonError(f"cannot read the token {path}: it belongs to another user") from None
         if self._api.transport == "unix":
             return Endpoint("http://guard", str(self._paths.socket), token)
         host, port = self._api.host, self._api.port
@@ -176,12 +201,15 @@ class Session:
     snapshot: Snapshot | None = None
     closed_reason: str = ""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     _waiting: dict[str, asyncio.Future[Reply]] = field(default_factory=dict)
     _inbox: asyncio.Queue[Message | None] = field(default_factory=lambda: asyncio.Queue(10_000))
     _snapshot_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def next_id(self) -> str:
-        return f"c{next(self._ids)}"
+        """A command id no other session of this client (or a reconnect) reuses: the daemon answers a repeated
+        id with its first answer and does nothing."""
+        return f"{self._prefix}-{next(self._ids)}"
 
     async def send(self, command: Command, reply_within: float = 10.0) -> Reply:
         """Send a command and wait for its reply (after the daemon journaled it)."""

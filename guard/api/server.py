@@ -1,9 +1,14 @@
-"""The control API: aiohttp on a unix socket (default) or loopback TCP, behind a bearer token.
+"""The control API: aiohttp on a unix socket (default) or loopback TCP, behind bearer tokens.
+
+Identity is the token (see `guard.api.credentials`): an operator's own token names them, and a header or
+Hello naming someone else is refused; holders of the single shared token (a one-person setup) name
+themselves and count as one credential, "shared"; a source's token may only propose. Tokens are checked on
+every request and every WebSocket command, so a revoked one stops at once.
 
 WebSocket `/v1/ws`: a Snapshot on connect, then pushed views; commands answered with a Reply
-after they are journaled. REST `POST /v1/commands` takes the same commands (the operator in the
-`X-Guard-Operator` header). `/health` needs no token and says only whether the daemon is up;
-everything else does.
+after they are journaled. REST `POST /v1/commands` takes the same commands (with the shared token, the
+operator in the `X-Guard-Operator` header). `/health` needs no token and says only whether the daemon is
+up; everything else does.
 
 Each command fails alone. A frame that cannot be parsed gets a refusal naming what was wrong (over
 REST: HTTP 400) and changes nothing; the connection stays open. A command runs as a task of the
@@ -29,6 +34,7 @@ from typing import Any
 import structlog
 from aiohttp import WSMessage, WSMsgType, web
 
+from guard.api.credentials import SHARED, CredentialStore, Identity, Scope
 from guard.api.dispatch import CommandHandler
 from guard.api.hub import Hub, Presence, Subscription
 from guard.api.protocol import (
@@ -48,6 +54,7 @@ from guard.api.protocol import (
 from guard.config import ApiSection, is_loopback
 from guard.errors import BadInput, DaemonError, DecodeError
 from guard.paths import StatePaths
+from guard.redaction import Scrubber
 
 log = structlog.get_logger(__name__)
 
@@ -93,12 +100,16 @@ class ApiServer:
         metrics: Callable[[], str],
         model_card: Callable[[], str],
         performance: Callable[[], Any],
+        credentials: CredentialStore | None = None,
+        scrub: Scrubber | None = None,
     ) -> None:
         if settings.transport == "tcp" and not is_loopback(settings.host):
             raise DaemonError(f"refusing to serve the control API on {settings.host}: only loopback addresses")
         self._settings = settings
         self._paths = paths
         self._token = token.encode()
+        self._credentials = credentials or CredentialStore(paths.root)
+        self._scrub = scrub or Scrubber([token])
         self._hub = hub
         self._presence = presence
         self._health = health
@@ -127,7 +138,7 @@ class ApiServer:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tasks = tg
-                self._handler = CommandHandler(self._hub.desk, tg.create_task)
+                self._handler = CommandHandler(self._hub.desk, tg.create_task, self._scrub)
                 await self._start_site(runner)
                 if ready is not None:
                     ready.set()
@@ -199,13 +210,34 @@ class ApiServer:
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, presented = header.partition(" ")
-        # Header text that is not UTF-8 arrives with surrogate escapes: compare its bytes, never fail on it.
-        if scheme != "Bearer" or not hmac.compare_digest(
-            presented.strip().encode("utf-8", "surrogateescape"), self._token
-        ):
+        identity = self._identify(presented.strip()) if scheme == "Bearer" else None
+        if identity is None:
             log.warning("api_unauthorized", path=request.path, remote=request.remote)
-            return web.json_response({"error": "missing or wrong token"}, status=401)
+            return web.json_response({"error": "missing, wrong or revoked token"}, status=401)
+        if identity.scope is not Scope.OPERATOR and request.path not in _SOURCE_PATHS:
+            log.warning("api_out_of_scope", path=request.path, credential=identity.credential)
+            return web.json_response(
+                {"error": f"{identity.name} holds a {identity.scope.value} credential: it may only propose"},
+                status=403,
+            )
+        request[_TOKEN] = presented.strip()
+        request[_IDENTITY] = identity
         return await handler(request)
+
+    def _identify(self, presented: str) -> Identity | None:
+        """Whose token this is: the shared token (its holders name themselves), an active credential, or nobody."""
+        # Header text that is not UTF-8 arrives with surrogate escapes: compare its bytes, never fail on it.
+        raw = presented.encode("utf-8", "surrogateescape")
+        if hmac.compare_digest(raw, self._token):
+            return Identity("", SHARED, Scope.OPERATOR)
+        try:
+            identity = self._credentials.identify(raw.decode("utf-8", "replace"))
+        except BadInput as e:  # an unreadable registry: nobody is let in on it, and the log says why
+            log.error("credential_registry_unreadable", error=str(e))
+            return None
+        if identity is not None:
+            self._scrub.add(presented)  # a token in use is a secret the record must never hold
+        return identity
 
     # --- REST ------------------------------------------------------------------------
 
@@ -230,11 +262,19 @@ class ApiServer:
             command = decode_command(body)
         except DecodeError as e:
             return _json(Reply(command_id(body), False, str(e)), status=400)
-        operator = request.headers.get(OPERATOR_HEADER, "").strip()
-        problem = operator_problem(operator)
-        if problem:
-            return _json(Reply(command.id, False, f"say who you are in the {OPERATOR_HEADER} header: {problem}"), 400)
-        self._presence.heard_from(operator)
+        identity: Identity = request[_IDENTITY]
+        claimed = request.headers.get(OPERATOR_HEADER, "").strip()
+        if identity.shared:
+            problem = operator_problem(claimed)
+            if problem:
+                return _json(
+                    Reply(command.id, False, f"say who you are in the {OPERATOR_HEADER} header: {problem}"), 400
+                )
+            identity = Identity(claimed, SHARED, Scope.OPERATOR)
+        elif claimed and claimed != identity.name:
+            return _json(Reply(command.id, False, _not_yours(identity, claimed)), 400)
+        if identity.scope is Scope.OPERATOR:
+            self._presence.heard_from(identity.name)
         answered = asyncio.get_running_loop().create_future()
         outcome: asyncio.Future[tuple[Reply, bool]] = asyncio.get_running_loop().create_future()
 
@@ -242,7 +282,7 @@ class ApiServer:
             if not outcome.done():  # cancelled when the client hung up: the command ran all the same
                 outcome.set_result((reply, failed))
 
-        self._start(command, operator, answered, deliver)
+        self._start(command, identity, answered, deliver)
         # A client that hangs up (or the server closing its connections) cancels this wait, never the
         # command: that runs in the server's task group.
         reply, failed = await outcome
@@ -255,7 +295,7 @@ class ApiServer:
     def _start(
         self,
         command: Command,
-        operator: str,
+        identity: Identity,
         answered: asyncio.Future[None],
         deliver: Callable[[Reply, bool], None],
     ) -> None:
@@ -265,21 +305,28 @@ class ApiServer:
         if not self._accepting and not isinstance(command, Kill):
             deliver(Reply(command.id, False, "the daemon is stopping: only a kill is taken now"), False)
             return
-        task = self._tasks.create_task(self._run(command, operator, answered, deliver))
+        task = self._tasks.create_task(self._run(command, identity, answered, deliver))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
     async def _run(
         self,
         command: Command,
-        operator: str,
+        identity: Identity,
         answered: asyncio.Future[None],
         deliver: Callable[[Reply, bool], None],
     ) -> None:
         assert self._handler is not None
-        log.info("command_received", command=type(command).__name__, operator=operator, id=command.id)
+        operator = identity.name
+        log.info(
+            "command_received",
+            command=type(command).__name__,
+            operator=operator,
+            credential=identity.credential,
+            id=command.id,
+        )
         try:
-            reply = await self._handler.handle(command, operator, answered)
+            reply = await self._handler.handle(command, identity, answered)
         except Exception as e:  # our bug, not the operator's: logged as one, answered, and nothing else is touched
             log.exception("command_crashed", command=type(command).__name__, operator=operator, id=command.id)
             text = f"internal error ({type(e).__name__}): see the daemon's log, then check the journal"
@@ -298,12 +345,16 @@ class ApiServer:
         connection = next(self._ids)
         subscription, snapshot = self._hub.attach()
         subscription.offer(snapshot)
-        operator: str | None = None
+        token: str = request[_TOKEN]
+        operator: Identity | None = None
         try:
             async with asyncio.TaskGroup() as tg:
                 pump = tg.create_task(self._pump(request, ws, subscription))
                 async for frame in ws:
-                    operator = self._on_frame(frame, subscription, connection, operator)
+                    if self._identify(token) is None:  # revoked or rotated while connected: stop at once
+                        subscription.offer(Reply("", False, "this token was revoked: reconnect with a valid one"))
+                        break
+                    operator = self._on_frame(frame, subscription, connection, operator, request[_IDENTITY])
                 pump.cancel()
         except* (TimeoutError, ConnectionResetError):
             pass
@@ -311,14 +362,20 @@ class ApiServer:
             self._hub.detach(subscription)
             if operator is not None:
                 self._presence.goodbye(connection)
-                log.info("operator_detached", operator=operator, connection=connection)
+                log.info("operator_detached", operator=operator.name, connection=connection)
                 self._hub.publish_status()
         return ws
 
     def _on_frame(
-        self, frame: WSMessage, subscription: Subscription, connection: int, operator: str | None
-    ) -> str | None:
-        """Answer one frame; returns the connection's operator (set by a Hello). Never raises for any input."""
+        self,
+        frame: WSMessage,
+        subscription: Subscription,
+        connection: int,
+        operator: Identity | None,
+        token_identity: Identity,
+    ) -> Identity | None:
+        """Answer one frame; returns the connection's operator (set by a Hello, checked against the token).
+        Never raises for any input."""
         if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
             return operator
         data: bytes | str = frame.data
@@ -333,14 +390,23 @@ class ApiServer:
         if isinstance(command, Hello):
             name = command.operator.strip()
             problem = operator_problem(name)
+            if not problem and not token_identity.shared and name != token_identity.name:
+                problem = _not_yours(token_identity, name)
             if problem:  # refused like any other frame: the connection keeps the operator it had
                 subscription.offer(Reply(command.id, False, problem))
                 return operator
+            identity = Identity(name, token_identity.credential, token_identity.scope)
             self._presence.hello(connection, name)
-            log.info("operator_attached", operator=name, client=command.client, connection=connection)
+            log.info(
+                "operator_attached",
+                operator=name,
+                credential=identity.credential,
+                client=command.client,
+                connection=connection,
+            )
             subscription.offer(Reply(command.id, True, f"hello {name}"))
             self._hub.publish_status()
-            return name
+            return identity
         if operator is None:
             subscription.offer(Reply(command.id, False, "say hello first: every command needs an operator"))
             return operator
@@ -373,6 +439,19 @@ class ApiServer:
             request.transport.abort()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(ws.close(code=1013, message=why.encode()), 0.5)
+
+
+_TOKEN = web.RequestKey("token", str)
+_IDENTITY = web.RequestKey("identity", Identity)
+_SOURCE_PATHS = frozenset({"/v1/commands"})
+"""Where a source's credential may go (its commands are limited to proposing, in the handler)."""
+
+
+def _not_yours(identity: Identity, claimed: str) -> str:
+    return (
+        f"this token is {identity.name}'s own credential: it cannot speak as {claimed!r} "
+        "(each person uses their own token; the shared token is for a one-person setup)"
+    )
 
 
 def operator_problem(operator: str) -> str:

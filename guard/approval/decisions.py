@@ -127,9 +127,17 @@ class Decisions:
     # --- decisions -------------------------------------------------------------------
 
     async def approve(
-        self, proposal_id: str, operator: str, version: int | None, reason: str, confirm_novel: bool
+        self,
+        proposal_id: str,
+        operator: str,
+        version: int | None,
+        reason: str,
+        confirm_novel: bool,
+        credential: str = "",
     ) -> CommandResult:
-        """Approve the proposal as shown; it executes once the approval is durably journaled."""
+        """Approve the proposal as shown; it executes once the approval is durably journaled. Four-eyes counts
+        `credential`s (the operator's name stands for one when none is given)."""
+        credential = credential or operator
         record, refusal = await self._decidable(proposal_id, operator, "approve", version)
         if record is None:
             return refusal
@@ -137,21 +145,26 @@ class Decisions:
         if why := await self._rule(p, confirm_novel):
             return await refuse(self._recorder, operator, "approve", proposal_id, why)
         if self._gate.needs_two(p):
-            if operator in record.approvals:
+            if credential in record.approvals:
                 return await refuse(
                     self._recorder,
                     operator,
                     "approve",
                     proposal_id,
-                    "four-eyes: the second approval must come from a different operator",
+                    "four-eyes: the second approval must come from a different operator's own credential"
+                    + (" (the shared token counts once, whoever holds it)" if credential == "shared" else ""),
                 )
             if not record.approvals:
-                await self._recorder.commit([ApprovalCounted(self._recorder.now(), p.id, p.version, operator, reason)])
+                await self._recorder.commit(
+                    [ApprovalCounted(self._recorder.now(), p.id, p.version, operator, reason, credential)]
+                )
                 log.info("approval_counted", proposal_id=p.id, operator=operator, needed=2)
                 return CommandResult(
                     True, "approval 1 of 2 recorded: a second, different operator must approve", p, record.status
                 )
-        decision = DecisionRecorded(self._recorder.now(), p.id, DecisionKind.APPROVE, operator, reason, shown=p)
+        decision = DecisionRecorded(
+            self._recorder.now(), p.id, DecisionKind.APPROVE, operator, reason, shown=p, credential=credential
+        )
         return await self._execute(decision)
 
     async def override(
@@ -163,6 +176,7 @@ class Decisions:
         reason: str,
         confirm_risk_increase: bool,
         confirm_novel: bool,
+        credential: str = "",
     ) -> CommandResult:
         """Approve with edits. An edit that adds risk needs `confirm_risk_increase`."""
         record, refusal = await self._decidable(proposal_id, operator, "override", version)
@@ -194,17 +208,22 @@ class Decisions:
             diff=edit.diff,
             result=edited,
             confirmed_risk_increase=bool(edit.riskier),
+            credential=credential,
         )
         return await self._execute(decision)
 
-    async def reject(self, proposal_id: str, operator: str, reason: str) -> CommandResult:
+    async def reject(self, proposal_id: str, operator: str, reason: str, credential: str = "") -> CommandResult:
         """Reject the proposal: it never executes."""
         record, refusal = await self._decidable(proposal_id, operator, "reject", None)
         if record is None:
             return refusal
         p = record.proposal
         await self._recorder.commit(
-            [DecisionRecorded(self._recorder.now(), p.id, DecisionKind.REJECT, operator, reason, shown=p)]
+            [
+                DecisionRecorded(
+                    self._recorder.now(), p.id, DecisionKind.REJECT, operator, reason, shown=p, credential=credential
+                )
+            ]
         )
         log.info("decision_recorded", proposal_id=p.id, kind="reject", operator=operator, reason=reason)
         return CommandResult(True, "rejected", p, ProposalStatus.REJECTED)

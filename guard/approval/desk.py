@@ -24,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from guard.approval.answers import CommandResult
+from guard.approval.answers import CommandResult, refuse
 from guard.approval.controls import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, Controls
 from guard.approval.decisions import Decisions
 from guard.approval.execution import Execution
@@ -32,7 +32,7 @@ from guard.approval.gate import Gate
 from guard.approval.killswitch import KillReport, KillSwitch
 from guard.approval.market import Market
 from guard.approval.recorder import Recorder
-from guard.approval.records import ProposalRecord
+from guard.approval.records import CommandRecord, ProposalRecord
 from guard.approval.recovery import JournalListener, Recovery
 from guard.approval.settings import DeskSettings
 from guard.approval.state import GuardState
@@ -58,7 +58,7 @@ from guard.domain import (
     ProposalRequest,
     TradingState,
 )
-from guard.events import BarRecorded, FeedHealthChanged, TradingStateChanged
+from guard.events import BarRecorded, CommandAnswered, CommandReceived, FeedHealthChanged, TradingStateChanged
 from guard.journal.store import Journal, Subscriber
 
 __all__ = ["ACKNOWLEDGMENT_PHRASES", "REARM_PHRASE", "ApprovalDesk", "CommandResult", "DeskSettings"]
@@ -175,6 +175,34 @@ class ApprovalDesk:
         """
         self._market.update(event)
 
+    # --- command ids (invariant 13: a command id is executed at most once) ----------------
+
+    def command_seen(self, credential: str, command_id: str) -> CommandRecord | None:
+        """What is on record for this credential's command id (received, and its answer once it has one)."""
+        return self.state.commands.get((credential, command_id))
+
+    def command_received(self, credential: str, command_id: str, command: str, *, keep: bool = False) -> None:
+        """Record a command before carrying it out. Not waited on: the command's own durable commit carries it
+        to disk before any effect (the WAL is written in order); a crash before that loses both, so a resend
+        runs it as new. `keep`: recorded even while the journal fails (a kill)."""
+        self.recorder.record(
+            [CommandReceived(self.clock.now_ms(), credential, command_id, command)],
+            durable=False,
+            failing="keep" if keep else "drop",
+        )
+
+    def command_answered(self, credential: str, command_id: str, ok: bool, reason: str, data: str) -> None:
+        """Record the answer a command got, for a repeat of its id."""
+        self.recorder.record(
+            [CommandAnswered(self.clock.now_ms(), credential, command_id, ok, reason, data)],
+            durable=False,
+            failing="keep",
+        )
+
+    async def refuse(self, operator: str, command: str, reason: str) -> CommandResult:
+        """Journal a command refused before it reached the desk's rules (a scope a credential lacks), and say so."""
+        return await refuse(self.recorder, operator, command, None, reason)
+
     def record_bar(self, bar: Bar) -> None:
         """Put a closed bar the daemon acted on on record (left out while the journal fails)."""
         self.recorder.record([BarRecorded(self.clock.now_ms(), bar)], durable=False, failing="drop")
@@ -262,10 +290,12 @@ class ApprovalDesk:
         version: int | None = None,
         reason: str = "",
         confirm_novel: bool = False,
+        credential: str = "",
     ) -> CommandResult:
-        """Approve the proposal as shown; it executes once the approval is durably journaled."""
+        """Approve the proposal as shown; it executes once the approval is durably journaled. `credential`: who
+        spoke, as their token says (four-eyes counts credentials); the operator's name stands for it when absent."""
         validate_operator(operator)
-        return await self._decisions.approve(proposal_id, operator, version, reason, confirm_novel)
+        return await self._decisions.approve(proposal_id, operator, version, reason, confirm_novel, credential)
 
     async def override(
         self,
@@ -277,6 +307,7 @@ class ApprovalDesk:
         reason: str = "",
         confirm_risk_increase: bool = False,
         confirm_novel: bool = False,
+        credential: str = "",
     ) -> CommandResult:
         """Approve with edits. An edit that adds risk needs `confirm_risk_increase`."""
         validate_edits(edits)
@@ -292,13 +323,15 @@ class ApprovalDesk:
                 limit_price=edits.limit_price,
             )
         return await self._decisions.override(
-            proposal_id, operator, edits, version, reason, confirm_risk_increase, confirm_novel
+            proposal_id, operator, edits, version, reason, confirm_risk_increase, confirm_novel, credential
         )
 
-    async def reject(self, proposal_id: str, operator: str, *, reason: str = "") -> CommandResult:
+    async def reject(
+        self, proposal_id: str, operator: str, *, reason: str = "", credential: str = ""
+    ) -> CommandResult:
         """Reject the proposal: it never executes."""
         validate_operator(operator)
-        return await self._decisions.reject(proposal_id, operator, reason)
+        return await self._decisions.reject(proposal_id, operator, reason, credential)
 
     async def operators_absent(self, silent_seconds: float, policy: str) -> None:
         """The dead-man switch: no operator heartbeat for too long.

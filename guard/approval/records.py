@@ -21,7 +21,24 @@ class ProposalRecord:
     reason: str = ""
     entry_order: str | None = None
     approvals: tuple[str, ...] = ()
-    """Operators who approved the current version (four-eyes)."""
+    """Credentials that approved the current version (four-eyes counts credentials, not names)."""
+
+
+COMMAND_WINDOW_MS = 24 * 3_600_000
+"""How long a command id is remembered: a repeat within 24 hours gets its first answer and does nothing; after
+that the id may be used again (clients choose fresh ids; the window bounds what the daemon keeps)."""
+
+
+@dataclass(slots=True)
+class CommandRecord:
+    """A client's command id: when it was received, and its answer once it has one."""
+
+    at: int
+    command: str
+    answered: bool = False
+    ok: bool = False
+    reason: str = ""
+    data: str = "{}"
 
 
 @dataclass(slots=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from guard import codec
+from guard.approval.records import COMMAND_WINDOW_MS, CommandRecord, DailyPnl, OrderRecord, ProposalRecord
 from guard.approval.records import DAY_MS as DAY_MS
-from guard.approval.records import DailyPnl, OrderRecord, ProposalRecord
 from guard.broker.ledger import Account
 from guard.config import RiskSection, replace_setting
 from guard.domain import (
@@ -33,6 +33,8 @@ from guard.events import (
     AcknowledgmentRecorded,
     ApprovalCounted,
     BarRecorded,
+    CommandAnswered,
+    CommandReceived,
     CommandRefused,
     DeadmanApplied,
     DecisionRecorded,
@@ -103,6 +105,8 @@ class GuardState:
     """Dead-man orders submitted since the policy was recorded."""
     risk_limits: dict[str, str] = field(default_factory=dict)
     """Risk limits changed at run time (key -> new value as journaled), folded into `limits`."""
+    commands: dict[tuple[str, str], CommandRecord] = field(default_factory=dict)
+    """Command ids received in the last COMMAND_WINDOW_MS, by (credential, id), oldest first (invariant 13)."""
     journal_id: str = ""
     """Short id of this journal (from its first event), part of every client order id."""
     last_at: int = 0
@@ -205,9 +209,23 @@ class GuardState:
         record.proposal = e.proposal
         record.approvals = ()
 
+    def _command_received(self, e: CommandReceived) -> None:
+        commands = self.commands
+        while commands:
+            oldest = next(iter(commands.values()))
+            if oldest.at > e.at - COMMAND_WINDOW_MS:
+                break
+            del commands[next(iter(commands))]
+        commands[(e.credential, e.command_id)] = CommandRecord(e.at, e.command)
+
+    def _command_answered(self, e: CommandAnswered) -> None:
+        record = self.commands.get((e.credential, e.command_id))
+        if record is not None:
+            record.answered, record.ok, record.reason, record.data = True, e.ok, e.reason, e.data
+
     def _approval_counted(self, e: ApprovalCounted) -> None:
         record = self._proposal(e.proposal_id)
-        record.approvals = (*record.approvals, e.operator)
+        record.approvals = (*record.approvals, e.approver)
 
     def _decided(self, e: DecisionRecorded) -> None:
         record = self._proposal(e.proposal_id)
@@ -371,6 +389,8 @@ _HANDLERS: dict[type, Callable[[GuardState, Any], None]] = {
     DecisionRecorded: GuardState._decided,
     ApprovalCounted: GuardState._approval_counted,
     CommandRefused: _noop,
+    CommandReceived: GuardState._command_received,
+    CommandAnswered: GuardState._command_answered,
     ProposalExpired: GuardState._expired,
     ProposalKilled: GuardState._killed,
     ProposalFailed: GuardState._failed,

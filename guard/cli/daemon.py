@@ -105,7 +105,7 @@ def _print_status(config: Config, *, as_json: bool) -> int:
     from guard import codec
     from guard.api.client import ApiClient
 
-    snapshot = asyncio.run(ApiClient.from_config(config).snapshot())
+    snapshot = asyncio.run(ApiClient.from_config(config, operator=operator_id(config)).snapshot())
     print(json.dumps(codec.to_plain(snapshot), indent=2) if as_json else describe_status(snapshot))
     return 0
 

@@ -23,7 +23,7 @@ def attach(args: argparse.Namespace) -> int:
     from guard.tui.app import run_tui  # textual: only when a console opens
 
     config = load_config(args.config)
-    client = ApiClient.from_config(config, timeout=2.0)
+    client = ApiClient.from_config(config, timeout=2.0, operator=operator_id(config, args.operator))
     if asyncio.run(client.health()) is None:
         raise DaemonError(f"no guard daemon answers in {config.state_dir}: start one with `guard up`")
     return run_tui(config, operator_id(config, args.operator))

@@ -104,7 +104,7 @@ class GuardApp(App[int]):
         """Whether the daemon is connected; when not, everything shown is stale."""
         self._link: DaemonLink | None = None
         if client is not None:
-            kill_client = ApiClient.from_config(self.config, timeout=1.0)
+            kill_client = ApiClient.from_config(self.config, timeout=1.0, operator=operator)
             paths = StatePaths(self.config.state_dir)
             self._link = DaemonLink(client, operator, self, kill_client=kill_client, paths=paths)
         self._freeze_gc = freeze_gc
@@ -272,6 +272,6 @@ class GuardApp(App[int]):
 def run_tui(config: Config, operator: str) -> int:
     """Attach the console to the daemon `config` points at, as `operator`. Quitting leaves the daemon running."""
     log_to_file(StatePaths(config.state_dir))
-    app = GuardApp(ApiClient.from_config(config), operator, config=config, freeze_gc=True)
+    app = GuardApp(ApiClient.from_config(config, operator=operator), operator, config=config, freeze_gc=True)
     app.run()
     return app.return_code or 0

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from guard.api.client import ApiClient
+from guard.api.credentials import CredentialStore, Scope
 from guard.api.hub import Presence
 from guard.api.protocol import (
     OPERATOR_HEADER,
@@ -122,8 +123,12 @@ async def test_two_operators_first_decision_wins_and_both_see_it(daemon: Daemon,
 async def test_four_eyes_needs_two_different_operators_over_the_api(guard_home: Path) -> None:
     """Above the four-eyes notional one operator cannot approve twice; a second operator executes it."""
     async with running(daemon_config(operators={"four_eyes_notional": 1000})) as daemon:
-        client = ApiClient.from_config(daemon.config)
-        async with client.connect("alice") as alice, client.connect("bob") as bob:
+        store = CredentialStore(daemon.paths.root)
+        store.add("alice", Scope.OPERATOR)
+        store.add("bob", Scope.OPERATOR)
+        as_alice = ApiClient.from_config(daemon.config, operator="alice")
+        as_bob = ApiClient.from_config(daemon.config, operator="bob")
+        async with as_alice.connect("alice") as alice, as_bob.connect("bob") as bob:
             pid = await queue_proposal(daemon)
             first = await alice.send(Approve(alice.next_id(), pid, 1))
             assert first.ok and "1 of 2" in first.reason
