@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from msgspec.structs import replace
 
 from guard.approval.answers import CommandResult, refuse
 from guard.approval.controls import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, Controls
@@ -269,6 +270,9 @@ class ApprovalDesk:
     async def propose(self, request: ProposalRequest) -> CommandResult:
         """Price, check and queue a proposal, or refuse it with the reason."""
         validate_request(request, self.specs)
+        if request.sigma == 0 and (sigma := self._market.sigma_per_second(request.symbol)) is not None:
+            # A proposal with no model (a person's, a source's) is judged on the market's own volatility.
+            request = replace(request, sigma=sigma)
         check_prices(
             request.symbol,
             self.marks.get(request.symbol),

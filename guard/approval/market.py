@@ -6,11 +6,19 @@ record (a change of feed health is journaled by the desk, the marks are not).
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections import deque
 from decimal import Decimal
 
 from guard.approval.state import GuardState
 from guard.clock import Clock
-from guard.domain import ZERO, Bar, FeedHealth, MarketEvent, MarkPrice, Ticker
+from guard.domain import ZERO, Bar, FeedHealth, MarketEvent, MarkPrice, Ticker, timeframe_ms
+
+VOLATILITY_BARS = 60
+"""Closed bars the market's own volatility is measured over (for proposals that bring none: a person's, a
+source's), as the model's features measure it."""
+MIN_VOLATILITY_BARS = 20
 
 
 class Market:
@@ -28,6 +36,8 @@ class Market:
         self.feed_health: dict[str, FeedHealth] = {}
         """The feed's latest health report per symbol (a symbol never reported on counts as healthy)."""
         self._rank: dict[str, int] = {}
+        self._closes: dict[str, deque[float]] = {}
+        self._bar_seconds: dict[str, float] = {}
 
     def update(self, event: MarketEvent) -> None:
         """Take an event's price as the mark, unless a better source already gives this symbol's mark."""
@@ -38,11 +48,32 @@ class Market:
             rank, price = 2, event.last
         elif isinstance(event, Bar):
             rank, price = 1, event.close
+            if event.closed and event.complete and event.close > 0:
+                self._remember_close(event)
         else:
             return
         if rank >= self._rank.get(event.symbol, 0):
             self._rank[event.symbol] = rank
             self.marks[event.symbol] = Decimal(str(price))
+
+    def _remember_close(self, bar: Bar) -> None:
+        closes = self._closes.get(bar.symbol)
+        if closes is None:
+            closes = self._closes[bar.symbol] = deque(maxlen=VOLATILITY_BARS + 1)
+            self._bar_seconds[bar.symbol] = timeframe_ms(bar.timeframe) / 1000
+        closes.append(bar.close)
+
+    def sigma_per_second(self, symbol: str) -> float | None:
+        """The symbol's own volatility (standard deviation of log returns per second) over its last closed bars,
+        or None before MIN_VOLATILITY_BARS of them: what P(liquidation) uses when a proposal brings no model."""
+        closes = self._closes.get(symbol)
+        if closes is None or len(closes) <= MIN_VOLATILITY_BARS:
+            return None
+        values = list(closes)
+        returns = [math.log(b / a) for a, b in itertools.pairwise(values)]
+        mean = sum(returns) / len(returns)
+        variance = sum((r - mean) ** 2 for r in returns) / (len(returns) - 1)
+        return math.sqrt(variance / self._bar_seconds[symbol])
 
     def set_health(self, health: FeedHealth) -> bool:
         """Take a feed health report. Returns True when the symbol changed between healthy and not (a symbol

@@ -459,3 +459,24 @@ async def test_restart_after_clean_stop_keeps_trading_state(tmp_path: Path) -> N
         assert restarted.state.trading_state is TradingState.ACTIVE
     finally:
         close(restarted)
+
+
+async def test_a_proposal_without_a_model_is_judged_on_the_markets_own_volatility(tmp_path: Path) -> None:
+    """A person's proposal brings no σ: once the market has closed enough bars, its P(liquidation) and σ
+    distance come from the symbol's own recent volatility, not from zero."""
+    from guard.domain import Bar
+
+    desk = await make_desk(tmp_path / "journal.db")
+    flat = await desk.propose(request(BTC, leverage="20", sigma=0.0))
+    assert flat.ok and flat.proposal is not None and flat.proposal.sigma == 0.0
+    price = 100_000.0
+    for i in range(61):
+        price *= 1.004 if i % 2 else 0.996  # ±0.4 % a minute: a busy market
+        bar = Bar(BTC, "1m", i * 60_000, price, price * 1.001, price * 0.999, price, 5.0)
+        await desk.on_market(bar)
+    judged = await desk.propose(request(BTC, leverage="20", sigma=0.0))
+    assert judged.ok and judged.proposal is not None
+    p = judged.proposal
+    assert p.sigma == pytest.approx(0.004 / 60**0.5, rel=0.1)  # per second: 0.4 % a bar over 60 s bars
+    assert p.p_liquidation > flat.proposal.p_liquidation
+    close(desk)
