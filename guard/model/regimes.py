@@ -74,6 +74,17 @@ SHIFTS: tuple[RealShift, ...] = (
     RealShift("EURUSD January 2018", "EURUSD.csv", "EUR/USD", "1h", "2018-01-24", "2018-02-07",
               "the US Treasury Secretary's weak-dollar remark, through the 5 February volatility shock, "
               "to the end of the file"),
+    # Added later, dated by the same kind of outside events before any design was scored on them, as
+    # held-out checks on the designs chosen on the two shifts above:
+    RealShift("GOOG May 2010", "GOOG.csv", "GOOG/USD", "1d", "2010-05-06", "2010-07-02",
+              "the 6 May flash crash, through the euro-area debt crisis, to the S&P 500's closing low of "
+              "that correction (2 July)"),
+    RealShift("GOOG August 2011", "GOOG.csv", "GOOG/USD", "1d", "2011-08-05", "2011-10-03",
+              "S&P's downgrade of the US government's credit rating to the S&P 500's closing low of 2011 "
+              "(3 October)"),
+    RealShift("EURUSD June 2017", "EURUSD.csv", "EUR/USD", "1h", "2017-06-27", "2017-07-20",
+              "the ECB President's Sintra speech (the euro's rally on a hawkish turn) to the ECB's next "
+              "policy meeting"),
 )
 EXCLUDED = {"BTCUSD.csv": "156 monthly bars: too few for a 124-bar first window and a history before any shift"}
 
