@@ -31,10 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from guard.domain import timeframe_ms
 from guard.errors import ModelFileError
-from guard.features import N_FEATURES, schema_hash, timeframe_ms
+from guard.features import N_FEATURES, schema_hash
 from guard.model.labels import LABELS, BarrierParams
 from guard.model.novelty import METHOD as NOVELTY_METHOD
+from guard.model.novelty import SPANS as NOVELTY_SPANS
 
 if TYPE_CHECKING:
     from guard.model.network import EnsembleTCN
@@ -329,9 +331,12 @@ def save_artifact(
                         "temperature": result.temperature},
         "novelty": {
             "method": NOVELTY_METHOD,
-            "description": "mean percentile of each bar's absolute 1-bar return among the training bars', "
-                           "over the window; its distance from the training windows' (Mahalanobis), as a "
-                           "percentile of validation windows (guard.model.novelty)",
+            "description": "each of the 123 one-bar returns the window reads, as a size relative to the "
+                           "training bars' mean at the same hour of day, ranked among the training bars'; the "
+                           "mean rank over all 123 and over the last 16; the larger squared z-score of the two "
+                           "against the training windows', as a percentile of validation windows "
+                           "(guard.model.novelty)",
+            "spans": list(NOVELTY_SPANS),
             "threshold": params.novelty_threshold,
         },
         "training": {

@@ -103,9 +103,9 @@ def assess(
             unscored.append(_no_window_reason(s))
             continue
         logits, _ = forward_series(model.net, s.rows, on_chunk=_chunk_progress(on_progress, s.symbol))
-        typicality = ref.series(s.rows)
+        statistic = ref.series(s)
         idx = np.flatnonzero(s.ready)
-        out = outputs(logits[idx], typicality[idx], model.temperature, ref)
+        out = outputs(logits[idx], statistic[idx], model.temperature, ref)
         labels = triple_barrier_labels(s.highs, s.lows, s.closes, s.sigma, s.segment_starts, model.barrier)
         try:
             window = regime if regime is not None else most_volatile_stretch(s)

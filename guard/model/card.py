@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from guard.features import FEATURES, WARMUP_BARS, WINDOW, timeframe_ms
+from guard.domain import timeframe_ms
+from guard.features import FEATURES, WARMUP_BARS, WINDOW
 from guard.wording import utc_minute
 
 SYNTHETIC_WARNING = "This model was trained on synthetic data — a demonstration, not a trading edge."
@@ -250,11 +251,13 @@ def render_card(config: dict[str, Any], weights_sha256: str) -> str:
         "## Novelty: when the model is guessing",
         "",
         "Every answer carries a novelty score: how unlike the training data the input is, as a percentile "
-        "of validation windows (0.5 is typical, 0.99 is stranger than 99 % of them). It ranks the size of "
-        "each of the window's one-bar moves among the training bars', averages the ranks over all 64 bars and "
-        "over the last 16, and measures how far those averages sit from the training windows' — in either "
-        "direction: a market moving much more, or much less (quiet, stale, gap-filled), than the one it "
-        "learnt on. Above the threshold "
+        "of validation windows (0.5 is typical, 0.99 is stranger than 99 % of them). It measures the size of "
+        "each of the 123 one-bar moves the window reads against the training bars' usual move at the same hour "
+        "of day (so an ordinary quiet night or busy afternoon is not novel), ranks it among the training bars', "
+        "averages the ranks over all 123 and over the last 16, and measures how far those averages sit from the "
+        "training windows' — in either direction: a market moving much more, or much less (quiet, stale), than "
+        "the one it learnt on. It does not measure change against the recent past: a market louder than last "
+        "month but no louder than the training data is not novel. Above the threshold "
         f"(`model.novelty_threshold`, {config['novelty']['threshold']:g}) the proposal is flagged "
         "**novel — the model is guessing**, and guard asks for an extra confirmation or drops it "
         "(`model.novelty_policy`).",
