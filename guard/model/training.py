@@ -155,9 +155,7 @@ def _train(
     counts = {name: int((data.split == i).sum()) for i, name in enumerate(("train", "validation", "test"))}
     for name, n in counts.items():
         if n < 200:
-            raise BadInput(
-                f"only {n} {name} windows: need more history (at least a few thousand bars per symbol)"
-            )
+            raise BadInput(f"only {n} {name} windows: {_shortage(series, params.barrier.horizon_bars)}")
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
     net = EnsembleTCN(N_FEATURES, params.channels, params.members, params.kernel_size, params.dilations)
@@ -262,8 +260,7 @@ def _prepare(series: Sequence[FeatureSeries], params: TrainParams) -> _Data:
     all_times = np.concatenate(times)
     valid = all_labels != UNKNOWN
     if not valid.any():
-        need = WARMUP_BARS + params.barrier.horizon_bars
-        raise BadInput(f"no labelled windows: each series needs more than {need} contiguous bars")
+        raise BadInput(f"no labelled windows: {_shortage(series, params.barrier.horizon_bars)}")
     t0, t1 = int(all_times[valid].min()), int(all_times[valid].max())
     b1 = t0 + int((t1 - t0) * params.train_share)
     b2 = t0 + int((t1 - t0) * (params.train_share + params.val_share))
@@ -274,6 +271,32 @@ def _prepare(series: Sequence[FeatureSeries], params: TrainParams) -> _Data:
     split[valid & (all_times >= b2)] = 2
     return _Data(all_rows, all_labels, split, all_times, np.concatenate(sigmas), np.concatenate(returns),
                  np.concatenate(opens), tuple(offsets), (b1, b2), embargo_ms)
+
+
+def _shortage(series: Sequence[FeatureSeries], horizon: int) -> str:
+    """Why the history gives too few labelled windows: its gaps when they are the cause, else its length.
+
+    A labelled window needs WARMUP_BARS contiguous bars and `horizon` more after it; every gap (a missing
+    bar, or a filled one, which training leaves out) starts the count again.
+    """
+    need = WARMUP_BARS + horizon
+    total = sum(len(s) for s in series)
+    pieces = [int(n) for s in series for n in np.diff(np.append(s.segment_starts, len(s)))]
+    gaps = len(pieces) - len(series)
+    with_gaps = sum(max(0, n - need + 1) for n in pieces)
+    without = sum(max(0, len(s) - need + 1) for s in series)
+    if gaps and with_gaps < 0.5 * without:
+        short = sum(n < need for n in pieces)
+        lost = sum(min(n, need - 1) for n in pieces)
+        return (
+            f"{gaps:,} gaps split the history into {len(pieces):,} pieces ({short:,} shorter than the {need} "
+            f"contiguous bars a labelled window needs: {WARMUP_BARS} for the window, {horizon} for its horizon; "
+            f"the longest {max(pieces):,}), so {lost:,} of {total:,} bars end no labelled window. Fetch the "
+            "missing bars (`guard history "
+            "fetch` resumes) or train on a longer timeframe (`guard history resample`); filled bars are never "
+            "trained on, so filling gaps does not help"
+        )
+    return f"need more history ({total:,} bars; at least a few thousand per symbol)"
 
 
 def _subsample(index: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
