@@ -416,7 +416,7 @@ def _returns(c: np.ndarray) -> np.ndarray:
     """One-bar log returns of one contiguous run of closes: length len(c) - 1 (elementwise, so the same
     bits for a whole series and for a live window)."""
     lc = np.log(c)
-    return lc[1:] - lc[:-1]
+    return np.asarray(lc[1:] - lc[:-1], dtype=np.float64)
 
 
 def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:

@@ -29,6 +29,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import structlog
 
 from guard.domain import timeframe_ms
@@ -188,6 +189,7 @@ def load_model(path: Path | str) -> LoadedModel:
         raise ModelFileError(
             f"{weights}: the weights do not fit the architecture in config.json ({detail})"
         ) from e
+    _check_novelty_reference(weights, net)
     norm = config["normalisation"]
     net.set_normalisation(
         torch.tensor(norm["mean"], dtype=torch.float32), torch.tensor(norm["std"], dtype=torch.float32)
@@ -207,6 +209,19 @@ def load_model(path: Path | str) -> LoadedModel:
     )
     log.info("model.loaded", model_id=loaded.model_id, path=str(info.path))
     return loaded
+
+
+def _check_novelty_reference(weights: Path, net: EnsembleTCN) -> None:
+    """Refuse a novelty reference that could not come from training: a zero or negative scale would divide a
+    move by nothing, unsorted quantiles would rank nonsense (training writes neither)."""
+    buffers = {name: tensor.double().numpy() for name, tensor in net.named_buffers() if name.startswith("novelty_")}
+    scales = (buffers["novelty_hour_scale"], buffers["novelty_spread"])
+    ordered = (buffers["novelty_bar_quantiles"], buffers["novelty_ref_distance"])
+    if not all(np.isfinite(a).all() and (a > 0).all() for a in scales) or not all(
+        np.isfinite(a).all() and (np.diff(a) >= 0).all() for a in ordered
+    ) or not np.isfinite(buffers["novelty_mean"]).all():
+        raise ModelFileError(f"{weights}: its novelty reference is not one training writes (a scale that is not "
+                             "positive, or quantiles out of order): retrain the model")
 
 
 def _parse_checksums(path: Path, text: str) -> dict[str, str]:

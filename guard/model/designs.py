@@ -28,7 +28,7 @@ _SHRINKAGE = 0.05
 
 
 def _abs_returns(s: FeatureSeries) -> np.ndarray:
-    return np.abs(s.returns)
+    return np.asarray(np.abs(s.returns), dtype=np.float64)
 
 
 def _hour_scaled(how: str) -> Callable[[FeatureSeries, Split], np.ndarray]:
@@ -42,7 +42,7 @@ def _hour_scaled(how: str) -> Callable[[FeatureSeries, Split], np.ndarray]:
             m = sp.fit & (hours == h) & np.isfinite(size)
             if m.any():
                 scale[h] = float(np.mean(size[m]) if how == "mean" else np.median(size[m]))
-        return size / scale[hours]
+        return np.asarray(size / scale[hours], dtype=np.float64)
 
     return values
 

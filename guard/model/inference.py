@@ -130,7 +130,9 @@ def calibrated_probs(logits: np.ndarray, temperature: float) -> np.ndarray:
 def novelty_scores(statistic: np.ndarray, ref: NoveltyReference) -> tuple[np.ndarray, np.ndarray]:
     """Distance and novelty percentile of (N, N_STAT) statistics."""
     dist = novelty.distance(statistic, ref.fitted.mean, ref.fitted.spread)
-    return dist, novelty.percentile(dist, ref.distance_increasing, prepared=True)
+    score = novelty.percentile(dist, ref.distance_increasing, prepared=True)
+    # a window with no statistic (it cannot happen for a ready window) counts as novel, never as ordinary
+    return dist, np.where(np.isnan(score), 1.0, score)
 
 
 def outputs(logits: np.ndarray, statistic: np.ndarray, temperature: float, ref: NoveltyReference) -> Outputs:

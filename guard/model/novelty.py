@@ -96,7 +96,8 @@ def fit_hour_scale(returns: np.ndarray, open_times: np.ndarray) -> np.ndarray:
 
 def bar_values(returns: np.ndarray, open_times: np.ndarray, hour_scale: np.ndarray) -> np.ndarray:
     """De-seasonalised move sizes: |return| / the hour's training mean, elementwise (NaN stays NaN)."""
-    return np.abs(np.asarray(returns, dtype=np.float64)) / hour_scale[hour_of_day(open_times)]
+    return np.asarray(np.abs(np.asarray(returns, dtype=np.float64)) / hour_scale[hour_of_day(open_times)],
+                      dtype=np.float64)
 
 
 def fit_bar_quantiles(values: np.ndarray, n: int) -> np.ndarray:
@@ -119,10 +120,10 @@ def _ranks(values: np.ndarray, bar_quantiles: np.ndarray) -> tuple[np.ndarray, n
     # searched in sorted order (several times faster for many keys); each key's rank is its own either way
     order = np.argsort(flat)
     keys = flat[order]
-    ranks = np.empty(flat.shape, dtype=np.int64)
-    ranks[order] = np.searchsorted(bar_quantiles, keys, side="left") + np.searchsorted(
+    flat_ranks = np.empty(flat.shape, dtype=np.int64)
+    flat_ranks[order] = np.searchsorted(bar_quantiles, keys, side="left") + np.searchsorted(
         bar_quantiles, keys, side="right")
-    ranks = ranks.reshape(values.shape)
+    ranks = flat_ranks.reshape(values.shape)
     np.minimum(ranks, 2 * (len(bar_quantiles) - 1), out=ranks)  # NaN sorts past the end; it is masked
     if nan.any():
         ranks[nan] = 0
@@ -231,7 +232,7 @@ def fit_reference(
 def reference(values: np.ndarray, n: int) -> np.ndarray:
     """`n` evenly spaced quantiles (0 to 1) of a reference sample (NaN skipped)."""
     values = np.asarray(values, dtype=np.float64)
-    return np.quantile(values[np.isfinite(values)], np.linspace(0.0, 1.0, n))
+    return np.asarray(np.quantile(values[np.isfinite(values)], np.linspace(0.0, 1.0, n)), dtype=np.float64)
 
 
 def increasing(ref: np.ndarray) -> np.ndarray:
@@ -245,7 +246,8 @@ def percentile(values: np.ndarray, ref: np.ndarray, *, prepared: bool = False) -
     `prepared`: `ref` already went through `increasing` (callers scoring many times do it once).
     """
     ref = ref if prepared else increasing(ref)
-    return np.interp(values.astype(np.float64), ref, _grid(len(ref)), left=0.0, right=1.0)
+    return np.asarray(np.interp(values.astype(np.float64), ref, _grid(len(ref)), left=0.0, right=1.0),
+                      dtype=np.float64)
 
 
 @functools.cache
