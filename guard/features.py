@@ -8,6 +8,10 @@ same bars, and every rolling statistic is summed in a fixed order, so the two gi
 bit-identical windows (tested) — a model never sees live inputs computed differently from
 the ones it was trained on.
 
+Beside its rows a window carries the RETURNS one-bar log returns its features read, in float64:
+the novelty score (`guard.model.novelty`) ranks their sizes over a longer span than the rows hold.
+They too are computed by one arithmetic for the whole series and for the live window.
+
 Rows never look across a gap in the bars: a missing bar starts a new segment, and a window
 is ready only after `WARMUP_BARS` contiguous bars.
 
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
-from guard.domain import Bar
+from guard.domain import Bar, timeframe_ms
 from guard.errors import InvalidMarketData
 
 log = structlog.get_logger(__name__)
@@ -50,6 +54,10 @@ LOOKBACK = max(max(VOL_HORIZONS), max(RETURN_HORIZONS), VOLUME_LOOKBACK)
 
 WARMUP_BARS = WINDOW + LOOKBACK
 """Contiguous closed bars needed before the first window is ready."""
+
+RETURNS = WARMUP_BARS - 1
+"""One-bar log returns a window carries besides its rows: every one its features read (each of its
+WARMUP_BARS bars but the first has one). The novelty score ranks them (`guard.model.novelty`)."""
 
 SIGMA_FEATURE = "vol_60"
 """The row feature reported as σ (per-bar standard deviation of log returns)."""
@@ -110,22 +118,6 @@ def schema_hash() -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def timeframe_ms(timeframe: str) -> int:
-    """Milliseconds in a ccxt timeframe ("1m", "15m", "1h", "1d").
-
-    Raises:
-        InvalidMarketData: for a timeframe guard cannot read.
-    """
-    units = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-    try:
-        count, unit = int(timeframe[:-1]), units[timeframe[-1]]
-    except (ValueError, KeyError, IndexError):
-        raise InvalidMarketData(f"timeframe {timeframe!r}: expected a number and s, m, h, d or w") from None
-    if count <= 0:
-        raise InvalidMarketData(f"timeframe {timeframe!r}: must be positive")
-    return count * unit
-
-
 # --- windows ---------------------------------------------------------------------------
 
 
@@ -142,6 +134,13 @@ class FeatureWindow:
     """Per-bar standard deviation of log returns (60-bar realized volatility)."""
     values: np.ndarray
     """Rows, shape (WINDOW, N_FEATURES), float32, read-only; the last row is the latest bar."""
+    returns: np.ndarray
+    """The last RETURNS one-bar log returns (into each bar, oldest first), float64, read-only."""
+
+    @property
+    def open_time(self) -> int:
+        """Open time of the last bar, in ms."""
+        return self.timestamp - timeframe_ms(self.timeframe)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FeatureWindow):
@@ -151,6 +150,8 @@ class FeatureWindow:
             == (other.symbol, other.timeframe, other.timestamp, other.close, other.sigma)
             and self.values.shape == other.values.shape
             and bool(np.array_equal(self.values, other.values))
+            and self.returns.shape == other.returns.shape
+            and bool(np.array_equal(self.returns, other.returns))
         )
 
     __hash__ = None  # type: ignore[assignment]  # holds an array: not hashable
@@ -178,6 +179,8 @@ class FeatureSeries:
     """float32, (T, N_FEATURES)."""
     sigma: np.ndarray
     """float64, (T,): the per-bar σ at each bar (NaN during warm-up)."""
+    returns: np.ndarray
+    """float64, (T,): the one-bar log return into each bar (NaN at the first bar of each segment)."""
     ready: np.ndarray
     """bool, (T,)."""
     segment_starts: np.ndarray
@@ -208,6 +211,8 @@ class FeatureSeries:
             raise ValueError(f"no full window ends at bar {index}")
         values = self.rows[index - WINDOW + 1 : index + 1].copy()
         values.setflags(write=False)
+        returns = self.returns[index - RETURNS + 1 : index + 1].copy()
+        returns.setflags(write=False)
         return FeatureWindow(
             symbol=self.symbol,
             timeframe=self.timeframe,
@@ -215,6 +220,7 @@ class FeatureSeries:
             close=float(self.closes[index]),
             sigma=float(self.sigma[index]),
             values=values,
+            returns=returns,
         )
 
 
@@ -280,17 +286,19 @@ def build_series_arrays(
     ends = np.append(starts[1:], n)
     rows = np.full((n, N_FEATURES), np.nan, dtype=np.float32)
     sigma = np.full(n, np.nan, dtype=np.float64)
+    returns = np.full(n, np.nan, dtype=np.float64)
     ready = np.zeros(n, dtype=bool)
     for start, end in zip(starts, ends, strict=True):
+        returns[start + 1 : end] = _returns(c[start:end])
         seg = _rows(o[start:end], h[start:end], lo[start:end], c[start:end], v[start:end], f[start:end])
         rows[start + LOOKBACK : end] = seg
         sigma[start + LOOKBACK : end] = seg[:, _SIGMA_COL]
         ready[start + WARMUP_BARS - 1 : end] = True
-    for a in (t, o, h, lo, c, v, rows, sigma, ready):
+    for a in (t, o, h, lo, c, v, rows, sigma, returns, ready):
         a.setflags(write=False)
     return FeatureSeries(
         symbol=symbol, timeframe=timeframe, open_times=t, opens=o, highs=h, lows=lo, closes=c,
-        volumes=v, rows=rows, sigma=sigma, ready=ready, segment_starts=starts,
+        volumes=v, rows=rows, sigma=sigma, returns=returns, ready=ready, segment_starts=starts,
     )
 
 
@@ -353,6 +361,8 @@ class WindowBuilder:
         rows = _rows(o, h, lo, c, v, f)
         values = rows[-WINDOW:].astype(np.float32)
         values.setflags(write=False)
+        returns = _returns(c)[-RETURNS:]
+        returns.setflags(write=False)
         sigma = rows[-1, _SIGMA_COL]
         return FeatureWindow(
             symbol=self.symbol,
@@ -361,6 +371,7 @@ class WindowBuilder:
             close=float(bar.close),
             sigma=float(sigma),
             values=values,
+            returns=returns,
         )
 
 
@@ -399,6 +410,13 @@ def _funding_array(funding: Sequence[float | None] | np.ndarray | None, n: int) 
     if f.shape != (n,):
         raise InvalidMarketData(f"funding has {f.size} values for {n} bars")
     return np.where(np.isfinite(f), f, 0.0)
+
+
+def _returns(c: np.ndarray) -> np.ndarray:
+    """One-bar log returns of one contiguous run of closes: length len(c) - 1 (elementwise, so the same
+    bits for a whole series and for a live window)."""
+    lc = np.log(c)
+    return np.asarray(lc[1:] - lc[:-1], dtype=np.float64)
 
 
 def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from guard.errors import InvalidMarketData
 from guard.features import (
     FEATURE_NAMES,
     N_FEATURES,
+    RETURNS,
     WARMUP_BARS,
     WINDOW,
     WindowBuilder,
@@ -101,3 +102,25 @@ def test_features_schema_hash_is_stable_hex() -> None:
     """The schema hash is a sha256 hex digest, the same on every call."""
     assert schema_hash() == schema_hash()
     assert len(schema_hash()) == 64
+
+
+def test_features_window_carries_the_returns_its_features_read() -> None:
+    """A ready window carries the RETURNS one-bar log returns before its close, finite, the same as the series'."""
+    bars = toy_bars(n=400, seed=9)
+    series = build_series(bars)
+    window = series.window(300)
+    closes = np.array([b.close for b in bars[300 - RETURNS : 301]])
+    assert window.returns.shape == (RETURNS,) and window.returns.dtype == np.float64
+    assert np.array_equal(window.returns, np.log(closes[1:]) - np.log(closes[:-1]))
+    assert not window.returns.flags.writeable
+    assert window.open_time == bars[300].open_time
+
+
+def test_features_series_returns_never_cross_a_gap() -> None:
+    """The first bar after a gap has no return (NaN), and no ready window reaches back to it."""
+    bars = toy_bars(n=500, seed=10)
+    series = build_series(bars[:200] + bars[201:])
+    assert np.isnan(series.returns[0]) and np.isnan(series.returns[200])
+    assert np.isfinite(series.returns[1:200]).all() and np.isfinite(series.returns[201:]).all()
+    for i in np.flatnonzero(series.ready):
+        assert np.isfinite(series.window(int(i)).returns).all()

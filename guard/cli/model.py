@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train_cmd.add_argument("--threads", type=int, default=2, metavar="N", help="torch threads while training")
     train_cmd.add_argument("--source", default="", metavar="TEXT", help="where the data came from, for the card")
     train_cmd.add_argument("--synthetic", action="store_true", help="the data is simulated: the card says so")
+    train_cmd.add_argument("--spec", action="append", default=[], metavar="FILE",
+                           help="market spec file (guard.market-specs/1) for symbols with none saved beside their "
+                           "history; repeatable")
     train_cmd.set_defaults(handler=train)
     model = sub.add_parser("model", help="inspect a trained model")
     model_sub = model.add_subparsers(dest="model_command", required=True)
@@ -62,6 +65,7 @@ def train(args: argparse.Namespace) -> int:
         data=tuple(args.data), out=args.out, epochs=args.epochs, seed=args.seed, name=args.name,
         horizon_bars=args.horizon_bars, barrier_k=args.barrier_k, members=args.members,
         channels=args.channels, threads=args.threads, source=args.source, synthetic=args.synthetic,
+        spec=tuple(args.spec),
     )
     info = run_training(request, stream=sys.stderr, novelty_threshold=config.model.novelty_threshold,
                         cost_bps=2 * (config.paper.taker_fee_bps + config.paper.slippage_bps))
@@ -133,10 +137,9 @@ def model_eval(args: argparse.Namespace) -> int:
     """guard model eval DATA... [--model DIR] [--json] [--out DIR]: the model's honesty figures on this data."""
     import json
 
-    from guard.features import build_series
-    from guard.feed.history import read_bars
     from guard.model.artifact import load_model
     from guard.model.assessment import assess, write_assessment
+    from guard.model.data import read_history
     from guard.model.evaluation import RegimeWindow
 
     config = load_config(args.config)
@@ -156,19 +159,11 @@ def model_eval(args: argparse.Namespace) -> int:
         raise BadInput(f"--cost-bps {cost_bps}: must be between 0 and 1000")
     model = load_model(args.model or config.model.path)
     progress = EvalProgress(sys.stderr)
-    series = []
-    for path in args.data:
-        progress.note(f"reading {path} ...")
-        bars = read_bars(path)
-        if not bars:
-            raise BadInput(f"{path}: no bars")
-        by_symbol: dict[str, list[Any]] = {}
-        for bar in bars:
-            by_symbol.setdefault(bar.symbol, []).append(bar)
-        series += [build_series(b) for b in by_symbol.values()]
+    progress.note(f"reading {', '.join(args.data)} ...")
+    history = read_history(args.data)  # filled bars left out: each is a gap, never a quiet bar to score
     threshold = config.model.novelty_threshold
-    result = assess(model, series, regime=regime, cost=cost_bps / 1e4, novelty_threshold=threshold,
-                    on_progress=progress)
+    result = assess(model, history.series, regime=regime, cost=cost_bps / 1e4, novelty_threshold=threshold,
+                    on_progress=progress, notes=history.notes())
     progress.done()
     try:
         written = write_assessment(result, args.out) if args.out else []

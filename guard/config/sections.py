@@ -12,18 +12,24 @@ import json
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
 from guard.config.rules import Money, Says
-from guard.domain import HARD_LEVERAGE_CAP
+from guard.domain import HARD_LEVERAGE_CAP, TIMEFRAME_MS
 
 MIN_HEARTBEAT_TIMEOUT = 1.0
 """No console answers within less than a second across a network and a busy loop."""
 
-Timeframe = Literal["1m", "3m", "5m", "15m", "1h"]
+LIVE_TIMEFRAMES = tuple(name for name in TIMEFRAME_MS if name in ("1m", "3m", "5m", "15m", "1h"))
+"""exchange.timeframe's choices: bar lengths from guard.domain's one table (TIMEFRAME_MS), the same five as
+always (the longer ones are for history, replay and training, not the live daemon)."""
+if TYPE_CHECKING:
+    Timeframe = str
+else:
+    Timeframe = Literal[LIVE_TIMEFRAMES]
 Stream = Literal["bars", "trades", "ticker", "mark", "book"]
 Broker = Literal["paper", "sandbox"]
 FeedTransport = Literal["auto", "rest"]

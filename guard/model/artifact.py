@@ -29,12 +29,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import structlog
 
+from guard.domain import timeframe_ms
 from guard.errors import ModelFileError
-from guard.features import N_FEATURES, schema_hash, timeframe_ms
+from guard.features import N_FEATURES, schema_hash
 from guard.model.labels import LABELS, BarrierParams
 from guard.model.novelty import METHOD as NOVELTY_METHOD
+from guard.model.novelty import SPANS as NOVELTY_SPANS
 
 if TYPE_CHECKING:
     from guard.model.network import EnsembleTCN
@@ -186,6 +189,7 @@ def load_model(path: Path | str) -> LoadedModel:
         raise ModelFileError(
             f"{weights}: the weights do not fit the architecture in config.json ({detail})"
         ) from e
+    _check_novelty_reference(weights, net)
     norm = config["normalisation"]
     net.set_normalisation(
         torch.tensor(norm["mean"], dtype=torch.float32), torch.tensor(norm["std"], dtype=torch.float32)
@@ -205,6 +209,19 @@ def load_model(path: Path | str) -> LoadedModel:
     )
     log.info("model.loaded", model_id=loaded.model_id, path=str(info.path))
     return loaded
+
+
+def _check_novelty_reference(weights: Path, net: EnsembleTCN) -> None:
+    """Refuse a novelty reference that could not come from training: a zero or negative scale would divide a
+    move by nothing, unsorted quantiles would rank nonsense (training writes neither)."""
+    buffers = {name: tensor.double().numpy() for name, tensor in net.named_buffers() if name.startswith("novelty_")}
+    scales = (buffers["novelty_hour_scale"], buffers["novelty_spread"])
+    ordered = (buffers["novelty_bar_quantiles"], buffers["novelty_ref_distance"])
+    if not all(np.isfinite(a).all() and (a > 0).all() for a in scales) or not all(
+        np.isfinite(a).all() and (np.diff(a) >= 0).all() for a in ordered
+    ) or not np.isfinite(buffers["novelty_mean"]).all():
+        raise ModelFileError(f"{weights}: its novelty reference is not one training writes (a scale that is not "
+                             "positive, or quantiles out of order): retrain the model")
 
 
 def _parse_checksums(path: Path, text: str) -> dict[str, str]:
@@ -329,9 +346,12 @@ def save_artifact(
                         "temperature": result.temperature},
         "novelty": {
             "method": NOVELTY_METHOD,
-            "description": "mean percentile of each bar's absolute 1-bar return among the training bars', "
-                           "over the window; its distance from the training windows' (Mahalanobis), as a "
-                           "percentile of validation windows (guard.model.novelty)",
+            "description": "each of the 123 one-bar returns the window reads, as a size relative to the "
+                           "training bars' mean at the same hour of day, ranked among the training bars'; the "
+                           "mean rank over all 123 and over the last 16; the larger squared z-score of the two "
+                           "against the training windows', as a percentile of validation windows "
+                           "(guard.model.novelty)",
+            "spans": list(NOVELTY_SPANS),
             "threshold": params.novelty_threshold,
         },
         "training": {

@@ -73,11 +73,13 @@ def assess(
     cost: float,
     novelty_threshold: float,
     on_progress: Progress | None = None,
+    notes: Sequence[str] = (),
 ) -> Assessment:
     """Score `model` over every series and measure it.
 
     Args:
         regime: the window novelty should flag; None finds each series' most volatile stretch.
+        notes: warnings about the data from reading it (filled bars left out), reported first.
         cost: round-trip trading cost as a log-price distance (for the break-even hit rate).
         novelty_threshold: novelty at or above which a window counts as flagged.
 
@@ -86,7 +88,7 @@ def assess(
     """
     if not series:
         raise BadInput("no data to evaluate on")
-    warnings: list[str] = []
+    warnings: list[str] = list(notes)
     ref = NoveltyReference.of(model.net)
     columns: dict[str, list[np.ndarray]] = {k: [] for k in (
         "symbol", "open_time", "close", "p_down", "p_flat", "p_up", "side", "confidence", "novelty",
@@ -103,9 +105,9 @@ def assess(
             unscored.append(_no_window_reason(s))
             continue
         logits, _ = forward_series(model.net, s.rows, on_chunk=_chunk_progress(on_progress, s.symbol))
-        typicality = ref.series(s.rows)
+        statistic = ref.series(s)
         idx = np.flatnonzero(s.ready)
-        out = outputs(logits[idx], typicality[idx], model.temperature, ref)
+        out = outputs(logits[idx], statistic[idx], model.temperature, ref)
         labels = triple_barrier_labels(s.highs, s.lows, s.closes, s.sigma, s.segment_starts, model.barrier)
         try:
             window = regime if regime is not None else most_volatile_stretch(s)

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 import time
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from guard.errors import BadInput
+from guard.markets.record import SpecRecord
 from guard.wording import count
 
 DEFAULT_EPOCHS = 60
@@ -70,6 +70,8 @@ class TrainRequest:
     threads: int = 2
     source: str = ""
     synthetic: bool = False
+    spec: tuple[str, ...] = ()
+    """Spec files (`--spec`): each symbol's market spec when none is saved beside its history."""
 
     def command(self) -> str:
         """The `guard train` command line that reproduces this request."""
@@ -82,6 +84,8 @@ class TrainRequest:
             value = getattr(self, attr)
             if value != getattr(defaults, attr):
                 parts += [flag, str(value)]
+        for path in self.spec:
+            parts += ["--spec", path]
         if self.synthetic:
             parts.append("--synthetic")
         return " ".join(shlex.quote(p) for p in parts)
@@ -109,9 +113,9 @@ def run_training(
     Raises:
         BadInput: unreadable data, bad arguments, or too little data.
     """
-    from guard.features import build_series
-    from guard.feed.history import read_bars
+    from guard.markets.files import resolve_specs
     from guard.model.artifact import save_artifact
+    from guard.model.data import read_history
     from guard.model.labels import BarrierParams
     from guard.model.training import TrainParams
     from guard.model.training import train as train_model
@@ -122,28 +126,21 @@ def run_training(
         raise BadInput(f"--members {request.members}: a deep ensemble needs at least 3")
     if request.horizon_bars < 1 or request.barrier_k <= 0 or request.channels < 1 or request.threads < 1:
         raise BadInput("--horizon-bars, --barrier-k, --channels and --threads must be positive")
-    series, files = [], []
-    for path in request.data:
-        bars = read_bars(path)
-        if not bars:
-            raise BadInput(f"{path}: no bars")
-        by_symbol: dict[str, list[Any]] = {}
-        for bar in bars:
-            by_symbol.setdefault(bar.symbol, []).append(bar)
-        series += [build_series(b) for b in by_symbol.values()]
-        files.append({
-            "path": path,
-            "sha256": _sha256(Path(path)),
-            "bars": len(bars),
-            "symbol": ", ".join(by_symbol),
-        })
+    history = read_history(request.data)
+    # every symbol is trained on as the market it is: its spec from --spec, beside the history, or built in
+    records = resolve_specs(history.symbols, request.data, request.spec)
+    if stream is not None:
+        for record in records.values():
+            stream.write(f"market {record.describe()}\n")
+            stream.writelines(f"  guessed: {guess}\n" for guess in record.guesses)
+        stream.writelines(f"{line}\n" for line in history.notes())
     params = TrainParams(
         epochs=request.epochs, seed=request.seed, channels=request.channels, members=request.members,
         barrier=BarrierParams(request.barrier_k, request.horizon_bars), threads=request.threads,
         novelty_threshold=novelty_threshold, cost_bps=cost_bps,
     )
     progress = TrainingProgress(stream) if stream is not None else None
-    result = train_model(series, params, on_progress=progress)
+    result = train_model(history.series, params, on_progress=progress)
     if progress is not None:
         progress.done()
     if extra_metrics is not None:
@@ -155,7 +152,8 @@ def run_training(
     source = {
         "description": request.source or count(len(request.data), "history file"),
         "synthetic": request.synthetic,
-        "files": files,
+        "files": list(history.files),
+        "markets": [market_record(record) for record in records.values()],
     }
     if source_note:
         source["note"] = source_note
@@ -163,9 +161,18 @@ def run_training(
     return save_artifact(result, request.out, name=name, data_source=source, command=command or request.command())
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def market_record(record: SpecRecord) -> dict[str, Any]:
+    """A market spec as a model's config records it: what the prices and money of its data are in."""
+    spec = record.spec
+    return {
+        "symbol": spec.symbol,
+        "kind": spec.kind.value,
+        "base": spec.base,
+        "quote": spec.quote,
+        "settle": record.settle,
+        "tick_size": format(spec.tick_size.normalize(), "f"),
+        "step_size": format(spec.step_size.normalize(), "f"),
+        "source": record.source,
+        "guesses": list(record.guesses),
+        "described": record.describe(),
+    }

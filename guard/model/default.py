@@ -131,7 +131,7 @@ def regime_shift_auroc(end_ms: int) -> Any:
         for bars in history.values():
             series = build_series(bars)
             logits, _ = forward_series(result.net, series.rows)
-            novelty = outputs(logits, ref.series(series.rows), result.temperature, ref).novelty
+            novelty = outputs(logits, ref.series(series), result.temperature, ref).novelty
             idx = np.arange(len(series))
             before = series.ready & (idx < onset)
             during = series.ready & (idx >= onset + SHIFT_MIN_BARS - 1) & (idx < onset + 60)

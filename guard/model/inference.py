@@ -7,13 +7,14 @@ callers own the thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from guard.features import FEATURES
+from guard.domain import timeframe_ms
+from guard.features import FEATURES, FeatureSeries, FeatureWindow
 from guard.model import novelty
 from guard.model.labels import DOWN, FLAT, LABELS, UP
 from guard.model.network import EnsembleTCN
@@ -33,7 +34,7 @@ class Outputs:
     confidence: np.ndarray
     """(N,) probability of the side (of flat when there is no side)."""
     distance: np.ndarray
-    """(N,) the novelty statistic's squared Mahalanobis distance from the training windows'."""
+    """(N,) the novelty statistic's distance from the training windows' (the larger squared z-score)."""
     novelty: np.ndarray
     """(N,) percentile 0..1 against the validation reference."""
 
@@ -42,9 +43,7 @@ class Outputs:
 class NoveltyReference:
     """The network's novelty buffers as float64 numpy arrays (read once, not per call)."""
 
-    bar_quantiles: np.ndarray
-    mean: np.ndarray
-    precision: np.ndarray
+    fitted: novelty.Reference
     distance: np.ndarray
     distance_increasing: np.ndarray
     """`distance` made strictly increasing once, for `novelty.percentile`."""
@@ -53,21 +52,26 @@ class NoveltyReference:
     def of(cls, net: EnsembleTCN) -> NoveltyReference:
         """Copy the reference out of a network's buffers."""
         distance = net.novelty_ref_distance.double().numpy().copy()
-        return cls(
-            np.ascontiguousarray(net.novelty_bar_quantiles.double().numpy()),
-            net.novelty_mean.double().numpy().copy(),
-            net.novelty_precision.double().numpy().copy(),
-            distance,
-            novelty.increasing(distance),
+        fitted = novelty.Reference(
+            hour_scale=net.novelty_hour_scale.double().numpy().copy(),
+            bar_quantiles=np.ascontiguousarray(net.novelty_bar_quantiles.double().numpy()),
+            mean=net.novelty_mean.double().numpy().copy(),
+            spread=net.novelty_spread.double().numpy().copy(),
         )
+        return cls(fitted, distance, novelty.increasing(distance))
 
-    def windows(self, windows: np.ndarray) -> np.ndarray:
-        """The novelty statistic of (N, WINDOW, F) raw windows."""
-        return novelty.window_typicality(windows, self.bar_quantiles)
+    def windows(self, windows: Sequence[FeatureWindow]) -> np.ndarray:
+        """The novelty statistic of live windows: (N, N_STAT)."""
+        if not windows:
+            return np.empty((0, novelty.N_STAT))
+        returns = np.stack([w.returns for w in windows])
+        last_open = np.array([w.open_time for w in windows], dtype=np.int64)
+        step = np.array([timeframe_ms(w.timeframe) for w in windows], dtype=np.int64)
+        return novelty.window_statistic(returns, last_open, step, self.fitted)
 
-    def series(self, rows: np.ndarray) -> np.ndarray:
-        """The novelty statistic of the window ending at each bar of (T, F) rows (NaN before a full one)."""
-        return novelty.series_typicality(rows, self.bar_quantiles)
+    def series(self, series: FeatureSeries) -> np.ndarray:
+        """The novelty statistic of the window ending at each bar of a series (NaN where none ends)."""
+        return novelty.series_statistic(series.returns, series.open_times, self.fitted)
 
 
 def forward_windows(net: EnsembleTCN, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,19 +127,21 @@ def calibrated_probs(logits: np.ndarray, temperature: float) -> np.ndarray:
     return probs.double().numpy()
 
 
-def novelty_scores(typicality: np.ndarray, ref: NoveltyReference) -> tuple[np.ndarray, np.ndarray]:
-    """Distance and novelty percentile of (N, N_TYPICAL) statistics."""
-    dist = novelty.distance(typicality, ref.mean, ref.precision)
-    return dist, novelty.percentile(dist, ref.distance_increasing, prepared=True)
+def novelty_scores(statistic: np.ndarray, ref: NoveltyReference) -> tuple[np.ndarray, np.ndarray]:
+    """Distance and novelty percentile of (N, N_STAT) statistics."""
+    dist = novelty.distance(statistic, ref.fitted.mean, ref.fitted.spread)
+    score = novelty.percentile(dist, ref.distance_increasing, prepared=True)
+    # a window with no statistic (it cannot happen for a ready window) counts as novel, never as ordinary
+    return dist, np.where(np.isnan(score), 1.0, score)
 
 
-def outputs(logits: np.ndarray, typicality: np.ndarray, temperature: float, ref: NoveltyReference) -> Outputs:
+def outputs(logits: np.ndarray, statistic: np.ndarray, temperature: float, ref: NoveltyReference) -> Outputs:
     """Calibrated probabilities, side, confidence and novelty from network outputs and the novelty statistic."""
     probs = calibrated_probs(logits, temperature)
     side = np.where(probs[:, UP] >= probs[:, DOWN], UP, DOWN).astype(np.int8)
     side = np.where(probs[:, FLAT] > np.maximum(probs[:, UP], probs[:, DOWN]), FLAT, side).astype(np.int8)
     confidence = probs[np.arange(len(probs)), side]
-    dist, score = novelty_scores(typicality, ref)
+    dist, score = novelty_scores(statistic, ref)
     return Outputs(probs, side, confidence, dist, score)
 
 

@@ -14,8 +14,9 @@ Two consequences the rest of guard relies on:
   series in one pass instead of window by window (about 64× less work); `split_members`
   runs each member separately there, which the CPU kernels do faster on long inputs.
 
-The module also carries the novelty reference (`guard.model.novelty`: per-bar quantiles,
-the training statistic's mean and precision, the validation distances' quantiles) as
+The module also carries the novelty reference (`guard.model.novelty`: each hour's mean move
+size, the quantiles of de-seasonalised move sizes, the training statistic's mean and spread,
+the validation distances' quantiles) as
 persistent float64 buffers, so a shape mismatch in any of them fails
 `load_state_dict(strict=True)` like a weight would.
 """
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from guard.model.novelty import N_TYPICAL
+from guard.model.novelty import HOURS, N_STAT
 
 N_CLASSES = 3
 N_QUANTILES = 1001
@@ -75,11 +76,13 @@ class EnsembleTCN(nn.Module):
         self.embedding_dim = width
         self.register_buffer("norm_mean", torch.zeros(n_features), persistent=False)
         self.register_buffer("norm_std", torch.ones(n_features), persistent=False)
-        # the novelty reference (guard.model.novelty): per-bar quantiles of the ranked values, the
-        # Gaussian of the training windows' statistic, and the quantiles of validation distances
-        self.register_buffer("novelty_bar_quantiles", torch.zeros(N_TYPICAL, N_QUANTILES, dtype=torch.float64))
-        self.register_buffer("novelty_mean", torch.zeros(N_TYPICAL, dtype=torch.float64))
-        self.register_buffer("novelty_precision", torch.eye(N_TYPICAL, dtype=torch.float64))
+        # the novelty reference (guard.model.novelty): each hour's mean move size, quantiles of the
+        # de-seasonalised move sizes, mean and spread of the training windows' statistic, and the
+        # quantiles of validation distances
+        self.register_buffer("novelty_hour_scale", torch.ones(HOURS, dtype=torch.float64))
+        self.register_buffer("novelty_bar_quantiles", torch.zeros(N_QUANTILES, dtype=torch.float64))
+        self.register_buffer("novelty_mean", torch.zeros(N_STAT, dtype=torch.float64))
+        self.register_buffer("novelty_spread", torch.ones(N_STAT, dtype=torch.float64))
         self.register_buffer("novelty_ref_distance", torch.zeros(N_QUANTILES, dtype=torch.float64))
 
     def init_args(self) -> dict[str, object]:

@@ -1,171 +1,238 @@
 """Novelty: how unlike its training data an input is, as a percentile.
 
-The score is a *typicality* test on the window the model reads:
+The score is a *typicality* test on the moves the window's features read:
 
-1. Each bar's absolute one-bar log return (`ret_1`, a feature row column) is ranked against
-   the training bars' returns: a percentile u in 0..1 (the mid-rank among ties).
-2. The window's statistic is the mean of u over its `WINDOW` bars and over its last 16. On
-   data like the training data both sit near 0.5; in a market whose moves are bigger (a
+1. Each bar's absolute one-bar log return (the RETURNS of them a window carries,
+   `guard.features`) is divided by the mean absolute return of training bars that opened at
+   the same hour of the day (UTC), so a market's ordinary daily rhythm — a quiet Asian night,
+   a busy London-New York overlap — is not mistaken for a change of regime. Daily bars all
+   open at the same hour: for them this is one constant.
+2. Those de-seasonalised sizes are ranked among the training bars': a percentile u in 0..1
+   (the mid-rank among ties).
+3. The window's statistic is the mean of u over all its RETURNS returns and over its last 16.
+   On data like the training data both sit near 0.5; in a market whose moves are bigger (a
    crash, a squeeze) they rise towards 1, in a market gone quiet or stale they fall towards 0.
-   The long mean resists a single jump; the short one reacts within a few bars.
-3. Their squared Mahalanobis distance from the training windows' means is turned into a
-   percentile of the same distance on validation windows.
+   The long mean is steady (a single jump moves it little, and two weeks of hourly bars of a
+   new regime move it far); the short one reacts within a few bars to a sudden change.
+4. Each mean becomes a z-score against the training windows' (mean and spread); the distance
+   is the larger of the two squared z-scores, so either span departing, in either direction,
+   counts. It is turned into a percentile of the same distance on validation windows.
 
 So, on inputs like the training data, novelty is uniform on 0..1 and a threshold of 0.95
-flags about 5 % of ordinary windows; either direction of departure counts.
+flags about 5 % of ordinary windows; a market moving much more *or much less* is flagged.
 
-Why this and not something richer: of the designs measured on real regime shifts
-(`guard.model.regimes`: GOOG in the 2008 crisis, EURUSD's late-January 2018 break) and on the
-simulator's sudden ×5 shift, it has the best worst case against 60-bar volatility (the
-64-bar mean alone does better on the real shifts but reacts too slowly to a sudden one), and it
-beat every richer design tried —
-the network's embedding distance, ensemble disagreement, Mahalanobis distance over
-window summaries that include distribution shape (skew, kurtosis, autocorrelation,
-drawdown, volume), high-low ranges. Shape statistics drift in ordinary markets as much as
-in a shift and only added noise; an average of *ranks* resists the single jump (an
-earnings gap, a news bar) that inflates a root-mean-square volatility for 60 bars.
-docs/model.md gives the figures and the command that measures them.
+What it is not: a detector of change against the recent past. A market that has turned louder
+than last month but no louder than the training data is not novel here — and that is most
+real regime shifts in a model trained on years that hold a crisis. docs/model.md gives the
+figures on real shifts (`guard.model.regimes`), every design tried, and the command.
 
 Everything here is numpy and runs the same arithmetic for a whole series (training, replay,
-evaluation) and for a handful of live windows: ranks are summed as integers, exactly, so both
-paths give bit-identical scores.
+evaluation) and for a handful of live windows: the per-bar arithmetic is elementwise and
+ranks are summed as integers, exactly, so both paths give bit-identical scores.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
 
-from guard.features import FEATURE_NAMES, WINDOW
+from guard.features import RETURNS
 
-METHOD = "typicality/2"
+METHOD = "typicality/3"
 """Recorded in a model's config.json; a model whose novelty was fitted another way is refused."""
-TYPICAL_COLUMNS = ("ret_1",)
-"""Feature-row columns whose absolute value is ranked bar by bar."""
-TYPICAL_SPANS = (WINDOW, 16)
-"""The statistic averages the ranks over the whole window and over its last 16 bars: the long span
-resists single jumps, the short one reacts within a few bars to a sudden shift."""
-_COLUMNS = [FEATURE_NAMES.index(name) for name in TYPICAL_COLUMNS]
-N_TYPICAL = len(TYPICAL_COLUMNS) * len(TYPICAL_SPANS)
-SHRINKAGE = 0.05
+SPANS = (RETURNS, 16)
+"""The statistic averages the ranks over every return the window reads and over its last 16."""
+N_STAT = len(SPANS)
+HOURS = 24
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+_SPREAD_FLOOR = 1e-9
+"""A span mean that never moved in training (a constant market) still gets a finite z-score."""
 
 
-def bar_values(rows: np.ndarray, columns: tuple[str, ...] = TYPICAL_COLUMNS) -> np.ndarray:
-    """The ranked per-bar values of (..., F) feature rows: (..., len(columns)), float64.
+@dataclass(frozen=True, slots=True, eq=False)
+class Reference:
+    """What novelty is measured against, fitted on training bars and windows (float64 arrays)."""
 
-    `columns` other than the default exist for the regime benchmark's comparison of designs.
+    hour_scale: np.ndarray
+    """(HOURS,) mean absolute one-bar return of training bars opening at each hour (UTC)."""
+    bar_quantiles: np.ndarray
+    """(n,) quantiles of the de-seasonalised absolute returns of training bars."""
+    mean: np.ndarray
+    """(N_STAT,) mean of the training windows' span means."""
+    spread: np.ndarray
+    """(N_STAT,) their standard deviation."""
+
+
+def hour_of_day(open_times: np.ndarray) -> np.ndarray:
+    """The UTC hour (0..23) at which each bar opens: int64, the shape of `open_times`."""
+    return (np.asarray(open_times, dtype=np.int64) % DAY_MS) // HOUR_MS
+
+
+def fit_hour_scale(returns: np.ndarray, open_times: np.ndarray) -> np.ndarray:
+    """Mean absolute return of the bars opening at each hour (NaN returns skipped): (HOURS,).
+
+    An hour without training bars (a timeframe of hours or days opens only at some) gets the mean
+    over all bars, so a bar that opens there is compared with the market as a whole.
+
+    Raises:
+        ValueError: when no bar moved at all (nothing to measure sizes against).
     """
-    index = _COLUMNS if columns == TYPICAL_COLUMNS else [FEATURE_NAMES.index(c) for c in columns]
-    return np.abs(rows[..., index].astype(np.float64))
+    size = np.abs(np.asarray(returns, dtype=np.float64))
+    hours = hour_of_day(open_times)
+    ok = np.isfinite(size)
+    size, hours = size[ok], hours[ok]
+    overall = float(size.mean()) if len(size) else 0.0
+    if not overall > 0:
+        raise ValueError("no price moves to fit the novelty reference on")
+    total = np.bincount(hours, weights=size, minlength=HOURS)
+    count = np.bincount(hours, minlength=HOURS)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(count > 0, total / np.maximum(count, 1), overall)
+    return np.where(scale > 0, scale, overall)
 
 
-def fit_bar_reference(rows: np.ndarray, n: int, columns: tuple[str, ...] = TYPICAL_COLUMNS) -> np.ndarray:
-    """`n` quantiles (0 to 1) of each ranked value over training rows (NaN rows skipped): (K, n)."""
-    values = bar_values(rows, columns)
-    values = values[np.isfinite(values).all(axis=1)]
+def bar_values(returns: np.ndarray, open_times: np.ndarray, hour_scale: np.ndarray) -> np.ndarray:
+    """De-seasonalised move sizes: |return| / the hour's training mean, elementwise (NaN stays NaN)."""
+    return np.asarray(np.abs(np.asarray(returns, dtype=np.float64)) / hour_scale[hour_of_day(open_times)],
+                      dtype=np.float64)
+
+
+def fit_bar_quantiles(values: np.ndarray, n: int) -> np.ndarray:
+    """`n` quantiles (0 to 1) of training bar values (NaN skipped): (n,).
+
+    Raises:
+        ValueError: when there is no finite value.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
     if len(values) == 0:
-        raise ValueError("no finite rows to fit the novelty reference on")
-    return np.ascontiguousarray(np.quantile(values, np.linspace(0.0, 1.0, n), axis=0).T, dtype=np.float64)
+        raise ValueError("no finite bars to fit the novelty reference on")
+    return np.ascontiguousarray(np.quantile(values, np.linspace(0.0, 1.0, n)), dtype=np.float64)
 
 
-def _bar_ranks(
-    rows: np.ndarray, bar_ref: np.ndarray, columns: tuple[str, ...] = TYPICAL_COLUMNS
-) -> tuple[np.ndarray, np.ndarray]:
-    """Twice each bar's mid-rank among the reference quantiles, as exact integers 0 .. 2(n-1), and a NaN mask."""
-    values = bar_values(rows, columns)
+def _ranks(values: np.ndarray, bar_quantiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Twice each value's mid-rank among the quantiles, as exact integers 0 .. 2(n-1), and a NaN mask."""
     nan = np.isnan(values)
-    ranks = np.empty(values.shape, dtype=np.int64)
-    top = 2 * (bar_ref.shape[1] - 1)
-    for j in range(values.shape[-1]):
-        ref = bar_ref[j]
-        x = values[..., j]
-        ranks[..., j] = np.searchsorted(ref, x, side="left") + np.searchsorted(ref, x, side="right")
-    np.minimum(ranks, top, out=ranks)  # NaN sorts past the end; it is masked below
+    flat = values.ravel()
+    # searched in sorted order (several times faster for many keys); each key's rank is its own either way
+    order = np.argsort(flat)
+    keys = flat[order]
+    flat_ranks = np.empty(flat.shape, dtype=np.int64)
+    flat_ranks[order] = np.searchsorted(bar_quantiles, keys, side="left") + np.searchsorted(
+        bar_quantiles, keys, side="right")
+    ranks = flat_ranks.reshape(values.shape)
+    np.minimum(ranks, 2 * (len(bar_quantiles) - 1), out=ranks)  # NaN sorts past the end; it is masked
     if nan.any():
         ranks[nan] = 0
     return ranks, nan
 
 
-def bar_percentiles(rows: np.ndarray, bar_ref: np.ndarray, columns: tuple[str, ...] = TYPICAL_COLUMNS) -> np.ndarray:
-    """Each bar's mid-rank percentile among the reference quantiles: (..., K), NaN stays NaN."""
-    ranks, nan = _bar_ranks(rows, bar_ref, columns)
-    out = ranks / float(2 * (bar_ref.shape[1] - 1))
+def bar_percentiles(values: np.ndarray, bar_quantiles: np.ndarray) -> np.ndarray:
+    """Each value's mid-rank percentile among the quantiles (NaN stays NaN)."""
+    ranks, nan = _ranks(np.asarray(values, dtype=np.float64), bar_quantiles)
+    out = ranks / float(2 * (len(bar_quantiles) - 1))
     out[nan] = np.nan
     return out
 
 
-def _span_means(ranks: np.ndarray, nan: np.ndarray, n: int, spans: tuple[int, ...] = TYPICAL_SPANS) -> np.ndarray:
-    """(..., K, WINDOW) integer ranks -> (..., K * len(spans)) mean percentiles over each span's last bars.
-
-    The ranks are summed as integers — exactly, whatever the order — so a whole series and a
-    single live window give the same bits; a span holding a NaN row has no mean.
-    """
-    width = ranks.shape[-1]
-    means = []
-    for span in spans:
-        total = ranks[..., width - span :].sum(axis=-1)
-        mean = total / float(2 * (n - 1) * span)
-        if nan.any():
-            mean[nan[..., width - span :].any(axis=-1)] = np.nan
-        means.append(mean)
-    return np.concatenate(means, axis=-1)
-
-
-def window_typicality(windows: np.ndarray, bar_ref: np.ndarray) -> np.ndarray:
-    """The typicality statistic of (N, WINDOW, F) raw windows: (N, N_TYPICAL)."""
-    ranks, nan = _bar_ranks(np.asarray(windows), bar_ref)  # (N, WINDOW, K)
-    return _span_means(ranks.transpose(0, 2, 1), nan.transpose(0, 2, 1), bar_ref.shape[1])
-
-
-def series_typicality(
-    rows: np.ndarray,
-    bar_ref: np.ndarray,
-    columns: tuple[str, ...] = TYPICAL_COLUMNS,
-    spans: tuple[int, ...] = TYPICAL_SPANS,
+def window_statistic(
+    returns: np.ndarray,
+    last_open_times: np.ndarray,
+    step_ms: int | np.ndarray,
+    ref: Reference,
+    spans: tuple[int, ...] = SPANS,
 ) -> np.ndarray:
-    """The statistic of the window ending at every bar of (T, F) rows: (T, K * spans), NaN before a full window.
-
-    Entry t equals `window_typicality` of rows t - WINDOW + 1 .. t (bit for bit).
-    """
-    ranks, nan = _bar_ranks(rows, bar_ref, columns)  # (T, K)
-    t, k = ranks.shape
-    out = np.full((t, k * len(spans)), np.nan)
-    if t < WINDOW:
-        return out
-    # running integer sums: a span's sum is a difference of two, exact like `_span_means`' sums
-    total = np.zeros((t + 1, k), dtype=np.int64)
-    np.cumsum(ranks, axis=0, out=total[1:])
-    bad = np.zeros((t + 1, k), dtype=np.int64)
-    np.cumsum(nan, axis=0, out=bad[1:])
-    scale = float(2 * (bar_ref.shape[1] - 1))
-    for i, span in enumerate(spans):
-        sums = total[WINDOW:] - total[WINDOW - span : t + 1 - span]
-        mean = sums / (scale * span)
-        mean[(bad[WINDOW:] - bad[WINDOW - span : t + 1 - span]) > 0] = np.nan
-        out[WINDOW - 1 :, i * k : (i + 1) * k] = mean
+    """The statistic of (N, RETURNS) live windows' returns, the last bar of each opening at
+    `last_open_times` (N,), bars `step_ms` apart: (N, len(spans)); NaN where a span holds a NaN return."""
+    returns = np.asarray(returns, dtype=np.float64)
+    width = returns.shape[-1]
+    back = np.arange(width - 1, -1, -1, dtype=np.int64)
+    times = np.asarray(last_open_times, dtype=np.int64)[:, None] - np.asarray(step_ms, dtype=np.int64).reshape(
+        -1, 1) * back[None, :]
+    ranks, nan = _ranks(bar_values(returns, times, ref.hour_scale), ref.bar_quantiles)
+    scale = float(2 * (len(ref.bar_quantiles) - 1))
+    out = np.empty((returns.shape[0], len(spans)))
+    for j, span in enumerate(spans):
+        out[:, j] = ranks[:, width - span :].sum(axis=1) / (scale * span)
+        out[nan[:, width - span :].any(axis=1), j] = np.nan
     return out
 
 
-def fit_gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and shrunk precision matrix of (N, D) samples (float64)."""
-    x = x.astype(np.float64)
-    mean = x.mean(axis=0)
-    cov = np.atleast_2d(np.cov(x - mean, rowvar=False))
-    d = cov.shape[0]
-    scale = max(float(np.trace(cov)) / d, 1e-12)
-    cov = (1 - SHRINKAGE) * cov + SHRINKAGE * scale * np.eye(d)
-    precision = np.linalg.inv(cov)
-    return mean, (precision + precision.T) / 2
+def series_statistic(
+    returns: np.ndarray, open_times: np.ndarray, ref: Reference, spans: tuple[int, ...] = SPANS
+) -> np.ndarray:
+    """The statistic of the window ending at every bar of a series' (T,) returns: (T, len(spans)).
+
+    NaN where a span reaches before the series or holds a NaN return (a segment's first bar).
+    Entry t equals `window_statistic` of returns t - RETURNS + 1 .. t, bit for bit.
+    """
+    ranks, nan = _ranks(bar_values(returns, open_times, ref.hour_scale), ref.bar_quantiles)
+    t = len(ranks)
+    out = np.full((t, len(spans)), np.nan)
+    # running integer sums: a span's sum is a difference of two, exact like `window_statistic`'s sums
+    total = np.zeros(t + 1, dtype=np.int64)
+    np.cumsum(ranks, out=total[1:])
+    bad = np.zeros(t + 1, dtype=np.int64)
+    np.cumsum(nan, out=bad[1:])
+    scale = float(2 * (len(ref.bar_quantiles) - 1))
+    for j, span in enumerate(spans):
+        if t < span:
+            continue
+        mean = (total[span:] - total[:-span]) / (scale * span)
+        mean[(bad[span:] - bad[:-span]) > 0] = np.nan
+        out[span - 1 :, j] = mean
+    return out
 
 
-def distance(x: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
-    """Squared Mahalanobis distance of (N, D) statistics from a fitted Gaussian."""
-    diff = x.astype(np.float64) - mean
-    return np.asarray(((diff @ precision) * diff).sum(axis=1), dtype=np.float64)
+def fit_center(statistics: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation of (N, N_STAT) training windows' statistics (NaN rows skipped).
+
+    Raises:
+        ValueError: when no window has a statistic.
+    """
+    x = np.asarray(statistics, dtype=np.float64)
+    x = x[np.isfinite(x).all(axis=1)]
+    if len(x) == 0:
+        raise ValueError("no training windows to fit the novelty reference on")
+    return x.mean(axis=0), np.maximum(x.std(axis=0), _SPREAD_FLOOR)
+
+
+def distance(statistics: np.ndarray, mean: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """The larger squared z-score of each row of (N, N_STAT) statistics (NaN where any is NaN)."""
+    z = (np.asarray(statistics, dtype=np.float64) - mean) / spread
+    return np.asarray((z * z).max(axis=1), dtype=np.float64)  # max propagates NaN
+
+
+def fit_reference(
+    returns: np.ndarray, open_times: np.ndarray, bars: np.ndarray, windows: np.ndarray, n: int,
+    spans: tuple[int, ...] = SPANS,
+) -> tuple[Reference, np.ndarray]:
+    """Fit a reference on one series' training bars and windows; return it and every bar's statistic.
+
+    Args:
+        returns, open_times: (T,) the series' one-bar returns and bar open times.
+        bars: (T,) bool, the bars whose move sizes are the reference (training bars).
+        windows: (T,) bool, the bars ending the windows whose statistics are the reference.
+        n: quantiles kept.
+
+    Raises:
+        ValueError: when the training bars or windows hold nothing to fit on.
+    """
+    hour_scale = fit_hour_scale(returns[bars], open_times[bars])
+    quantiles = fit_bar_quantiles(bar_values(returns[bars], open_times[bars], hour_scale), n)
+    partial = Reference(hour_scale, quantiles, np.zeros(len(spans)), np.ones(len(spans)))
+    stat = series_statistic(returns, open_times, partial, spans)
+    mean, spread = fit_center(stat[windows])
+    return Reference(hour_scale, quantiles, mean, spread), stat
 
 
 def reference(values: np.ndarray, n: int) -> np.ndarray:
-    """`n` evenly spaced quantiles (0 to 1) of a reference sample."""
-    return np.quantile(values.astype(np.float64), np.linspace(0.0, 1.0, n))
+    """`n` evenly spaced quantiles (0 to 1) of a reference sample (NaN skipped)."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.asarray(np.quantile(values[np.isfinite(values)], np.linspace(0.0, 1.0, n)), dtype=np.float64)
 
 
 def increasing(ref: np.ndarray) -> np.ndarray:
@@ -174,10 +241,17 @@ def increasing(ref: np.ndarray) -> np.ndarray:
 
 
 def percentile(values: np.ndarray, ref: np.ndarray, *, prepared: bool = False) -> np.ndarray:
-    """Where each value falls in a reference's quantiles, 0..1 (beyond the ends: 0 or 1).
+    """Where each value falls in a reference's quantiles, 0..1 (beyond the ends: 0 or 1; NaN stays NaN).
 
     `prepared`: `ref` already went through `increasing` (callers scoring many times do it once).
     """
-    grid = np.linspace(0.0, 1.0, len(ref))
     ref = ref if prepared else increasing(ref)
-    return np.interp(values.astype(np.float64), ref, grid, left=0.0, right=1.0)
+    return np.asarray(np.interp(values.astype(np.float64), ref, _grid(len(ref)), left=0.0, right=1.0),
+                      dtype=np.float64)
+
+
+@functools.cache
+def _grid(n: int) -> np.ndarray:
+    grid = np.linspace(0.0, 1.0, n)
+    grid.setflags(write=False)
+    return grid

@@ -41,11 +41,6 @@ class ModelRunner:
         """Days from the end of the model's data to `now_ms` (negative: the model saw later data)."""
         return (now_ms - self.model.training_end_ms) / DAY_MS
 
-    def infer(self, windows: np.ndarray) -> Outputs:
-        """Calibrated outputs for (N, WINDOW, F) raw windows."""
-        logits, _ = forward_windows(self._net, windows)
-        return outputs(logits, self._ref.windows(windows), self._temperature, self._ref)
-
     def signals(
         self,
         windows: Sequence[FeatureWindow],
@@ -66,7 +61,7 @@ class ModelRunner:
             return []
         batch = np.stack([w.values for w in windows])
         logits, _ = forward_windows(self._net, batch)
-        out = outputs(logits, self._ref.windows(batch), self._temperature, self._ref)
+        out = outputs(logits, self._ref.windows(windows), self._temperature, self._ref)
         whys = [""] * len(windows)
         if explain_min_confidence is not None:
             # the backward pass costs about twice the forward: only for sides that may be shown
@@ -85,10 +80,10 @@ class ModelRunner:
         Build Signals only where they are needed with `ReplaySignals.signal(i)`.
         """
         logits, _ = forward_series(self._net, series.rows)
-        typicality = self._ref.series(series.rows)
+        statistic = self._ref.series(series)
         ready = series.ready
         idx = np.flatnonzero(ready)
-        out = outputs(logits[idx], typicality[idx], self._temperature, self._ref)
+        out = outputs(logits[idx], statistic[idx], self._temperature, self._ref)
         n = len(series)
         probs = np.full((n, 3), np.nan)
         probs[idx] = out.probs

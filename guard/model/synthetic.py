@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from guard.domain import Bar
-from guard.features import timeframe_ms
+from guard.domain import Bar, timeframe_ms
 
 
 def toy_bars(

@@ -25,8 +25,7 @@ from typing import Any
 import structlog
 
 from guard.config import ModelSection
-from guard.domain import Bar, Side, Signal
-from guard.features import timeframe_ms
+from guard.domain import Bar, Side, Signal, timeframe_ms
 from guard.model.artifact import LoadedModel
 from guard.model.labels import DOWN, UP, BarrierWatch
 

@@ -21,8 +21,9 @@ import structlog
 import torch
 import torch.nn.functional as F
 
+from guard.domain import timeframe_ms
 from guard.errors import BadInput
-from guard.features import N_FEATURES, WARMUP_BARS, FeatureSeries, build_series_arrays, timeframe_ms
+from guard.features import N_FEATURES, WARMUP_BARS, FeatureSeries, build_series_arrays
 from guard.model import calibration, novelty
 from guard.model.evaluation import calibration_figures
 from guard.model.inference import NoveltyReference, forward_series, outputs
@@ -111,6 +112,9 @@ class _Data:
     close_times: np.ndarray
     sigma: np.ndarray
     """(N,) per-bar σ (NaN during warm-up)."""
+    returns: np.ndarray
+    """(N,) one-bar log returns (NaN at each segment's first bar)."""
+    open_times: np.ndarray
     offsets: tuple[int, ...]
     boundaries: tuple[int, int]
     embargo_ms: int
@@ -151,9 +155,7 @@ def _train(
     counts = {name: int((data.split == i).sum()) for i, name in enumerate(("train", "validation", "test"))}
     for name, n in counts.items():
         if n < 200:
-            raise BadInput(
-                f"only {n} {name} windows: need more history (at least a few thousand bars per symbol)"
-            )
+            raise BadInput(f"only {n} {name} windows: {_shortage(series, params.barrier.horizon_bars)}")
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
     net = EnsembleTCN(N_FEATURES, params.channels, params.members, params.kernel_size, params.dilations)
@@ -215,8 +217,8 @@ def _train(
 
     logits_all, _ = forward_series(net, data.rows)
     temperature = calibration.fit_temperature(logits_all[val_mask], data.labels[val_mask])
-    typicality = _fit_novelty(net, data, params, rng)
-    metrics = _evaluate(net, logits_all, typicality, data, temperature, series, params)
+    statistic = _fit_novelty(net, data, params, rng)
+    metrics = _evaluate(net, logits_all, statistic, data, temperature, series, params)
     metrics["parameters"] = parameter_count(net)
     metrics["epochs_run"] = len(history)
     metrics["best_epoch"] = best_epoch
@@ -240,7 +242,7 @@ def _train(
 
 
 def _prepare(series: Sequence[FeatureSeries], params: TrainParams) -> _Data:
-    rows, labels, times, sigmas, offsets = [], [], [], [], []
+    rows, labels, times, sigmas, returns, opens, offsets = [], [], [], [], [], [], []
     offset = 0
     for s in series:
         lab = triple_barrier_labels(s.highs, s.lows, s.closes, s.sigma, s.segment_starts, params.barrier)
@@ -249,6 +251,8 @@ def _prepare(series: Sequence[FeatureSeries], params: TrainParams) -> _Data:
         labels.append(lab)
         times.append(s.close_times)
         sigmas.append(s.sigma)
+        returns.append(s.returns)
+        opens.append(s.open_times)
         offsets.append(offset)
         offset += len(s)
     all_rows = np.concatenate(rows)
@@ -256,8 +260,7 @@ def _prepare(series: Sequence[FeatureSeries], params: TrainParams) -> _Data:
     all_times = np.concatenate(times)
     valid = all_labels != UNKNOWN
     if not valid.any():
-        need = WARMUP_BARS + params.barrier.horizon_bars
-        raise BadInput(f"no labelled windows: each series needs more than {need} contiguous bars")
+        raise BadInput(f"no labelled windows: {_shortage(series, params.barrier.horizon_bars)}")
     t0, t1 = int(all_times[valid].min()), int(all_times[valid].max())
     b1 = t0 + int((t1 - t0) * params.train_share)
     b2 = t0 + int((t1 - t0) * (params.train_share + params.val_share))
@@ -266,8 +269,34 @@ def _prepare(series: Sequence[FeatureSeries], params: TrainParams) -> _Data:
     split[valid & (all_times < b1 - embargo_ms)] = 0
     split[valid & (all_times >= b1) & (all_times < b2 - embargo_ms)] = 1
     split[valid & (all_times >= b2)] = 2
-    return _Data(all_rows, all_labels, split, all_times, np.concatenate(sigmas), tuple(offsets), (b1, b2),
-                 embargo_ms)
+    return _Data(all_rows, all_labels, split, all_times, np.concatenate(sigmas), np.concatenate(returns),
+                 np.concatenate(opens), tuple(offsets), (b1, b2), embargo_ms)
+
+
+def _shortage(series: Sequence[FeatureSeries], horizon: int) -> str:
+    """Why the history gives too few labelled windows: its gaps when they are the cause, else its length.
+
+    A labelled window needs WARMUP_BARS contiguous bars and `horizon` more after it; every gap (a missing
+    bar, or a filled one, which training leaves out) starts the count again.
+    """
+    need = WARMUP_BARS + horizon
+    total = sum(len(s) for s in series)
+    pieces = [int(n) for s in series for n in np.diff(np.append(s.segment_starts, len(s)))]
+    gaps = len(pieces) - len(series)
+    with_gaps = sum(max(0, n - need + 1) for n in pieces)
+    without = sum(max(0, len(s) - need + 1) for s in series)
+    if gaps and with_gaps < 0.5 * without:
+        short = sum(n < need for n in pieces)
+        lost = sum(min(n, need - 1) for n in pieces)
+        return (
+            f"{gaps:,} gaps split the history into {len(pieces):,} pieces ({short:,} shorter than the {need} "
+            f"contiguous bars a labelled window needs: {WARMUP_BARS} for the window, {horizon} for its horizon; "
+            f"the longest {max(pieces):,}), so {lost:,} of {total:,} bars end no labelled window. Fetch the "
+            "missing bars (`guard history "
+            "fetch` resumes) or train on a longer timeframe (`guard history resample`); filled bars are never "
+            "trained on, so filling gaps does not help"
+        )
+    return f"need more history ({total:,} bars; at least a few thousand per symbol)"
 
 
 def _subsample(index: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
@@ -282,30 +311,37 @@ def _fit_novelty(
     params: TrainParams,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Fit the novelty reference: bar quantiles and the Gaussian on training windows, distances on validation.
+    """Fit the novelty reference: move sizes and the statistic's centre on training bars and windows,
+    distances on validation windows.
 
     Returns the novelty statistic of every row of `data` (NaN where no full window ends).
     """
-    bar_ref = novelty.fit_bar_reference(data.rows[data.split == 0], N_QUANTILES)
-    typicality = np.full((len(data.rows), novelty.N_TYPICAL), np.nan)
+    train = data.split == 0
+    hour_scale = novelty.fit_hour_scale(data.returns[train], data.open_times[train])
+    quantiles = novelty.fit_bar_quantiles(
+        novelty.bar_values(data.returns[train], data.open_times[train], hour_scale), N_QUANTILES)
+    partial = novelty.Reference(hour_scale, quantiles, np.zeros(novelty.N_STAT), np.ones(novelty.N_STAT))
+    statistic = np.full((len(data.rows), novelty.N_STAT), np.nan)
     for start, stop in zip(data.offsets, (*data.offsets[1:], len(data.rows)), strict=True):
-        typicality[start:stop] = novelty.series_typicality(data.rows[start:stop], bar_ref)
-    train_idx = _subsample(np.flatnonzero(data.split == 0), params.max_reference, rng)
-    mean, precision = novelty.fit_gaussian(typicality[train_idx])
+        statistic[start:stop] = novelty.series_statistic(
+            data.returns[start:stop], data.open_times[start:stop], partial)
+    train_idx = _subsample(np.flatnonzero(train), params.max_reference, rng)
+    mean, spread = novelty.fit_center(statistic[train_idx])
     val_idx = _subsample(np.flatnonzero(data.split == 1), params.max_reference, rng)
-    ref_distance = novelty.reference(novelty.distance(typicality[val_idx], mean, precision), N_QUANTILES)
+    ref_distance = novelty.reference(novelty.distance(statistic[val_idx], mean, spread), N_QUANTILES)
     with torch.no_grad():
-        net.novelty_bar_quantiles.copy_(torch.from_numpy(bar_ref))
+        net.novelty_hour_scale.copy_(torch.from_numpy(hour_scale))
+        net.novelty_bar_quantiles.copy_(torch.from_numpy(quantiles))
         net.novelty_mean.copy_(torch.from_numpy(mean))
-        net.novelty_precision.copy_(torch.from_numpy(precision))
+        net.novelty_spread.copy_(torch.from_numpy(spread))
         net.novelty_ref_distance.copy_(torch.from_numpy(ref_distance))
-    return typicality
+    return statistic
 
 
 def _evaluate(
     net: EnsembleTCN,
     logits: np.ndarray,
-    typicality: np.ndarray,
+    statistic: np.ndarray,
     data: _Data,
     temperature: float,
     series: Sequence[FeatureSeries],
@@ -314,7 +350,7 @@ def _evaluate(
     test = data.split == 2
     y = data.labels[test].astype(np.int64)
     ref = NoveltyReference.of(net)
-    out = outputs(logits[test], typicality[test], temperature, ref)
+    out = outputs(logits[test], statistic[test], temperature, ref)
     raw = calibration.ensemble_probs(logits[test].astype(np.float64))
     train_share = np.bincount(data.labels[data.split == 0], minlength=3) / (data.split == 0).sum()
     width = params.barrier.k * data.sigma[test] * math.sqrt(params.barrier.horizon_bars)
@@ -361,7 +397,7 @@ def _shifted_novelty(
         )
         logits, _ = forward_series(net, shifted.rows)
         ready = shifted.ready
-        scores.append(outputs(logits[ready], ref.series(shifted.rows)[ready], temperature, ref).novelty)
+        scores.append(outputs(logits[ready], ref.series(shifted)[ready], temperature, ref).novelty)
     if not scores:
         raise BadInput("no test windows long enough for the novelty check")
     return np.concatenate(scores)

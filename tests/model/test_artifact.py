@@ -137,3 +137,28 @@ def test_artifact_extra_tensor_in_weights_is_refused(copy: Path) -> None:
     _rehash(copy)
     with pytest.raises(ModelFileError, match=r"Unexpected key.*surprise"):
         load_model(copy)
+
+
+@pytest.mark.parametrize(("buffer", "value"), [
+    ("novelty_hour_scale", 0.0),
+    ("novelty_spread", -1.0),
+    ("novelty_bar_quantiles", float("nan")),
+])
+def test_artifact_impossible_novelty_reference_is_refused(copy: Path, buffer: str, value: float) -> None:
+    """A novelty reference training could not have written (a zero scale, a NaN quantile) is refused on load."""
+    import torch
+
+    state = torch.load(copy / WEIGHTS, weights_only=True)
+    state[buffer][3 % len(state[buffer])] = value
+    torch.save(state, copy / WEIGHTS)
+    _rehash(copy)
+    with pytest.raises(ModelFileError, match="novelty reference is not one training writes"):
+        load_model(copy)
+
+
+def test_artifact_old_novelty_method_is_refused(copy: Path) -> None:
+    """A model whose novelty was fitted by the previous method is refused and told to retrain."""
+    config = json.loads((copy / CONFIG).read_text())
+    _edit_config(copy, {"novelty": {**config["novelty"], "method": "typicality/2"}})
+    with pytest.raises(ModelFileError, match=r"novelty was fitted as typicality/2.*typicality/3.*retrain"):
+        load_model(copy)

@@ -62,6 +62,28 @@ def test_cli_model_eval_json_with_a_dated_regime(
     assert isinstance(data["metrics"]["ece"], float) and "ece_directional" in data["metrics"]
 
 
+def test_cli_model_eval_never_scores_filled_bars(
+    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str], guard_home: Path
+) -> None:
+    """Filled bars are left out of an evaluation: no window reaches across them, and a warning counts them."""
+    bars = toy_bars("E/USDT:USDT", 3000, seed=41, **TOY)
+    for i in range(1000, 1010):
+        prev = bars[999].close
+        bars[i] = Bar(symbol=bars[i].symbol, timeframe="1m", open_time=bars[i].open_time, open=prev, high=prev,
+                      low=prev, close=prev, volume=0.0, complete=False)
+    path = tmp_path / "filled.csv"
+    write_bars(path, bars)
+    out = tmp_path / "eval"
+    assert main(["model", "eval", str(path), "--model", str(trained.path), "--json", "--out", str(out)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["metrics"]["bars"] == 3000 - 10
+    assert data["metrics"]["scored"] == 3000 - 10 - 2 * 123  # warm-up after the start and after the gap
+    assert any("10 filled bars left out" in w for w in data["warnings"])
+    scored = pq.read_table(out / "bars.parquet").column("open_time").to_pylist()
+    first_real_after = bars[1010].open_time
+    assert min(t for t in scored if t > bars[999].open_time) == first_real_after + 123 * 60_000
+
+
 def test_cli_model_eval_names_gaps_as_the_cause(
     trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str], guard_home: Path
 ) -> None:

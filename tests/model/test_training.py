@@ -122,3 +122,25 @@ def test_train_mixed_timeframes_are_refused() -> None:
     five = build_series(toy_bars("B/USDT:USDT", 500, timeframe="5m"))
     with pytest.raises(BadInput, match="mixes timeframes"):
         train([one, five], TINY)
+
+
+@pytest.mark.parametrize(("every", "message"), [
+    (100, r"no labelled windows: 199 gaps split the history into 200 pieces \(200 shorter than the 134 contiguous "
+          r"bars a labelled window needs: 124 for the window, 10 for its horizon; the longest 99\), so 19,800 of "
+          r"19,800 bars end no labelled window"),
+    (140, r"only \d+ validation windows: 142 gaps split the history into 143 pieces \(1 shorter than the 134 "
+          r"contiguous bars a labelled window needs: 124 for the window, 10 for its horizon; the longest 139\)"),
+])
+def test_train_refusal_names_gaps_when_gaps_are_the_cause(every: int, message: str) -> None:
+    """History long enough but cut by gaps into short pieces is refused naming the gaps, not its length."""
+    bars = toy_bars("G/USDT:USDT", 20_000, seed=2, **TOY)
+    pieces = [b for i, b in enumerate(bars) if i % every != 0]  # a bar missing every `every`
+    with pytest.raises(BadInput, match=message):
+        train([build_series(pieces)], TINY)
+
+
+def test_train_refusal_blames_length_when_there_are_no_gaps() -> None:
+    """Without gaps the refusal asks for more history, as before."""
+    with pytest.raises(BadInput, match="windows: need more history") as err:
+        train(toy_series(n=400, symbols=1), TINY)
+    assert "gaps" not in str(err.value)
