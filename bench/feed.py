@@ -42,7 +42,7 @@ import orjson
 from guard.clock import SystemClock
 from guard.config import ExchangeSection, FeedSection, SimSection
 from guard.domain import Trade
-from guard.feed.exchange import make_exchange
+from guard.exchanges import make_exchange
 from guard.feed.source import CcxtFeed
 from guard.sim.server import SimExchange
 from guard.sim.ws import agg_trade_frames

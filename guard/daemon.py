@@ -307,8 +307,8 @@ class Daemon:
             return
         from guard.model.predictor import Predictor
         from guard.model.tracker import LiveTracker
-        from guard.pipeline import ProposalPipeline
-        from guard.proposals import ProposalPolicy, RiskLimits
+        from guard.proposals.pipeline import ProposalPipeline
+        from guard.proposals.policy import ProposalPolicy, RiskLimits
 
         config = self.config
         self._predictor = Predictor(

@@ -71,7 +71,7 @@ def require(config: Config) -> None:
 
 
 def _exchange(exchange: ExchangeSection, feed: FeedSection, environ: Mapping[str, str]) -> list[ConfigProblem]:
-    from guard.feed.exchange import SIM_ID, ccxt_class_name
+    from guard.exchanges import SIM_ID, ccxt_class_name
 
     problems = []
     if exchange.broker == "sandbox":
@@ -117,7 +117,7 @@ def _offers(has: Mapping[str, Any], stream: str, streaming: bool) -> bool:
 def _sandbox(exchange: ExchangeSection, environ: Mapping[str, str]) -> list[ConfigProblem]:
     """The sandbox broker's keys are in the environment, and the venue has a testnet or demo account."""
     from guard.broker.sandbox import DEMO_TRADING, sandbox_credentials
-    from guard.feed.exchange import SIM_ID, ccxt_class_name
+    from guard.exchanges import SIM_ID, ccxt_class_name
 
     problems = []
     try:
@@ -222,7 +222,7 @@ def _model(config: Config) -> list[ConfigProblem]:
 
 def _simulator(config: Config) -> list[ConfigProblem]:
     """For the embedded simulator: its scenario exists, and so does its history file, if one is named."""
-    from guard.feed.exchange import SIM_ID
+    from guard.exchanges import SIM_ID
 
     if config.exchange.id != SIM_ID or config.sim.url:
         return []  # not the embedded simulator: another process serves the market

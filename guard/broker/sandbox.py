@@ -62,7 +62,15 @@ from guard.domain import (
 )
 from guard.errors import BadInput, ExchangeRejected, ExchangeUnavailable, InvalidCommand, RealMoneyRefused
 from guard.events import OrderAccepted, OrderCancelled, OrderFilled, OrderRejected
-from guard.feed.exchange import SIM_ID, SimEndpoint, ccxt_class_name, http_status, make_exchange
+from guard.exchanges import (
+    SIM_API_KEY,
+    SIM_API_SECRET,
+    SIM_ID,
+    SimEndpoint,
+    ccxt_class_name,
+    http_status,
+    make_exchange,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -71,8 +79,6 @@ CLOCK_SKEW_SECONDS = 1.0
 second ahead of its clock, so a client that can trade at all is not further ahead than this)."""
 DEMO_TRADING = frozenset({"binance", "binanceusdm", "binancecoinm"})
 """ccxt classes whose futures testnet was replaced by demo trading (`enable_demo_trading`)."""
-SIM_API_KEY = "guard-sim-demo-key"
-SIM_API_SECRET = "guard-sim-demo-secret"
 """The simulated exchange's built-in test key pair (`guard.sim.private`), used for "sim" when the
 environment holds no keys: it protects nothing, the simulator is offline."""
 CLIENT_ORDER_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")

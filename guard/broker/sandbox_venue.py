@@ -28,7 +28,7 @@ from guard.clock import Clock
 from guard.config import ExchangeSection
 from guard.domain import MarketSpec
 from guard.errors import ExchangeUnavailable
-from guard.feed.exchange import SimEndpoint, ccxt_class_name
+from guard.exchanges import SimEndpoint, ccxt_class_name
 
 log = structlog.get_logger(__name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from decimal import Decimal, InvalidOperation
@@ -115,20 +116,30 @@ class ProgressBar:
 
 def fetch(args: argparse.Namespace) -> int:
     """guard history fetch --exchange ID --symbol S --timeframe TF [--since DATE] [--limit N] --out FILE."""
+    from guard.exchanges import SIM_ID
     from guard.feed.fetch import fetch_history, parse_since  # ccxt: only when a fetch runs
 
     config = load_config(args.config)
     logs.configure(level="warning", fmt=config.log.format)
     since = parse_since(args.since) if args.since else None
     progress = ProgressBar(sys.stderr, f"{args.exchange} {args.symbol} {args.timeframe}")
-    try:
-        result = asyncio.run(
-            fetch_history(
+    symbols = tuple(dict.fromkeys((*config.exchange.symbols, args.symbol)))
+
+    async def fetch() -> FetchResult:
+        async with contextlib.AsyncExitStack() as stack:
+            sim = None
+            if args.exchange == SIM_ID:  # the simulated exchange, started here for this fetch
+                from guard.sim.server import SimExchange
+
+                sim = await stack.enter_async_context(SimExchange(config.sim, symbols))
+            return await fetch_history(
                 args.exchange, args.symbol, args.timeframe, Path(args.out),
                 since=since, limit=args.limit, request_timeout=config.exchange.timeout_seconds,
-                sim_section=config.sim, sim_symbols=config.exchange.symbols, progress=progress,
+                sim=sim, progress=progress,
             )
-        )
+
+    try:
+        result = asyncio.run(fetch())
     finally:
         progress.close()
     resumed = " (resumed)" if result.resumed_from is not None else ""

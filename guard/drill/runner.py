@@ -39,7 +39,6 @@ from guard.approval.desk import ACKNOWLEDGMENT_PHRASES
 from guard.config import Config, replace_setting
 from guard.daemon import Daemon, running
 from guard.domain import AcknowledgmentKind, OrderType, ProposalRequest, Side
-from guard.drill.audit import JournalAuditor
 from guard.drill.scenarios import Scenario
 from guard.errors import DaemonError, GuardError
 from guard.events import (
@@ -50,6 +49,7 @@ from guard.events import (
     PositionLiquidated,
     TradingStateChanged,
 )
+from guard.journal.audit import JournalAuditor
 from guard.journal.chain import Entry, read_entries
 from guard.replay.operator import OperatorPolicy, ScriptedOperator
 from guard.wording import count

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from guard.domain import Bar, Trade, timeframe_ms
-from guard.feed.exchange import classify
+from guard.exchanges import classify
 from guard.feed.pacing import RateGate
 from guard.feed.validate import bar_from_row, trade_from_ccxt
 

@@ -19,15 +19,23 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import ccxt
 import structlog
 
-from guard.config import SimSection
 from guard.domain import Bar, timeframe_ms
 from guard.errors import BadInput, ExchangeUnavailable, FeedError, GuardError
-from guard.feed.exchange import SIM_ID, classify, make_exchange, retry_after, translate
+from guard.exchanges import (
+    SIM_API_KEY,
+    SIM_API_SECRET,
+    SIM_ID,
+    SimEndpoint,
+    classify,
+    make_exchange,
+    retry_after,
+    translate,
+)
 from guard.feed.history import append_csv, file_kind, read_bars, write_bars
 from guard.feed.validate import bar_from_row
 from guard.markets.files import read_specs, spec_path, write_specs
@@ -90,21 +98,25 @@ def parse_since(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+class RunningSim(SimEndpoint, Protocol):
+    """A simulated exchange someone started (`guard.sim.server.SimExchange` is one), with its clock."""
+
+    def now_ms(self) -> int: ...
+
+
 @contextlib.asynccontextmanager
 async def _venue(
-    exchange_id: str, request_timeout: float, sim_section: SimSection, sim_symbols: tuple[str, ...]
+    exchange_id: str, request_timeout: float, sim: RunningSim | None
 ) -> AsyncIterator[tuple[Any, Callable[[], int]]]:
-    """The ccxt exchange (REST) and a clock of the venue's time; "sim" starts the simulator here."""
-    async with contextlib.AsyncExitStack() as stack:
-        sim = None
-        if exchange_id == SIM_ID:
-            from guard.sim.server import SimExchange
-
-            sim = await stack.enter_async_context(SimExchange(sim_section, sim_symbols))
-        exchange = make_exchange(exchange_id, timeout_seconds=request_timeout, sim=sim, streaming=False)
-        stack.push_async_callback(exchange.close)
+    """The ccxt exchange (REST) and a clock of the venue's time (the simulator's own, for "sim")."""
+    if exchange_id == SIM_ID and sim is None:
+        raise BadInput('--exchange sim needs a running simulated exchange (the command line starts one)')
+    exchange = make_exchange(exchange_id, timeout_seconds=request_timeout, sim=sim, streaming=False)
+    try:
         now: Callable[[], int] = sim.now_ms if sim is not None else exchange.milliseconds
         yield exchange, now
+    finally:
+        await exchange.close()
 
 
 async def fetch_history(
@@ -116,8 +128,7 @@ async def fetch_history(
     since: int | None = None,
     limit: int | None = None,
     request_timeout: float = 10.0,
-    sim_section: SimSection | None = None,
-    sim_symbols: tuple[str, ...] = (),
+    sim: RunningSim | None = None,
     progress: Progress | None = None,
 ) -> FetchResult:
     """Fetch closed bars into `out` (CSV or Parquet), continuing a previous run's file.
@@ -126,7 +137,7 @@ async def fetch_history(
         exchange_id: ccxt id or "sim" (the simulated exchange, started in this process).
         since: first open time wanted; default `limit` bars back from now.
         limit: most bars to fetch in total; default 1000 when `since` is not given, else all.
-        sim_symbols: symbols the embedded simulator lists (the config's; `symbol` is added).
+        sim: the simulated exchange to fetch from when `exchange_id` is "sim" (started by the caller).
 
     Raises:
         BadInput: bad arguments, or an output file of another symbol or timeframe.
@@ -140,8 +151,7 @@ async def fetch_history(
     partial = out.with_name(out.name + ".partial.csv") if kind == "parquet" else out
     existing = _existing(out, partial, kind, symbol, timeframe)
     resumed_from = existing[-1].open_time if existing else None
-    symbols = tuple(dict.fromkeys((*sim_symbols, symbol)))
-    async with _venue(exchange_id, request_timeout, sim_section or SimSection(), symbols) as (exchange, now_ms):
+    async with _venue(exchange_id, request_timeout, sim) as (exchange, now_ms):
         await _load_markets(exchange, exchange_id, request_timeout)
         if symbol not in exchange.markets:
             listed = ", ".join(sorted(exchange.markets)[:5])
@@ -151,8 +161,6 @@ async def fetch_history(
         if exchange_id == SIM_ID:
             # Signed from here on (after the public market load): the simulator's brackets, as a keyed client
             # of the venue would get them. Its demo key guards nothing; a real venue's keys are never used here.
-            from guard.sim.private import SIM_API_KEY, SIM_API_SECRET
-
             exchange.apiKey, exchange.secret = SIM_API_KEY, SIM_API_SECRET
         spec, spec_notes = await _spec(exchange, exchange_id, symbol, out, request_timeout)
         now = now_ms()

@@ -35,9 +35,7 @@ from guard.clock import Clock
 from guard.config import ExchangeSection, FeedSection
 from guard.domain import Bar, Book, FeedHealth, MarketEvent, MarketSpec, MarkPrice, timeframe_ms
 from guard.errors import ConfigError, ExchangeUnavailable, FeedError
-from guard.feed.backfill import PAGE as BACKFILL_PAGE
-from guard.feed.backfill import Backfill
-from guard.feed.exchange import (
+from guard.exchanges import (
     BINANCE_FAMILY,
     SimEndpoint,
     classify,
@@ -45,6 +43,8 @@ from guard.feed.exchange import (
     retry_after,
     translate,
 )
+from guard.feed.backfill import PAGE as BACKFILL_PAGE
+from guard.feed.backfill import Backfill
 from guard.feed.frames import FrameGuard
 from guard.feed.health import HealthBoard, HealthListener
 from guard.feed.pacing import Backoff, RateGate

@@ -19,7 +19,7 @@ import structlog
 
 from guard.domain import ONE, ZERO, LeverageTier, MarketKind, MarketSpec
 from guard.errors import ExchangeUnavailable, FeedError
-from guard.feed.exchange import translate
+from guard.exchanges import translate
 from guard.markets.builtin import builtin_tiers, tiers_are_guessed
 from guard.markets.record import SpecRecord
 from guard.risk.liquidation import tiers_from_brackets

@@ -53,7 +53,6 @@ from guard.domain import (
     TradingState,
     timeframe_ms,
 )
-from guard.drill.audit import JournalAuditor
 from guard.errors import BadInput
 from guard.events import (
     DecisionRecorded,
@@ -68,12 +67,13 @@ from guard.events import (
     TradingStateChanged,
 )
 from guard.features import build_series_arrays
+from guard.journal.audit import JournalAuditor
 from guard.markets import default_spec
 from guard.model.artifact import LoadedModel
 from guard.model.labels import FLAT
 from guard.model.runner import ModelRunner, ReplaySignals
 from guard.model.tracker import LiveTracker
-from guard.proposals import ProposalPolicy, RiskLimits
+from guard.proposals.policy import ProposalPolicy, RiskLimits
 from guard.replay.history import SymbolHistory
 from guard.replay.inline import ReplayJournal, YoungCollections, drive
 from guard.replay.lean import Exposure, MarketGrid, first_work

@@ -31,6 +31,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from guard.exchanges import SIM_API_KEY, SIM_API_SECRET
 from guard.sim.books import MAX_LEVERAGE, SimAccount, SimBooks, SimOrder
 from guard.sim.brackets import sim_brackets
 from guard.sim.market import SimMarket
@@ -38,9 +39,6 @@ from guard.sim.public import ApiError, error_response
 
 log = structlog.get_logger(__name__)
 
-SIM_API_KEY = "guard-sim-demo-key"
-SIM_API_SECRET = "guard-sim-demo-secret"
-"""The simulated venue's built-in test key pair. It guards nothing: the simulator is offline."""
 DEFAULT_RECV_WINDOW_MS = 5_000
 MAX_RECV_WINDOW_MS = 60_000
 AHEAD_TOLERANCE_MS = 1_000

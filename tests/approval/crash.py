@@ -17,8 +17,8 @@ from pathlib import Path
 
 from guard.approval.state import GuardState
 from guard.domain import DecisionKind, TradingState
-from guard.drill.audit import JournalAuditor
 from guard.events import DecisionRecorded
+from guard.journal.audit import JournalAuditor
 from guard.journal.chain import read_entries, verify
 from tests.builders import START_PRICES, make_desk
 

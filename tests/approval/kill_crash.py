@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guard.approval.desk import REARM_PHRASE
-from guard.drill.audit import JournalAuditor
 from guard.events import KillCompleted, KillRequested, OperatorPresenceLost
+from guard.journal.audit import JournalAuditor
 from guard.journal.chain import read_entries, verify
 from tests.builders import START_PRICES, make_desk
 

@@ -26,8 +26,8 @@ from guard.domain import (
     Side,
     TradingState,
 )
-from guard.drill.audit import JournalAuditor
 from guard.events import DecisionRecorded
+from guard.journal.audit import JournalAuditor
 from guard.journal.chain import read_entries, verify
 from tests.builders import START_PRICES, SYMBOLS, make_config, make_desk, request
 

@@ -134,7 +134,7 @@ def test_cli_train_unreadable_data_exits_2(tmp_path: Path, capsys: pytest.Captur
 def test_cli_import_does_not_load_torch() -> None:
     """Importing the CLI, features, proposals, tracker and health never imports torch."""
     code = (
-        "import sys, guard, guard.cli, guard.features, guard.proposals, guard.model.tracker, "
+        "import sys, guard, guard.cli, guard.features, guard.proposals.policy, guard.model.tracker, "
         "guard.model.health, guard.model.artifact; guard.cli.build_parser(); print('torch' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from guard.config import Config
+from guard.config import Config, SimSection
 from guard.domain import MarketSpec
 from guard.errors import BadInput
 from guard.events import ProposalQueued
-from guard.feed.fetch import fetch_history, parse_since
+from guard.feed.fetch import FetchResult, fetch_history, parse_since
 from guard.feed.history import write_bars
 from guard.feed.importer import import_plain_csv
 from guard.journal.chain import read_entries
@@ -22,6 +22,7 @@ from guard.replay.engine import ReplayOptions
 from guard.replay.operator import OperatorPolicy, ScriptedOperator
 from guard.replay.run import run_replay
 from guard.sim.process import generate_history
+from guard.sim.server import SimExchange
 from tests.replay.test_cli import _guard
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +87,12 @@ def test_replay_spec_round_trip_through_fetch_from_simulator(tmp_path: Path) -> 
     """`fetch_history` from the simulator (ccxt over loopback) saves the venue's spec — its tick, step, minimums
     and its own leverage brackets — and a replay of the fetched bars prices with it; --spec overrides it."""
     out = tmp_path / "xrp.csv"
-    result = asyncio.run(fetch_history("sim", XRP, "1m", out, since=parse_since("2020-01-01"), limit=1_500))
+
+    async def fetch() -> FetchResult:
+        async with SimExchange(SimSection(), (*Config().exchange.symbols, XRP)) as sim:
+            return await fetch_history("sim", XRP, "1m", out, since=parse_since("2020-01-01"), limit=1_500, sim=sim)
+
+    result = asyncio.run(fetch())
     saved = read_specs(spec_path(out))[XRP]
     assert saved == result.spec and saved.guesses == () and saved.settle == "USDT"
     assert (saved.spec.tick_size, saved.spec.step_size) == (Decimal("0.0001"), Decimal("0.1"))

@@ -16,7 +16,7 @@ import ccxt
 import pytest
 
 from guard.config import SimSection
-from guard.feed.exchange import make_exchange
+from guard.exchanges import make_exchange
 from guard.sim.private import SIM_API_KEY, SIM_API_SECRET, PrivateFault
 from guard.sim.server import SimExchange
 from tests.api.support import wait_until

@@ -13,7 +13,7 @@ import ccxt
 import pytest
 
 from guard.config import SimSection
-from guard.feed.exchange import make_exchange
+from guard.exchanges import make_exchange
 from guard.feed.history import write_bars
 from guard.sim.process import generate_history
 from guard.sim.server import SimExchange

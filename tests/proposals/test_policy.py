@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from guard.config import ModelSection, ProposalsSection
 from guard.domain import HARD_LEVERAGE_CAP, MarketKind, MarketSpec, Side, Signal
-from guard.proposals import ProposalPolicy, RiskLimits
+from guard.proposals.policy import ProposalPolicy, RiskLimits
 
 SPEC = MarketSpec(
     symbol="BTC/USDT:USDT", base="BTC", quote="USDT", kind=MarketKind.LINEAR,

@@ -36,6 +36,11 @@ BINANCE_FAMILY = frozenset({"binance", "binanceusdm", "binancecoinm", SIM_ID})
 _STATUS = re.compile(r"\b(418|429|5\d\d)\b")
 
 
+SIM_API_KEY = "guard-sim-demo-key"
+SIM_API_SECRET = "guard-sim-demo-secret"
+"""The simulated exchange's demo key pair: it guards nothing (a real venue's keys come from the environment only)."""
+
+
 class SimEndpoint(Protocol):
     """Where a simulated exchange listens (`SimExchange` is one)."""
 

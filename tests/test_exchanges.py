@@ -6,7 +6,7 @@ import ccxt
 import pytest
 
 from guard.errors import BadInput, ExchangeRejected, ExchangeUnavailable, FeedError
-from guard.feed.exchange import classify, make_exchange, point_at_sim, translate
+from guard.exchanges import classify, make_exchange, point_at_sim, translate
 
 
 class _Sim:

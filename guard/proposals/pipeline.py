@@ -24,7 +24,7 @@ from guard.errors import GuardError
 from guard.features import WARMUP_BARS, FeatureWindow, WindowBuilder
 from guard.model.predictor import Predictor
 from guard.model.tracker import LiveTracker
-from guard.proposals import ProposalPolicy
+from guard.proposals.policy import ProposalPolicy
 
 log = structlog.get_logger(__name__)
 
