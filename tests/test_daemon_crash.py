@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -50,9 +51,9 @@ async def _open_positions(client: ApiClient) -> int:
     for n, (symbol, qty) in enumerate((("BTC/USDT:USDT", "0.01"), ("ETH/USDT:USDT", "0.5"))):
         async with asyncio.timeout(30):
             while True:
-                reply = await client.command(
-                    Propose(f"p{n}", symbol, Side.BUY, Decimal(qty), Decimal(2)), "alice"
-                )
+                # A fresh id each try: a repeated id would get its first answer again (invariant 13).
+                propose = Propose(f"p{n}-{uuid.uuid4().hex[:8]}", symbol, Side.BUY, Decimal(qty), Decimal(2))
+                reply = await client.command(propose, "alice")
                 if reply.ok:
                     break
                 await asyncio.sleep(0.2)  # no market price yet

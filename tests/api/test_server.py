@@ -369,7 +369,8 @@ async def test_rest_prices_far_from_the_market_are_refused_where_proposals_are_c
     await queue_proposal(daemon)  # marks are in
     for field, value in (("limit_price", "1E-9"), ("stop", "999999999999"), ("take_profit", "2000000")):
         reply = await client.command(
-            Propose("p", "BTC/USDT:USDT", Side.BUY, Decimal("0.001"), Decimal(2), **{field: Decimal(value)}), "alice"
+            Propose(f"p-{field}", "BTC/USDT:USDT", Side.BUY, Decimal("0.001"), Decimal(2), **{field: Decimal(value)}),
+            "alice",
         )
         assert not reply.ok and f"{field} {value} is more than 10x away from the market price" in reply.reason
 

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -50,14 +51,16 @@ async def _approve_resting(client: ApiClient, symbol: str, price: Decimal) -> st
     """Propose and approve a limit buy far below the market; returns the proposal id."""
     async with asyncio.timeout(60):
         while True:  # the daemon needs a first price from its feed before it takes a proposal
-            propose = Propose("p", symbol, Side.BUY, _size(symbol), Decimal(2), limit_price=price)
+            # A fresh id each try: a repeated id would get its first answer again (invariant 13).
+            command_id = f"p-{uuid.uuid4().hex[:8]}"
+            propose = Propose(command_id, symbol, Side.BUY, _size(symbol), Decimal(2), limit_price=price)
             reply = await client.command(propose, "ops")
             if reply.ok:
                 break
             assert "price" in reply.reason or "market data" in reply.reason, reply.reason
             await asyncio.sleep(0.2)
     pid = str(reply.data["proposal_id"])
-    approved = await client.command(Approve("a", pid, int(reply.data["version"])), "ops")
+    approved = await client.command(Approve(f"a-{pid}", pid, int(reply.data["version"])), "ops")
     assert approved.ok or "UNKNOWN" in approved.reason or "SUBMITTED" in approved.reason, approved.reason
     return pid
 
