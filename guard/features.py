@@ -31,8 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
-from guard.domain import Bar, timeframe_ms
+from guard.domain import Bar
 from guard.errors import InvalidMarketData
+from guard.timeframes import timeframe_ms
 
 log = structlog.get_logger(__name__)
 

@@ -13,10 +13,11 @@ from typing import Any
 
 import structlog
 
-from guard.domain import Bar, Trade, timeframe_ms
+from guard.domain import Bar, Trade
 from guard.exchanges import classify
 from guard.feed.pacing import RateGate
 from guard.feed.validate import bar_from_row, trade_from_ccxt
+from guard.timeframes import timeframe_ms
 
 log = structlog.get_logger(__name__)
 

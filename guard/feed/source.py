@@ -33,7 +33,7 @@ import structlog
 
 from guard.clock import Clock
 from guard.config import ExchangeSection, FeedSection
-from guard.domain import Bar, Book, FeedHealth, MarketEvent, MarketSpec, MarkPrice, timeframe_ms
+from guard.domain import Bar, Book, FeedHealth, MarketEvent, MarketSpec, MarkPrice
 from guard.errors import ConfigError, ExchangeUnavailable, FeedError
 from guard.exchanges import (
     BINANCE_FAMILY,
@@ -57,6 +57,7 @@ from guard.feed.validate import (
     trade_from_ccxt,
 )
 from guard.markets import venue as market_specs
+from guard.timeframes import timeframe_ms
 
 log = structlog.get_logger(__name__)
 

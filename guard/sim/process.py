@@ -33,8 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from guard.domain import Bar, timeframe_ms
+from guard.domain import Bar
 from guard.errors import BadInput
+from guard.timeframes import timeframe_ms
 
 BASE_TIMEFRAME = "1m"
 BASE_MS = 60_000
@@ -386,7 +387,7 @@ def generate_history(
         symbols: ccxt unified symbols, e.g. ("BTC/USDT:USDT", "ETH/USDT:USDT").
         start_ms: open time of the first bar; floored to the timeframe.
         bars: how many bars of `timeframe` to return per symbol.
-        timeframe: "1m", "5m", "1h", ... (see `guard.domain.TIMEFRAME_MS`).
+        timeframe: "1m", "5m", "1h", ... (see `guard.timeframes.TIMEFRAME_MS`).
         seed: seed of the process.
         scenario: one of `SCENARIOS`.
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from guard.domain import TIMEFRAME_MS
 from guard.sim.market import FUNDING_INTERVAL_MS, SimMarket
+from guard.timeframes import TIMEFRAME_MS
 
 Handler = Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import structlog
 from aiohttp import WSMsgType, web
 
-from guard.domain import TIMEFRAME_MS
 from guard.sim.faults import Fault, Faults
 from guard.sim.frames import (
     agg_trade_format,
@@ -34,6 +33,7 @@ from guard.sim.frames import (
 )
 from guard.sim.market import Kline, SimMarket
 from guard.sim.process import BASE_MS
+from guard.timeframes import TIMEFRAME_MS
 
 log = structlog.get_logger(__name__)
 
