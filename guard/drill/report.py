@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from guard import codec
-from guard.drill.runner import DrillResult
+from guard.drill.figures import DrillResult
 from guard.wording import count
 
 REPORT_JSON = "report.json"
