@@ -16,7 +16,8 @@ from typing import Any
 import msgspec
 
 from guard.approval.desk import REARM_PHRASE, ApprovalDesk, DeskSettings
-from guard.broker.sandbox import SandboxBroker, open_sandbox_broker
+from guard.broker.sandbox import SandboxBroker
+from guard.broker.sandbox_venue import open_sandbox_broker
 from guard.clock import Clock, SystemClock
 from guard.config import Config, ExchangeSection, SimSection, config_from_dict
 from guard.domain import MarketSpec, MarkPrice, OrderPurpose, OrderRequest, OrderStatus, OrderType, Side, TradingState

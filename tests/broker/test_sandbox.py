@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from guard.broker.sandbox import build_venue, sandbox_credentials
+from guard.broker.venue_client import build_venue, sandbox_credentials
 from guard.config import ExchangeSection, config_from_dict
 from guard.domain import OrderStatus, OrderType, ProposalStatus, Side, TradingState
 from guard.errors import BadInput, RealMoneyRefused
