@@ -219,7 +219,7 @@ class SandboxBroker:
         Raises:
             ExchangeUnavailable: the venue did not answer.
         """
-        symbols: list[str | None] = (
+        symbols: Sequence[str | None] = (
             [None] if every_symbol else sorted({*self._specs, *(o.symbol for o in self._venue_only.values())})
         )
         orders: list[VenueOrder] = []

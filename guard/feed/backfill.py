@@ -68,11 +68,10 @@ class Backfill:
         want = first
         attempts = 0
         while want <= last:
-            rows = await self._call(
-                symbol, "trades", lambda w=want: self._exchange().fetch_trades(
-                    symbol, limit=min(PAGE, last - w + 1), params={"fromId": w}
-                ),
-            )
+            def page(w: int = want) -> Any:
+                return self._exchange().fetch_trades(symbol, limit=min(PAGE, last - w + 1), params={"fromId": w})
+
+            rows = await self._call(symbol, "trades", page)
             if rows is None:
                 attempts += 1
                 if attempts >= ATTEMPTS:

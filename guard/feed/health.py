@@ -23,7 +23,8 @@ from guard.domain import FeedHealth
 
 log = structlog.get_logger(__name__)
 
-HealthListener = Callable[[FeedHealth], None]
+HealthListener = Callable[[FeedHealth], object]
+"""Told a symbol's health when it changes (what it returns is ignored)."""
 ERROR_WINDOW_SECONDS = 300.0
 
 

@@ -239,7 +239,7 @@ def parse_ohlcv(values: Sequence[object]) -> tuple[int, float, float, float, flo
     numbers = []
     for name, raw in zip(PLAIN_COLUMNS[1:], values[1:], strict=True):
         try:
-            x = float(raw) if not isinstance(raw, float) else raw  # type: ignore[arg-type]
+            x = float(raw) if not isinstance(raw, float) else raw  # type: ignore[arg-type]  # any cell: float() refuses it below
         except (TypeError, ValueError):
             return f"{name} {raw!r} is not a number"
         if not math.isfinite(x):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -40,7 +40,7 @@ from guard.feed.health import FeedStatistics, HealthBoard, HealthListener
 from guard.feed.outlet import EventOutlet
 from guard.feed.pacing import RateGate
 from guard.feed.sequence import BarBuilder, BarTracker
-from guard.feed.streams import FETCH_METHOD, WATCH_METHOD, StreamKeeper, fetcher, watcher
+from guard.feed.streams import FETCH_METHOD, WATCH_METHOD, Handler, StreamKeeper, fetcher, watcher
 from guard.feed.trades import TradeFlow
 from guard.feed.validate import bar_from_row, book_from_ccxt, mark_from_ccxt, ticker_from_ccxt
 from guard.markets import venue as market_specs
@@ -245,7 +245,7 @@ class CcxtFeed:
                 kinds.append("trades")
             self._trades.builders = {s: BarBuilder(s, self.timeframe, self._tf_ms) for s in self.symbols}
             log.info("feed.bars_from_trades", exchange=self.exchange_id)
-        plan = []
+        plan: list[tuple[str, str, str]] = []
         for kind in kinds:
             for symbol in self.symbols:
                 if kind == "mark" and not self._markets_linear(symbol):
@@ -282,21 +282,22 @@ class CcxtFeed:
             )
             await self._streams.poll_loop(kind, symbol, fetch, handle)
 
-    def _handler(self, kind: str) -> Callable[[str, Any], Awaitable[None]]:
-        return {
+    def _handler(self, kind: str) -> Handler:
+        handlers: dict[str, Handler] = {
             "trades": self._trades.on_trades,
             "bars": self._on_candles,
             "ticker": self._on_ticker,
             "mark": self._on_mark,
             "book": self._on_book,
-        }[kind]
+        }
+        return handlers[kind]
 
     # --- events --------------------------------------------------------------------
 
     async def _emit(self, symbol: str, event: MarketEvent) -> None:
         await self._emit_many(symbol, (event,))
 
-    async def _emit_many(self, symbol: str, events: tuple[MarketEvent, ...] | list[MarketEvent]) -> None:
+    async def _emit_many(self, symbol: str, events: Sequence[MarketEvent]) -> None:
         """Hand a batch of one symbol's events to the consumer, waiting while the queue is full."""
         if not events:
             return

@@ -85,7 +85,8 @@ class _Batch:
     notified: bool = field(default=False)
 
 
-Subscriber = Callable[[list[Entry]], None]
+Subscriber = Callable[[list[Entry]], object]
+"""Told each committed batch of entries (what it returns is ignored)."""
 HealthListener = Callable[[JournalFailing | None], None]
 """Told (on the writer's thread) when the journal starts failing (the error) and when it is healthy again (None)."""
 

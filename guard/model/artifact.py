@@ -101,7 +101,7 @@ class LoadedModel:
 
     @property
     def metrics(self) -> Mapping[str, Any]:
-        return self.info.config["metrics"]  # type: ignore[no-any-return]
+        return self.info.config["metrics"]  # type: ignore[no-any-return]  # config.json: training wrote a mapping
 
     @property
     def horizon_bars(self) -> int:

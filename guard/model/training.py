@@ -193,7 +193,7 @@ def _train(
             target = y[:, None, :].expand(b, m, length).reshape(-1)
             loss = F.cross_entropy(logits.permute(0, 1, 3, 2).reshape(-1, 3), target, ignore_index=UNKNOWN)
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optimiser.step()
             losses.append(loss.item())

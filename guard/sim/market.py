@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -111,8 +112,8 @@ class SimMarket:
         self._keep = max(keep_bars, 1_500)
         s = len(self.symbols)
         cap = 4_096
-        self._price = np.empty((cap, TICKS_PER_BAR, s))
-        self._steps = np.empty((cap, TICKS_PER_BAR, s), dtype=np.int64)
+        self._price: npt.NDArray[np.float64] = np.empty((cap, TICKS_PER_BAR, s))
+        self._steps: npt.NDArray[np.int64] = np.empty((cap, TICKS_PER_BAR, s), dtype=np.int64)
         self._first = 0
         self._n = 0
         self._step = np.array([p.step_size for p in self.params])
@@ -395,7 +396,10 @@ class SimMarket:
         return state
 
 
-def _grow(a: npt.NDArray[np.generic], cap: int) -> npt.NDArray[np.generic]:
+_Item = TypeVar("_Item", bound=np.generic)
+
+
+def _grow(a: npt.NDArray[_Item], cap: int) -> npt.NDArray[_Item]:
     out = np.empty((cap, *a.shape[1:]), dtype=a.dtype)
     out[: a.shape[0]] = a
     return out

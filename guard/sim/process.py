@@ -281,7 +281,7 @@ class PriceProcess:
         u_sj = self._rng_sjump.random((n, s))
         z_sj = self._rng_sjump_size.standard_normal((n, s))
         jump_sigma = _JUMP_SIGMAS * self._sigma[None, :] * vol_mult[:, None]
-        for i in np.nonzero(u_mj < _P_MARKET_JUMP)[0]:
+        for i in np.nonzero(u_mj < _P_MARKET_JUMP)[0].tolist():
             tick = int(u_mj[i] / _P_MARKET_JUMP * k)
             ret[i, tick, :] += z_mj[i] * jump_sigma[i] * self._beta
         for i, j in zip(*np.nonzero(u_sj < _P_SYMBOL_JUMP), strict=True):

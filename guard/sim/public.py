@@ -134,7 +134,7 @@ class PublicApi:
         """GET /fapi/v1/exchangeInfo: the listed perpetuals with their filters."""
         now = self._now()
         m = self.market
-        symbols = []
+        symbols: list[dict[str, Any]] = []
         for j, (symbol, mid, p) in enumerate(zip(m.symbols, m.ids, m.params, strict=True)):
             base, rest = symbol.split("/", 1)
             quote = rest.split(":", 1)[0]
