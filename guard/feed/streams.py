@@ -106,14 +106,7 @@ class StreamKeeper:
                 await asyncio.sleep(self._failed(kind, symbol, e, backoff))
                 continue
             silent_resets = 0
-            backoff.reset()
-            self._health.stream_ok(symbol, kind)
-            try:
-                await handle(symbol, result)
-            except Exception as e:
-                # A bug of ours, not the venue's: fail closed (unhealthy), keep the stream.
-                log.exception("feed.handler_failed", stream=kind, symbol=symbol)
-                await asyncio.sleep(self._failed(kind, symbol, e, backoff))
+            await self._hand_over(kind, symbol, result, handle, backoff)
 
     async def poll_loop(self, kind: str, symbol: str, fetch: Callable[[], Awaitable[Any]], handle: Handler) -> None:
         """Poll one stream over REST and hand each result to `handle`, until cancelled."""
@@ -125,15 +118,21 @@ class StreamKeeper:
             except Exception as e:
                 await asyncio.sleep(self._failed(kind, symbol, e, backoff))
                 continue
-            backoff.reset()
-            self._health.stream_ok(symbol, kind)
-            try:
-                await handle(symbol, result)
-            except Exception as e:
-                log.exception("feed.handler_failed", stream=kind, symbol=symbol)
-                await asyncio.sleep(self._failed(kind, symbol, e, backoff))
-                continue
-            await asyncio.sleep(self._fs.poll_interval_seconds)
+            if await self._hand_over(kind, symbol, result, handle, backoff):
+                await asyncio.sleep(self._fs.poll_interval_seconds)
+
+    async def _hand_over(self, kind: str, symbol: str, result: Any, handle: Handler, backoff: Backoff) -> bool:
+        """The stream answered: reset its backoff, show it healthy, handle the result; False if the handler failed."""
+        backoff.reset()
+        self._health.stream_ok(symbol, kind)
+        try:
+            await handle(symbol, result)
+        except Exception as e:
+            # A bug of ours, not the venue's: fail closed (unhealthy), keep the stream.
+            log.exception("feed.handler_failed", stream=kind, symbol=symbol)
+            await asyncio.sleep(self._failed(kind, symbol, e, backoff))
+            return False
+        return True
 
     def retry_after_seconds(self) -> float:
         """How long the venue asked us to wait (its Retry-After, or a refused handshake's); 1 s when it did not say."""
