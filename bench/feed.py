@@ -44,8 +44,8 @@ from guard.config import ExchangeSection, FeedSection, SimSection
 from guard.domain import Trade
 from guard.exchanges import make_exchange
 from guard.feed.source import CcxtFeed
+from guard.sim.frames import agg_trade_frames
 from guard.sim.server import SimExchange
-from guard.sim.ws import agg_trade_frames
 
 PEAK_TRADE_MSGS = 5_000
 """Assumed peak aggTrade messages per second of Binance USDⓈ-M BTCUSDT (see module doc)."""

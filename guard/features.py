@@ -31,8 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import structlog
 
-from guard.domain import Bar, timeframe_ms
+from guard.domain import Bar
 from guard.errors import InvalidMarketData
+from guard.timeframes import timeframe_ms
 
 log = structlog.get_logger(__name__)
 
@@ -248,7 +249,7 @@ def build_series(
     open_times = np.fromiter((b.open_time for b in bars), dtype=np.int64, count=len(bars))
     ohlcv = np.array([(b.open, b.high, b.low, b.close, b.volume) for b in bars], dtype=np.float64)
     return build_series_arrays(
-        symbol, timeframe, open_times, *(ohlcv[:, i] for i in range(5)), funding=funding
+        symbol, timeframe, open_times, ohlcv[:, 0], ohlcv[:, 1], ohlcv[:, 2], ohlcv[:, 3], ohlcv[:, 4], funding=funding
     )
 
 

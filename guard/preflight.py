@@ -116,7 +116,7 @@ def _offers(has: Mapping[str, Any], stream: str, streaming: bool) -> bool:
 
 def _sandbox(exchange: ExchangeSection, environ: Mapping[str, str]) -> list[ConfigProblem]:
     """The sandbox broker's keys are in the environment, and the venue has a testnet or demo account."""
-    from guard.broker.sandbox import DEMO_TRADING, sandbox_credentials
+    from guard.broker.venue_client import DEMO_TRADING, sandbox_credentials
     from guard.exchanges import SIM_ID, ccxt_class_name
 
     problems = []

@@ -13,7 +13,8 @@ from decimal import Decimal
 
 from guard.approval.state import GuardState
 from guard.clock import Clock
-from guard.domain import ZERO, Bar, FeedHealth, MarketEvent, MarkPrice, Ticker, timeframe_ms
+from guard.domain import ZERO, Bar, FeedHealth, MarketEvent, MarkPrice, Ticker
+from guard.timeframes import timeframe_ms
 
 VOLATILITY_BARS = 60
 """Closed bars the market's own volatility is measured over (for proposals that bring none: a person's, a

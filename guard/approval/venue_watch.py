@@ -29,7 +29,7 @@ from guard.events import Event, OrderUnknown, TradingStateChanged
 from guard.wording import count
 
 if TYPE_CHECKING:
-    from guard.broker.sandbox import VenueOrder
+    from guard.broker.venue_records import VenueOrder
 
 log = structlog.get_logger(__name__)
 

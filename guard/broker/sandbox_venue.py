@@ -1,4 +1,4 @@
-"""The sandbox venue as the daemon runs it: the broker and the venue's own dead-man switch.
+"""The sandbox venue as the daemon runs it: the broker opened on its client, and the venue's own dead-man switch.
 
 What keeps the journal and the venue in agreement (`guard.approval.venue_watch.VenueWatch`) runs
 beside the desk, next to execution; the desk builds it over this broker (`ApprovalDesk.watch_venue`).
@@ -23,7 +23,8 @@ from typing import Any
 
 import structlog
 
-from guard.broker.sandbox import SandboxBroker, build_venue, open_sandbox_broker, sandbox_credentials
+from guard.broker.sandbox import SandboxBroker
+from guard.broker.venue_client import build_venue, sandbox_credentials
 from guard.clock import Clock
 from guard.config import ExchangeSection
 from guard.domain import MarketSpec
@@ -172,3 +173,37 @@ async def open_venue(
             )
         finally:
             await deadman_client.close()
+
+
+@contextlib.asynccontextmanager
+async def open_sandbox_broker(
+    settings: ExchangeSection,
+    specs: Mapping[str, MarketSpec],
+    clock: Clock,
+    *,
+    sim: SimEndpoint | None = None,
+    redactor: Any = None,
+    environ: Mapping[str, str] = os.environ,
+    rate_limit_ms: float | None = None,
+) -> AsyncIterator[SandboxBroker]:
+    """A connected sandbox broker, its ccxt client closed on exit (`build_venue` for the arguments).
+
+    Raises:
+        RealMoneyRefused: the exchange has no sandbox or demo endpoints.
+        BadInput: no API key in the environment.
+        ExchangeUnavailable: the venue could not be reached.
+    """
+    key, secret = sandbox_credentials(settings, environ)
+    if redactor is not None:
+        redactor.add(key)
+        redactor.add(secret)
+    private = getattr(sim, "private", None)
+    if private is not None:
+        private.register(key, secret)  # an embedded simulator learns the key it will be signed with
+    exchange = build_venue(settings, key, secret, sim, rate_limit_ms=rate_limit_ms)
+    try:
+        broker = SandboxBroker(exchange, settings, specs, clock, secrets=(key, secret))
+        await broker.connect()
+        yield broker
+    finally:
+        await exchange.close()

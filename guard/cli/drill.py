@@ -37,8 +37,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def drill(args: argparse.Namespace) -> int:
     """Run a drill and write its reports; exit 0 when it met every bound, 1 when it did not."""
+    from guard.drill.options import DrillOptions
     from guard.drill.report import format_history, history, result_plain, write_reports
-    from guard.drill.runner import DrillOptions, run_drill
+    from guard.drill.runner import run_drill
 
     config = load_config(args.config)
     # The report is the output: only errors go to the log while a drill runs.

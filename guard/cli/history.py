@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, TextIO
 
 from guard import logs
 from guard.config import load_config
-from guard.domain import TIMEFRAME_MS, MarketKind
+from guard.domain import MarketKind
 from guard.errors import BadInput
+from guard.timeframes import TIMEFRAME_MS
 from guard.wording import count, utc_minute
 
 if TYPE_CHECKING:

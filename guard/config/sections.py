@@ -18,7 +18,8 @@ import msgspec
 from msgspec import Meta
 
 from guard.config.rules import Money, Says
-from guard.domain import HARD_LEVERAGE_CAP, TIMEFRAME_MS
+from guard.domain import HARD_LEVERAGE_CAP
+from guard.timeframes import TIMEFRAME_MS
 
 MIN_HEARTBEAT_TIMEOUT = 1.0
 """No console answers within less than a second across a network and a busy loop."""

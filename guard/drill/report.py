@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from guard import codec
-from guard.drill.runner import DrillResult
+from guard.drill.figures import DrillResult
 from guard.wording import count
 
 REPORT_JSON = "report.json"
@@ -44,7 +44,7 @@ class DrillSummary:
 
 def result_plain(result: DrillResult) -> dict[str, Any]:
     """The report's JSON: every figure, the named moments, and the chart's data."""
-    plain = codec.to_plain(result)
+    plain: dict[str, Any] = codec.to_plain(result)
     plain["samples"] = [
         {"t": round(s.t, 4), "marks": s.marks, "positions": {k: list(v) for k, v in s.positions.items()},
          "equity": round(s.equity, 4)}
@@ -192,7 +192,7 @@ def write_reports(result: DrillResult, directory: Path) -> tuple[Path, Path, Pat
 
 def history(drills: Path) -> list[DrillSummary]:
     """Past drills, oldest first, from their JSON reports (unreadable ones are skipped)."""
-    out = []
+    out: list[DrillSummary] = []
     if not drills.exists():
         return out
     for directory in sorted(p for p in drills.iterdir() if p.is_dir()):

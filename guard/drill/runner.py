@@ -15,7 +15,8 @@ pending, then breaks something (the scenario) and measures:
   next to the counterfactual of holding the positions the kill closed until the end of the
   observation window, and any invariant the journal auditor finds broken.
 
-Times are `time.monotonic()` seconds from the fault; journal times are taken on the journal's
+The options and the drill daemon's config are `guard.drill.options`; the timeline and the figures,
+`guard.drill.figures`. Times are `time.monotonic()` seconds from the fault; journal times are taken on the journal's
 writer thread the moment each batch commits.
 """
 
@@ -23,10 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -34,186 +33,29 @@ from typing import Any
 import structlog
 
 from guard.api.client import ApiClient, Session
-from guard.api.protocol import AlertRaised, Approve, Heartbeat, Kill
+from guard.api.protocol import Alert, AlertRaised, Approve, Heartbeat, Kill
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES
-from guard.config import Config, replace_setting
+from guard.config import Config
 from guard.daemon import Daemon, running
 from guard.domain import AcknowledgmentKind, OrderType, ProposalRequest, Side
+from guard.drill.figures import DrillResult, EndState, Sample, Timeline, drill_result
+from guard.drill.options import SYMBOLS, DrillOptions, drill_config, guard_home
 from guard.drill.scenarios import Scenario
 from guard.errors import DaemonError, GuardError
 from guard.events import (
     KillCompleted,
     KillRequested,
-    OrderCancelled,
-    OrderFilled,
-    PositionLiquidated,
-    TradingStateChanged,
 )
 from guard.journal.audit import JournalAuditor
 from guard.journal.chain import Entry, read_entries
 from guard.replay.operator import OperatorPolicy, ScriptedOperator
-from guard.wording import count
 
 log = structlog.get_logger(__name__)
 
-SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT")
 SAMPLE_SECONDS = 0.05
 START_TIMEOUT = 60.0
 """Seconds the drill waits for the daemon's market data (and model) to come up."""
 KILL_TIMEOUT = 15.0
-
-
-@dataclass(frozen=True, slots=True)
-class DrillOptions:
-    """How to run a drill.
-
-    Attributes:
-        scripted: an automated operator kills after `reaction_delay_seconds`; False waits for a
-            person at `guard tui`.
-        reaction_delay_seconds: the scripted operator's delay between seeing the alert and killing.
-        operator_timeout_seconds: how long an operator-driven drill waits for a person.
-        speed: simulated seconds per real second.
-        observe_seconds: how long after flat prices are watched (the counterfactual's horizon).
-        operator: the operator id of the console the drill attaches.
-    """
-
-    scripted: bool = True
-    reaction_delay_seconds: float = 0.25
-    operator_timeout_seconds: float = 300.0
-    speed: float = 60.0
-    observe_seconds: float = 2.0
-    operator: str = "drill-operator"
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """The market and the book at one moment of the drill."""
-
-    t: float
-    marks: dict[str, float]
-    positions: dict[str, tuple[float, float]]
-    """symbol -> (signed qty, entry price)."""
-    equity: float
-
-
-@dataclass(slots=True)
-class Timeline:
-    """What the drill saw, in seconds from the fault (negative: before it)."""
-
-    origin: float = 0.0
-    journal: list[tuple[float, Any]] = field(default_factory=list)
-    alerts: list[tuple[float, Any]] = field(default_factory=list)
-    samples: list[Sample] = field(default_factory=list)
-    marks: dict[str, float] = field(default_factory=dict)
-    """Named moments: event, detected, drill_alert, kill_sent, halted_reply, ..."""
-
-    def now(self) -> float:
-        return time.monotonic() - self.origin
-
-    def rebase(self, zero: float) -> None:
-        """Make `zero` (seconds from the drill's start) time zero of every record."""
-        self.journal = [(t - zero, e) for t, e in self.journal]
-        self.alerts = [(t - zero, a) for t, a in self.alerts]
-        self.samples = [Sample(s.t - zero, s.marks, s.positions, s.equity) for s in self.samples]
-        self.marks = {k: v - zero for k, v in self.marks.items()}
-
-    def mark(self, name: str) -> float:
-        self.marks[name] = self.now()
-        return self.marks[name]
-
-
-@dataclass(frozen=True, slots=True)
-class DrillResult:
-    """The figures of one drill (what the reports show)."""
-
-    scenario: str
-    title: str
-    mode: str
-    started_at: str
-    detection_s: float | None
-    reaction_s: float | None
-    halted_s: float | None
-    """Kill sent → HALTED committed to the journal (new orders blocked)."""
-    halted_ack_ms: float | None
-    """Kill sent → the operator's client had the HALTED acknowledgment."""
-    kill_internal_ms: float | None
-    """The daemon's own measure of the whole kill (KillCompleted.elapsed_ms)."""
-    cancels_s: list[float]
-    """Kill sent → each order's cancellation committed."""
-    last_cancel_s: float | None
-    flat_s: float | None
-    positions_left: int
-    orders_left: int
-    orders_cancelled: int
-    positions_flattened: int
-    loss_at_flat: float
-    counterfactual_loss: float
-    """Loss had the positions the kill closed been held to the end of the observation window."""
-    detected_by: str
-    alert_text: str
-    violations: list[str]
-    problems: list[str]
-    bounds: dict[str, float]
-    passed: bool
-    failures: list[str]
-    throttle_latched: bool
-    notes: list[str]
-    timeline: dict[str, float]
-    samples: list[Sample]
-    journal_events: list[tuple[float, str, str]]
-    """(t, type, symbol or "") of the events that matter for the chart."""
-    home: str
-
-
-@contextlib.contextmanager
-def guard_home(path: Path) -> Iterator[None]:
-    """Point GUARD_HOME at the drill daemon's own state directory for the drill's duration.
-
-    The state directory is chosen by this variable over the config everywhere in guard (daemon,
-    client, `guard tui`), so this is how a drill keeps its daemon away from a trading one.
-    """
-    previous = os.environ.get("GUARD_HOME")
-    os.environ["GUARD_HOME"] = str(path)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("GUARD_HOME", None)
-        else:
-            os.environ["GUARD_HOME"] = previous
-
-
-def drill_config(base: Config, scenario: Scenario, options: DrillOptions) -> Config:
-    """The drill daemon's config: the simulated exchange, loopback TCP, and the scenario's settings."""
-    overlay: dict[str, dict[str, Any]] = {
-        "exchange": {"id": "sim", "symbols": list(SYMBOLS), "broker": "paper"},
-        "sim": {"speed": options.speed, "history": "", "scenario": "calm"},
-        "model": {"enabled": False, "max_age_days": 1_000_000.0},
-    }
-    if options.scripted or base.api.transport == "tcp":
-        # Loopback TCP on a free port (written to the endpoint file): never the trading daemon's port,
-        # and no unix-socket path length limit for deep drill directories.
-        overlay["api"] = {"transport": "tcp", "host": "127.0.0.1", "port": 0}
-    for section, values in scenario.config.items():
-        overlay[section] = {**overlay.get(section, {}), **values}
-    if overlay["model"].get("enabled") and not Path(base.model.path).exists():
-        # Run from outside the repository: the shipped model, wherever guard is installed from.
-        shipped = Path(__file__).resolve().parents[2] / "models" / "default"
-        if shipped.exists():
-            overlay["model"]["path"] = str(shipped)
-    config = base
-    for section, values in overlay.items():
-        current = getattr(config, section)
-        for key, value in values.items():
-            current = replace_setting(current, section, key, value)
-        config = _replace(config, section, current)
-    return config
-
-
-def _replace(config: Config, section: str, value: Any) -> Config:
-    import msgspec
-
-    return msgspec.structs.replace(config, **{section: value})
 
 
 class Drill:
@@ -238,7 +80,7 @@ class Drill:
         self._killed = asyncio.Event()
         self._completed = asyncio.Event()
         self._drop_console = asyncio.Event()
-        self._detection_alert: Any = None
+        self._detection_alert: Alert | None = None
         self._nobody_reacted = False
         self._notes: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -493,103 +335,20 @@ class Drill:
     # --- the figures -------------------------------------------------------------------
 
     async def _result(self, daemon: Daemon, started_at: str) -> DrillResult:
+        """What is left at the end, read from the daemon; then the figures (`guard.drill.figures`)."""
         desk = daemon.desk
         assert desk is not None
-        tl, sc = self.tl, self.scenario
-        tl.rebase(tl.marks.get("event", 0.0))
-        m = tl.marks
-        kill = m.get("kill_sent")
-        halted = next(
-            (t for t, e in tl.journal if isinstance(e, TradingStateChanged) and e.state.value == "HALTED"
-             and (kill is None or t >= kill - 1e-3)),
-            None,
-        )
-        cancels = [t - kill for t, e in tl.journal if isinstance(e, OrderCancelled) and e.reason == "kill switch"
-                   and kill is not None and t >= kill - 1e-3]
-        completed = next((e for _, e in tl.journal if isinstance(e, KillCompleted)), None)
-        flat_at = next((t for t, e in tl.journal if isinstance(e, KillCompleted) and e.flat), None)
+        self.tl.rebase(self.tl.marks.get("event", 0.0))
         broker = desk.broker
         positions_left = max(len(desk.state.account.positions), len([p for p in await broker.positions() if p.qty]))
         orders_left = max(len(desk.state.open_orders()), len(await broker.open_orders()))
         events = [e.event for e in read_entries(desk.journal_path)]
         violations = JournalAuditor(Decimal(str(self.config.risk.max_leverage))).violations(events)
-        loss_flat, loss_cf = self._losses(kill, flat_at)
-        detection = m.get("detected")
-        if sc.name == "operator-disconnect" and detection is not None:
-            # The fault is the silence: count from the last heartbeat the daemon heard before the alert.
-            self._notes.append("detection counted from the console's drop; the dead-man's own clock starts at "
-                               "the last heartbeat heard from any console")
-        reaction = None
-        if kill is not None and detection is not None:
-            seen = m.get("drill_alert", detection) if not self.options.scripted else detection
-            reaction = kill - seen
-        halted_s = None if halted is None or kill is None else halted - kill
-        halted_ack = None if kill is None or "halted_reply" not in m else (m["halted_reply"] - kill) * 1000
-        flat_s = None if flat_at is None or kill is None else flat_at - kill
-        bounds = {
-            "detection_s": sc.detection_bound_seconds,
-            "halted_ms": sc.halt_bound_ms,
-            "flat_s": sc.flat_bound_seconds,
-        }
-        failures = []
-        if detection is None or detection > sc.detection_bound_seconds:
-            failures.append(f"detection {detection} s is over the {sc.detection_bound_seconds} s bound")
-        if halted_s is None or halted_s * 1000 > sc.halt_bound_ms:
-            failures.append(f"HALTED after {halted_s} s, over the {sc.halt_bound_ms} ms bound")
-        if flat_s is None or flat_s > sc.flat_bound_seconds:
-            failures.append(f"flat after {flat_s} s, over the {sc.flat_bound_seconds} s bound")
-        if positions_left or orders_left:
-            failures.append(f"{count(positions_left, 'position')} and {count(orders_left, 'open order')} left")
-        if violations:
-            failures.append(count(len(violations), "invariant violation"))
-        if self._nobody_reacted:
-            failures.append("nobody pulled the kill switch: the drill did")
-        if sc.name == "runaway-model" and not desk.state.throttle_latched:
-            failures.append("the execution throttle did not latch")
-        chart_events = []
-        for t, e in tl.journal:
-            if isinstance(e, OrderFilled):
-                chart_events.append((t, "fill", e.fill.symbol))
-            elif isinstance(e, OrderCancelled):
-                chart_events.append((t, "cancel", ""))
-            elif isinstance(e, PositionLiquidated):
-                chart_events.append((t, "liquidation", e.symbol))
-            elif isinstance(e, TradingStateChanged):
-                chart_events.append((t, e.state.value, ""))
-        alert = self._detection_alert
-        return DrillResult(
-            scenario=sc.name, title=sc.title, mode="scripted" if self.options.scripted else "operator",
-            started_at=started_at, detection_s=detection, reaction_s=reaction, halted_s=halted_s,
-            halted_ack_ms=halted_ack,
-            kill_internal_ms=completed.elapsed_ms if completed else None,
-            cancels_s=sorted(cancels), last_cancel_s=max(cancels) if cancels else None, flat_s=flat_s,
-            positions_left=positions_left, orders_left=orders_left,
-            orders_cancelled=completed.orders_cancelled if completed else 0,
-            positions_flattened=completed.positions_flattened if completed else 0,
-            loss_at_flat=loss_flat, counterfactual_loss=loss_cf,
-            detected_by=alert.kind if alert else "", alert_text=alert.text if alert else "",
-            violations=violations, problems=list(completed.problems) if completed else [],
-            bounds=bounds, passed=not failures, failures=failures,
-            throttle_latched=desk.state.throttle_latched, notes=self._notes,
-            timeline=dict(m), samples=list(tl.samples), journal_events=chart_events, home=str(self.home),
+        end = EndState(positions_left, orders_left, violations, desk.state.throttle_latched)
+        return drill_result(
+            self.tl, self.scenario, self.options, end, started_at=started_at, detection_alert=self._detection_alert,
+            nobody_reacted=self._nobody_reacted, notes=self._notes, home=self.home,
         )
-
-    def _losses(self, kill: float | None, flat_at: float | None) -> tuple[float, float]:
-        """Loss from the fault to flat, and the loss had the positions at the kill been held to the end."""
-        samples = self.tl.samples
-        if not samples:
-            return 0.0, 0.0
-        before = [s for s in samples if s.t <= 0] or samples[:1]
-        at_event = before[-1]
-        at_kill = [s for s in samples if kill is not None and s.t <= kill] or [at_event]
-        k = at_kill[-1]
-        end = samples[-1]
-        after = [s for s in samples if flat_at is not None and s.t >= flat_at] or [end]
-        flat = after[0]
-        loss_flat = at_event.equity - flat.equity
-        held = sum(q * (end.marks.get(sym, e) - k.marks.get(sym, e)) for sym, (q, e) in k.positions.items())
-        loss_cf = at_event.equity - (k.equity + held)
-        return round(loss_flat, 2), round(loss_cf, 2)
 
 
 async def run_drill(

@@ -13,10 +13,11 @@ from typing import Any
 
 import structlog
 
-from guard.domain import Bar, Trade, timeframe_ms
+from guard.domain import Bar, Trade
 from guard.exchanges import classify
 from guard.feed.pacing import RateGate
 from guard.feed.validate import bar_from_row, trade_from_ccxt
+from guard.timeframes import timeframe_ms
 
 log = structlog.get_logger(__name__)
 
@@ -67,11 +68,10 @@ class Backfill:
         want = first
         attempts = 0
         while want <= last:
-            rows = await self._call(
-                symbol, "trades", lambda w=want: self._exchange().fetch_trades(
-                    symbol, limit=min(PAGE, last - w + 1), params={"fromId": w}
-                ),
-            )
+            def page(w: int = want) -> Any:
+                return self._exchange().fetch_trades(symbol, limit=min(PAGE, last - w + 1), params={"fromId": w})
+
+            rows = await self._call(symbol, "trades", page)
             if rows is None:
                 attempts += 1
                 if attempts >= ATTEMPTS:

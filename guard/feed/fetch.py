@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import ccxt
 import structlog
 
-from guard.domain import Bar, timeframe_ms
+from guard.domain import Bar
 from guard.errors import BadInput, ExchangeUnavailable, FeedError, GuardError
 from guard.exchanges import (
     SIM_API_KEY,
@@ -41,6 +41,7 @@ from guard.feed.validate import bar_from_row
 from guard.markets.files import read_specs, spec_path, write_specs
 from guard.markets.record import SpecRecord
 from guard.markets.venue import venue_record
+from guard.timeframes import timeframe_ms
 
 log = structlog.get_logger(__name__)
 

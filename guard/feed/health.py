@@ -6,13 +6,13 @@ to back off ("rate limited"); one of its streams is failing ("disconnected",
 "exchange unavailable: 503", ...); a gap in its trades or bars is being filled or could not
 be ("gap in trades: 12 missing, backfilling"); an event was refused for bad data within the
 last `invalid_hold_seconds` ("invalid data: nan price"). Every condition clears by itself
-when the cause goes away.
+when the cause goes away. `FeedStatistics` counts what the feed delivered, refused and lost.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -23,7 +23,8 @@ from guard.domain import FeedHealth
 
 log = structlog.get_logger(__name__)
 
-HealthListener = Callable[[FeedHealth], None]
+HealthListener = Callable[[FeedHealth], object]
+"""Told a symbol's health when it changes (what it returns is ignored)."""
 ERROR_WINDOW_SECONDS = 300.0
 
 
@@ -212,3 +213,28 @@ class HealthBoard:
 def _kind(reason: str) -> str:
     # "stale: no data for 3.1 s" and "stale: no data for 3.4 s" are the same state.
     return reason.split(":", 1)[0] + (reason.split("(", 1)[1] if "(" in reason else "")
+
+
+@dataclass(slots=True)
+class FeedStatistics:
+    """Counters since the feed started (for status, tests and benchmarks)."""
+
+    events: Counter[str] = field(default_factory=Counter)
+    """Events delivered, by type name."""
+    rejected: Counter[str] = field(default_factory=Counter)
+    """Events and frames refused, by reason."""
+    trade_gaps: int = 0
+    trades_missing: int = 0
+    """Trades found missing by id (gaps), whether later recovered or not."""
+    trades_backfilled: int = 0
+    trades_lost: int = 0
+    """Missing trades that could not be recovered (their bars are marked incomplete)."""
+    lost_ranges: deque[tuple[str, int, int]] = field(default_factory=lambda: deque(maxlen=10_000))
+    """(symbol, first id, last id) of the most recent runs of lost trades, for audits."""
+    bar_gaps: int = 0
+    bars_backfilled: int = 0
+    bars_lost: int = 0
+    stream_errors: Counter[str] = field(default_factory=Counter)
+    """Stream failures, by reason ("disconnected", "rate limited", ...)."""
+    watchdog_resets: int = 0
+    queue_high_water: int = 0

@@ -7,7 +7,7 @@ The format, for both:
 
 `timestamp` is the bar's open time in integer milliseconds since the Unix epoch (UTC); prices
 and volume are decimal numbers; `symbol` is a ccxt unified symbol and `timeframe` one of
-`guard.domain.TIMEFRAME_MS` (1m … 1d). A file may hold several symbols; each symbol's rows are
+`guard.timeframes.TIMEFRAME_MS` (1m … 1d). A file may hold several symbols; each symbol's rows are
 in strictly increasing time. Parquet files use the same column names (int64, float64 and
 string columns).
 
@@ -30,9 +30,10 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from guard.domain import TIMEFRAME_MS, Bar
+from guard.domain import Bar
 from guard.errors import BadInput, InvalidMarketData
 from guard.feed.validate import check_bar
+from guard.timeframes import TIMEFRAME_MS
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume", "symbol", "timeframe")
 PLAIN_COLUMNS = COLUMNS[:6]
@@ -238,7 +239,7 @@ def parse_ohlcv(values: Sequence[object]) -> tuple[int, float, float, float, flo
     numbers = []
     for name, raw in zip(PLAIN_COLUMNS[1:], values[1:], strict=True):
         try:
-            x = float(raw) if not isinstance(raw, float) else raw  # type: ignore[arg-type]
+            x = float(raw) if not isinstance(raw, float) else raw  # type: ignore[arg-type]  # any cell: float() refuses it below
         except (TypeError, ValueError):
             return f"{name} {raw!r} is not a number"
         if not math.isfinite(x):

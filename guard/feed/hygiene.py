@@ -28,8 +28,9 @@ from itertools import pairwise
 
 import numpy as np
 
-from guard.domain import Bar, Timeframe, timeframe_ms
+from guard.domain import Bar
 from guard.errors import BadInput
+from guard.timeframes import Timeframe, timeframe_ms
 
 BAD_TICK_FACTOR = 20.0
 """A wick this many times its neighbours' median range is a bad tick."""

@@ -33,7 +33,7 @@ from decimal import Decimal, InvalidOperation
 from itertools import pairwise
 from pathlib import Path
 
-from guard.domain import TIMEFRAME_MS, Bar, MarketKind, MarketSpec, Timeframe
+from guard.domain import Bar, MarketKind, MarketSpec
 from guard.errors import BadInput
 from guard.feed.history import parse_ohlcv
 from guard.feed.hygiene import BAD_TICK_FACTOR, count_gaps, fill_gaps, find_bad_ticks
@@ -41,6 +41,7 @@ from guard.feed.names import parse_symbol, symbol_from_name
 from guard.markets.builtin import builtin_spec, builtin_tiers, tiers_are_guessed
 from guard.markets.files import check_increment, spec_for_history
 from guard.markets.record import SpecRecord
+from guard.timeframes import TIMEFRAME_MS, Timeframe
 
 _TIME_NAMES = ("timestamp", "time", "date", "datetime", "open_time", "opentime", "open time", "ts", "unix")
 _NAMES = {

@@ -21,8 +21,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from guard.domain import TIMEFRAME_MS, MarketKind
+from guard.domain import MarketKind
 from guard.errors import BadInput
+from guard.timeframes import TIMEFRAME_MS
 
 KNOWN_QUOTES = (
     "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "EUR", "USD", "BTC", "ETH", "BNB", "TRY", "GBP", "JPY",

@@ -58,7 +58,7 @@ class Backoff:
 
     def next_delay(self) -> float:
         """The delay before the next attempt; each call doubles the ceiling."""
-        ceiling = min(self._maximum, self._initial * (2 ** min(self.attempts, 30)))
+        ceiling = min(self._maximum, self._initial * (2.0 ** min(self.attempts, 30)))
         self.attempts += 1
         delay = ceiling / 2 + self._rng.uniform(0, ceiling / 2)
         return min(self._maximum, max(self._floor, delay))

@@ -11,8 +11,9 @@ import heapq
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
-from guard.domain import Bar, FeedHealth, MarketEvent, MarkPrice, timeframe_ms
+from guard.domain import Bar, FeedHealth, MarketEvent, MarkPrice
 from guard.feed.history import read_bars
+from guard.timeframes import timeframe_ms
 
 
 class ReplayFeed:

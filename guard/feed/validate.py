@@ -47,7 +47,7 @@ def trade_from_ccxt(t: Mapping[str, Any], symbol: str) -> Trade | str:
     tid = t.get("id")
     if tid is None:
         return "malformed: no trade id"
-    side = _SIDES.get(t.get("side"))  # type: ignore[arg-type]
+    side = _SIDES.get(t.get("side"))  # type: ignore[arg-type]  # a missing or odd side is simply not found
     if side is None:
         return "malformed: no side"
     return Trade(symbol, tid, ts, price, amount, side)
@@ -104,7 +104,8 @@ def ticker_from_ccxt(t: Mapping[str, Any], symbol: str, now_ms: int) -> Ticker |
     if bid is not None and ask is not None and bid > ask:
         return "crossed ticker (bid > ask)"
     ts = t.get("timestamp")
-    return Ticker(symbol, ts if isinstance(ts, int) and ts > 0 else now_ms, float(last), bid, ask)  # type: ignore[arg-type]
+    stamp = ts if isinstance(ts, int) and ts > 0 else now_ms
+    return Ticker(symbol, stamp, float(last), bid, ask)  # type: ignore[arg-type]  # `_bad_price` refused a missing last
 
 
 def mark_from_ccxt(t: Mapping[str, Any], symbol: str, now_ms: int) -> MarkPrice | str:
@@ -123,7 +124,7 @@ def mark_from_ccxt(t: Mapping[str, Any], symbol: str, now_ms: int) -> MarkPrice 
     return MarkPrice(
         symbol,
         ts if isinstance(ts, int) and ts > 0 else now_ms,
-        float(mark),  # type: ignore[arg-type]
+        float(mark),  # type: ignore[arg-type]  # `_bad_price` above refused a missing or non-numeric mark
         index,
         funding,
         int(next_funding) if isinstance(next_funding, (int, float)) and next_funding > 0 else None,

@@ -61,6 +61,7 @@ def decode_event(seq: int, type_name: str, payload: str | bytes) -> Event:
     if cls is None:
         raise JournalCorrupt(f"event {seq}: unknown event type {type_name!r}")
     try:
+        # decode returns an instance of `cls`, an Event class from EVENT_TYPES (typed as its base there).
         return codec.decode(cls, payload, root=f"event {seq} ({type_name})")  # type: ignore[return-value]
     except DecodeError as e:
         raise JournalCorrupt(f"event {seq}: {e}") from e

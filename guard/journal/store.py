@@ -1,10 +1,10 @@
 """The journal: an append-only SQLite event store, the source of truth for audit and restart.
 
 Each row holds one event with its sequence number and a hash chain (see `guard.journal.chain`).
-Writes happen on one worker thread in group commits; `append()` assigns sequence numbers and
-hashes at once, on the caller's thread, and returns a receipt that completes when the rows are
-committed. Durable appends (operator decisions, orders) commit with synchronous=FULL. After each
-commit the anchor file (`guard.journal.anchor`) records how far the journal reached.
+Writes happen on one worker thread in group commits (the SQLite side is `guard.journal.database`);
+`append()` assigns sequence numbers and hashes at once, on the caller's thread, and returns a receipt
+that completes when the rows are committed. Durable appends (operator decisions, orders) commit with
+synchronous=FULL. After each commit the anchor file (`guard.journal.anchor`) records how far the journal reached.
 
 A failed write (a full disk, an I/O error, a read-only filesystem) does not end the journal: it turns
 *failing*. The rows that could not be written are kept in memory, in order, and new appends join them;
@@ -41,23 +41,9 @@ from guard.journal.chain import (
     encode_event,
     read_entries,
 )
+from guard.journal.database import SCHEMA, Row, checkpoint, connect, connect_writer, write_rows
 
 log = structlog.get_logger(__name__)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq       INTEGER PRIMARY KEY,
-    at        INTEGER NOT NULL,
-    type      TEXT    NOT NULL,
-    payload   TEXT    NOT NULL,
-    prev_hash TEXT    NOT NULL,
-    hash      TEXT    NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events
-BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events
-BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
-"""
 
 CHECKPOINT_IDLE_S = 0.005
 """The writer copies the WAL back into the database once it has been idle this long, so a checkpoint (two
@@ -65,21 +51,8 @@ fsyncs and a page copy, 2-3 ms) lands between commands instead of inside one."""
 CHECKPOINT_AFTER_ROWS = 256
 """...and once at least this many rows were committed since the last one (an idle checkpoint of a few
 pages would double the fsyncs of a quiet daemon)."""
-WAL_HARD_LIMIT_PAGES = 16384
-"""SQLite's own checkpoint, inline in a commit, only if the journal is never idle that long: 64 MB of WAL, about
-2,500 approvals back to back (each commits ~3 pages twice). SQLite's default, 4 MB, put a 2.5-3.3 ms checkpoint
-inside one approval in 170 during a burst."""
-WAL_KEPT_BYTES = 4 * 1024 * 1024
-"""A WAL that a burst grew beyond this is cut back to it once checkpointed, so the file does not stay at its
-high-water mark."""
 RETRY_SECONDS = 0.5
 """How often a failing journal tries to write what it keeps."""
-_NO_PAGE_LIMIT = 1_073_741_823
-"""SQLite's own ceiling on a database's pages (what `PRAGMA max_page_count` is without a limit)."""
-
-_INSERT = "INSERT INTO events (seq, at, type, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)"
-
-
 class Receipt:
     """Completes when the appended events are committed. Await it, or call `result()`."""
 
@@ -105,14 +78,15 @@ class Receipt:
 
 @dataclass(slots=True)
 class _Batch:
-    rows: list[tuple[int, int, str, str, str, str]]
+    rows: list[Row]
     events: Sequence[Event]
     durable: bool
     future: concurrent.futures.Future[int]
     notified: bool = field(default=False)
 
 
-Subscriber = Callable[[list[Entry]], None]
+Subscriber = Callable[[list[Entry]], object]
+"""Told each committed batch of entries (what it returns is ignored)."""
 HealthListener = Callable[[JournalFailing | None], None]
 """Told (on the writer's thread) when the journal starts failing (the error) and when it is healthy again (None)."""
 
@@ -165,8 +139,8 @@ class Journal:
         self.anchor_at_open: AnchorPoint | None = read_anchor(anchor_path(self.path))
         """How far the journal had reached when it was last written, by its anchor (None: no anchor)."""
         try:
-            conn = self._connect()
-            conn.executescript(_SCHEMA)
+            conn = connect(self.path, self._synchronous)
+            conn.executescript(SCHEMA)
             row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
             first = conn.execute("SELECT hash FROM events WHERE seq = 1").fetchone()
         except sqlite3.DatabaseError as e:
@@ -293,20 +267,8 @@ class Journal:
             )
         self._anchor.close()
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        return conn
-
-    def _writer_connection(self) -> sqlite3.Connection:
-        conn = self._connect()
-        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_HARD_LIMIT_PAGES}")
-        conn.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
-        return conn
-
     def _writer(self) -> None:
-        conn = self._writer_connection()
+        conn = connect_writer(self.path, self._synchronous)
         unchecked_rows = 0
         try:
             while True:
@@ -322,7 +284,7 @@ class Journal:
                     if self._backlog:
                         conn = self._retry(conn)
                     else:
-                        self._checkpoint(conn)
+                        checkpoint(conn, self.path)
                         unchecked_rows = 0
                     continue
                 if first is None:
@@ -351,14 +313,6 @@ class Journal:
         finally:
             conn.close()
 
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        """Copy committed WAL pages into the database (PASSIVE: never waits on a reader). Committed rows are
-        safe in the WAL either way, so a failure here is only logged; SQLite retries at its hard limit."""
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except sqlite3.Error as e:
-            log.warning("journal_checkpoint_failed", error=str(e), path=str(self.path))
-
     def _commit(self, conn: sqlite3.Connection, batches: list[_Batch]) -> None:
         if self._backlog:
             self._keep(batches)  # behind rows that are not written yet: the order of the chain is the order on disk
@@ -374,23 +328,8 @@ class Journal:
     def _write(self, conn: sqlite3.Connection, batches: list[_Batch]) -> JournalFailing | None:
         """One transaction for these batches; the error when SQLite refused it (nothing of it is written)."""
         sync = "FULL" if self._synchronous == "FULL" and any(b.durable for b in batches) else "NORMAL"
-        pages = self.page_limit or _NO_PAGE_LIMIT
-        try:
-            if (sync, pages) != self._settings.get(id(conn)):
-                conn.execute(f"PRAGMA synchronous={sync}")
-                conn.execute(f"PRAGMA max_page_count={int(pages)}")
-                self._settings[id(conn)] = (sync, pages)
-            conn.execute("BEGIN IMMEDIATE")
-            for b in batches:
-                conn.executemany(_INSERT, b.rows)
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            return JournalFailing(f"journal write failed: {e}")
-        return None
+        rows = (b.rows for b in batches)
+        return write_rows(conn, rows, synchronous=sync, page_limit=self.page_limit, settings=self._settings)
 
     def _anchor_to(self, batches: list[_Batch]) -> None:
         last = next((b.rows[-1] for b in reversed(batches) if b.rows), None)
@@ -418,7 +357,7 @@ class Journal:
         self._last_retry = time.monotonic()
         try:
             conn.close()
-            conn = self._writer_connection()
+            conn = connect_writer(self.path, self._synchronous)
             self._settings.pop(id(conn), None)
         except sqlite3.Error as e:
             log.warning("journal_reopen_failed", error=str(e), path=str(self.path))

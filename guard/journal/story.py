@@ -16,7 +16,7 @@ from guard.domain import DecisionKind, OrderPurpose, Proposal, ProposalStatus, R
 from guard.journal.export import iso_time
 from guard.journal.phrases import ending, purpose_name, quote_of
 from guard.journal.positions import PositionLife
-from guard.journal.trace import OrderTrace, ProposalTrace
+from guard.journal.proposal_trace import OrderTrace, ProposalTrace
 
 _LABEL = 14
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")

@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import structlog
 
-from guard.domain import timeframe_ms
 from guard.errors import ModelFileError
 from guard.features import N_FEATURES, schema_hash
 from guard.model.labels import LABELS, BarrierParams
 from guard.model.novelty import METHOD as NOVELTY_METHOD
 from guard.model.novelty import SPANS as NOVELTY_SPANS
+from guard.timeframes import timeframe_ms
 
 if TYPE_CHECKING:
     from guard.model.network import EnsembleTCN
@@ -101,7 +101,7 @@ class LoadedModel:
 
     @property
     def metrics(self) -> Mapping[str, Any]:
-        return self.info.config["metrics"]  # type: ignore[no-any-return]
+        return self.info.config["metrics"]  # type: ignore[no-any-return]  # config.json: training wrote a mapping
 
     @property
     def horizon_bars(self) -> int:

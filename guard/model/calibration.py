@@ -22,12 +22,14 @@ def member_probs(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = logits / temperature
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    probs: np.ndarray = e / e.sum(axis=-1, keepdims=True)
+    return probs
 
 
 def ensemble_probs(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """The ensemble's probabilities: the mean of its members' (N, 3)."""
-    return member_probs(logits, temperature).mean(axis=1)
+    mean: np.ndarray = member_probs(logits, temperature).mean(axis=1)
+    return mean
 
 
 def nll(probs: np.ndarray, labels: np.ndarray) -> float:

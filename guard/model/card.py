@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from guard.domain import timeframe_ms
 from guard.features import FEATURES, WARMUP_BARS, WINDOW
+from guard.timeframes import timeframe_ms
 from guard.wording import utc_minute
 
 SYNTHETIC_WARNING = "This model was trained on synthetic data — a demonstration, not a trading edge."

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from guard.domain import timeframe_ms
 from guard.features import FEATURES, FeatureSeries, FeatureWindow
 from guard.model import novelty
 from guard.model.labels import DOWN, FLAT, LABELS, UP
 from guard.model.network import EnsembleTCN
+from guard.timeframes import timeframe_ms
 
 SERIES_CHUNK = 16_384
 """Outputs per forward pass over a long series (bounds memory at ~10 MB per chunk)."""

@@ -23,7 +23,8 @@ persistent float64 buffers, so a shape mismatch in any of them fails
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,15 @@ class EnsembleTCN(nn.Module):
         kernel_size: taps of every dilated convolution.
         dilations: one per layer; the receptive field is 1 + (kernel_size - 1)·sum(dilations).
     """
+
+    # Buffers, declared so their type is known (nn.Module types an unknown attribute Tensor | Module).
+    norm_mean: torch.Tensor
+    norm_std: torch.Tensor
+    novelty_hour_scale: torch.Tensor
+    novelty_bar_quantiles: torch.Tensor
+    novelty_mean: torch.Tensor
+    novelty_spread: torch.Tensor
+    novelty_ref_distance: torch.Tensor
 
     def __init__(
         self,
@@ -119,18 +129,23 @@ class EnsembleTCN(nn.Module):
         if split_members:
             h = self._blocks_split(h)
         else:
-            for conv in self.blocks:
+            for conv in self._convs():
                 h = _trim(h, conv) + F.relu(conv(h))
         logits = self.head(h)
         b, _, length = logits.shape
         return logits.view(b, self.members, N_CLASSES, length), h
+
+    def _convs(self) -> Iterator[nn.Conv1d]:
+        """The dilated convolutions, typed (an nn.ModuleList yields plain Modules)."""
+        for conv in self.blocks:
+            yield cast(nn.Conv1d, conv)
 
     def _blocks_split(self, h: torch.Tensor) -> torch.Tensor:
         c = self.channels
         parts = []
         for m in range(self.members):
             hm = h[:, m * c : (m + 1) * c]
-            for conv in self.blocks:
+            for conv in self._convs():
                 weight = conv.weight[m * c : (m + 1) * c]
                 bias = conv.bias[m * c : (m + 1) * c] if conv.bias is not None else None
                 out = F.conv1d(hm, weight, bias, dilation=conv.dilation)

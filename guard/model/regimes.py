@@ -62,13 +62,14 @@ from pathlib import Path
 
 import numpy as np
 
-from guard.domain import Bar, timeframe_ms
+from guard.domain import Bar
 from guard.errors import BadInput
 from guard.features import WARMUP_BARS, FeatureSeries, build_series_arrays
 from guard.model import novelty
 from guard.model.calibration import auroc
 from guard.model.evaluation import MIN_BARS_IN_REGIME, RegimeWindow, regime_masks
 from guard.model.network import N_QUANTILES
+from guard.timeframes import timeframe_ms
 
 
 @dataclass(frozen=True, slots=True)

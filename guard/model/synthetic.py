@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from guard.domain import Bar, timeframe_ms
+from guard.domain import Bar
+from guard.timeframes import timeframe_ms
 
 
 def toy_bars(

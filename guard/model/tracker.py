@@ -25,9 +25,10 @@ from typing import Any
 import structlog
 
 from guard.config import ModelSection
-from guard.domain import Bar, Side, Signal, timeframe_ms
+from guard.domain import Bar, Side, Signal
 from guard.model.artifact import LoadedModel
 from guard.model.labels import DOWN, UP, BarrierWatch
+from guard.timeframes import timeframe_ms
 
 log = structlog.get_logger(__name__)
 

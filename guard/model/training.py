@@ -21,7 +21,6 @@ import structlog
 import torch
 import torch.nn.functional as F
 
-from guard.domain import timeframe_ms
 from guard.errors import BadInput
 from guard.features import N_FEATURES, WARMUP_BARS, FeatureSeries, build_series_arrays
 from guard.model import calibration, novelty
@@ -30,6 +29,7 @@ from guard.model.inference import NoveltyReference, forward_series, outputs
 from guard.model.labels import LABELS, UNKNOWN, BarrierParams, triple_barrier_labels
 from guard.model.network import N_QUANTILES, EnsembleTCN, parameter_count
 from guard.model.synthetic import scale_volatility
+from guard.timeframes import timeframe_ms
 
 log = structlog.get_logger(__name__)
 
@@ -193,7 +193,7 @@ def _train(
             target = y[:, None, :].expand(b, m, length).reshape(-1)
             loss = F.cross_entropy(logits.permute(0, 1, 3, 2).reshape(-1, 3), target, ignore_index=UNKNOWN)
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             optimiser.step()
             losses.append(loss.item())

@@ -45,14 +45,7 @@ from guard.approval.state import DAY_MS
 from guard.broker.paper import PaperBroker
 from guard.clock import TestClock
 from guard.config import Config
-from guard.domain import (
-    AcknowledgmentKind,
-    MarketSpec,
-    MarkPrice,
-    ProposalStatus,
-    TradingState,
-    timeframe_ms,
-)
+from guard.domain import AcknowledgmentKind, MarketSpec, MarkPrice, ProposalStatus, TradingState
 from guard.errors import BadInput
 from guard.events import (
     DecisionRecorded,
@@ -79,6 +72,7 @@ from guard.replay.inline import ReplayJournal, YoungCollections, drive
 from guard.replay.lean import Exposure, MarketGrid, first_work
 from guard.replay.operator import ScriptedOperator
 from guard.replay.result import ModelOutlook, ReplayResult, ReplayStats
+from guard.timeframes import timeframe_ms
 
 log = structlog.get_logger(__name__)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from guard.errors import BadInput
-from guard.sim.market import SimClock
 from guard.sim.process import SCENARIOS
+from guard.sim.ticks import SimClock
 
 RETRY_GRACE_SECONDS = 0.25
 """Requests already in flight when a 429 went out are not counted as ignoring it."""

@@ -12,7 +12,8 @@ Fault injection (`inject`) breaks what a careful client has to survive: an order
 its answer lost to a timeout, a request held before it is processed (accepted late, or refused
 for a stale timestamp), a 5xx before or after the order was accepted, a duplicate-client-id
 error for an order that was in fact accepted, a partial fill, order queries that fail, and a
-position query that fails. The books themselves live in `books.py`.
+position query that fails (the rules are `private_faults.py`). The books themselves live in
+`books.py`; the JSON bodies the routes answer with, in `private_json.py`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ import time
 import urllib.parse
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from typing import Any
 
 import structlog
@@ -33,8 +32,19 @@ from aiohttp import web
 
 from guard.exchanges import SIM_API_KEY, SIM_API_SECRET
 from guard.sim.books import MAX_LEVERAGE, SimAccount, SimBooks, SimOrder
-from guard.sim.brackets import sim_brackets
 from guard.sim.market import SimMarket
+from guard.sim.private_faults import ORDER_FAULTS, PrivateFault, PrivateFaults
+from guard.sim.private_json import (
+    account_json,
+    algo_json,
+    balance_json,
+    brackets_json,
+    decimal_param,
+    int_param,
+    order_json,
+    position_json,
+    trade_json,
+)
 from guard.sim.public import ApiError, error_response
 
 log = structlog.get_logger(__name__)
@@ -47,46 +57,6 @@ SWEEP_SECONDS = 0.05
 """How often resting orders are matched and conditional orders checked (real seconds)."""
 
 Handler = Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]
-
-
-class PrivateFault(StrEnum):
-    """Faults of the private API (names as the admin API and tests spell them)."""
-
-    TIMEOUT_AFTER_ACCEPT = "timeout-after-accept"
-    """The order is accepted; its answer is held past the client's timeout."""
-    TIMEOUT_BEFORE_ACCEPT = "timeout-before-accept"
-    """The request is held before it is processed, then processed: accepted late if its
-    timestamp is still within recvWindow, refused (-1021) if not."""
-    ERROR_AFTER_ACCEPT = "5xx-after-accept"
-    ERROR_BEFORE_ACCEPT = "5xx-before-accept"
-    DUPLICATE_ID = "duplicate-client-order-id"
-    """The order is accepted, but the answer is Binance's -4116 "ClientOrderId is duplicated"."""
-    PARTIAL_FILL = "partial-fill"
-    """Only half of what would fill now fills (a market order's rest expires)."""
-    LOOKUP_ERRORS = "lookup-errors"
-    """Order queries (by id or client id) answer 503."""
-    POSITIONS_FAIL = "positions-fail"
-    """Position queries answer 503."""
-
-
-ORDER_FAULTS = frozenset(
-    {
-        PrivateFault.TIMEOUT_AFTER_ACCEPT,
-        PrivateFault.TIMEOUT_BEFORE_ACCEPT,
-        PrivateFault.ERROR_AFTER_ACCEPT,
-        PrivateFault.ERROR_BEFORE_ACCEPT,
-        PrivateFault.DUPLICATE_ID,
-        PrivateFault.PARTIAL_FILL,
-    }
-)
-
-
-@dataclass(slots=True)
-class _Rule:
-    fault: PrivateFault
-    client_id: str | None
-    remaining: int
-    hold_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +102,11 @@ class PrivateApi:
         self.books = SimBooks(market)
         self._keys = {SIM_API_KEY: SIM_API_SECRET, **(keys or {})}
         self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
-        self._rules: list[_Rule] = []
         self._timers: dict[tuple[str, int], asyncio.TimerHandle] = {}
         self.countdowns: dict[tuple[str, int], int] = {}
         """(api key, symbol index) -> armed dead-man countdown in ms."""
         self.stats = PrivateStats()
+        self._faults = PrivateFaults(self.stats.faults_fired)
         self.matching = True
         """False holds resting and conditional orders where they are (a script decides when they fill)."""
 
@@ -162,10 +132,10 @@ class PrivateApi:
             count: how many requests the fault applies to.
             hold_seconds: how long timeout faults hold a request (real seconds).
         """
-        self._rules.append(_Rule(PrivateFault(fault), client_order_id, count, hold_seconds))
+        self._faults.inject(fault, client_order_id, count, hold_seconds)
 
     def clear_faults(self) -> None:
-        self._rules.clear()
+        self._faults.clear()
 
     def account(self, api_key: str = SIM_API_KEY) -> SimAccount:
         """The account of a key (created with the starting balance on first use)."""
@@ -270,19 +240,6 @@ class PrivateApi:
         self._check_timestamp(params)
         return acct, params
 
-    # --- faults ----------------------------------------------------------------------
-
-    def _take_fault(self, kinds: frozenset[PrivateFault], client_id: str | None) -> _Rule | None:
-        for rule in self._rules:
-            if rule.fault in kinds and rule.remaining > 0 and rule.client_id in (None, client_id):
-                rule.remaining -= 1
-                if rule.remaining == 0:
-                    self._rules.remove(rule)
-                self.stats.faults_fired[rule.fault] = self.stats.faults_fired.get(rule.fault, 0) + 1
-                log.info("sim.private_fault", fault=rule.fault.value, client_order_id=client_id)
-                return rule
-        return None
-
     # --- orders ----------------------------------------------------------------------
 
     async def new_order(self, request: web.Request) -> web.StreamResponse:
@@ -296,7 +253,7 @@ class PrivateApi:
     async def _new(self, request: web.Request, *, algo: bool) -> web.StreamResponse:
         acct, params = await self._authenticate(request)
         client_id = params.get("clientAlgoId" if algo else "newClientOrderId") or f"sim-{self.books.now()}"
-        rule = self._take_fault(ORDER_FAULTS, client_id)
+        rule = self._faults.take(ORDER_FAULTS, client_id)
         fault = rule.fault if rule else None
         if rule is not None and fault is PrivateFault.TIMEOUT_BEFORE_ACCEPT:
             await asyncio.sleep(rule.hold_seconds)
@@ -308,9 +265,9 @@ class PrivateApi:
             j=self._symbol(params),
             side=params.get("side", ""),
             kind=params.get("type", ""),
-            qty=_decimal(params, "quantity"),
-            price=_decimal(params, "price", required=False),
-            trigger=_decimal(params, "triggerPrice" if algo else "stopPrice", required=False),
+            qty=decimal_param(params, "quantity"),
+            price=decimal_param(params, "price", required=False),
+            trigger=decimal_param(params, "triggerPrice" if algo else "stopPrice", required=False),
             reduce_only=params.get("reduceOnly", "false").lower() == "true",
             time_in_force=params.get("timeInForce", "GTC"),
             client_id=client_id,
@@ -325,7 +282,7 @@ class PrivateApi:
             raise ApiError(400, -4116, "ClientOrderId is duplicated.")
         if rule is not None and fault is PrivateFault.TIMEOUT_AFTER_ACCEPT:
             await asyncio.sleep(rule.hold_seconds)  # the client has given up by now
-        return web.json_response(self._algo_json(order) if algo else self._order_json(order))
+        return web.json_response(algo_json(self.books.market, order) if algo else order_json(self.books.market, order))
 
     async def query_order(self, request: web.Request) -> web.StreamResponse:
         """GET /fapi/v1/order: by orderId or origClientOrderId."""
@@ -338,12 +295,12 @@ class PrivateApi:
     async def _query(self, request: web.Request, *, algo: bool) -> web.StreamResponse:
         acct, params = await self._signed(request)
         order = self._find(acct, params, algo=algo)
-        if self._take_fault(frozenset({PrivateFault.LOOKUP_ERRORS}), order.client_id if order else
+        if self._faults.take(frozenset({PrivateFault.LOOKUP_ERRORS}), order.client_id if order else
                             params.get("clientAlgoId" if algo else "origClientOrderId")):
             raise ApiError(503, -1001, "Internal error; unable to process your request. Please try again.")
         if order is None:
             raise ApiError(400, -2013, "Order does not exist.")
-        return web.json_response(self._algo_json(order) if algo else self._order_json(order))
+        return web.json_response(algo_json(self.books.market, order) if algo else order_json(self.books.market, order))
 
     async def cancel_order(self, request: web.Request) -> web.StreamResponse:
         """DELETE /fapi/v1/order."""
@@ -351,7 +308,7 @@ class PrivateApi:
         order = self._find(acct, params, algo=False)
         if order is None:
             raise ApiError(400, -2011, "Unknown order sent.")
-        return web.json_response(self._order_json(self.books.cancel(acct, order)))
+        return web.json_response(order_json(self.books.market, self.books.cancel(acct, order)))
 
     async def cancel_algo_order(self, request: web.Request) -> web.StreamResponse:
         """DELETE /fapi/v1/algoOrder."""
@@ -376,103 +333,64 @@ class PrivateApi:
         """GET /fapi/v1/openOrders (one symbol, or all)."""
         acct, params = await self._signed(request)
         j = self._symbol(params) if "symbol" in params else None
-        return web.json_response([self._order_json(o) for o in acct.open_orders(algo=False, j=j)])
+        return web.json_response([order_json(self.books.market, o) for o in acct.open_orders(algo=False, j=j)])
 
     async def open_algo_orders(self, request: web.Request) -> web.StreamResponse:
         """GET /fapi/v1/openAlgoOrders (one symbol, or all)."""
         acct, params = await self._signed(request)
         j = self._symbol(params) if "symbol" in params else None
-        return web.json_response([self._algo_json(o) for o in acct.open_orders(algo=True, j=j)])
+        return web.json_response([algo_json(self.books.market, o) for o in acct.open_orders(algo=True, j=j)])
 
     async def user_trades(self, request: web.Request) -> web.StreamResponse:
         """GET /fapi/v1/userTrades: the account's trades of a symbol (optionally of one order)."""
         acct, params = await self._signed(request)
         j = self._symbol(params)
-        order_id = _int(params, "orderId")
-        from_id = _int(params, "fromId")
-        limit = min(_int(params, "limit") or 500, 1000)
+        order_id = int_param(params, "orderId")
+        from_id = int_param(params, "fromId")
+        limit = min(int_param(params, "limit") or 500, 1000)
         rows = [
             t for t in acct.trades
             if t.j == j and (order_id is None or t.order_id == order_id) and (from_id is None or t.trade_id >= from_id)
         ]
         mid = self.books.market.ids[j]
-        return web.json_response([
-            {
-                "buyer": t.side == "BUY", "commission": _s(t.commission), "commissionAsset": "USDT", "id": t.trade_id,
-                "maker": t.maker, "orderId": t.order_id, "price": _s(t.price), "qty": _s(t.qty),
-                "quoteQty": _s(t.price * t.qty), "realizedPnl": _s(t.realized_pnl), "side": t.side,
-                "positionSide": "BOTH", "symbol": mid, "time": t.time,
-            }
-            for t in rows[:limit]
-        ])
+        return web.json_response([trade_json(mid, t) for t in rows[:limit]])
 
     # --- account -----------------------------------------------------------------------
 
     async def position_risk(self, request: web.Request) -> web.StreamResponse:
         """GET /fapi/v3/positionRisk (and v2): open positions with mark and unrealized PnL."""
         acct, params = await self._signed(request)
-        if self._take_fault(frozenset({PrivateFault.POSITIONS_FAIL}), None):
+        if self._faults.take(frozenset({PrivateFault.POSITIONS_FAIL}), None):
             raise ApiError(503, -1001, "Internal error; unable to process your request. Please try again.")
         wanted = self._symbol(params) if "symbol" in params else None
         return web.json_response(
-            [self._position_json(acct, j) for j, p in sorted(acct.positions.items())
+            [position_json(self.books, acct, j) for j, p in sorted(acct.positions.items())
              if p.qty != 0 and wanted in (None, j)]
         )
 
     async def account_info(self, request: web.Request) -> web.StreamResponse:
         """GET /fapi/v3/account (and v2): the USDT asset and open positions."""
         acct, _ = await self._signed(request)
-        asset = self._asset_json(acct)
-        return web.json_response({
-            "totalInitialMargin": asset["initialMargin"],
-            "totalMaintMargin": asset["maintMargin"],
-            "totalWalletBalance": asset["walletBalance"],
-            "totalUnrealizedProfit": asset["unrealizedProfit"],
-            "totalMarginBalance": asset["marginBalance"],
-            "totalPositionInitialMargin": asset["positionInitialMargin"],
-            "totalOpenOrderInitialMargin": asset["openOrderInitialMargin"],
-            "totalCrossWalletBalance": asset["crossWalletBalance"],
-            "totalCrossUnPnl": asset["crossUnPnl"],
-            "availableBalance": asset["availableBalance"],
-            "maxWithdrawAmount": asset["maxWithdrawAmount"],
-            "assets": [asset],
-            "positions": [self._position_json(acct, j) for j, p in sorted(acct.positions.items()) if p.qty != 0],
-        })
+        return web.json_response(account_json(self.books, acct))
 
     async def balance(self, request: web.Request) -> web.StreamResponse:
         """GET /fapi/v2/balance."""
         acct, _ = await self._signed(request)
-        a = self._asset_json(acct)
-        return web.json_response([{
-            "accountAlias": "SimAccount", "asset": "USDT", "balance": a["walletBalance"],
-            "crossWalletBalance": a["crossWalletBalance"], "crossUnPnl": a["crossUnPnl"],
-            "availableBalance": a["availableBalance"], "maxWithdrawAmount": a["maxWithdrawAmount"],
-            "marginAvailable": True, "updateTime": a["updateTime"],
-        }])
+        return web.json_response([balance_json(self.books, acct)])
 
     async def leverage_bracket(self, request: web.Request) -> web.StreamResponse:
         """GET /fapi/v1/leverageBracket: the venue's own brackets (`guard.sim.brackets`), not guard's table."""
         _, params = await self._signed(request)
         m = self.books.market
         indices = [self._symbol(params)] if "symbol" in params else list(range(len(m.ids)))
-        rows = []
-        for j in indices:
-            brackets = [
-                {
-                    "bracket": b.bracket, "initialLeverage": b.initial_leverage, "notionalCap": b.notional_cap,
-                    "notionalFloor": b.notional_floor, "maintMarginRatio": float(b.maint_margin_ratio),
-                    "cum": float(b.cum),
-                }
-                for b in sim_brackets(m.ids[j])
-            ]
-            rows.append({"symbol": m.ids[j], "notionalCoef": 1.0, "brackets": brackets})
+        rows = [brackets_json(m.ids[j]) for j in indices]
         return web.json_response(rows[0] if "symbol" in params else rows)
 
     async def set_leverage(self, request: web.Request) -> web.StreamResponse:
         """POST /fapi/v1/leverage."""
         acct, params = await self._signed(request)
         j = self._symbol(params)
-        leverage = _int(params, "leverage")
+        leverage = int_param(params, "leverage")
         if leverage is None or not 1 <= leverage <= MAX_LEVERAGE:
             raise ApiError(400, -4028, "Leverage is not valid")
         acct.leverage[j] = leverage
@@ -505,7 +423,7 @@ class PrivateApi:
         """
         acct, params = await self._signed(request)
         j = self._symbol(params)
-        countdown = _int(params, "countdownTime")
+        countdown = int_param(params, "countdownTime")
         if countdown is None or countdown < 0:
             raise ApiError(400, -1102, "Mandatory parameter 'countdownTime' was not sent or malformed.")
         key = (acct.api_key, j)
@@ -565,7 +483,7 @@ class PrivateApi:
         return j
 
     def _find(self, acct: SimAccount, params: dict[str, str], *, algo: bool) -> SimOrder | None:
-        order_id = _int(params, "algoId" if algo else "orderId")
+        order_id = int_param(params, "algoId" if algo else "orderId")
         client_id = params.get("clientAlgoId" if algo else "origClientOrderId")
         if order_id is None and not client_id:
             raise ApiError(
@@ -575,92 +493,3 @@ class PrivateApi:
         if order is not None and "symbol" in params and order.j != self._symbol(params):
             return None
         return order
-
-    def _order_json(self, o: SimOrder) -> dict[str, Any]:
-        average = o.cum_quote / o.executed if o.executed else Decimal(0)
-        return {
-            "orderId": o.order_id, "symbol": self.books.market.ids[o.j], "status": o.status,
-            "clientOrderId": o.client_id, "price": _s(o.price), "avgPrice": _s(average), "origQty": _s(o.qty),
-            "executedQty": _s(o.executed), "cumQty": _s(o.executed), "cumQuote": _s(o.cum_quote),
-            "timeInForce": o.time_in_force, "type": o.kind, "reduceOnly": o.reduce_only, "closePosition": False,
-            "side": o.side, "positionSide": "BOTH", "stopPrice": _s(o.trigger), "workingType": "CONTRACT_PRICE",
-            "priceProtect": False, "origType": o.kind, "priceMatch": "NONE", "selfTradePreventionMode": "NONE",
-            "goodTillDate": 0, "time": o.created, "updateTime": o.updated,
-        }
-
-    def _algo_json(self, o: SimOrder) -> dict[str, Any]:
-        return {
-            "algoId": o.order_id, "clientAlgoId": o.client_id, "algoType": "CONDITIONAL", "orderType": o.kind,
-            "symbol": self.books.market.ids[o.j], "side": o.side, "positionSide": "BOTH", "timeInForce": "GTC",
-            "quantity": _s(o.qty), "algoStatus": o.status, "actualOrderId": str(o.actual_order_id or ""),
-            "triggerPrice": _s(o.trigger), "price": "0", "workingType": "CONTRACT_PRICE", "priceMatch": "NONE",
-            "closePosition": False, "priceProtect": False, "reduceOnly": o.reduce_only, "createTime": o.created,
-            "updateTime": o.updated, "triggerTime": o.updated if o.actual_order_id else 0, "goodTillDate": 0,
-        }
-
-    def _position_json(self, acct: SimAccount, j: int) -> dict[str, Any]:
-        p = acct.position(j)
-        now = self.books.now()
-        mark = self.books.mark(j, now)
-        notional = p.qty * mark
-        unrealized = (mark - p.entry) * p.qty
-        isolated = acct.margin_type.get(j, "CROSSED") == "ISOLATED"
-        initial = abs(notional) / acct.lev(j)
-        return {
-            "symbol": self.books.market.ids[j], "positionSide": "BOTH", "positionAmt": _s(p.qty),
-            "entryPrice": _s(p.entry), "breakEvenPrice": _s(p.entry), "markPrice": _s(mark),
-            "unRealizedProfit": _s(unrealized), "liquidationPrice": "0",
-            "isolatedMargin": _s(p.margin + unrealized if isolated else Decimal(0)),
-            "notional": _s(notional), "marginAsset": "USDT",
-            "isolatedWallet": _s(p.margin if isolated else Decimal(0)),
-            "initialMargin": _s(initial), "maintMargin": _s(abs(notional) * Decimal("0.004")),
-            "positionInitialMargin": _s(initial), "openOrderInitialMargin": "0", "adl": 0,
-            "bidNotional": "0", "askNotional": "0", "updateTime": p.updated or now,
-        }
-
-    def _asset_json(self, acct: SimAccount) -> dict[str, Any]:
-        now = self.books.now()
-        unrealized = sum(
-            ((self.books.mark(j, now) - p.entry) * p.qty for j, p in acct.positions.items() if p.qty != 0),
-            Decimal(0),
-        )
-        used = acct.used_margin()
-        margin_balance = acct.wallet + unrealized
-        available = margin_balance - used
-        return {
-            "asset": "USDT", "walletBalance": _s(acct.wallet), "unrealizedProfit": _s(unrealized),
-            "marginBalance": _s(margin_balance), "maintMargin": "0", "initialMargin": _s(used),
-            "positionInitialMargin": _s(used), "openOrderInitialMargin": "0", "crossWalletBalance": _s(acct.wallet),
-            "crossUnPnl": _s(unrealized), "availableBalance": _s(available), "maxWithdrawAmount": _s(available),
-            "marginAvailable": True, "updateTime": now,
-        }
-
-
-def _s(value: Decimal) -> str:
-    """A Decimal as Binance prints numbers: plain notation, no exponent."""
-    return format(value.normalize(), "f") if value else "0"
-
-
-def _decimal(params: dict[str, str], name: str, *, required: bool = True) -> Decimal:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        if required:
-            raise ApiError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
-        return Decimal(0)
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
-    if not value.is_finite():
-        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.")
-    return value
-
-
-def _int(params: dict[str, str], name: str) -> int | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None

@@ -33,8 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from guard.domain import Bar, timeframe_ms
+from guard.domain import Bar
 from guard.errors import BadInput
+from guard.timeframes import timeframe_ms
 
 BASE_TIMEFRAME = "1m"
 BASE_MS = 60_000
@@ -280,7 +281,7 @@ class PriceProcess:
         u_sj = self._rng_sjump.random((n, s))
         z_sj = self._rng_sjump_size.standard_normal((n, s))
         jump_sigma = _JUMP_SIGMAS * self._sigma[None, :] * vol_mult[:, None]
-        for i in np.nonzero(u_mj < _P_MARKET_JUMP)[0]:
+        for i in np.nonzero(u_mj < _P_MARKET_JUMP)[0].tolist():
             tick = int(u_mj[i] / _P_MARKET_JUMP * k)
             ret[i, tick, :] += z_mj[i] * jump_sigma[i] * self._beta
         for i, j in zip(*np.nonzero(u_sj < _P_SYMBOL_JUMP), strict=True):
@@ -386,7 +387,7 @@ def generate_history(
         symbols: ccxt unified symbols, e.g. ("BTC/USDT:USDT", "ETH/USDT:USDT").
         start_ms: open time of the first bar; floored to the timeframe.
         bars: how many bars of `timeframe` to return per symbol.
-        timeframe: "1m", "5m", "1h", ... (see `guard.domain.TIMEFRAME_MS`).
+        timeframe: "1m", "5m", "1h", ... (see `guard.timeframes.TIMEFRAME_MS`).
         seed: seed of the process.
         scenario: one of `SCENARIOS`.
 

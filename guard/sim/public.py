@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from guard.domain import TIMEFRAME_MS
 from guard.sim.market import FUNDING_INTERVAL_MS, SimMarket
+from guard.timeframes import TIMEFRAME_MS
 
 Handler = Callable[[web.Request], Coroutine[Any, Any, web.StreamResponse]]
 
@@ -134,7 +134,7 @@ class PublicApi:
         """GET /fapi/v1/exchangeInfo: the listed perpetuals with their filters."""
         now = self._now()
         m = self.market
-        symbols = []
+        symbols: list[dict[str, Any]] = []
         for j, (symbol, mid, p) in enumerate(zip(m.symbols, m.ids, m.params, strict=True)):
             base, rest = symbol.split("/", 1)
             quote = rest.split(":", 1)[0]

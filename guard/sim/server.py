@@ -29,10 +29,11 @@ from guard.config import SimSection
 from guard.domain import Bar
 from guard.errors import BadInput
 from guard.sim.faults import ALL_SCENARIOS, FAULT_SCENARIOS, Fault, Faults, FaultStats
-from guard.sim.market import SimClock, SimMarket, build_source
+from guard.sim.market import SimMarket
 from guard.sim.private import PrivateApi
 from guard.sim.process import BASE_MS, SCENARIOS
 from guard.sim.public import PublicApi, error_response
+from guard.sim.ticks import SimClock, build_source
 from guard.sim.ws import Streamer, StreamStats
 
 log = structlog.get_logger(__name__)

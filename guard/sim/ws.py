@@ -3,8 +3,8 @@
 ccxt.pro's binanceusdm connects to `<ws base>/public/ws/<n>` and `<ws base>/market/ws/<n>`
 and sends `{"method": "SUBSCRIBE", "params": ["btcusdt@aggTrade", ...], "id": 1}`; every
 frame after that is one raw event (`aggTrade`, `trade`, `kline`, `depthUpdate`,
-`24hrTicker`, `markPriceUpdate`). `Streamer` advances simulated time and fans frames out to
-subscribed connections; each connection has a bounded outbox and is dropped when it cannot
+`24hrTicker`, `markPriceUpdate`; their text is `guard.sim.frames`). `Streamer` advances simulated
+time and fans frames out to subscribed connections; each connection has a bounded outbox and is dropped when it cannot
 keep up, as the real venue drops slow consumers.
 """
 
@@ -13,17 +13,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import structlog
 from aiohttp import WSMsgType, web
 
-from guard.domain import TIMEFRAME_MS
 from guard.sim.faults import Fault, Faults
-from guard.sim.market import BookState, Kline, SimMarket
+from guard.sim.frames import (
+    agg_trade_format,
+    book_ticker_frame,
+    depth_frame,
+    kline_frame,
+    malformed_trade,
+    mark_frame,
+    nan_trade,
+    raw_trade_format,
+    ticker_frames,
+    ws_text_frame,
+)
+from guard.sim.market import Kline, SimMarket
 from guard.sim.process import BASE_MS
+from guard.timeframes import TIMEFRAME_MS
 
 log = structlog.get_logger(__name__)
 
@@ -210,7 +220,7 @@ class Streamer:
                     if frame is _CLOSE:
                         closing = True
                         break
-                    chunks.append(_ws_text_frame(frame.encode()))
+                    chunks.append(ws_text_frame(frame.encode()))
                     if outbox.empty() or len(chunks) >= 2_000:
                         break
                     frame = outbox.get_nowait()
@@ -328,11 +338,8 @@ class Streamer:
         if not agg and not raw:
             return
         batch = market.trades(j, start, end)
-        agg_fmt = _agg_trade_format(market, j)
-        raw_fmt = (
-            '{"e":"trade","E":%d,"T":%d,"s":"' + mid + '","t":%d,"p":"%.' + str(market.price_decimals[j])
-            + 'f","q":"%.' + str(market.amount_decimals[j]) + 'f","X":"MARKET","m":%s}'
-        )
+        agg_fmt = agg_trade_format(market, j)
+        raw_fmt = raw_trade_format(market, j)
         ids = range(batch.first_id, batch.first_id + batch.n)
         rows = zip(
             ids, batch.timestamp.tolist(), batch.price.tolist(), batch.amount.tolist(),
@@ -354,25 +361,11 @@ class Streamer:
         faults = self.faults
         if faults.take(Fault.NAN_PRICE, j):
             faults.stats.nan_sent += 1
-            return (
-                f'{{"e":"aggTrade","E":{ts},"s":"{mid}","a":{tid},"p":"NaN","q":"{amount}",'
-                f'"f":{tid},"l":{tid},"T":{ts},"m":false}}'
-            )
+            return nan_trade(mid, tid, ts, amount)
         if faults.take(Fault.MALFORMED, j):
             faults.stats.malformed_sent += 1
-            variant = self._malformed_variant % 4
             self._malformed_variant += 1
-            if variant == 0:
-                price = '"abc"'
-                return (
-                    f'{{"e":"aggTrade","E":{ts},"s":"{mid}","a":{tid},"p":{price},"q":"{amount}",'
-                    f'"f":{tid},"l":{tid},"T":{ts},"m":false}}'
-                )
-            if variant == 1:  # no quantity
-                return f'{{"e":"aggTrade","E":{ts},"s":"{mid}","a":{tid},"p":"1.0","f":{tid},"T":{ts}}}'
-            if variant == 2:  # no timestamp, negative quantity
-                return f'{{"e":"aggTrade","E":{ts},"s":"{mid}","a":{tid},"p":"1.0","q":"-{amount}","m":true}}'
-            return f'{{"e":"aggTrade","E":{ts},"s":"{mid}","a":{tid},"p":null,"q":null,"T":{ts}}}'
+            return malformed_trade(self._malformed_variant - 1, mid, tid, ts, amount)
         return None
 
     def _publish_klines(self, j: int, now: int, wall: float, stalled: bool) -> None:
@@ -411,18 +404,9 @@ class Streamer:
                         self._send(conns, self._kline_frame(j, key.interval, older, now))
 
     def _kline_frame(self, j: int, interval: str, k: Kline, now: int, nan: bool = False) -> str:
-        mid = self.market.ids[j]
-        pd, ad = self.market.price_decimals[j], self.market.amount_decimals[j]
-        close = "NaN" if nan else f"{k.close:.{pd}f}"
         if nan:
             self.faults.stats.nan_sent += 1
-        return (
-            f'{{"e":"kline","E":{now},"s":"{mid}","k":{{"t":{k.open_time},"T":{k.close_time},'
-            f'"s":"{mid}","i":"{interval}","f":{k.first_id},"L":{k.last_id},"o":"{k.open:.{pd}f}",'
-            f'"c":"{close}","h":"{k.high:.{pd}f}","l":"{k.low:.{pd}f}","v":"{k.volume:.{ad}f}",'
-            f'"n":{k.trades},"x":{"true" if k.closed else "false"},"q":"{k.quote_volume:.4f}",'
-            f'"V":"0","Q":"0","B":"0"}}}}'
-        )
+        return kline_frame(self.market, j, interval, k, now, nan=nan)
 
     def _publish_side(self, j: int, now: int, wall: float, stalled: bool) -> None:
         if now - self._side_sim[j] < SIDE_CHANNEL_SIM_MS or wall - self._side_wall[j] < SIDE_CHANNEL_MIN_WALL:
@@ -432,116 +416,26 @@ class Streamer:
         if stalled:
             return
         market = self.market
-        mid = market.ids[j]
-        pd = market.price_decimals[j]
         ticker_subs = self._subs.get(StreamKey("ticker", j))
         mini_subs = self._subs.get(StreamKey("miniTicker", j))
         if ticker_subs or mini_subs:
-            t = market.ticker_24h(j, now)
-            change = float(t["last"]) - float(t["open"])
-            pct = change / float(t["open"]) * 100 if t["open"] else 0.0
-            vwap = float(t["quote_volume"]) / float(t["volume"]) if t["volume"] else float(t["last"])
-            frame = (
-                f'{{"e":"24hrTicker","E":{now},"s":"{mid}","p":"{change:.{pd}f}","P":"{pct:.3f}",'
-                f'"w":"{vwap:.{pd}f}","c":"{t["last"]:.{pd}f}","Q":"0","o":"{t["open"]:.{pd}f}",'
-                f'"h":"{t["high"]:.{pd}f}","l":"{t["low"]:.{pd}f}","v":"{t["volume"]}",'
-                f'"q":"{t["quote_volume"]}","O":{t["open_time"]},"C":{t["close_time"]},'
-                f'"F":{t["first_id"]},"L":{t["last_id"]},"n":{t["count"]}}}'
-            )
+            ticker, mini = ticker_frames(market, j, now)
             if ticker_subs:
-                self._send(ticker_subs, frame)
+                self._send(ticker_subs, ticker)
             if mini_subs:
-                mini = (
-                    f'{{"e":"24hrMiniTicker","E":{now},"s":"{mid}","c":"{t["last"]:.{pd}f}",'
-                    f'"o":"{t["open"]:.{pd}f}","h":"{t["high"]:.{pd}f}","l":"{t["low"]:.{pd}f}",'
-                    f'"v":"{t["volume"]}","q":"{t["quote_volume"]}"}}'
-                )
                 self._send(mini_subs, mini)
         mark_subs = self._subs.get(StreamKey("markPrice", j))
         if mark_subs:
-            mark, index, funding, next_funding = market.mark(j, now)
-            mark_text = "NaN" if self.faults.take(Fault.NAN_PRICE, j) else f"{mark:.{pd}f}"
-            frame = (
-                f'{{"e":"markPriceUpdate","E":{now},"s":"{mid}","p":"{mark_text}","i":"{index:.{pd}f}",'
-                f'"P":"{mark:.{pd}f}","r":"{funding:.8f}","T":{next_funding}}}'
-            )
-            self._send(mark_subs, frame)
+            self._send(mark_subs, mark_frame(market, j, now, nan=self.faults.take(Fault.NAN_PRICE, j)))
         depth_subs = self._subs.get(StreamKey("depth", j))
         book_ticker = self._subs.get(StreamKey("bookTicker", j))
         if depth_subs or book_ticker:
             state, previous = market.book(j, now)
             if depth_subs:
-                self._send(depth_subs, self._depth_frame(j, state, previous, now))
+                self._send(depth_subs, depth_frame(market.ids[j], state, previous, now))
             if book_ticker:
-                (bid, bq), (ask, aq) = state.bids[0], state.asks[0]
-                frame = (
-                    f'{{"e":"bookTicker","u":{state.update_id},"E":{now},"T":{now},"s":"{mid}",'
-                    f'"b":"{bid}","B":"{bq}","a":"{ask}","A":"{aq}"}}'
-                )
-                self._send(book_ticker, frame)
-
-    def _depth_frame(self, j: int, state: BookState, previous: BookState | None, now: int) -> str:
-        mid = self.market.ids[j]
-
-        def diff(new: Iterable[tuple[float, float]], old: Iterable[tuple[float, float]]) -> list[list[str]]:
-            new_map = dict(new)
-            changes = [[_num(p), _num(q)] for p, q in new_map.items()]
-            changes += [[_num(p), "0"] for p, _ in old if p not in new_map]
-            return changes
-
-        old_bids = previous.bids if previous else ()
-        old_asks = previous.asks if previous else ()
-        pu = previous.update_id if previous else state.update_id - 1
-        body = {
-            "e": "depthUpdate",
-            "E": now,
-            "T": now,
-            "s": mid,
-            "U": state.update_id,
-            "u": state.update_id,
-            "pu": pu,
-            "b": diff(state.bids, old_bids),
-            "a": diff(state.asks, old_asks),
-        }
-        return json.dumps(body, separators=(",", ":"))
+                self._send(book_ticker, book_ticker_frame(market.ids[j], state, now))
 
     def _send(self, conns: set[Connection], frame: str) -> None:
         for conn in tuple(conns):
             self._enqueue(conn, frame)
-
-
-def _agg_trade_format(market: SimMarket, j: int) -> str:
-    mid = market.ids[j]
-    return (
-        '{"e":"aggTrade","E":%d,"s":"' + mid + '","a":%d,"p":"%.' + str(market.price_decimals[j]) + 'f","q":"%.'
-        + str(market.amount_decimals[j]) + 'f","f":%d,"l":%d,"T":%d,"m":%s}'
-    )
-
-
-def agg_trade_frames(market: SimMarket, j: int, g0: int, g1: int) -> list[str]:
-    """The aggTrade frames the simulator streams for trades g0..g1-1 of symbol `j` (benchmarks)."""
-    batch = market.trades(j, g0, g1)
-    fmt = _agg_trade_format(market, j)
-    return [
-        fmt % (ts, tid, price, amount, tid, tid, ts, "true" if maker else "false")
-        for tid, ts, price, amount, maker in zip(
-            range(batch.first_id, batch.first_id + batch.n), batch.timestamp.tolist(), batch.price.tolist(),
-            batch.amount.tolist(), batch.buyer_maker.tolist(), strict=True,
-        )
-    ]
-
-
-def _ws_text_frame(payload: bytes) -> bytes:
-    """One unmasked, final WebSocket text frame (RFC 6455 §5.2), as a server sends it."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x81, n)) + payload
-    if n < 65_536:
-        return bytes((0x81, 126)) + n.to_bytes(2, "big") + payload
-    return bytes((0x81, 127)) + n.to_bytes(8, "big") + payload
-
-
-def _num(x: float) -> str:
-    if math.isfinite(x) and x == int(x) and abs(x) < 1e15:
-        return f"{x:.1f}"
-    return repr(x)

@@ -16,14 +16,15 @@ from typing import Any
 import msgspec
 
 from guard.approval.desk import REARM_PHRASE, ApprovalDesk, DeskSettings
-from guard.broker.sandbox import SandboxBroker, open_sandbox_broker
+from guard.broker.sandbox import SandboxBroker
+from guard.broker.sandbox_venue import open_sandbox_broker
 from guard.clock import Clock, SystemClock
 from guard.config import Config, ExchangeSection, SimSection, config_from_dict
 from guard.domain import MarketSpec, MarkPrice, OrderPurpose, OrderRequest, OrderStatus, OrderType, Side, TradingState
-from guard.exchanges import make_exchange
+from guard.exchanges import SIM_API_KEY, make_exchange
 from guard.journal.store import Journal
 from guard.markets.venue import load_specs
-from guard.sim.private import SIM_API_KEY, PrivateFault
+from guard.sim.private_faults import PrivateFault
 from guard.sim.server import SimExchange
 
 BTC = "BTC/USDT:USDT"

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from guard.broker.sandbox import build_venue, sandbox_credentials
+from guard.broker.venue_client import build_venue, sandbox_credentials
 from guard.config import ExchangeSection, config_from_dict
 from guard.domain import OrderStatus, OrderType, ProposalStatus, Side, TradingState
 from guard.errors import BadInput, RealMoneyRefused
 from guard.events import KillCompleted, OrderFilled, OrderRejected, OrderSubmitted
-from guard.exchanges import make_exchange
+from guard.exchanges import SIM_API_KEY, SIM_API_SECRET, make_exchange
 from guard.journal.chain import read_entries
-from guard.sim.private import SIM_API_KEY, SIM_API_SECRET, PrivateFault
+from guard.sim.private_faults import PrivateFault
 from guard.sim.server import SimExchange
 from tests.broker.sandbox_support import (
     BTC,

@@ -27,7 +27,8 @@ from guard.domain import Side
 from guard.journal.chain import read_entries
 from guard.paths import StatePaths
 from guard.sim.books import SimOrder
-from guard.sim.private import DeadmanFired, PrivateFault
+from guard.sim.private import DeadmanFired
+from guard.sim.private_faults import PrivateFault
 from tests.api.support import wait_until
 from tests.broker.sandbox_support import BTC, ETH, simulated_exchange
 

@@ -13,8 +13,9 @@ import pytest
 
 from guard.domain import OrderStatus, TradingState
 from guard.events import OrderAccepted, OrderSubmitted
+from guard.exchanges import SIM_API_KEY
 from guard.journal.chain import read_entries
-from guard.sim.private import SIM_API_KEY, PrivateFault
+from guard.sim.private_faults import PrivateFault
 from tests.api.support import wait_until
 from tests.broker.sandbox_support import SLOW_ANSWERS, sandbox_desk, simulated_exchange
 

@@ -12,7 +12,9 @@ from pathlib import Path
 from guard.api.client import ApiClient
 from guard.api.protocol import AlertRaised, Kill
 from guard.config import Config, config_from_dict
-from guard.drill.runner import DrillOptions, DrillResult, run_drill
+from guard.drill.figures import DrillResult
+from guard.drill.options import DrillOptions
+from guard.drill.runner import run_drill
 from guard.drill.scenarios import SCENARIOS, scenario
 from guard.paths import StatePaths
 from tests.api.support import wait_for

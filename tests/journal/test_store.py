@@ -14,7 +14,8 @@ from guard.domain import TradingState
 from guard.errors import JournalCorrupt, JournalFailing
 from guard.events import AccountFunded, SessionEnded, TradingStateChanged
 from guard.journal.chain import GENESIS_HASH, read_entries, verify
-from guard.journal.store import CHECKPOINT_AFTER_ROWS, CHECKPOINT_IDLE_S, WAL_KEPT_BYTES, Journal
+from guard.journal.database import WAL_KEPT_BYTES
+from guard.journal.store import CHECKPOINT_AFTER_ROWS, CHECKPOINT_IDLE_S, Journal
 
 
 def _events(n: int) -> list:

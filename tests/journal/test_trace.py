@@ -15,7 +15,8 @@ from guard.domain import DecisionKind, OrderPurpose, OrderStatus, ProposalStatus
 from guard.errors import BadInput
 from guard.journal import story
 from guard.journal.positions import PositionEnd
-from guard.journal.trace import OrderTrace, ProposalNotFound, ProposalTrace, parse_proposal_id, trace
+from guard.journal.proposal_trace import OrderTrace, ProposalTrace
+from guard.journal.trace import ProposalNotFound, parse_proposal_id, trace
 from tests.journal.stories import MODEL_HASH, MODEL_ID, Day, write_day
 
 

@@ -14,10 +14,9 @@ import guard.sim
 from guard.config import SimSection
 from guard.domain import MarketKind
 from guard.errors import FeedError
-from guard.exchanges import make_exchange
+from guard.exchanges import SIM_API_KEY, SIM_API_SECRET, make_exchange
 from guard.markets import builtin_tiers
 from guard.markets.venue import market_spec, tiers_from_ccxt, venue_record
-from guard.sim.private import SIM_API_KEY, SIM_API_SECRET
 from guard.sim.server import SimExchange
 
 

@@ -6,8 +6,9 @@ import numpy as np
 
 from guard.clock import TestClock
 from guard.domain import Bar
-from guard.sim.market import HistoryTicks, SimClock, SimMarket, build_source
+from guard.sim.market import SimMarket
 from guard.sim.process import BASE_MS, TICKS_PER_BAR, generate_history
+from guard.sim.ticks import HistoryTicks, SimClock, build_source
 
 SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")
 

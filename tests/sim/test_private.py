@@ -16,8 +16,8 @@ import ccxt
 import pytest
 
 from guard.config import SimSection
-from guard.exchanges import make_exchange
-from guard.sim.private import SIM_API_KEY, SIM_API_SECRET, PrivateFault
+from guard.exchanges import SIM_API_KEY, SIM_API_SECRET, make_exchange
+from guard.sim.private_faults import PrivateFault
 from guard.sim.server import SimExchange
 from tests.api.support import wait_until
 
