@@ -440,4 +440,7 @@ def _changed(old: StatusView, new: StatusView) -> bool:
 def _proposal_id(event: Event) -> str:
     if isinstance(event, (ProposalQueued, ProposalRepriced)):
         return event.proposal.id
-    return event.proposal_id  # type: ignore[union-attr]
+    proposal_id = getattr(event, "proposal_id", None)  # every other proposal event names its proposal by id
+    if not isinstance(proposal_id, str):
+        raise TypeError(f"{type(event).__name__} names no proposal")
+    return proposal_id
