@@ -21,8 +21,10 @@ from guard.client import (
     Expired,
     Filled,
     GuardClient,
+    GuardClientError,
     Killed,
     NotConfigured,
+    OutOfScope,
     ProposalRefused,
     Refused,
     Rejected,
@@ -180,3 +182,12 @@ def test_sync_client_proposes_and_waits_from_a_plain_thread(guard_home: Path) ->
             assert isinstance(decision, Filled) and decision.qty == Decimal("0.01")
             assert [f.proposal.id for f in bot.my_proposals()] == [pid]
             assert asyncio.run(AsyncGuardClient("bot").proposal(pid)).status is ProposalStatus.FILLED
+
+
+async def test_client_reads_are_bounded_and_a_source_reads_nothing_else(daemon: Daemon) -> None:
+    """A list limit outside 1..200 is refused with the range; the operator's snapshot is out of a source's scope."""
+    bot = AsyncGuardClient("bot")
+    with pytest.raises(GuardClientError, match=r"HTTP 400.*1 to 200"):
+        await bot.my_proposals(limit=0)
+    with pytest.raises(OutOfScope, match="source credential: it may only propose"):
+        await bot._get("/v1/snapshot")
