@@ -15,16 +15,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import structlog
 from aiohttp import web
 
 from guard import codec
 from guard.api.credentials import Identity, Scope
 from guard.api.source_views import MarketView, ProposalFate, ProposalFates
 from guard.domain import ZERO, Value
-from guard.errors import BadInput
+from guard.errors import BadInput, JournalError
 from guard.events import OrderFilled
 from guard.journal.chain import last_seq, read_entries
 from guard.journal.positions import average_price
+
+log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:
     from guard.api.hub import Hub
@@ -131,7 +134,12 @@ class Fates:
         async with self._reading:
             if self._hub.desk.last_seq <= self._read_to:
                 return
-            fills, self._read_to = await asyncio.to_thread(_read_fills, self._hub.desk.journal_path, self._read_to)
+            try:
+                fills, read_to = await asyncio.to_thread(_read_fills, self._hub.desk.journal_path, self._read_to)
+            except JournalError as e:  # a failing journal halts the desk; its readers see no fill price yet
+                log.warning("fill_prices_unreadable", error=str(e))
+                return
+            self._read_to = read_to
             for cid, new in fills.items():
                 total = self._fills.setdefault(cid, _Fills())
                 total.qty += new.qty

@@ -31,8 +31,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 
-from guard.client.decisions import Decision
-from guard.client.errors import DecisionTimeout, GuardClientError
+from guard.client.decisions import Decision, Refused
+from guard.client.errors import DecisionTimeout, GuardClientError, ProposalRefused
 from guard.client.sync import GuardClient
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class GuardAdvisor:
         self.client = GuardClient(source, home=home, url=url, token=token)
         self.last_decision: Decision | None = None
         """What guard answered last (None: it could not be asked, or the budget ran out)."""
+        self._warned_ttl = False
 
     def confirm_entry(self, pair: str, amount: float, side: str, *, entry_tag: str | None = None) -> bool:
         """True only when a person approved the entry and guard filled it; freqtrade then enters."""
@@ -109,19 +110,33 @@ class GuardAdvisor:
     def _ask(self, pair: str, side: str, amount: float, why: str) -> bool:
         symbol = self.symbols.get(pair, pair)
         self.last_decision = None
+        client = self.client
         try:
-            decision = self.client.ask(
-                symbol, side, qty=Decimal(str(amount)), leverage=self.leverage, why=why, timeout=self.budget_seconds
-            )
+            pid = client.propose(symbol, side, qty=Decimal(str(amount)), leverage=self.leverage, why=why)
+            queued = client.proposal(pid).proposal
+            self._check_ttl(queued.expires_at - queued.created_at)
+            decision: Decision = client.wait_decision(pid, self.budget_seconds)
+        except ProposalRefused as e:
+            decision = Refused(e.reason)
         except DecisionTimeout as e:
-            log.warning(
-                "guard: no decision on %s %s within %.0f s: not entering (%s)", side, pair, self.budget_seconds, e
-            )
+            log.warning("guard: no decision on %s %s within %g s, so no (%s)", side, pair, self.budget_seconds, e)
             return False
         except GuardClientError as e:  # guard unreachable, credential refused: fail closed
             log.error("guard: could not ask about %s %s: %s", side, pair, e)
             return False
         self.last_decision = decision
-        level = logging.INFO if decision.filled else logging.WARNING
-        log.log(level, "guard: %s %s: %s", side, pair, decision)
+        log.log(logging.INFO if decision.filled else logging.WARNING, "guard: %s %s: %s", side, pair, decision)
         return decision.filled
+
+    def _check_ttl(self, ttl_ms: int) -> None:
+        """Say once, loudly, when guard would keep a proposal open longer than this advisor waits for it."""
+        if ttl_ms / 1000 > self.budget_seconds and not self._warned_ttl:
+            self._warned_ttl = True
+            log.warning(
+                "guard keeps proposals open %g s but this advisor waits %g s: a person could approve an entry "
+                "after freqtrade gave up on it, and guard would trade it; set guard's approval.ttl_seconds to at "
+                "most %g",
+                ttl_ms / 1000,
+                self.budget_seconds,
+                self.budget_seconds,
+            )

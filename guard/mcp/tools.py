@@ -14,6 +14,8 @@ from guard.api.source_views import ProposalFate
 from guard.client import AsyncGuardClient, Decision, DecisionTimeout, GuardClientError, ProposalRefused
 from guard.client.decisions import decision_of
 
+Amount = str | float
+"""A number as the agent writes it: text ("0.01", exact) or a JSON number."""
 MAX_WAIT_SECONDS = 600.0
 """The longest one `wait_for_decision` call waits (call it again to wait longer)."""
 
@@ -65,13 +67,13 @@ def build_server(client: AsyncGuardClient) -> MCPServer[Any]:
         symbol: str,
         side: str,
         why: str,
-        qty: str | None = None,
-        notional: str | None = None,
-        equity_fraction: str | None = None,
-        leverage: str = "1",
-        stop: str | None = None,
-        take_profit: str | None = None,
-        limit_price: str | None = None,
+        qty: Amount | None = None,
+        notional: Amount | None = None,
+        equity_fraction: Amount | None = None,
+        leverage: Amount = "1",
+        stop: Amount | None = None,
+        take_profit: Amount | None = None,
+        limit_price: Amount | None = None,
         confidence: float | None = None,
     ) -> dict[str, Any]:
         """Ask a person to approve a trade. This does NOT trade: guard prices the proposal, runs its risk checks
