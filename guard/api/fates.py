@@ -1,4 +1,4 @@
-"""The daemon's side of what a source may read: its proposals' fate and the market (`guard.api.source_views`).
+"""The daemon's side of what a source may read: its proposals' fate and the account (`guard.api.source_views`).
 
 A source sees only the proposals it made (`Proposal.source` is its credential's name); an operator sees all.
 Everything comes from the folded state, except the price of a fill, which the state does not keep: the
@@ -20,7 +20,7 @@ from aiohttp import web
 
 from guard import codec
 from guard.api.credentials import Identity, Scope
-from guard.api.source_views import MarketView, ProposalFate, ProposalFates
+from guard.api.source_views import AccountView, ProposalFate, ProposalFates
 from guard.domain import ZERO, Value
 from guard.errors import BadInput, JournalError
 from guard.events import OrderFilled
@@ -45,7 +45,7 @@ class _Fills:
 
 
 class Fates:
-    """Answers a source's questions about its own proposals and the market, from the hub's desk."""
+    """Answers a source's questions about its own proposals and the account, from the hub's desk."""
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
@@ -76,7 +76,7 @@ class Fates:
             await self._catch_up()
         return tuple(self._fate(r) for r in mine)
 
-    # --- the answers of GET /v1/proposals/{id}, GET /v1/proposals, GET /v1/market ---------------
+    # --- the answers of GET /v1/proposals/{id}, GET /v1/proposals, GET /v1/account --------------
 
     async def answer_fate(self, proposal_id: str, identity: Identity) -> web.Response:
         """A source asking for another's proposal is answered as for one that does not exist."""
@@ -92,15 +92,15 @@ class Fates:
             raise BadInput(f"limit: a whole number from 1 to {MAX_LISTED}, got {limit[:20]!r}")
         return _json(ProposalFates(await self.listed(identity, int(limit))))
 
-    def answer_market(self) -> web.Response:
-        return _json(self.market())
+    def answer_account(self) -> web.Response:
+        return _json(self.account())
 
     # --- the views -----------------------------------------------------------------------
 
-    def market(self) -> MarketView:
+    def account(self) -> AccountView:
         hub = self._hub
         status = hub.status()
-        return MarketView(
+        return AccountView(
             trading_state=status.trading_state,
             state_reason=status.state_reason,
             operator_present=status.operator_present,

@@ -135,10 +135,10 @@ class ApiServer:
         app.router.add_get("/v1/model/performance", self._get_performance)
         app.router.add_post("/v1/commands", self._post_command)
         app.router.add_get("/v1/ws", self._ws)
-        # What a source reads: its own proposals' fate, and the market (an operator may read them too).
+        # What a source reads: its own proposals' fate, and the account (an operator may read them too).
         app.router.add_get("/v1/proposals", self._get_proposals)
         app.router.add_get("/v1/proposals/{proposal_id}", self._get_proposal)
-        app.router.add_get("/v1/market", self._get_market)
+        app.router.add_get("/v1/account", self._get_account)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
@@ -220,7 +220,7 @@ class ApiServer:
         if identity is None:
             log.warning("api_unauthorized", path=request.path, remote=request.remote)
             return web.json_response({"error": "missing, wrong or revoked token"}, status=401)
-        if identity.scope is not Scope.OPERATOR and not _source_may_read(request.path):
+        if identity.scope is not Scope.OPERATOR and not _source_may(request.path):
             log.warning("api_out_of_scope", path=request.path, credential=identity.credential)
             return web.json_response(
                 {"error": f"{identity.name} holds a {identity.scope.value} credential: it may only propose"},
@@ -296,7 +296,7 @@ class ApiServer:
         answered.set_result(None)  # aiohttp writes the response as this handler returns, before any await
         return response
 
-    # --- what a source reads: its own proposals' fate, the market (guard.api.fates) -----
+    # --- what a source reads: its own proposals' fate, the account (guard.api.fates) ----
 
     async def _get_proposal(self, request: web.Request) -> web.Response:
         return await self._fates.answer_fate(request.match_info["proposal_id"], request[_IDENTITY])
@@ -304,8 +304,8 @@ class ApiServer:
     async def _get_proposals(self, request: web.Request) -> web.Response:
         return await self._fates.answer_list(request.query.get("limit", "50"), request[_IDENTITY])
 
-    async def _get_market(self, request: web.Request) -> web.Response:
-        return self._fates.answer_market()
+    async def _get_account(self, request: web.Request) -> web.Response:
+        return self._fates.answer_account()
 
     # --- running commands --------------------------------------------------------------
 
@@ -460,13 +460,13 @@ class ApiServer:
 
 _TOKEN = web.RequestKey("token", str)
 _IDENTITY = web.RequestKey("identity", Identity)
-_SOURCE_PATHS = frozenset({"/v1/commands", "/v1/proposals", "/v1/market"})
+_SOURCE_PATHS = frozenset({"/v1/commands", "/v1/proposals", "/v1/account"})
 """Where a source's credential may go (its commands are limited to proposing, in the handler)."""
 _SOURCE_PREFIXES = ("/v1/proposals/",)
+"""Routes that check for themselves that what a source asks for is its own (its proposal)."""
 
 
-def _source_may_read(path: str) -> bool:
-    """A source may send commands (only Propose passes the handler), and read its proposals and the market."""
+def _source_may(path: str) -> bool:
     return path in _SOURCE_PATHS or path.startswith(_SOURCE_PREFIXES)
 
 

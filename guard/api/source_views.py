@@ -1,8 +1,8 @@
-"""What a proposal source may read over the control API: the fate of its own proposals, and the market.
+"""What a proposal source may read over the control API: the fate of its own proposals, and the account.
 
 A source's credential may propose and read these, nothing else (`guard.api.server`): `GET /v1/proposals/{id}`
 and `GET /v1/proposals` answer with `ProposalFate`s (a source sees only the proposals it made; an operator sees
-all), `GET /v1/market` with a `MarketView`. The daemon computes them (`guard.api.fates`); `guard.client` reads
+all), `GET /v1/account` with a `AccountView`. The daemon computes them (`guard.api.fates`); `guard.client` reads
 them. This module imports only the shared domain types, like `guard.api.protocol`.
 """
 
@@ -38,8 +38,9 @@ class ProposalFates(Value, frozen=True):
     proposals: tuple[ProposalFate, ...]
 
 
-class MarketView(Value, frozen=True, gc=True):  # holds a dict: tracked
-    """What a source may know of the market and the desk before it proposes (`GET /v1/market`)."""
+class AccountView(Value, frozen=True, gc=True):  # holds a dict: tracked
+    """What a source may know of the desk before it proposes (`GET /v1/account`): the trading state, whether a
+    person is there to decide, prices, feed health, the positions and equity."""
 
     trading_state: TradingState
     state_reason: str

@@ -6,7 +6,7 @@
     if decision.filled: ...                                # Filled(price, qty); else Rejected/Expired/...
 
 It speaks the control API with a source's credential: `POST /v1/commands` (Propose, the only command a source
-may send), `GET /v1/proposals/{id}`, `GET /v1/proposals` and `GET /v1/market`. Only the fields that are set
+may send), `GET /v1/proposals/{id}`, `GET /v1/proposals` and `GET /v1/account`. Only the fields that are set
 are sent, so the same client works with daemons that know more or fewer optional fields.
 """
 
@@ -24,7 +24,7 @@ import aiohttp
 from guard import codec
 from guard.api.client import ApiClient, Endpoint
 from guard.api.protocol import OPERATOR_HEADER, PROTOCOL_VERSION, Reply
-from guard.api.source_views import MarketView, ProposalFate, ProposalFates
+from guard.api.source_views import AccountView, ProposalFate, ProposalFates
 from guard.client.connection import Connection, resolve
 from guard.client.decisions import Decision, ProposalId, Refused, decision_of
 from guard.client.errors import (
@@ -87,7 +87,7 @@ class AsyncGuardClient:
         stop: Number | None = None,
         take_profit: Number | None = None,
         limit_price: Number | None = None,
-        confidence: float | None = None,
+        confidence: Number | None = None,
         why: str = "",
     ) -> ProposalId:
         """Propose a trade. guard prices it, checks every risk limit and queues it for a person to decide.
@@ -118,7 +118,7 @@ class AsyncGuardClient:
             **{k: _number(v) for k, v in {**given, **optional}.items() if v is not None},
         }
         if confidence is not None:
-            frame["confidence"] = float(confidence)
+            frame["confidence"] = _number(confidence)
         if why:
             frame["reason"] = why
         reply = await self._command(frame)
@@ -177,9 +177,9 @@ class AsyncGuardClient:
         """This source's newest proposals (at most `limit`, up to 200), newest first."""
         return codec.decode(ProposalFates, await self._get(f"/v1/proposals?limit={int(limit)}")).proposals
 
-    async def status(self) -> MarketView:
+    async def status(self) -> AccountView:
         """The trading state, whether a person is present, marks, feed health, positions and equity."""
-        return codec.decode(MarketView, await self._get("/v1/market"))
+        return codec.decode(AccountView, await self._get("/v1/account"))
 
     # --- the wire ------------------------------------------------------------------------
 

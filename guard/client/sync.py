@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from guard.api.source_views import MarketView, ProposalFate
+from guard.api.source_views import AccountView, ProposalFate
 from guard.client.aio import AsyncGuardClient, Number
 from guard.client.connection import Connection
 from guard.client.decisions import Decision, ProposalId
@@ -63,7 +63,7 @@ class GuardClient:
         stop: Number | None = None,
         take_profit: Number | None = None,
         limit_price: Number | None = None,
-        confidence: float | None = None,
+        confidence: Number | None = None,
         why: str = "",
     ) -> ProposalId:
         """See `AsyncGuardClient.propose`."""
@@ -97,7 +97,7 @@ class GuardClient:
     def my_proposals(self, limit: int = 50) -> tuple[ProposalFate, ...]:
         return self._run(self.aio.my_proposals(limit))
 
-    def status(self) -> MarketView:
+    def status(self) -> AccountView:
         return self._run(self.aio.status())
 
     def close(self) -> None:
