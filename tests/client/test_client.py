@@ -189,5 +189,5 @@ async def test_client_reads_are_bounded_and_a_source_reads_nothing_else(daemon: 
     bot = AsyncGuardClient("bot")
     with pytest.raises(GuardClientError, match=r"HTTP 400.*1 to 200"):
         await bot.my_proposals(limit=0)
-    with pytest.raises(OutOfScope, match="source credential: it may only propose"):
+    with pytest.raises(OutOfScope, match="holds a source credential: it may"):
         await bot._get("/v1/snapshot")
