@@ -18,6 +18,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -66,12 +67,12 @@ class AsyncGuardClient:
             token: the source's token itself; default `GUARD_TOKEN`, else read from the token file.
             timeout: how long one request may take, in seconds.
         """
-        self._settings = {"home": home, "source": source, "url": url, "token": token}
+        self._source, self._home, self._url, self._token = source, home, url, token
         self.timeout = timeout
 
     def connection(self) -> Connection:
         """Where the daemon is and whose token to show it, found afresh (a restarted daemon, a new token)."""
-        return resolve(**self._settings)  # type: ignore[arg-type]
+        return resolve(home=self._home, source=self._source, url=self._url, token=self._token)
 
     # --- proposing ---------------------------------------------------------------------
 
@@ -171,7 +172,8 @@ class AsyncGuardClient:
 
     async def proposal(self, proposal_id: str) -> ProposalFate:
         """One of this source's proposals and where it stands."""
-        return codec.decode(ProposalFate, await self._get(f"/v1/proposals/{proposal_id}", proposal_id))
+        path = f"/v1/proposals/{quote(proposal_id, safe='')}"  # an id is a path segment, whatever it holds
+        return codec.decode(ProposalFate, await self._get(path, proposal_id))
 
     async def my_proposals(self, limit: int = 50) -> tuple[ProposalFate, ...]:
         """This source's newest proposals (at most `limit`, up to 200), newest first."""

@@ -191,3 +191,6 @@ async def test_client_reads_are_bounded_and_a_source_reads_nothing_else(daemon: 
         await bot.my_proposals(limit=0)
     with pytest.raises(OutOfScope, match="holds a source credential: it may"):
         await bot._get("/v1/snapshot")
+    for hostile in ("../snapshot", "P000001?limit=1", "P" * 2000, "\u202eP1", "%2e%2e"):
+        with pytest.raises(UnknownProposal):
+            await bot.proposal(hostile)
