@@ -14,6 +14,7 @@ and read its own proposals: a person decides. See docs/sources.md.
 from guard.client.aio import AsyncGuardClient
 from guard.client.decisions import Decision, Expired, Failed, Filled, Killed, ProposalId, Refused, Rejected
 from guard.client.errors import (
+    AnswerLost,
     CredentialRefused,
     DaemonNotRunning,
     DecisionTimeout,
@@ -26,6 +27,7 @@ from guard.client.errors import (
 from guard.client.sync import GuardClient
 
 __all__ = [
+    "AnswerLost",
     "AsyncGuardClient",
     "CredentialRefused",
     "DaemonNotRunning",

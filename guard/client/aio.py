@@ -29,6 +29,7 @@ from guard.api.source_views import AccountView, ProposalFate, ProposalFates
 from guard.client.connection import Connection, resolve
 from guard.client.decisions import Decision, ProposalId, Refused, decision_of
 from guard.client.errors import (
+    AnswerLost,
     CredentialRefused,
     DaemonNotRunning,
     DecisionTimeout,
@@ -41,6 +42,8 @@ from guard.config import ApiSection
 from guard.errors import DecodeError
 from guard.paths import StatePaths
 
+RETRY_SECONDS = 0.5
+"""Before a command whose answer was lost is sent again (with the same id)."""
 POLL_SECONDS = 0.25
 """How often `wait_decision` asks for the proposal's fate (loopback: each ask is a millisecond or two)."""
 Number = Decimal | int | float | str
@@ -186,9 +189,17 @@ class AsyncGuardClient:
     # --- the wire ------------------------------------------------------------------------
 
     async def _command(self, frame: dict[str, Any]) -> Reply:
+        """Send a command; when the answer is lost (a timeout, a dropped connection), send it once more with the
+        same id: the daemon carries out an id at most once and answers a repeat with its first answer, so a
+        proposal is never queued twice."""
         connection = self.connection()
         headers = {OPERATOR_HEADER: connection.source} if connection.source else {}
-        status, text = await self._request(connection, "POST", "/v1/commands", codec.encode(frame), headers)
+        body = codec.encode(frame)
+        try:
+            status, text = await self._request(connection, "POST", "/v1/commands", body, headers)
+        except (AnswerLost, DaemonNotRunning):
+            await asyncio.sleep(RETRY_SECONDS)
+            status, text = await self._request(connection, "POST", "/v1/commands", body, headers)
         try:
             reply = codec.decode(Reply, text)
         except DecodeError:
@@ -216,7 +227,7 @@ class AsyncGuardClient:
                 f"nothing answers at {connection!r} ({type(e).__name__}): start the daemon with `guard up`"
             ) from e
         except TimeoutError as e:
-            raise GuardClientError(f"the daemon did not answer within {self.timeout:g} s") from e
+            raise AnswerLost(f"the daemon did not answer within {self.timeout:g} s") from e
         if status == 401:
             raise CredentialRefused(
                 f"the daemon refused the token of {connection!r}: it was revoked or rotated, or it belongs to another "

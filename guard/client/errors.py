@@ -22,6 +22,10 @@ class DaemonNotRunning(GuardClientError):
     """Nothing answers where the daemon should be: start it with `guard up`."""
 
 
+class AnswerLost(GuardClientError, TimeoutError):
+    """The daemon did not answer in time: it may be stopping, or the machine badly overloaded."""
+
+
 class CredentialRefused(GuardClientError):
     """The daemon refused the token: revoked, rotated, or from another state directory."""
 

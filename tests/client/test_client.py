@@ -4,6 +4,7 @@ program learns the outcome as a typed value; every failure says what to fix."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -194,3 +195,17 @@ async def test_client_reads_are_bounded_and_a_source_reads_nothing_else(daemon: 
     for hostile in ("../snapshot", "P000001?limit=1", "P" * 2000, "\u202eP1", "%2e%2e"):
         with pytest.raises(UnknownProposal):
             await bot.proposal(hostile)
+
+
+def test_client_a_lost_answer_is_asked_again_and_the_proposal_is_queued_once(guard_home: Path) -> None:
+    """The daemon stalls past the client's timeout while the Propose waits in its socket: the client sends the same
+    command id again and gets the first answer back; one proposal is queued, not two."""
+    with threaded_daemon(daemon_config()) as td:
+        daemon = td.daemon
+        CredentialStore(daemon.paths.root).add("bot", Scope.SOURCE)
+        td.call(wait_until(lambda: SYMBOL in daemon.desk.marks))
+        daemon.hub.presence.heard_from("alice")
+        with GuardClient("bot", timeout=0.5) as bot:
+            td.loop.call_soon_threadsafe(time.sleep, 1.0)  # a stalled daemon: nothing on its loop runs for 1 s
+            pid = bot.propose(SYMBOL, "buy", qty="0.01")
+        assert [r.proposal.id for r in daemon.desk.state.proposals.values()] == [pid]
