@@ -11,12 +11,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from guard.api.client import ApiClient, Session
 from guard.api.credentials import CredentialStore, Scope
 from guard.api.protocol import Approve, ProposalsChanged, Reject
+from guard.cli import main
 from guard.daemon import running
 from guard.domain import TradingState
 from guard.events import ProposalQueued
@@ -108,3 +110,15 @@ async def test_mcp_offers_no_operator_action_and_its_descriptions_say_a_person_d
             refused = await session.call_tool("propose", {"symbol": SYMBOL, "side": "buy", "qty": "0.01", "why": "x"})
             assert refused.is_error and "no operator is attached" in refused.content[0].text  # type: ignore[union-attr]
         assert daemon.desk.state.trading_state is TradingState.ACTIVE and not daemon.desk.state.proposals
+
+
+def test_mcp_without_a_source_says_how_to_name_one(
+    guard_home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`guard mcp` with no source and no token exits 2 and says which flag to give (nothing reaches stdout,
+    which belongs to the protocol)."""
+    monkeypatch.delenv("GUARD_SOURCE", raising=False)
+    monkeypatch.delenv("GUARD_TOKEN", raising=False)
+    assert main(["mcp"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "guard mcp --source NAME" in captured.err
