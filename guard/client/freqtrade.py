@@ -93,21 +93,26 @@ class GuardAdvisor:
         self._warned_ttl = False
 
     def confirm_entry(self, pair: str, amount: float, side: str, *, entry_tag: str | None = None) -> bool:
-        """True only when a person approved the entry and guard filled it; freqtrade then enters."""
+        """True only when a person approved the entry and guard filled it; freqtrade then enters. Anything else is
+        False, whatever goes wrong: freqtrade treats an exception from `confirm_trade_entry` as yes."""
         direction = "sell" if side == "short" else "buy"
         why = f"freqtrade {side} entry" + (f" ({entry_tag})" if entry_tag else "")
-        return self._ask(pair, direction, amount, why)
+        return self._ask(pair, direction, amount, why, unasked=False)
 
     def confirm_exit(self, pair: str, amount: float, is_short: bool, exit_reason: str) -> bool:
-        """True at once for a protective exit (or with `ask_exits` off); else only when a person approved it."""
+        """True at once for a protective exit (or with `ask_exits` off), and when guard cannot be asked (an exit
+        reduces risk: an unreachable guard must not hold a position open); else only when a person approved it
+        (rejected or unanswered, freqtrade asks again on its next candle)."""
         if not self.ask_exits or exit_reason in PROTECTIVE_EXITS:
             return True
-        return self._ask(pair, "buy" if is_short else "sell", amount, f"freqtrade exit ({exit_reason})")
+        side = "buy" if is_short else "sell"
+        return self._ask(pair, side, amount, f"freqtrade exit ({exit_reason})", unasked=True)
 
     def close(self) -> None:
         self.client.close()
 
-    def _ask(self, pair: str, side: str, amount: float, why: str) -> bool:
+    def _ask(self, pair: str, side: str, amount: float, why: str, *, unasked: bool) -> bool:
+        """Whether guard filled the proposal; `unasked` when guard could not be asked at all."""
         symbol = self.symbols.get(pair, pair)
         self.last_decision = None
         client = self.client
@@ -121,9 +126,12 @@ class GuardAdvisor:
         except DecisionTimeout as e:
             log.warning("guard: no decision on %s %s within %g s, so no (%s)", side, pair, self.budget_seconds, e)
             return False
-        except GuardClientError as e:  # guard unreachable, credential refused: fail closed
-            log.error("guard: could not ask about %s %s: %s", side, pair, e)
-            return False
+        except GuardClientError as e:  # guard unreachable, credential refused
+            log.error("guard: could not ask about %s %s (%s): answering %s", side, pair, e, unasked)
+            return unasked
+        except Exception:  # our bug or an absurd input: never an exception, which freqtrade would take as yes
+            log.exception("guard: asking about %s %s failed: answering %s", side, pair, unasked)
+            return unasked
         self.last_decision = decision
         log.log(logging.INFO if decision.filled else logging.WARNING, "guard: %s %s: %s", side, pair, decision)
         return decision.filled

@@ -72,3 +72,19 @@ def test_advisor_budget_is_a_share_of_the_candle() -> None:
         candle_seconds("5x")
     with pytest.raises(ValueError, match="no answer within it means no"):
         GuardAdvisor("x")
+
+
+def test_advisor_fails_closed_on_entries_and_open_on_exits_when_guard_cannot_be_asked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No daemon, or an absurd amount: an entry is no (never an exception: freqtrade would take that as yes), and
+    a signal exit goes ahead (an unreachable guard must not hold a position open)."""
+    advisor = GuardAdvisor(token="t" * 40, home=tmp_path, budget_seconds=5)
+    caplog.set_level(logging.ERROR, logger="guard.client.freqtrade")
+    try:
+        assert not advisor.confirm_entry(BTC, 0.01, "long")
+        assert "start it with `guard up`" in caplog.text
+        assert not advisor.confirm_entry(BTC, "a lot", "long")  # type: ignore[arg-type]
+        assert advisor.confirm_exit(BTC, 0.01, False, "exit_signal")
+    finally:
+        advisor.close()
