@@ -1,5 +1,6 @@
 """docs/sources.md's copy-paste examples, run as a reader would run them against a real daemon, with a person
-(a scripted operator) deciding. The freqtrade strategy runs in tests/freqtrade."""
+(a scripted operator) deciding. The mcpServers entry starts `guard mcp` in tests/mcp, the freqtrade strategy
+runs in tests/freqtrade."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ import json
 import os
 import sys
 from pathlib import Path
-
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
 
 from guard.api.client import ApiClient, Session
 from guard.api.credentials import CredentialStore, Scope
@@ -24,7 +22,7 @@ SYMBOL = "BTC/USDT:USDT"
 
 
 def test_every_example_in_the_doc_is_run_by_a_test() -> None:
-    """A new example in docs/sources.md needs a test here (or in tests/freqtrade) that runs it."""
+    """A new example in docs/sources.md needs a test that runs it (here, in tests/mcp or in tests/freqtrade)."""
     assert set(examples()) == {"script", "mcp-config", "freqtrade-strategy", "alert-curl"}
 
 
@@ -77,16 +75,3 @@ async def test_doc_alert_curl_queues_a_proposal_with_its_reason(guard_home: Path
     assert reply["ok"], reply
     proposal = daemon.desk.state.proposals[reply["data"]["proposal_id"]].proposal
     assert proposal.source == "alerts" and "RSI(14) crossed up through 30 on 5m" in proposal.why
-
-
-async def test_doc_mcp_config_starts_guard_mcp_for_the_agent(guard_home: Path) -> None:
-    """The mcpServers entry, started as an agent's host starts it, serves guard's tools as that source."""
-    entry = json.loads(example("mcp-config").split("\n", 1)[1])["mcpServers"]["guard"]
-    command = str(Path(sys.executable).parent / entry["command"])  # this environment's `guard`
-    async with running(daemon_config()) as daemon:
-        CredentialStore(daemon.paths.root).add("agent", Scope.SOURCE)
-        params = StdioServerParameters(command=command, args=entry["args"], env={"GUARD_HOME": str(guard_home)})
-        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
-            await session.initialize()
-            result = await session.call_tool("my_proposals", {})
-    assert not result.is_error and result.structured_content == {"proposals": []}

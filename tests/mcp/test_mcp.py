@@ -1,9 +1,11 @@
-"""`guard mcp` end to end with the mcp package's own stdio client: an agent proposes, a person decides over
-the control API, and the agent learns the outcome; nothing in the agent's reach decides or executes."""
+"""`guard mcp` end to end with the mcp package's own stdio client, started exactly as docs/sources.md's
+`mcpServers` entry says: an agent proposes, a person decides over the control API, and the agent learns the
+outcome; nothing in the agent's reach decides or executes."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,16 +27,22 @@ from guard.events import ProposalQueued
 from guard.journal.chain import read_entries
 from tests.api.support import wait_for, wait_until
 from tests.builders import daemon_config
+from tests.doc_examples import example
 
 SYMBOL = "BTC/USDT:USDT"
 AGENT_TOOLS = {"market_status", "positions", "my_proposals", "proposal_status", "propose", "wait_for_decision"}
+OPERATOR_ACTIONS = ("approve", "reject", "override", "kill", "rearm", "close_position", "set_risk_limit")
 
 
 @asynccontextmanager
-async def agent(home: Path, source: str = "agent") -> AsyncIterator[ClientSession]:
-    """An MCP client session with `guard mcp`, started as an agent's host starts it: a subprocess on stdio."""
+async def agent(home: Path) -> AsyncIterator[ClientSession]:
+    """An MCP client session with `guard mcp`, started as the doc's mcpServers entry tells an agent's host to
+    (this environment's `guard`, the entry's arguments, GUARD_HOME pointed at the test's daemon)."""
+    entry = json.loads(example("mcp-config").split("\n", 1)[1])["mcpServers"]["guard"]
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "guard", "mcp", "--source", source], env={"GUARD_HOME": str(home)}
+        command=str(Path(sys.executable).parent / entry["command"]),
+        args=entry["args"],
+        env={**entry["env"], "GUARD_HOME": str(home)},
     )
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
@@ -48,68 +56,66 @@ async def call(session: ClientSession, tool: str, **arguments: Any) -> dict[str,
     return result.structured_content
 
 
+def error_text(result: Any) -> str:
+    assert result.is_error
+    return str(result.content[0].text)
+
+
 async def next_proposal(operator: Session) -> str:
     changed = await wait_for(operator, lambda m: isinstance(m, ProposalsChanged) and bool(m.upserted))
     assert isinstance(changed, ProposalsChanged)
     return changed.upserted[0].proposal.id
 
 
-async def test_mcp_agent_proposes_a_person_approves_and_rejects_and_the_agent_sees_each_outcome(
+async def test_mcp_agent_proposes_a_person_decides_and_the_agent_sees_the_fill_and_the_reason(
     guard_home: Path,
 ) -> None:
-    """The agent proposes twice: the person approves one (the agent sees the fill) and rejects the other (the
-    agent sees the reason); the journal names the agent as the proposals' source."""
+    """The agent's tools read and propose only (operator actions are not tools, and the descriptions say a person
+    decides); with nobody attached its proposal is refused with the reason; then a person approves one proposal
+    (the agent sees the fill) and rejects another (the agent sees the reason). The journal names the agent."""
     async with running(daemon_config(approval={"ttl_seconds": 60})) as daemon:
         CredentialStore(daemon.paths.root).add("agent", Scope.SOURCE)
         await wait_until(lambda: SYMBOL in daemon.desk.marks)
-        async with ApiClient.from_config(daemon.config).connect("alice") as alice, agent(guard_home) as session:
-            status = await call(session, "market_status")
-            assert status["trading_state"] == "ACTIVE" and status["operator_present"] and SYMBOL in status["marks"]
-
-            proposed = await call(session, "propose", symbol=SYMBOL, side="buy", qty="0.01", why="momentum")
-            pid = proposed["proposal_id"]
-            assert "a person decides" in proposed["next"]
-            assert await next_proposal(alice) == pid
-            waiting = asyncio.create_task(call(session, "wait_for_decision", proposal_id=pid, timeout_seconds=30))
-            assert (await alice.send(Approve(alice.next_id(), pid, 1, "agreed"))).ok
-            filled = await waiting
-            assert (filled["outcome"], Decimal(filled["qty"]), filled["decided_by"]) == (
-                "filled",
-                Decimal("0.01"),
-                "alice",
-            )
-            assert float(filled["price"]) > 0
-
-            second = await call(session, "propose", symbol=SYMBOL, side="sell", qty="0.01", why="reversal")
-            assert await next_proposal(alice) == second["proposal_id"]
-            assert (await alice.send(Reject(alice.next_id(), second["proposal_id"], "against the trend"))).ok
-            rejected = await call(session, "wait_for_decision", proposal_id=second["proposal_id"], timeout_seconds=30)
-            assert (rejected["outcome"], rejected["reason"]) == ("rejected", "against the trend")
-
-            mine = await call(session, "my_proposals")
-            assert [p["status"] for p in mine["proposals"]] == ["REJECTED", "FILLED"]
-            held = await call(session, "positions")
-            assert [p["position"]["symbol"] for p in held["positions"]] == [SYMBOL]
-    queued = [e.event for e in read_entries(daemon.paths.journal) if isinstance(e.event, ProposalQueued)]
-    assert [q.proposal.source for q in queued] == ["agent", "agent"]
-
-
-async def test_mcp_offers_no_operator_action_and_its_descriptions_say_a_person_decides(guard_home: Path) -> None:
-    """The agent's tools read and propose only; approving, rejecting or killing are not tools at all, and the
-    descriptions tell the agent that a person decides. A refused proposal reaches the agent as a tool error."""
-    async with running(daemon_config()) as daemon:
-        CredentialStore(daemon.paths.root).add("agent", Scope.SOURCE)
         async with agent(guard_home) as session:
             tools = {t.name: t for t in (await session.list_tools()).tools}
             assert set(tools) == AGENT_TOOLS
             assert "does NOT trade" in (tools["propose"].description or "")
             assert "A person decides every trade" in (session.instructions or "")
-            for operator_action in ("approve", "reject", "override", "kill", "rearm", "close_position"):
-                result = await session.call_tool(operator_action, {"proposal_id": "P000001"})
-                assert result.is_error and "Unknown tool" in result.content[0].text  # type: ignore[union-attr]
-            refused = await session.call_tool("propose", {"symbol": SYMBOL, "side": "buy", "qty": "0.01", "why": "x"})
-            assert refused.is_error and "no operator is attached" in refused.content[0].text  # type: ignore[union-attr]
-        assert daemon.desk.state.trading_state is TradingState.ACTIVE and not daemon.desk.state.proposals
+            for action in OPERATOR_ACTIONS:
+                assert "Unknown tool" in error_text(await session.call_tool(action, {"proposal_id": "P000001"}))
+            alone = await session.call_tool("propose", {"symbol": SYMBOL, "side": "buy", "qty": 0.01, "why": "x"})
+            assert "no operator is attached" in error_text(alone)
+
+            async with ApiClient.from_config(daemon.config).connect("alice") as alice:
+                status = await call(session, "market_status")
+                assert status["trading_state"] == "ACTIVE" and status["operator_present"]
+                assert SYMBOL in status["marks"]
+
+                proposed = await call(session, "propose", symbol=SYMBOL, side="buy", qty="0.01", why="momentum")
+                pid = proposed["proposal_id"]
+                assert "a person decides" in proposed["next"]
+                assert await next_proposal(alice) == pid
+                waiting = asyncio.create_task(call(session, "wait_for_decision", proposal_id=pid, timeout_seconds=30))
+                assert (await alice.send(Approve(alice.next_id(), pid, 1, "agreed"))).ok
+                filled = await waiting
+                assert (filled["outcome"], filled["decided_by"]) == ("filled", "alice")
+                assert Decimal(filled["qty"]) == Decimal("0.01") and Decimal(filled["price"]) > 0
+
+                second = await call(session, "propose", symbol=SYMBOL, side="sell", qty="0.01", why="reversal")
+                assert await next_proposal(alice) == second["proposal_id"]
+                assert (await alice.send(Reject(alice.next_id(), second["proposal_id"], "against the trend"))).ok
+                rejected = await call(
+                    session, "wait_for_decision", proposal_id=second["proposal_id"], timeout_seconds=30
+                )
+                assert (rejected["outcome"], rejected["reason"]) == ("rejected", "against the trend")
+
+                mine = await call(session, "my_proposals")
+                assert [p["status"] for p in mine["proposals"]] == ["REJECTED", "FILLED"]
+                held = await call(session, "positions")
+                assert [p["position"]["symbol"] for p in held["positions"]] == [SYMBOL]
+        assert daemon.desk.state.trading_state is TradingState.ACTIVE
+    queued = [e.event for e in read_entries(daemon.paths.journal) if isinstance(e.event, ProposalQueued)]
+    assert [q.proposal.source for q in queued] == ["agent", "agent"]
 
 
 def test_mcp_without_a_source_says_how_to_name_one(
