@@ -103,7 +103,7 @@ class AsyncGuardClient:
             The proposal's id, for `wait_decision`.
 
         Raises:
-            ProposalRefused: the desk would not queue it (the reason says why: a risk block, a stale feed, nobody
+            ProposalRefused: the desk would not queue it (the reason says why: a stale feed, nobody
                 present to decide, trading halted, a field this daemon does not know).
             ValueError: not exactly one size given.
         """

@@ -93,8 +93,8 @@ class Failed:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """The desk would not queue the proposal at all (a risk block, a stale feed, no operator present, HALTED);
-    no person saw it. `proposal_id` is empty."""
+    """The desk would not queue the proposal at all (a stale feed, no operator present, a full queue, HALTED, a
+    paused source, a size below the market's minimum): no person saw it. `proposal_id` is empty."""
 
     reason: str
     proposal_id: ProposalId = ProposalId("")
