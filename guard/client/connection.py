@@ -5,8 +5,9 @@ In order, each setting from the first place that has it:
 - the daemon: `url=` / `GUARD_URL` (`http://127.0.0.1:8765`, or `unix:/path/to/guard.sock`), else the state
   directory (`home=` / `GUARD_HOME` / `./.guard`): its control socket, or the `endpoint` file a TCP daemon
   writes;
-- the token: `token=` / `GUARD_TOKEN`, else the source's token file `<home>/sources/<NAME>.token`, NAME from
-  `source=` / `GUARD_SOURCE` (what `guard source add NAME` wrote).
+- the token: `token=`, else the token file of `source=` (`<home>/sources/<NAME>.token`, what
+  `guard source add NAME` wrote), else `GUARD_TOKEN`, else the token file of `GUARD_SOURCE`. Arguments come
+  before the environment.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from guard.api.client import TOKEN_ENV
+from guard.api.credentials import NAME
 from guard.client.errors import DaemonNotRunning, NotConfigured
 from guard.paths import StatePaths
 
@@ -53,7 +55,14 @@ def resolve(
     """
     paths = StatePaths(Path(home or os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser())
     name = source or os.environ.get(SOURCE_ENV, "").strip()
-    secret = (token or os.environ.get(TOKEN_ENV, "")).strip() or _token_file(paths, name)
+    # Arguments before the environment: a program that names its source is not overridden by a GUARD_TOKEN
+    # left in the shell (an operator's, say).
+    if token:
+        secret = token.strip()
+    elif source:
+        secret = _token_file(paths, source)
+    else:
+        secret = os.environ.get(TOKEN_ENV, "").strip() or _token_file(paths, name)
     base_url, socket = _endpoint(url or os.environ.get(URL_ENV, "").strip(), paths)
     return Connection(base_url, socket, secret, name)
 
@@ -64,6 +73,8 @@ def _token_file(paths: StatePaths, name: str) -> str:
             f"which source is this? set {SOURCE_ENV}=NAME (its token is read from {paths.root}/sources/NAME.token) "
             f"or {TOKEN_ENV}=TOKEN; a source's credential is issued with `guard source add NAME`"
         )
+    if not NAME.match(name):
+        raise NotConfigured(f"{name[:80]!r} is not a source's name (as `guard source add NAME` issues them)")
     path = paths.root / "sources" / f"{name}.token"
     try:
         return path.read_text(encoding="utf-8").strip()

@@ -209,3 +209,15 @@ def test_client_a_lost_answer_is_asked_again_and_the_proposal_is_queued_once(gua
             td.loop.call_soon_threadsafe(time.sleep, 1.0)  # a stalled daemon: nothing on its loop runs for 1 s
             pid = bot.propose(SYMBOL, "buy", qty="0.01")
         assert [r.proposal.id for r in daemon.desk.state.proposals.values()] == [pid]
+
+
+def test_client_named_source_beats_a_token_left_in_the_environment(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's GUARD_TOKEN left in the shell does not turn a program that names its source into the
+    operator; a source name that is not one (a path) is refused before any file is read."""
+    monkeypatch.setenv("GUARD_TOKEN", daemon.paths.token.read_text().strip())
+    bot_token = (daemon.paths.root / "sources" / "bot.token").read_text().strip()
+    assert AsyncGuardClient("bot").connection().token == bot_token
+    with pytest.raises(NotConfigured, match="not a source's name"):
+        AsyncGuardClient("../token").connection()
