@@ -128,3 +128,11 @@ def test_mcp_without_a_source_says_how_to_name_one(
     assert main(["mcp"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "guard mcp --source NAME" in captured.err
+
+
+async def test_mcp_with_no_daemon_tells_the_agent_what_to_do(guard_home: Path) -> None:
+    """`guard mcp` serves even when no daemon runs; a tool then answers with an error saying to start one."""
+    CredentialStore(guard_home).add("agent", Scope.SOURCE)
+    async with agent(guard_home) as session:
+        text = error_text(await session.call_tool("market_status", {}))
+    assert "no daemon is running" in text and "guard up" in text
