@@ -3,7 +3,8 @@
     from guard.client.freqtrade import GuardAdvisor
 
     class MyStrategy(IStrategy):
-        advisor = GuardAdvisor(source="freqtrade", timeframe="5m")
+        def bot_start(self, **kwargs) -> None:
+            self.advisor = GuardAdvisor(source="freqtrade", timeframe=self.timeframe)
 
         def confirm_trade_entry(self, pair, order_type, amount, rate, time_in_force, current_time, entry_tag,
                                 side, **kwargs) -> bool:
@@ -18,7 +19,8 @@ advisor proposes the entry to guard (priced, risk-checked, shown to a person) an
 within the candle budget: only a fill says yes. Rejected, expired, killed, refused, failed, no answer in
 time, or guard unreachable: no. Keep guard's `approval.ttl_seconds` at or below the budget, so guard expires
 an unanswered proposal before freqtrade stops waiting (else a person could still approve it after freqtrade
-moved on). Protective exits (stops, liquidation, forced exits) never wait on a person; signal exits may ask.
+moved on). Protective exits (stops, liquidation, forced exits) never wait on a person; signal exits may ask,
+and go ahead when guard cannot be asked. The advisor never raises: freqtrade takes an exception as yes.
 
 This module imports nothing from freqtrade: it runs inside freqtrade's process with only guard's client (and
 aiohttp, msgspec) installed there. It logs with the standard library, as freqtrade does.
