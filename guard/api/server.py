@@ -36,6 +36,7 @@ from aiohttp import WSMessage, WSMsgType, web
 
 from guard.api.credentials import SHARED, CredentialStore, Identity, Scope
 from guard.api.dispatch import CommandHandler
+from guard.api.fates import Fates
 from guard.api.hub import Hub, Presence, Subscription
 from guard.api.protocol import (
     MAX_FRAME_BYTES,
@@ -116,6 +117,7 @@ class ApiServer:
         self._metrics = metrics
         self._model_card = model_card
         self._performance = performance
+        self._fates = Fates(hub)
         self._ids = itertools.count(1)
         self._tasks: asyncio.TaskGroup | None = None
         self._handler: CommandHandler | None = None
@@ -133,6 +135,10 @@ class ApiServer:
         app.router.add_get("/v1/model/performance", self._get_performance)
         app.router.add_post("/v1/commands", self._post_command)
         app.router.add_get("/v1/ws", self._ws)
+        # What a source reads: its own proposals' fate, and the account (an operator may read them too).
+        app.router.add_get("/v1/proposals", self._get_proposals)
+        app.router.add_get("/v1/proposals/{proposal_id}", self._get_proposal)
+        app.router.add_get("/v1/account", self._get_account)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         try:
@@ -214,7 +220,7 @@ class ApiServer:
         if identity is None:
             log.warning("api_unauthorized", path=request.path, remote=request.remote)
             return web.json_response({"error": "missing, wrong or revoked token"}, status=401)
-        if identity.scope is not Scope.OPERATOR and request.path not in _SOURCE_PATHS:
+        if identity.scope is not Scope.OPERATOR and not _source_may(request.path):
             log.warning("api_out_of_scope", path=request.path, credential=identity.credential)
             return web.json_response(
                 {"error": f"{identity.name} holds a {identity.scope.value} credential: it may only propose"},
@@ -289,6 +295,17 @@ class ApiServer:
         response = _json(reply, status=500 if failed else 200)
         answered.set_result(None)  # aiohttp writes the response as this handler returns, before any await
         return response
+
+    # --- what a source reads: its own proposals' fate, the account (guard.api.fates) ----
+
+    async def _get_proposal(self, request: web.Request) -> web.Response:
+        return await self._fates.answer_fate(request.match_info["proposal_id"], request[_IDENTITY])
+
+    async def _get_proposals(self, request: web.Request) -> web.Response:
+        return await self._fates.answer_list(request.query.get("limit", "50"), request[_IDENTITY])
+
+    async def _get_account(self, request: web.Request) -> web.Response:
+        return self._fates.answer_account()
 
     # --- running commands --------------------------------------------------------------
 
@@ -443,8 +460,14 @@ class ApiServer:
 
 _TOKEN = web.RequestKey("token", str)
 _IDENTITY = web.RequestKey("identity", Identity)
-_SOURCE_PATHS = frozenset({"/v1/commands"})
+_SOURCE_PATHS = frozenset({"/v1/commands", "/v1/proposals", "/v1/account"})
 """Where a source's credential may go (its commands are limited to proposing, in the handler)."""
+_SOURCE_PREFIXES = ("/v1/proposals/",)
+"""Routes that check for themselves that what a source asks for is its own (its proposal)."""
+
+
+def _source_may(path: str) -> bool:
+    return path in _SOURCE_PATHS or path.startswith(_SOURCE_PREFIXES)
 
 
 def _not_yours(identity: Identity, claimed: str) -> str:

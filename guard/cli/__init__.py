@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from guard.cli import config, credentials, daemon, drill, history, journal, model, replay, sim, tui
+from guard.cli import mcp as mcp_command  # `guard mcp`: LLM agents propose over MCP
 from guard.errors import BadInput, GuardError
 
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in (config, journal, sim, history, model, daemon, tui, drill, replay, credentials):
         group.register(sub)
+    mcp_command.register(sub)
     return parser
 
 
