@@ -394,17 +394,19 @@ class ReplayEngine:
                 queued.append(result.proposal.id)
         operator = self.options.operator
         for pid in queued:
-            record = desk.state.proposals[pid]
-            if record.status is not ProposalStatus.PENDING:
-                continue
-            decision = operator.decide(record.proposal)
-            if decision.approve:
-                drive(desk.approve(
-                    pid, operator.name, version=record.proposal.version, reason=decision.reason,
-                    confirm_novel=decision.confirm_novel,
-                ))
-            else:
-                drive(desk.reject(pid, operator.name, reason=decision.reason))
+            decided: set[int] = set()  # a version re-priced under a decision is decided once more, as a person would
+            while (record := desk.state.proposals[pid]).status is ProposalStatus.PENDING and len(decided) < 2:
+                if record.proposal.version in decided:
+                    break
+                decided.add(record.proposal.version)
+                decision = operator.decide(record.proposal)
+                if decision.approve:
+                    drive(desk.approve(
+                        pid, operator.name, version=record.proposal.version, reason=decision.reason,
+                        confirm_novel=decision.confirm_novel,
+                    ))
+                else:
+                    drive(desk.reject(pid, operator.name, reason=decision.reason))
 
     def _schedule_score(self, s: _Symbol, i: int, timestamp: int, price: float, barrier: float, horizon: float) -> None:
         """Find the bar that will settle this proposal (the tracker's own rule) so the lean path feeds it."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from guard.replay.fates import Fates, fates_plain
 from guard.replay.result import ModelOutlook, ReplayResult
 from guard.wording import count, utc_minute
 
@@ -103,6 +104,7 @@ def to_plain(r: ReplayResult) -> dict[str, Any]:
              "claimed_count": b.claimed_count}
             for b in t.buckets
         ],
+        "fates": fates_plain(r.fates) if r.fates is not None else None,
         "by_leverage": r.by_leverage,
         "positions_opened_by_leverage": r.stats.positions_opened,
         "liquidated_by_leverage": r.stats.liquidated,
@@ -137,6 +139,8 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         f"| invariant violations | {len(r.violations)} |",
         "",
     ]
+    if r.fates is not None and r.fates.ends:
+        lines += fates_section(r.fates)
     if not r.stats.proposals and not r.stats.refused:  # else the table says the desk refused them
         lines += [f"**No proposals.** {why_no_proposals(r.outlook)}", ""]
     if r.stats.model_paused:
@@ -175,6 +179,46 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+LISTED = 200
+"""The Markdown lists this many proposals' ends one by one (report.json lists them all)."""
+
+
+def fates_section(f: Fates) -> list[str]:
+    """Every proposal's end: the counts per fate (they add up to the proposals made), then each proposal."""
+    details = f.details()
+    made = len(f.ends)
+    lines = [
+        "## Every proposal's end",
+        "",
+        f"{made:,} proposals made: {f.queued:,} queued by the desk"
+        + (f", {made - f.queued:,} not queued (the desk refused them on arrival)" if made > f.queued else "")
+        + ". Each ended in exactly one way:",
+        "",
+        "| end | proposals | of which |",
+        "|---|---|---|",
+        *[
+            f"| {fate} | {n:,} | {', '.join(f'{d} {k:,}' for d, k in details.get(fate, {}).items())} |"
+            for fate, n in f.counts().items()
+        ],
+        f"| **total** | **{made:,}** | |",
+        "",
+        "<details><summary>each proposal</summary>",
+        "",
+        "| proposal | bar time | symbol | side | end | why |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {e.proposal_id or '—'} | {_when(e.at)} | {e.symbol} | {e.side.value} | {e.fate} "
+            f"| {(e.detail or e.reason).replace('|', '/')} |"
+            for e in f.ends[:LISTED]
+        ],
+        *(["", f"...and {made - LISTED:,} more in report.json."] if made > LISTED else []),
+        "",
+        "</details>",
+        "",
+    ]
+    return lines
 
 
 def in_sample_warning(o: ModelOutlook, bars: int) -> str:

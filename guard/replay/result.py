@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from guard.replay.fates import Fates
+
 
 @dataclass(slots=True)
 class ReplayStats:
@@ -93,6 +95,8 @@ class ReplayResult:
     violations: tuple[str, ...]
     """Invariant violations the journal auditor found (must be empty)."""
     outlook: ModelOutlook
+    fates: Fates | None = None
+    """Every proposal's end, read from the journal once the replay finished (None before that)."""
 
     @property
     def pnl(self) -> Decimal:

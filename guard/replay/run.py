@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from guard.errors import BadInput
 from guard.markets.files import resolve_specs
 from guard.model.artifact import load_model
 from guard.replay.engine import ReplayEngine, ReplayOptions
+from guard.replay.fates import read_fates
 from guard.replay.history import load_histories
 from guard.replay.report import write_reports
 from guard.replay.result import ReplayResult
@@ -56,5 +58,6 @@ def run_replay(
     specs = {symbol: record.spec for symbol, record in records.items()}
     engine = ReplayEngine(config, model, histories, options, journal, specs)
     result = asyncio.run(engine.run())
+    result = dataclasses.replace(result, fates=read_fates(journal))
     write_reports(result, directory, [Path(d).name for d in data])
     return result
