@@ -53,6 +53,8 @@ def summary(r: ReplayResult) -> dict[str, Any]:
         "model": r.model_id,
         "operator": r.operator,
         "leverage": r.leverage,
+        "currency": r.currency,
+        "money_note": r.money_note,
         "starting_balance": float(r.starting_balance),
         "final_equity": round(float(r.final_equity), 2),
         "pnl": round(float(r.pnl), 2),
@@ -123,13 +125,14 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         + f", model `{r.model_id}`, in {r.seconds:.1f} s ({r.bars_per_second:,.0f} bars/s).",
         "",
         *([in_sample_warning(r.outlook, r.bars), ""] if r.outlook.in_sample_bars else []),
+        *([f"> {r.money_note}", ""] if r.money_note else []),
         "| | |",
         "|---|---|",
-        f"| PnL | {s['pnl']:,.2f} USDT ({s['return']:+.2%} of {s['starting_balance']:,.0f}) |",
+        f"| PnL | {s['pnl']:,.2f} {r.currency} ({s['return']:+.2%} of {s['starting_balance']:,.0f}) |",
         f"| max drawdown | {s['max_drawdown']:.2%} |",
         f"| realized / fees / funding | {s['realized_pnl']:,.2f} / {s['fees']:,.2f} / {s['funding']:,.2f} |",
         f"| liquidations | {s['liquidations']} of {s['positions_opened']} positions opened "
-        f"({_pct(s['liquidation_rate'])}), {s['liquidation_losses']:,.2f} USDT of margin lost |",
+        f"({_pct(s['liquidation_rate'])}), {s['liquidation_losses']:,.2f} {r.currency} of margin lost |",
         f"| proposals | {s['proposals']:,} queued, {s['approved']:,} approved, {s['rejected']:,} rejected, "
         f"{s['refused']:,} refused by the desk |",
         f"| exits | {s['stops']:,} stops, {s['take_profits']:,} take-profits, "

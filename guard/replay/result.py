@@ -95,6 +95,10 @@ class ReplayResult:
     violations: tuple[str, ...]
     """Invariant violations the journal auditor found (must be empty)."""
     outlook: ModelOutlook
+    currency: str = "USDT"
+    """The currency every money figure is in (the account's)."""
+    money_note: str = ""
+    """How money was converted into it, when the markets count money in another currency ("" when not)."""
     fates: Fates | None = None
     """Every proposal's end, read from the journal once the replay finished (None before that)."""
 

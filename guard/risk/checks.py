@@ -17,6 +17,7 @@ from guard.domain import (
     HARD_LEVERAGE_CAP,
     ZERO,
     FeedHealth,
+    MarketKind,
     MarketSpec,
     Position,
     Proposal,
@@ -175,6 +176,25 @@ def check_duplicate(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskC
     return _ok(name)
 
 
+def check_spot_holdings(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    """On spot a sell can only sell what is held: nothing is borrowed, so there is no short."""
+    name = "spot_holdings"
+    if ctx.spec.kind is not MarketKind.SPOT:
+        return _ok(name, "not spot")
+    if p.leverage != 1:
+        return RiskCheck(name, Verdict.BLOCK, f"{p.leverage}x on spot: spot orders are 1x, nothing is borrowed")
+    if p.side is not Side.SELL:
+        return _ok(name, "a spot buy")
+    pos = ctx.positions.get(p.symbol)
+    held = pos.qty if pos is not None and pos.qty > 0 else ZERO
+    if p.qty > held:
+        return RiskCheck(
+            name, Verdict.BLOCK,
+            f"selling {p.qty} {ctx.spec.base} with {held} held: spot cannot go short (nothing is borrowed)",
+        )
+    return _ok(name, f"selling {p.qty} of {held} {ctx.spec.base} held")
+
+
 def check_stop(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     """The stop must sit between the entry and the liquidation price, with room to spare."""
     name = "stop"
@@ -211,6 +231,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_throttle,
     check_confidence,
     check_duplicate,
+    check_spot_holdings,
     check_stop,
 )
 

@@ -60,7 +60,7 @@ def test_a_stop_between_entry_and_liquidation_fires_before_the_liquidation(
 ) -> None:
     """Whatever the bar — a wick far past the liquidation price included — a bar that opens on the entry's side
     of the stop stops the position out and never liquidates it."""
-    b, stop, liquidation = _opened(side, stop_at)
+    b, stop, _liquidation = _opened(side, stop_at)
     s = 1 if side is Side.BUY else -1
     o = ENTRY * (1 + s * opening)
     if (o <= float(stop)) if side is Side.BUY else (o >= float(stop)):
@@ -81,7 +81,7 @@ def test_a_stop_between_entry_and_liquidation_fires_before_the_liquidation(
 
 def test_a_bar_that_opens_beyond_stop_and_liquidation_gaps_through_both() -> None:
     """A long whose next bar opens below its liquidation price is liquidated at the open: a gap, not a path."""
-    b, stop, liquidation = _opened(Side.BUY, 0.5)
+    b, _stop, liquidation = _opened(Side.BUY, 0.5)
     o = float(liquidation) * 0.99
     reports = _walk(b, o, o * 1.001, o * 0.99, o)
     (liquidated,) = [r for r in reports if isinstance(r, PositionLiquidated)]

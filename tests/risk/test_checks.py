@@ -215,3 +215,30 @@ def test_increases_risk_only_false_for_partial_or_full_reduction() -> None:
     assert increases_risk(Side.SELL, D("0.2"), pos)
     assert increases_risk(Side.BUY, D("0.01"), pos)
     assert increases_risk(Side.SELL, D("0.01"), None)
+
+
+SPOT = default_spec("BTC/USDT")
+
+
+def _spot(side: Side, qty: str, held: str | None) -> tuple[Proposal, RiskContext]:
+    p = proposal(symbol="BTC/USDT", side=side, qty=D(qty), leverage=D(1), stop=None, take_profit=None,
+                 liquidation_price=None)
+    positions = {} if held is None else {
+        "BTC/USDT": Position("BTC/USDT", MarketKind.SPOT, D(held), D(100_000), D(1), D(held) * 100_000, None)
+    }
+    return p, context(spec=SPOT, positions=positions)
+
+
+def test_spot_sell_without_holdings_is_blocked_before_anyone_approves() -> None:
+    """A spot sell of more than is held is blocked by its own named check; selling what is held passes."""
+    p, c = _spot(Side.SELL, "0.05", None)
+    result = checks.check_spot_holdings(p, c, LIMITS)
+    assert result.verdict is Verdict.BLOCK and "spot cannot go short" in result.reason
+    assert checks.check_spot_holdings(*_spot(Side.SELL, "0.05", "0.02"), LIMITS).verdict is Verdict.BLOCK
+    assert checks.check_spot_holdings(*_spot(Side.SELL, "0.05", "0.05"), LIMITS).verdict is Verdict.PASS
+    assert checks.check_spot_holdings(*_spot(Side.BUY, "0.05", None), LIMITS).verdict is Verdict.PASS
+
+
+def test_spot_check_passes_every_perpetual_order() -> None:
+    """On a perpetual a sell opens a short: the spot check has nothing to say."""
+    assert checks.check_spot_holdings(proposal(side=Side.SELL), context(), LIMITS).verdict is Verdict.PASS
