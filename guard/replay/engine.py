@@ -68,6 +68,7 @@ from guard.model.labels import FLAT
 from guard.model.runner import ModelRunner, ReplaySignals
 from guard.model.tracker import LiveTracker
 from guard.proposals.policy import ProposalPolicy, RiskLimits
+from guard.replay.fit import model_outlook, young_enough
 from guard.replay.history import SymbolHistory
 from guard.replay.inline import ReplayJournal, YoungCollections, drive
 from guard.replay.lean import Exposure, MarketGrid, first_work
@@ -198,6 +199,7 @@ class ReplayEngine:
             )
             signals = runner.replay(series, novelty_threshold=threshold)
             candidate = signals.ready & (signals.side != FLAT) & (signals.confidence >= min_conf)
+            candidate &= young_enough(self.model, h.open_times, self.config.model.max_age_days)  # as live, on bar time
             self._symbols.append(
                 _Symbol(j, h, self._specs.get(h.symbol) or default_spec(h.symbol), signals, h.broker_variances(),
                         candidate)
@@ -213,20 +215,8 @@ class ReplayEngine:
         self._outlook = self._model_outlook(min_conf)
 
     def _model_outlook(self, min_confidence: float) -> ModelOutlook:
-        m = self.model
-        sided = [s.signals.confidence[s.signals.ready & (s.signals.side != FLAT)] for s in self._symbols]
-        return ModelOutlook(
-            sided_bars=sum(len(c) for c in sided),
-            confident_bars=sum(int(np.count_nonzero(s.candidate)) for s in self._symbols),
-            best_confidence=max((float(c.max()) for c in sided if len(c)), default=None),
-            min_confidence=min_confidence,
-            in_sample_bars=sum(
-                int(np.count_nonzero((h.open_times >= m.training_start_ms) & (h.open_times < m.training_end_ms)))
-                for h in self._histories
-            ),
-            training_start_ms=m.training_start_ms,
-            training_end_ms=m.training_end_ms,
-        )
+        pairs = [(s.history, s.signals) for s in self._symbols]
+        return model_outlook(self.model, pairs, min_confidence, self.config.model.max_age_days)
 
     # --- running --------------------------------------------------------------------
 

@@ -41,7 +41,8 @@ class Fate(StrEnum):
     """How a proposal ended."""
 
     FILLED = "filled"
-    """The entry filled; the position was closed by something else (a later trade) or is still open."""
+    """The entry filled; the position was closed by another order (detail "closed by another order": another
+    proposal's exit or entry) or is still open at the end ("open at the end")."""
     STOPPED = "stopped"
     TAKE_PROFIT = "take-profit"
     LIQUIDATED = "liquidated"
@@ -239,14 +240,16 @@ class FateFold:
         before = self._position.get(fill.symbol, ZERO)
         after = before + fill.qty * fill.side.sign
         self._position[fill.symbol] = after
-        if after == 0 or (before != 0 and (after > 0) != (before > 0)):
-            self._holding.pop(fill.symbol, None)  # flat or flipped: those proposals' position is closed
+        if after == 0 or (before != 0 and (after > 0) != (before > 0)):  # flat or flipped: that position is closed
+            for held in self._holding.pop(fill.symbol, []):
+                if (closed := self._proposals[held]).fate is Fate.FILLED:
+                    closed.detail = "closed by another order"
         pid, purpose = self._orders.get(fill.client_order_id, ("", None))
         record = self._proposals.get(pid)
         if record is None:
             return
         if purpose is OrderPurpose.ENTRY and record.fate is Fate.PENDING:
-            self._end(record, Fate.FILLED, "", "")
+            self._end(record, Fate.FILLED, "open at the end", f"entry filled at {fill.price}")
             if after != 0:
                 self._holding.setdefault(fill.symbol, []).append(pid)
         elif purpose is OrderPurpose.STOP and record.fate is Fate.FILLED:

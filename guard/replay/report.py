@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from guard.replay.fates import Fates, fates_plain
+from guard.replay.fit import fit_banner, fit_warnings
 from guard.replay.result import ModelOutlook, ReplayResult
 from guard.wording import count, utc_minute
 
@@ -86,6 +87,17 @@ def summary(r: ReplayResult) -> dict[str, Any]:
         "claimed_brier": t.claimed_brier,
         "in_sample_bars": r.outlook.in_sample_bars,
         "model_data_window": [utc_minute(r.outlook.training_start_ms), utc_minute(r.outlook.training_end_ms)],
+        "model_fit": {
+            "warnings": fit_warnings(r.outlook),
+            "synthetic": r.outlook.synthetic,
+            "trained_symbols": list(r.outlook.trained_symbols),
+            "scored_bars": r.outlook.scored_bars,
+            "scored_fraction": r.outlook.scored_bars / r.outlook.bars if r.outlook.bars else None,
+            "novelty_quantiles": dict(zip(("p10", "p50", "p90", "p99"), r.outlook.novelty.quantiles, strict=False)),
+            "novel_share": r.outlook.novelty.novel_share,
+            "too_old_bars": r.outlook.too_old_bars,
+            "max_age_days": r.outlook.max_age_days,
+        },
         "best_confidence": r.outlook.best_confidence,
         "confident_bars": r.outlook.confident_bars,
         "violations": list(r.violations),
@@ -124,6 +136,7 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         + (f" ({', '.join(data)})" if data else "")
         + f", model `{r.model_id}`, in {r.seconds:.1f} s ({r.bars_per_second:,.0f} bars/s).",
         "",
+        *fit_banner(r.outlook),
         *([in_sample_warning(r.outlook, r.bars), ""] if r.outlook.in_sample_bars else []),
         *([f"> {r.money_note}", ""] if r.money_note else []),
         "| | |",
@@ -149,6 +162,10 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
     if r.stats.model_paused:
         lines += [f"**The live tracker paused the model**: {r.stats.model_paused}. No proposals after that.", ""]
     lines += [
+        "## The model and these bars",
+        "",
+        fit_figures(r.outlook),
+        "",
         "## The model against its card",
         "",
         (
@@ -236,8 +253,32 @@ def in_sample_warning(o: ModelOutlook, bars: int) -> str:
     )
 
 
+def fit_figures(o: ModelOutlook) -> str:
+    """How much of the history the model could read, how novel it looked, and how old the model was on it."""
+    spread = o.novelty
+    scored = f"{o.scored_bars:,} of {o.bars:,} bars ({_pct(o.scored_bars / o.bars if o.bars else None)})"
+    novelty = (
+        "novelty p10/p50/p90/p99 " + " / ".join(f"{q:.2f}" for q in spread.quantiles)
+        + f", {_pct(spread.novel_share)} flagged novel"
+        if spread.quantiles else "no novelty scores"
+    )
+    age = (
+        f"; past model.max_age_days = {o.max_age_days:g} on {count(o.too_old_bars, 'confident bar')} (no proposal)"
+        if o.too_old_bars else f"; never past model.max_age_days = {o.max_age_days:g} on these bars"
+    )
+    trained = "synthetic data" if o.synthetic else "real data"
+    return (f"The model scored {scored}: {novelty}{age}. It was trained on {trained}"
+            + (f" ({o.trained_on})" if o.trained_on else "") + ".")
+
+
 def why_no_proposals(o: ModelOutlook) -> str:
     """What stopped every proposal, from what the model said over the history."""
+    if o.confident_bars and o.too_old_bars == o.confident_bars:
+        return (
+            f"The model was confident on {count(o.confident_bars, 'bar')}, every one of them after its age limit "
+            f"(model.max_age_days = {o.max_age_days:g}, on the bars' time): as live, an expired model proposes "
+            "nothing. Retrain it on data near these bars."
+        )
     if o.best_confidence is None:
         return (
             "The model named no side on any bar: it saw no trade, or no stretch of the history was long enough "
