@@ -24,6 +24,10 @@ from guard.wording import utc_minute
 
 DAY_MS = 86_400_000
 NOVELTY_QUANTILES = (0.1, 0.5, 0.9, 0.99)
+SCORED_ENOUGH = 0.9
+"""Below this share of bars scored the banner says so (the first window's bars are never scored)."""
+NOVEL_TOO_MANY = 0.25
+"""At or above this share of scored bars flagged novel the banner says so (ordinary data flags a few)."""
 
 
 def young_enough(model: LoadedModel, open_times: np.ndarray, max_age_days: float) -> np.ndarray:
@@ -89,10 +93,10 @@ def fit_warnings(o: ModelOutlook) -> list[str]:
         out.append(f"its data ({window}) comes after every one of these bars: it was built knowing what came later")
     elif o.first_ms >= o.training_end_ms:
         out.append(f"its data ({window}) ends before these bars begin ({utc_minute(o.first_ms)})")
-    if o.bars and o.scored_bars < o.bars:
+    if o.bars and o.scored_bars < SCORED_ENOUGH * o.bars:
         out.append(f"it could score only {o.scored_bars / o.bars:.0%} of the bars ({o.scored_bars:,} of {o.bars:,}): "
-                   "a window needs enough bars before it without a gap")
-    if o.novelty.novel_share is not None and o.novelty.novel_share >= 0.25:
+                   "a bar is scored only with a full window of bars before it and no gap in it")
+    if o.novelty.novel_share is not None and o.novelty.novel_share >= NOVEL_TOO_MANY:
         out.append(f"{o.novelty.novel_share:.0%} of the bars it scored looked novel to it: there it is guessing")
     if o.too_old_bars:
         out.append(

@@ -166,10 +166,10 @@ def in_account_currency(result: ReplayResult, conversion: Conversion, config: Co
         f"Money in {ACCOUNT_CURRENCY}: {', '.join(result.symbols)} counts money in {c}, converted with {c}/"
         f"{ACCOUNT_CURRENCY} from {conversion.source} (1 {c} = {start:,.2f} {ACCOUNT_CURRENCY} at the first bar, "
         f"{end:,.2f} at the last). The desk kept the account in {c}: {config.paper.starting_balance:,.0f} "
-        f"{ACCOUNT_CURRENCY} = {result.starting_balance} {c} to start; the limits at the first bar's rate "
-        f"(order {risk.max_order_notional:,.0f} {ACCOUNT_CURRENCY} = {risk.max_order_notional / start:.8f} {c}, "
-        f"daily loss {risk.daily_loss_limit:,.0f} = {risk.daily_loss_limit / start:.8f} {c}). The trading made "
-        f"{trading:+.8f} {c} ({trading * end:+,.2f} {ACCOUNT_CURRENCY} at the last rate); the rest of the PnL is "
+        f"{ACCOUNT_CURRENCY} = {_plain(result.starting_balance)} {c} to start; the limits at the first bar's rate "
+        f"(order {risk.max_order_notional:,.0f} {ACCOUNT_CURRENCY} = {_plain(risk.max_order_notional / start)} {c}, "
+        f"daily loss {risk.daily_loss_limit:,.0f} = {_plain(risk.daily_loss_limit / start)} {c}). The trading made "
+        f"{_plain(trading)} {c} ({trading * end:+,.2f} {ACCOUNT_CURRENCY} at the last rate); the rest of the PnL is "
         f"what {c}'s own price did to the {c} held."
     )
     factor = end
@@ -189,6 +189,11 @@ def in_account_currency(result: ReplayResult, conversion: Conversion, config: Co
         currency=ACCOUNT_CURRENCY,
         money_note=note,
     )
+
+
+def _plain(amount: Decimal) -> str:
+    """An amount to 8 decimals without trailing zeros: 0.09993404, 25,000, -8.88794107."""
+    return format(amount.quantize(_LIMIT_QUANTUM).normalize(), ",f")
 
 
 def first_and_last(open_times: Sequence[np.ndarray], tf_ms: int) -> tuple[int, int]:

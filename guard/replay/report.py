@@ -146,8 +146,8 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         f"| realized / fees / funding | {s['realized_pnl']:,.2f} / {s['fees']:,.2f} / {s['funding']:,.2f} |",
         f"| liquidations | {s['liquidations']} of {s['positions_opened']} positions opened "
         f"({_pct(s['liquidation_rate'])}), {s['liquidation_losses']:,.2f} {r.currency} of margin lost |",
-        f"| proposals | {s['proposals']:,} queued, {s['approved']:,} approved, {s['rejected']:,} rejected, "
-        f"{s['refused']:,} refused by the desk |",
+        f"| proposals | {s['proposals']:,} queued, {s['approved']:,} approved, {s['rejected']:,} rejected by the "
+        f"operator, {s['refused']:,} not queued (every end below) |",
         f"| exits | {s['stops']:,} stops, {s['take_profits']:,} take-profits, "
         f"{s['funding_payments']} funding payments |",
         f"| daily loss limit | latched REDUCING {count(s['reducing_latches'], 'time')}, re-armed {s['rearms']} |",
