@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from guard.replay.fates import Fates, fates_plain
+from guard.replay.fates import Fate, Fates, ProposalEnd, fates_plain
 from guard.replay.fit import fit_banner, fit_warnings
 from guard.replay.result import ModelOutlook, ReplayResult
 from guard.wording import count, utc_minute
@@ -212,7 +212,7 @@ def fates_section(f: Fates) -> list[str]:
     lines = [
         "## Every proposal's end",
         "",
-        f"{made:,} proposals made: {f.queued:,} queued by the desk"
+        f"{count(made, 'proposal')} made: {f.queued:,} queued by the desk"
         + (f", {made - f.queued:,} not queued (the desk refused them on arrival)" if made > f.queued else "")
         + ". Each ended in exactly one way:",
         "",
@@ -230,7 +230,7 @@ def fates_section(f: Fates) -> list[str]:
         "|---|---|---|---|---|---|",
         *[
             f"| {e.proposal_id or '—'} | {_when(e.at)} | {e.symbol} | {e.side.value} | {e.fate} "
-            f"| {(e.detail or e.reason).replace('|', '/')} |"
+            f"| {_why(e).replace('|', '/')} |"
             for e in f.ends[:LISTED]
         ],
         *(["", f"...and {made - LISTED:,} more in report.json."] if made > LISTED else []),
@@ -239,6 +239,13 @@ def fates_section(f: Fates) -> list[str]:
         "",
     ]
     return lines
+
+
+def _why(e: ProposalEnd) -> str:
+    """A proposal's end in a few words: the journaled reason, and the category when it adds something."""
+    if e.fate is Fate.FILLED:
+        return f"{e.reason}; {e.detail}"
+    return e.reason or e.detail
 
 
 def in_sample_warning(o: ModelOutlook, bars: int) -> str:
