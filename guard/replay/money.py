@@ -52,15 +52,17 @@ class Conversion:
     close_times: np.ndarray
     """Close time of each bar of the series, ms."""
     closes: np.ndarray
+    first_open: float
+    """The rate before the first bar closed."""
 
     def rate(self, at_ms: int) -> Decimal:
         """The last close at or before `at_ms` (the first bar's open before its first close)."""
         return Decimal(str(float(self.rates(np.array([at_ms]))[0])))
 
     def rates(self, times: np.ndarray) -> np.ndarray:
-        """The rate at each time (float, for charts)."""
+        """The rate at each time (float, for charts): never a price from after that time."""
         k = np.searchsorted(self.close_times, times, side="right") - 1
-        return np.asarray(self.closes[np.maximum(k, 0)], dtype=np.float64)
+        return np.where(k >= 0, self.closes[np.maximum(k, 0)], self.first_open).astype(np.float64)
 
 
 def parse_convert(text: str) -> tuple[str, str, str]:
@@ -130,7 +132,7 @@ def load_conversion(currency: str, path: str, first_ms: int, last_ms: int) -> Co
             f"to {utc_minute(int(close_times[-1]))}; the replay runs from {utc_minute(first_ms)} to "
             f"{utc_minute(last_ms)}: the series must cover it"
         )
-    return Conversion(currency, Path(path).name, close_times, h.closes)
+    return Conversion(currency, Path(path).name, close_times, h.closes, float(h.opens[0]))
 
 
 def desk_config(config: Config, rate: Decimal) -> Config:

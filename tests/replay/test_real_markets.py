@@ -144,9 +144,9 @@ def test_btc_quoted_spot_token(tmp_path: Path) -> None:
     r = _spot_token(tmp_path, seed=31)
     _holds(r, D("0.00000001"))
     result = r.result
-    assert "1 BTC = 100,066.00 USDT at the first bar" in result.money_note
+    assert "1 BTC = 100,015.80 USDT at the first bar" in result.money_note  # the first BTC/USDT bar's open
     assert result.leverage.startswith("1 (spot: --leverage 10 does not apply")
-    rate = D("100066")
+    rate = D("100015.8")
     for e in r.queued:
         assert e.proposal.notional * rate <= D(25_000) * D("1.001") and e.proposal.leverage == 1
     assert result.fates is not None and result.fates.counts().get(Fate.TAKE_PROFIT.value, 0) > 0
