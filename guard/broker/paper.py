@@ -2,9 +2,10 @@
 
 It fills market orders against the known book (partially, when the book is too thin) or at
 the mark with slippage that grows with size and volatility; rests limit, stop and
-take-profit orders and fills them when the market crosses; charges maker and taker fees;
-liquidates isolated positions when the mark crosses their liquidation price; pays funding at
-each funding time. Client order ids are unique for the life of the account, so a retried
+take-profit orders and fills them when the market crosses (within a bar the price travels from
+mark to mark, so whatever it reaches first acts first: `guard.broker.paper_market`); charges
+maker and taker fees; liquidates isolated positions when the mark crosses their liquidation
+price; pays funding at each funding time. Client order ids are unique for the life of the account, so a retried
 submission can never fill twice.
 """
 
@@ -199,7 +200,7 @@ class PaperBroker:
             reports += self._travel(event.symbol, quote, before, now)
         reports += self._liquidate_if_crossed(event.symbol, quote, now)
         reports += self._work_resting(event.symbol, quote, now)
-        if isinstance(event, (MarkPrice, Bar)):
+        if isinstance(event, (MarkPrice, Bar)):  # `priced`, spelt out for the type checker
             reports += self._pay_funding(event, quote, now)
             quote.gap = isinstance(event, Bar)
         return reports

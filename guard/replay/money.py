@@ -174,20 +174,15 @@ def in_account_currency(result: ReplayResult, conversion: Conversion, config: Co
         f"{_plain(trading)} {c} ({trading * end:+,.2f} {ACCOUNT_CURRENCY} at the last rate); the rest of the PnL is "
         f"what {c}'s own price did to the {c} held."
     )
-    factor = end
-
-    def at_end(amount: Decimal) -> Decimal:
-        return amount * factor
-
     return dataclasses.replace(
         result,
         equity=result.equity * conversion.rates(result.times),
         starting_balance=config.paper.starting_balance,
-        final_equity=at_end(result.final_equity),
-        realized_pnl=at_end(result.realized_pnl),
-        fees=at_end(result.fees),
-        funding=at_end(result.funding),
-        liquidation_losses=at_end(result.liquidation_losses),
+        final_equity=result.final_equity * end,
+        realized_pnl=result.realized_pnl * end,
+        fees=result.fees * end,
+        funding=result.funding * end,
+        liquidation_losses=result.liquidation_losses * end,
         currency=ACCOUNT_CURRENCY,
         money_note=note,
     )
