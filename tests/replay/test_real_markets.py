@@ -4,6 +4,7 @@ money is counted in the account's USDT, and every proposal's end is accounted fo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal as D
@@ -30,6 +31,7 @@ from guard.replay.result import ReplayResult
 from guard.replay.run import run_replay
 from guard.sim.process import generate_history
 from tests.model.toy import TINY
+from tests.replay.test_cli import _guard
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = str(ROOT / "models" / "default")
@@ -194,3 +196,21 @@ def test_eth_btc_5m(tmp_path: Path, model_5m: str) -> None:
     r = _replay(tmp_path, [data], model_5m, config, converts=[f"BTC/USDT={conv}"])
     _holds(r, D("0.00001"))
     assert r.result.timeframe == "5m" and ZERO < r.result.starting_balance
+
+
+def test_cli_convert_and_spot_leverage(guard_home: Path, tmp_path: Path) -> None:
+    """`guard replay` on a BTC-quoted spot token: exit 2 naming --convert without it; with it, exit 0, a JSON
+    report in USDT with every proposal's end, and a note on stderr that --leverage does not apply to spot."""
+    bars = generate_history(["XRP/USDT:USDT"], T0, 1_500, scenario="trend", seed=31)["XRP/USDT:USDT"]
+    data = _history(tmp_path / "tkn.csv", _scaled(bars, "TKN/BTC", 5e-5 / bars[0].close),
+                    _spec("TKN/BTC", "0.00000001", "1"))
+    btc = _btc_usdt(tmp_path / "btc-usdt.csv", 1_500)
+    refused = _guard(guard_home, "replay", data, "--operator", "never", "--model", MODEL, "--out", str(tmp_path / "a"))
+    assert refused.returncode == 2 and "--convert BTC/USDT=FILE" in refused.stderr
+    done = _guard(guard_home, "replay", data, "--operator", "approve-all", "--model", MODEL, "--leverage", "5",
+                  "--convert", f"BTC/USDT={btc}", "--out", str(tmp_path / "b"), "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--leverage 5 does not apply to TKN/BTC: spot orders are 1x" in done.stderr
+    report = json.loads(done.stdout)
+    assert report["currency"] == "USDT" and report["starting_balance"] == 10_000
+    assert sum(report["fates"]["counts"].values()) == len(report["fates"]["proposals"]) == report["proposals"]
