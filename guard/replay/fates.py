@@ -119,7 +119,7 @@ _CHECKS = re.compile(r"(?:blocked by risk checks: |; )([a-z_]+): ")
 
 
 def desk_refusal(reason: str) -> str:
-    """The name of a desk's refusal of a decision, from its journaled reason."""
+    """The name of a desk's refusal (of a decision, or to queue), from its journaled reason (else the reason)."""
     if reason.startswith("blocked by risk checks: "):
         return "risk check: " + ", ".join(dict.fromkeys(_CHECKS.findall(reason)))
     for needle, name in (
@@ -133,6 +133,13 @@ def desk_refusal(reason: str) -> str:
         ("journal is failing", "journal failing"),
         ("version", "stale version"),
         ("increases risk", "risk increase unconfirmed"),
+        ("the model is paused", "model paused"),
+        ("queue is full", "queue full"),
+        ("REDUCING", "trading reducing"),
+        ("acknowledgment", "no acknowledgment"),
+        ("market minimum", "below the market minimum"),
+        ("no operator is attached", "no operator"),
+        ("no market price", "no price yet"),
     ):
         if needle in reason:
             return name
