@@ -273,7 +273,7 @@ def fit_figures(o: ModelOutlook) -> str:
         f"; past model.max_age_days = {o.max_age_days:g} on {count(o.too_old_bars, 'confident bar')} (no proposal)"
         if o.too_old_bars else f"; never past model.max_age_days = {o.max_age_days:g} on these bars"
     )
-    trained = "synthetic data" if o.synthetic else "real data"
+    trained = "synthetic data" if o.synthetic else "data its card does not call synthetic"
     return (f"The model scored {scored}: {novelty}{age}. It was trained on {trained}"
             + (f" ({o.trained_on})" if o.trained_on else "") + ".")
 
