@@ -148,7 +148,7 @@ class Gate:
         """Everything that must hold at the moment of a decision on `p` (PENDING, current, not expired)."""
         if why := self.standing(p.symbol):
             return Ruling(why)
-        move = moved(p, self._market.marks[p.symbol], self._settings.approval.collar_bps)
+        move = moved(p, self._market.marks[p.symbol], self._settings.approval.collar_bps, self._specs[p.symbol])
         if move is not None:
             return Ruling(moved=move)
         if p.novel and self._settings.novelty_policy == "confirm" and not confirm_novel:

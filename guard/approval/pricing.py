@@ -16,6 +16,7 @@ from msgspec.structs import replace
 
 from guard.config import RiskSection
 from guard.domain import MarketSpec, OrderType, OverrideEdits, Proposal, ProposalRequest, Side
+from guard.markets.ticks import beyond_collar
 from guard.risk.checks import RiskContext, proposal_liquidation_price, run_checks
 from guard.risk.liquidation import liquidation_distance_sigma, p_liquidation
 
@@ -127,12 +128,16 @@ class Moved:
         return f"the price moved {self.bps:.0f} bps since {p.id} was priced (collar {self.collar_bps:g} bps): {again}"
 
 
-def moved(p: Proposal, mark: Decimal, collar_bps: float) -> Moved | None:
-    """How the market moved past `p`'s collar or past its stop or take-profit, or None when it did neither."""
-    bps = abs(mark - p.price) / p.price * 10_000
+def moved(p: Proposal, mark: Decimal, collar_bps: float, spec: MarketSpec) -> Moved | None:
+    """How the market moved past `p`'s collar or past its stop or take-profit, or None when it did neither.
+
+    The collar judges the mark rounded to the tick, as `p.price` is: rounding alone never trips it
+    (`guard.markets.ticks.beyond_collar`).
+    """
+    rounded = spec.round_price(mark)
     passed = trigger_passed(p, mark)
-    if bps > Decimal(str(collar_bps)) or passed:
-        return Moved(mark, bps, passed, collar_bps)
+    if beyond_collar(spec, p.price, mark, collar_bps) or passed:
+        return Moved(mark, abs(rounded - p.price) / p.price * 10_000, passed, collar_bps)
     return None
 
 

@@ -2,9 +2,10 @@
 
 It fills market orders against the known book (partially, when the book is too thin) or at
 the mark with slippage that grows with size and volatility; rests limit, stop and
-take-profit orders and fills them when the market crosses; charges maker and taker fees;
-liquidates isolated positions when the mark crosses their liquidation price; pays funding at
-each funding time. Client order ids are unique for the life of the account, so a retried
+take-profit orders and fills them when the market crosses (within a bar the price travels from
+mark to mark, so whatever it reaches first acts first: `guard.broker.paper_market`); charges
+maker and taker fees; liquidates isolated positions when the mark crosses their liquidation
+price; pays funding at each funding time. Client order ids are unique for the life of the account, so a retried
 submission can never fill twice.
 """
 
@@ -20,6 +21,7 @@ from msgspec.structs import replace
 
 from guard.broker.base import Answer, BrokerReport, answer
 from guard.broker.ledger import Account, money
+from guard.broker.paper_market import Quote, book_walk, next_level, update_quote
 from guard.clock import Clock
 from guard.config import PaperSection
 from guard.domain import (
@@ -27,7 +29,6 @@ from guard.domain import (
     ZERO,
     Balance,
     Bar,
-    Book,
     Fill,
     Liquidity,
     MarketEvent,
@@ -38,10 +39,8 @@ from guard.domain import (
     OrderType,
     Position,
     Side,
-    Ticker,
-    Trade,
 )
-from guard.errors import InvalidCommand, InvalidMarketData
+from guard.errors import InvalidCommand
 from guard.events import (
     FundingPaid,
     OrderAccepted,
@@ -54,22 +53,6 @@ from guard.events import (
 log = structlog.get_logger(__name__)
 
 _BPS = Decimal("0.0001")
-_VOL_ALPHA = 0.06
-"""EWMA weight of each new bar's squared log return in the volatility estimate."""
-
-
-@dataclass(slots=True)
-class _Quote:
-    mark: Decimal | None = None
-    bid: Decimal | None = None
-    ask: Decimal | None = None
-    bids: tuple[tuple[Decimal, Decimal], ...] = ()
-    asks: tuple[tuple[Decimal, Decimal], ...] = ()
-    last_close: float | None = None
-    variance: float = 0.0
-    """EWMA of squared per-bar log returns."""
-    funding_rate: Decimal | None = None
-    next_funding_ms: int | None = None
 
 
 @dataclass(slots=True)
@@ -96,7 +79,7 @@ class PaperBroker:
         self._settings = settings
         self._clock = clock
         self.account = account or Account(specs)
-        self._quotes: dict[str, _Quote] = {s: _Quote() for s in specs}
+        self._quotes: dict[str, Quote] = {s: Quote() for s in specs}
         self._resting: dict[str, _Resting] = {}
         self._seen: set[str] = set()
         self._fill_counts: dict[str, int] = {}
@@ -198,20 +181,52 @@ class PaperBroker:
         return self.account.balance()
 
     def on_market(self, event: MarketEvent) -> list[BrokerReport]:
-        """Update the simulated market, then fill, trigger, liquidate and fund as it says."""
+        """Update the simulated market, then fill, trigger, liquidate and fund as it says.
+
+        A price that moves the mark within a bar travels there: what lies between is reached in turn, nearest
+        first, at its own price (`guard.broker.paper_market`); the first price after a bar closed may gap.
+        """
         quote = self._quotes.get(event.symbol)
         if quote is None:
             return []
-        self._update_quote(quote, event)
+        before, gap = quote.mark, quote.gap
+        update_quote(quote, event)
         if quote.mark is None:
             return []
         reports: list[BrokerReport] = []
         now = self._clock.now_ms()
+        priced = isinstance(event, (MarkPrice, Bar))
+        if priced and before is not None and not gap and quote.mark != before:
+            reports += self._travel(event.symbol, quote, before, now)
         reports += self._liquidate_if_crossed(event.symbol, quote, now)
         reports += self._work_resting(event.symbol, quote, now)
-        if isinstance(event, (MarkPrice, Bar)):
+        if isinstance(event, (MarkPrice, Bar)):  # `priced`, spelt out for the type checker
             reports += self._pay_funding(event, quote, now)
+            quote.gap = isinstance(event, Bar)
         return reports
+
+    def _travel(self, symbol: str, quote: Quote, start: Decimal, now: int) -> list[BrokerReport]:
+        """Move the mark from `start` to the quote's mark level by level, acting at each level it reaches."""
+        end = quote.mark
+        assert end is not None
+        reports: list[BrokerReport] = []
+        at = start
+        while (level := next_level(at, end, self._levels(symbol))) is not None:
+            quote.mark = at = level
+            reports += self._liquidate_if_crossed(symbol, quote, now)
+            reports += self._work_resting(symbol, quote, now)
+        quote.mark = end
+        return reports
+
+    def _levels(self, symbol: str) -> list[Decimal | None]:
+        """Every price on `symbol` at which something happens: the liquidation price, triggers and limits."""
+        pos = self.account.position(symbol)
+        levels = [pos.liquidation_price if pos is not None else None]
+        for r in self._resting.values():
+            if r.request.symbol == symbol:
+                limit = r.request.order_type is OrderType.LIMIT
+                levels.append(r.request.limit_price if limit else r.request.trigger_price)
+        return levels
 
     def mark(self, symbol: str) -> Decimal | None:
         quote = self._quotes.get(symbol)
@@ -233,13 +248,14 @@ class PaperBroker:
         Replay's lean path calls this instead of `on_market` for stretches in which the caller
         has shown that nothing could fill, trigger, liquidate or fund: the quote takes the last
         mark, the last bar close and the volatility estimate after it (computed by the caller
-        with the same arithmetic as `_update_quote`), and the next funding time moves past
+        with the same arithmetic as `update_quote`), and the next funding time moves past
         `last_ms` exactly as `_pay_funding` would have moved it with nothing to pay.
         """
         quote = self._quotes[symbol]
         quote.mark = mark
         quote.last_close = last_close
         quote.variance = variance
+        quote.gap = True  # the skipped stretch ended with a closed bar
         if self._specs[symbol].kind is MarketKind.LINEAR:
             interval = self._funding_interval_ms
             quote.next_funding_ms = (last_ms // interval + 1) * interval
@@ -247,42 +263,6 @@ class PaperBroker:
     def next_funding_ms(self, symbol: str) -> int | None:
         """When the symbol's next funding is due (None before its first price)."""
         return self._quotes[symbol].next_funding_ms
-
-    # --- market data -----------------------------------------------------------------
-
-    def _update_quote(self, quote: _Quote, event: MarketEvent) -> None:
-        if isinstance(event, MarkPrice):
-            mark = _price(event.mark, "mark")
-            if event.funding_rate is not None and not math.isfinite(event.funding_rate):
-                raise InvalidMarketData(f"funding rate {event.funding_rate!r} is not a number")
-            quote.mark = mark
-            if event.funding_rate is not None:
-                quote.funding_rate = Decimal(str(event.funding_rate))
-            if event.next_funding_time:
-                quote.next_funding_ms = event.next_funding_time
-        elif isinstance(event, Ticker):
-            last = _price(event.last, "last")
-            bid = _price(event.bid, "bid") if event.bid is not None else None
-            ask = _price(event.ask, "ask") if event.ask is not None else None
-            quote.bid, quote.ask = bid, ask
-            quote.mark = quote.mark or last
-        elif isinstance(event, Book):
-            bids = tuple((_price(p, "bid"), _amount(a)) for p, a in event.bids)
-            asks = tuple((_price(p, "ask"), _amount(a)) for p, a in event.asks)
-            quote.bids, quote.asks = bids, asks
-            quote.bid = bids[0][0] if bids else None
-            quote.ask = asks[0][0] if asks else None
-            if quote.mark is None and bids and asks:
-                quote.mark = (bids[0][0] + asks[0][0]) / 2
-        elif isinstance(event, Bar):
-            close = _price(event.close, "close")
-            if quote.last_close is not None:
-                r = math.log(event.close / quote.last_close)
-                quote.variance = (1 - _VOL_ALPHA) * quote.variance + _VOL_ALPHA * r * r
-            quote.last_close = event.close
-            quote.mark = close
-        elif isinstance(event, Trade):
-            _price(event.price, "trade price")
 
     # --- execution -------------------------------------------------------------------
 
@@ -323,7 +303,7 @@ class PaperBroker:
             return ZERO, f"quantity {request.qty} is below the market minimum {spec.min_qty}"
         return qty, ""
 
-    def _marketable(self, request: OrderRequest, quote: _Quote) -> bool:
+    def _marketable(self, request: OrderRequest, quote: Quote) -> bool:
         limit = request.limit_price
         assert limit is not None
         if request.side is Side.BUY:
@@ -336,7 +316,7 @@ class PaperBroker:
         self,
         request: OrderRequest,
         spec: MarketSpec,
-        quote: _Quote,
+        quote: Quote,
         qty: Decimal,
         now: int,
         limit: Decimal | None = None,
@@ -347,7 +327,7 @@ class PaperBroker:
         """
         levels = quote.asks if request.side is Side.BUY else quote.bids
         if levels:
-            slices = _walk(levels, qty, request.side, limit)
+            slices = book_walk(levels, qty, request.side, limit)
         else:
             slices = [(qty, self._slipped_price(request.side, spec, quote, qty, limit))]
         reports: list[BrokerReport] = []
@@ -372,7 +352,7 @@ class PaperBroker:
         return min(qty, abs(pos.qty))
 
     def _slipped_price(
-        self, side: Side, spec: MarketSpec, quote: _Quote, qty: Decimal, limit: Decimal | None
+        self, side: Side, spec: MarketSpec, quote: Quote, qty: Decimal, limit: Decimal | None
     ) -> Decimal:
         reference = (quote.ask if side is Side.BUY else quote.bid) or quote.mark
         assert reference is not None
@@ -411,7 +391,7 @@ class PaperBroker:
         self.account.apply_fill(fill, request.leverage)
         return OrderFilled(now, fill, remaining)
 
-    def _work_resting(self, symbol: str, quote: _Quote, now: int) -> list[BrokerReport]:
+    def _work_resting(self, symbol: str, quote: Quote, now: int) -> list[BrokerReport]:
         reports: list[BrokerReport] = []
         for cid in [c for c, r in self._resting.items() if r.request.symbol == symbol]:
             resting = self._resting.get(cid)
@@ -445,20 +425,20 @@ class PaperBroker:
                     reports.append(OrderCancelled(now, cid, f"book depth exhausted: {unfilled} not filled"))
         return reports
 
-    def _limit_crossed(self, request: OrderRequest, quote: _Quote) -> bool:
+    def _limit_crossed(self, request: OrderRequest, quote: Quote) -> bool:
         assert request.limit_price is not None and quote.mark is not None
         if request.side is Side.BUY:
             return (quote.ask or quote.mark) <= request.limit_price
         return (quote.bid or quote.mark) >= request.limit_price
 
     @staticmethod
-    def _triggered(request: OrderRequest, quote: _Quote) -> bool:
+    def _triggered(request: OrderRequest, quote: Quote) -> bool:
         trigger, mark = request.trigger_price, quote.mark
         assert trigger is not None and mark is not None
         falling = (request.order_type is OrderType.STOP_MARKET) == (request.side is Side.SELL)
         return mark <= trigger if falling else mark >= trigger
 
-    def _liquidate_if_crossed(self, symbol: str, quote: _Quote, now: int) -> list[BrokerReport]:
+    def _liquidate_if_crossed(self, symbol: str, quote: Quote, now: int) -> list[BrokerReport]:
         pos = self.account.position(symbol)
         if pos is None or pos.liquidation_price is None or quote.mark is None:
             return []
@@ -479,7 +459,7 @@ class PaperBroker:
             del self._resting[cid]
         return [OrderCancelled(now, cid, "position closed") for cid in orphaned]
 
-    def _pay_funding(self, event: MarkPrice | Bar, quote: _Quote, now: int) -> list[BrokerReport]:
+    def _pay_funding(self, event: MarkPrice | Bar, quote: Quote, now: int) -> list[BrokerReport]:
         symbol = event.symbol
         spec = self._specs[symbol]
         if spec.kind is not MarketKind.LINEAR:
@@ -504,39 +484,9 @@ class PaperBroker:
         return reports
 
 
-def _walk(
-    levels: Sequence[tuple[Decimal, Decimal]], qty: Decimal, side: Side, limit: Decimal | None
-) -> list[tuple[Decimal, Decimal]]:
-    """Take liquidity level by level; stop at the limit price or when the book runs out."""
-    slices = []
-    remaining = qty
-    for price, available in levels:
-        if remaining <= 0:
-            break
-        if limit is not None and (price > limit if side is Side.BUY else price < limit):
-            break
-        take = min(available, remaining)
-        if take > 0:
-            slices.append((take, price))
-            remaining -= take
-    return slices
-
-
 def _with_qty(request: OrderRequest, qty: Decimal) -> OrderRequest:
     return request if qty == request.qty else replace(request, qty=qty)
 
 
 def _insufficient(need: Decimal, free: Decimal) -> str:
     return f"insufficient margin: needs {need:.2f}, free {free:.2f}"
-
-
-def _price(value: float | None, what: str) -> Decimal:
-    if value is None or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-        raise InvalidMarketData(f"{what} {value!r} is not a positive, finite price")
-    return Decimal(str(value))
-
-
-def _amount(value: float) -> Decimal:
-    if not math.isfinite(value) or value < 0:
-        raise InvalidMarketData(f"book amount {value!r} is not a non-negative, finite number")
-    return Decimal(str(value))

@@ -11,7 +11,8 @@ The confidence scale is 0.5 at `min_confidence` and 1 at `full_size_confidence`:
 for a marginal call, full size for a strong one, never more.
 
 No proposal: below `min_confidence`, no side, a novel signal when the novelty policy is
-"suppress", inside a symbol's cooldown, or too small to trade after rounding.
+"suppress", inside a symbol's cooldown, too small to trade after rounding, or a stop or take-profit within
+two ticks of the entry (compared on the tick grid).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import structlog
 
 from guard.config import ModelSection, ProposalsSection
 from guard.domain import HARD_LEVERAGE_CAP, ONE, MarketSpec, OrderType, ProposalRequest, Side, Signal
+from guard.markets.ticks import barrier_refusal
 
 log = structlog.get_logger(__name__)
 
@@ -127,8 +129,9 @@ class ProposalPolicy:
             stop, take = spec.round_price(price * down), spec.round_price(price * up)
         else:
             stop, take = spec.round_price(price * up), spec.round_price(price * down)
-        if stop == price or take == price:
-            return PolicyOutcome(None, "barriers closer than one tick to the price")
+        # Compared on the tick grid: the entry rounded as the desk will price it.
+        if too_close := barrier_refusal(spec, price, stop, take):
+            return PolicyOutcome(None, too_close)
         pct = f"{signal.confidence:.0%}"
         novel = "; NOVEL — the model is guessing" if signal.novel else ""
         why = f"{signal.side.value} {pct}" + (f" — {signal.why}" if signal.why else "") + novel

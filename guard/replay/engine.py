@@ -16,10 +16,10 @@ What replay does differently is *when* it calls them:
   proof fails, the group of events goes through `desk.on_market` one by one. `lean=False`
   sends every event through `desk.on_market`; both journals are identical (tested).
 
-Per bar, with `intrabar` (the default), the mark visits the bar's extremes in the order the
-simulator plays a recorded bar (a bar that closed up visits its low first, then its high; a
-bar that closed down the reverse), then its close, and then the closed bar itself arrives:
-stops, take-profits and liquidations see the wicks, not only the closes.
+Per bar, with `intrabar` (the default), the mark visits the bar's open, the extreme nearer the
+open, the other extreme and its close (`guard.broker.paper_market.bar_path`), and then the closed
+bar itself arrives: stops, take-profits and liquidations see the wicks, in the order the price
+reaches them (the paper broker's price travels within a bar; only the open may gap).
 
 The scripted operator decides on each proposal right after it is queued, at the bar's close.
 It re-arms trading at the start of the next UTC day after the daily loss limit latched
@@ -43,6 +43,7 @@ import structlog
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk, DeskSettings
 from guard.approval.state import DAY_MS
 from guard.broker.paper import PaperBroker
+from guard.broker.paper_market import bar_path
 from guard.clock import TestClock
 from guard.config import Config
 from guard.domain import AcknowledgmentKind, MarketSpec, MarkPrice, ProposalStatus, TradingState
@@ -67,6 +68,7 @@ from guard.model.labels import FLAT
 from guard.model.runner import ModelRunner, ReplaySignals
 from guard.model.tracker import LiveTracker
 from guard.proposals.policy import ProposalPolicy, RiskLimits
+from guard.replay.fit import model_outlook, young_enough
 from guard.replay.history import SymbolHistory
 from guard.replay.inline import ReplayJournal, YoungCollections, drive
 from guard.replay.lean import Exposure, MarketGrid, first_work
@@ -78,7 +80,7 @@ log = structlog.get_logger(__name__)
 
 
 _INTRABAR_MS = (20_000, 40_000)
-"""When, within a 1-minute bar, the mark is at the bar's first and second extreme."""
+"""When, within a 1-minute bar, the mark is at the bar's first and second extreme (its open at 0)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +199,7 @@ class ReplayEngine:
             )
             signals = runner.replay(series, novelty_threshold=threshold)
             candidate = signals.ready & (signals.side != FLAT) & (signals.confidence >= min_conf)
+            candidate &= young_enough(self.model, h.open_times, self.config.model.max_age_days)  # as live, on bar time
             self._symbols.append(
                 _Symbol(j, h, self._specs.get(h.symbol) or default_spec(h.symbol), signals, h.broker_variances(),
                         candidate)
@@ -212,20 +215,8 @@ class ReplayEngine:
         self._outlook = self._model_outlook(min_conf)
 
     def _model_outlook(self, min_confidence: float) -> ModelOutlook:
-        m = self.model
-        sided = [s.signals.confidence[s.signals.ready & (s.signals.side != FLAT)] for s in self._symbols]
-        return ModelOutlook(
-            sided_bars=sum(len(c) for c in sided),
-            confident_bars=sum(int(np.count_nonzero(s.candidate)) for s in self._symbols),
-            best_confidence=max((float(c.max()) for c in sided if len(c)), default=None),
-            min_confidence=min_confidence,
-            in_sample_bars=sum(
-                int(np.count_nonzero((h.open_times >= m.training_start_ms) & (h.open_times < m.training_end_ms)))
-                for h in self._histories
-            ),
-            training_start_ms=m.training_start_ms,
-            training_end_ms=m.training_end_ms,
-        )
+        pairs = [(s.history, s.signals) for s in self._symbols]
+        return model_outlook(self.model, pairs, min_confidence, self.config.model.max_age_days)
 
     # --- running --------------------------------------------------------------------
 
@@ -344,14 +335,12 @@ class ReplayEngine:
         open_ms = int(self.grid.group_open[g])
         present = [(s, int(self.grid.row[g, s.j])) for s in self._symbols if self.grid.row[g, s.j] >= 0]
         if self.options.intrabar:
-            for phase in range(3):
-                at = open_ms + (_INTRABAR_MS[phase] if phase < 2 else self._tf_ms - 1)
-                clock.set(max(clock.now_ms(), at))
-                for s, i in present:
-                    h = s.history
-                    o, hi, lo, c = float(h.opens[i]), float(h.highs[i]), float(h.lows[i]), float(h.closes[i])
-                    price = c if phase == 2 else ((lo if c >= o else hi) if phase == 0 else (hi if c >= o else lo))
-                    drive(desk.on_market(MarkPrice(h.symbol, at, price)))
+            paths = [(s, bar_path(float(s.history.opens[i]), float(s.history.highs[i]), float(s.history.lows[i]),
+                                  float(s.history.closes[i]))) for s, i in present]
+            for phase, offset in enumerate((0, *_INTRABAR_MS, self._tf_ms - 1)):
+                clock.set(max(clock.now_ms(), open_ms + offset))
+                for s, path in paths:
+                    drive(desk.on_market(MarkPrice(s.history.symbol, open_ms + offset, path[phase])))
         clock.set(max(clock.now_ms(), open_ms + self._tf_ms))
         for s, i in present:
             drive(desk.on_market(s.history.bar(i)))
@@ -394,17 +383,19 @@ class ReplayEngine:
                 queued.append(result.proposal.id)
         operator = self.options.operator
         for pid in queued:
-            record = desk.state.proposals[pid]
-            if record.status is not ProposalStatus.PENDING:
-                continue
-            decision = operator.decide(record.proposal)
-            if decision.approve:
-                drive(desk.approve(
-                    pid, operator.name, version=record.proposal.version, reason=decision.reason,
-                    confirm_novel=decision.confirm_novel,
-                ))
-            else:
-                drive(desk.reject(pid, operator.name, reason=decision.reason))
+            decided: set[int] = set()  # a version re-priced under a decision is decided once more, as a person would
+            while (record := desk.state.proposals[pid]).status is ProposalStatus.PENDING and len(decided) < 2:
+                if record.proposal.version in decided:
+                    break
+                decided.add(record.proposal.version)
+                decision = operator.decide(record.proposal)
+                if decision.approve:
+                    drive(desk.approve(
+                        pid, operator.name, version=record.proposal.version, reason=decision.reason,
+                        confirm_novel=decision.confirm_novel,
+                    ))
+                else:
+                    drive(desk.reject(pid, operator.name, reason=decision.reason))
 
     def _schedule_score(self, s: _Symbol, i: int, timestamp: int, price: float, barrier: float, horizon: float) -> None:
         """Find the bar that will settle this proposal (the tracker's own rule) so the lean path feeds it."""

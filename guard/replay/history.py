@@ -14,7 +14,7 @@ from guard.errors import BadInput
 from guard.feed.history import read_bars
 
 VOL_ALPHA = 0.06
-"""The paper broker's EWMA weight (`guard.broker.paper._VOL_ALPHA`): the fast-forwarded volatility
+"""The paper broker's EWMA weight (`guard.broker.paper_market.VOL_ALPHA`): the fast-forwarded volatility
 estimate must come from the very same arithmetic."""
 
 

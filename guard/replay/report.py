@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from guard.replay.fates import Fate, Fates, ProposalEnd, fates_plain
+from guard.replay.fit import fit_banner, fit_warnings
 from guard.replay.result import ModelOutlook, ReplayResult
 from guard.wording import count, utc_minute
 
@@ -52,6 +54,8 @@ def summary(r: ReplayResult) -> dict[str, Any]:
         "model": r.model_id,
         "operator": r.operator,
         "leverage": r.leverage,
+        "currency": r.currency,
+        "money_note": r.money_note,
         "starting_balance": float(r.starting_balance),
         "final_equity": round(float(r.final_equity), 2),
         "pnl": round(float(r.pnl), 2),
@@ -83,6 +87,17 @@ def summary(r: ReplayResult) -> dict[str, Any]:
         "claimed_brier": t.claimed_brier,
         "in_sample_bars": r.outlook.in_sample_bars,
         "model_data_window": [utc_minute(r.outlook.training_start_ms), utc_minute(r.outlook.training_end_ms)],
+        "model_fit": {
+            "warnings": fit_warnings(r.outlook),
+            "synthetic": r.outlook.synthetic,
+            "trained_symbols": list(r.outlook.trained_symbols),
+            "scored_bars": r.outlook.scored_bars,
+            "scored_fraction": r.outlook.scored_bars / r.outlook.bars if r.outlook.bars else None,
+            "novelty_quantiles": dict(zip(("p10", "p50", "p90", "p99"), r.outlook.novelty.quantiles, strict=False)),
+            "novel_share": r.outlook.novelty.novel_share,
+            "too_old_bars": r.outlook.too_old_bars,
+            "max_age_days": r.outlook.max_age_days,
+        },
         "best_confidence": r.outlook.best_confidence,
         "confident_bars": r.outlook.confident_bars,
         "violations": list(r.violations),
@@ -103,6 +118,7 @@ def to_plain(r: ReplayResult) -> dict[str, Any]:
              "claimed_count": b.claimed_count}
             for b in t.buckets
         ],
+        "fates": fates_plain(r.fates) if r.fates is not None else None,
         "by_leverage": r.by_leverage,
         "positions_opened_by_leverage": r.stats.positions_opened,
         "liquidated_by_leverage": r.stats.liquidated,
@@ -120,16 +136,18 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         + (f" ({', '.join(data)})" if data else "")
         + f", model `{r.model_id}`, in {r.seconds:.1f} s ({r.bars_per_second:,.0f} bars/s).",
         "",
+        *fit_banner(r.outlook),
         *([in_sample_warning(r.outlook, r.bars), ""] if r.outlook.in_sample_bars else []),
+        *([f"> {r.money_note}", ""] if r.money_note else []),
         "| | |",
         "|---|---|",
-        f"| PnL | {s['pnl']:,.2f} USDT ({s['return']:+.2%} of {s['starting_balance']:,.0f}) |",
+        f"| PnL | {s['pnl']:,.2f} {r.currency} ({s['return']:+.2%} of {s['starting_balance']:,.0f}) |",
         f"| max drawdown | {s['max_drawdown']:.2%} |",
         f"| realized / fees / funding | {s['realized_pnl']:,.2f} / {s['fees']:,.2f} / {s['funding']:,.2f} |",
         f"| liquidations | {s['liquidations']} of {s['positions_opened']} positions opened "
-        f"({_pct(s['liquidation_rate'])}), {s['liquidation_losses']:,.2f} USDT of margin lost |",
-        f"| proposals | {s['proposals']:,} queued, {s['approved']:,} approved, {s['rejected']:,} rejected, "
-        f"{s['refused']:,} refused by the desk |",
+        f"({_pct(s['liquidation_rate'])}), {s['liquidation_losses']:,.2f} {r.currency} of margin lost |",
+        f"| proposals | {s['proposals']:,} queued, {s['approved']:,} approved, {s['rejected']:,} rejected by the "
+        f"operator, {s['refused']:,} not queued (every end below) |",
         f"| exits | {s['stops']:,} stops, {s['take_profits']:,} take-profits, "
         f"{s['funding_payments']} funding payments |",
         f"| daily loss limit | latched REDUCING {count(s['reducing_latches'], 'time')}, re-armed {s['rearms']} |",
@@ -137,11 +155,17 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         f"| invariant violations | {len(r.violations)} |",
         "",
     ]
+    if r.fates is not None and r.fates.ends:
+        lines += fates_section(r.fates)
     if not r.stats.proposals and not r.stats.refused:  # else the table says the desk refused them
         lines += [f"**No proposals.** {why_no_proposals(r.outlook)}", ""]
     if r.stats.model_paused:
         lines += [f"**The live tracker paused the model**: {r.stats.model_paused}. No proposals after that.", ""]
     lines += [
+        "## The model and these bars",
+        "",
+        fit_figures(r.outlook),
+        "",
         "## The model against its card",
         "",
         (
@@ -177,6 +201,53 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
     return "\n".join(lines)
 
 
+LISTED = 200
+"""The Markdown lists this many proposals' ends one by one (report.json lists them all)."""
+
+
+def fates_section(f: Fates) -> list[str]:
+    """Every proposal's end: the counts per fate (they add up to the proposals made), then each proposal."""
+    details = f.details()
+    made = len(f.ends)
+    lines = [
+        "## Every proposal's end",
+        "",
+        f"{count(made, 'proposal')} made: {f.queued:,} queued by the desk"
+        + (f", {made - f.queued:,} not queued (the desk refused them on arrival)" if made > f.queued else "")
+        + ". Each ended in exactly one way:",
+        "",
+        "| end | proposals | of which |",
+        "|---|---|---|",
+        *[
+            f"| {fate} | {n:,} | {', '.join(f'{d} {k:,}' for d, k in details.get(fate, {}).items())} |"
+            for fate, n in f.counts().items()
+        ],
+        f"| **total** | **{made:,}** | |",
+        "",
+        "<details><summary>each proposal</summary>",
+        "",
+        "| proposal | bar time | symbol | side | end | why |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {e.proposal_id or '—'} | {_when(e.at)} | {e.symbol} | {e.side.value} | {e.fate} "
+            f"| {_why(e).replace('|', '/')} |"
+            for e in f.ends[:LISTED]
+        ],
+        *(["", f"...and {made - LISTED:,} more in report.json."] if made > LISTED else []),
+        "",
+        "</details>",
+        "",
+    ]
+    return lines
+
+
+def _why(e: ProposalEnd) -> str:
+    """A proposal's end in a few words: the journaled reason, and the category when it adds something."""
+    if e.fate is Fate.FILLED:
+        return f"{e.reason}; {e.detail}"
+    return e.reason or e.detail
+
+
 def in_sample_warning(o: ModelOutlook, bars: int) -> str:
     """A replay on bars the model was trained on flatters it: say so before any figure. Time is all there is to
     go on (the training bars are not stored), so for a model trained on simulated data the overlap may be
@@ -189,8 +260,32 @@ def in_sample_warning(o: ModelOutlook, bars: int) -> str:
     )
 
 
+def fit_figures(o: ModelOutlook) -> str:
+    """How much of the history the model could read, how novel it looked, and how old the model was on it."""
+    spread = o.novelty
+    scored = f"{o.scored_bars:,} of {o.bars:,} bars ({_pct(o.scored_bars / o.bars if o.bars else None)})"
+    novelty = (
+        "novelty p10/p50/p90/p99 " + " / ".join(f"{q:.2f}" for q in spread.quantiles)
+        + f", {_pct(spread.novel_share)} flagged novel"
+        if spread.quantiles else "no novelty scores"
+    )
+    age = (
+        f"; past model.max_age_days = {o.max_age_days:g} on {count(o.too_old_bars, 'confident bar')} (no proposal)"
+        if o.too_old_bars else f"; never past model.max_age_days = {o.max_age_days:g} on these bars"
+    )
+    trained = "synthetic data" if o.synthetic else "data its card does not call synthetic"
+    return (f"The model scored {scored}: {novelty}{age}. It was trained on {trained}"
+            + (f" ({o.trained_on})" if o.trained_on else "") + ".")
+
+
 def why_no_proposals(o: ModelOutlook) -> str:
     """What stopped every proposal, from what the model said over the history."""
+    if o.confident_bars and o.too_old_bars == o.confident_bars:
+        return (
+            f"The model was confident on {count(o.confident_bars, 'bar')}, every one of them after its age limit "
+            f"(model.max_age_days = {o.max_age_days:g}, on the bars' time): as live, an expired model proposes "
+            "nothing. Retrain it on data near these bars."
+        )
     if o.best_confidence is None:
         return (
             "The model named no side on any bar: it saw no trade, or no stretch of the history was long enough "

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from guard.replay.fates import Fates
+
 
 @dataclass(slots=True)
 class ReplayStats:
@@ -41,6 +43,16 @@ class ReplayStats:
 
 
 @dataclass(frozen=True, slots=True)
+class NoveltySpread:
+    """How novel the scored bars looked to the model."""
+
+    quantiles: tuple[float, ...]
+    """The novelty score at the 10th, 50th, 90th and 99th percentile of the scored bars (empty: none scored)."""
+    novel_share: float | None
+    """The share of scored bars flagged novel (past model.novelty_threshold)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ModelOutlook:
     """What the model said over the whole history, before any policy: enough to tell a person why a
     replay proposed nothing, and whether the model had seen these bars."""
@@ -56,6 +68,21 @@ class ModelOutlook:
     """Bars inside the window of data the model was built from."""
     training_start_ms: int
     training_end_ms: int
+    bars: int = 0
+    scored_bars: int = 0
+    """Bars the model could score (a full window behind them, no gap)."""
+    novelty: NoveltySpread = field(default_factory=lambda: NoveltySpread((), None))
+    too_old_bars: int = 0
+    """Bars where the model was confident but older than model.max_age_days on the bars' time (no proposal)."""
+    max_age_days: float = 0.0
+    synthetic: bool = False
+    """The model was trained on synthetic data (its card says so)."""
+    trained_on: str = ""
+    trained_symbols: tuple[str, ...] = ()
+    first_ms: int = 0
+    last_ms: int = 0
+    """The first and last bar's open time."""
+    symbols: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -93,6 +120,12 @@ class ReplayResult:
     violations: tuple[str, ...]
     """Invariant violations the journal auditor found (must be empty)."""
     outlook: ModelOutlook
+    currency: str = "USDT"
+    """The currency every money figure is in (the account's)."""
+    money_note: str = ""
+    """How money was converted into it, when the markets count money in another currency ("" when not)."""
+    fates: Fates | None = None
+    """Every proposal's end, read from the journal once the replay finished (None before that)."""
 
     @property
     def pnl(self) -> Decimal:

@@ -17,6 +17,7 @@ from guard.domain import (
     HARD_LEVERAGE_CAP,
     ZERO,
     FeedHealth,
+    MarketKind,
     MarketSpec,
     Position,
     Proposal,
@@ -27,6 +28,8 @@ from guard.domain import (
 )
 from guard.risk.liquidation import isolated_liquidation_price
 
+FIAT_LIKE = frozenset({"USDT", "USDC", "USD", "BUSD", "FDUSD", "DAI", "EUR", "TUSD"})
+"""Quote currencies whose amounts read in cents; any other (BTC, ETH) keeps 8 decimals."""
 LEVERAGE_ACK_ABOVE = Decimal(5)
 """Leverage above this always needs a leverage acknowledgment on record, whatever the config says."""
 
@@ -99,11 +102,20 @@ def check_leverage(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCh
     return _ok(name, f"{p.leverage}x")
 
 
+def money_text(amount: Decimal, spec: MarketSpec) -> str:
+    """An amount of the market's quote currency, with its code: "267.08 USDT", "0.24983511 BTC" (a coin quote
+    keeps 8 decimals: 0.25 BTC is not 0.2498 BTC)."""
+    if amount.copy_abs() >= 100 or spec.quote in FIAT_LIKE:
+        return f"{amount:,.2f} {spec.quote}"
+    return f"{format(amount.quantize(Decimal('1e-8')).normalize(), ',f')} {spec.quote}"
+
+
 def check_order_notional(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "order_notional"
+    order, limit = money_text(p.notional, ctx.spec), money_text(limits.max_order_notional, ctx.spec)
     if p.notional > limits.max_order_notional:
-        return RiskCheck(name, Verdict.BLOCK, f"order {p.notional:.2f} exceeds the {limits.max_order_notional} limit")
-    return _ok(name, f"{p.notional:.2f} of {limits.max_order_notional}")
+        return RiskCheck(name, Verdict.BLOCK, f"order {order} exceeds the {limit} limit")
+    return _ok(name, f"{order} of {limit}")
 
 
 def _position_after(p: Proposal, ctx: RiskContext) -> Decimal:
@@ -114,13 +126,10 @@ def _position_after(p: Proposal, ctx: RiskContext) -> Decimal:
 def check_position_notional(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "position_notional"
     after = abs(_position_after(p, ctx)) * p.price
+    text, limit = money_text(after, ctx.spec), money_text(limits.max_position_notional, ctx.spec)
     if after > limits.max_position_notional and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
-        return RiskCheck(
-            name,
-            Verdict.BLOCK,
-            f"{p.symbol} position would be {after:.2f}, above the {limits.max_position_notional} limit",
-        )
-    return _ok(name, f"{after:.2f} of {limits.max_position_notional}")
+        return RiskCheck(name, Verdict.BLOCK, f"{p.symbol} position would be {text}, above the {limit} limit")
+    return _ok(name, f"{text} of {limit}")
 
 
 def check_gross_exposure(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
@@ -175,6 +184,25 @@ def check_duplicate(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskC
     return _ok(name)
 
 
+def check_spot_holdings(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
+    """On spot a sell can only sell what is held: nothing is borrowed, so there is no short."""
+    name = "spot_holdings"
+    if ctx.spec.kind is not MarketKind.SPOT:
+        return _ok(name, "not spot")
+    if p.leverage != 1:
+        return RiskCheck(name, Verdict.BLOCK, f"{p.leverage}x on spot: spot orders are 1x, nothing is borrowed")
+    if p.side is not Side.SELL:
+        return _ok(name, "a spot buy")
+    pos = ctx.positions.get(p.symbol)
+    held = pos.qty if pos is not None and pos.qty > 0 else ZERO
+    if p.qty > held:
+        return RiskCheck(
+            name, Verdict.BLOCK,
+            f"selling {p.qty} {ctx.spec.base} with {held} held: spot cannot go short (nothing is borrowed)",
+        )
+    return _ok(name, f"selling {p.qty} of {held} {ctx.spec.base} held")
+
+
 def check_stop(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     """The stop must sit between the entry and the liquidation price, with room to spare."""
     name = "stop"
@@ -211,6 +239,7 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_throttle,
     check_confidence,
     check_duplicate,
+    check_spot_holdings,
     check_stop,
 )
 

@@ -168,12 +168,12 @@ def test_trigger_passed_names_the_stop_or_take_profit_the_mark_reached() -> None
 def test_moved_within_the_collar_is_none_and_beyond_it_says_by_how_much() -> None:
     """Inside the collar nothing is re-priced; past it, or past a trigger inside it, the move says why."""
     p = priced()
-    assert moved(p, D(100_200), collar_bps=50) is None
-    beyond = moved(p, D(101_000), collar_bps=50)
+    assert moved(p, D(100_200), collar_bps=50, spec=SPEC) is None
+    beyond = moved(p, D(101_000), collar_bps=50, spec=SPEC)
     assert beyond == Moved(D(101_000), D(100), "", 50)
     assert beyond.why == "moved 100 bps"
     tight = replace(p, stop=D(99_900))
-    passed = moved(tight, D(99_850), collar_bps=50)
+    passed = moved(tight, D(99_850), collar_bps=50, spec=SPEC)
     assert passed is not None and passed.why == "the market passed its stop 99900"
     repriced = replace(tight, version=2, price=D(99_850))
     assert passed.refusal(tight, repriced).startswith("the price (99850) is already past P000001's stop 99900")

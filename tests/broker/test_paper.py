@@ -176,7 +176,8 @@ def test_limit_order_rests_reserves_margin_and_fills_as_maker() -> None:
 
 
 def test_stop_market_triggers_on_mark_and_closes_position() -> None:
-    """A reduce-only stop sells the position when the mark falls to its trigger."""
+    """A reduce-only stop sells the position when the mark falls to its trigger: the price travels through the
+    trigger on its way to 96,990, so the stop fills there (at 97,000, no slippage configured)."""
     b = broker()
     mark(b, 100_000)
     b.submit_nowait(order())
@@ -185,9 +186,22 @@ def test_stop_market_triggers_on_mark_and_closes_position() -> None:
     )
     assert mark(b, 97_500) == []
     (closed,) = [r for r in mark(b, 96_990) if isinstance(r, OrderFilled)]
-    assert closed.fill.qty == D("0.1")
+    assert closed.fill.qty == D("0.1") and closed.fill.price == D(97_000)
     assert b.account.position(BTC) is None
-    assert b.account.realized_pnl == D("-301.00000000")
+    assert b.account.realized_pnl == D("-300.00000000")
+
+
+def test_stop_market_after_a_closed_bar_fills_at_the_gap() -> None:
+    """After a bar closed, the next price may open beyond the trigger: the stop fills at that price, not its trigger."""
+    b = broker()
+    mark(b, 100_000)
+    b.submit_nowait(order())
+    b.submit_nowait(
+        order("s", side=Side.SELL, order_type=OrderType.STOP_MARKET, trigger_price=D(97_000), reduce_only=True)
+    )
+    b.on_market(Bar(BTC, "1m", 0, 100_000, 100_100, 99_900, 99_000, 1.0))
+    (closed,) = [r for r in mark(b, 96_500, ts=60_000) if isinstance(r, OrderFilled)]
+    assert closed.fill.price == D(96_500)
 
 
 def test_reduce_only_is_capped_to_position_and_refused_without_one() -> None:

@@ -122,7 +122,7 @@ def test_check_position_notional_counts_existing_position() -> None:
     ctx = context(positions={"BTC/USDT:USDT": long_position("0.45")})
     result = checks.check_position_notional(proposal(qty=D("0.1")), ctx, LIMITS)
     assert result.verdict is Verdict.BLOCK
-    assert "55000.00" in result.reason
+    assert "55,000.00 USDT" in result.reason
 
 
 def test_check_position_notional_reducing_order_passes() -> None:
@@ -215,3 +215,41 @@ def test_increases_risk_only_false_for_partial_or_full_reduction() -> None:
     assert increases_risk(Side.SELL, D("0.2"), pos)
     assert increases_risk(Side.BUY, D("0.01"), pos)
     assert increases_risk(Side.SELL, D("0.01"), None)
+
+
+SPOT = default_spec("BTC/USDT")
+
+
+def _spot(side: Side, qty: str, held: str | None) -> tuple[Proposal, RiskContext]:
+    p = proposal(symbol="BTC/USDT", side=side, qty=D(qty), leverage=D(1), stop=None, take_profit=None,
+                 liquidation_price=None)
+    positions = {} if held is None else {
+        "BTC/USDT": Position("BTC/USDT", MarketKind.SPOT, D(held), D(100_000), D(1), D(held) * 100_000, None)
+    }
+    return p, context(spec=SPOT, positions=positions)
+
+
+def test_spot_sell_without_holdings_is_blocked_before_anyone_approves() -> None:
+    """A spot sell of more than is held is blocked by its own named check; selling what is held passes."""
+    p, c = _spot(Side.SELL, "0.05", None)
+    result = checks.check_spot_holdings(p, c, LIMITS)
+    assert result.verdict is Verdict.BLOCK and "spot cannot go short" in result.reason
+    assert checks.check_spot_holdings(*_spot(Side.SELL, "0.05", "0.02"), LIMITS).verdict is Verdict.BLOCK
+    assert checks.check_spot_holdings(*_spot(Side.SELL, "0.05", "0.05"), LIMITS).verdict is Verdict.PASS
+    assert checks.check_spot_holdings(*_spot(Side.BUY, "0.05", None), LIMITS).verdict is Verdict.PASS
+
+
+def test_spot_check_passes_every_perpetual_order() -> None:
+    """On a perpetual a sell opens a short: the spot check has nothing to say."""
+    assert checks.check_spot_holdings(proposal(side=Side.SELL), context(), LIMITS).verdict is Verdict.PASS
+
+
+def test_notional_checks_name_the_quote_currency_and_keep_a_coin_s_decimals() -> None:
+    """On ETH/BTC the order check speaks BTC to 8 decimals: 267 BTC is not passed as "267.08" against USDT."""
+    eth_btc = msgspec.structs.replace(SPOT, symbol="ETH/BTC", base="ETH", quote="BTC", tick_size=D("0.00001"))
+    p = proposal(symbol="ETH/BTC", qty=D("5341.6"), price=D("0.05"), leverage=D(1), stop=None, take_profit=None,
+                 liquidation_price=None)
+    limits = msgspec.structs.replace(LIMITS, max_order_notional=D("0.24983511"))
+    result = checks.check_order_notional(p, context(spec=eth_btc), limits)
+    assert result.verdict is Verdict.BLOCK
+    assert result.reason == "order 267.08 BTC exceeds the 0.24983511 BTC limit"
