@@ -128,7 +128,8 @@ class Decisions:
             p = record.proposal
             again = self._price(p, pid=p.id, version=p.version + 1, created_at=p.created_at, expires_at=p.expires_at)
             older = state.proposals[duplicate_of(p)]
-            events.append(ProposalRepriced(now, again, f"{older.proposal.id} ended ({older.status.value}): checked again"))
+            why = f"{older.proposal.id} ended ({older.status.value}): checked again"
+            events.append(ProposalRepriced(now, again, why))
         if events:
             await self._recorder.commit(events, durable=False)
             log.info("duplicates_judged_again", proposals=[e.proposal.id for e in events])
