@@ -454,4 +454,4 @@ def _changed(old: StatusView, new: StatusView) -> bool:
 def _proposal_id(event: Event) -> str:
     if isinstance(event, (ProposalQueued, ProposalRepriced)):
         return event.proposal.id
-    return event.proposal_id  # type: ignore[union-attr]
+    return str(event.proposal_id)  # type: ignore[union-attr]

@@ -154,7 +154,7 @@ class Drill:
                 await asyncio.sleep(0.05)
             if self.scenario.name == "model-hang":
                 if daemon._predictor is None:
-                    raise GuardError(f"the model-hang drill needs a model that loads: {daemon._no_model_reason}")
+                    raise GuardError(f"the model-hang drill needs a model that loads: {daemon.views.no_model_reason}")
                 while daemon._pipeline is None or daemon._pipeline.stats().batches == 0:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
         if not self.options.scripted:
