@@ -302,7 +302,7 @@ class Drill:
             return
         daemon.hub.alert(
             "critical", "drill",
-            f"DRILL: {self.scenario.title}. Press the kill switch now (k, then confirm).",
+            f"DRILL: {self.scenario.title}. Press the kill switch now (K; ctrl+k inside a text field).",
         )
         self.announce(f"DRILL alert sent to the console: {self.scenario.title}. Waiting for the kill...")
         try:
