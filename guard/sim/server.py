@@ -42,8 +42,9 @@ HISTORY_WARMUP_BARS = 60
 """When serving a history file, simulated time starts this many bars into it."""
 FAULT_LEAD_IN_SECONDS = 30.0
 FAULT_REPEAT_SECONDS = 120.0
-"""`guard sim --scenario <fault>` plays the fault after the lead-in, then every repeat period
-(simulated seconds)."""
+"""A fault scenario plays after the lead-in (simulated seconds). `guard sim --scenario <fault>` plays it again
+every repeat period, for watching a client recover; a daemon's embedded simulator (`sim.scenario`) plays it
+once, so the desk stays usable after it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +84,12 @@ class SimExchange:
         host: str = "127.0.0.1",
         history: dict[str, list[Bar]] | None = None,
         admin_token: str | None = None,
+        repeat_faults: bool = False,
     ) -> None:
         """
         Args:
+            repeat_faults: play a fault `section.scenario` every FAULT_REPEAT_SECONDS after the first (`guard
+                sim`), instead of once.
             admin_token: the bearer token the `/_sim/` control API demands (made up when not given): any
                 process on the machine can reach loopback, and a flash crash is not theirs to start.
         """
@@ -97,6 +101,11 @@ class SimExchange:
         self._symbols = tuple(symbols)
         self._history = history
         self.admin_token = admin_token or secrets.token_urlsafe(24)
+        self._repeat_faults = repeat_faults
+        self.faults_played = 0
+        """How many times the fault `section.scenario` has played."""
+        self.fault_task: asyncio.Task[None] | None = None
+        """The task that plays the fault `section.scenario` (done once it has played, unless `repeat_faults`)."""
         self._port = 0
         self._runner: web.AppRunner | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -146,7 +155,8 @@ class SimExchange:
             pump = tg.create_task(self.streamer.run(), name="sim-pump")
             tasks = [pump, tg.create_task(self.private.run(), name="sim-private")]
             if self.section.scenario in FAULT_SCENARIOS:
-                tasks.append(tg.create_task(self._repeat_fault(self.section.scenario), name="sim-faults"))
+                self.fault_task = tg.create_task(self._play_fault(self.section.scenario), name="sim-faults")
+                tasks.append(self.fault_task)
             stack.push_async_callback(self._stop, tasks)
         except BaseException:
             await stack.aclose()
@@ -303,12 +313,16 @@ class SimExchange:
                 raise BadInput(f"symbol {symbol!r}: the simulator lists {', '.join(self.market.symbols)}") from None
         return out
 
-    async def _repeat_fault(self, name: str) -> None:
-        """Play a fault scenario after the lead-in and then periodically (`guard sim --scenario`)."""
+    async def _play_fault(self, name: str) -> None:
+        """Play a fault scenario after the lead-in: once, or then periodically (`repeat_faults`)."""
         wait = self.market.clock.wall_seconds(FAULT_LEAD_IN_SECONDS * 1000)
         while True:
             await asyncio.sleep(wait)
             self.set_scenario(name)
+            self.faults_played += 1
+            log.info("sim.fault_scenario_played", scenario=name, times=self.faults_played, again=self._repeat_faults)
+            if not self._repeat_faults:
+                return
             wait = self.market.clock.wall_seconds(FAULT_REPEAT_SECONDS * 1000)
 
     # --- admin API -----------------------------------------------------------------
