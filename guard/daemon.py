@@ -255,7 +255,11 @@ class Daemon:
         elif config.exchange.id == "sim":
             from guard.sim.server import SimExchange
 
-            sim = await stack.enter_async_context(SimExchange(config.sim, config.exchange.symbols, self.clock))
+            # An embedded venue keeps its books beside the journal: a SIGKILL must not lose its positions.
+            venue = self.paths.root / "sim-venue.json" if config.exchange.broker == "sandbox" else None
+            sim = await stack.enter_async_context(
+                SimExchange(config.sim, config.exchange.symbols, self.clock, venue_file=venue)
+            )
             self._sim = sim
         self._endpoint = sim
         # The feed parses in a process of its own: a flood of market data never queues the kill switch.
