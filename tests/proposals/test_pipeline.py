@@ -11,6 +11,7 @@ from guard.domain import AcknowledgmentKind
 from guard.events import ProposalQueued, ProposalRefused, ProposalRepriced
 from guard.journal.chain import read_entries
 from tests.api.support import wait_until
+from tests.api.test_metrics import scrape
 from tests.builders import daemon_config
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -28,12 +29,14 @@ def signal_config(speed: float) -> object:
         risk={"min_confidence": 0.5},
         approval={"ttl_seconds": 3600.0},
         operators={"heartbeat_timeout_seconds": 3600.0},
+        api={"metrics": True, "metrics_port": 0},
     )
 
 
 async def test_pipeline_repeated_signals_keep_one_pending_proposal_per_symbol_and_side(guard_home: Path) -> None:
     """The model says the same thing bar after bar and nobody decides: the queue holds at most one proposal per
-    symbol and side, each repeat that changed something is a new version of it, and none is marked duplicate."""
+    symbol and side, each repeat that changed something is a new version of it, and none is marked duplicate;
+    the metrics listener has the confidence and novelty of every signal."""
     async with running(signal_config(speed=240.0)) as daemon:  # type: ignore[arg-type]
         desk, pipeline, hub = daemon.desk, daemon._pipeline, daemon.hub
         assert desk is not None and pipeline is not None and hub is not None
@@ -50,6 +53,9 @@ async def test_pipeline_repeated_signals_keep_one_pending_proposal_per_symbol_an
         per_idea = Counter((p.symbol, p.side) for p in pending)
         assert pending and max(per_idea.values()) == 1, per_idea
         assert all(c.verdict.value != "block" for p in pending for c in p.checks if c.name == "duplicate")
+        metrics = await scrape(daemon)
+        assert metrics["guard_model_confidence_count"][()] >= REPEATS
+        assert metrics["guard_model_novelty_count"][()] == metrics["guard_model_confidence_count"][()]
     events = [e.event for e in read_entries(daemon.paths.journal)]
     queued = [e for e in events if isinstance(e, ProposalQueued)]
     moved = [e for e in events if isinstance(e, ProposalRepriced) and e.reason.startswith("a new signal")]
