@@ -2,9 +2,11 @@
 
 The model says "buy BTC" on bar after bar while the operator is still reading its first proposal. Each
 repeat of the same idea (the model, one symbol, one side) re-prices the pending proposal as a new
-version when something the operator would weigh has changed (size, leverage, stops, the price past the
-collar, confidence, novelty); otherwise the pending version stands as it is. And a proposal marked a
-duplicate of an older one is judged again once that older one has ended: it gets a new version with
+version when something the operator would weigh has changed (size or leverage by a fifth, a stop or
+take-profit's distance by a quarter, the price past the collar, confidence by 5 points, novelty);
+otherwise the pending version stands as it is: a card that changed every bar could never be approved.
+
+A proposal marked a duplicate of an older one is judged again once that older one has ended: it gets a new version with
 fresh checks, so nothing stays marked for a reason that is gone, and an approval of the version the
 operator saw marked is refused (it is no longer the current one). Pure functions: the desk journals.
 """
@@ -12,6 +14,7 @@ operator saw marked is refused (it is no longer the current one). Pure functions
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 
 from guard.approval.pricing import moved
 from guard.approval.records import ProposalRecord
@@ -19,6 +22,12 @@ from guard.domain import Proposal, ProposalRequest, ProposalStatus, Verdict
 
 CONFIDENCE_STEP = 0.05
 """A change of confidence at least this large is worth a new version."""
+SIZE_STEP = Decimal("0.2")
+"""A change of quantity or leverage by at least this fraction is worth a new version (the sizing policy moves
+them with every point of confidence: smaller moves are noise to a person reading the card)."""
+DISTANCE_STEP = Decimal("0.25")
+"""A stop or take-profit whose distance from the price changed by at least this fraction is worth a new version
+(they follow the price bar by bar; the price itself counts once it passes the collar)."""
 IDEA_SOURCES = frozenset({"model"})
 """Sources whose repeated signals refresh their pending proposal. A person's or an outside source's second
 proposal for the same symbol and side stays a proposal of its own (marked duplicate while the first is pending)."""
@@ -44,9 +53,20 @@ def what_moved(standing: Proposal, candidate: Proposal, collar_bps: float) -> st
     """
     changes = [
         f"{name} {getattr(standing, name)} -> {getattr(candidate, name)}"
-        for name in ("qty", "leverage", "order_type", "limit_price", "stop", "take_profit")
+        for name in ("qty", "leverage")
+        if abs(getattr(candidate, name) - getattr(standing, name)) >= SIZE_STEP * getattr(standing, name)
+    ]
+    changes += [
+        f"{name} {getattr(standing, name)} -> {getattr(candidate, name)}"
+        for name in ("order_type", "limit_price")
         if getattr(standing, name) != getattr(candidate, name)
     ]
+    for name in ("stop", "take_profit"):
+        before, after = _distance(standing, getattr(standing, name)), _distance(candidate, getattr(candidate, name))
+        if (before is None) != (after is None) or (
+            before is not None and after is not None and abs(after - before) >= DISTANCE_STEP * before
+        ):
+            changes.append(f"{name} {getattr(standing, name)} -> {getattr(candidate, name)}")
     if abs(candidate.confidence - standing.confidence) >= CONFIDENCE_STEP:
         changes.append(f"confidence {standing.confidence:.0%} -> {candidate.confidence:.0%}")
     if candidate.novel != standing.novel:
@@ -55,6 +75,11 @@ def what_moved(standing: Proposal, candidate: Proposal, collar_bps: float) -> st
     if move is not None:
         changes.append(move.why)
     return "; ".join(changes)
+
+
+def _distance(p: Proposal, level: Decimal | None) -> Decimal | None:
+    """How far a stop or take-profit sits from the proposal's price, as a fraction of it."""
+    return None if level is None else abs(level - p.price) / p.price
 
 
 def duplicate_of(p: Proposal) -> str:

@@ -32,10 +32,13 @@ def duplicate(desk: ApprovalDesk, pid: str) -> Verdict:
 
 
 async def test_ideas_the_same_signal_again_leaves_the_pending_version_as_it_is(desk: ApprovalDesk) -> None:
-    """The model repeats itself with nothing changed: no second proposal, no new version, nothing journaled."""
-    first = await desk.propose(request(source="model"))
+    """The model repeats itself with nothing an operator would weigh changed (confidence a point up, size 4 %
+    larger, stops following the price by a few ticks): no second proposal, no new version, nothing journaled."""
+    first = await desk.propose(request(source="model", stop="99000", take_profit="102000"))
     assert first.ok and first.proposal is not None
-    again = await desk.propose(request(source="model", confidence=0.72))
+    again = await desk.propose(
+        request(source="model", confidence=0.71, qty="0.052", stop="99010", take_profit="102010")
+    )
     assert not again.ok and "nothing changed" in again.reason
     assert [r.proposal.id for r in desk.state.pending()] == [first.proposal.id]
     assert desk.state.proposals[first.proposal.id].proposal.version == 1
