@@ -14,7 +14,7 @@ import structlog
 from guard.approval.answers import CommandResult, outcome, refuse
 from guard.approval.execution import Execution
 from guard.approval.gate import Gate
-from guard.approval.ideas import duplicate_of, standing_idea, to_judge_again, what_moved
+from guard.approval.ideas import STEADY_MS, duplicate_of, standing_idea, to_judge_again, what_moved
 from guard.approval.market import Market
 from guard.approval.pricing import apply_edits, price_proposal, shifted
 from guard.approval.recorder import Recorder
@@ -64,6 +64,8 @@ class Decisions:
         self._market = market
         self._specs = recorder.state.specs
         self._settings = settings
+        self._versioned_at: dict[str, int] = {}
+        """Proposal id -> when a repeated signal last made a new version of it (ms)."""
 
     # --- the queue -------------------------------------------------------------------
 
@@ -103,15 +105,17 @@ class Decisions:
         """The same idea again: a new version of the pending proposal when something the operator weighs
         changed (the operator sees it move), else the pending version stands and nothing is queued."""
         p = standing.proposal
+        now = self._recorder.now()
         candidate = self._price(request, pid=p.id, version=p.version + 1, created_at=p.created_at,
                                 expires_at=p.expires_at)
-        changed = what_moved(p, candidate, self._settings.approval.collar_bps)
+        steady = now - self._versioned_at.get(p.id, p.created_at) < STEADY_MS
+        changed = "" if steady else what_moved(p, candidate, self._settings.approval.collar_bps)
         if not changed:
             log.debug("signal_repeats_pending", proposal_id=p.id, version=p.version)
             return CommandResult(False, f"{p.id} v{p.version} is pending for this idea: nothing changed", p,
                                  standing.status)
-        await self._recorder.commit([ProposalRepriced(self._recorder.now(), candidate, f"a new signal: {changed}")],
-                                    durable=False)
+        await self._recorder.commit([ProposalRepriced(now, candidate, f"a new signal: {changed}")], durable=False)
+        self._versioned_at[p.id] = now
         log.info("proposal_refreshed", proposal_id=p.id, version=candidate.version, changed=changed)
         return CommandResult(True, "", candidate, ProposalStatus.PENDING)
 

@@ -4,7 +4,8 @@ The model says "buy BTC" on bar after bar while the operator is still reading it
 repeat of the same idea (the model, one symbol, one side) re-prices the pending proposal as a new
 version when something the operator would weigh has changed (size or leverage by a fifth, a stop or
 take-profit's distance by a quarter, the price past the collar, confidence by 5 points, novelty);
-otherwise the pending version stands as it is: a card that changed every bar could never be approved.
+otherwise, and for STEADY_MS after each version, the pending version stands as it is: a card that changed
+every bar could never be approved.
 
 A proposal marked a duplicate of an older one is judged again once that older one has ended: it gets a new version with
 fresh checks, so nothing stays marked for a reason that is gone, and an approval of the version the
@@ -20,6 +21,9 @@ from guard.approval.pricing import moved
 from guard.approval.records import ProposalRecord
 from guard.domain import Proposal, ProposalRequest, ProposalStatus, Verdict
 
+STEADY_MS = 10_000
+"""A version stands at least this long before a repeat of its idea may replace it: a card must stay still long
+enough for a person to read it and decide (a third of the default time-to-live)."""
 CONFIDENCE_STEP = 0.05
 """A change of confidence at least this large is worth a new version."""
 SIZE_STEP = Decimal("0.2")

@@ -46,12 +46,17 @@ async def test_ideas_the_same_signal_again_leaves_the_pending_version_as_it_is(d
 
 
 async def test_ideas_a_changed_signal_moves_the_pending_proposal_as_a_new_version(desk: ApprovalDesk) -> None:
-    """More size, more confidence, a price past the collar: each repeat is a new version of the same proposal,
-    which the operator must review again (an approval of the version they saw is refused)."""
+    """More size, more confidence, a price past the collar: each repeat is a new version of the same proposal
+    (once the version before has stood 10 s), which the operator must review again (an approval of the version
+    they saw is refused)."""
     pid = (await desk.propose(request(source="model"))).proposal.id  # type: ignore[union-attr]
+    early = await desk.propose(request(source="model", qty="0.08", confidence=0.8))
+    assert not early.ok and desk.state.proposals[pid].proposal.version == 1  # v1 is still being read
+    desk.clock.advance(10)
     bigger = await desk.propose(request(source="model", qty="0.08", confidence=0.8))
     assert bigger.ok and bigger.proposal is not None and (bigger.proposal.id, bigger.proposal.version) == (pid, 2)
     await set_mark(desk, BTC, 101_000)  # 100 bps: past the 50 bps collar
+    desk.clock.advance(10)
     moved = await desk.propose(request(source="model", qty="0.08", confidence=0.8))
     assert moved.ok and moved.proposal is not None and moved.proposal.version == 3
     assert [r.proposal.id for r in desk.state.pending()] == [pid]
