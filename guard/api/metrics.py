@@ -168,7 +168,8 @@ class Metrics:
         self.model_novelty.observe(novelty)
 
     def observe_feed_lag(self, event: MarketEvent, now_ms: int) -> None:
-        """How old a price was when the daemon handled it (marks and tickers carry the exchange's timestamp)."""
+        """How old a price was when the daemon handled it (marks and tickers carry the exchange's timestamp; a
+        simulator faster than real time stamps ahead of the clock, which counts as no lag)."""
         if isinstance(event, (MarkPrice, Ticker)) and event.timestamp > 0:
             self.feed_lag_seconds.observe(max(now_ms - event.timestamp, 0) / 1000)
 
