@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from guard.api.client import ApiClient
+from guard.approval.desk import ACKNOWLEDGMENT_PHRASES
 from guard.config import Config
 from guard.daemon import running
 from guard.domain import AcknowledgmentKind
@@ -79,3 +80,30 @@ async def test_daemon_words_a_persons_proposal_shows_no_model_on_the_card_and_in
             assert "Confidence 0%" not in card and "Novelty 0.00" not in card
             queue_line = next(line for line in screen_text(app).splitlines() if "BTC/USDT" in line and "BUY" in line)
             assert "no model" in queue_line and "0.00" not in queue_line
+
+
+async def test_daemon_words_the_console_shows_one_proposal_per_symbol_and_side_as_the_model_repeats(
+    guard_home: Path,
+) -> None:
+    """The model speaks on every bar and nobody decides: the console's queue never holds two proposals for one
+    symbol and side, and a repeat that moved something shows as a new version of the same proposal."""
+    from tests.proposals.test_pipeline import signal_config
+
+    async with running(signal_config(speed=240.0)) as daemon:  # type: ignore[arg-type]
+        assert daemon.desk is not None and daemon._pipeline is not None
+        kind = AcknowledgmentKind.MODEL_PROPOSALS
+        assert (await daemon.desk.acknowledge("alice", kind, ACKNOWLEDGMENT_PHRASES[kind])).ok
+        app = GuardApp(ApiClient.from_config(daemon.config), "alice", config=daemon.config, selection_grace=0.0)
+        seen: set[tuple[str, int]] = set()
+        async with app.run_test(size=(120, 40)) as pilot:
+
+            def one_per_idea_and_moved() -> bool:
+                views = list(app.model.proposals.values())
+                ideas = [(v.proposal.symbol, v.proposal.side) for v in views]
+                assert len(ideas) == len(set(ideas)), ideas
+                seen.update((v.proposal.id, v.proposal.version) for v in views)
+                return any(version > 1 for _, version in seen)
+
+            await until(pilot, one_per_idea_and_moved, within=120)
+            rows = [line for line in screen_text(app).splitlines() if line[2:4] == "P0"]
+            assert rows and len({tuple(r[2:].split()[1:3]) for r in rows}) == len(rows)
