@@ -120,6 +120,12 @@ class Metrics:
             buckets=FRACTION_BUCKETS,
             registry=r,
         )
+        self.bar_to_proposal_seconds = Histogram(
+            "guard_bar_to_proposal_seconds",
+            "A closed bar reaching the pipeline -> its proposal queued.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         r.register(_StateCollector(source))
         self._approved_at: dict[str, int] = {}
         """Proposal id -> when its approval was journaled (ms), until its entry's first fill."""

@@ -44,12 +44,14 @@ async def build_live_path(
     clock: Clock,
     recent_bars: Callable[..., Awaitable[list[Bar]]],
     on_signal: Callable[[float, float], None] | None = None,
+    on_latency: Callable[[float], None] | None = None,
 ) -> LivePath:
     """The live path for a loaded model, warmed up on each symbol's recent bars.
 
     Args:
         recent_bars: `recent_bars(symbol, count[, before])`: the feed's most recent closed bars.
         on_signal: told each signal's confidence and novelty (the metrics).
+        on_latency: told each delay from a closed bar to its proposal, in seconds (the metrics).
     """
     predictor = Predictor(model, config.model, clock, explain_min_confidence=config.proposals.min_confidence)
     limits = desk.limits()
@@ -60,7 +62,8 @@ async def build_live_path(
     )
     tracker = LiveTracker.from_config(model, config.model)
     pipeline = ProposalPipeline(
-        desk, predictor, policy, tracker, specs, config.exchange.timeframe, history=recent_bars, on_signal=on_signal
+        desk, predictor, policy, tracker, specs, config.exchange.timeframe, history=recent_bars, on_signal=on_signal,
+        on_latency=on_latency,
     )
     if desk.state.model_paused:
         predictor.pause(desk.state.model_pause_reason)

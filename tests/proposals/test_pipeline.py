@@ -56,6 +56,7 @@ async def test_pipeline_repeated_signals_keep_one_pending_proposal_per_symbol_an
         metrics = await scrape(daemon)
         assert metrics["guard_model_confidence_count"][()] >= REPEATS
         assert metrics["guard_model_novelty_count"][()] == metrics["guard_model_confidence_count"][()]
+        assert metrics["guard_bar_to_proposal_seconds_count"][()] >= 1
     events = [e.event for e in read_entries(daemon.paths.journal)]
     queued = [e for e in events if isinstance(e, ProposalQueued)]
     moved = [e for e in events if isinstance(e, ProposalRepriced) and e.reason.startswith("a new signal")]
