@@ -14,12 +14,8 @@ import contextlib
 import dataclasses
 import os
 import signal
-import stat
 import threading
-import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import structlog
@@ -27,8 +23,9 @@ import structlog
 from guard import collector
 from guard.api.credentials import CredentialStore
 from guard.api.hub import Hub, Presence
-from guard.api.protocol import BucketView, ModelStatus, PerformanceView
+from guard.api.metrics import Metrics, MetricsListener
 from guard.api.server import ApiServer, load_or_create_token
+from guard.api.views import DaemonViews, LoopLag
 from guard.approval.desk import ApprovalDesk, DeskSettings
 from guard.broker.base import Broker
 from guard.broker.paper import PaperBroker
@@ -40,9 +37,7 @@ from guard.domain import (
     MarketEvent,
     MarketSpec,
     MarkPrice,
-    ProposalStatus,
     Ticker,
-    TradingState,
 )
 from guard.errors import ConfigError, DaemonError, GuardError, ModelFileError
 from guard.events import AcknowledgmentRecorded, ModelPaused, ModelResumed
@@ -50,7 +45,7 @@ from guard.feed.process import Endpoint, FeedProcess
 from guard.journal.chain import Entry
 from guard.journal.store import Journal
 from guard.lockfile import daemon_lock
-from guard.logs import SecretRedactor, configure
+from guard.logs import SecretRedactor, configure, log_file, reopen_log
 from guard.paths import StatePaths, tighten
 from guard.redaction import Scrubber
 
@@ -66,28 +61,11 @@ KILL_RETRY_SECONDS = 0.5
 given up."""
 KILL_RETRY_MAX_SECONDS = 30.0
 PRESENCE_SECONDS = 0.5
-LAG_SECONDS = 0.1
 SECRET_ENV_SUFFIXES = ("_API_KEY", "_SECRET", "_PASSWORD", "_PASSPHRASE", "_TOKEN")
 
 
 class _Stop(Exception):
     """Raised inside the task group to end the daemon gracefully."""
-
-
-@dataclass
-class LoopLag:
-    """How late the event loop wakes up: the proof that nothing blocks it."""
-
-    last_ms: float = 0.0
-    max_ms: float = 0.0
-
-    async def run(self) -> None:
-        while True:
-            started = time.perf_counter()
-            await asyncio.sleep(LAG_SECONDS)
-            lag = (time.perf_counter() - started - LAG_SECONDS) * 1000
-            self.last_ms = max(lag, 0.0)
-            self.max_ms = max(self.max_ms, self.last_ms)
 
 
 class Daemon:
@@ -126,16 +104,19 @@ class Daemon:
         self.api: ApiServer | None = None
         self.lag = LoopLag()
         self._stop = asyncio.Event()
+        self.views = DaemonViews(lambda: (self.lag.last_ms, self.lag.max_ms))
+        """The model's status, card and record, the daemon's health, and what the metrics read at a scrape."""
+        self.metrics = Metrics(self.views)
+        self.metrics_port = 0
+        """Where the read-only metrics listener took its port (0: `api.metrics` is off)."""
         self._model: Any = None
-        self._no_model_reason = "not loaded yet"
-        """Why no model proposes, once loading did not give one; read after the word "model" on screens."""
         self._predictor: Any = None
         self._pipeline: Any = None
         self._tracker: Any = None
         self._sim: Any = None
         self._endpoint: Any = None
         """Where the simulated exchange listens (for the sandbox broker when exchange.id is "sim")."""
-        self._log_target = _log_file()
+        self._log_target = log_file()
         """The file stderr writes to when the daemon runs detached (`guard up`), reopened on SIGHUP."""
 
     def stop(self) -> None:
@@ -174,7 +155,7 @@ class Daemon:
                 await desk.start()
                 tighten(self.paths)  # the WAL and its index exist now
                 desk.operator_present = False
-                self.desk = desk
+                self.desk = self.views.desk = desk
                 presence = Presence()
                 presence.on_heard = self._operator_heard
                 hub = Hub(
@@ -182,11 +163,11 @@ class Daemon:
                     presence,
                     exchange=config.exchange.id,
                     broker=broker.name,
-                    model_status=self._model_status,
-                    hit_rates=self._hit_rates,
+                    model_status=self.views.model_status,
+                    hit_rates=self.views.hit_rates,
                     symbols=config.exchange.symbols,
                 )
-                self.hub = hub
+                self.hub = self.views.hub = hub
                 watch = None
                 if venue is not None:
                     watch = desk.watch_venue(venue.broker, venue.reconcile_seconds, alert=hub.alert)
@@ -199,15 +180,16 @@ class Daemon:
                     token,
                     hub,
                     presence,
-                    health=self._health,
-                    metrics=self._metrics,
-                    model_card=self._card,
-                    performance=self._performance,
+                    health=self.views.health,
+                    metrics=self.metrics.text,
+                    model_card=self.views.card,
+                    performance=self.views.performance,
                     credentials=CredentialStore(self.paths.root),
                     scrub=self.redactor.scrubber if self.redactor is not None else Scrubber([token]),
                 )
                 self.api = api
-                await self._start_pipeline(desk, specs, feed, stack)
+                await self._start_pipeline(desk, specs, feed)
+                await self._serve_metrics(stack)
                 if self._freeze_heap:
                     # What startup built (torch, ccxt, the model, the state rebuilt from the journal: ~360k
                     # objects) lives as long as the daemon; a full collection scanning it took ~140 ms, a
@@ -273,7 +255,11 @@ class Daemon:
         elif config.exchange.id == "sim":
             from guard.sim.server import SimExchange
 
-            sim = await stack.enter_async_context(SimExchange(config.sim, config.exchange.symbols, self.clock))
+            # An embedded venue keeps its books beside the journal: a SIGKILL must not lose its positions.
+            venue = self.paths.root / "sim-venue.json" if config.exchange.broker == "sandbox" else None
+            sim = await stack.enter_async_context(
+                SimExchange(config.sim, config.exchange.symbols, self.clock, venue_file=venue)
+            )
             self._sim = sim
         self._endpoint = sim
         # The feed parses in a process of its own: a flood of market data never queues the kill switch.
@@ -287,83 +273,51 @@ class Daemon:
     async def _load_model(self) -> str:
         """Load the model off the loop; a bad model file means no model proposals, not no daemon."""
         if not self.config.model.enabled:
-            self._no_model_reason = "disabled by model.enabled = false"
+            self.views.no_model_reason = "disabled by model.enabled = false"
             return ""
         try:
             from guard.model.artifact import load_model
 
-            self._model = await asyncio.to_thread(load_model, self.config.model.path)
+            self._model = self.views.model = await asyncio.to_thread(load_model, self.config.model.path)
         except ModelFileError as e:
-            self._no_model_reason = f"failed to load: {e}"
+            self.views.no_model_reason = f"failed to load: {e}"
             log.error("model_not_loaded", path=self.config.model.path, error=str(e))
             return ""
         log.info("model_loaded", model_id=self._model.model_id, path=self.config.model.path)
         return str(self._model.model_hash)
 
-    async def _start_pipeline(
-        self, desk: ApprovalDesk, specs: dict[str, MarketSpec], feed: FeedProcess, stack: contextlib.AsyncExitStack
-    ) -> None:
+    async def _start_pipeline(self, desk: ApprovalDesk, specs: dict[str, MarketSpec], feed: FeedProcess) -> None:
         if self._model is None:
             return
-        from guard.model.predictor import Predictor
-        from guard.model.tracker import LiveTracker
-        from guard.proposals.pipeline import ProposalPipeline
-        from guard.proposals.policy import ProposalPolicy, RiskLimits
+        from guard.proposals.live import build_live_path
 
-        config = self.config
-        self._predictor = Predictor(
-            self._model, config.model, self.clock, explain_min_confidence=config.proposals.min_confidence
+        live = await build_live_path(
+            self._model, self.config, desk, specs, self.clock, feed.recent_bars,
+            self.metrics.observe_signal, self.metrics.bar_to_proposal_seconds.observe,
         )
-        limits = desk.limits()
-        policy = ProposalPolicy(
-            config.proposals,
-            config.model,
-            RiskLimits(limits.max_order_notional, Decimal(str(limits.max_leverage)), limits.max_position_notional),
-        )
-        tracker = LiveTracker.from_config(self._model, config.model)
-        self._tracker = tracker
-        pipeline = ProposalPipeline(
-            desk, self._predictor, policy, tracker, specs, config.exchange.timeframe, history=feed.recent_bars
-        )
-        if desk.state.model_paused:
-            self._predictor.pause(desk.state.model_pause_reason)
-        warm = 0
-        for symbol in specs:
-            try:
-                warm += pipeline.warm_up(await feed.recent_bars(symbol, 200))
-            except GuardError as e:
-                log.warning("pipeline_warm_up_failed", symbol=symbol, error=str(e))
-        log.info("pipeline_ready", warm_up_bars=warm)
-        self._pipeline = pipeline
+        self._predictor = self.views.predictor = live.predictor
+        self._tracker = self.views.tracker = live.tracker
+        self._pipeline = self.views.pipeline = live.pipeline
+
+    async def _serve_metrics(self, stack: contextlib.AsyncExitStack) -> None:
+        """The read-only metrics listener on a loopback port, when `api.metrics` is on."""
+        api = self.config.api
+        if not api.metrics:
+            return
+        listener = MetricsListener(api.metrics_host, api.metrics_port, self.metrics.text)
+        await listener.start()
+        stack.push_async_callback(listener.stop)
+        self.metrics_port = listener.port
 
     def _signals(self, loop: asyncio.AbstractEventLoop, tg: asyncio.TaskGroup, desk: ApprovalDesk) -> None:
         if not self._handle_signals or threading.current_thread() is not threading.main_thread():
             return  # signals reach only the main thread; a daemon hosted in tests is stopped by stop()
         loop.add_signal_handler(signal.SIGTERM, self._stop.set)
         loop.add_signal_handler(signal.SIGINT, self._stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self._reopen_log)
+        loop.add_signal_handler(signal.SIGHUP, lambda: reopen_log(self._log_target))
         loop.add_signal_handler(
             signal.SIGUSR1, lambda: tg.create_task(desk.kill("signal", "SIGUSR1 (guard kill fallback)"))
         )
-
-    def _reopen_log(self) -> None:
-        """SIGHUP: reopen the log file stderr was writing to (after a rotation), as daemons do. It never
-        stops the daemon; on a terminal there is nothing to reopen."""
-        target = self._log_target
-        if target is None:
-            log.info("sighup_ignored", reason="the log is not a file")
-            return
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        except OSError as e:
-            log.error("log_reopen_failed", path=target, error=str(e))
-            return
-        try:
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-        finally:
-            os.close(fd)
-        log.info("log_reopened", path=target)
 
     # --- running ---------------------------------------------------------------------
 
@@ -374,9 +328,10 @@ class Daemon:
         symbol matter (the earlier ones are already superseded); every bar is kept. Between events
         the loop is given back, so a kill never waits behind market data.
         """
-        pipeline = self._pipeline
+        pipeline, metrics, clock = self._pipeline, self.metrics, self.clock
         async for batch in feed.batches():
             for event in coalesce(batch):
+                metrics.observe_feed_lag(event, clock.now_ms())
                 await desk.on_market(event)
                 if isinstance(event, MarkPrice):
                     hub.on_mark(event.symbol, event.mark)
@@ -456,6 +411,7 @@ class Daemon:
     def _on_committed(self, entries: Sequence[Entry]) -> None:
         assert self.hub is not None
         self.hub.on_committed(entries)
+        self.metrics.observe(entries)
         if self._predictor is None:
             return
         for entry in entries:
@@ -472,153 +428,6 @@ class Daemon:
     def _reconsider(self) -> None:
         if self._pipeline is not None:
             self._pipeline.reconsider()
-
-    # --- views -----------------------------------------------------------------------
-
-    def _model_status(self) -> ModelStatus:
-        desk = self.desk
-        assert desk is not None
-        if self._predictor is None:
-            return ModelStatus(False, "", None, False, desk.state.model_paused, self._no_model_reason)
-        health = self._predictor.health()
-        reason = desk.state.model_pause_reason if desk.state.model_paused else health.reason
-        if not reason and not desk.model_acknowledged():
-            reason = "waiting for the model risk acknowledgment"
-        return ModelStatus(
-            loaded=True,
-            model_id=health.model_id,
-            age_days=health.age_days,
-            expired=health.expired,
-            paused=desk.state.model_paused or health.paused,
-            reason=reason,
-            last_novelty=health.last_novelty,
-            last_latency_ms=health.last_latency_ms,
-            acknowledged=desk.model_acknowledged(),
-        )
-
-    def _hit_rates(self, confidence: float) -> tuple[float | None, float | None]:
-        if self._model is None:
-            return None, None
-        claimed = live = None
-        for bucket in self._tracker.report().buckets:
-            if bucket.lo <= confidence < bucket.hi or (bucket.hi >= 1 and confidence >= bucket.hi):
-                claimed, live = bucket.claimed_hit_rate, bucket.live_hit_rate
-        return claimed, live
-
-    def _performance(self) -> PerformanceView:
-        if self._tracker is None:
-            return PerformanceView(
-                self._model.model_id if self._model else "",
-                0,
-                0,
-                None,
-                None,
-                None,
-                None,
-                (),
-                False,
-                self._no_model_reason,
-                0.0,
-                0.0,
-            )
-        r = self._tracker.report()
-        buckets = tuple(
-            BucketView(b.lo, b.hi, b.live_count, b.live_hit_rate, b.claimed_hit_rate, b.claimed_count)
-            for b in r.buckets
-        )
-        return PerformanceView(
-            r.model_id,
-            r.recorded,
-            r.scored,
-            r.hit_rate,
-            r.mean_confidence,
-            r.brier,
-            r.claimed_brier,
-            buckets,
-            r.decision.pause,
-            r.decision.reason,
-            r.decision.statistic,
-            r.decision.threshold,
-        )
-
-    def _card(self) -> str:
-        if self._model is None:
-            return f"# No model\n\nNo model is loaded: {self._no_model_reason}.\n"
-        return str(self._model.card)
-
-    def _health(self) -> dict[str, Any]:
-        desk = self.desk
-        return {
-            "pid": os.getpid(),
-            "trading_state": desk.state.trading_state.value if desk else "STARTING",
-            "loop_lag_ms": round(self.lag.last_ms, 3),
-        }
-
-    def _metrics(self) -> str:
-        desk, hub = self.desk, self.hub
-        assert desk is not None and hub is not None
-        state = desk.state
-        lines = [
-            "# HELP guard_trading_state 1 for the current trading state.",
-            "# TYPE guard_trading_state gauge",
-            *(f'guard_trading_state{{state="{s.value}"}} {int(state.trading_state is s)}' for s in TradingState),
-            "# TYPE guard_pending_proposals gauge",
-            f"guard_pending_proposals {len(state.pending())}",
-            "# TYPE guard_proposals_total counter",
-            f"guard_proposals_total {state.proposal_count}",
-            "# TYPE guard_filled_proposals_total counter",
-            f"guard_filled_proposals_total {sum(r.status is ProposalStatus.FILLED for r in state.proposals.values())}",
-            "# TYPE guard_open_positions gauge",
-            f"guard_open_positions {len(state.account.positions)}",
-            "# TYPE guard_equity gauge",
-            f"guard_equity {float(state.account.equity(desk.marks)):.8f}",
-            "# TYPE guard_kills_total counter",
-            f"guard_kills_total {state.kill_count}",
-            "# TYPE guard_operators_attached gauge",
-            f"guard_operators_attached {len(hub.presence.operators())}",
-            "# TYPE guard_api_clients gauge",
-            f"guard_api_clients {hub.clients}",
-            "# TYPE guard_journal_events_total counter",
-            f"guard_journal_events_total {desk.last_seq}",
-            "# TYPE guard_model_paused gauge",
-            f"guard_model_paused {int(state.model_paused)}",
-            "# TYPE guard_loop_lag_seconds gauge",
-            f"guard_loop_lag_seconds {self.lag.last_ms / 1000:.6f}",
-            "# TYPE guard_loop_lag_max_seconds gauge",
-            f"guard_loop_lag_max_seconds {self.lag.max_ms / 1000:.6f}",
-            *self._pipeline_metrics(),
-            "# TYPE guard_feed_healthy gauge",
-            *(f'guard_feed_healthy{{symbol="{s}"}} {int(h.healthy)}' for s, h in sorted(desk.feed_health.items())),
-        ]
-        return "\n".join(lines) + "\n"
-
-    def _pipeline_metrics(self) -> list[str]:
-        if self._pipeline is None:
-            return []
-        stats = dataclasses.asdict(self._pipeline.stats())
-        latency = sorted(stats.pop("bar_to_proposal_ms"))
-        lines = [
-            "# TYPE guard_pipeline_total counter",
-            *(f'guard_pipeline_total{{step="{k}"}} {v}' for k, v in stats.items()),
-        ]
-        if latency:
-            lines.append("# TYPE guard_bar_to_proposal_seconds summary")
-            for q in (0.5, 0.99):
-                value = latency[min(len(latency) - 1, int(q * len(latency)))] / 1000
-                lines.append(f'guard_bar_to_proposal_seconds{{quantile="{q}"}} {value:.6f}')
-            lines.append(f"guard_bar_to_proposal_seconds_count {len(latency)}")
-        return lines
-
-
-def _log_file() -> str | None:
-    """The path of the regular file stderr writes to, if it is one (Linux: through /proc)."""
-    try:
-        if not stat.S_ISREG(os.fstat(2).st_mode):
-            return None
-        target = os.readlink("/proc/self/fd/2")
-    except OSError:
-        return None
-    return None if target.endswith(" (deleted)") else target
 
 
 def coalesce(batch: Sequence[MarketEvent]) -> list[MarketEvent]:

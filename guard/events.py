@@ -69,7 +69,8 @@ class ProposalRefused(EventBase, frozen=True):
 
 
 class ProposalRepriced(EventBase, frozen=True):
-    """The price moved past the collar: a new version at today's price, to be approved again."""
+    """A new version at today's price, to be approved again: the price moved past the collar, the same idea
+    came again with something changed, or the proposal it duplicated ended (`reason` says which)."""
 
     at: int
     proposal: Proposal

@@ -7,7 +7,9 @@ same processors; and a redaction step that removes secrets whatever key or text 
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any
@@ -15,6 +17,8 @@ from typing import Any
 import structlog
 
 from guard.redaction import REDACTED, Scrubber
+
+log = structlog.get_logger(__name__)
 
 _SECRET_KEY = re.compile(r"(secret|token|password|passphrase|api_?key|signature|authorization)", re.I)
 
@@ -99,3 +103,33 @@ def configure(
     for noisy in ("asyncio", "aiohttp.access", "ccxt", "urllib3", "markdown_it"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return redactor
+
+
+def log_file() -> str | None:
+    """The path of the regular file stderr writes to, if it is one (Linux: through /proc)."""
+    try:
+        if not stat.S_ISREG(os.fstat(2).st_mode):
+            return None
+        target = os.readlink("/proc/self/fd/2")
+    except OSError:
+        return None
+    return None if target.endswith(" (deleted)") else target
+
+
+def reopen_log(target: str | None) -> None:
+    """SIGHUP: reopen the log file stderr was writing to (`log_file()` at start), after a rotation, as daemons
+    do. It never stops the daemon; on a terminal (`target` None) there is nothing to reopen."""
+    if target is None:
+        log.info("sighup_ignored", reason="the log is not a file")
+        return
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as e:
+        log.error("log_reopen_failed", path=target, error=str(e))
+        return
+    try:
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+    finally:
+        os.close(fd)
+    log.info("log_reopened", path=target)

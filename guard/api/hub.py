@@ -19,6 +19,7 @@ import structlog
 from guard.api.protocol import (
     Alert,
     AlertRaised,
+    DeskPolicy,
     EventsLogged,
     LoggedEvent,
     Message,
@@ -35,7 +36,7 @@ from guard.api.protocol import (
 )
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk
 from guard.approval.records import ProposalRecord
-from guard.domain import AcknowledgmentKind, FeedHealth, ProposalStatus, TradingState
+from guard.domain import HARD_LEVERAGE_CAP, AcknowledgmentKind, FeedHealth, ProposalStatus, TradingState
 from guard.events import (
     AcknowledgmentRecorded,
     ApprovalCounted,
@@ -66,6 +67,7 @@ from guard.events import (
 )
 from guard.journal.chain import Entry
 from guard.journal.describe import describe_event
+from guard.risk.checks import leverage_acknowledgment_above
 
 log = structlog.get_logger(__name__)
 
@@ -335,6 +337,18 @@ class Hub:
             rearm_phrase=REARM_PHRASE,
             acknowledgment_phrases=tuple(ACKNOWLEDGMENT_PHRASES.items()),
             needs_acknowledgment=tuple(needs),
+            policy=self.policy(),
+        )
+
+    def policy(self) -> DeskPolicy:
+        """The rules the consoles explain, as this daemon runs them (limits changed at run time included)."""
+        operators, limits = self.desk.settings.operators, self.desk.limits()
+        return DeskPolicy(
+            heartbeat_timeout_seconds=operators.heartbeat_timeout_seconds,
+            deadman_policy=operators.deadman_policy,
+            leverage_acknowledgment_above=leverage_acknowledgment_above(limits),
+            conservative_leverage=Decimal(str(limits.max_leverage)),
+            hard_leverage_cap=HARD_LEVERAGE_CAP,
         )
 
     def _feed(self, symbol: str) -> FeedHealth:

@@ -246,6 +246,21 @@ class ModelStatus(Value, frozen=True):
     acknowledged: bool = False
 
 
+class DeskPolicy(Value, frozen=True):
+    """The daemon's own rules a console explains: its words, never the console's local config."""
+
+    heartbeat_timeout_seconds: float
+    """With no operator heartbeat for this long, the dead-man switch fires."""
+    deadman_policy: str
+    """What it does to open positions then: "hold", "reduce" or "flatten"."""
+    leverage_acknowledgment_above: Decimal
+    """Leverage above this needs the leverage acknowledgment on record."""
+    conservative_leverage: Decimal
+    """The risk limit `risk.max_leverage` as it stands (changed at run time or not)."""
+    hard_leverage_cap: Decimal
+    """Nothing goes above this, whatever anyone types."""
+
+
 class StatusView(Value, frozen=True):
     trading_state: TradingState
     state_reason: str
@@ -269,6 +284,8 @@ class StatusView(Value, frozen=True):
     acknowledgment_phrases: tuple[tuple[AcknowledgmentKind, str], ...] = ()
     needs_acknowledgment: tuple[AcknowledgmentKind, ...] = ()
     """Acknowledgments the daemon is waiting for before it lets the model propose."""
+    policy: DeskPolicy | None = None
+    """The rules the acknowledgments explain (None from a daemon too old to say)."""
 
 
 class LoggedEvent(Value, frozen=True):

@@ -14,6 +14,7 @@ import structlog
 from guard.approval.answers import CommandResult, outcome, refuse
 from guard.approval.execution import Execution
 from guard.approval.gate import Gate
+from guard.approval.ideas import STEADY_MS, duplicate_of, standing_idea, to_judge_again, what_moved
 from guard.approval.market import Market
 from guard.approval.pricing import apply_edits, price_proposal, shifted
 from guard.approval.recorder import Recorder
@@ -29,6 +30,7 @@ from guard.domain import (
     Proposal,
     ProposalRequest,
     ProposalStatus,
+    TradingState,
 )
 from guard.events import (
     ApprovalCounted,
@@ -62,13 +64,19 @@ class Decisions:
         self._market = market
         self._specs = recorder.state.specs
         self._settings = settings
+        self._versioned_at: dict[str, int] = {}
+        """Proposal id -> when a repeated signal last made a new version of it (ms)."""
 
     # --- the queue -------------------------------------------------------------------
 
     async def propose(self, request: ProposalRequest) -> CommandResult:
-        """Price, check and queue a proposal, or refuse it with the reason."""
-        refusal = self._gate.queue_refusal(request)
+        """Price, check and queue a proposal, or refuse it with the reason. A model's signal for a symbol and
+        side it already has a proposal pending on moves that proposal instead (`guard.approval.ideas`)."""
+        standing = standing_idea(self._state.pending(), request)
+        refusal = self._gate.queue_refusal(request, replacing=standing is not None)
         now = self._recorder.now()
+        if not refusal and standing is not None:
+            return await self._repeat(standing, request)
         if refusal:
             await self._recorder.commit([ProposalRefused(now, request, refusal)], durable=False, failing="drop")
             log.info("proposal_refused", symbol=request.symbol, side=request.side.value, reason=refusal)
@@ -93,6 +101,44 @@ class Decisions:
         )
         return CommandResult(True, "", proposal, ProposalStatus.PENDING)
 
+    async def _repeat(self, standing: ProposalRecord, request: ProposalRequest) -> CommandResult:
+        """The same idea again: a new version of the pending proposal when something the operator weighs
+        changed (the operator sees it move), else the pending version stands and nothing is queued."""
+        p = standing.proposal
+        now = self._recorder.now()
+        candidate = self._price(request, pid=p.id, version=p.version + 1, created_at=p.created_at,
+                                expires_at=p.expires_at)
+        steady = now - self._versioned_at.get(p.id, p.created_at) < STEADY_MS
+        changed = "" if steady else what_moved(p, candidate, self._settings.approval.collar_bps)
+        if not changed:
+            log.debug("signal_repeats_pending", proposal_id=p.id, version=p.version)
+            return CommandResult(False, f"{p.id} v{p.version} is pending for this idea: nothing changed", p,
+                                 standing.status)
+        await self._recorder.commit([ProposalRepriced(now, candidate, f"a new signal: {changed}")], durable=False)
+        self._versioned_at[p.id] = now
+        log.info("proposal_refreshed", proposal_id=p.id, version=candidate.version, changed=changed)
+        return CommandResult(True, "", candidate, ProposalStatus.PENDING)
+
+    async def judge_duplicates_again(self) -> int:
+        """Give a proposal marked a duplicate of one that has ended a new version with fresh checks (the mark
+        goes, or names the proposal it duplicates now). Returns how many were judged again."""
+        state = self._state
+        if state.trading_state is TradingState.HALTED or self._gate.journal_refusal():
+            return 0
+        stale = [r for r in to_judge_again(state.pending(), state.proposals) if r.proposal.symbol in self._market.marks]
+        now = self._recorder.now()
+        events = []
+        for record in stale:
+            p = record.proposal
+            again = self._price(p, pid=p.id, version=p.version + 1, created_at=p.created_at, expires_at=p.expires_at)
+            older = state.proposals[duplicate_of(p)]
+            why = f"{older.proposal.id} ended ({older.status.value}): checked again"
+            events.append(ProposalRepriced(now, again, why))
+        if events:
+            await self._recorder.commit(events, durable=False)
+            log.info("duplicates_judged_again", proposals=[e.proposal.id for e in events])
+        return len(events)
+
     async def expire_due(self) -> int:
         """Expire proposals nobody answered in time: no answer means no. Returns how many."""
         now = self._recorder.now()
@@ -105,6 +151,7 @@ class Decisions:
             durable=False,
             failing="keep",
         )
+        await self.judge_duplicates_again()
         return len(due)
 
     def _price(
@@ -226,6 +273,7 @@ class Decisions:
             ]
         )
         log.info("decision_recorded", proposal_id=p.id, kind="reject", operator=operator, reason=reason)
+        await self.judge_duplicates_again()
         return CommandResult(True, "rejected", p, ProposalStatus.REJECTED)
 
     async def _decidable(
@@ -288,6 +336,7 @@ class Decisions:
         if filled > 0:
             await self._protect(p, request.client_order_id, filled)
         status = self._state.proposals[p.id].status
+        await self.judge_duplicates_again()
         return CommandResult(status is ProposalStatus.FILLED, outcome(status, reports), p, status)
 
     async def _protect(self, p: Proposal, entry_id: str, qty: Decimal) -> None:

@@ -104,9 +104,9 @@ class Gate:
 
     # --- the three moments ---------------------------------------------------------------
 
-    def queue_refusal(self, r: ProposalRequest) -> str:
+    def queue_refusal(self, r: ProposalRequest, *, replacing: bool = False) -> str:
         """Why a proposal may not be queued at all ("" when it may; one the checks block is still queued, shown
-        blocked)."""
+        blocked). `replacing`: it takes the place of a pending version (a full queue does not stop it)."""
         state = self._state
         settings = self._settings
         if why := self.journal_refusal() or self.standing(r.symbol):
@@ -120,7 +120,7 @@ class Gate:
                 return "model proposals need a typed risk acknowledgment on record for this config and model"
             if r.novel and settings.novelty_policy == "suppress":
                 return "novel — the model is guessing (suppressed by model.novelty_policy)"
-        if len(state.pending()) >= settings.approval.max_pending:
+        if not replacing and len(state.pending()) >= settings.approval.max_pending:
             return f"the queue is full ({settings.approval.max_pending} pending)"
         if state.trading_state is TradingState.REDUCING and increases_risk(
             r.side, r.qty, state.account.position(r.symbol)

@@ -73,7 +73,7 @@ async def _serve(section: SimSection, symbols: tuple[str, ...], token: str, toke
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with SimExchange(section, symbols, admin_token=token) as sim:
+    async with SimExchange(section, symbols, admin_token=token, repeat_faults=True) as sim:
         print(f"simulated exchange (Binance USDⓈ-M API) at {sim.url}  streams {sim.ws_url}/ws", flush=True)
         print(f"  symbols: {', '.join(sim.market.symbols)}; scenario {sim.section.scenario}; "
               f"speed x{sim.section.speed:g}; seed {sim.section.seed}", flush=True)

@@ -99,6 +99,15 @@ def _api_loopback(c: Config) -> Iterable[ConfigProblem]:
         )
 
 
+def _metrics_loopback(c: Config) -> Iterable[ConfigProblem]:
+    if c.api.metrics and not is_loopback(c.api.metrics_host):
+        yield ConfigProblem(
+            "api.metrics_host",
+            c.api.metrics_host,
+            "must be a loopback address (127.0.0.1, ::1 or localhost): metrics are never exposed",
+        )
+
+
 CHECKS: tuple[tuple[frozenset[str], Callable[[Config], Iterable[ConfigProblem]]], ...] = (
     (frozenset(["proposals.min_leverage", "proposals.max_leverage"]), _leverage_range),
     (frozenset(["proposals.min_leverage", "risk.max_leverage"]), _leverage_above_risk),
@@ -107,6 +116,7 @@ CHECKS: tuple[tuple[frozenset[str], Callable[[Config], Iterable[ConfigProblem]]]
     (frozenset(["feed.min_reconnect_delay_seconds", "feed.max_reconnect_delay_seconds"]), _reconnect_range),
     (frozenset(["feed.poll_interval_seconds", "feed.stale_after_seconds", "feed.transport"]), _poll_within_staleness),
     (frozenset(["api.transport", "api.host"]), _api_loopback),
+    (frozenset(["api.metrics", "api.metrics_host"]), _metrics_loopback),
 )
 """Checks of settings against each other, each with the keys it reads: skipped when one of them is itself
 wrong (its default stands in, which would make up a contradiction)."""

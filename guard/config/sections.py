@@ -250,6 +250,13 @@ class ApiSection(Section, frozen=True):
     """TCP bind address; only loopback addresses are accepted."""
     port: Port = 8765
     """TCP port (0 picks a free one)."""
+    metrics: bool = False
+    """Serve `/metrics` (Prometheus' text format, read-only, no token) on a loopback TCP port of its own, for a
+    stock Prometheus to scrape. Off, the only `/metrics` is the control API's, behind the token."""
+    metrics_port: Port = 9464
+    """The metrics listener's port (0 picks a free one)."""
+    metrics_host: Annotated[str, Meta(min_length=1)] = "127.0.0.1"
+    """Where the metrics listener binds; only loopback addresses are accepted."""
 
 
 class OperatorsSection(Section, frozen=True):

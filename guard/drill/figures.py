@@ -18,6 +18,7 @@ from guard.drill.options import DrillOptions
 from guard.drill.scenarios import Scenario
 from guard.events import (
     KillCompleted,
+    KillRequested,
     OrderCancelled,
     OrderFilled,
     PositionLiquidated,
@@ -104,6 +105,8 @@ class DrillResult:
     journal_events: list[tuple[float, str, str]]
     """(t, type, symbol or "") of the events that matter for the chart."""
     home: str
+    killed_by: str = ""
+    """The operator whose kill the drill timed ("" when nobody pulled it and the drill did)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +209,8 @@ def drill_result(
         bounds=bounds, passed=not failures, failures=failures,
         throttle_latched=end.throttle_latched, notes=notes,
         timeline=dict(m), samples=list(tl.samples), journal_events=chart_events, home=str(home),
+        killed_by="" if nobody_reacted else next((e.operator for _, e in tl.journal if isinstance(e, KillRequested)),
+                                                 ""),
     )
 
 

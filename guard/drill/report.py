@@ -61,6 +61,22 @@ def _s(seconds: float | None) -> str:
     return "—" if seconds is None else f"{seconds:.3f} s"
 
 
+def _who(r: DrillResult) -> str:
+    """Who drove the drill, each name once: "scripted operator", "operator-driven: alice pulled the kill"."""
+    if r.mode == "scripted":
+        return "scripted operator"
+    if r.killed_by:
+        return f"operator-driven: {r.killed_by} pulled the kill"
+    return "operator-driven: nobody pulled the kill, the drill did"
+
+
+def _would_have(loss: float) -> str:
+    """A loss in words with its sign taken into account: "would have lost 9.23 USDT", "would have gained 9.23"."""
+    if round(loss, 2) == 0:
+        return "would have ended even"
+    return f"would have {'lost' if loss > 0 else 'gained'} {abs(loss):.2f} USDT"
+
+
 def markdown(result: DrillResult) -> str:
     """The report as Markdown."""
     r = result
@@ -85,7 +101,7 @@ def markdown(result: DrillResult) -> str:
         "",
         f"{r.title}.",
         "",
-        f"Started {r.started_at} ({r.mode} operator). Detected by the `{r.detected_by}` alert: "
+        f"Started {r.started_at} ({_who(r)}). Detected by the `{r.detected_by}` alert: "
         f"\"{r.alert_text}\".",
         "",
         "| figure | measured | bound |",
@@ -101,7 +117,7 @@ def markdown(result: DrillResult) -> str:
         f"- Loss from the fault to flat: {r.loss_at_flat:.2f} USDT "
         f"({count(r.positions_flattened, 'position')} flattened, {count(r.orders_cancelled, 'order')} cancelled).",
         f"- Counterfactual, no kill: the positions held at the kill, kept to the end of the observation "
-        f"window, would have lost {r.counterfactual_loss:.2f} USDT.",
+        f"window, {_would_have(r.counterfactual_loss)}.",
         f"- The kill {'saved' if r.counterfactual_loss >= r.loss_at_flat else 'cost'} "
         f"{abs(r.counterfactual_loss - r.loss_at_flat):.2f} USDT against holding, over this window only.",
         "",

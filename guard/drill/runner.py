@@ -154,7 +154,7 @@ class Drill:
                 await asyncio.sleep(0.05)
             if self.scenario.name == "model-hang":
                 if daemon._predictor is None:
-                    raise GuardError(f"the model-hang drill needs a model that loads: {daemon._no_model_reason}")
+                    raise GuardError(f"the model-hang drill needs a model that loads: {daemon.views.no_model_reason}")
                 while daemon._pipeline is None or daemon._pipeline.stats().batches == 0:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
         if not self.options.scripted:
@@ -302,7 +302,7 @@ class Drill:
             return
         daemon.hub.alert(
             "critical", "drill",
-            f"DRILL: {self.scenario.title}. Press the kill switch now (k, then confirm).",
+            f"DRILL: {self.scenario.title}. Press the kill switch now (K; ctrl+k inside a text field).",
         )
         self.announce(f"DRILL alert sent to the console: {self.scenario.title}. Waiting for the kill...")
         try:

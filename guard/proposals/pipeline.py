@@ -54,13 +54,17 @@ class ProposalPipeline:
         specs: Mapping[str, MarketSpec],
         timeframe: str,
         enabled: bool = True,
-        history: Callable[[str, int, int], Awaitable[list[Bar]]] | None = None,
+        history: Callable[..., Awaitable[list[Bar]]] | None = None,
+        on_signal: Callable[[float, float], None] | None = None,
+        on_latency: Callable[[float], None] | None = None,
     ) -> None:
         """
         Args:
             history: `history(symbol, count, before)` fetches a symbol's most recent closed bars
                 opening before `before`; used to warm a window up again after a gap in the feed
                 instead of waiting WARMUP_BARS bars.
+            on_signal: told the confidence and novelty of every signal the model gives (the metrics).
+            on_latency: told each delay, in seconds, from a closed bar to its proposal queued (the metrics).
         """
         self._desk = desk
         self._predictor = predictor
@@ -73,6 +77,8 @@ class ProposalPipeline:
         self._latest: dict[str, FeatureWindow] = {}
         """Each symbol's newest window, to reconsider when the model may propose again."""
         self._history = history
+        self._on_signal = on_signal
+        self._on_latency = on_latency
         self._cold: dict[str, Bar] = {}
         """Symbols whose window needs history, with the live bar that found it cold."""
         self._ready = asyncio.Event()
@@ -204,6 +210,8 @@ class ProposalPipeline:
         self._signals += len(signals)
         equity = desk.state.account.equity(desk.marks)
         for symbol, signal in signals.items():
+            if self._on_signal is not None:
+                self._on_signal(signal.confidence, signal.novelty)
             price = desk.marks.get(symbol) or Decimal(str(signal.price))
             outcome = self._policy.decide(signal, equity, self._specs[symbol], price)
             if outcome.request is None:
@@ -213,6 +221,8 @@ class ProposalPipeline:
                 self._proposed += 1
                 if symbol in self._bar_seen:
                     self._latency.append((time.perf_counter() - self._bar_seen[symbol]) * 1000)
+                    if self._on_latency is not None:
+                        self._on_latency(self._latency[-1] / 1000)
                 self._tracker.record(signal, result.proposal.id)
             else:
                 self._refused += 1

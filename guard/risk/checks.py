@@ -82,23 +82,29 @@ def check_feed(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     return _ok(name)
 
 
+def leverage_acknowledgment_above(limits: RiskSection) -> Decimal:
+    """Leverage above this needs the leverage acknowledgment: the conservative limit, and never above 5x."""
+    return min(Decimal(str(limits.max_leverage)), LEVERAGE_ACK_ABOVE).normalize()
+
+
 def check_leverage(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "leverage"
-    conservative = Decimal(str(limits.max_leverage))
+    conservative = Decimal(str(limits.max_leverage)).normalize()  # 3, not 3.0, in what the operator reads
+    ack_above = leverage_acknowledgment_above(limits)
     if p.leverage > HARD_LEVERAGE_CAP:
         return RiskCheck(name, Verdict.BLOCK, f"{p.leverage}x is above the hard cap of {HARD_LEVERAGE_CAP}x")
     if p.leverage > ctx.spec.max_leverage:
         return RiskCheck(name, Verdict.BLOCK, f"{p.leverage}x is above the market's maximum {ctx.spec.max_leverage}x")
-    needs_ack = p.leverage > min(conservative, LEVERAGE_ACK_ABOVE)
-    if needs_ack and not ctx.leverage_acknowledged:
+    if p.leverage > ack_above and not ctx.leverage_acknowledged:
         return RiskCheck(
             name,
             Verdict.BLOCK,
-            f"{p.leverage}x is above the conservative limit of {min(conservative, LEVERAGE_ACK_ABOVE)}x: "
+            f"{p.leverage}x is above the conservative limit of {ack_above:f}x: "
             "it needs a leverage acknowledgment on record",
         )
     if p.leverage > conservative:
-        return RiskCheck(name, Verdict.WARN, f"{p.leverage}x is above the conservative {conservative}x (acknowledged)")
+        why = f"{p.leverage}x is above the conservative {conservative:f}x (acknowledged)"
+        return RiskCheck(name, Verdict.WARN, why)
     return _ok(name, f"{p.leverage}x")
 
 

@@ -157,6 +157,14 @@ class SimBooks:
 
     # --- accounts and prices ---------------------------------------------------------
 
+    def next_ids(self) -> tuple[int, int]:
+        """The next order id and trade id to hand out."""
+        return self._next_order, self._next_trade
+
+    def set_next_ids(self, next_order: int, next_trade: int) -> None:
+        """Go on from saved books' ids (`guard.sim.venue_store`)."""
+        self._next_order, self._next_trade = next_order, next_trade
+
     def account(self, api_key: str) -> SimAccount:
         acct = self.accounts.get(api_key)
         if acct is None:

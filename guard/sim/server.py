@@ -34,16 +34,20 @@ from guard.sim.private import PrivateApi
 from guard.sim.process import BASE_MS, SCENARIOS
 from guard.sim.public import PublicApi, error_response
 from guard.sim.ticks import SimClock, build_source
+from guard.sim.venue_store import VenueStore
 from guard.sim.ws import Streamer, StreamStats
 
 log = structlog.get_logger(__name__)
 
 HISTORY_WARMUP_BARS = 60
 """When serving a history file, simulated time starts this many bars into it."""
+BOOKS_SAVE_SECONDS = 0.5
+"""How often a venue file is brought up to date with what the market did between requests."""
 FAULT_LEAD_IN_SECONDS = 30.0
 FAULT_REPEAT_SECONDS = 120.0
-"""`guard sim --scenario <fault>` plays the fault after the lead-in, then every repeat period
-(simulated seconds)."""
+"""A fault scenario plays after the lead-in (simulated seconds). `guard sim --scenario <fault>` plays it again
+every repeat period, for watching a client recover; a daemon's embedded simulator (`sim.scenario`) plays it
+once, so the desk stays usable after it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +87,15 @@ class SimExchange:
         host: str = "127.0.0.1",
         history: dict[str, list[Bar]] | None = None,
         admin_token: str | None = None,
+        repeat_faults: bool = False,
+        venue_file: Path | None = None,
     ) -> None:
         """
         Args:
+            venue_file: keep the private books (accounts, orders, positions) in this file across a restart of
+                the process (`guard.sim.venue_store`); None keeps them in memory only.
+            repeat_faults: play a fault `section.scenario` every FAULT_REPEAT_SECONDS after the first (`guard
+                sim`), instead of once.
             admin_token: the bearer token the `/_sim/` control API demands (made up when not given): any
                 process on the machine can reach loopback, and a flash crash is not theirs to start.
         """
@@ -97,6 +107,12 @@ class SimExchange:
         self._symbols = tuple(symbols)
         self._history = history
         self.admin_token = admin_token or secrets.token_urlsafe(24)
+        self._repeat_faults = repeat_faults
+        self._venue_file = venue_file
+        self.faults_played = 0
+        """How many times the fault `section.scenario` has played."""
+        self.fault_task: asyncio.Task[None] | None = None
+        """The task that plays the fault `section.scenario` (done once it has played, unless `repeat_faults`)."""
         self._port = 0
         self._runner: web.AppRunner | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -131,6 +147,9 @@ class SimExchange:
         self.streamer = Streamer(self.market, self.faults)
         self.api = PublicApi(self.market)
         self.private = PrivateApi(self.market)
+        self._store = VenueStore(self._venue_file) if self._venue_file is not None else None
+        if self._store is not None:
+            self._store.load(self.private.books)
         app = self._build_app()
         stack = contextlib.AsyncExitStack()
         try:
@@ -145,8 +164,11 @@ class SimExchange:
             tg = await stack.enter_async_context(asyncio.TaskGroup())
             pump = tg.create_task(self.streamer.run(), name="sim-pump")
             tasks = [pump, tg.create_task(self.private.run(), name="sim-private")]
+            if self._store is not None:
+                tasks.append(tg.create_task(self._save_books(self._store), name="sim-books"))
             if self.section.scenario in FAULT_SCENARIOS:
-                tasks.append(tg.create_task(self._repeat_fault(self.section.scenario), name="sim-faults"))
+                self.fault_task = tg.create_task(self._play_fault(self.section.scenario), name="sim-faults")
+                tasks.append(self.fault_task)
             stack.push_async_callback(self._stop, tasks)
         except BaseException:
             await stack.aclose()
@@ -174,7 +196,7 @@ class SimExchange:
             log.info("sim.stopped", port=self._port)
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._fault_middleware])
+        app = web.Application(middlewares=[self._fault_middleware, self._keep_books])
         app.add_routes(self.api.routes())
         app.add_routes(self.private.routes())
         # ccxt rewrites ".../ws" into ".../public/ws/<n>" and ".../market/ws/<n>"; serve them all.
@@ -182,6 +204,27 @@ class SimExchange:
             app.router.add_get(path, self.streamer.handle)
         app.add_routes(self._admin_routes())
         return app
+
+    @web.middleware
+    async def _keep_books(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """With a venue file, the books are on disk before an answer leaves: whatever a client was told (an order
+        placed, a fill read back) survives the process. Between requests, `_save_books` catches what the market did."""
+        try:
+            return await handler(request)
+        finally:
+            if self._store is not None and request.path.startswith("/fapi/"):
+                if request.method == "GET":
+                    self._store.save_if_changed(self.private.books)
+                else:
+                    self._store.save(self.private.books)
+
+    async def _save_books(self, store: VenueStore) -> None:
+        """Write the books when resting orders filled or triggered, or the dead-man countdown cancelled some."""
+        while True:
+            await asyncio.sleep(BOOKS_SAVE_SECONDS)
+            store.save_if_changed(self.private.books)
 
     @web.middleware
     async def _fault_middleware(
@@ -303,12 +346,16 @@ class SimExchange:
                 raise BadInput(f"symbol {symbol!r}: the simulator lists {', '.join(self.market.symbols)}") from None
         return out
 
-    async def _repeat_fault(self, name: str) -> None:
-        """Play a fault scenario after the lead-in and then periodically (`guard sim --scenario`)."""
+    async def _play_fault(self, name: str) -> None:
+        """Play a fault scenario after the lead-in: once, or then periodically (`repeat_faults`)."""
         wait = self.market.clock.wall_seconds(FAULT_LEAD_IN_SECONDS * 1000)
         while True:
             await asyncio.sleep(wait)
             self.set_scenario(name)
+            self.faults_played += 1
+            log.info("sim.fault_scenario_played", scenario=name, times=self.faults_played, again=self._repeat_faults)
+            if not self._repeat_faults:
+                return
             wait = self.market.clock.wall_seconds(FAULT_REPEAT_SECONDS * 1000)
 
     # --- admin API -----------------------------------------------------------------

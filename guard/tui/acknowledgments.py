@@ -14,7 +14,6 @@ from typing import Any
 from textual.app import App
 
 from guard.api.protocol import Acknowledge, Command, Reply
-from guard.config import OperatorsSection
 from guard.domain import AcknowledgmentKind, TradingState
 from guard.tui.model import ConsoleModel
 from guard.tui.screens.acknowledge import acknowledgment_screen
@@ -29,16 +28,15 @@ class Acknowledgments:
 
     Args:
         app: Where the screens are pushed.
-        model: The daemon's state as last heard (which acknowledgments it waits for, and their phrases).
-        operators: The local operators section (what the text says about the dead-man switch).
+        model: The daemon's state as last heard (which acknowledgments it waits for, their phrases, and the
+            rules they explain).
         send: Sends a command and shows the daemon's answer.
         run: Runs a coroutine as a worker of the screen that owns this.
     """
 
-    def __init__(self, app: App[Any], model: ConsoleModel, operators: OperatorsSection, send: Send, run: Run) -> None:
+    def __init__(self, app: App[Any], model: ConsoleModel, send: Send, run: Run) -> None:
         self._app = app
         self._model = model
-        self._operators = operators
         self._send = send
         self._run = run
         self._declined: set[AcknowledgmentKind] = set()
@@ -71,7 +69,7 @@ class Acknowledgments:
                 self._sending.add(kind)
                 self._run(self._acknowledge(kind, text))
 
-        self._app.push_screen(acknowledgment_screen(kind, self._model.status, self._operators, error), typed)
+        self._app.push_screen(acknowledgment_screen(kind, self._model.status, error), typed)
 
     def asked_for(self, kind: AcknowledgmentKind) -> None:
         """The operator asked for this acknowledgment (the palette): open it, even if put off before."""

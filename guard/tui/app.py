@@ -58,7 +58,7 @@ class GuardApp(App[int]):
         client: How to reach the daemon; None runs the console with no daemon (snapshot tests post
             `DaemonLink` messages to it themselves).
         operator: The operator id every command is sent as.
-        config: The local config (the dead-man policy the acknowledgment explains; the state dir).
+        config: The local config (where the daemon is: its API and state dir; its rules come from the daemon).
         clock: Local monotonic seconds (tests freeze it).
         selection_grace: How long decisions stay greyed after the proposal under the cursor changed by itself.
         reconnect_grace: How long every key but the kill stays greyed after the console (re)connects.
@@ -110,7 +110,7 @@ class GuardApp(App[int]):
         self._freeze_gc = freeze_gc
         self._key_in_hand: str | None = None
         self._frozen_views = 0
-        acknowledgments = Acknowledgments(self, self.model, self.config.operators, self.send, self._run_command)
+        acknowledgments = Acknowledgments(self, self.model, self.send, self._run_command)
         self.main_screen = ConsoleScreen(
             self.model,
             self.send,

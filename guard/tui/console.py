@@ -41,7 +41,7 @@ from guard.tui.availability import Facts, needs_leverage_acknowledgment
 from guard.tui.decisions import Decisions
 from guard.tui.keys import CONSOLE_KEYS, TypedBehindRefusal, action_of_key, help_rows, key_labels, palette_entries
 from guard.tui.model import Changed, ConsoleModel, LinkState, Notice
-from guard.tui.screens.acknowledge import rearm_screen
+from guard.tui.screens.acknowledge import leverage_threshold, rearm_screen
 from guard.tui.screens.base import DecisionDialog
 from guard.tui.screens.close import ClosePositionScreen, CloseRequest
 from guard.tui.screens.info import HelpScreen, ModelCardScreen, PerformanceScreen
@@ -481,7 +481,7 @@ class ConsoleScreen(Screen[None]):
             partial(self._palette, "acknowledge", AcknowledgmentKind.MODEL_PROPOSALS),
         )
         yield SystemCommand(
-            "Acknowledge leverage above 5x",
+            f"Acknowledge leverage {leverage_threshold(self.model.status)}",  # the daemon's threshold
             "what leverage does to liquidation (typed acknowledgment)",
             partial(self._palette, "acknowledge", AcknowledgmentKind.LEVERAGE),
         )

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from rich.text import Text
 
-from guard.domain import RiskCheck, TradingState, Verdict
+from guard.domain import Proposal, RiskCheck, TradingState, Verdict
 
 STATE_STYLE = {
     TradingState.ACTIVE: "bold black on green",
@@ -87,6 +87,16 @@ def bar(fraction: float, width: int) -> str:
     full, rest = divmod(eighths, 8)
     text = "█" * full + (_EIGHTHS[rest] if rest and full < width else "")
     return text.ljust(width, "·" if width else " ")
+
+
+NO_MODEL = "no model"
+"""What stands where a model's figures would: a person's (or a source's) proposal has no calibrated confidence
+and no novelty to show."""
+
+
+def from_model(p: Proposal) -> bool:
+    """Whether guard's model proposed `p` (its confidence is calibrated, its novelty measured)."""
+    return p.source == "model"
 
 
 def confidence_bar(confidence: float, width: int = 5) -> Text:

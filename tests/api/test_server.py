@@ -86,7 +86,8 @@ async def test_a_change_of_limits_resends_only_the_proposal_views_it_changed(dae
 
 async def test_a_proposal_leaving_the_queue_resends_the_one_it_was_blocking(daemon: Daemon, client: ApiClient) -> None:
     """The newer of two proposals for one symbol and side is blocked as a duplicate only while the older is
-    pending: once the older is decided, every console is told the newer may now be approved."""
+    pending: once the older is decided, the newer is judged again as version 2, and every console is told it
+    may now be approved."""
     async with client.connect("alice") as session:
         older = await queue_proposal(daemon, qty="0.01")
         newer = await queue_proposal(daemon, qty="0.02")
@@ -96,10 +97,13 @@ async def test_a_proposal_leaving_the_queue_resends_the_one_it_was_blocking(daem
         assert not next(v for v in blocked.upserted if v.proposal.id == newer).can_approve
         assert (await session.send(Reject(session.next_id(), older, "not this one"))).ok
         freed = await wait_for(
-            session, lambda m: isinstance(m, ProposalsChanged) and newer in {v.proposal.id for v in m.upserted}
+            session,
+            lambda m: isinstance(m, ProposalsChanged) and (newer, 2) in {(v.proposal.id, v.proposal.version)
+                                                                         for v in m.upserted},
         )
         view = next(v for v in freed.upserted if v.proposal.id == newer)
         assert (view.can_approve, view.why_not) == (True, "")
+        assert next(c for c in view.proposal.checks if c.name == "duplicate").reason == "ok"
         assert (await session.send(Approve(session.next_id(), newer, view.proposal.version))).ok
 
 

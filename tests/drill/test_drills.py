@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from guard.api.protocol import AlertRaised, Kill
 from guard.config import Config, config_from_dict
 from guard.drill.figures import DrillResult
 from guard.drill.options import DrillOptions
+from guard.drill.report import markdown
 from guard.drill.runner import run_drill
 from guard.drill.scenarios import SCENARIOS, scenario
 from guard.paths import StatePaths
@@ -121,3 +123,20 @@ async def test_drill_operator_driven_times_the_person_at_the_console(guard_home:
     assert result.mode == "operator" and result.passed, result.failures
     assert result.reaction_s is not None and 0.3 <= result.reaction_s < 5
     assert result.positions_left == 0 and result.orders_left == 0 and result.violations == []
+    report = markdown(result)
+    assert "(operator-driven: alice pulled the kill)" in report and "operator operator" not in report
+
+
+def test_drill_report_says_a_counterfactual_gain_as_a_gain() -> None:
+    """Holding would have made money: the report says "gained 9.23 USDT", never "lost -9.23"; a loss says lost."""
+    result = DrillResult(
+        scenario="flash-crash", title="A flash crash", mode="scripted", started_at="2026-12-06T04:00:00Z",
+        detection_s=0.2, reaction_s=0.25, halted_s=0.01, halted_ack_ms=3.0, kill_internal_ms=40.0, cancels_s=[],
+        last_cancel_s=None, flat_s=0.1, positions_left=0, orders_left=0, orders_cancelled=0, positions_flattened=1,
+        loss_at_flat=4.1, counterfactual_loss=-9.23, detected_by="feed", alert_text="stale", violations=[],
+        problems=[], bounds={"detection_s": 5, "halted_ms": 100, "flat_s": 5}, passed=True, failures=[],
+        throttle_latched=False, notes=[], timeline={}, samples=[], journal_events=[], home="/tmp/x",
+    )
+    gain = markdown(result)
+    assert "would have gained 9.23 USDT" in gain and "-9.23" not in gain and "(scripted operator)" in gain
+    assert "would have lost 9.23 USDT" in markdown(dataclasses.replace(result, counterfactual_loss=9.23))

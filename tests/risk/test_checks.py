@@ -90,7 +90,7 @@ def test_run_checks_clean_proposal_passes_everything() -> None:
     [
         ("3", False, Verdict.PASS, "3x"),
         ("4", False, Verdict.BLOCK, "needs a leverage acknowledgment"),
-        ("4", True, Verdict.WARN, "above the conservative 3.0x"),
+        ("4", True, Verdict.WARN, "above the conservative 3x"),
         ("10", False, Verdict.BLOCK, "needs a leverage acknowledgment"),
         ("20", True, Verdict.WARN, "acknowledged"),
         ("21", True, Verdict.BLOCK, "hard cap of 20x"),

@@ -152,3 +152,27 @@ async def test_sim_admin_api_refuses_anyone_without_the_token() -> None:
             async with http.post(f"{sim.url}/_sim/private/keys", json=keys, headers=headers) as r:
                 assert r.status == 401
         assert sim.statistics().to_plain()["scenario"] != "flash-crash"
+
+
+async def test_sim_a_daemons_fault_scenario_plays_once(guard_home: Path) -> None:
+    """A daemon whose sim.scenario is a fault (here a feed stall at 60x) plays it once, then the market is left
+    alone: the task that played it is over, not waiting to play it again every 2 s."""
+    from guard.daemon import running
+    from tests.api.support import wait_until
+    from tests.builders import daemon_config
+
+    async with running(daemon_config(sim={"scenario": "feed-stall", "speed": 60.0})) as daemon:
+        sim = daemon.sim
+        assert sim is not None and sim.fault_task is not None
+        await wait_until(lambda: sim.faults_played == 1 and sim.fault_task.done(), within=20)
+        assert sim.fault_task.exception() is None
+
+
+async def test_sim_guard_sim_repeats_its_fault_scenario() -> None:
+    """`guard sim --scenario feed-stall` (repeat_faults) plays the fault again every repeat period."""
+    from tests.api.support import wait_until
+
+    section = SimSection(speed=600.0, history_bars=60, scenario="feed-stall")
+    async with SimExchange(section, SYMBOLS, repeat_faults=True) as sim:
+        await wait_until(lambda: sim.faults_played >= 2, within=20)
+        assert sim.fault_task is not None and not sim.fault_task.done()

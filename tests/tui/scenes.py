@@ -8,6 +8,7 @@ import msgspec
 
 from guard.api.protocol import (
     Alert,
+    DeskPolicy,
     LoggedEvent,
     ModelStatus,
     PositionView,
@@ -138,6 +139,13 @@ def status(state: TradingState = TradingState.ACTIVE, reason: str = "", pending:
         acknowledgment_phrases=(
             (AcknowledgmentKind.MODEL_PROPOSALS, "I UNDERSTAND THE MODEL CAN BE WRONG"),
             (AcknowledgmentKind.LEVERAGE, "I UNDERSTAND LEVERAGE CAN LIQUIDATE ME"),
+        ),
+        policy=DeskPolicy(
+            heartbeat_timeout_seconds=30.0,
+            deadman_policy="hold",
+            leverage_acknowledgment_above=Decimal(3),
+            conservative_leverage=Decimal(3),
+            hard_leverage_cap=Decimal(20),
         ),
     )
 

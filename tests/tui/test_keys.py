@@ -292,7 +292,7 @@ def test_keys_typed_confirm_screen_is_what_the_acknowledgment_opens() -> None:
     from guard.domain import AcknowledgmentKind
     from guard.tui.screens.acknowledge import acknowledgment_screen
 
-    screen = acknowledgment_screen(AcknowledgmentKind.LEVERAGE, scenes.status(), GuardApp(None, "x").config.operators)
+    screen = acknowledgment_screen(AcknowledgmentKind.LEVERAGE, scenes.status())
     assert isinstance(screen, TypedConfirmScreen) and screen.kind is AcknowledgmentKind.LEVERAGE
 
 

@@ -119,12 +119,13 @@ async def test_screen_override_form_validates_as_you_type() -> None:
 
 
 async def test_screen_palette_offers_every_action_and_the_leverage_acknowledgment() -> None:
-    """The command palette lists the keys' actions and the acknowledgment for leverage above 5x."""
+    """The command palette lists the keys' actions and the acknowledgment for leverage above the daemon's
+    conservative limit (3x in the scene)."""
     app = offline()
     async with app.run_test(size=(100, 32)) as pilot:
         await showing(scenes.snapshot())(pilot)
         titles = [command.title for command in app.get_system_commands(app.screen)]
-    for title in ("KILL — halt, cancel, flatten", "Approve the selected proposal", "Acknowledge leverage above 5x"):
+    for title in ("KILL — halt, cancel, flatten", "Approve the selected proposal", "Acknowledge leverage above 3x"):
         assert title in titles
 
 

@@ -121,10 +121,9 @@ class DecisionCard(Widget):
 
     def _actions(self, view: ProposalView) -> Text:
         if needs_leverage_acknowledgment(view, self.leverage_acknowledged):
-            return Text(
-                "✗ blocked: leverage above 5x needs the leverage acknowledgment — press a to read and record it",
-                "bold yellow",
-            )
+            # The daemon's own words say above which leverage (its conservative limit, at most 5x).
+            why = next(c.reason for c in view.proposal.checks if c.name == "leverage")
+            return Text(f"✗ blocked: {why} — press a to read and record it", "bold yellow")
         if self.blocker:
             return Text(f"✗ approve/override unavailable: {self.blocker}", "bold red")
         text = Text("a approve · o override · r reject", "bold green")
@@ -134,6 +133,10 @@ class DecisionCard(Widget):
 
     def _confidence(self, view: ProposalView) -> Text:
         p = view.proposal
+        if not render.from_model(p):
+            return Text.assemble(
+                ("Confidence ", "bold"), (render.NO_MODEL, "bold"), f" — proposed by {p.source}: no calibrated figure"
+            )
         text = Text.assemble(("Confidence ", "bold"), render.confidence_bar(p.confidence, 10))
         if view.hit_rate_at_confidence is not None:
             text.append(f" — right {view.hit_rate_at_confidence:.0%} of the time at this confidence (held-out test)")
@@ -145,6 +148,10 @@ class DecisionCard(Widget):
 
     def _novelty(self, view: ProposalView) -> Text:
         p = view.proposal
+        if not render.from_model(p):
+            return Text.assemble(
+                ("Novelty ", "bold"), (render.NO_MODEL, "bold"), " — nothing measured how unusual the market is"
+            )
         if p.novel:
             return Text(
                 f"NOVEL {p.novelty:.2f} — the market looks unlike the model's training data: it is guessing",
@@ -164,7 +171,8 @@ class DecisionCard(Widget):
             text.append(render.price(p.liquidation_price), "bold red" if close else "")
             text.append(f" ({render.pct(distance, sign=True)}")
             text.append(f", {sigma:.1f}σ)" if sigma is not None else ")")
-        text.append(f" · P(liq) {render.probability(p.p_liquidation)} (model est.)")
+        basis = "model est." if render.from_model(p) else "from the market's volatility"
+        text.append(f" · P(liq) {render.probability(p.p_liquidation)} ({basis})")
         text.append(f" · fee ≈ {render.money(view.fee_estimate)}")
         return text
 

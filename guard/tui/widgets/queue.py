@@ -45,8 +45,15 @@ def _side(v: ProposalView, _left: float | None) -> Text:
     return Text(side.value.upper(), "green" if side is Side.BUY else "magenta")
 
 
+def _confidence(v: ProposalView, _left: float | None) -> Text:
+    p = v.proposal
+    return render.confidence_bar(p.confidence, 4) if render.from_model(p) else Text(render.NO_MODEL, "dim")
+
+
 def _novelty(v: ProposalView, _left: float | None) -> Text:
     p = v.proposal
+    if not render.from_model(p):
+        return Text("—", "dim")
     return Text("NOVEL", "bold magenta") if p.novel else Text(f"{p.novelty:.2f}")
 
 
@@ -79,7 +86,7 @@ COLUMNS = (
     Column("SIDE", 4, _side),
     Column("SIZE", 7, lambda v, _: Text(render.quantity(v.proposal.qty)), "right"),
     Column("LEV", 4, lambda v, _: Text(f"{render.quantity(v.proposal.leverage)}x"), "right"),
-    Column("CONF", 9, lambda v, _: render.confidence_bar(v.proposal.confidence, 4)),
+    Column("CONF", 9, _confidence),
     Column("NOVEL", 5, _novelty, "right"),
     Column("P(LIQ)", 6, lambda v, _: Text(render.probability(v.proposal.p_liquidation)), "right"),
     Column("LIQ", 7, _liq, "right"),
