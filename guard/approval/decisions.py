@@ -109,7 +109,7 @@ class Decisions:
         candidate = self._price(request, pid=p.id, version=p.version + 1, created_at=p.created_at,
                                 expires_at=p.expires_at)
         steady = now - self._versioned_at.get(p.id, p.created_at) < STEADY_MS
-        changed = "" if steady else what_moved(p, candidate, self._settings.approval.collar_bps)
+        changed = "" if steady else what_moved(p, candidate, self._settings.approval.collar_bps, self._specs[p.symbol])
         if not changed:
             log.debug("signal_repeats_pending", proposal_id=p.id, version=p.version)
             return CommandResult(False, f"{p.id} v{p.version} is pending for this idea: nothing changed", p,

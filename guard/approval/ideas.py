@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from guard.approval.pricing import moved
 from guard.approval.records import ProposalRecord
-from guard.domain import Proposal, ProposalRequest, ProposalStatus, Verdict
+from guard.domain import MarketSpec, Proposal, ProposalRequest, ProposalStatus, Verdict
 
 STEADY_MS = 10_000
 """A version stands at least this long before a repeat of its idea may replace it: a card must stay still long
@@ -48,12 +48,13 @@ def standing_idea(pending: Iterable[ProposalRecord], request: ProposalRequest) -
     return None
 
 
-def what_moved(standing: Proposal, candidate: Proposal, collar_bps: float) -> str:
+def what_moved(standing: Proposal, candidate: Proposal, collar_bps: float, spec: MarketSpec) -> str:
     """What the repeated signal changed that the operator would weigh, in words ("" when nothing did).
 
     Args:
         standing: the pending version.
         candidate: the repeated signal priced as its next version.
+        spec: the market's spec (the collar judges prices on its tick).
     """
     changes = [
         f"{name} {getattr(standing, name)} -> {getattr(candidate, name)}"
@@ -75,7 +76,7 @@ def what_moved(standing: Proposal, candidate: Proposal, collar_bps: float) -> st
         changes.append(f"confidence {standing.confidence:.0%} -> {candidate.confidence:.0%}")
     if candidate.novel != standing.novel:
         changes.append("now NOVEL" if candidate.novel else "no longer novel")
-    move = moved(standing, candidate.price, collar_bps)
+    move = moved(standing, candidate.price, collar_bps, spec)
     if move is not None:
         changes.append(move.why)
     return "; ".join(changes)
