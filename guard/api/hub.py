@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import structlog
 
+from guard.api.desk_status import limit_views, order_views
 from guard.api.protocol import (
     Alert,
     AlertRaised,
@@ -50,7 +51,10 @@ from guard.events import (
     ModelPaused,
     ModelResumed,
     OperatorPresenceLost,
+    OrderAccepted,
+    OrderCancelled,
     OrderFilled,
+    OrderRejected,
     OrderSubmitted,
     OrderUnknown,
     PositionLiquidated,
@@ -101,6 +105,8 @@ _STATUS_EVENTS = (
     KillCompleted,
 )
 _BOOK_EVENTS = (OrderFilled, PositionLiquidated, FundingPaid)
+_ORDER_EVENTS = (OrderSubmitted, OrderAccepted, OrderCancelled, OrderRejected, OrderUnknown)
+"""What changes the resting orders the status lists (fills are book events)."""
 _LEAVES_QUEUE = (DecisionRecorded, ProposalExpired, ProposalKilled, ProposalFailed)
 """A proposal that leaves the queue can unblock another: the newer of two for one symbol and side is a duplicate
 only while the older is pending (as a fill changes the exposure every other proposal is judged against)."""
@@ -260,6 +266,8 @@ class Hub:
                 status = everyone = True
             if isinstance(event, _BOOK_EVENTS):
                 books = status = everyone = True
+            if isinstance(event, _ORDER_EVENTS):
+                status = True
             if isinstance(event, _LEAVES_QUEUE):
                 everyone = True
             if isinstance(event, (ProposalQueued, ProposalExpired, ProposalKilled, DecisionRecorded)):
@@ -332,6 +340,8 @@ class Hub:
             broker=self._broker,
             server_time=desk.clock.now_ms(),
             kill_in_progress=state.kill_in_progress,
+            orders=order_views(desk),
+            limits=limit_views(desk),
             rearm_phrase=REARM_PHRASE,
             acknowledgment_phrases=tuple(ACKNOWLEDGMENT_PHRASES.items()),
             needs_acknowledgment=tuple(needs),
@@ -440,4 +450,4 @@ def _changed(old: StatusView, new: StatusView) -> bool:
 def _proposal_id(event: Event) -> str:
     if isinstance(event, (ProposalQueued, ProposalRepriced)):
         return event.proposal.id
-    return event.proposal_id  # type: ignore[union-attr]
+    return event.proposal_id  # type: ignore[union-attr,return-value]
