@@ -10,7 +10,7 @@ from msgspec import Meta
 
 from guard.domain import Side, Value
 
-__all__ = ["LimitView", "OrderName", "OrderView"]
+__all__ = ["HEADERS", "LimitView", "OrderName", "OrderView", "age", "order_rows"]
 
 OrderName = Annotated[str, Meta(max_length=64)]
 """A resting order in a command: as `OrderView.order_id` names it, its client order id, or its proposal's id."""
@@ -50,3 +50,34 @@ class LimitView(Value, frozen=True):
     changed_by: str = ""
     changed_at: int | None = None
     reason: str = ""
+
+
+def age(ms: int) -> str:
+    """"45s", "3m05s", "2h04m": how long an order has rested."""
+    s = max(0, ms // 1000)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+HEADERS = ("ORDER", "PROPOSAL", "KIND", "SIDE", "QTY", "PRICE", "AGE", "FROM MARK", "SYMBOL")
+
+
+def order_rows(orders: tuple[OrderView, ...], now_ms: int) -> list[tuple[str, ...]]:
+    """One row of text per order, in HEADERS' order: `guard orders` and the console's orders screen."""
+    return [
+        (
+            o.order_id,
+            o.proposal_id or "—",
+            o.kind,
+            o.side.value,
+            format(o.qty.normalize(), "f"),
+            format(o.price.normalize(), "f") if o.price is not None else "market",
+            age(now_ms - o.placed_at),
+            f"{o.distance_pct:+.2f}%" if o.distance_pct is not None else "—",
+            o.symbol,
+        )
+        for o in orders
+    ]

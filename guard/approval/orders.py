@@ -170,8 +170,9 @@ class Orders:
             self._busy.discard(cid)
         placed = self._state.orders[replacement.client_order_id]
         if placed.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED):
-            at = order_price(replacement) or 0
-            where = "filled" if placed.status is OrderStatus.FILLED else f"resting at {format(at.normalize(), 'f')}"
+            at = order_price(replacement)
+            shown = format(at.normalize(), "f") if at is not None else "market"
+            where = "filled" if placed.status is OrderStatus.FILLED else f"resting at {shown}"
             return CommandResult(True, f"{name} amended: {new_name} {replacement.qty} {where}")
         reasons = "; ".join(r for r in (getattr(x, "reason", "") for x in reports) if r) or placed.status.value
         return CommandResult(False, f"{name} was cancelled but its replacement {new_name} was not placed: {reasons}")

@@ -8,6 +8,7 @@ import sys
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
+from guard.api.desk_views import HEADERS, age, order_rows
 from guard.cli._common import OPERATOR_HELP, operator_id, send_command, status_view
 from guard.config import load_config
 from guard.errors import InvalidCommand
@@ -89,37 +90,6 @@ def _answered(reply: Reply, what: str) -> int:
         return 0
     print(f"{what} refused: {reply.reason}", file=sys.stderr)
     return 1
-
-
-def age(ms: int) -> str:
-    """"45s", "3m05s", "2h04m": how long an order has rested."""
-    s = max(0, ms // 1000)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
-
-
-HEADERS = ("ORDER", "PROPOSAL", "KIND", "SIDE", "QTY", "PRICE", "AGE", "FROM MARK", "SYMBOL")
-
-
-def order_rows(orders: tuple[OrderView, ...], now_ms: int) -> list[tuple[str, ...]]:
-    """One row of text per order, in HEADERS' order (the console's orders screen shows the same)."""
-    return [
-        (
-            o.order_id,
-            o.proposal_id or "—",
-            o.kind,
-            o.side.value,
-            format(o.qty.normalize(), "f"),
-            format(o.price.normalize(), "f") if o.price is not None else "market",
-            age(now_ms - o.placed_at),
-            f"{o.distance_pct:+.2f}%" if o.distance_pct is not None else "—",
-            o.symbol,
-        )
-        for o in orders
-    ]
 
 
 def order_line(o: OrderView, now_ms: int) -> str:

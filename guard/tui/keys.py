@@ -34,6 +34,8 @@ CONSOLE_KEYS: list[BindingType] = [
     console_key("p", "pause_model", "pause", "Pause or resume the model\nstop or restart the model's proposals"),
     console_key("c", "close_position", "close", "Close a position\nall of it, a quantity or a percentage "
                 "(reduce-only market order)"),
+    console_key("O", "orders", "orders", "Resting orders\nlimits, stops and take-profits: cancel or amend one"),
+    console_key("L", "limits", "limits", "Limits\nthe risk limits in force; change one (more risk asks to confirm)"),
     console_key("m", "model_card", "card", "Model card\nwhat the model is, what it was trained on, its limits"),
     console_key("l", "performance", "live", "Live performance vs claimed\nhit rate and calibration per confidence "
                 "bucket"),
