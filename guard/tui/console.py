@@ -39,7 +39,16 @@ from guard.tui import availability
 from guard.tui.acknowledgments import Acknowledgments, Send
 from guard.tui.availability import Facts, needs_leverage_acknowledgment
 from guard.tui.decisions import Decisions
-from guard.tui.keys import CONSOLE_KEYS, TypedBehindRefusal, action_of_key, help_rows, key_labels, palette_entries
+from guard.tui.keys import (
+    CONSOLE_KEYS,
+    LIMITS_HELP,
+    ORDERS_HELP,
+    TypedBehindRefusal,
+    action_of_key,
+    help_rows,
+    key_labels,
+    palette_entries,
+)
 from guard.tui.model import Changed, ConsoleModel, LinkState, Notice
 from guard.tui.screens.acknowledge import rearm_screen
 from guard.tui.screens.base import DecisionDialog
@@ -488,6 +497,9 @@ class ConsoleScreen(Screen[None]):
         """The palette's entries for this screen: every titled key, the throttle and the acknowledgments."""
         for title, what, action in palette_entries(self.app, self.BINDINGS):
             yield SystemCommand(title, what, partial(self._palette, action))
+        for action, words in (("orders", ORDERS_HELP), ("limits", LIMITS_HELP)):
+            title, _, what = words.partition("\n")
+            yield SystemCommand(title, f"{what} ({action[0].upper()})", partial(self._palette, action))
         throttle = partial(self._palette, "reenable_throttle")
         yield SystemCommand("Re-enable the order throttle", "after it tripped", throttle)
         yield SystemCommand(
