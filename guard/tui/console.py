@@ -241,6 +241,7 @@ class ConsoleScreen(Screen[None]):
             status = self.model.status
             self._show_status()
             self.orders_pane.orders = status.orders if status else ()
+            self.summary.resting = len(self.orders_pane.orders)
             self.card.leverage_acknowledged = status.leverage_acknowledged if status else True
             self.card.trading_state = status.trading_state if status else None
         if Changed.PROPOSALS in dirty or stale != self.queue.stale:

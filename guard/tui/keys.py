@@ -103,7 +103,7 @@ def palette_entries(app: App[Any], bindings: Iterable[BindingType]) -> Iterator[
 
 TYPING_PAUSE = 0.5
 """After a refused key that opens a text field, what is typed with no pause this long is dropped, K included."""
-TEXT_OPENERS = frozenset({"reject", "override", "close_position", "rearm"})
+TEXT_OPENERS = frozenset({"reject", "override", "close_position", "rearm", "orders", "limits"})
 """Actions whose dialog is typed into: `r` then `OK` typed at once must not become a kill when `r` is refused."""
 
 

@@ -146,7 +146,7 @@ class LimitsScreen(ListScreen):
         clock: Local monotonic seconds.
     """
 
-    DEFAULT_CSS = INFO_CSS + "LimitsScreen #head { color: $text-muted; text-style: bold; }"
+    DEFAULT_CSS = INFO_CSS + "LimitsScreen #head { color: $text-muted; text-style: bold; padding-left: 2; }"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter,e", "change", "change", priority=True),
         Binding("q,L", "close", "close", priority=True),

@@ -202,7 +202,7 @@ class OrdersScreen(ListScreen):
         clock: Local monotonic seconds (ages are on the daemon's clock, through the model).
     """
 
-    DEFAULT_CSS = INFO_CSS + "OrdersScreen #head { color: $text-muted; text-style: bold; }"
+    DEFAULT_CSS = INFO_CSS + "OrdersScreen #head { color: $text-muted; text-style: bold; padding-left: 2; }"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cancel_order", "cancel", priority=True),
         Binding("e", "amend_order", "amend", priority=True),

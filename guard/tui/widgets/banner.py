@@ -102,8 +102,6 @@ class Banner(Widget):
         line.append(render.signed(status.unrealized_pnl), render.pnl_style(status.unrealized_pnl))
         line.append(f"  free {render.money(status.free)}")
         line.append(f"  · queue {status.pending}")
-        if status.orders:
-            line.append(f"  · {len(status.orders)} resting (O)")
         if status.throttle_latched:
             line.append("  · THROTTLE LATCHED", "bold red")
         return line
