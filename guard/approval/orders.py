@@ -165,6 +165,13 @@ class Orders:
             ended, why = await self._cancelled(cid, f"amended by {operator}: replaced by {new_name}")
             if not ended:
                 return CommandResult(False, f"{name} not amended: {why}; nothing was sent in its place")
+            # A venue may fill part of the order while the cancel travels: the replacement never adds to what
+            # was approved.
+            left = self._state.specs[old.symbol].round_qty(self._state.orders[cid].remaining)
+            if left < replacement.qty:
+                if left <= 0:
+                    return CommandResult(False, f"{name} filled while it was being amended: nothing left to replace")
+                replacement = replace(replacement, qty=left)
             reports = await self._execution.send(replacement)
         finally:
             self._busy.discard(cid)
