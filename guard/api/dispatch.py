@@ -266,4 +266,4 @@ def _parse(value: str) -> Any:
         )
     if number == number.to_integral_value() and "." not in text and "e" not in text.lower():
         return int(number)
-    return float(number)
+    return number  # exact for a notional; the config rules make a float of it where the setting is one

@@ -11,6 +11,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from guard import codec
@@ -342,7 +343,8 @@ class GuardState:
 
     def _limit_changed(self, e: RiskLimitChanged) -> None:
         try:
-            self.limits = replace_setting(self.limits, "risk", e.key, json.loads(e.new))
+            # Decimals, not floats: a notional of 999999999.12345678 comes back exactly as it was set.
+            self.limits = replace_setting(self.limits, "risk", e.key, json.loads(e.new, parse_float=Decimal))
         except (ConfigError, ValueError) as error:
             raise JournalCorrupt(f"risk limit change {e.key} = {e.new} cannot be applied: {error}") from None
         self.risk_limits[e.key] = e.new

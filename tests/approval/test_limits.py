@@ -11,11 +11,12 @@ import pytest
 
 from guard.approval.desk import ApprovalDesk
 from guard.approval.limits import limit_text, risk_increase, runtime_limits
+from guard.approval.state import GuardState
 from guard.errors import InvalidCommand
 from guard.events import CommandRefused, RiskLimitChanged
 from guard.journal.chain import read_entries
 from guard.journal.describe import describe_event
-from tests.builders import close, make_desk
+from tests.builders import close, make_config, make_desk
 
 
 @pytest.fixture
@@ -106,3 +107,15 @@ def test_limit_text_and_risk_increase_in_words() -> None:
     assert [limit_text(v) for v in (D("5E+4"), 3.0, 0.55, 20)] == ["50000", "3", "0.55", "20"]
     assert risk_increase("max_leverage", 3.0, 5.0) == "risk.max_leverage 3 -> 5: higher adds risk"
     assert risk_increase("min_confidence", 0.55, 0.6) == ""
+
+
+async def test_a_limit_with_every_digit_is_folded_back_exactly(desk: ApprovalDesk) -> None:
+    """A notional with 17 significant digits is what the state holds live and what a replay of the journal
+    rebuilds (a float would have rounded it)."""
+    exact = D("999999999.12345678")
+    assert (await desk.set_risk_limit("alice", "max_order_notional", exact, confirm_risk_increase=True)).ok
+    assert desk.limits().max_order_notional == exact
+    replayed = GuardState(desk.specs, make_config().risk)
+    for event in journal(desk):
+        replayed.apply(event)
+    assert replayed.limits == desk.limits()

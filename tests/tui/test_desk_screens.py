@@ -65,11 +65,11 @@ async def test_console_resting_limit_seen_amended_and_cancelled_at_120x40(daemon
 
 
 async def test_console_orders_reachable_at_80x24_and_a_cancel_needs_a_reason(daemon: Daemon) -> None:
-    """At 80x24 there is no room for the pane: O opens the orders screen, which lists the order; Enter with no
-    reason sends nothing and says why."""
+    """At 80x24 there is no room for the pane: the positions summary counts the order, O opens the orders screen,
+    which lists it; Enter with no reason sends nothing and says why."""
     async with console(daemon, size=(80, 24)) as (app, pilot):
         pid, _ = await _override_to_a_limit(daemon, app, pilot)
-        await until(pilot, lambda: bool(app.model.status and app.model.status.orders))
+        await until(pilot, lambda: "1 resting order (O: cancel or amend)" in screen_text(app))
         await keys(pilot, "O", "c", "enter")
         assert isinstance(app.screen, CancelOrderScreen)
         assert "type why" in screen_text(app)
