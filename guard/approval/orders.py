@@ -180,7 +180,8 @@ class Orders:
             at = order_price(replacement)
             shown = format(at.normalize(), "f") if at is not None else "market"
             where = "filled" if placed.status is OrderStatus.FILLED else f"resting at {shown}"
-            return CommandResult(True, f"{name} amended: {new_name} {replacement.qty} {where}")
+            qty = format(replacement.qty.normalize(), "f")
+            return CommandResult(True, f"{name} amended: {new_name} {qty} {where}")
         reasons = "; ".join(r for r in (getattr(x, "reason", "") for x in reports) if r) or placed.status.value
         return CommandResult(False, f"{name} was cancelled but its replacement {new_name} was not placed: {reasons}")
 

@@ -20,6 +20,7 @@ from guard.events import (
     OrderSubmitted,
 )
 from guard.journal.chain import read_entries
+from guard.journal.trace import trace
 from tests.builders import BTC, close, make_desk, request, set_mark
 
 
@@ -171,3 +172,16 @@ async def test_cancel_and_amend_name_what_they_cannot_find_or_may_not_touch(desk
     await desk.kill("carol", "done")
     assert desk.state.trading_state is TradingState.HALTED
     assert "HALTED" in (await desk.cancel_order(f"{pid}-T", "bob")).reason
+
+
+async def test_the_proposal_story_says_who_amended_and_cancelled_its_order(desk: ApprovalDesk) -> None:
+    """`guard journal show` tells the amend and the cancel with who asked and why, and ends FAILED (nothing
+    filled)."""
+    pid = await resting_limit(desk)
+    assert (await desk.amend_order(pid, "bob", price=D("98000"), reason="lower")).ok
+    assert (await desk.cancel_order(pid, "carol", "gone")).ok
+    story = trace(desk.journal.path, pid)
+    texts = [step.text for step in story.steps]
+    assert any("amended by bob (price 99000 -> 98000.0, qty 0.050 -> 0.050)" in t and "lower" in t for t in texts)
+    assert any(t == "entry order cancel asked by carol: gone" for t in texts)
+    assert story.status is ProposalStatus.FAILED
