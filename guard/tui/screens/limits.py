@@ -57,6 +57,7 @@ def changed_words(limit: LimitView) -> str:
 
 
 def limit_row(limit: LimitView) -> str:
+    """One line of the limits table: key, value, what it allows, the last change."""
     return f"{limit.key.removeprefix('risk.'):<22} {limit.value:>10}  {limit.allowed:<38} {changed_words(limit)}"
 
 

@@ -37,6 +37,7 @@ WIDTHS = (13, 8, 12, 4, 8, 10, 6, 9, 14)
 
 
 def table_row(cells: tuple[str, ...]) -> str:
+    """One line of the orders table, its cells padded to WIDTHS."""
     return " ".join(cell.ljust(width) for cell, width in zip(cells, WIDTHS, strict=True)).rstrip()
 
 
@@ -86,6 +87,9 @@ class CancelOrderScreen(_OrderDialog):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(f"Cancel {order_line(self.order, None)}", classes="title")
+            if self.order.kind == "stop":
+                yield Static("This stop protects a position: without it only liquidation limits the loss.",
+                             classes="phrase")
             yield TextField(placeholder="why (journaled with your operator id)", id="reason")
             yield Static("", id="problem", classes="error")
             yield Static(f"Enter: cancel the order · Esc: back · {KILL_HINT}", classes="hint")
