@@ -37,7 +37,8 @@ CONSOLE_KEYS: list[BindingType] = [
     console_key("p", "pause_model", "pause", "Pause or resume the model\nstop or restart the model's proposals"),
     console_key("c", "close_position", "close", "Close a position\nall of it, a quantity or a percentage "
                 "(reduce-only market order)"),
-    # Not in the bar (it is full at 80 columns): the help screen and the palette list them, the banner counts orders.
+    # Not in the bar (it is full at 80 columns): the help screen and the palette list them; the positions summary
+    # counts resting orders.
     console_key("O", "orders", "orders", ORDERS_HELP, show=False),
     console_key("L", "limits", "limits", LIMITS_HELP, show=False),
     console_key("m", "model_card", "card", "Model card\nwhat the model is, what it was trained on, its limits"),
