@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from guard.api.client import ApiClient, Session
-from guard.api.protocol import AmendOrder, CancelOrder, Message, Override, SetRiskLimit, StatusChanged
+from guard.api.protocol import AmendOrder, CancelOrder, Kill, Message, Override, SetRiskLimit, StatusChanged
 from guard.daemon import Daemon, running
 from guard.domain import OverrideEdits
 from guard.events import OrderAmendRequested, OrderCancelRequested, RiskLimitChanged
 from guard.journal.chain import read_entries
-from tests.api.support import queue_proposal, wait_for
+from tests.api.support import queue_proposal, wait_for, wait_until
 from tests.builders import daemon_config
 
 BTC = "BTC/USDT:USDT"
@@ -83,6 +83,20 @@ async def test_a_resting_limit_over_the_api_with_the_sandbox_broker(guard_home: 
         assert daemon.desk.broker.name != "paper"
         async with ApiClient.from_config(daemon.config).connect("alice") as session:
             await _see_amend_and_cancel(daemon, session)
+
+
+async def test_the_kill_switch_cancels_an_amended_order_at_the_sandbox_venue(guard_home: Path) -> None:
+    """The replacement an amend sent is an order like any other: a kill leaves nothing at the venue."""
+    async with running(daemon_config(exchange={"broker": "sandbox"})) as daemon:
+        async with ApiClient.from_config(daemon.config).connect("alice") as session:
+            pid, price = await _override_to_a_resting_limit(daemon, session)
+            amended = await session.send(AmendOrder(session.next_id(), pid, price=price - 30, reason="lower"))
+            assert amended.ok, amended.reason
+            assert [o.client_order_id[-5:] for o in await daemon.desk.broker.open_orders()] == ["-E-A1"]
+            assert (await session.send(Kill(session.next_id(), "enough"))).ok
+            await wait_until(lambda: not daemon.desk.state.kill_in_progress)
+            assert daemon.desk.resting_orders() == []
+            assert await daemon.desk.broker.open_orders() == []
 
 
 async def test_limits_in_the_status_and_an_increase_needs_its_confirmation(daemon: Daemon, client: ApiClient) -> None:
