@@ -117,8 +117,15 @@ async def test_limits_in_the_status_and_an_increase_needs_its_confirmation(daemo
         status = await wait_for(session, changed)
         view = next(v for v in status.status.limits if v.key == "risk.max_leverage")  # type: ignore[attr-defined]
         assert (view.changed_by, view.reason) == ("alice", "more room") and view.changed_at is not None
-    change = next(e.event for e in read_entries(daemon.paths.journal) if isinstance(e.event, RiskLimitChanged))
-    assert (change.key, change.old, change.new) == ("max_leverage", "3", "5")
+        lower = await session.send(SetRiskLimit(session.next_id(), "max_leverage", "2.5", "calmer"))
+        exact = await session.send(SetRiskLimit(session.next_id(), "daily_loss_limit", "999.12345678", "exact"))
+        assert lower.ok and exact.ok, (lower.reason, exact.reason)
+        assert daemon.desk.limits().max_leverage == 2.5
+        assert daemon.desk.limits().daily_loss_limit == Decimal("999.12345678")
+    changes = [e.event for e in read_entries(daemon.paths.journal) if isinstance(e.event, RiskLimitChanged)]
+    assert [(c.key, c.old, c.new) for c in changes] == [
+        ("max_leverage", "3", "5"), ("max_leverage", "5", "2.5"), ("daily_loss_limit", "1000", "999.12345678")
+    ]
 
 
 @pytest.mark.parametrize("bad", ["1e999999", "-5", "NaN"])
