@@ -211,6 +211,34 @@ class OrderUnknown(EventBase, frozen=True):
     reason: str
 
 
+class OrderCancelRequested(EventBase, frozen=True):
+    """An operator asked for a resting order to be cancelled: who, and why. Journaled before the broker is asked;
+    the broker's answer (OrderCancelled, or a fill that came first) follows."""
+
+    at: int
+    client_order_id: str
+    operator: str
+    reason: str
+    credential: str = ""
+
+
+class OrderAmendRequested(EventBase, frozen=True):
+    """An operator changed a resting order's price or quantity: who, what and why. Journaled before the broker is
+    asked; the order is cancelled and `replacement` sent in its place (its own OrderSubmitted follows)."""
+
+    at: int
+    client_order_id: str
+    replacement: str
+    """The client order id of the order sent in its place."""
+    operator: str
+    reason: str
+    old_price: Decimal | None
+    new_price: Decimal | None
+    old_qty: Decimal
+    new_qty: Decimal
+    credential: str = ""
+
+
 class FundingPaid(EventBase, frozen=True):
     at: int
     symbol: str
@@ -367,6 +395,8 @@ Event: TypeAlias = (
     | OrderCancelled
     | OrderRejected
     | OrderUnknown
+    | OrderCancelRequested
+    | OrderAmendRequested
     | FundingPaid
     | PositionLiquidated
     | TradingStateChanged

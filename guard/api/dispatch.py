@@ -26,7 +26,9 @@ from guard.api.protocol import (
     MAX_DIGITS,
     MAX_EXPONENT,
     Acknowledge,
+    AmendOrder,
     Approve,
+    CancelOrder,
     ClosePosition,
     Command,
     Heartbeat,
@@ -207,7 +209,15 @@ class CommandHandler:
             case ClosePosition():
                 r = await desk.close_position(c.symbol, operator, c.qty, c.reason)
             case SetRiskLimit():
-                r = await desk.set_risk_limit(operator, c.key, _parse(c.value), c.reason)
+                r = await desk.set_risk_limit(
+                    operator, c.key, _parse(c.value), c.reason, confirm_risk_increase=c.confirm_risk_increase
+                )
+            case CancelOrder():
+                r = await desk.cancel_order(c.order, operator, c.reason, credential)
+            case AmendOrder():
+                r = await desk.amend_order(
+                    c.order, operator, price=c.price, qty=c.qty, reason=c.reason, credential=credential
+                )
             case Acknowledge():
                 r = await desk.acknowledge(operator, c.kind, c.text)
             case ReenableThrottle():
@@ -256,4 +266,4 @@ def _parse(value: str) -> Any:
         )
     if number == number.to_integral_value() and "." not in text and "e" not in text.lower():
         return int(number)
-    return float(number)
+    return number  # exact for a notional; the config rules make a float of it where the setting is one

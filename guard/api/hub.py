@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import structlog
 
+from guard.api.desk_status import limit_views, order_views
 from guard.api.protocol import (
     Alert,
     AlertRaised,
@@ -51,7 +52,10 @@ from guard.events import (
     ModelPaused,
     ModelResumed,
     OperatorPresenceLost,
+    OrderAccepted,
+    OrderCancelled,
     OrderFilled,
+    OrderRejected,
     OrderSubmitted,
     OrderUnknown,
     PositionLiquidated,
@@ -103,6 +107,8 @@ _STATUS_EVENTS = (
     KillCompleted,
 )
 _BOOK_EVENTS = (OrderFilled, PositionLiquidated, FundingPaid)
+_ORDER_EVENTS = (OrderSubmitted, OrderAccepted, OrderCancelled, OrderRejected, OrderUnknown)
+"""What changes the resting orders the status lists (fills are book events)."""
 _LEAVES_QUEUE = (DecisionRecorded, ProposalExpired, ProposalKilled, ProposalFailed)
 """A proposal that leaves the queue can unblock another: the newer of two for one symbol and side is a duplicate
 only while the older is pending (as a fill changes the exposure every other proposal is judged against)."""
@@ -262,6 +268,8 @@ class Hub:
                 status = everyone = True
             if isinstance(event, _BOOK_EVENTS):
                 books = status = everyone = True
+            if isinstance(event, _ORDER_EVENTS):
+                status = True
             if isinstance(event, _LEAVES_QUEUE):
                 everyone = True
             if isinstance(event, (ProposalQueued, ProposalExpired, ProposalKilled, DecisionRecorded)):
@@ -334,6 +342,8 @@ class Hub:
             broker=self._broker,
             server_time=desk.clock.now_ms(),
             kill_in_progress=state.kill_in_progress,
+            orders=order_views(desk),
+            limits=limit_views(desk),
             rearm_phrase=REARM_PHRASE,
             acknowledgment_phrases=tuple(ACKNOWLEDGMENT_PHRASES.items()),
             needs_acknowledgment=tuple(needs),

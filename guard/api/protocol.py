@@ -26,6 +26,7 @@ import msgspec
 from msgspec import Meta
 
 from guard import codec
+from guard.api.desk_views import LimitView, OrderName, OrderView
 from guard.domain import (
     AcknowledgmentKind,
     FeedHealth,
@@ -174,6 +175,8 @@ class SetRiskLimit(CommandFrame, frozen=True):
     value: LimitValue
     """The new value as text, validated exactly like config.toml."""
     reason: Reason = ""
+    confirm_risk_increase: bool = False
+    """A change that loosens a limit (more leverage, a larger notional or loss) is refused without it."""
 
 
 class Acknowledge(CommandFrame, frozen=True):
@@ -184,6 +187,23 @@ class Acknowledge(CommandFrame, frozen=True):
 
 class ReenableThrottle(CommandFrame, frozen=True):
     id: CommandId
+    reason: Reason = ""
+
+
+class CancelOrder(CommandFrame, frozen=True):
+    id: CommandId
+    order: OrderName
+    """`OrderView.order_id`, the client order id, or the id of a proposal with one resting order."""
+    reason: Reason = ""
+
+
+class AmendOrder(CommandFrame, frozen=True):
+    """Move a resting order's price (limit or trigger) or lower its quantity: cancelled, then replaced."""
+
+    id: CommandId
+    order: OrderName
+    price: Decimal | None = None
+    qty: Decimal | None = None
     reason: Reason = ""
 
 
@@ -202,6 +222,8 @@ Command: TypeAlias = (
     | SetRiskLimit
     | Acknowledge
     | ReenableThrottle
+    | CancelOrder
+    | AmendOrder
 )
 COMMAND_TYPES: dict[str, type[Frame]] = {cls.__name__: cls for cls in typing.get_args(Command)}
 
@@ -280,6 +302,8 @@ class StatusView(Value, frozen=True):
     broker: str
     server_time: int
     kill_in_progress: bool = False
+    orders: tuple[OrderView, ...] = ()
+    limits: tuple[LimitView, ...] = ()
     rearm_phrase: str = "RE-ARM"
     acknowledgment_phrases: tuple[tuple[AcknowledgmentKind, str], ...] = ()
     needs_acknowledgment: tuple[AcknowledgmentKind, ...] = ()
@@ -466,6 +490,7 @@ def command_id(data: str | bytes) -> str:
 _DECIMALS: dict[type, tuple[str, ...]] = {
     Propose: ("qty", "leverage", "stop", "take_profit", "limit_price"),
     ClosePosition: ("qty",),
+    AmendOrder: ("price", "qty"),
 }
 _EDITS = ("qty", "leverage", "stop", "take_profit", "limit_price")
 

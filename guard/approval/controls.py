@@ -3,18 +3,17 @@ model, closing a position. Each is journaled with who, what and why, or refused 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import structlog
 
-from guard import codec
 from guard.approval.answers import CommandResult, outcome, refuse
 from guard.approval.execution import Execution, reducing_order
 from guard.approval.gate import Gate
 from guard.approval.killswitch import KillSwitch
+from guard.approval.limits import SECTION, limit_key, limit_text, risk_increase
 from guard.approval.recorder import Recorder
 from guard.approval.settings import DeskSettings
 from guard.config import replace_setting
@@ -132,26 +131,35 @@ class Controls:
         await self._recorder.commit([ThrottleReenabled(self._recorder.now(), operator, reason)])
         return CommandResult(True, "throttle re-enabled")
 
-    async def set_risk_limit(self, operator: str, key: str, value: Any, reason: str) -> CommandResult:
-        """Change one risk limit at run time, validated like the config file and journaled.
+    async def set_risk_limit(
+        self, operator: str, key: str, value: Any, reason: str, confirm_risk_increase: bool = False
+    ) -> CommandResult:
+        """Change one risk limit at run time, validated like the config file and journaled. A change that loosens
+        a limit (more leverage, a larger notional or daily loss, a lower confidence floor) needs
+        `confirm_risk_increase`, as an override that adds risk does.
 
         Raises:
             InvalidCommand: an unknown key, or a value the config would refuse.
         """
         if refused := await self._refused(operator, "set_risk_limit"):
             return refused
+        key = limit_key(key)
         limits = self._state.limits
         try:
-            new_limits = replace_setting(limits, "risk", key, value)
+            new_limits = replace_setting(limits, SECTION, key, value)
         except ConfigError as e:
             raise InvalidCommand(str(e)) from e
-        old = codec.to_plain(getattr(limits, key))
-        new = codec.to_plain(getattr(new_limits, key))
+        old, new = getattr(limits, key), getattr(new_limits, key)
+        riskier = risk_increase(key, old, new)
+        if riskier and not confirm_risk_increase:
+            why = f"this change increases risk ({riskier}): confirm the increase to proceed"
+            return await refuse(self._recorder, operator, "set_risk_limit", None, why)
+        old_text, new_text = limit_text(old), limit_text(new)
         await self._recorder.commit(
-            [RiskLimitChanged(self._recorder.now(), operator, key, json.dumps(old), json.dumps(new), reason)]
+            [RiskLimitChanged(self._recorder.now(), operator, key, old_text, new_text, reason)]
         )
-        log.warning("risk_limit_changed", operator=operator, key=key, old=str(old), new=str(new), reason=reason)
-        return CommandResult(True, f"risk.{key} {old} -> {new}")
+        log.warning("risk_limit_changed", operator=operator, key=key, old=old_text, new=new_text, reason=reason)
+        return CommandResult(True, f"{SECTION}.{key} {old_text} -> {new_text}")
 
     async def pause_model(self, operator: str, reason: str) -> CommandResult:
         """Stop taking the model's proposals until someone resumes it."""

@@ -25,6 +25,7 @@ from guard.domain import (
     DecisionKind,
     OrderPurpose,
     OrderRequest,
+    OrderStatus,
     OrderType,
     OverrideEdits,
     Proposal,
@@ -337,6 +338,10 @@ class Decisions:
             await self._protect(p, request.client_order_id, filled)
         status = self._state.proposals[p.id].status
         await self.judge_duplicates_again()
+        entry = self._state.orders.get(request.client_order_id)
+        if status is ProposalStatus.SUBMITTED and entry is not None and entry.status is OrderStatus.OPEN:
+            # A limit order the venue took and that rests on its book: placed, which is what was asked.
+            return CommandResult(True, f"placed, resting at {request.limit_price}", p, status)
         return CommandResult(status is ProposalStatus.FILLED, outcome(status, reports), p, status)
 
     async def _protect(self, p: Proposal, entry_id: str, qty: Decimal) -> None:

@@ -32,8 +32,9 @@ from guard.approval.execution import Execution
 from guard.approval.gate import Gate
 from guard.approval.killswitch import KillReport, KillSwitch
 from guard.approval.market import Market
+from guard.approval.orders import Amendment, Orders
 from guard.approval.recorder import Recorder
-from guard.approval.records import CommandRecord, ProposalRecord
+from guard.approval.records import CommandRecord, OrderRecord, ProposalRecord
 from guard.approval.recovery import JournalListener, Recovery
 from guard.approval.settings import DeskSettings
 from guard.approval.state import GuardState
@@ -95,6 +96,7 @@ class ApprovalDesk:
         self._gate = Gate(journal, self.state, self._market, specs, settings, clock)
         self._decisions = Decisions(self.recorder, self.execution, self._gate, self._market, settings)
         self._controls = Controls(self.recorder, self.execution, self.kill_switch, self._gate, settings)
+        self._orders = Orders(self.recorder, self.execution, self._gate, self._market.marks)
         self._recovery = Recovery(journal, broker, self.recorder, self.execution, settings)
         self.journal_listeners: list[JournalListener] = self._recovery.journal_listeners
         """Told, on the event loop, after the desk has halted for a failing journal or recorded its recovery."""
@@ -389,10 +391,13 @@ class ApprovalDesk:
         validate_operator(operator)
         return await self._controls.reenable_throttle(operator, reason)
 
-    async def set_risk_limit(self, operator: str, key: str, value: Any, reason: str = "") -> CommandResult:
-        """Change one risk limit at run time, validated like the config file and journaled."""
+    async def set_risk_limit(
+        self, operator: str, key: str, value: Any, reason: str = "", *, confirm_risk_increase: bool = False
+    ) -> CommandResult:
+        """Change one risk limit at run time, validated like the config file and journaled; a change that adds
+        risk needs `confirm_risk_increase`."""
         validate_operator(operator)
-        return await self._controls.set_risk_limit(operator, key, value, reason)
+        return await self._controls.set_risk_limit(operator, key, value, reason, confirm_risk_increase)
 
     async def pause_model(self, operator: str, reason: str) -> CommandResult:
         """Stop taking the model's proposals until someone resumes it."""
@@ -401,6 +406,34 @@ class ApprovalDesk:
     async def resume_model(self, operator: str, reason: str = "") -> CommandResult:
         """Take the model's proposals again."""
         return await self._controls.resume_model(operator, reason)
+
+    # --- resting orders ----------------------------------------------------------------
+
+    def resting_orders(self) -> list[OrderRecord]:
+        """Orders working at the venue (limit entries, stops, take-profits), oldest first."""
+        return self._orders.resting()
+
+    async def cancel_order(self, order: str, operator: str, reason: str = "", credential: str = "") -> CommandResult:
+        """Cancel a resting order, named by its id, its short id or its proposal's id; journaled with who and why."""
+        validate_operator(operator)
+        return await self._orders.cancel(order, operator, reason, credential)
+
+    async def amend_order(
+        self,
+        order: str,
+        operator: str,
+        *,
+        price: Decimal | None = None,
+        qty: Decimal | None = None,
+        reason: str = "",
+        credential: str = "",
+    ) -> CommandResult:
+        """Move a resting order's price or lower its quantity: cancelled, then replaced through the broker."""
+        validate_operator(operator)
+        for name, value in (("price", price), ("qty", qty)):
+            if value is not None:
+                validate_positive(name, value)
+        return await self._orders.amend(order, operator, Amendment(price, qty), reason, credential)
 
     async def close_position(
         self, symbol: str, operator: str, qty: Decimal | None = None, reason: str = ""

@@ -47,6 +47,8 @@ class OrderRecord:
 
     request: OrderRequest
     status: OrderStatus = OrderStatus.SENDING
+    submitted_at: int = 0
+    """When its intent was journaled (ms)."""
     filled: Decimal = ZERO
     venue_id: str = ""
     reason: str = ""

@@ -11,6 +11,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from guard import codec
@@ -49,7 +50,9 @@ from guard.events import (
     ModelResumed,
     OperatorPresenceLost,
     OrderAccepted,
+    OrderAmendRequested,
     OrderCancelled,
+    OrderCancelRequested,
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
@@ -105,6 +108,8 @@ class GuardState:
     """Dead-man orders submitted since the policy was recorded."""
     risk_limits: dict[str, str] = field(default_factory=dict)
     """Risk limits changed at run time (key -> new value as journaled), folded into `limits`."""
+    limit_changes: dict[str, RiskLimitChanged] = field(default_factory=dict)
+    """The last change of each risk limit changed at run time: who, when and why."""
     commands: dict[tuple[str, str], CommandRecord] = field(default_factory=dict)
     """Command ids received in the last COMMAND_WINDOW_MS, by (credential, id), oldest first (invariant 13)."""
     journal_id: str = ""
@@ -254,7 +259,7 @@ class GuardState:
 
     def _submitted(self, e: OrderSubmitted) -> None:
         request = e.request
-        self.orders[request.client_order_id] = OrderRecord(request)
+        self.orders[request.client_order_id] = OrderRecord(request, submitted_at=e.at)
         if request.purpose in THROTTLED_PURPOSES:
             bisect.insort(self.order_times, e.at)  # kept sorted, so counting the window is a search
             while self.order_times and self.order_times[0] <= e.at - THROTTLE_WINDOW_MS:
@@ -265,7 +270,8 @@ class GuardState:
             self.deadman_orders += 1
         if request.purpose is OrderPurpose.ENTRY and request.proposal_id:
             record = self._proposal(request.proposal_id)
-            record.status = ProposalStatus.SUBMITTED
+            if record.status is not ProposalStatus.FILLED:  # an amended entry's replacement, after a partial fill
+                record.status = ProposalStatus.SUBMITTED
             record.entry_order = request.client_order_id
 
     def _accepted(self, e: OrderAccepted) -> None:
@@ -291,8 +297,9 @@ class GuardState:
         self.account.release(cid)
         if order.request.purpose is OrderPurpose.ENTRY and order.request.proposal_id and order.filled == 0:
             record = self._proposal(order.request.proposal_id)
-            record.status = ProposalStatus.FAILED
-            record.reason = reason
+            if record.status is not ProposalStatus.FILLED:  # an earlier order of the proposal filled (amended)
+                record.status = ProposalStatus.FAILED
+                record.reason = reason
 
     def _cancelled(self, e: OrderCancelled) -> None:
         self._order_ended(e.client_order_id, OrderStatus.CANCELLED, e.reason)
@@ -336,10 +343,12 @@ class GuardState:
 
     def _limit_changed(self, e: RiskLimitChanged) -> None:
         try:
-            self.limits = replace_setting(self.limits, "risk", e.key, json.loads(e.new))
+            # Decimals, not floats: a notional of 999999999.12345678 comes back exactly as it was set.
+            self.limits = replace_setting(self.limits, "risk", e.key, json.loads(e.new, parse_float=Decimal))
         except (ConfigError, ValueError) as error:
             raise JournalCorrupt(f"risk limit change {e.key} = {e.new} cannot be applied: {error}") from None
         self.risk_limits[e.key] = e.new
+        self.limit_changes[e.key] = e
 
     def _model_paused(self, e: ModelPaused) -> None:
         self.model_paused = True
@@ -400,6 +409,8 @@ _HANDLERS: dict[type, Callable[[GuardState, Any], None]] = {
     OrderCancelled: GuardState._cancelled,
     OrderRejected: GuardState._rejected,
     OrderUnknown: GuardState._unknown,
+    OrderCancelRequested: _noop,
+    OrderAmendRequested: _noop,
     FundingPaid: GuardState._funding,
     PositionLiquidated: GuardState._liquidated,
     TradingStateChanged: GuardState._state_changed,

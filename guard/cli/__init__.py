@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from guard.cli import config, credentials, daemon, drill, history, journal, model, replay, sim, tui
+from guard.cli import config, credentials, daemon, drill, history, journal, limits, model, orders, replay, sim, tui
 from guard.cli import mcp as mcp_command  # `guard mcp`: LLM agents propose over MCP
 from guard.errors import BadInput, GuardError
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="config file (default ./config.toml; defaults apply when it does not exist)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for group in (config, journal, sim, history, model, daemon, tui, drill, replay, credentials):
+    for group in (config, journal, sim, history, model, daemon, tui, orders, limits, drill, replay, credentials):
         group.register(sub)
     mcp_command.register(sub)
     return parser

@@ -9,6 +9,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from guard.cli._common import OPERATOR_HELP, operator_id
+from guard.cli.orders import order_line
 from guard.config import Config, load_config
 from guard.domain import TradingState
 from guard.paths import StatePaths
@@ -137,4 +138,5 @@ def describe_status(snapshot: Snapshot) -> str:
         p = view.position
         pnl = f"{view.unrealized_pnl:+.2f}" if view.unrealized_pnl is not None else "?"
         lines.append(f"position {p.symbol} {p.qty} @ {p.entry_price:.2f} {p.leverage}x  PnL {pnl}")
+    lines += [f"order    {order_line(o, s.server_time)}" for o in s.orders]
     return "\n".join(lines)

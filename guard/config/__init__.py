@@ -67,6 +67,7 @@ __all__ = [
     "parse_config",
     "read_config",
     "replace_setting",
+    "setting_allowed",
 ]
 
 DEFAULT_CONFIG_PATH = Path("config.toml")
@@ -160,3 +161,16 @@ def replace_setting(section: Any, name: str, key: str, value: Any, source: str =
     except Refused as refused:
         raise ConfigError.of([refused.problem], source) from None
     return msgspec.structs.replace(section, **{key: converted})
+
+
+def setting_allowed(name: str, key: str) -> str:
+    """What a setting allows, in the words its refusal uses ("must be a finite number >= 1 and <= 20").
+
+    Raises:
+        ConfigError: an unknown section or key.
+    """
+    rules = _SECTIONS.get(name)
+    rule = rules.rules.get(key) if rules is not None else None
+    if rule is None:
+        raise ConfigError(f"{name}.{key}", None, "unknown setting")
+    return rule.explain(None)[1]

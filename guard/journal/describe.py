@@ -24,7 +24,9 @@ from guard.events import (
     ModelPaused,
     ModelResumed,
     OperatorPresenceLost,
+    OrderAmendRequested,
     OrderCancelled,
+    OrderCancelRequested,
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
@@ -56,6 +58,26 @@ def _decided(e: DecisionRecorded) -> str:
     diff = f" ({'; '.join(e.diff)})" if e.diff else ""
     why = f": {e.reason}" if e.reason else ""
     return f"{e.proposal_id} {verb} by {e.operator}{diff}{why}"
+
+
+def _plain(text: str) -> str:
+    """A journaled limit value as written (older journals kept numbers as quoted JSON strings: "\\"50000\\"")."""
+    if text.startswith('"'):
+        try:
+            return str(json.loads(text))
+        except ValueError:
+            return text
+    return text
+
+
+def _amended(e: OrderAmendRequested) -> str:
+    changes = []
+    if e.new_price != e.old_price:
+        changes.append(f"price {e.old_price} -> {e.new_price}")
+    if e.new_qty != e.old_qty:
+        changes.append(f"qty {e.old_qty} -> {e.new_qty}")
+    why = f": {e.reason}" if e.reason else ""
+    return f"order {e.client_order_id} amended by {e.operator} ({', '.join(changes)}), now {e.replacement}{why}"
 
 
 def _filled(e: OrderFilled) -> str:
@@ -97,8 +119,12 @@ _TEXT: dict[type, Callable[[Any], str]] = {
     ThrottleTripped: lambda e: f"order throttle tripped: {e.orders_in_window} orders in a minute (limit {e.limit})",
     ThrottleReenabled: lambda e: f"order throttle re-enabled by {e.operator}",
     RiskLimitChanged: lambda e: (
-        f"risk.{e.key} {e.old} -> {e.new} by {e.operator}" + (f": {e.reason}" if e.reason else "")
+        f"risk.{e.key} {_plain(e.old)} -> {_plain(e.new)} by {e.operator}" + (f": {e.reason}" if e.reason else "")
     ),
+    OrderCancelRequested: lambda e: (
+        f"cancel of order {e.client_order_id} asked by {e.operator}" + (f": {e.reason}" if e.reason else "")
+    ),
+    OrderAmendRequested: _amended,
     ModelPaused: lambda e: f"model paused by {e.operator}: {e.reason}",
     ModelResumed: lambda e: f"model resumed by {e.operator}",
     OperatorPresenceLost: lambda e: (

@@ -40,7 +40,9 @@ from guard.events import (
     FundingPaid,
     KillRequested,
     OrderAccepted,
+    OrderAmendRequested,
     OrderCancelled,
+    OrderCancelRequested,
     OrderFilled,
     OrderRejected,
     OrderSubmitted,
@@ -338,6 +340,21 @@ class _Tracer:
         by = done_by(change.purpose, change.proposal_id, change.client_order_id)
         return f"{position} now {now}: {change.qty} at {change.price} by {by}"
 
+    def _cancel_asked(self, e: OrderCancelRequested) -> None:
+        if (order := self._mine(e.client_order_id)) is not None:
+            why = f": {e.reason}" if e.reason else ""
+            self._step(e.at, "cancel", f"{purpose_name(order.request.purpose)} order cancel asked by {e.operator}{why}")
+
+    def _amend_asked(self, e: OrderAmendRequested) -> None:
+        if (order := self._mine(e.client_order_id)) is not None:
+            why = f": {e.reason}" if e.reason else ""
+            self._step(
+                e.at,
+                "amend",
+                f"{purpose_name(order.request.purpose)} order amended by {e.operator} (price {e.old_price} -> "
+                f"{e.new_price}, qty {e.old_qty} -> {e.new_qty}) as {e.replacement}{why}",
+            )
+
     def _cancelled(self, e: OrderCancelled) -> None:
         self._ended(e.client_order_id, e.at, OrderStatus.CANCELLED, e.reason, "cancelled")
 
@@ -377,6 +394,8 @@ _HANDLED: dict[type, str] = {
     OrderAccepted: "_accepted",
     OrderFilled: "_filled",
     OrderCancelled: "_cancelled",
+    OrderCancelRequested: "_cancel_asked",
+    OrderAmendRequested: "_amend_asked",
     OrderRejected: "_rejected",
     OrderUnknown: "_unknown",
     PositionLiquidated: "_position_event",

@@ -36,6 +36,7 @@ from guard.tui.console import ConsoleScreen
 from guard.tui.link import DaemonLink
 from guard.tui.logfile import log_to_file
 from guard.tui.model import Changed, ConsoleModel, LinkState, Notice
+from guard.tui.screens.orders import ListScreen
 
 log = structlog.get_logger(__name__)
 
@@ -206,6 +207,9 @@ class GuardApp(App[int]):
         """K is not the kill switch when typed right behind a refused dialog key (meant for its field; ctrl+k is)."""
         if action == "kill" and parameters == ("K",) and self.screen is self.main_screen and self._key_in_hand == "K":
             return None if self.main_screen.key_refused("kill", "") else True
+        typed_k = action == "kill" and parameters == ("K",) and self._key_in_hand == "K"
+        if typed_k and isinstance(self.screen, ListScreen):  # the orders and limits screens' refused c, e, Enter
+            return None if self.screen.dropping_typed_keys() else True
         return True
 
     def action_kill(self, key: str = "") -> None:

@@ -39,15 +39,27 @@ from guard.tui import availability
 from guard.tui.acknowledgments import Acknowledgments, Send
 from guard.tui.availability import Facts, needs_leverage_acknowledgment
 from guard.tui.decisions import Decisions
-from guard.tui.keys import CONSOLE_KEYS, TypedBehindRefusal, action_of_key, help_rows, key_labels, palette_entries
+from guard.tui.keys import (
+    CONSOLE_KEYS,
+    LIMITS_HELP,
+    ORDERS_HELP,
+    TypedBehindRefusal,
+    action_of_key,
+    help_rows,
+    key_labels,
+    palette_entries,
+)
 from guard.tui.model import Changed, ConsoleModel, LinkState, Notice
 from guard.tui.screens.acknowledge import leverage_threshold, rearm_screen
 from guard.tui.screens.base import DecisionDialog
 from guard.tui.screens.close import ClosePositionScreen, CloseRequest
 from guard.tui.screens.info import HelpScreen, ModelCardScreen, PerformanceScreen
+from guard.tui.screens.limits import LimitsScreen
+from guard.tui.screens.orders import OrdersScreen
 from guard.tui.widgets.banner import Banner
 from guard.tui.widgets.card import DecisionCard
 from guard.tui.widgets.keybar import KeyBar
+from guard.tui.widgets.orders import OrdersPane
 from guard.tui.widgets.panes import EventLog, PositionsPane, PositionsSummary, PricesPane
 from guard.tui.widgets.queue import ProposalQueue
 
@@ -96,6 +108,9 @@ class ConsoleScreen(Screen[None]):
     ConsoleScreen #positions { height: auto; max-height: 14; }
     ConsoleScreen #prices { height: auto; max-height: 14; }
     ConsoleScreen #log { height: 1fr; }
+    ConsoleScreen #orders { display: none; border-top: solid $primary; border-title-align: left; }
+    ConsoleScreen.-tall #orders { display: block; }
+    ConsoleScreen.-tall #orders.-empty { display: none; }
     """
     AUTO_FOCUS = None
     BINDINGS: ClassVar[list[BindingType]] = CONSOLE_KEYS
@@ -150,6 +165,7 @@ class ConsoleScreen(Screen[None]):
         self.positions = PositionsPane(id="positions")
         self.prices = PricesPane(self.model, id="prices")
         self.events = EventLog(self.model, id="log")
+        self.orders_pane = OrdersPane(self.model, self._clock, id="orders")
         self.keys = KeyBar((), self._available, id="keys")
 
     # --- layout ------------------------------------------------------------------------
@@ -161,6 +177,7 @@ class ConsoleScreen(Screen[None]):
                 yield self.queue
                 yield self.card
                 yield self.summary
+                yield self.orders_pane
             with Vertical(id="side"):
                 yield self.positions
                 yield self.prices
@@ -223,6 +240,8 @@ class ConsoleScreen(Screen[None]):
         if Changed.STATUS in dirty:
             status = self.model.status
             self._show_status()
+            self.orders_pane.orders = status.orders if status else ()
+            self.summary.resting = len(self.orders_pane.orders)
             self.card.leverage_acknowledged = status.leverage_acknowledged if status else True
             self.card.trading_state = status.trading_state if status else None
         if Changed.PROPOSALS in dirty or stale != self.queue.stale:
@@ -233,7 +252,7 @@ class ConsoleScreen(Screen[None]):
             self.prices.update_prices()
         if Changed.LOG in dirty:
             self.events.refresh()
-        for pane in (self.positions, self.summary, self.prices, self.events):
+        for pane in (self.positions, self.summary, self.prices, self.events, self.orders_pane):
             pane.stale = stale
         if dirty & (Changed.PROPOSALS | Changed.STATUS):
             self._show_selected()
@@ -448,6 +467,12 @@ class ConsoleScreen(Screen[None]):
     def action_reenable_throttle(self) -> None:
         self._run(self._send(lambda cid: ReenableThrottle(cid, "re-enabled from the console"), "throttle"))
 
+    def action_orders(self) -> None:
+        self.app.push_screen(OrdersScreen(self.model, self._send, self._run, lambda: self.link.up, self._clock))
+
+    def action_limits(self) -> None:
+        self.app.push_screen(LimitsScreen(self.model, self._send, self._run, lambda: self.link.up, self._clock))
+
     def action_model_card(self) -> None:
         if self._info is not None:
             self.app.push_screen(ModelCardScreen(self._info.model_card))
@@ -473,6 +498,9 @@ class ConsoleScreen(Screen[None]):
         """The palette's entries for this screen: every titled key, the throttle and the acknowledgments."""
         for title, what, action in palette_entries(self.app, self.BINDINGS):
             yield SystemCommand(title, what, partial(self._palette, action))
+        for action, words in (("orders", ORDERS_HELP), ("limits", LIMITS_HELP)):
+            title, _, what = words.partition("\n")
+            yield SystemCommand(title, f"{what} ({action[0].upper()})", partial(self._palette, action))
         throttle = partial(self._palette, "reenable_throttle")
         yield SystemCommand("Re-enable the order throttle", "after it tripped", throttle)
         yield SystemCommand(

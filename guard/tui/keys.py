@@ -25,6 +25,9 @@ def console_key(keys: str, action: str, label: str = "", tooltip: str = "", *, s
     return Binding(keys, action, label, show=show, priority=True, tooltip=tooltip)
 
 
+ORDERS_HELP = "Resting orders\nlimits, stops and take-profits: cancel or amend one"
+LIMITS_HELP = "Limits\nthe risk limits in force; change one (more risk asks to confirm)"
+
 CONSOLE_KEYS: list[BindingType] = [
     console_key("a", "approve", "approve", "Approve the selected proposal\nas shown; a novel one asks to confirm"),
     console_key("o", "override", "override", "Override the selected proposal\nedit size, leverage, stop, take-profit "
@@ -34,6 +37,10 @@ CONSOLE_KEYS: list[BindingType] = [
     console_key("p", "pause_model", "pause", "Pause or resume the model\nstop or restart the model's proposals"),
     console_key("c", "close_position", "close", "Close a position\nall of it, a quantity or a percentage "
                 "(reduce-only market order)"),
+    # Not in the bar (it is full at 80 columns): the help screen and the palette list them; the positions summary
+    # counts resting orders.
+    console_key("O", "orders", "orders", ORDERS_HELP, show=False),
+    console_key("L", "limits", "limits", LIMITS_HELP, show=False),
     console_key("m", "model_card", "card", "Model card\nwhat the model is, what it was trained on, its limits"),
     console_key("l", "performance", "live", "Live performance vs claimed\nhit rate and calibration per confidence "
                 "bucket"),
@@ -97,7 +104,7 @@ def palette_entries(app: App[Any], bindings: Iterable[BindingType]) -> Iterator[
 
 TYPING_PAUSE = 0.5
 """After a refused key that opens a text field, what is typed with no pause this long is dropped, K included."""
-TEXT_OPENERS = frozenset({"reject", "override", "close_position", "rearm"})
+TEXT_OPENERS = frozenset({"reject", "override", "close_position", "rearm", "orders", "limits"})
 """Actions whose dialog is typed into: `r` then `OK` typed at once must not become a kill when `r` is refused."""
 
 

@@ -17,7 +17,9 @@ from guard.api.client import ApiClient
 from guard.api.credentials import CredentialStore, Scope
 from guard.api.protocol import (
     Acknowledge,
+    AmendOrder,
     Approve,
+    CancelOrder,
     ClosePosition,
     Kill,
     Override,
@@ -164,6 +166,8 @@ async def test_a_source_may_only_propose(guard_home: Path) -> None:
             SetRiskLimit("c9", "max_leverage", "20"),
             Acknowledge("c10", AcknowledgmentKind.LEVERAGE, "I UNDERSTAND LEVERAGE CAN LIQUIDATE ME"),
             ReenableThrottle("c11"),
+            CancelOrder("c12", pid),
+            AmendOrder("c13", pid, price=Decimal("1")),
         ]
         for command in commands:
             reply = await bot.command(command, "freqtrade")

@@ -75,7 +75,8 @@ async def test_a_change_of_limits_resends_only_the_proposal_views_it_changed(dae
             await wait_for(session, logged)
             return changes
 
-        assert await changes_until_logged(SetRiskLimit(session.next_id(), "max_orders_per_minute", "25")) == []
+        more = SetRiskLimit(session.next_id(), "max_orders_per_minute", "25", confirm_risk_increase=True)
+        assert await changes_until_logged(more) == []
         btc_notional = daemon.desk.state.proposals[btc].proposal.notional
         eth_notional = daemon.desk.state.proposals[eth].proposal.notional
         between = str(int((btc_notional + eth_notional) / 2))

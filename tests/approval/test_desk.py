@@ -388,10 +388,11 @@ async def test_propose_without_price_or_unknown_symbol(tmp_path: Path) -> None:
 
 
 async def test_set_risk_limit_is_journaled_validated_and_applied(desk: ApprovalDesk) -> None:
-    """A run-time limit change is validated like the config, journaled with who and why, and used by the checks."""
+    """A run-time limit change is validated like the config, journaled with who and why (the values as plain
+    numbers, not quoted strings), and used by the checks."""
     assert (await desk.set_risk_limit("alice", "max_order_notional", 1000, "tighter")).ok
     change = next(e for e in journal(desk) if isinstance(e, RiskLimitChanged))
-    assert (change.key, change.operator, change.old, change.new) == ("max_order_notional", "alice", '"25000"', '"1000"')
+    assert (change.key, change.operator, change.old, change.new) == ("max_order_notional", "alice", "25000", "1000")
     assert (await desk.propose(request())).proposal.blocked
     with pytest.raises(InvalidCommand, match=r"risk\.max_leverage = 50"):
         await desk.set_risk_limit("alice", "max_leverage", 50)

@@ -72,7 +72,8 @@ _POSITION_WIDTHS = (8, 11, 8, 8, 7, 9, 5)
 
 
 class PositionsSummary(Widget):
-    """Open positions in two lines, for terminals too small for the table: the largest, then the rest."""
+    """Open positions in two lines, for terminals too small for the table: the largest, then the rest (and how
+    many orders rest, which the orders screen, O, lists)."""
 
     DEFAULT_CSS = """
     PositionsSummary { height: 2; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
@@ -81,10 +82,23 @@ class PositionsSummary(Widget):
 
     positions: reactive[tuple[PositionView, ...]] = reactive(())
     """The daemon's positions, as last pushed."""
+    resting: reactive[int] = reactive(0)
+    """How many orders rest at the venue."""
     stale: reactive[bool] = reactive(False, toggle_class="-stale")
     """True while disconnected."""
 
     def render(self) -> Text:
+        text = self._positions()
+        if self.resting:
+            lines = text.plain.split("\n")
+            joint = "\n  " if len(lines) == 1 else " · " if lines[1].strip() else ""
+            orders = f"{self.resting} resting order" + ("s" if self.resting > 1 else "")
+            text.append_text(Text.assemble(joint, (orders, "bold"), (" (O: cancel or amend)", "dim")))
+            text.no_wrap = True
+            text.overflow = "ellipsis"
+        return text
+
+    def _positions(self) -> Text:
         views = sorted(self.positions, key=_notional, reverse=True)
         if not views:
             return Text.assemble(("Positions ", "bold"), ("none open", "dim"))
