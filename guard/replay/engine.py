@@ -131,6 +131,10 @@ class _Symbol:
     variance: list[float]
     candidate: np.ndarray
     """bool per bar: the model names a side at or above the policy's minimum confidence."""
+    candidate_groups: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """The groups of the candidate bars, in order."""
+    candidate_times: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """The candidate bars' signal times (their close), in order."""
     track: set[int] = field(default_factory=set)
     """Bars the tracker must see (where a recorded proposal settles)."""
 
@@ -178,6 +182,8 @@ class ReplayEngine:
         self._leverage_of: dict[int, Decimal] = {}
         self._reducing_at: int | None = None
         self._reducing_day: int | None = None
+        self._refreshed_at = -1
+        """The journal's last sequence number when `_refresh` last read the desk."""
 
     # --- precomputation -------------------------------------------------------------
 
@@ -204,11 +210,10 @@ class ReplayEngine:
         self._index = {s.history.symbol: s.j for s in self._symbols}
         grid = MarketGrid.build(self._histories, self._tf_ms, self.options.intrabar)
         self.grid = grid
-        n_groups = len(grid)
-        cand_groups = np.zeros(n_groups, dtype=bool)
         for s in self._symbols:
-            cand_groups[np.searchsorted(grid.group_open, s.history.open_times[s.candidate])] = True
-        self._candidate_groups = np.flatnonzero(cand_groups)
+            opens = s.history.open_times[s.candidate]
+            s.candidate_groups = np.searchsorted(grid.group_open, opens)
+            s.candidate_times = opens + self._tf_ms
         self._outlook = self._model_outlook(min_conf)
 
     def _model_outlook(self, min_confidence: float) -> ModelOutlook:
@@ -377,9 +382,12 @@ class ReplayEngine:
         self._sync_all(g)
         equity = desk.state.account.equity(desk.marks)
         queued = []
+        bar_seconds = self.model.bar_seconds
         for s in self._symbols:
             i = int(self.grid.row[g, s.j])
             if i < 0 or not s.candidate[i]:
+                continue
+            if int(s.history.open_times[i]) + self._tf_ms < self.policy.cooling_until(s.history.symbol, bar_seconds):
                 continue
             signal = s.signals.signal(i, explain_side=self.options.explain)
             price = desk.marks.get(s.history.symbol) or Decimal(str(signal.price))
@@ -430,7 +438,15 @@ class ReplayEngine:
     # --- the lean path --------------------------------------------------------------
 
     def _refresh(self, g: int) -> None:
-        """Re-read what the lean path's proofs and the counters depend on, after anything happened."""
+        """Re-read what the lean path's proofs and the counters depend on, after anything happened.
+
+        Everything read here (positions, resting orders, the trading state, today's PnL, the limits) changes
+        only with a journaled event: when none was recorded since the last look, it is as it was.
+        """
+        seq = self.journal.last_seq
+        if seq == self._refreshed_at:
+            return
+        self._refreshed_at = seq
         account = self.broker.account
         state = self.desk.state
         self._x = Exposure.of(
@@ -467,16 +483,25 @@ class ReplayEngine:
         return self._reducing_day is not None and int(self.grid.open_day[g]) > self._reducing_day
 
     def _candidates_at(self, g: int) -> bool:
-        i = np.searchsorted(self._candidate_groups, g)
-        return bool(i < len(self._candidate_groups) and self._candidate_groups[i] == g)
+        return self._next_candidate(g) == g
+
+    def _next_candidate(self, g: int) -> int:
+        """The first group at or after g with a bar where the model names a side the policy may propose on
+        (outside its cooldown: there it proposes nothing, whatever the model says); len(grid) when none."""
+        stop = len(self.grid)
+        bar_seconds = self.model.bar_seconds
+        for s in self._symbols:
+            k = max(
+                int(np.searchsorted(s.candidate_groups, g)),
+                int(np.searchsorted(s.candidate_times, self.policy.cooling_until(s.history.symbol, bar_seconds))),
+            )
+            if k < len(s.candidate_groups):
+                stop = min(stop, int(s.candidate_groups[k]))
+        return stop
 
     def _next_interesting(self, g: int) -> int:
         """The first group at or after g where something can happen."""
-        n = len(self.grid)
-        stop = n
-        i = np.searchsorted(self._candidate_groups, g)
-        if i < len(self._candidate_groups):
-            stop = int(self._candidate_groups[i])
+        stop = self._next_candidate(g)
         heap = self._track_groups
         while heap and heap[0] < g:
             heapq.heappop(heap)
