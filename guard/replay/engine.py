@@ -183,6 +183,7 @@ class ReplayEngine:
         self._reducing_at: int | None = None
         self._reducing_day: int | None = None
         self._refreshed_at = -1
+        self._next_candidate_at = ((-1, -1), -1)
         """The journal's last sequence number when `_refresh` last read the desk."""
 
     # --- precomputation -------------------------------------------------------------
@@ -488,6 +489,9 @@ class ReplayEngine:
     def _next_candidate(self, g: int) -> int:
         """The first group at or after g with a bar where the model names a side the policy may propose on
         (outside its cooldown: there it proposes nothing, whatever the model says); len(grid) when none."""
+        key = (g, self.journal.last_seq)  # the policy's cooldown moves only with a proposal, which is journaled
+        if self._next_candidate_at[0] == key:
+            return self._next_candidate_at[1]
         stop = len(self.grid)
         bar_seconds = self.model.bar_seconds
         for s in self._symbols:
@@ -497,6 +501,7 @@ class ReplayEngine:
             )
             if k < len(s.candidate_groups):
                 stop = min(stop, int(s.candidate_groups[k]))
+        self._next_candidate_at = (key, stop)
         return stop
 
     def _next_interesting(self, g: int) -> int:

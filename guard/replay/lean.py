@@ -120,41 +120,45 @@ class Exposure:
         daily_realized: Decimal,
         limit: Decimal,
     ) -> Exposure:
-        bands: dict[int, list[float]] = {}
-
-        def narrow(j: int, price: float, falling: bool) -> None:
-            band = bands.setdefault(j, [-math.inf, math.inf])
-            if falling:
-                band[0] = max(band[0], price * (1 + EPS))
-            else:
-                band[1] = min(band[1], price * (1 - EPS))
-
+        # Per symbol: the highest price that stops a fall, the lowest that stops a rise (with the margin).
+        lows: dict[int, float] = {}
+        highs: dict[int, float] = {}
         for symbol, j in index.items():
             for r in broker.resting(symbol):
                 if r.order_type is OrderType.LIMIT:
                     assert r.limit_price is not None
-                    narrow(j, float(r.limit_price), falling=r.side is Side.BUY)
+                    price, falling = float(r.limit_price), r.side is Side.BUY
                 else:
                     assert r.trigger_price is not None
-                    narrow(j, float(r.trigger_price), (r.order_type is OrderType.STOP_MARKET) == (r.side is Side.SELL))
+                    price = float(r.trigger_price)
+                    falling = (r.order_type is OrderType.STOP_MARKET) == (r.side is Side.SELL)
+                if falling:
+                    lows[j] = max(lows.get(j, -math.inf), price * (1 + EPS))
+                else:
+                    highs[j] = min(highs.get(j, math.inf), price * (1 - EPS))
         held = []
         funding = -1
+        n = len(grid)
         for p in positions.values():
             j = index[p.symbol]
             qty = float(p.qty)
             held.append((j, qty, float(p.entry_price)))
             if p.liquidation_price is not None:
-                narrow(j, float(p.liquidation_price), falling=qty > 0)
+                price = float(p.liquidation_price)
+                if qty > 0:
+                    lows[j] = max(lows.get(j, -math.inf), price * (1 + EPS))
+                else:
+                    highs[j] = min(highs.get(j, math.inf), price * (1 - EPS))
             due = broker.next_funding_ms(p.symbol)
             if due is not None:
-                k = int(np.searchsorted(grid.last_ts, due))
-                at = int(grid.next_bar[k, j]) if k < len(grid) else len(grid)
-                if at < len(grid):
+                k = int(grid.last_ts.searchsorted(due))
+                at = int(grid.next_bar[k, j]) if k < n else n
+                if at < n:
                     funding = at if funding < 0 else min(funding, at)
         realized, lim = float(daily_realized), float(limit)
         exposure = sum(abs(q) * e for _, q, e in held)
         return cls(
-            bands=tuple((j, lo, hi) for j, (lo, hi) in bands.items()),
+            bands=tuple((j, lows.get(j, -math.inf), highs.get(j, math.inf)) for j in sorted(lows.keys() | highs)),
             funding_group=funding,
             positions=tuple(held),
             active=active,
