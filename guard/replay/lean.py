@@ -223,3 +223,22 @@ def _daily(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int:
     )
     bad = -(realized + unrealized) >= x.limit - x.margin
     return g0 + int(bad.argmax()) if bad.any() else g1
+
+
+Segment = tuple[int, float, tuple[tuple[int, float, float], ...]]
+"""(first group, account total, positions as (symbol, signed qty, entry price)): what held from that group on."""
+
+
+def equity_curve(grid: MarketGrid, segments: Sequence[Segment], total: float) -> np.ndarray:
+    """Equity at each group's closes: each segment's account total plus its positions marked at the closes."""
+    n = len(grid)
+    equity = np.full(n, total)
+    bounds = [seg[0] for seg in segments] + [n]
+    for (g0, seg_total, held), g1 in zip(segments, bounds[1:], strict=True):
+        if g1 <= g0:
+            continue
+        value = np.full(g1 - g0, seg_total)
+        for j, qty, entry in held:
+            value += qty * (grid.closes[g0:g1, j] - entry)
+        equity[g0:g1] = value
+    return equity
