@@ -60,6 +60,78 @@ def _guard(history: Any, n: int, min_confidence: float | None = None) -> tuple[f
     return n / seconds, result
 
 
+class _Stopwatch:
+    """Wall time spent inside chosen functions, for one instrumented replay (the figures come from an
+    uninstrumented one). Each function is wrapped where its caller finds it and put back afterwards."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def watch(self, bucket: str, owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+        seconds = self.seconds
+        seconds.setdefault(bucket, 0.0)
+        clock = time.perf_counter
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = clock()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                seconds[bucket] += clock() - started
+
+        self._undo.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def restore(self) -> None:
+        for owner, name, original in reversed(self._undo):
+            setattr(owner, name, original)
+
+
+def _breakdown(history: Any, n: int) -> tuple[dict[str, float], int, float]:
+    """Microseconds per proposal in each part of the pipeline, from one instrumented replay of n bars.
+
+    desk: everything inside the desk's calls (pricing, the gate and risk checks, state folding, the
+    journal's append bookkeeping and replay's counting) but the three parts below it; broker: the paper
+    broker's fills, triggers and marks; journal encode: msgspec and the hash chain; journal write: SQLite;
+    tracker: the live tracker; engine: the rest of replay (signals, policy, lean-path proofs, fast-forward).
+    """
+    from guard import codec
+    from guard.broker.paper import PaperBroker
+    from guard.journal import store
+    from guard.model.tracker import LiveTracker
+    from guard.replay import engine
+
+    watch = _Stopwatch()
+    watch.watch("desk", engine, "drive")  # broker and journal time is inside it: taken out below
+    for name in ("on_market", "submit_many", "cancel_many"):
+        watch.watch("broker", PaperBroker, name)
+    watch.watch("journal encode", codec, "encode")
+    watch.watch("journal encode", store, "chain_hash_encoded")
+    watch.watch("journal write", store, "write_rows")
+    for name in ("record", "on_bar", "decision"):
+        watch.watch("tracker", LiveTracker, name)
+    watch.watch("model (whole history, once)", engine.ReplayEngine, "_prepare")
+    try:
+        _, result = _guard(history, n)
+    finally:
+        watch.restore()
+    t = watch.seconds
+    proposals = max(result.stats.proposals, 1)
+    inside = t["broker"] + t["journal encode"] + t["journal write"]
+    parts = {
+        "desk": t["desk"] - inside,
+        "broker": t["broker"],
+        "journal encode": t["journal encode"],
+        "journal write": t["journal write"],
+        "tracker": t["tracker"],
+        "engine": result.seconds - t["desk"] - t["tracker"] - t["model (whole history, once)"],
+    }
+    per = {k: v / proposals * 1e6 for k, v in parts.items()}
+    return per, result.stats.proposals, t["model (whole history, once)"]
+
+
 def _backtesting(history: Any, n: int) -> tuple[float, int] | None:
     try:
         import pandas as pd
@@ -148,6 +220,17 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
                 "(priced, risk-checked twice, decided, filled, protected, ~11 hash-chained journal events)",
     }
     ss = sparse.stats
+    per, proposals, model_s = _breakdown(history, big)
+    total = sum(per.values())
+    for part, us in per.items():
+        yield {
+            "figure": f"replay per proposal: {part}", "value": round(us, 1), "unit": "µs", "p50": None, "p99": None,
+            "target": "", "met": None,
+            "note": f"{us / total:.0%} of {total:,.0f} µs per proposal ({proposals:,} proposals, {big:,} bars, "
+                    f"default proposals.min_confidence; one instrumented run)"
+                    + (f"; the model's pass over the whole history, once: {model_s * 1000:,.0f} ms, not included"
+                       if part == "engine" else ""),
+        }
     yield {
         "figure": f"replay vs backtesting.py, proposals.min_confidence = {SPARSE_CONFIDENCE}", "unit": "ratio",
         "value": round(sparse_rate / peer_rate, 3), "p50": None, "p99": None, "target": ">= 1.0",
