@@ -410,7 +410,7 @@ class ReplayEngine:
     def _next_candidate(self, g: int) -> int:
         """The first group at or after g with a bar where the model names a side the policy may propose on
         (outside its cooldown: there it proposes nothing, whatever the model says); len(grid) when none."""
-        key = (g, self.journal.last_seq)  # the policy's cooldown moves only with a proposal, which is journaled
+        key = (g, self.stats.proposals + self.stats.refused)  # the cooldown moves only when a proposal is made
         if self._next_candidate_at[0] == key:
             return self._next_candidate_at[1]
         stop = len(self.grid)
