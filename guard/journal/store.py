@@ -205,10 +205,11 @@ class Journal:
         with self._lock:
             rows = []
             seq, prev = self.last_seq, self.last_hash
+            encode = codec.encode
             for event in events:
                 seq += 1
                 type_name = type(event).__name__
-                encoded = codec.encode(event)
+                encoded = encode(event)  # once: the row stores this text, and the chain hashes these bytes
                 digest = chain_hash_encoded(prev, seq, type_name, encoded)
                 rows.append((seq, event.at, type_name, encoded.decode(), prev, digest))
                 prev = digest
