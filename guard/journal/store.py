@@ -69,6 +69,7 @@ class Receipt:
 
     @classmethod
     def settled(cls, last_seq: int, value: int) -> Receipt:
+        """A receipt already complete, with `value` as its result."""
         return cls(None, last_seq, value)
 
     def done(self) -> bool:
