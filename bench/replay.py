@@ -16,7 +16,8 @@ gate and risk checks twice, the state folded, the journal's append bookkeeping, 
 audit) less the broker and the journal; broker = the paper broker's fills, triggers and marks; journal
 encode = msgspec and the hash chain; journal write = SQLite; tracker = the live tracker; engine = the
 rest of replay (Signals, the policy, the lean path's proofs and fast-forwards). Wall-clock figures on a
-machine shared with other work: the ratio, measured in one process, moves less than the bars/s.
+machine shared with other work: each rate is the best of three runs, and the ratio, measured in one
+process, moves less than the bars/s.
 
 Replay shares the live path (the same desk, broker, journal and tracker; the replay = live determinism
 test holds), so the per-proposal path was made lean where the daemon runs it too. By profile (cProfile,
@@ -43,9 +44,9 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 START_MS = 1_767_225_600_000
@@ -158,6 +159,18 @@ def _breakdown(history: Any, n: int) -> tuple[dict[str, float], int, float]:
     return per, result.stats.proposals, t["model (whole history, once)"]
 
 
+RUNS = 3
+"""Each rate is the best of this many runs: on a machine shared with other work, the fastest run is the one
+least disturbed by it (guard and backtesting.py alike)."""
+
+T = TypeVar("T")
+
+
+def _best(run: Callable[[], tuple[float, T]]) -> tuple[float, T]:
+    """The run with the highest rate (the first value) of RUNS."""
+    return max((run() for _ in range(RUNS)), key=lambda r: r[0])
+
+
 def _backtesting(history: Any, n: int) -> tuple[float, int] | None:
     try:
         import pandas as pd
@@ -185,13 +198,16 @@ def _backtesting(history: Any, n: int) -> tuple[float, int] | None:
          "Close": history.closes[:n], "Volume": history.volumes[:n]},
         index=pd.to_datetime(history.open_times[:n], unit="ms"),
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        started = time.perf_counter()
-        bt = Backtest(frame, SmaCross, cash=10_000_000, commission=0.0005, finalize_trades=True)
-        stats = bt.run()
-        seconds = time.perf_counter() - started
-    return n / seconds, int(stats["# Trades"])
+    def once() -> tuple[float, int]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            started = time.perf_counter()
+            bt = Backtest(frame, SmaCross, cash=10_000_000, commission=0.0005, finalize_trades=True)
+            stats = bt.run()
+            seconds = time.perf_counter() - started
+        return n / seconds, int(stats["# Trades"])
+
+    return _best(once)
 
 
 def run(quick: bool) -> Iterable[dict[str, Any]]:
@@ -204,8 +220,8 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
     big, small = (50_000, 5_000) if quick else (200_000, 20_000)
     history = _bars(big)
     _guard(history, 2_000)  # warm: torch's first forward pass, imports
-    small_rate, small_result = _guard(history, small)
-    big_rate, big_result = _guard(history, big)
+    small_rate, small_result = _best(lambda: _guard(history, small))
+    big_rate, big_result = _best(lambda: _guard(history, big))
     s = big_result.stats
     yield {
         "figure": f"replay, whole pipeline, {big:,} bars", "value": round(big_rate), "unit": "bars/s",
@@ -221,7 +237,7 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
         "note": f"{small_rate:,.0f} bars/s at {small:,} bars ({small_result.stats.fills:,} fills), "
                 f"{big_rate:,.0f} at {big:,} ({s.fills:,} fills): no slowdown as trades accumulate",
     }
-    sparse_rate, sparse = _guard(history, big, min_confidence=SPARSE_CONFIDENCE)
+    sparse_rate, sparse = _best(lambda: _guard(history, big, min_confidence=SPARSE_CONFIDENCE))
     peer = _backtesting(history, big)
     if peer is None:
         yield {
@@ -234,7 +250,8 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
     yield {
         "figure": f"backtesting.py SMA(10, 30) cross, {big:,} bars", "value": round(peer_rate), "unit": "bars/s",
         "p50": None, "p99": None, "target": "", "met": None,
-        "note": f"{trades:,} trades; same bars, same process, measured right after guard",
+        "note": f"{trades:,} trades; same bars, same process, measured right after guard; each rate the best of "
+                f"{RUNS} runs",
     }
     yield {
         "figure": "replay vs backtesting.py (bars/s)", "value": round(big_rate / peer_rate, 3), "unit": "ratio",
