@@ -7,7 +7,7 @@ What replay does differently is *when* it calls them:
 
 * Features and model outputs are computed for the whole history at once
   (`ModelRunner.replay`); Signals are built only at bars where the model names a side at or
-  above `proposals.min_confidence` (below that the policy proposes nothing anyway).
+  above `proposals.min_confidence`, outside the policy's cooldown (elsewhere it proposes nothing).
 * Market events go to the desk only when they could change something. Most bars carry no
   proposal and touch no position: for those, the lean path proves with float arithmetic (and
   a margin) that no liquidation, stop, take-profit, funding payment or daily-loss latch can
@@ -131,6 +131,7 @@ class ReplayEngine:
         self._refreshed_at = -1
         """The journal's last sequence number when `_refresh` last read the desk."""
         self._next_candidate_at = ((-1, -1), -1)
+        """((group, proposals made), the next candidate group) as `_next_candidate` last found it."""
 
     # --- precomputation -------------------------------------------------------------
 
