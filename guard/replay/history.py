@@ -70,7 +70,7 @@ class SymbolHistory:
             if opened < timestamp:
                 continue
             close_time = opened + tf_ms
-            if close_time > deadline or close_time == deadline:
+            if close_time >= deadline:
                 return k
             if math.log(float(highs[k])) >= up or math.log(float(lows[k])) <= down:
                 return k
