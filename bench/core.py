@@ -6,6 +6,7 @@ and ~64 µs to decode a 1.15 KB ProposalQueued)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -201,7 +202,8 @@ async def _run(quick: bool) -> list[dict[str, Any]]:
             "note": f"{len(approve)} approvals back to back; each commits decision+intent (fsync) and the fill "
             f"(fsync). After {IDLE_BEFORE_S * 1000:.0f} ms asleep before each ({len(after_idle)} more): p50 "
             f"{statistics.median(after_idle):.3f} ms, p99 {_pct(after_idle, 0.99):.3f} ms (both threads wake "
-            "from idle)",
+            f"from idle). Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: every fsync waits on a "
+            "disk other work shares",
         },
         {
             "figure": "kill -> HALTED and a new submission refused",

@@ -84,10 +84,12 @@ def configure(
         else structlog.dev.ConsoleRenderer(colors=getattr(stream, "isatty", lambda: False)())
     )
     structlog.configure(
-        # Level filtering first: a disabled log call then costs almost nothing on the hot path.
         processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        # A call below the level is a bare `return None` (no event dict, no processor): what a replay's
+        # thousands of per-proposal info lines cost at level "error". filter_by_level still applies the
+        # stdlib level to what passes.
+        wrapper_class=structlog.make_filtering_bound_logger(level.upper()),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(stream)

@@ -127,6 +127,8 @@ class GuardState:
 
     def pending(self) -> list[ProposalRecord]:
         """Proposals waiting for a decision, oldest first."""
+        if not self._pending_ids:
+            return []
         live = [r for r in map(self.proposals.__getitem__, self._pending_ids) if r.status is ProposalStatus.PENDING]
         if len(live) != len(self._pending_ids):
             self._pending_ids = dict.fromkeys(r.proposal.id for r in live)

@@ -10,8 +10,10 @@ acknowledgment).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from guard.domain import HARD_LEVERAGE_CAP, AcknowledgmentKind, DecisionKind, OrderPurpose, TradingState
 from guard.events import (
@@ -77,31 +79,39 @@ class JournalAuditor:
 
     def check(self, e: Event) -> None:
         """Check one event against what came before it."""
-        if isinstance(e, ProposalQueued):
-            _require(e.proposal.id not in self.approved, f"{e.proposal.id} queued after it was approved")
-        elif isinstance(e, DecisionRecorded):
-            if e.kind is not DecisionKind.REJECT:
-                # Invariant 3: never approve what had expired.
-                _require(e.at < e.shown.expires_at, f"{e.proposal_id} approved after expiry")
-                _require(e.proposal_id not in self.ended, f"{e.proposal_id} approved after it ended")
-                self.approved[e.proposal_id] = e
-        elif isinstance(e, (ProposalExpired, ProposalKilled)):
-            self.ended.add(e.proposal_id)
-        elif isinstance(e, AcknowledgmentRecorded) and e.kind is AcknowledgmentKind.LEVERAGE:
+        rule = _RULES.get(type(e))
+        if rule is not None:
+            rule(self, e)
+
+    def _queued(self, e: ProposalQueued) -> None:
+        _require(e.proposal.id not in self.approved, f"{e.proposal.id} queued after it was approved")
+
+    def _decided(self, e: DecisionRecorded) -> None:
+        if e.kind is not DecisionKind.REJECT:
+            # Invariant 3: never approve what had expired.
+            _require(e.at < e.shown.expires_at, f"{e.proposal_id} approved after expiry")
+            _require(e.proposal_id not in self.ended, f"{e.proposal_id} approved after it ended")
+            self.approved[e.proposal_id] = e
+
+    def _ended(self, e: ProposalExpired | ProposalKilled) -> None:
+        self.ended.add(e.proposal_id)
+
+    def _acknowledged(self, e: AcknowledgmentRecorded) -> None:
+        if e.kind is AcknowledgmentKind.LEVERAGE:
             self.leverage_acknowledged = True
-        elif isinstance(e, TradingStateChanged):
-            self.state = e.state
-        elif isinstance(e, OrderSubmitted):
-            self._submitted(e)
-        elif isinstance(e, OrderFilled):
-            cid = e.fill.client_order_id
-            _require(cid in self.sent, f"fill for unknown order {cid}")
-            request = self.sent[cid].request
-            self.filled[cid] = self.filled.get(cid, Decimal(0)) + e.fill.qty
-            _require(self.filled[cid] <= request.qty, f"{cid} filled more than ordered")
-            if self.state is TradingState.HALTED:
-                # Invariant 4: while HALTED only the way out fills.
-                _require(request.purpose in ESCAPES or request.reduce_only, f"{cid} filled while HALTED")
+
+    def _state_changed(self, e: TradingStateChanged) -> None:
+        self.state = e.state
+
+    def _filled(self, e: OrderFilled) -> None:
+        cid = e.fill.client_order_id
+        _require(cid in self.sent, f"fill for unknown order {cid}")
+        request = self.sent[cid].request
+        self.filled[cid] = self.filled.get(cid, Decimal(0)) + e.fill.qty
+        _require(self.filled[cid] <= request.qty, f"{cid} filled more than ordered")
+        if self.state is TradingState.HALTED:
+            # Invariant 4: while HALTED only the way out fills.
+            _require(request.purpose in ESCAPES or request.reduce_only, f"{cid} filled while HALTED")
 
     def _submitted(self, e: OrderSubmitted) -> None:
         r = e.request
@@ -126,3 +136,16 @@ class JournalAuditor:
                 executes is not None and r.qty == executes.qty and r.leverage == executes.leverage,
                 f"entry order for {pid} differs from what was approved",
             )
+
+
+_RULES: dict[type, Callable[[JournalAuditor, Any], None]] = {
+    ProposalQueued: JournalAuditor._queued,
+    DecisionRecorded: JournalAuditor._decided,
+    ProposalExpired: JournalAuditor._ended,
+    ProposalKilled: JournalAuditor._ended,
+    AcknowledgmentRecorded: JournalAuditor._acknowledged,
+    TradingStateChanged: JournalAuditor._state_changed,
+    OrderSubmitted: JournalAuditor._submitted,
+    OrderFilled: JournalAuditor._filled,
+}
+"""The events the invariants concern, each with its rule (looked up by type: a replay audits every event)."""

@@ -46,6 +46,11 @@ def chain_hash(prev_hash: str, seq: int, type_name: str, payload: str) -> str:
     return hashlib.sha256(f"{prev_hash}|{seq}|{type_name}|{payload}".encode()).hexdigest()
 
 
+def chain_hash_encoded(prev_hash: str, seq: int, type_name: str, payload: bytes) -> str:
+    """`chain_hash` of a payload still in its UTF-8 bytes, as the encoder gave it (the same digest)."""
+    return hashlib.sha256(f"{prev_hash}|{seq}|{type_name}|".encode() + payload).hexdigest()
+
+
 def encode_event(event: Event) -> str:
     """An event's payload as the journal stores it (and the hash chain covers): its JSON, tag included."""
     return codec.encode(event).decode()

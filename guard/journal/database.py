@@ -7,6 +7,7 @@ checkpoints only at a hard limit (the journal checkpoints when idle, `guard.jour
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -87,8 +88,7 @@ def write_rows(
             conn.execute(f"PRAGMA max_page_count={int(pages)}")
             settings[id(conn)] = (synchronous, pages)
         conn.execute("BEGIN IMMEDIATE")
-        for rows in batches:
-            conn.executemany(_INSERT, rows)
+        conn.executemany(_INSERT, itertools.chain.from_iterable(batches))
         conn.execute("COMMIT")
     except sqlite3.Error as e:
         try:

@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from guard import codec
 from guard.errors import JournalError, JournalFailing, JournalRefused
 from guard.events import Event
 from guard.journal.anchor import AnchorPoint, AnchorWriter, anchor_path, read_anchor
@@ -36,9 +37,8 @@ from guard.journal.chain import (
     GENESIS_HASH,
     BrokenChain,
     Entry,
-    chain_hash,
+    chain_hash_encoded,
     checked_entries,
-    encode_event,
     read_entries,
 )
 from guard.journal.database import SCHEMA, Row, checkpoint, connect, connect_writer, write_rows
@@ -54,21 +54,34 @@ pages would double the fsyncs of a quiet daemon)."""
 RETRY_SECONDS = 0.5
 """How often a failing journal tries to write what it keeps."""
 class Receipt:
-    """Completes when the appended events are committed. Await it, or call `result()`."""
+    """Completes when the appended events are committed. Await it, or call `result()`.
 
-    __slots__ = ("_future", "last_seq")
+    A receipt made with no future (`settled`) is complete from the start: replay's batched journal, whose
+    appends need no one to wait, makes no thread-safe future for each of them.
+    """
 
-    def __init__(self, future: concurrent.futures.Future[int], last_seq: int) -> None:
+    __slots__ = ("_future", "_value", "last_seq")
+
+    def __init__(self, future: concurrent.futures.Future[int] | None, last_seq: int, value: int = 0) -> None:
         self._future = future
+        self._value = value
         self.last_seq = last_seq
 
+    @classmethod
+    def settled(cls, last_seq: int, value: int) -> Receipt:
+        """A receipt already complete, with `value` as its result."""
+        return cls(None, last_seq, value)
+
     def done(self) -> bool:
-        return self._future.done()
+        return self._future is None or self._future.done()
 
     def result(self, timeout: float | None = None) -> int:
-        return self._future.result(timeout)
+        return self._value if self._future is None else self._future.result(timeout)
 
     def __await__(self) -> Generator[Any, None, int]:
+        if self._future is None:
+            yield  # an await point all the same, as a threaded commit is
+            return self._value
         if self._future.done():
             # Still an await point, as a threaded commit is: other tasks (a kill) may run here.
             yield
@@ -81,7 +94,8 @@ class _Batch:
     rows: list[Row]
     events: Sequence[Event]
     durable: bool
-    future: concurrent.futures.Future[int]
+    future: concurrent.futures.Future[int] | None
+    """None: nobody waits on this batch (replay's batched journal; its receipt was settled at once)."""
     notified: bool = field(default=False)
 
 
@@ -192,25 +206,28 @@ class Journal:
         with self._lock:
             rows = []
             seq, prev = self.last_seq, self.last_hash
+            encode = codec.encode
             for event in events:
                 seq += 1
                 type_name = type(event).__name__
-                payload = encode_event(event)
-                digest = chain_hash(prev, seq, type_name, payload)
-                rows.append((seq, event.at, type_name, payload, prev, digest))
+                encoded = encode(event)  # once: the row stores this text, and the chain hashes these bytes
+                digest = chain_hash_encoded(prev, seq, type_name, encoded)
+                rows.append((seq, event.at, type_name, encoded.decode(), prev, digest))
                 prev = digest
             self.last_seq, self.last_hash = seq, prev
             if rows and not self._first_hash:
                 self._first_hash = rows[0][5] if rows[0][0] == 1 else self._first_hash
-            future: concurrent.futures.Future[int] = concurrent.futures.Future()
-            batch = _Batch(rows, list(events), durable, future)
             if self._inline is not None and self._batch_rows:
+                batch = _Batch(rows, events, durable, None)
                 self._notify([batch])
                 self._buffer.append(batch)
                 self._buffered += len(rows)
                 if self._buffered >= self._batch_rows:
                     self.flush()
-            elif self._inline is not None:
+                return Receipt.settled(seq, rows[-1][0] if rows else 0)
+            future: concurrent.futures.Future[int] = concurrent.futures.Future()
+            batch = _Batch(rows, list(events), durable, future)
+            if self._inline is not None:
                 if self._backlog and time.monotonic() - self._last_retry >= RETRY_SECONDS:
                     self._retry(self._inline)
                 self._commit(self._inline, [batch])
@@ -350,7 +367,8 @@ class Journal:
             f"{self._failure}; the events are kept in memory and written when the journal can write again"
         )
         for b in batches:
-            _settle(b.future, error=error)
+            if b.future is not None:
+                _settle(b.future, error=error)
 
     def _retry(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         """Try to write everything kept, on a fresh connection (the old one may be broken by the failure)."""
@@ -394,7 +412,7 @@ class Journal:
                     log.exception("journal_subscriber_failed")
         for b in batches:
             b.notified = True
-            if settle:
+            if settle and b.future is not None:
                 _settle(b.future, result=b.rows[-1][0] if b.rows else 0)
 
     # --- reading ---------------------------------------------------------------------

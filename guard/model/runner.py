@@ -23,6 +23,7 @@ from guard.model.inference import (
     outputs,
 )
 from guard.model.labels import DOWN, FLAT, UP
+from guard.timeframes import timeframe_ms
 
 DAY_MS = 86_400_000
 _SIDES = {UP: Side.BUY, DOWN: Side.SELL, FLAT: None}
@@ -155,16 +156,20 @@ class ReplaySignals:
             now_ms: when the model's age is measured; by default the bar's close (replay time).
             explain_side: compute the "why" for this window.
         """
-        window = self.series.window(i)
+        series = self.series
+        if not series.ready[i]:
+            raise ValueError(f"no full window ends at bar {i}")
         side = int(self.side[i])
-        why = self.runner.explain_window(window.values, side) if explain_side and side != FLAT else ""
+        # The window's rows are copied only for the "why" (what the window would carry besides is read here).
+        why = self.runner.explain_window(series.window(i).values, side) if explain_side and side != FLAT else ""
+        timestamp = int(series.open_times[i]) + timeframe_ms(series.timeframe)
         out = Outputs(
             probs=self.probs[i : i + 1], side=self.side[i : i + 1], confidence=self.confidence[i : i + 1],
             distance=np.zeros(1), novelty=self.novelty[i : i + 1],
         )
-        age = self.runner.age_days(window.timestamp if now_ms is None else now_ms)
+        age = self.runner.age_days(timestamp if now_ms is None else now_ms)
         return self.runner.make_signal(
-            window.symbol, window.timestamp, window.close, window.sigma, out, 0, age,
+            series.symbol, timestamp, float(series.closes[i]), float(series.sigma[i]), out, 0, age,
             self.novelty_threshold, why,
         )
 

@@ -83,6 +83,16 @@ class ProposalPolicy:
             log.debug("proposals.none", symbol=signal.symbol, reason=outcome.reason)
         return outcome
 
+    def cooling_until(self, symbol: str, bar_seconds: float) -> int:
+        """The first signal time (ms) at which `symbol` may be proposed again (0: it may be now).
+
+        Replay skips the bars before it: whatever the model says there, the policy proposes nothing.
+        """
+        last = self._last_proposed.get(symbol)
+        if last is None:
+            return 0
+        return last + round(self._config.cooldown_bars * bar_seconds * 1000)
+
     def reset_cooldown(self, symbol: str | None = None) -> None:
         """Forget cooldowns (after a restart or for one symbol)."""
         if symbol is None:
@@ -100,9 +110,7 @@ class ProposalPolicy:
             )
         if signal.novel and self._model.novelty_policy == "suppress":
             return PolicyOutcome(None, f"novel input (novelty {signal.novelty:.2f}): the model is guessing")
-        last = self._last_proposed.get(signal.symbol)
-        cooldown_ms = round(c.cooldown_bars * signal.bar_seconds * 1000)
-        if last is not None and signal.timestamp < last + cooldown_ms:
+        if signal.timestamp < self.cooling_until(signal.symbol, signal.bar_seconds):
             return PolicyOutcome(None, f"cooldown: proposed on {signal.symbol} less than {c.cooldown_bars} bars ago")
         if equity <= 0 or price <= 0:
             return PolicyOutcome(None, "no equity or no price")

@@ -7,7 +7,7 @@ What replay does differently is *when* it calls them:
 
 * Features and model outputs are computed for the whole history at once
   (`ModelRunner.replay`); Signals are built only at bars where the model names a side at or
-  above `proposals.min_confidence` (below that the policy proposes nothing anyway).
+  above `proposals.min_confidence`, outside the policy's cooldown (elsewhere it proposes nothing).
 * Market events go to the desk only when they could change something. Most bars carry no
   proposal and touch no position: for those, the lean path proves with float arithmetic (and
   a margin) that no liquidation, stop, take-profit, funding payment or daily-loss latch can
@@ -29,7 +29,6 @@ REDUCING (a person would; without it one bad day would end every replay).
 from __future__ import annotations
 
 import heapq
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,22 +45,9 @@ from guard.broker.paper import PaperBroker
 from guard.broker.paper_market import bar_path
 from guard.clock import TestClock
 from guard.config import Config
-from guard.domain import AcknowledgmentKind, MarketSpec, MarkPrice, ProposalStatus, TradingState
+from guard.domain import AcknowledgmentKind, MarketSpec, MarkPrice, ProposalStatus, Signal, TradingState
 from guard.errors import BadInput
-from guard.events import (
-    DecisionRecorded,
-    Event,
-    FundingPaid,
-    ModelPaused,
-    OrderFilled,
-    OrderSubmitted,
-    PositionLiquidated,
-    ProposalQueued,
-    ProposalRefused,
-    TradingStateChanged,
-)
 from guard.features import build_series_arrays
-from guard.journal.audit import JournalAuditor
 from guard.markets import default_spec
 from guard.model.artifact import LoadedModel
 from guard.model.labels import FLAT
@@ -71,55 +57,19 @@ from guard.proposals.policy import ProposalPolicy, RiskLimits
 from guard.replay.fit import model_outlook, young_enough
 from guard.replay.history import SymbolHistory
 from guard.replay.inline import ReplayJournal, YoungCollections, drive
-from guard.replay.lean import Exposure, MarketGrid, first_work
-from guard.replay.operator import ScriptedOperator
+from guard.replay.lean import Exposure, MarketGrid, Segment, equity_curve, first_work
+from guard.replay.options import ReplayOptions, replay_config
 from guard.replay.result import ModelOutlook, ReplayResult, ReplayStats
+from guard.replay.tally import Tally
 from guard.timeframes import timeframe_ms
+
+__all__ = ["ReplayEngine", "ReplayOptions", "replay_config"]
 
 log = structlog.get_logger(__name__)
 
 
 _INTRABAR_MS = (20_000, 40_000)
 """When, within a 1-minute bar, the mark is at the bar's first and second extreme (its open at 0)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayOptions:
-    """How to replay.
-
-    Attributes:
-        operator: the scripted operator deciding every proposal.
-        leverage: force every proposal to this leverage (the leverage table); None keeps the
-            policy's (`proposals.min_leverage`..`max_leverage`).
-        intrabar: let the mark visit each bar's extremes before its close.
-        lean: skip market events that provably change nothing (False: every event is worked).
-        explain: compute each proposal's "why" (a backward pass each: slow on long histories).
-        rearm_daily: re-arm at the next UTC day after the daily loss limit latched REDUCING.
-        resume_paused: when the live tracker pauses the model, resume it at once (the pause is still
-            journaled and counted). For the leverage table, so every level sees the same stream of
-            proposals; a person should not do this.
-        stops: False drops each proposal's stop before it is queued (a what-if for the leverage
-            table: the take-profit stays, only liquidation limits the loss).
-    """
-
-    operator: ScriptedOperator
-    leverage: Decimal | None = None
-    intrabar: bool = True
-    lean: bool = True
-    explain: bool = False
-    rearm_daily: bool = True
-    resume_paused: bool = False
-    stops: bool = True
-
-
-def replay_config(config: Config, leverage: Decimal | None) -> Config:
-    """The config a replay's desk runs with: a forced leverage, if any, raises the limits to allow it."""
-    if leverage is None:
-        return config
-    x = float(leverage)
-    proposals = msgspec.structs.replace(config.proposals, min_leverage=x, max_leverage=x)
-    risk = msgspec.structs.replace(config.risk, max_leverage=max(x, 1.0))
-    return msgspec.structs.replace(config, proposals=proposals, risk=risk)
 
 
 @dataclass(slots=True)
@@ -133,6 +83,10 @@ class _Symbol:
     variance: list[float]
     candidate: np.ndarray
     """bool per bar: the model names a side at or above the policy's minimum confidence."""
+    candidate_groups: np.ndarray
+    """The groups of the candidate bars, in order."""
+    candidate_times: np.ndarray
+    """The candidate bars' signal times (their close), in order."""
     track: set[int] = field(default_factory=set)
     """Bars the tracker must see (where a recorded proposal settles)."""
 
@@ -175,11 +129,11 @@ class ReplayEngine:
         self.stats = ReplayStats()
         self._track_groups: list[int] = []
         """Heap of groups where the tracker must see a bar (lean path)."""
-        self._purpose: dict[str, str] = {}
-        self._held: dict[int, Decimal] = {}
-        self._leverage_of: dict[int, Decimal] = {}
-        self._reducing_at: int | None = None
         self._reducing_day: int | None = None
+        self._refreshed_at = -1
+        """The journal's last sequence number when `_refresh` last read the desk."""
+        self._next_candidate_at = ((-1, -1), -1)
+        """((group, proposals made), the next candidate group) as `_next_candidate` last found it."""
 
     # --- precomputation -------------------------------------------------------------
 
@@ -192,6 +146,7 @@ class ReplayEngine:
         runner = ModelRunner(self.model)
         threshold = self.config.model.novelty_threshold
         min_conf = self.config.proposals.min_confidence
+        self.grid = MarketGrid.build(self._histories, self._tf_ms, self.options.intrabar)
         self._symbols: list[_Symbol] = []
         for j, h in enumerate(self._histories):
             series = build_series_arrays(
@@ -200,18 +155,13 @@ class ReplayEngine:
             signals = runner.replay(series, novelty_threshold=threshold)
             candidate = signals.ready & (signals.side != FLAT) & (signals.confidence >= min_conf)
             candidate &= young_enough(self.model, h.open_times, self.config.model.max_age_days)  # as live, on bar time
-            self._symbols.append(
-                _Symbol(j, h, self._specs.get(h.symbol) or default_spec(h.symbol), signals, h.broker_variances(),
-                        candidate)
-            )
+            opens = h.open_times[candidate]
+            spec = self._specs.get(h.symbol) or default_spec(h.symbol)
+            self._symbols.append(_Symbol(
+                j, h, spec, signals, h.broker_variances(), candidate,
+                np.searchsorted(self.grid.group_open, opens), opens + self._tf_ms,
+            ))
         self._index = {s.history.symbol: s.j for s in self._symbols}
-        grid = MarketGrid.build(self._histories, self._tf_ms, self.options.intrabar)
-        self.grid = grid
-        n_groups = len(grid)
-        cand_groups = np.zeros(n_groups, dtype=bool)
-        for s in self._symbols:
-            cand_groups[np.searchsorted(grid.group_open, s.history.open_times[s.candidate])] = True
-        self._candidate_groups = np.flatnonzero(cand_groups)
         self._outlook = self._model_outlook(min_conf)
 
     def _model_outlook(self, min_confidence: float) -> ModelOutlook:
@@ -232,10 +182,9 @@ class ReplayEngine:
         first_ms = int(self.grid.group_open[0])
         self.clock = TestClock(first_ms)
         specs = {s.history.symbol: s.spec for s in self._symbols}
-        journal = ReplayJournal(self.journal_path, self._on_committed)
+        self.tally = Tally(self.stats, Decimal(str(config.risk.max_leverage)))
+        journal = ReplayJournal(self.journal_path, self.tally)
         self.journal = journal
-        self._auditor = JournalAuditor(Decimal(str(config.risk.max_leverage)))
-        self._violations: list[str] = []
         try:
             self.broker = PaperBroker(specs, config.paper, self.clock)
             self.desk = ApprovalDesk(
@@ -258,7 +207,7 @@ class ReplayEngine:
                 false_pause_rate=config.model.live_false_pause_rate,
                 window=1_000_000_000,
             )
-            self._segments: list[tuple[int, float, tuple[tuple[int, float, float], ...]]] = []
+            self._segments: list[Segment] = []
             self._refresh(0)
             self._loop()
             self.clock.set(max(self.clock.now_ms(), int(self.grid.group_open[-1]) + self._tf_ms))
@@ -366,9 +315,12 @@ class ReplayEngine:
         self._sync_all(g)
         equity = desk.state.account.equity(desk.marks)
         queued = []
+        bar_seconds = self.model.bar_seconds
         for s in self._symbols:
             i = int(self.grid.row[g, s.j])
             if i < 0 or not s.candidate[i]:
+                continue
+            if int(s.history.open_times[i]) + self._tf_ms < self.policy.cooling_until(s.history.symbol, bar_seconds):
                 continue
             signal = s.signals.signal(i, explain_side=self.options.explain)
             price = desk.marks.get(s.history.symbol) or Decimal(str(signal.price))
@@ -379,7 +331,7 @@ class ReplayEngine:
             result = drive(desk.propose(request))
             if result.ok and result.proposal is not None:
                 self.tracker.record(signal, result.proposal.id)
-                self._schedule_score(s, i, signal.timestamp, signal.price, signal.barrier, signal.horizon_seconds)
+                self._schedule_score(s, i, signal)
                 queued.append(result.proposal.id)
         operator = self.options.operator
         for pid in queued:
@@ -397,31 +349,26 @@ class ReplayEngine:
                 else:
                     drive(desk.reject(pid, operator.name, reason=decision.reason))
 
-    def _schedule_score(self, s: _Symbol, i: int, timestamp: int, price: float, barrier: float, horizon: float) -> None:
+    def _schedule_score(self, s: _Symbol, i: int, signal: Signal) -> None:
         """Find the bar that will settle this proposal (the tracker's own rule) so the lean path feeds it."""
         h = s.history
-        entry = math.log(price)
-        up, down = entry + barrier, entry - barrier
-        deadline = timestamp + round(horizon * 1000)
-        k = i + 1
-        n = len(h)
-        while k < n:
-            close_time = int(h.open_times[k]) + self._tf_ms
-            if int(h.open_times[k]) >= timestamp:
-                if close_time > deadline:
-                    break
-                lh, ll = math.log(float(h.highs[k])), math.log(float(h.lows[k]))
-                if lh >= up or ll <= down or close_time == deadline:
-                    break
-            k += 1
-        if k < n:
+        k = h.settling_bar(i, signal.timestamp, signal.price, signal.barrier, signal.horizon_seconds)
+        if k is not None:
             s.track.add(k)
             heapq.heappush(self._track_groups, int(np.searchsorted(self.grid.group_open, h.open_times[k])))
 
     # --- the lean path --------------------------------------------------------------
 
     def _refresh(self, g: int) -> None:
-        """Re-read what the lean path's proofs and the counters depend on, after anything happened."""
+        """Re-read what the lean path's proofs and the counters depend on, after anything happened.
+
+        Everything read here (positions, resting orders, the trading state, today's PnL, the limits) changes
+        only with a journaled event: when none was recorded since the last look, it is as it was.
+        """
+        seq = self.journal.last_seq
+        if seq == self._refreshed_at:
+            return
+        self._refreshed_at = seq
         account = self.broker.account
         state = self.desk.state
         self._x = Exposure.of(
@@ -434,15 +381,7 @@ class ReplayEngine:
             daily_realized=state.daily.realized,
             limit=self.desk.limits().daily_loss_limit,
         )
-        previous = self._held
-        for p in account.positions.values():
-            j = self._index[p.symbol]
-            old = previous.get(j)
-            if old is None or (old > 0) != (p.qty > 0):
-                key = _lev(p.leverage)
-                self.stats.positions_opened[key] = self.stats.positions_opened.get(key, 0) + 1
-        self._held = {self._index[p.symbol]: p.qty for p in account.positions.values()}
-        self._leverage_of = {self._index[p.symbol]: p.leverage for p in account.positions.values()}
+        self.tally.held(account.positions.values())
         self._total = float(account.total)
         self._segments.append((g, self._total, self._x.positions))
         self._reducing_day = self._daily_day_of_reducing() if state.trading_state is TradingState.REDUCING else None
@@ -451,23 +390,36 @@ class ReplayEngine:
         reason = self.desk.state.state_reason
         if not self.options.rearm_daily or not reason.startswith("daily loss limit"):
             return None
-        at = self._reducing_at if self._reducing_at is not None else self.clock.now_ms()
+        at = self.tally.reducing_at if self.tally.reducing_at is not None else self.clock.now_ms()
         return at // DAY_MS
 
     def _rearm_due(self, g: int) -> bool:
         return self._reducing_day is not None and int(self.grid.open_day[g]) > self._reducing_day
 
     def _candidates_at(self, g: int) -> bool:
-        i = np.searchsorted(self._candidate_groups, g)
-        return bool(i < len(self._candidate_groups) and self._candidate_groups[i] == g)
+        return self._next_candidate(g) == g
+
+    def _next_candidate(self, g: int) -> int:
+        """The first group at or after g with a bar where the model names a side the policy may propose on
+        (outside its cooldown: there it proposes nothing, whatever the model says); len(grid) when none."""
+        key = (g, self.stats.proposals + self.stats.refused)  # the cooldown moves only when a proposal is made
+        if self._next_candidate_at[0] == key:
+            return self._next_candidate_at[1]
+        stop = len(self.grid)
+        bar_seconds = self.model.bar_seconds
+        for s in self._symbols:
+            k = max(
+                int(np.searchsorted(s.candidate_groups, g)),
+                int(np.searchsorted(s.candidate_times, self.policy.cooling_until(s.history.symbol, bar_seconds))),
+            )
+            if k < len(s.candidate_groups):
+                stop = min(stop, int(s.candidate_groups[k]))
+        self._next_candidate_at = (key, stop)
+        return stop
 
     def _next_interesting(self, g: int) -> int:
         """The first group at or after g where something can happen."""
-        n = len(self.grid)
-        stop = n
-        i = np.searchsorted(self._candidate_groups, g)
-        if i < len(self._candidate_groups):
-            stop = int(self._candidate_groups[i])
+        stop = self._next_candidate(g)
         heap = self._track_groups
         while heap and heap[0] < g:
             heapq.heappop(heap)
@@ -500,70 +452,11 @@ class ReplayEngine:
                 self.desk.fast_forward_mark(h.bar(i))
             self.broker.fast_forward(h.symbol, Decimal(str(close)), close, s.variance[i], last_ms)
 
-    # --- the record -----------------------------------------------------------------
-
-    def _on_committed(self, events: Sequence[Event]) -> None:
-        stats = self.stats
-        for event in events:
-            stats.events += 1
-            self._audit(event)
-            if isinstance(event, ProposalQueued):
-                stats.proposals += 1
-            elif isinstance(event, ProposalRefused):
-                stats.refused += 1
-            elif isinstance(event, DecisionRecorded):
-                if event.executes is None:
-                    stats.rejected += 1
-                else:
-                    stats.approved += 1
-            elif isinstance(event, OrderSubmitted):
-                self._purpose[event.request.client_order_id] = event.request.purpose.value
-            elif isinstance(event, OrderFilled):
-                stats.fills += 1
-                purpose = self._purpose.get(event.fill.client_order_id, "")
-                if purpose == "entry":
-                    stats.entries_filled += 1
-                elif purpose == "stop":
-                    stats.stops += 1
-                elif purpose == "take_profit":
-                    stats.take_profits += 1
-                stats.markers.append((event.at, purpose or "fill", event.fill.symbol))
-            elif isinstance(event, PositionLiquidated):
-                stats.liquidations += 1
-                j = next(s.j for s in self._symbols if s.history.symbol == event.symbol)
-                key = _lev(self._leverage_of.get(j, Decimal(0)))
-                stats.liquidated[key] = stats.liquidated.get(key, 0) + 1
-                stats.markers.append((event.at, "liquidation", event.symbol))
-            elif isinstance(event, FundingPaid):
-                stats.funding_payments += 1
-            elif isinstance(event, TradingStateChanged):
-                if event.state is TradingState.REDUCING:
-                    stats.reducing_latches += 1
-                    self._reducing_at = event.at
-                elif event.previous is TradingState.REDUCING and event.state is TradingState.ACTIVE:
-                    stats.rearms += 1
-            elif isinstance(event, ModelPaused):
-                stats.model_paused = event.reason
-                stats.model_pauses += 1
-
-    def _audit(self, event: Event) -> None:
-        try:
-            self._auditor.check(event)
-        except AssertionError as e:
-            self._violations.append(str(e) or type(event).__name__)
+    # --- the result -----------------------------------------------------------------
 
     def _result(self, seconds: float) -> ReplayResult:
-        n = len(self.grid.group_open)
-        equity = np.full(n, self._total)
+        equity = equity_curve(self.grid, self._segments, self._total)
         closes = self.grid.closes
-        bounds = [seg[0] for seg in self._segments] + [n]
-        for (g0, total, held), g1 in zip(self._segments, bounds[1:], strict=True):
-            if g1 <= g0:
-                continue
-            value = np.full(g1 - g0, total)
-            for j, qty, entry in held:
-                value += qty * (closes[g0:g1, j] - entry)
-            equity[g0:g1] = value
         account = self.broker.account
         marks = self.desk.marks
         report = self.tracker.report()
@@ -585,30 +478,12 @@ class ReplayEngine:
             open_positions=len(account.positions),
             stats=self.stats,
             tracker=report,
-            by_leverage=self._by_leverage(),
+            by_leverage=self.tally.by_leverage(self.desk.state.proposals.values()),
             operator=self.options.operator.policy.value,
             leverage=str(self.options.leverage) if self.options.leverage is not None else "policy",
             model_id=self.model.model_id,
             journal=self.journal_path,
             seconds=seconds,
-            violations=tuple(self._violations),
+            violations=tuple(self.tally.violations),
             outlook=self._outlook,
         )
-
-    def _by_leverage(self) -> dict[str, dict[str, float]]:
-        rows: dict[str, dict[str, float]] = {}
-        state = self.desk.state
-        for record in state.proposals.values():
-            key = _lev(record.proposal.leverage)
-            row = rows.setdefault(key, {"proposals": 0, "approved": 0, "positions": 0, "liquidated": 0})
-            row["proposals"] += 1
-            row["approved"] += record.decision is not None and record.status is not ProposalStatus.REJECTED
-        for key, count in self.stats.positions_opened.items():
-            rows.setdefault(key, {"proposals": 0, "approved": 0, "positions": 0, "liquidated": 0})["positions"] = count
-        for key, count in self.stats.liquidated.items():
-            rows.setdefault(key, {"proposals": 0, "approved": 0, "positions": 0, "liquidated": 0})["liquidated"] = count
-        return dict(sorted(rows.items(), key=lambda kv: float(kv[0])))
-
-
-def _lev(leverage: Decimal) -> str:
-    return f"{leverage.normalize():f}"

@@ -12,6 +12,7 @@ import numpy as np
 from guard.domain import Bar
 from guard.errors import BadInput
 from guard.feed.history import read_bars
+from guard.timeframes import timeframe_ms
 
 VOL_ALPHA = 0.06
 """The paper broker's EWMA weight (`guard.broker.paper_market.VOL_ALPHA`): the fast-forwarded volatility
@@ -54,6 +55,26 @@ class SymbolHistory:
 
     def __len__(self) -> int:
         return len(self.open_times)
+
+    def settling_bar(self, i: int, timestamp: int, price: float, barrier: float, horizon_seconds: float) -> int | None:
+        """The bar at which the live tracker settles a signal given at bar `i` (`guard.model.tracker`'s rule):
+        the first after it whose high or low reaches a barrier, or whose close reaches or passes the horizon's
+        deadline. None when the history ends first."""
+        entry = math.log(price)
+        up, down = entry + barrier, entry - barrier
+        deadline = timestamp + round(horizon_seconds * 1000)
+        tf_ms = timeframe_ms(self.timeframe)
+        times, highs, lows = self.open_times, self.highs, self.lows
+        for k in range(i + 1, len(times)):
+            opened = int(times[k])
+            if opened < timestamp:
+                continue
+            close_time = opened + tf_ms
+            if close_time >= deadline:
+                return k
+            if math.log(float(highs[k])) >= up or math.log(float(lows[k])) <= down:
+                return k
+        return None
 
     def bar(self, i: int) -> Bar:
         """Bar `i` as the feed would deliver it (closed; incomplete when it is a filled one)."""

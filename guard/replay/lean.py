@@ -120,41 +120,45 @@ class Exposure:
         daily_realized: Decimal,
         limit: Decimal,
     ) -> Exposure:
-        bands: dict[int, list[float]] = {}
-
-        def narrow(j: int, price: float, falling: bool) -> None:
-            band = bands.setdefault(j, [-math.inf, math.inf])
-            if falling:
-                band[0] = max(band[0], price * (1 + EPS))
-            else:
-                band[1] = min(band[1], price * (1 - EPS))
-
+        # Per symbol: the highest price that stops a fall, the lowest that stops a rise (with the margin).
+        lows: dict[int, float] = {}
+        highs: dict[int, float] = {}
         for symbol, j in index.items():
             for r in broker.resting(symbol):
                 if r.order_type is OrderType.LIMIT:
                     assert r.limit_price is not None
-                    narrow(j, float(r.limit_price), falling=r.side is Side.BUY)
+                    price, falling = float(r.limit_price), r.side is Side.BUY
                 else:
                     assert r.trigger_price is not None
-                    narrow(j, float(r.trigger_price), (r.order_type is OrderType.STOP_MARKET) == (r.side is Side.SELL))
+                    price = float(r.trigger_price)
+                    falling = (r.order_type is OrderType.STOP_MARKET) == (r.side is Side.SELL)
+                if falling:
+                    lows[j] = max(lows.get(j, -math.inf), price * (1 + EPS))
+                else:
+                    highs[j] = min(highs.get(j, math.inf), price * (1 - EPS))
         held = []
         funding = -1
+        n = len(grid)
         for p in positions.values():
             j = index[p.symbol]
             qty = float(p.qty)
             held.append((j, qty, float(p.entry_price)))
             if p.liquidation_price is not None:
-                narrow(j, float(p.liquidation_price), falling=qty > 0)
+                price = float(p.liquidation_price)
+                if qty > 0:
+                    lows[j] = max(lows.get(j, -math.inf), price * (1 + EPS))
+                else:
+                    highs[j] = min(highs.get(j, math.inf), price * (1 - EPS))
             due = broker.next_funding_ms(p.symbol)
             if due is not None:
-                k = int(np.searchsorted(grid.last_ts, due))
-                at = int(grid.next_bar[k, j]) if k < len(grid) else len(grid)
-                if at < len(grid):
+                k = int(grid.last_ts.searchsorted(due))
+                at = int(grid.next_bar[k, j]) if k < n else n
+                if at < n:
                     funding = at if funding < 0 else min(funding, at)
         realized, lim = float(daily_realized), float(limit)
         exposure = sum(abs(q) * e for _, q, e in held)
         return cls(
-            bands=tuple((j, lo, hi) for j, (lo, hi) in bands.items()),
+            bands=tuple((j, lows.get(j, -math.inf), highs.get(j, math.inf)) for j in sorted(lows.keys() | highs)),
             funding_group=funding,
             positions=tuple(held),
             active=active,
@@ -219,3 +223,22 @@ def _daily(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int:
     )
     bad = -(realized + unrealized) >= x.limit - x.margin
     return g0 + int(bad.argmax()) if bad.any() else g1
+
+
+Segment = tuple[int, float, tuple[tuple[int, float, float], ...]]
+"""(first group, account total, positions as (symbol, signed qty, entry price)): what held from that group on."""
+
+
+def equity_curve(grid: MarketGrid, segments: Sequence[Segment], total: float) -> np.ndarray:
+    """Equity at each group's closes: each segment's account total plus its positions marked at the closes."""
+    n = len(grid)
+    equity = np.full(n, total)
+    bounds = [seg[0] for seg in segments] + [n]
+    for (g0, seg_total, held), g1 in zip(segments, bounds[1:], strict=True):
+        if g1 <= g0:
+            continue
+        value = np.full(g1 - g0, seg_total)
+        for j, qty, entry in held:
+            value += qty * (grid.closes[g0:g1, j] - entry)
+        equity[g0:g1] = value
+    return equity
