@@ -335,6 +335,7 @@ class Daemon:
                 log.warning("pipeline_warm_up_failed", symbol=symbol, error=str(e))
         log.info("pipeline_ready", warm_up_bars=warm)
         self._pipeline = pipeline
+        desk.sources.market_novelty = pipeline.market_novelty
 
     def _signals(self, loop: asyncio.AbstractEventLoop, tg: asyncio.TaskGroup, desk: ApprovalDesk) -> None:
         if not self._handle_signals or threading.current_thread() is not threading.main_thread():

@@ -13,9 +13,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import structlog
 
+from guard import codec
 from guard.api.protocol import (
     Alert,
     AlertRaised,
@@ -29,12 +31,14 @@ from guard.api.protocol import (
     ProposalsChanged,
     ProposalView,
     Snapshot,
+    SourceView,
     StatusChanged,
     StatusView,
     encode,
 )
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk
 from guard.approval.records import ProposalRecord
+from guard.approval.sources import is_source
 from guard.domain import AcknowledgmentKind, FeedHealth, ProposalStatus, TradingState
 from guard.events import (
     AcknowledgmentRecorded,
@@ -60,6 +64,8 @@ from guard.events import (
     ProposalQueued,
     ProposalRepriced,
     RiskLimitChanged,
+    SourcePaused,
+    SourceResumed,
     ThrottleReenabled,
     ThrottleTripped,
     TradingStateChanged,
@@ -94,6 +100,8 @@ _STATUS_EVENTS = (
     ThrottleReenabled,
     ModelPaused,
     ModelResumed,
+    SourcePaused,
+    SourceResumed,
     RiskLimitChanged,
     FeedHealthChanged,
     OperatorPresenceLost,
@@ -101,7 +109,7 @@ _STATUS_EVENTS = (
     KillCompleted,
 )
 _BOOK_EVENTS = (OrderFilled, PositionLiquidated, FundingPaid)
-_LEAVES_QUEUE = (DecisionRecorded, ProposalExpired, ProposalKilled, ProposalFailed)
+_LEAVES_QUEUE = (DecisionRecorded, ProposalExpired, ProposalKilled, ProposalFailed, SourcePaused, SourceResumed)
 """A proposal that leaves the queue can unblock another: the newer of two for one symbol and side is a duplicate
 only while the older is pending (as a fill changes the exposure every other proposal is judged against)."""
 
@@ -335,6 +343,7 @@ class Hub:
             rearm_phrase=REARM_PHRASE,
             acknowledgment_phrases=tuple(ACKNOWLEDGMENT_PHRASES.items()),
             needs_acknowledgment=tuple(needs),
+            sources=tuple(self.source_view(name) for name in desk.sources.names()),
         )
 
     def _feed(self, symbol: str) -> FeedHealth:
@@ -363,7 +372,39 @@ class Hub:
             fee_estimate=(p.notional * self.desk.specs[p.symbol].taker_fee).quantize(Decimal("0.01")),
             hit_rate_at_confidence=claimed,
             live_hit_rate_at_confidence=live,
+            source=self.source_view(p.source, p.confidence) if is_source(p.source) else None,
         )
+
+    # --- proposal sources ----------------------------------------------------------------
+
+    def source_view(self, name: str, confidence: float | None = None) -> SourceView:
+        """A source's standing; with `confidence`, its record is the one at that confidence."""
+        s = self.desk.sources.standing(name)
+        settled, hit_rate = s.settled, s.hit_rate
+        if confidence is not None:
+            hit_rate, settled = s.hit_rate_at(confidence)
+        return SourceView(s.name, s.paused, s.reason, s.graded, settled, hit_rate, s.claimed)
+
+    def market(self, source: str | None) -> dict[str, Any]:
+        """What a source may read: trading state, each symbol's price and feed health, and its own standing."""
+        desk = self.desk
+        markets = []
+        for symbol in self._symbols:
+            health = self._feed(symbol)
+            mark = desk.marks.get(symbol)
+            markets.append(
+                {"symbol": symbol, "mark": str(mark) if mark is not None else None, "healthy": health.healthy,
+                 "reason": health.reason}
+            )
+        view: dict[str, Any] = {
+            "trading_state": desk.state.trading_state.value,
+            "accepting_proposals": desk.state.trading_state is not TradingState.HALTED and desk.operator_present,
+            "markets": markets,
+            "server_time": desk.clock.now_ms(),
+        }
+        if source is not None:
+            view["source"] = codec.to_plain(self.source_view(source))
+        return view
 
     def positions(self) -> tuple[PositionView, ...]:
         views = []
@@ -418,6 +459,8 @@ class Hub:
             self.alert("warning", "throttle", describe_event(event))
         elif isinstance(event, ModelPaused):
             self.alert("warning", "model", describe_event(event))
+        elif isinstance(event, SourcePaused):
+            self.alert("warning", "source", describe_event(event))
         elif isinstance(event, OperatorPresenceLost):
             self.alert("critical", "deadman", describe_event(event))
         elif isinstance(event, (PositionLiquidated, OrderUnknown)):
@@ -440,4 +483,4 @@ def _changed(old: StatusView, new: StatusView) -> bool:
 def _proposal_id(event: Event) -> str:
     if isinstance(event, (ProposalQueued, ProposalRepriced)):
         return event.proposal.id
-    return event.proposal_id  # type: ignore[union-attr]
+    return event.proposal_id  # type: ignore[union-attr,return-value]  # narrowed by the caller to _PROPOSAL_EVENTS

@@ -101,17 +101,30 @@ class Heartbeat(CommandFrame, frozen=True):
 
 
 class Propose(CommandFrame, frozen=True):
-    """An operator's own trade idea: priced and risk-checked like the model's, and still needs approval."""
+    """A trade idea from an operator or a source: priced and risk-checked like the model's, and still needs approval.
+
+    The size is exactly one of `qty`, `notional` or `equity_fraction`; guard turns the last two into a quantity
+    at the mark, rounded down to the market's step (and, for a source, capped by the risk limits).
+    """
 
     id: CommandId
     symbol: Symbol
     side: Side
-    qty: Decimal
-    leverage: Decimal
+    qty: Decimal | None = None
+    """Contracts (base units for a linear perpetual)."""
+    leverage: Decimal = Decimal(1)
     stop: Decimal | None = None
     take_profit: Decimal | None = None
     limit_price: Decimal | None = None
     reason: Reason = ""
+    """The short "why"."""
+    notional: Decimal | None = None
+    """The position's value in the account currency (USDT), instead of `qty`."""
+    equity_fraction: Decimal | None = None
+    """Margin as a fraction of equity (0 < f <= 1), instead of `qty`; the notional is that margin times `leverage`."""
+    confidence: Decimal | None = None
+    """The source's own claimed probability that the trade works (0 < c <= 1): shown as claimed and uncalibrated
+    until guard has graded the source's record."""
 
 
 class Approve(CommandFrame, frozen=True):
@@ -187,6 +200,14 @@ class ReenableThrottle(CommandFrame, frozen=True):
     reason: Reason = ""
 
 
+class ResumeSource(CommandFrame, frozen=True):
+    """Let a paused source propose again (paused on its record, or latched for flooding): a person's call."""
+
+    id: CommandId
+    source: OperatorName
+    reason: Reason = ""
+
+
 Command: TypeAlias = (
     Hello
     | Heartbeat
@@ -202,11 +223,29 @@ Command: TypeAlias = (
     | SetRiskLimit
     | Acknowledge
     | ReenableThrottle
+    | ResumeSource
 )
 COMMAND_TYPES: dict[str, type[Frame]] = {cls.__name__: cls for cls in typing.get_args(Command)}
 
 
 # --- views (daemon -> client) ------------------------------------------------------------
+
+
+class SourceView(Value, frozen=True):
+    """A proposal source as guard grades it: its record beside its claims, and whether it may propose."""
+
+    name: str
+    paused: bool
+    reason: str
+    """Why it is paused (its record below its claims, or a flood), or ""."""
+    graded: int
+    """Its proposals with a claimed confidence that guard is grading (settled or not)."""
+    settled: int
+    """Of those, settled at their horizon: its record."""
+    hit_rate: float | None
+    """How often the settled ones came true."""
+    claimed: float | None
+    """What it claimed on average for the same proposals."""
 
 
 class ProposalView(Value, frozen=True):
@@ -224,6 +263,8 @@ class ProposalView(Value, frozen=True):
     hit_rate_at_confidence: float | None
     """How often the model was right at this confidence (test split of its card), or None."""
     live_hit_rate_at_confidence: float | None = None
+    source: SourceView | None = None
+    """The source that proposed it and its record (None for the model's and a person's own)."""
 
 
 class PositionView(Value, frozen=True):
@@ -269,6 +310,8 @@ class StatusView(Value, frozen=True):
     acknowledgment_phrases: tuple[tuple[AcknowledgmentKind, str], ...] = ()
     needs_acknowledgment: tuple[AcknowledgmentKind, ...] = ()
     """Acknowledgments the daemon is waiting for before it lets the model propose."""
+    sources: tuple[SourceView, ...] = ()
+    """The proposal sources guard has heard from or paused since it started."""
 
 
 class LoggedEvent(Value, frozen=True):
@@ -447,7 +490,7 @@ def command_id(data: str | bytes) -> str:
 # --- numbers from clients ----------------------------------------------------------------
 
 _DECIMALS: dict[type, tuple[str, ...]] = {
-    Propose: ("qty", "leverage", "stop", "take_profit", "limit_price"),
+    Propose: ("qty", "notional", "equity_fraction", "leverage", "stop", "take_profit", "limit_price", "confidence"),
     ClosePosition: ("qty",),
 }
 _EDITS = ("qty", "leverage", "stop", "take_profit", "limit_price")
@@ -465,6 +508,24 @@ def check_numbers(command: Command) -> None:
     if isinstance(command, Override):
         for field in _EDITS:
             bounded(f"{name}.edits.{field}", getattr(command.edits, field))
+    if isinstance(command, Propose):
+        check_size(command)
+
+
+SIZES = ("qty", "notional", "equity_fraction")
+"""A proposal's size is exactly one of these."""
+
+
+def check_size(command: Propose) -> None:
+    """Exactly one size, a fraction of equity at most 1, a claimed confidence at most 1; or DecodeError says which."""
+    given = [f for f in SIZES if getattr(command, f) is not None]
+    if len(given) != 1:
+        said = f"got {' and '.join(given)}" if given else "got none"
+        raise DecodeError(f"Propose: give exactly one size, qty, notional or equity_fraction ({said})")
+    for field in ("equity_fraction", "confidence"):
+        value = getattr(command, field)
+        if value is not None and value > 1:
+            raise DecodeError(f"Propose.{field}: a fraction, more than 0 and at most 1, got {_short(value)}")
 
 
 def bounded(where: str, value: Decimal | None) -> None:

@@ -64,6 +64,8 @@ from guard.events import (
     RiskLimitChanged,
     SessionEnded,
     SessionStarted,
+    SourcePaused,
+    SourceResumed,
     ThrottleReenabled,
     ThrottleTripped,
     TradingStateChanged,
@@ -96,6 +98,8 @@ class GuardState:
     kill_in_progress: bool = False
     model_paused: bool = False
     model_pause_reason: str = ""
+    paused_sources: dict[str, SourcePaused] = field(default_factory=dict)
+    """Proposal sources paused (on their record, or for flooding) and not resumed since, by name."""
     session_open: bool = False
     sessions: int = 0
     daily: DailyPnl = field(default_factory=DailyPnl)
@@ -171,6 +175,7 @@ class GuardState:
             "order_times": list(self.order_times),
             "kill_count": self.kill_count,
             "model_paused": self.model_paused,
+            "paused_sources": sorted(self.paused_sources),
             "session_open": self.session_open,
             "sessions": self.sessions,
             "daily": [self.daily.day, str(self.daily.realized)],
@@ -349,6 +354,12 @@ class GuardState:
         self.model_paused = False
         self.model_pause_reason = ""
 
+    def _source_paused(self, e: SourcePaused) -> None:
+        self.paused_sources[e.source] = e
+
+    def _source_resumed(self, e: SourceResumed) -> None:
+        self.paused_sources.pop(e.source, None)
+
     def _presence_lost(self, e: OperatorPresenceLost) -> None:
         self.deadman_pending = "" if e.policy == "hold" else e.policy
         self.deadman_orders = 0
@@ -411,6 +422,8 @@ _HANDLERS: dict[type, Callable[[GuardState, Any], None]] = {
     RiskLimitChanged: GuardState._limit_changed,
     ModelPaused: GuardState._model_paused,
     ModelResumed: GuardState._model_resumed,
+    SourcePaused: GuardState._source_paused,
+    SourceResumed: GuardState._source_resumed,
     OperatorPresenceLost: GuardState._presence_lost,
     DeadmanApplied: GuardState._deadman_applied,
     FeedHealthChanged: _noop,

@@ -80,6 +80,12 @@ class ProposalPipeline:
         self._bars = self._windows = self._batches = self._signals = self._proposed = self._refused = 0
         self._bar_seen: dict[str, float] = {}
         self._latency: deque[float] = deque(maxlen=1000)
+        self._novelty: dict[str, float] = {}
+        """Each symbol's latest novelty against the model's training data (context for others' proposals)."""
+
+    def market_novelty(self, symbol: str) -> float | None:
+        """How unlike the model's training data `symbol`'s market looked at the latest inference, or None."""
+        return self._novelty.get(symbol)
 
     def stats(self) -> PipelineStats:
         return PipelineStats(
@@ -204,6 +210,7 @@ class ProposalPipeline:
         self._signals += len(signals)
         equity = desk.state.account.equity(desk.marks)
         for symbol, signal in signals.items():
+            self._novelty[symbol] = signal.novelty
             price = desk.marks.get(symbol) or Decimal(str(signal.price))
             outcome = self._policy.decide(signal, equity, self._specs[symbol], price)
             if outcome.request is None:

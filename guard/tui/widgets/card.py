@@ -99,7 +99,7 @@ class DecisionCard(Widget):
         if self.stale:
             lines.append(Text("STALE — disconnected: this is the last known view, not the live one", "bold red"))
         lines.append(self._actions(view))
-        lines.append(self._confidence(view))
+        lines.append(self._claim(view) if view.source is not None else self._confidence(view))
         lines.append(self._novelty(view))
         if p.why:
             lines.append(Text.assemble(("Why  ", "bold"), p.why))
@@ -141,6 +141,22 @@ class DecisionCard(Widget):
             text.append(" — no track record at this confidence", "dim")
         if view.live_hit_rate_at_confidence is not None:
             text.append(f"; live {view.live_hit_rate_at_confidence:.0%}")
+        return text
+
+    def _claim(self, view: ProposalView) -> Text:
+        """A source's proposal: who sent it, what it claims, and its record as guard graded it (no model figures)."""
+        p, source = view.proposal, view.source
+        assert source is not None
+        text = Text.assemble(("From ", "bold"), (source.name, "bold cyan"), " — no model figures: ")
+        if p.confidence <= 0:
+            text.append("no claimed confidence")
+        elif source.settled == 0 or source.hit_rate is None:
+            text.append(f"claims {p.confidence:.0%}, claimed, uncalibrated", "yellow")
+            text.append(" (no settled record at this confidence yet)", "dim")
+        else:
+            text.append(f"claims {p.confidence:.0%}; right {source.hit_rate:.0%} of {source.settled} settled at it")
+        if source.paused:
+            text.append(f"\nSOURCE PAUSED — {source.reason}", "bold red")
         return text
 
     def _novelty(self, view: ProposalView) -> Text:
