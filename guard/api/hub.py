@@ -31,11 +31,11 @@ from guard.api.protocol import (
     ProposalsChanged,
     ProposalView,
     Snapshot,
-    SourceView,
     StatusChanged,
     StatusView,
     encode,
 )
+from guard.api.sourcing import SourceView
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk
 from guard.approval.records import ProposalRecord
 from guard.approval.sources import is_source

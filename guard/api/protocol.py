@@ -26,6 +26,7 @@ import msgspec
 from msgspec import Meta
 
 from guard import codec
+from guard.api.sourcing import SourceView, check_size
 from guard.domain import (
     AcknowledgmentKind,
     FeedHealth,
@@ -229,23 +230,6 @@ COMMAND_TYPES: dict[str, type[Frame]] = {cls.__name__: cls for cls in typing.get
 
 
 # --- views (daemon -> client) ------------------------------------------------------------
-
-
-class SourceView(Value, frozen=True):
-    """A proposal source as guard grades it: its record beside its claims, and whether it may propose."""
-
-    name: str
-    paused: bool
-    reason: str
-    """Why it is paused (its record below its claims, or a flood), or ""."""
-    graded: int
-    """Its proposals with a claimed confidence that guard is grading (settled or not)."""
-    settled: int
-    """Of those, settled at their horizon: its record."""
-    hit_rate: float | None
-    """How often the settled ones came true."""
-    claimed: float | None
-    """What it claimed on average for the same proposals."""
 
 
 class ProposalView(Value, frozen=True):
@@ -509,23 +493,7 @@ def check_numbers(command: Command) -> None:
         for field in _EDITS:
             bounded(f"{name}.edits.{field}", getattr(command.edits, field))
     if isinstance(command, Propose):
-        check_size(command)
-
-
-SIZES = ("qty", "notional", "equity_fraction")
-"""A proposal's size is exactly one of these."""
-
-
-def check_size(command: Propose) -> None:
-    """Exactly one size, a fraction of equity at most 1, a claimed confidence at most 1; or DecodeError says which."""
-    given = [f for f in SIZES if getattr(command, f) is not None]
-    if len(given) != 1:
-        said = f"got {' and '.join(given)}" if given else "got none"
-        raise DecodeError(f"Propose: give exactly one size, qty, notional or equity_fraction ({said})")
-    for field in ("equity_fraction", "confidence"):
-        value = getattr(command, field)
-        if value is not None and value > 1:
-            raise DecodeError(f"Propose.{field}: a fraction, more than 0 and at most 1, got {_short(value)}")
+        check_size(command.qty, command.notional, command.equity_fraction, command.confidence)
 
 
 def bounded(where: str, value: Decimal | None) -> None:

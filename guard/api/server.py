@@ -51,7 +51,7 @@ from guard.api.protocol import (
     decode_command,
     encode,
 )
-from guard.api.webhook import read_alert
+from guard.api.webhook import post_alert
 from guard.config import ApiSection, is_loopback
 from guard.errors import BadInput, DaemonError, DecodeError
 from guard.paths import StatePaths
@@ -308,29 +308,8 @@ class ApiServer:
         return web.json_response(self._hub.market(identity.name if identity.scope is Scope.SOURCE else None))
 
     async def _post_source_proposal(self, request: web.Request) -> web.Response:
-        """A webhook: an alert's JSON as a proposal from the source NAME (its own token, on loopback only).
-        202 with the proposal id once it is queued; 4xx saying what to fix."""
-        identity: Identity = request[_IDENTITY]
-        name = request.match_info["name"]
-        if identity.scope is not Scope.SOURCE or identity.name != name:
-            why = f"this route takes proposals from the source {name!r} with its own token"
-            await self._hub.desk.refuse(identity.name or "shared", f"POST {request.path[:100]}", why)
-            return web.json_response({"error": why}, status=403)
-        if request.remote and not is_loopback(request.remote):
-            return web.json_response({"error": "webhooks are taken on loopback only"}, status=403)
-        try:
-            command = read_alert(await request.read(), self._hub.desk.specs)
-        except DecodeError as e:
-            return web.json_response({"error": str(e)}, status=400)
-        reply, failed, answered = await self._answer(command, identity)
-        if failed:
-            response = web.json_response({"error": reply.reason}, status=500)
-        elif not reply.ok:
-            response = web.json_response({"error": reply.reason, "id": command.id}, status=422)
-        else:
-            response = web.json_response({**reply.data, "id": command.id}, status=202)
-        answered.set_result(None)
-        return response
+        """A webhook: an alert's JSON as a proposal from the source NAME (see `guard.api.webhook`)."""
+        return await post_alert(request, request[_IDENTITY], self._hub.desk, self._answer)
 
     # --- running commands --------------------------------------------------------------
 

@@ -14,15 +14,25 @@ any `Propose` (exactly one size, finite positive numbers, a confidence at most 1
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from guard.api.protocol import PROTOCOL_VERSION, Propose, decode_command
+from aiohttp import web
+
+from guard.api.credentials import Identity, Scope
+from guard.api.protocol import PROTOCOL_VERSION, Command, Propose, Reply, decode_command
+from guard.approval.desk import ApprovalDesk
+from guard.config import is_loopback
 from guard.errors import DecodeError
+
+Answer = Callable[[Command, Identity], Awaitable[tuple[Reply, bool, "asyncio.Future[None]"]]]
+"""Runs a command as the server runs any: its reply, whether it failed by guard's fault, and the future to
+resolve once the response is on its way."""
 
 ALIASES = {
     "symbol": "symbol",
@@ -51,6 +61,31 @@ NUMBERS = frozenset(
 )
 SIDES = {"buy": "buy", "long": "buy", "sell": "sell", "short": "sell"}
 _NOT_ALNUM = re.compile(r"[^A-Z0-9]")
+
+
+async def post_alert(request: web.Request, identity: Identity, desk: ApprovalDesk, answer: Answer) -> web.Response:
+    """Answer `POST /v1/sources/NAME/proposals`: 202 with the proposal id once it is queued; 400 with what to fix in
+    the JSON; 403 for anyone but NAME's own token, or from off the machine; 422 with the reason guard refused it."""
+    name = request.match_info["name"]
+    if identity.scope is not Scope.SOURCE or identity.name != name:
+        why = f"this route takes proposals from the source {name!r} with its own token"
+        await desk.refuse(identity.name or "shared", f"POST {request.path[:100]}", why)
+        return web.json_response({"error": why}, status=403)
+    if request.remote and not is_loopback(request.remote):
+        return web.json_response({"error": "webhooks are taken on loopback only"}, status=403)
+    try:
+        command = read_alert(await request.read(), desk.specs)
+    except DecodeError as e:
+        return web.json_response({"error": str(e)}, status=400)
+    reply, failed, answered = await answer(command, identity)
+    if failed:
+        response = web.json_response({"error": reply.reason}, status=500)
+    elif not reply.ok:
+        response = web.json_response({"error": reply.reason, "id": command.id}, status=422)
+    else:
+        response = web.json_response({**reply.data, "id": command.id}, status=202)
+    answered.set_result(None)  # the response is written as the handler returns
+    return response
 
 
 def read_alert(body: bytes, symbols: Iterable[str]) -> Propose:

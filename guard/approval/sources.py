@@ -164,7 +164,7 @@ class Sources:
         await self._recorder.commit([SourceResumed(self._recorder.now(), source, operator, reason)])
         if source in self._trackers:
             self._trackers[source].reset()
-        self._recent.pop(source, None)
+        self._recent.get(source, deque()).clear()
         log.warning("source_resumed", source=source, operator=operator, reason=reason)
         return CommandResult(True, f"source {source} resumed")
 

@@ -73,13 +73,22 @@ def _checks(v: ProposalView, _left: float | None) -> Text:
     return text
 
 
+def _source(v: ProposalView) -> Text:
+    """A source's proposal: its name where the model's confidence would be, and its claim (uncalibrated) if any."""
+    assert v.source is not None
+    confidence = v.proposal.confidence
+    if confidence <= 0:
+        return Text(v.source.name[:9], "cyan")
+    return Text.assemble((f"{v.source.name[:5]:<5}", "cyan"), (f"{confidence:4.0%}", "yellow"))
+
+
 COLUMNS = (
     Column("ID", 8, lambda v, _: Text(v.proposal.id, "dim"), wide_only=True),
     Column("SYMBOL", 9, lambda v, _: Text(render.short_symbol(v.proposal.symbol))),
     Column("SIDE", 4, _side),
     Column("SIZE", 7, lambda v, _: Text(render.quantity(v.proposal.qty)), "right"),
     Column("LEV", 4, lambda v, _: Text(f"{render.quantity(v.proposal.leverage)}x"), "right"),
-    Column("CONF", 9, lambda v, _: render.confidence_bar(v.proposal.confidence, 4)),
+    Column("CONF", 9, lambda v, _: render.confidence_bar(v.proposal.confidence, 4) if v.source is None else _source(v)),
     Column("NOVEL", 5, _novelty, "right"),
     Column("P(LIQ)", 6, lambda v, _: Text(render.probability(v.proposal.p_liquidation)), "right"),
     Column("LIQ", 7, _liq, "right"),
