@@ -237,3 +237,13 @@ async def test_a_source_flooding_over_rest_is_latched_and_a_person_resumes_it(da
     alice = ApiClient.from_config(daemon.config)
     assert (await alice.command(ResumeSource("r1", "looper", "fixed"), "alice")).ok
     assert (await bot.command(Propose("again", SYMBOL, Side.SELL, Decimal("0.001")))).ok
+
+
+async def test_the_documented_webhook_example_is_queued(daemon: Daemon) -> None:
+    """The alert JSON in docs/sources-gate.md, posted as it stands, is queued (202) as the source's proposal."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "sources-gate.md").read_text()
+    example = doc.split("## Webhooks", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    tv = Source(daemon, "tv-alerts")
+    status, body = await tv.call("POST", "/v1/sources/tv-alerts/proposals", example)
+    assert status == 202, body
+    assert daemon.desk is not None and daemon.desk.state.proposals[body["proposal_id"]].proposal.source == "tv-alerts"
