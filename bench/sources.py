@@ -2,9 +2,10 @@
 daemon with none. A real daemon (embedded simulated exchange, desk, journal with fsync, API on its unix socket)
 and one operator console; the sources are 10 programs, each with its own credential, holding a WebSocket open
 and proposing over REST twice a second (sells, claimed confidence 0.6, sized by notional), so their proposals
-pile up in the queue until they expire (30 s) and every kill has them to end too. Each round the operator
-proposes and approves a buy on every symbol (approval round trip: Approve sent -> the reply that it filled),
-then pulls the kill switch (round trip to HALTED, and -> flat as the console sees it) and re-arms."""
+pile up in the queue until they expire (30 s) or a kill ends them. In each phase the operator proposes and
+approves 150 buys round the symbols (approval round trip: Approve sent -> the reply that it filled), then 30
+times opens a position on every symbol, waits 2 s and pulls the kill switch (round trip to HALTED, and ->
+flat as the console sees it), and re-arms."""
 
 from __future__ import annotations
 
@@ -82,20 +83,30 @@ class _Source:
                 await asyncio.sleep(1 / PER_SECOND)
 
 
-async def _rounds(
-    session: Session, listener: _Listener, symbols: list[str], marks: dict[str, float], rounds: int
-) -> tuple[list[float], list[float], list[float]]:
-    """Approve a buy on every symbol, kill, re-arm: `rounds` times. Approval, kill and flat times in ms."""
-    approvals, kills, flats = [], [], []
+async def _approvals(session: Session, symbols: list[str], marks: dict[str, float], count: int) -> list[float]:
+    """Propose and approve a buy `count` times, round the symbols: each approval's round trip in ms."""
+    times = []
+    for n in range(count):
+        symbol = symbols[n % len(symbols)]
+        qty = Decimal(str(round(1000 / marks[symbol], 3)))
+        proposed = await session.send(Propose(session.next_id(), symbol, Side.BUY, qty, Decimal(2)))
+        assert proposed.ok, proposed.reason
+        started = time.perf_counter()
+        approved = await session.send(Approve(session.next_id(), proposed.data["proposal_id"], 1))
+        times.append((time.perf_counter() - started) * 1000)
+        assert approved.ok, approved.reason
+    return times
+
+
+async def _kills(
+    session: Session, listener: _Listener, symbols: list[str], marks: dict[str, float], rounds: int, gap: float
+) -> tuple[list[float], list[float]]:
+    """Open a position on every symbol, wait `gap` seconds (the sources' proposals pile up), kill, re-arm: `rounds`
+    times. Kill round trips and kill -> flat times in ms."""
+    kills, flats = [], []
     for n in range(rounds):
-        for symbol in symbols:
-            qty = Decimal(str(round(1000 / marks[symbol], 3)))
-            proposed = await session.send(Propose(session.next_id(), symbol, Side.BUY, qty, Decimal(2)))
-            assert proposed.ok, proposed.reason
-            started = time.perf_counter()
-            approved = await session.send(Approve(session.next_id(), proposed.data["proposal_id"], 1))
-            approvals.append((time.perf_counter() - started) * 1000)
-            assert approved.ok, approved.reason
+        await _approvals(session, symbols, marks, len(symbols))
+        await asyncio.sleep(gap)
         listener.flat_at = None
         started = time.perf_counter()
         reply = await session.send(Kill(session.next_id(), f"bench {n}"))
@@ -103,17 +114,26 @@ async def _rounds(
         assert reply.ok, reply.reason
         await _until([listener], lambda: listener.flat_at is not None)
         flats.append((listener.flat_at - started) * 1000)  # type: ignore[operator]
-        with contextlib.suppress(AssertionError):
+        with contextlib.suppress(TimeoutError):
             await _until([listener], lambda: "kill" in listener.kinds)
         listener.kinds.clear()
         rearmed = await session.send(Rearm(session.next_id(), "RE-ARM"))
         assert rearmed.ok, rearmed.reason
-    return approvals, kills, flats
+    return kills, flats
+
+
+async def _phase(
+    session: Session, listener: _Listener, client: ApiClient, symbols: list[str], marks: dict[str, float], quick: bool
+) -> tuple[list[float], list[float], list[float], int]:
+    """Approvals, then kill rounds: the three series and how many proposals were pending when it began."""
+    pending = len((await client.snapshot()).proposals)
+    approvals = await _approvals(session, symbols, marks, 15 if quick else 150)
+    kills, flats = await _kills(session, listener, symbols, marks, 3 if quick else 30, 0.5 if quick else 2.0)
+    return approvals, kills, flats, pending
 
 
 async def _measure(quick: bool) -> list[dict[str, Any]]:
-    rounds = 5 if quick else 40
-    warm = 3.0 if quick else 20.0
+    warm = 3.0 if quick else 30.0
     with tempfile.TemporaryDirectory(prefix="guard-bench-") as home:
         config_path = Path(home) / "config.toml"
         config_path.write_text(
@@ -144,13 +164,11 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
                     while len(marks := {s: p[-1] for s, p in (await client.snapshot()).prices.items() if p}) < 3:  # noqa: ASYNC110 - polls the daemon over its API
                         await asyncio.sleep(0.2)
                 symbols = sorted(marks)
-                alone = await _rounds(session, listener, symbols, marks, rounds)
+                *alone, _ = await _phase(session, listener, client, symbols, marks, quick)
                 sources = [_Source(paths, name, token, symbols) for name, token in tokens.items()]
                 proposing = [tg.create_task(s.run()) for s in sources]
                 await asyncio.sleep(warm)
-                pending_at_start = len((await client.snapshot()).proposals)
-                crowded = await _rounds(session, listener, symbols, marks, rounds)
-                pending_at_end = len((await client.snapshot()).proposals)
+                *crowded, pending = await _phase(session, listener, client, symbols, marks, quick)
                 health = await client.health()
                 for task in (*proposing, reading):
                     task.cancel()
@@ -167,8 +185,8 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
     note = (
         f"{SOURCES} sources, each proposing {PER_SECOND:g}/s over REST with a WebSocket open: {sent} sent, {taken} "
         f"queued, the rest refused ({', '.join(f'{n} {why}' for why, n in sorted(refusals.items())) or 'none'}); "
-        f"{pending_at_start} pending when the rounds began, {pending_at_end} at the end; {rounds} rounds of "
-        f"{len(symbols)} approvals and a kill; daemon event-loop lag at the end "
+        f"{pending} of theirs pending when the approvals began (each kill then ends those pending); "
+        f"daemon event-loop lag at the end "
         f"{health.get('loop_lag_ms') if health else '?'} ms"
     )
     names = (

@@ -38,7 +38,7 @@ from guard.api.protocol import (
 from guard.api.sourcing import SourceView
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk
 from guard.approval.records import ProposalRecord
-from guard.approval.sources import is_source
+from guard.approval.sources import Standing, bucket, is_source
 from guard.domain import AcknowledgmentKind, FeedHealth, ProposalStatus, TradingState
 from guard.events import (
     AcknowledgmentRecorded,
@@ -215,6 +215,8 @@ class Hub:
         self._prices: dict[str, deque[float]] = {s: deque(maxlen=PRICE_HISTORY) for s in self._symbols}
         self._marks_dirty = False
         self._last_status: StatusView | None = None
+        self._source_views: dict[tuple[str, int], tuple[Standing, SourceView]] = {}
+        """Each source's view per confidence bucket, with the standing it was made from."""
         self._sent_views: dict[str, ProposalView] = {}  # the last view of each pending proposal sent to clients
 
     # --- clients ---------------------------------------------------------------------
@@ -380,10 +382,16 @@ class Hub:
     def source_view(self, name: str, confidence: float | None = None) -> SourceView:
         """A source's standing; with `confidence`, its record is the one at that confidence."""
         s = self.desk.sources.standing(name)
+        key = (name, -1 if confidence is None else bucket(confidence))
+        cached = self._source_views.get(key)
+        if cached is not None and cached[0] is s:  # standings are made anew only when they change
+            return cached[1]
         settled, hit_rate = s.settled, s.hit_rate
         if confidence is not None:
-            hit_rate, settled = s.hit_rate_at(confidence)
-        return SourceView(s.name, s.paused, s.reason, s.graded, settled, hit_rate, s.claimed)
+            hit_rate, settled = s.at(confidence)
+        view = SourceView(s.name, s.paused, s.reason, s.graded, settled, hit_rate, s.claimed)
+        self._source_views[key] = (s, view)
+        return view
 
     def market(self, source: str | None) -> dict[str, Any]:
         """What a source may read: trading state, each symbol's price and feed health, and its own standing."""

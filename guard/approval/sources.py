@@ -75,8 +75,17 @@ class Standing:
     settled: int
     hit_rate: float | None
     claimed: float | None
-    hit_rate_at: Callable[[float], tuple[float | None, int]]
-    """Its record at a confidence: (how often right, how many settled) in that bucket."""
+    buckets: tuple[tuple[float | None, int], ...]
+    """Its record per confidence bucket (`BUCKETS`): (how often right, how many settled)."""
+
+    def at(self, confidence: float) -> tuple[float | None, int]:
+        """Its record at a confidence: (how often right, how many settled) in that confidence's bucket."""
+        return self.buckets[bucket(confidence)] if self.buckets else (None, 0)
+
+
+def bucket(confidence: float) -> int:
+    """The index in `BUCKETS` of a confidence's bucket."""
+    return min(max(int(confidence * 10), 0), 9)
 
 
 class Sources:
@@ -95,6 +104,7 @@ class Sources:
         self.rules = rules or SourceRules()
         self._trackers: dict[str, LiveTracker] = {}
         self._recent: dict[str, deque[int]] = {}
+        self._standings: dict[str, tuple[object, Standing]] = {}
         self.market_novelty: Callable[[str], float | None] = lambda _symbol: None
         """The model's novelty of a symbol's market now (the daemon wires the pipeline's in), as context."""
 
@@ -189,16 +199,20 @@ class Sources:
         return sorted({*self._trackers, *self._recent, *self._state.paused_sources})
 
     def standing(self, source: str) -> Standing:
-        """How the source stands: paused or not, and its record."""
+        """How the source stands: paused or not, and its record (worked out again only when either changed: every
+        pending proposal's view asks, on every change to the queue)."""
         paused = self._state.paused_sources.get(source)
         tracker = self._trackers.get(source)
-        report = tracker.report() if tracker is not None else None
+        key = (paused, tracker.progress if tracker is not None else None)
+        cached = self._standings.get(source)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        standing = self._standing(source, paused, tracker)
+        self._standings[source] = (key, standing)
+        return standing
 
-        def at(confidence: float) -> tuple[float | None, int]:
-            for b in report.buckets if report is not None else ():
-                if b.lo <= confidence < b.hi or (b.hi >= 1 and confidence >= 1):
-                    return b.live_hit_rate, b.live_count
-            return None, 0
+    def _standing(self, source: str, paused: SourcePaused | None, tracker: LiveTracker | None) -> Standing:
+        report = tracker.report() if tracker is not None else None
 
         return Standing(
             name=source,
@@ -208,7 +222,7 @@ class Sources:
             settled=report.scored if report else 0,
             hit_rate=report.hit_rate if report else None,
             claimed=report.mean_confidence if report else None,
-            hit_rate_at=at,
+            buckets=tuple((b.live_hit_rate, b.live_count) for b in report.buckets) if report else (),
         )
 
     async def _pause(self, source: str, cause: str, reason: str) -> SourcePaused:

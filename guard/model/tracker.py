@@ -267,6 +267,11 @@ class LiveTracker:
         """Whether the model should be paused, and why. Latched until `reset()`."""
         return PauseDecision(bool(self._paused_reason), self._paused_reason, self._statistic, self.threshold)
 
+    @property
+    def progress(self) -> tuple[int, int, bool]:
+        """(recorded, settled, paused): changes whenever the report can (a cheap key to cache a report by)."""
+        return self._recorded, self._scored, bool(self._paused_reason)
+
     def reset(self) -> None:
         """Clear the test after an operator has looked at the pause (the record stays)."""
         self._paused_reason = ""

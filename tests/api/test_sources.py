@@ -44,6 +44,8 @@ from tests.api.support import queue_proposal, wait_until
 from tests.builders import daemon_config
 
 SYMBOL = "BTC/USDT:USDT"
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "sources-gate.md").read_text()
+"""The user's page on sources: its webhook example is posted as it stands."""
 STATE = ("trading_state", "orders", "account", "risk_limits", "model_paused", "acknowledgments", "paused_sources")
 """What an operator command could change, and a source must not."""
 
@@ -241,8 +243,7 @@ async def test_a_source_flooding_over_rest_is_latched_and_a_person_resumes_it(da
 
 async def test_the_documented_webhook_example_is_queued(daemon: Daemon) -> None:
     """The alert JSON in docs/sources-gate.md, posted as it stands, is queued (202) as the source's proposal."""
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "sources-gate.md").read_text()
-    example = doc.split("## Webhooks", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    example = DOC.split("## Webhooks", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
     tv = Source(daemon, "tv-alerts")
     status, body = await tv.call("POST", "/v1/sources/tv-alerts/proposals", example)
     assert status == 202, body
