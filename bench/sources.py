@@ -145,11 +145,13 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
         paths = StatePaths(config.state_dir)
         store = CredentialStore(paths.root)
         tokens = {f"bot{i}": store.add(f"bot{i}", Scope.SOURCE) for i in range(SOURCES)}
+        log_path = Path(home) / "daemon.log"
+        log_file = log_path.open("wb")
         daemon = subprocess.Popen(  # noqa: ASYNC220 - starting it is quick; we wait on its API
             [sys.executable, "-m", "guard", "--config", str(config_path), "daemon", "--log-format", "json"],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log_file,
         )
         try:
             from guard.daemonctl import wait_until_up
@@ -173,9 +175,13 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
                 for task in (*proposing, reading):
                     task.cancel()
             await context.__aexit__(None, None, None)
+        except BaseException:
+            print(log_path.read_text(errors="replace")[-4000:], file=sys.stderr)  # what the daemon said, to see why
+            raise
         finally:
             daemon.terminate()
             await asyncio.to_thread(daemon.wait, 30)
+            log_file.close()
     sent = sum(s.sent for s in sources)
     taken = sum(s.taken for s in sources)
     refusals: dict[str, int] = {}

@@ -234,7 +234,8 @@ class CommandHandler:
             take_profit=c.take_profit,
             order_type=OrderType.LIMIT if c.limit_price is not None else OrderType.MARKET,
             limit_price=c.limit_price,
-            confidence=float(c.confidence) if c.confidence is not None else 0.0,
+            # A claim is a source's to make and guard's to grade; a person's own idea carries none.
+            confidence=float(c.confidence) if source and c.confidence is not None else 0.0,
             why=why + "".join(f" [{note}]" for note in sized.notes),
             source=identity.name if source else "operator",
         )

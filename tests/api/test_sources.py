@@ -138,6 +138,9 @@ async def test_a_source_tries_every_operator_command_over_rest_and_websocket_and
             await ws.send_str(encode(command))
             reply = decode_message((await asyncio.wait_for(ws.receive(), 10)).data)
             assert isinstance(reply, Reply) and not reply.ok and reply.id == command.id, type(command).__name__
+        await ws.send_str(encode(Propose("p2", SYMBOL, Side.SELL, equity_fraction=Decimal("0.01"), reason="ws")))
+        proposed = decode_message((await asyncio.wait_for(ws.receive(), 10)).data)
+        assert isinstance(proposed, Reply) and proposed.ok, "proposing is what its WebSocket is for"
     assert "freqtrade" not in daemon.hub.presence.operators(), "a program keeps no dead-man switch alive"
 
     refused = [e for e in journal(daemon) if isinstance(e, CommandRefused) and e.operator == "freqtrade"]
