@@ -2,11 +2,13 @@
 
 Identity is the token (see `guard.api.credentials`): an operator's own token names them, and a header or
 Hello naming someone else is refused; holders of the single shared token (a one-person setup) name
-themselves and count as one credential, "shared"; a source's token may only propose. Tokens are checked on
-every request and every WebSocket command, so a revoked one stops at once.
+themselves and count as one credential, "shared". A source's token may only propose (`POST /v1/commands`,
+its own WebSocket, or its webhook `POST /v1/sources/NAME/proposals`), read the market (`GET /v1/market`) and
+read its own proposals; anything else it tries is refused and journaled. Tokens are checked on every request
+and every WebSocket command, so a revoked one stops at once.
 
-WebSocket `/v1/ws`: a Snapshot on connect, then pushed views; commands answered with a Reply
-after they are journaled. REST `POST /v1/commands` takes the same commands (with the shared token, the
+WebSocket `/v1/ws`: a Snapshot on connect, then pushed views (for an operator; a source gets only the
+replies to its own commands); commands answered with a Reply after they are journaled. REST `POST /v1/commands` takes the same commands (with the shared token, the
 operator in the `X-Guard-Operator` header). `/health` needs no token and says only whether the daemon is
 up; everything else does.
 
