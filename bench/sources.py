@@ -1,9 +1,10 @@
 """Proposal sources attached: the daemon's kill and approval figures with 10 sources proposing, against the same
 daemon with none. A real daemon (embedded simulated exchange, desk, journal with fsync, API on its unix socket)
 and one operator console; the sources are 10 programs, each with its own credential, holding a WebSocket open
-and proposing over REST twice a second (sells claiming 50 %, sized by notional, on the calm simulated market,
-where that claim holds: guard grades them all and pauses none), so their proposals pile up in the queue until
-they expire (30 s) or a kill ends them. In each phase the operator proposes and approves 150 buys round the
+and proposing over REST twice a second, from a process of their own (sells claiming 50 % that the take-profit
+0.2 % below comes before the stop 0.2 % above, sized by notional, on the calm simulated market where that claim
+holds: guard grades them all and pauses none), so their proposals pile up in the queue until they expire (30 s)
+or a kill ends them. In each phase the operator proposes and approves 150 buys round the
 symbols (approval round trip: Approve sent -> the reply that it filled), then 30 times opens a position on
 every symbol, waits 2 s and pulls the kill switch (round trip to HALTED, and -> flat as the console sees it),
 and re-arms. The machine is shared (its load average is in the note): compare p50s as well as p99s."""
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -44,15 +46,15 @@ ROOT = Path(__file__).resolve().parents[1]
 class _Source:
     """One proposing program: its WebSocket open (attached), proposing over REST at a steady pace."""
 
-    def __init__(self, paths: StatePaths, name: str, token: str, symbols: list[str]) -> None:
-        self.name, self.token, self.symbols, self.paths = name, token, symbols, paths
+    def __init__(self, socket: str, name: str, token: str, symbols: list[str]) -> None:
+        self.name, self.token, self.symbols, self.socket = name, token, symbols, socket
         self.sent = self.taken = 0
         self.refusals: dict[str, int] = {}
 
     async def run(self) -> None:
         async with (
             aiohttp.ClientSession(
-                connector=aiohttp.UnixConnector(path=str(self.paths.socket)),
+                connector=aiohttp.UnixConnector(path=self.socket),
                 headers={"Authorization": f"Bearer {self.token}"},
             ) as http,
             http.ws_connect("http://guard/v1/ws") as ws,
@@ -60,8 +62,14 @@ class _Source:
             hello = {"v": 2, "type": "Hello", "id": "hello", "operator": self.name, "client": "bench"}
             await ws.send_str(json.dumps(hello))
             await ws.receive()
+            marks: dict[str, Decimal] = {}
             for n in itertools.count():
                 symbol = self.symbols[n % len(self.symbols)]
+                if n % 10 == 0:  # what a source may read: the market
+                    async with http.get("http://guard/v1/market") as response:
+                        market = await response.json()
+                    marks = {m["symbol"]: Decimal(m["mark"]) for m in market["markets"] if m["mark"]}
+                mark = marks[symbol]
                 frame = {
                     "v": 2,
                     "type": "Propose",
@@ -70,6 +78,8 @@ class _Source:
                     "side": "sell",
                     "notional": "200",
                     "leverage": "2",
+                    "stop": str(round(mark * Decimal("1.002"), 2)),
+                    "take_profit": str(round(mark * Decimal("0.998"), 2)),
                     "confidence": "0.5",
                     "reason": "bench",
                 }
@@ -82,6 +92,26 @@ class _Source:
                     why = reply["reason"].split(":")[0][:60]
                     self.refusals[why] = self.refusals.get(why, 0) + 1
                 await asyncio.sleep(1 / PER_SECOND)
+
+
+def _proposing(socket: str, tokens: dict[str, str], symbols: list[str], stop: Any, results: Any) -> None:
+    """The sources, in a process of their own (as programs are): the console's timings are not theirs to slow.
+    Runs until `stop` is set, then puts (sent, taken, refusals by reason) on `results`."""
+
+    async def main() -> None:
+        sources = [_Source(socket, name, token, symbols) for name, token in tokens.items()]
+        tasks = [asyncio.create_task(s.run()) for s in sources]
+        while not stop.is_set():  # noqa: ASYNC110 - a multiprocessing event has no asyncio side
+            await asyncio.sleep(0.1)
+        for task in tasks:
+            task.cancel()
+        refusals: dict[str, int] = {}
+        for s in sources:
+            for why, n in s.refusals.items():
+                refusals[why] = refusals.get(why, 0) + n
+        results.put((sum(s.sent for s in sources), sum(s.taken for s in sources), refusals))
+
+    asyncio.run(main())
 
 
 async def _approvals(session: Session, symbols: list[str], marks: dict[str, float], count: int) -> list[float]:
@@ -173,13 +203,17 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
                         await asyncio.sleep(0.2)
                 symbols = sorted(marks)
                 *alone, _ = await _phase(session, listener, client, symbols, marks, quick)
-                sources = [_Source(paths, name, token, symbols) for name, token in tokens.items()]
-                proposing = [tg.create_task(s.run()) for s in sources]
+                spawn = multiprocessing.get_context("spawn")
+                stop, results = spawn.Event(), spawn.Queue()
+                proposing = spawn.Process(target=_proposing, args=(str(paths.socket), tokens, symbols, stop, results))
+                proposing.start()
                 await asyncio.sleep(warm)
                 *crowded, pending = await _phase(session, listener, client, symbols, marks, quick)
                 health = await client.health()
-                for task in (*proposing, reading):
-                    task.cancel()
+                stop.set()
+                sent, taken, refusals = await asyncio.to_thread(results.get, True, 30)
+                await asyncio.to_thread(proposing.join, 30)
+                reading.cancel()
             await context.__aexit__(None, None, None)
         except BaseException:
             print(log_path.read_text(errors="replace")[-4000:], file=sys.stderr)  # what the daemon said, to see why
@@ -188,12 +222,6 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
             daemon.terminate()
             await asyncio.to_thread(daemon.wait, 30)
             log_file.close()
-    sent = sum(s.sent for s in sources)
-    taken = sum(s.taken for s in sources)
-    refusals: dict[str, int] = {}
-    for s in sources:
-        for why, n in s.refusals.items():
-            refusals[why] = refusals.get(why, 0) + n
     note = (
         f"{SOURCES} sources, each proposing {PER_SECOND:g}/s over REST with a WebSocket open: {sent} sent, {taken} "
         f"queued, the rest refused ({', '.join(f'{n} {why}' for why, n in sorted(refusals.items())) or 'none'}); "
