@@ -35,10 +35,10 @@ from guard.api.protocol import (
     StatusView,
     encode,
 )
-from guard.api.sourcing import SourceView
+from guard.api.sourcing import ProposalSource, SourceView
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk
 from guard.approval.records import ProposalRecord
-from guard.approval.sources import Standing, bucket, is_source
+from guard.approval.sources import Standing, is_source
 from guard.domain import AcknowledgmentKind, FeedHealth, ProposalStatus, TradingState
 from guard.events import (
     AcknowledgmentRecorded,
@@ -215,8 +215,8 @@ class Hub:
         self._prices: dict[str, deque[float]] = {s: deque(maxlen=PRICE_HISTORY) for s in self._symbols}
         self._marks_dirty = False
         self._last_status: StatusView | None = None
-        self._source_views: dict[tuple[str, int], tuple[Standing, SourceView]] = {}
-        """Each source's view per confidence bucket, with the standing it was made from."""
+        self._source_views: dict[str, tuple[Standing, SourceView]] = {}
+        """Each source's view, with the standing it was made from."""
         self._sent_views: dict[str, ProposalView] = {}  # the last view of each pending proposal sent to clients
 
     # --- clients ---------------------------------------------------------------------
@@ -374,24 +374,26 @@ class Hub:
             fee_estimate=(p.notional * self.desk.specs[p.symbol].taker_fee).quantize(Decimal("0.01")),
             hit_rate_at_confidence=claimed,
             live_hit_rate_at_confidence=live,
-            source=self.source_view(p.source, p.confidence) if is_source(p.source) else None,
+            source=self._proposal_source(p.source) if is_source(p.source) else None,
         )
 
     # --- proposal sources ----------------------------------------------------------------
 
-    def source_view(self, name: str, confidence: float | None = None) -> SourceView:
-        """A source's standing; with `confidence`, its record is the one at that confidence."""
+    def source_view(self, name: str) -> SourceView:
+        """A source's standing and record (made again only when they changed)."""
         s = self.desk.sources.standing(name)
-        key = (name, -1 if confidence is None else bucket(confidence))
-        cached = self._source_views.get(key)
-        if cached is not None and cached[0] is s:  # standings are made anew only when they change
+        cached = self._source_views.get(name)
+        if cached is not None and cached[0] is s:
             return cached[1]
-        settled, hit_rate = s.settled, s.hit_rate
-        if confidence is not None:
-            hit_rate, settled = s.at(confidence)
-        view = SourceView(s.name, s.paused, s.reason, s.graded, settled, hit_rate, s.claimed)
-        self._source_views[key] = (s, view)
+        view = SourceView(s.name, s.paused, s.reason, s.graded, s.settled, s.hit_rate, s.claimed, s.buckets)
+        self._source_views[name] = (s, view)
         return view
+
+    def _proposal_source(self, name: str) -> ProposalSource:
+        paused = self.desk.state.paused_sources.get(name)
+        if paused is None:
+            return ProposalSource(name)
+        return ProposalSource(name, True, f"{paused.cause}: {paused.reason}")
 
     def market(self, source: str | None) -> dict[str, Any]:
         """What a source may read: trading state, each symbol's price and feed health, and its own standing."""

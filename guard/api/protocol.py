@@ -26,7 +26,7 @@ import msgspec
 from msgspec import Meta
 
 from guard import codec
-from guard.api.sourcing import SourceView, check_size
+from guard.api.sourcing import ProposalSource, SourceView, check_size
 from guard.domain import (
     AcknowledgmentKind,
     FeedHealth,
@@ -247,8 +247,8 @@ class ProposalView(Value, frozen=True):
     hit_rate_at_confidence: float | None
     """How often the model was right at this confidence (test split of its card), or None."""
     live_hit_rate_at_confidence: float | None = None
-    source: SourceView | None = None
-    """The source that proposed it and its record (None for the model's and a person's own)."""
+    source: ProposalSource | None = None
+    """The source that proposed it (None for the model's and a person's own); its record is in the status."""
 
 
 class PositionView(Value, frozen=True):

@@ -8,8 +8,9 @@ read its own proposals; anything else it tries is refused and journaled. Tokens 
 and every WebSocket command, so a revoked one stops at once.
 
 WebSocket `/v1/ws`: a Snapshot on connect, then pushed views (for an operator; a source gets only the
-replies to its own commands); commands answered with a Reply after they are journaled. REST `POST /v1/commands` takes the same commands (with the shared token, the
-operator in the `X-Guard-Operator` header). `/health` needs no token and says only whether the daemon is
+replies to its own commands); commands answered with a Reply after they are journaled. REST
+`POST /v1/commands` takes the same commands (with the shared token, the operator in the `X-Guard-Operator`
+header). `/health` needs no token and says only whether the daemon is
 up; everything else does.
 
 Each command fails alone. A frame that cannot be parsed gets a refusal naming what was wrong (over

@@ -14,6 +14,16 @@ SIZES = ("qty", "notional", "equity_fraction")
 """A proposal's size is exactly one of these."""
 
 
+class ProposalSource(Value, frozen=True):
+    """Who sent a proposal, on the proposal's view: a source's name and whether it is paused. Its record is in the
+    status (`SourceView`), which changes as proposals settle, where a thousand proposal views need not."""
+
+    name: str
+    paused: bool = False
+    reason: str = ""
+    """Why it is paused, or ""."""
+
+
 class SourceView(Value, frozen=True):
     """A proposal source as guard grades it: its record beside its claims, and whether it may propose."""
 
@@ -29,6 +39,15 @@ class SourceView(Value, frozen=True):
     """How often the settled ones came true."""
     claimed: float | None
     """What it claimed on average for the same proposals."""
+    buckets: tuple[tuple[float | None, int], ...] = ()
+    """Its record per claimed-confidence bucket of 10 points (0-10 %, ..., 90-100 %): (how often right, how many
+    settled)."""
+
+    def at(self, confidence: float) -> tuple[float | None, int]:
+        """Its record at a claimed confidence: (how often right, how many settled) in that confidence's bucket."""
+        if not self.buckets:
+            return None, 0
+        return self.buckets[min(max(int(confidence * 10), 0), len(self.buckets) - 1)]
 
 
 def check_size(

@@ -34,6 +34,7 @@ from guard.approval.recorder import Recorder
 from guard.domain import Bar, Proposal, ProposalRequest, Side
 from guard.events import ProposalRefused, SourcePaused, SourceResumed
 from guard.model.tracker import ClaimBucket, LiveTracker
+from guard.timeframes import timeframe_ms
 
 log = structlog.get_logger(__name__)
 
@@ -78,15 +79,6 @@ class Standing:
     buckets: tuple[tuple[float | None, int], ...]
     """Its record per confidence bucket (`BUCKETS`): (how often right, how many settled)."""
 
-    def at(self, confidence: float) -> tuple[float | None, int]:
-        """Its record at a confidence: (how often right, how many settled) in that confidence's bucket."""
-        return self.buckets[bucket(confidence)] if self.buckets else (None, 0)
-
-
-def bucket(confidence: float) -> int:
-    """The index in `BUCKETS` of a confidence's bucket."""
-    return min(max(int(confidence * 10), 0), 9)
-
 
 class Sources:
     """Keeps each source's grading and pace, and pauses or resumes it on the record."""
@@ -105,6 +97,8 @@ class Sources:
         self._trackers: dict[str, LiveTracker] = {}
         self._recent: dict[str, deque[int]] = {}
         self._standings: dict[str, tuple[object, Standing]] = {}
+        self._market_now: dict[str, int] = {}
+        """Each symbol's latest closed bar's close time: the market's clock."""
         self.market_novelty: Callable[[str], float | None] = lambda _symbol: None
         """The model's novelty of a symbol's market now (the daemon wires the pipeline's in), as context."""
 
@@ -150,12 +144,14 @@ class Sources:
             barriers = (entry + spread, entry - spread)
         else:
             return
-        self.tracker(p.source).record_levels(
-            p.id, p.symbol, p.side, p.confidence, p.created_at, barriers, p.horizon_seconds
-        )
+        # Graded in the market's own time (the latest closed bar's close), which a simulated or replayed market
+        # runs at its own speed: the bars that settle a claim are the ones after it.
+        since = self._market_now.get(p.symbol, p.created_at)
+        self.tracker(p.source).record_levels(p.id, p.symbol, p.side, p.confidence, since, barriers, p.horizon_seconds)
 
     async def on_bar(self, bar: Bar) -> None:
         """Settle what a closed bar settles, and pause each source whose record fell clearly below its claims."""
+        self._market_now[bar.symbol] = bar.open_time + timeframe_ms(bar.timeframe)
         for source, tracker in self._trackers.items():
             if not tracker.on_bar(bar):
                 continue

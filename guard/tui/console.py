@@ -225,6 +225,7 @@ class ConsoleScreen(Screen[None]):
             self._show_status()
             self.card.leverage_acknowledged = status.leverage_acknowledged if status else True
             self.card.trading_state = status.trading_state if status else None
+            self.card.sources = status.sources if status else ()
         if Changed.PROPOSALS in dirty or stale != self.queue.stale:
             self.queue.sync(stale)
         if Changed.POSITIONS in dirty:

@@ -54,7 +54,7 @@ async def claim(desk: ApprovalDesk, source: str = "tv", confidence: float = 0.8)
 async def settle(desk: ApprovalDesk, hit: bool) -> None:
     """A minute bar that touches the take-profit (a hit) or the stop (a miss), closing where it opened."""
     assert isinstance(desk.clock, TestClock)
-    desk.clock.advance(1)
+    desk.clock.advance(60)
     high, low = (101_500.0, 99_500.0) if hit else (100_500.0, 98_500.0)
     await desk.on_market(Bar(BTC, "1m", desk.clock.now_ms(), PRICE, high, low, PRICE, 1.0))
 
@@ -80,9 +80,10 @@ async def test_a_source_claiming_80_percent_right_40_percent_over_30_is_paused_o
 
     view = hub(desk).proposal_view(desk.state.proposals[pid])
     assert view.source is not None and view.source.paused
-    assert (view.source.settled, view.source.hit_rate) == (30, pytest.approx(0.4))
+    record = next(s for s in hub(desk).status().sources if s.name == "tv")
+    assert (record.settled, record.hit_rate, record.at(0.8)) == (30, pytest.approx(0.4), (pytest.approx(0.4), 30))
     card = DecisionCard()
-    card.view = view
+    card.view, card.sources = view, hub(desk).status().sources
     text = card.render(wide=True).plain
     assert "From tv" in text and "claims 80%; right 40% of 30 settled" in text and "SOURCE PAUSED" in text
     assert any(s.name == "tv" and s.paused for s in hub(desk).status().sources)
@@ -98,6 +99,17 @@ async def test_a_source_claiming_80_percent_right_40_percent_over_30_is_paused_o
     assert [(e.source, e.operator) for e in journal(desk) if isinstance(e, SourceResumed)] == [("tv", "alice")]
     assert desk.state.proposals[pid].status is ProposalStatus.PENDING
     assert (await claim(desk)) != pid
+
+
+async def test_a_claim_is_shown_claimed_and_uncalibrated_until_the_source_has_a_record(desk: ApprovalDesk) -> None:
+    """Before anything of the source's settled, its card says "claimed, uncalibrated"; after, its record."""
+    card = DecisionCard()
+    pid = await claim(desk, "fresh")
+    card.view, card.sources = hub(desk).proposal_view(desk.state.proposals[pid]), hub(desk).status().sources
+    assert "From fresh — no model figures: claims 80%, claimed, uncalibrated" in card.render(wide=True).plain
+    await settle(desk, hit=True)
+    card.view, card.sources = hub(desk).proposal_view(desk.state.proposals[pid]), hub(desk).status().sources
+    assert "claims 80%; right 100% of 1 settled at it" in card.render(wide=True).plain
 
 
 async def test_a_source_as_good_as_its_claims_is_not_paused(desk: ApprovalDesk) -> None:
