@@ -1,10 +1,10 @@
 """Proposal sources attached: the daemon's kill and approval figures with 10 sources proposing, against the same
 daemon with none. A real daemon (embedded simulated exchange, desk, journal with fsync, API on its unix socket)
 and one operator console; the sources are 10 programs, each with its own credential, holding a WebSocket open
-and proposing over REST twice a second, from a process of their own (sells claiming 50 % that the take-profit
-0.2 % below comes before the stop 0.2 % above, sized by notional, on the calm simulated market where that claim
-holds: guard grades them all and pauses none), so their proposals pile up in the queue until they expire (30 s)
-or a kill ends them. In each phase the operator proposes and approves 150 buys round the
+and proposing over REST every 5 s, from a process of their own (sells claiming 50 % that the take-profit 1 %
+below comes before the stop 1 % above, sized by notional, on the calm simulated market where that claim holds:
+guard grades them all), so their proposals pile up in the queue (the shipped `approval.max_pending`, 200) until
+they expire (30 s) or a kill ends them. In each phase the operator proposes and approves 150 buys round the
 symbols (approval round trip: Approve sent -> the reply that it filled), then 30 times opens a position on
 every symbol, waits 2 s and pulls the kill switch (round trip to HALTED, and -> flat as the console sees it),
 and re-arms. The machine is shared (its load average is in the note): compare p50s as well as p99s."""
@@ -38,8 +38,9 @@ from guard.logs import configure
 from guard.paths import StatePaths
 
 SOURCES = 10
-PER_SECOND = 2.0
-"""Each source's pace (the flood limit is 10 a second)."""
+PER_SECOND = 0.2
+"""Each source's pace: one proposal every 5 s, far brisker than a strategy on candles (the flood limit is 10 a
+second)."""
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -78,8 +79,8 @@ class _Source:
                     "side": "sell",
                     "notional": "200",
                     "leverage": "2",
-                    "stop": str(round(mark * Decimal("1.002"), 2)),
-                    "take_profit": str(round(mark * Decimal("0.998"), 2)),
+                    "stop": str(round(mark * Decimal("1.01"), 2)),
+                    "take_profit": str(round(mark * Decimal("0.99"), 2)),
                     "confidence": "0.5",
                     "reason": "bench",
                 }
@@ -175,7 +176,7 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
             f'[guard]\nstate_dir = "{home}"\n[model]\nenabled = false\n[sim]\nscenario = "calm"\n'
             "[paper]\nstarting_balance = 10000000\n"
             "[risk]\nmax_orders_per_minute = 10000\nmax_gross_exposure = 100000000\ndaily_loss_limit = 1000000\n"
-            'max_position_notional = 100000000\n[approval]\nmax_pending = 10000\n[log]\nlevel = "warning"\n'
+            'max_position_notional = 100000000\n[log]\nlevel = "warning"\n'
         )
         config = load_config(config_path)
         paths = StatePaths(config.state_dir)
