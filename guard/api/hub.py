@@ -81,6 +81,10 @@ TICK_SECONDS = 0.25
 PRICE_HISTORY = 120
 EVENT_HISTORY = 200
 ALERT_HISTORY = 50
+REVIEW_SECONDS = 0.02
+"""How long after a change that can touch every pending proposal (a decision, a fill, a kill) their views are
+worked out again: the command's own reply goes out first, and a burst of changes costs one pass (a queue of a
+few hundred source proposals takes ~10 ms to re-view). The log lines of the changes follow the views."""
 
 _PROPOSAL_EVENTS = (
     ProposalQueued,
@@ -215,6 +219,10 @@ class Hub:
         self._prices: dict[str, deque[float]] = {s: deque(maxlen=PRICE_HISTORY) for s in self._symbols}
         self._marks_dirty = False
         self._last_status: StatusView | None = None
+        self._review: asyncio.TimerHandle | None = None
+        """The pending re-view of every pending proposal, if one is due."""
+        self._held_log: list[LoggedEvent] = []
+        """Log lines committed while a re-view is due: sent after it, as the state always goes out before the log."""
         self._source_views: dict[str, tuple[Standing, SourceView]] = {}
         """Each source's view, with the standing it was made from."""
         self._sent_views: dict[str, ProposalView] = {}  # the last view of each pending proposal sent to clients
@@ -278,12 +286,14 @@ class Hub:
             self._publish_status(force=True)
         if books:
             self.publish(PositionsChanged(self.positions()))
-        if everyone:
-            touched |= {r.proposal.id for r in self.desk.state.pending()}
         if touched:
             self._publish_proposals(touched)
+        if everyone:
+            self._review_soon()
         logged = tuple(map(self._log, entries))
-        if logged:
+        if self._review is not None:  # the log follows the views it explains
+            self._held_log.extend(logged)
+        elif logged:
             self.publish(EventsLogged(logged))
         for entry in entries:
             self._alert_for(entry.event)
@@ -444,6 +454,18 @@ class Hub:
                 removed.append(pid)
         if upserted or removed:
             self.publish(ProposalsChanged(tuple(upserted), tuple(removed)))
+
+    def _review_soon(self) -> None:
+        """Re-view every pending proposal REVIEW_SECONDS from now (once, however many changes ask meanwhile)."""
+        if self._review is None:
+            self._review = asyncio.get_running_loop().call_later(REVIEW_SECONDS, self._review_all)
+
+    def _review_all(self) -> None:
+        self._review = None
+        self._publish_proposals({r.proposal.id for r in self.desk.state.pending()})
+        held, self._held_log = tuple(self._held_log), []
+        if held:
+            self.publish(EventsLogged(held))
 
     def publish_status(self) -> None:
         """Push the status now (operators came or went, something outside the journal changed)."""
