@@ -195,8 +195,8 @@ class Sources:
         return sorted({*self._trackers, *self._recent, *self._state.paused_sources})
 
     def standing(self, source: str) -> Standing:
-        """How the source stands: paused or not, and its record (worked out again only when either changed: every
-        pending proposal's view asks, on every change to the queue)."""
+        """How the source stands: paused or not, and its record (worked out again only when either changed: the
+        status asks on every change)."""
         paused = self._state.paused_sources.get(source)
         tracker = self._trackers.get(source)
         key = (paused, tracker.progress if tracker is not None else None)
@@ -209,7 +209,6 @@ class Sources:
 
     def _standing(self, source: str, paused: SourcePaused | None, tracker: LiveTracker | None) -> Standing:
         report = tracker.report() if tracker is not None else None
-
         return Standing(
             name=source,
             paused=paused is not None,
