@@ -175,13 +175,14 @@ class GuardState:
             "order_times": list(self.order_times),
             "kill_count": self.kill_count,
             "model_paused": self.model_paused,
-            "paused_sources": sorted(self.paused_sources),
             "session_open": self.session_open,
             "sessions": self.sessions,
             "daily": [self.daily.day, str(self.daily.realized)],
             "risk_limits": dict(sorted(self.risk_limits.items())),
             "journal_id": self.journal_id,
             "close_count": self.close_count,
+            # Only once there is one: a journal from before sources folds to the snapshot it always had.
+            **({"paused_sources": sorted(self.paused_sources)} if self.paused_sources else {}),
         }
 
     # --- folding ---------------------------------------------------------------------

@@ -148,7 +148,7 @@ async def test_a_source_tries_every_operator_command_over_rest_and_websocket_and
     assert all("freqtrade holds a source credential" in e.reason for e in refused)
     after = daemon.desk.state.snapshot()
     for key in STATE:
-        assert after[key] == before[key], key
+        assert after.get(key) == before.get(key), key
     assert daemon.desk.state.proposals[pid].status is ProposalStatus.PENDING
 
 
