@@ -298,6 +298,7 @@ class Daemon:
         self._predictor = self.views.predictor = live.predictor
         self._tracker = self.views.tracker = live.tracker
         self._pipeline = self.views.pipeline = live.pipeline
+        desk.sources.market_novelty = live.pipeline.market_novelty
 
     async def _serve_metrics(self, stack: contextlib.AsyncExitStack) -> None:
         """The read-only metrics listener on a loopback port, when `api.metrics` is on."""

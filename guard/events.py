@@ -326,6 +326,26 @@ class ModelResumed(EventBase, frozen=True):
     reason: str
 
 
+class SourcePaused(EventBase, frozen=True):
+    """A proposal source stopped: its record fell clearly below its claims, or it flooded. Its proposals are
+    refused until a person resumes it."""
+
+    at: int
+    source: str
+    cause: str
+    """"record" (graded below its claims) or "flood" (too many proposals a second)."""
+    reason: str
+    """The numbers that made the case."""
+    operator: str = "guard"
+
+
+class SourceResumed(EventBase, frozen=True):
+    at: int
+    source: str
+    operator: str
+    reason: str
+
+
 class OperatorPresenceLost(EventBase, frozen=True):
     """No operator heartbeat for the configured time: the dead-man switch fired."""
 
@@ -408,6 +428,8 @@ Event: TypeAlias = (
     | RiskLimitChanged
     | ModelPaused
     | ModelResumed
+    | SourcePaused
+    | SourceResumed
     | OperatorPresenceLost
     | DeadmanApplied
     | FeedHealthChanged

@@ -42,11 +42,13 @@ from guard.api.protocol import (
     Reject,
     Reply,
     ResumeModel,
+    ResumeSource,
     SetRiskLimit,
 )
 from guard.approval.desk import ApprovalDesk, CommandResult
 from guard.domain import OrderType, ProposalRequest
 from guard.errors import BadInput, GuardError, InvalidCommand
+from guard.proposals.intake import Size, size_order
 from guard.redaction import Scrubber
 
 log = structlog.get_logger(__name__)
@@ -162,20 +164,7 @@ class CommandHandler:
             case Hello() | Heartbeat():
                 return Reply(c.id, True)
             case Propose():
-                r = await desk.propose(
-                    ProposalRequest(
-                        symbol=c.symbol,
-                        side=c.side,
-                        qty=c.qty,
-                        leverage=c.leverage,
-                        stop=c.stop,
-                        take_profit=c.take_profit,
-                        order_type=OrderType.LIMIT if c.limit_price is not None else OrderType.MARKET,
-                        limit_price=c.limit_price,
-                        why=f"proposed by {operator}" + (f": {c.reason}" if c.reason else ""),
-                        source="operator" if identity.scope is Scope.OPERATOR else identity.name,
-                    )
-                )
+                r = await desk.propose(self._request(c, identity))
             case Approve():
                 r = await desk.approve(
                     c.proposal_id,
@@ -222,9 +211,44 @@ class CommandHandler:
                 r = await desk.acknowledge(operator, c.kind, c.text)
             case ReenableThrottle():
                 r = await desk.reenable_throttle(operator, c.reason)
+            case ResumeSource():
+                r = await desk.resume_source(c.source, operator, c.reason)
             case _:  # pragma: no cover - decode_command only yields the types above
                 return Reply(getattr(c, "id", ""), False, f"unsupported command {type(c).__name__}")
         return _reply(c.id, r)
+
+    def _request(self, c: Propose, identity: Identity) -> ProposalRequest:
+        """What guard proposes for `c`: sized at the mark (a source's capped by the limits), the claimed confidence
+        and the "why" kept, named for who sent it."""
+        desk = self._desk
+        spec = desk.specs.get(c.symbol)
+        if spec is None:
+            raise InvalidCommand(f"unknown symbol {c.symbol!r}; known: {', '.join(desk.specs)}")
+        source = identity.scope is Scope.SOURCE
+        sized = size_order(
+            Size(c.qty, c.notional, c.equity_fraction),
+            c.leverage,
+            spec=spec,
+            price=c.limit_price or desk.marks.get(c.symbol),
+            equity=desk.state.account.equity(desk.marks),
+            limits=desk.limits(),
+            cap=source,
+        )
+        why = f"proposed by {identity.name}" + (f": {c.reason}" if c.reason else "")
+        return ProposalRequest(
+            symbol=c.symbol,
+            side=c.side,
+            qty=sized.qty,
+            leverage=sized.leverage,
+            stop=c.stop,
+            take_profit=c.take_profit,
+            order_type=OrderType.LIMIT if c.limit_price is not None else OrderType.MARKET,
+            limit_price=c.limit_price,
+            # A claim is a source's to make and guard's to grade; a person's own idea carries none.
+            confidence=float(c.confidence) if source and c.confidence is not None else 0.0,
+            why=why + "".join(f" [{note}]" for note in sized.notes),
+            source=identity.name if source else "operator",
+        )
 
     async def _kill(self, c: Kill, operator: str, answered: asyncio.Future[None] | None) -> Reply:
         """Reply once HALTED is journaled; cancelling and flattening go on and report through events."""

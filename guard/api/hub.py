@@ -13,9 +13,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import structlog
 
+from guard import codec
 from guard.api.desk_status import limit_views, order_views
 from guard.api.protocol import (
     Alert,
@@ -35,8 +37,10 @@ from guard.api.protocol import (
     StatusView,
     encode,
 )
+from guard.api.sourcing import ProposalSource, SourceView
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk
 from guard.approval.records import ProposalRecord
+from guard.approval.sources import Standing, is_source
 from guard.domain import HARD_LEVERAGE_CAP, AcknowledgmentKind, FeedHealth, ProposalStatus, TradingState
 from guard.events import (
     AcknowledgmentRecorded,
@@ -65,6 +69,8 @@ from guard.events import (
     ProposalQueued,
     ProposalRepriced,
     RiskLimitChanged,
+    SourcePaused,
+    SourceResumed,
     ThrottleReenabled,
     ThrottleTripped,
     TradingStateChanged,
@@ -81,6 +87,10 @@ TICK_SECONDS = 0.25
 PRICE_HISTORY = 120
 EVENT_HISTORY = 200
 ALERT_HISTORY = 50
+REVIEW_SECONDS = 0.02
+"""How long after a change that can touch every pending proposal (a decision, a fill, a kill) their views are
+worked out again: the command's own reply goes out first, and a burst of changes costs one pass (a queue of a
+few hundred source proposals takes ~10 ms to re-view). The log lines of the changes follow the views."""
 
 _PROPOSAL_EVENTS = (
     ProposalQueued,
@@ -100,6 +110,8 @@ _STATUS_EVENTS = (
     ThrottleReenabled,
     ModelPaused,
     ModelResumed,
+    SourcePaused,
+    SourceResumed,
     RiskLimitChanged,
     FeedHealthChanged,
     OperatorPresenceLost,
@@ -109,7 +121,7 @@ _STATUS_EVENTS = (
 _BOOK_EVENTS = (OrderFilled, PositionLiquidated, FundingPaid)
 _ORDER_EVENTS = (OrderSubmitted, OrderAccepted, OrderCancelled, OrderRejected, OrderUnknown)
 """What changes the resting orders the status lists (fills are book events)."""
-_LEAVES_QUEUE = (DecisionRecorded, ProposalExpired, ProposalKilled, ProposalFailed)
+_LEAVES_QUEUE = (DecisionRecorded, ProposalExpired, ProposalKilled, ProposalFailed, SourcePaused, SourceResumed)
 """A proposal that leaves the queue can unblock another: the newer of two for one symbol and side is a duplicate
 only while the older is pending (as a fill changes the exposure every other proposal is judged against)."""
 
@@ -215,6 +227,12 @@ class Hub:
         self._prices: dict[str, deque[float]] = {s: deque(maxlen=PRICE_HISTORY) for s in self._symbols}
         self._marks_dirty = False
         self._last_status: StatusView | None = None
+        self._review: asyncio.TimerHandle | None = None
+        """The pending re-view of every pending proposal, if one is due."""
+        self._held_log: list[LoggedEvent] = []
+        """Log lines committed while a re-view is due: sent after it, as the state always goes out before the log."""
+        self._source_views: dict[str, tuple[Standing, SourceView]] = {}
+        """Each source's view, with the standing it was made from."""
         self._sent_views: dict[str, ProposalView] = {}  # the last view of each pending proposal sent to clients
 
     # --- clients ---------------------------------------------------------------------
@@ -278,12 +296,14 @@ class Hub:
             self._publish_status(force=True)
         if books:
             self.publish(PositionsChanged(self.positions()))
-        if everyone:
-            touched |= {r.proposal.id for r in self.desk.state.pending()}
         if touched:
             self._publish_proposals(touched)
+        if everyone:
+            self._review_soon()
         logged = tuple(map(self._log, entries))
-        if logged:
+        if self._review is not None:  # the log follows the views it explains
+            self._held_log.extend(logged)
+        elif logged:
             self.publish(EventsLogged(logged))
         for entry in entries:
             self._alert_for(entry.event)
@@ -348,6 +368,7 @@ class Hub:
             acknowledgment_phrases=tuple(ACKNOWLEDGMENT_PHRASES.items()),
             needs_acknowledgment=tuple(needs),
             policy=self.policy(),
+            sources=tuple(self.source_view(name) for name in desk.sources.names()),
         )
 
     def policy(self) -> DeskPolicy:
@@ -387,7 +408,47 @@ class Hub:
             fee_estimate=(p.notional * self.desk.specs[p.symbol].taker_fee).quantize(Decimal("0.01")),
             hit_rate_at_confidence=claimed,
             live_hit_rate_at_confidence=live,
+            source=self._proposal_source(p.source) if is_source(p.source) else None,
         )
+
+    # --- proposal sources ----------------------------------------------------------------
+
+    def source_view(self, name: str) -> SourceView:
+        """A source's standing and record (made again only when they changed)."""
+        s = self.desk.sources.standing(name)
+        cached = self._source_views.get(name)
+        if cached is not None and cached[0] is s:
+            return cached[1]
+        view = SourceView(s.name, s.paused, s.reason, s.graded, s.settled, s.hit_rate, s.claimed, s.buckets)
+        self._source_views[name] = (s, view)
+        return view
+
+    def _proposal_source(self, name: str) -> ProposalSource:
+        paused = self.desk.state.paused_sources.get(name)
+        if paused is None:
+            return ProposalSource(name)
+        return ProposalSource(name, True, f"{paused.cause}: {paused.reason}")
+
+    def market(self, source: str | None) -> dict[str, Any]:
+        """What a source may read: trading state, each symbol's price and feed health, and its own standing."""
+        desk = self.desk
+        markets = []
+        for symbol in self._symbols:
+            health = self._feed(symbol)
+            mark = desk.marks.get(symbol)
+            markets.append(
+                {"symbol": symbol, "mark": str(mark) if mark is not None else None, "healthy": health.healthy,
+                 "reason": health.reason}
+            )
+        view: dict[str, Any] = {
+            "trading_state": desk.state.trading_state.value,
+            "accepting_proposals": desk.state.trading_state is not TradingState.HALTED and desk.operator_present,
+            "markets": markets,
+            "server_time": desk.clock.now_ms(),
+        }
+        if source is not None:
+            view["source"] = codec.to_plain(self.source_view(source))
+        return view
 
     def positions(self) -> tuple[PositionView, ...]:
         views = []
@@ -418,6 +479,18 @@ class Hub:
         if upserted or removed:
             self.publish(ProposalsChanged(tuple(upserted), tuple(removed)))
 
+    def _review_soon(self) -> None:
+        """Re-view every pending proposal REVIEW_SECONDS from now (once, however many changes ask meanwhile)."""
+        if self._review is None:
+            self._review = asyncio.get_running_loop().call_later(REVIEW_SECONDS, self._review_all)
+
+    def _review_all(self) -> None:
+        self._review = None
+        self._publish_proposals({r.proposal.id for r in self.desk.state.pending()})
+        held, self._held_log = tuple(self._held_log), []
+        if held:
+            self.publish(EventsLogged(held))
+
     def publish_status(self) -> None:
         """Push the status now (operators came or went, something outside the journal changed)."""
         self._publish_status(force=True)
@@ -442,6 +515,8 @@ class Hub:
             self.alert("warning", "throttle", describe_event(event))
         elif isinstance(event, ModelPaused):
             self.alert("warning", "model", describe_event(event))
+        elif isinstance(event, SourcePaused):
+            self.alert("warning", "source", describe_event(event))
         elif isinstance(event, OperatorPresenceLost):
             self.alert("critical", "deadman", describe_event(event))
         elif isinstance(event, (PositionLiquidated, OrderUnknown)):

@@ -27,6 +27,7 @@ from msgspec import Meta
 
 from guard import codec
 from guard.api.desk_views import LimitView, OrderName, OrderView
+from guard.api.sourcing import ProposalSource, SourceView, check_size
 from guard.domain import (
     AcknowledgmentKind,
     FeedHealth,
@@ -102,17 +103,30 @@ class Heartbeat(CommandFrame, frozen=True):
 
 
 class Propose(CommandFrame, frozen=True):
-    """An operator's own trade idea: priced and risk-checked like the model's, and still needs approval."""
+    """A trade idea from an operator or a source: priced and risk-checked like the model's, and still needs approval.
+
+    The size is exactly one of `qty`, `notional` or `equity_fraction`; guard turns the last two into a quantity
+    at the mark, rounded down to the market's step (and, for a source, capped by the risk limits).
+    """
 
     id: CommandId
     symbol: Symbol
     side: Side
-    qty: Decimal
-    leverage: Decimal
+    qty: Decimal | None = None
+    """Contracts (base units for a linear perpetual)."""
+    leverage: Decimal = Decimal(1)
     stop: Decimal | None = None
     take_profit: Decimal | None = None
     limit_price: Decimal | None = None
     reason: Reason = ""
+    """The short "why"."""
+    notional: Decimal | None = None
+    """The position's value in the account currency (USDT), instead of `qty`."""
+    equity_fraction: Decimal | None = None
+    """Margin as a fraction of equity (0 < f <= 1), instead of `qty`; the notional is that margin times `leverage`."""
+    confidence: Decimal | None = None
+    """The source's own claimed probability that the trade works (0 < c <= 1): shown as claimed and uncalibrated
+    until guard has graded the source's record."""
 
 
 class Approve(CommandFrame, frozen=True):
@@ -207,6 +221,14 @@ class AmendOrder(CommandFrame, frozen=True):
     reason: Reason = ""
 
 
+class ResumeSource(CommandFrame, frozen=True):
+    """Let a paused source propose again (paused on its record, or latched for flooding): a person's call."""
+
+    id: CommandId
+    source: OperatorName
+    reason: Reason = ""
+
+
 Command: TypeAlias = (
     Hello
     | Heartbeat
@@ -224,6 +246,7 @@ Command: TypeAlias = (
     | ReenableThrottle
     | CancelOrder
     | AmendOrder
+    | ResumeSource
 )
 COMMAND_TYPES: dict[str, type[Frame]] = {cls.__name__: cls for cls in typing.get_args(Command)}
 
@@ -246,6 +269,8 @@ class ProposalView(Value, frozen=True):
     hit_rate_at_confidence: float | None
     """How often the model was right at this confidence (test split of its card), or None."""
     live_hit_rate_at_confidence: float | None = None
+    source: ProposalSource | None = None
+    """The source that proposed it (None for the model's and a person's own); its record is in the status."""
 
 
 class PositionView(Value, frozen=True):
@@ -310,6 +335,8 @@ class StatusView(Value, frozen=True):
     """Acknowledgments the daemon is waiting for before it lets the model propose."""
     policy: DeskPolicy | None = None
     """The rules the acknowledgments explain (None from a daemon too old to say)."""
+    sources: tuple[SourceView, ...] = ()
+    """The proposal sources guard has heard from or paused since it started."""
 
 
 class LoggedEvent(Value, frozen=True):
@@ -488,7 +515,7 @@ def command_id(data: str | bytes) -> str:
 # --- numbers from clients ----------------------------------------------------------------
 
 _DECIMALS: dict[type, tuple[str, ...]] = {
-    Propose: ("qty", "leverage", "stop", "take_profit", "limit_price"),
+    Propose: ("qty", "notional", "equity_fraction", "leverage", "stop", "take_profit", "limit_price", "confidence"),
     ClosePosition: ("qty",),
     AmendOrder: ("price", "qty"),
 }
@@ -507,6 +534,8 @@ def check_numbers(command: Command) -> None:
     if isinstance(command, Override):
         for field in _EDITS:
             bounded(f"{name}.edits.{field}", getattr(command.edits, field))
+    if isinstance(command, Propose):
+        check_size(command.qty, command.notional, command.equity_fraction, command.confidence)
 
 
 def bounded(where: str, value: Decimal | None) -> None:

@@ -2,12 +2,15 @@
 
 Identity is the token (see `guard.api.credentials`): an operator's own token names them, and a header or
 Hello naming someone else is refused; holders of the single shared token (a one-person setup) name
-themselves and count as one credential, "shared"; a source's token may only propose. Tokens are checked on
-every request and every WebSocket command, so a revoked one stops at once.
+themselves and count as one credential, "shared". A source's token may only propose (`POST /v1/commands`,
+its own WebSocket, or its webhook `POST /v1/sources/NAME/proposals`), read the market (`GET /v1/market`) and
+read its own proposals; anything else it tries is refused and journaled. Tokens are checked on every request
+and every WebSocket command, so a revoked one stops at once.
 
-WebSocket `/v1/ws`: a Snapshot on connect, then pushed views; commands answered with a Reply
-after they are journaled. REST `POST /v1/commands` takes the same commands (with the shared token, the
-operator in the `X-Guard-Operator` header). `/health` needs no token and says only whether the daemon is
+WebSocket `/v1/ws`: a Snapshot on connect, then pushed views (for an operator; a source gets only the
+replies to its own commands); commands answered with a Reply after they are journaled. REST
+`POST /v1/commands` takes the same commands (with the shared token, the operator in the `X-Guard-Operator`
+header). `/health` needs no token and says only whether the daemon is
 up; everything else does.
 
 Each command fails alone. A frame that cannot be parsed gets a refusal naming what was wrong (over
@@ -52,6 +55,7 @@ from guard.api.protocol import (
     decode_command,
     encode,
 )
+from guard.api.webhook import post_alert
 from guard.config import ApiSection, is_loopback
 from guard.errors import BadInput, DaemonError, DecodeError
 from guard.paths import StatePaths
@@ -134,6 +138,8 @@ class ApiServer:
         app.router.add_get("/v1/model/card", self._get_card)
         app.router.add_get("/v1/model/performance", self._get_performance)
         app.router.add_post("/v1/commands", self._post_command)
+        app.router.add_get("/v1/market", self._get_market)
+        app.router.add_post("/v1/sources/{name}/proposals", self._post_source_proposal)
         app.router.add_get("/v1/ws", self._ws)
         # What a source reads: its own proposals' fate, and the account (an operator may read them too).
         app.router.add_get("/v1/proposals", self._get_proposals)
@@ -222,10 +228,12 @@ class ApiServer:
             return web.json_response({"error": "missing, wrong or revoked token"}, status=401)
         if identity.scope is not Scope.OPERATOR and not _source_may(request.path):
             log.warning("api_out_of_scope", path=request.path, credential=identity.credential)
-            return web.json_response(
-                {"error": f"{identity.name} holds a {identity.scope.value} credential: it may only propose"},
-                status=403,
+            why = (
+                f"{identity.name} holds a {identity.scope.value} credential: it may propose, read the market "
+                "(/v1/market) and read its own proposals, nothing else"
             )
+            await self._hub.desk.refuse(identity.name, f"{request.method} {request.path[:100]}", why)
+            return web.json_response({"error": why}, status=403)
         request[_TOKEN] = presented.strip()
         request[_IDENTITY] = identity
         return await handler(request)
@@ -281,7 +289,15 @@ class ApiServer:
             return _json(Reply(command.id, False, _not_yours(identity, claimed)), 400)
         if identity.scope is Scope.OPERATOR:
             self._presence.heard_from(identity.name)
-        answered = asyncio.get_running_loop().create_future()
+        reply, failed, answered = await self._answer(command, identity)
+        response = _json(reply, status=500 if failed else 200)
+        answered.set_result(None)  # aiohttp writes the response as this handler returns, before any await
+        return response
+
+    async def _answer(self, command: Command, identity: Identity) -> tuple[Reply, bool, asyncio.Future[None]]:
+        """Run a REST command; its reply, whether it failed by our own fault, and the future to resolve once the
+        response is on its way."""
+        answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         outcome: asyncio.Future[tuple[Reply, bool]] = asyncio.get_running_loop().create_future()
 
         def deliver(reply: Reply, failed: bool) -> None:
@@ -292,9 +308,17 @@ class ApiServer:
         # A client that hangs up (or the server closing its connections) cancels this wait, never the
         # command: that runs in the server's task group.
         reply, failed = await outcome
-        response = _json(reply, status=500 if failed else 200)
-        answered.set_result(None)  # aiohttp writes the response as this handler returns, before any await
-        return response
+        return reply, failed, answered
+
+    async def _get_market(self, request: web.Request) -> web.Response:
+        """Market status: trading state, each symbol's price and feed health, and the caller's own standing if it
+        is a source. What a source may read besides its own proposals."""
+        identity: Identity = request[_IDENTITY]
+        return web.json_response(self._hub.market(identity.name if identity.scope is Scope.SOURCE else None))
+
+    async def _post_source_proposal(self, request: web.Request) -> web.Response:
+        """A webhook: an alert's JSON as a proposal from the source NAME (see `guard.api.webhook`)."""
+        return await post_alert(request, request[_IDENTITY], self._hub.desk, self._answer)
 
     # --- what a source reads: its own proposals' fate, the account (guard.api.fates) ----
 
@@ -360,8 +384,11 @@ class ApiServer:
         ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=MAX_WS_MESSAGE_BYTES, timeout=1.0, decode_text=False)
         await ws.prepare(request)
         connection = next(self._ids)
-        subscription, snapshot = self._hub.attach()
-        subscription.offer(snapshot)
+        if request[_IDENTITY].scope is Scope.OPERATOR:
+            subscription, snapshot = self._hub.attach()
+            subscription.offer(snapshot)
+        else:  # a source sees its own commands' replies, never the operators' views
+            subscription = Subscription()
         token: str = request[_TOKEN]
         operator: Identity | None = None
         try:
@@ -377,7 +404,7 @@ class ApiServer:
             pass
         finally:
             self._hub.detach(subscription)
-            if operator is not None:
+            if operator is not None and operator.scope is Scope.OPERATOR:
                 self._presence.goodbye(connection)
                 log.info("operator_detached", operator=operator.name, connection=connection)
                 self._hub.publish_status()
@@ -413,6 +440,10 @@ class ApiServer:
                 subscription.offer(Reply(command.id, False, problem))
                 return operator
             identity = Identity(name, token_identity.credential, token_identity.scope)
+            if identity.scope is not Scope.OPERATOR:  # a program is no operator: it keeps no dead-man switch alive
+                log.info("source_attached", source=name, client=command.client, connection=connection)
+                subscription.offer(Reply(command.id, True, f"hello {name}"))
+                return identity
             self._presence.hello(connection, name)
             log.info(
                 "operator_attached",
@@ -427,7 +458,8 @@ class ApiServer:
         if operator is None:
             subscription.offer(Reply(command.id, False, "say hello first: every command needs an operator"))
             return operator
-        self._presence.heartbeat(connection)
+        if operator.scope is Scope.OPERATOR:
+            self._presence.heartbeat(connection)
         if isinstance(command, Heartbeat):
             subscription.offer(Reply(command.id, True))
             return operator
@@ -460,10 +492,11 @@ class ApiServer:
 
 _TOKEN = web.RequestKey("token", str)
 _IDENTITY = web.RequestKey("identity", Identity)
-_SOURCE_PATHS = frozenset({"/v1/commands", "/v1/proposals", "/v1/account"})
-"""Where a source's credential may go (its commands are limited to proposing, in the handler)."""
-_SOURCE_PREFIXES = ("/v1/proposals/",)
-"""Routes that check for themselves that what a source asks for is its own (its proposal)."""
+_SOURCE_PATHS = frozenset({"/v1/commands", "/v1/ws", "/v1/market", "/v1/proposals", "/v1/account"})
+"""Where a source's credential may go (its commands are limited to proposing, in the handler; its WebSocket
+carries its own commands' replies and nothing else)."""
+_SOURCE_PREFIXES = ("/v1/sources/", "/v1/proposals/")
+"""Routes that check for themselves that what a source asks for is its own (its name, its proposal)."""
 
 
 def _source_may(path: str) -> bool:

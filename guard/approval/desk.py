@@ -37,6 +37,7 @@ from guard.approval.recorder import Recorder
 from guard.approval.records import CommandRecord, OrderRecord, ProposalRecord
 from guard.approval.recovery import JournalListener, Recovery
 from guard.approval.settings import DeskSettings
+from guard.approval.sources import Sources, is_source
 from guard.approval.state import GuardState
 from guard.approval.validation import (
     check_prices,
@@ -98,6 +99,8 @@ class ApprovalDesk:
         self._controls = Controls(self.recorder, self.execution, self.kill_switch, self._gate, settings)
         self._orders = Orders(self.recorder, self.execution, self._gate, self._market.marks)
         self._recovery = Recovery(journal, broker, self.recorder, self.execution, settings)
+        self.sources = Sources(self.recorder, self._gate.journal_refusal)
+        """Proposal sources: their grading, pauses and pace."""
         self.journal_listeners: list[JournalListener] = self._recovery.journal_listeners
         """Told, on the event loop, after the desk has halted for a failing journal or recorded its recovery."""
 
@@ -158,6 +161,8 @@ class ApprovalDesk:
         self._market.update(event)
         if reports:
             await self.execution.record_reports(reports)
+        if isinstance(event, Bar) and event.closed:
+            await self.sources.on_bar(event)
         state = self.state
         if state.trading_state is not TradingState.ACTIVE:
             return
@@ -282,7 +287,28 @@ class ApprovalDesk:
             take_profit=request.take_profit,
             limit_price=request.limit_price,
         )
+        if is_source(request.source):
+            return await self._propose_for_source(request)
         return await self._decisions.propose(request)
+
+    async def _propose_for_source(self, request: ProposalRequest) -> CommandResult:
+        """A source's proposal: refused while it is paused or past its pace, graded once queued, with the
+        market's novelty against guard's model as context."""
+        refused = await self.sources.admit(request)
+        if refused is not None:
+            return refused
+        novelty = self.sources.market_novelty(request.symbol)
+        if novelty is not None:
+            request = replace(request, novelty=novelty)
+        result = await self._decisions.propose(request)
+        if result.ok and result.proposal is not None:
+            self.sources.grade(result.proposal)
+        return result
+
+    async def resume_source(self, source: str, operator: str, reason: str = "") -> CommandResult:
+        """Let a paused proposal source propose again: a person's call, journaled."""
+        validate_operator(operator)
+        return await self.sources.resume(source, operator, reason)
 
     async def expire_due(self) -> int:
         """Expire proposals nobody answered in time: no answer means no. Returns how many."""

@@ -67,6 +67,8 @@ from guard.events import (
     RiskLimitChanged,
     SessionEnded,
     SessionStarted,
+    SourcePaused,
+    SourceResumed,
     ThrottleReenabled,
     ThrottleTripped,
     TradingStateChanged,
@@ -99,6 +101,8 @@ class GuardState:
     kill_in_progress: bool = False
     model_paused: bool = False
     model_pause_reason: str = ""
+    paused_sources: dict[str, SourcePaused] = field(default_factory=dict)
+    """Proposal sources paused (on their record, or for flooding) and not resumed since, by name."""
     session_open: bool = False
     sessions: int = 0
     daily: DailyPnl = field(default_factory=DailyPnl)
@@ -184,6 +188,8 @@ class GuardState:
             "risk_limits": dict(sorted(self.risk_limits.items())),
             "journal_id": self.journal_id,
             "close_count": self.close_count,
+            # Only once there is one: a journal from before sources folds to the snapshot it always had.
+            **({"paused_sources": sorted(self.paused_sources)} if self.paused_sources else {}),
         }
 
     # --- folding ---------------------------------------------------------------------
@@ -360,6 +366,12 @@ class GuardState:
         self.model_paused = False
         self.model_pause_reason = ""
 
+    def _source_paused(self, e: SourcePaused) -> None:
+        self.paused_sources[e.source] = e
+
+    def _source_resumed(self, e: SourceResumed) -> None:
+        self.paused_sources.pop(e.source, None)
+
     def _presence_lost(self, e: OperatorPresenceLost) -> None:
         self.deadman_pending = "" if e.policy == "hold" else e.policy
         self.deadman_orders = 0
@@ -424,6 +436,8 @@ _HANDLERS: dict[type, Callable[[GuardState, Any], None]] = {
     RiskLimitChanged: GuardState._limit_changed,
     ModelPaused: GuardState._model_paused,
     ModelResumed: GuardState._model_resumed,
+    SourcePaused: GuardState._source_paused,
+    SourceResumed: GuardState._source_resumed,
     OperatorPresenceLost: GuardState._presence_lost,
     DeadmanApplied: GuardState._deadman_applied,
     FeedHealthChanged: _noop,

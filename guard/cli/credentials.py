@@ -9,8 +9,12 @@ and sees a change without a restart.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
+import uuid
 from datetime import UTC, datetime
 
+from guard.cli._common import OPERATOR_HELP, operator_id
 from guard.config import load_config
 from guard.paths import StatePaths
 
@@ -35,6 +39,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             rotate = group_sub.add_parser("rotate", help="a new token for NAME; the old one stops at once")
             rotate.add_argument("name", metavar="NAME")
             rotate.set_defaults(handler=_rotate, scope=scope)
+        else:
+            resume = group_sub.add_parser(
+                "resume", help="let NAME propose again after guard paused it (its record, or a flood): a person's call"
+            )
+            resume.add_argument("name", metavar="NAME")
+            resume.add_argument("--reason", required=True, help="why (recorded in the journal)")
+            resume.add_argument("--operator", help=OPERATOR_HELP)
+            resume.set_defaults(handler=_resume, scope=scope)
 
 
 def _store(args: argparse.Namespace) -> object:
@@ -76,6 +88,21 @@ def _revoke(args: argparse.Namespace) -> int:
     assert isinstance(store, CredentialStore)
     info = store.revoke(args.name)
     print(f"{info.scope.value} {args.name}: revoked; its token is refused from the next request on")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from guard.api.client import ApiClient
+    from guard.api.protocol import ResumeSource
+
+    config = load_config(args.config)
+    operator = operator_id(config, args.operator)
+    command = ResumeSource(id=f"resume-{uuid.uuid4().hex[:12]}", source=args.name, reason=args.reason)
+    reply = asyncio.run(ApiClient.from_config(config, operator=operator).command(command, operator))
+    if not reply.ok:
+        print(f"resume refused: {reply.reason}", file=sys.stderr)
+        return 1
+    print(f"source {args.name}: resumed by {operator}; its proposals are taken again (its record stays)")
     return 0
 
 

@@ -134,6 +134,10 @@ def describe_status(snapshot: Snapshot) -> str:
         + _model_activity(s),
         f"queue    {count(s.pending, 'pending proposal')}",
     ]
+    for source in s.sources:
+        record = "no record" if source.hit_rate is None else f"right {source.hit_rate:.0%} of {source.settled} settled"
+        state = f"PAUSED ({source.reason})" if source.paused else "proposing"
+        lines.append(f"source   {source.name}: {state}; {record}")
     for view in snapshot.positions:
         p = view.position
         pnl = f"{view.unrealized_pnl:+.2f}" if view.unrealized_pnl is not None else "?"

@@ -41,6 +41,8 @@ from guard.events import (
     RiskLimitChanged,
     SessionEnded,
     SessionStarted,
+    SourcePaused,
+    SourceResumed,
     ThrottleReenabled,
     ThrottleTripped,
     TradingStateChanged,
@@ -127,6 +129,8 @@ _TEXT: dict[type, Callable[[Any], str]] = {
     OrderAmendRequested: _amended,
     ModelPaused: lambda e: f"model paused by {e.operator}: {e.reason}",
     ModelResumed: lambda e: f"model resumed by {e.operator}",
+    SourcePaused: lambda e: f"source {e.source} PAUSED ({e.cause}): {e.reason}",
+    SourceResumed: lambda e: f"source {e.source} resumed by {e.operator}" + (f": {e.reason}" if e.reason else ""),
     OperatorPresenceLost: lambda e: (
         f"no operator heartbeat for {e.silent_seconds:.0f} s: pending proposals expired, positions: {e.policy}"
     ),

@@ -108,7 +108,6 @@ class _Pending:
     side: Side
     confidence: float
     timestamp: int
-    bar_ms: int
     watch: BarrierWatch
 
 
@@ -122,6 +121,8 @@ class LiveTracker:
             the test to call it "clearly below".
         false_pause_rate: bounds how often a model performing as claimed is paused by chance.
         window: settled proposals in the rolling statistics.
+        min_settled: settled proposals needed before the test may pause (a proposal source is held to its
+            claims only once it has a record; the model's card is its record from the start).
     """
 
     def __init__(
@@ -132,6 +133,7 @@ class LiveTracker:
         shortfall: float = 0.10,
         false_pause_rate: float = 0.001,
         window: int = 200,
+        min_settled: int = 0,
     ) -> None:
         if not 0 < shortfall < 1 or not 0 < false_pause_rate < 1:
             raise ValueError("shortfall and false_pause_rate must be in (0, 1)")
@@ -139,6 +141,7 @@ class LiveTracker:
         self.claims = tuple(claims)
         self.shortfall = shortfall
         self.threshold = math.log(1 / false_pause_rate)
+        self.min_settled = min_settled
         self._pending: dict[str, list[_Pending]] = {}
         self._recent: deque[ScoredProposal] = deque(maxlen=window)
         self._window = window
@@ -182,11 +185,25 @@ class LiveTracker:
             # a signal from elsewhere: barriers at 1·σ·√H, as the default model draws them
             barrier = signal.sigma * math.sqrt(max(signal.horizon_seconds / bar_seconds, 1.0))
         entry = math.log(signal.price)
-        watch = BarrierWatch(entry + barrier, entry - barrier, signal.timestamp + round(signal.horizon_seconds * 1000))
-        self._pending.setdefault(signal.symbol, []).append(
-            _Pending(proposal_id, signal.symbol, signal.side, signal.confidence, signal.timestamp,
-                     round(bar_seconds * 1000), watch)
+        self.record_levels(
+            proposal_id, signal.symbol, signal.side, signal.confidence, signal.timestamp,
+            (entry + barrier, entry - barrier), signal.horizon_seconds,
         )
+
+    def record_levels(
+        self,
+        proposal_id: str,
+        symbol: str,
+        side: Side,
+        confidence: float,
+        timestamp: int,
+        barriers: tuple[float, float],
+        horizon_seconds: float,
+    ) -> None:
+        """Start scoring a proposal whose barriers are given: (upper, lower) in log price. A buy is a hit when the
+        upper is touched first, a sell when the lower is; anything else by the horizon is a miss."""
+        watch = BarrierWatch(barriers[0], barriers[1], timestamp + round(horizon_seconds * 1000))
+        self._pending.setdefault(symbol, []).append(_Pending(proposal_id, symbol, side, confidence, timestamp, watch))
         self._recorded += 1
 
     def on_bar(self, bar: Bar) -> list[ScoredProposal]:
@@ -234,11 +251,11 @@ class LiveTracker:
             self._run_scored += 1
             self._run_hits += hit
             self._run_claimed += claimed
-        if not self._paused_reason and self._statistic >= self.threshold:
+        if not self._paused_reason and self._statistic >= self.threshold and self._scored >= self.min_settled:
             n = self._run_scored
             self._paused_reason = (
                 f"live record below its claim: {self._run_hits} of the last {n} proposals hit "
-                f"({self._run_hits / n:.0%}) where the model claimed {self._run_claimed / n:.0%} on average; "
+                f"({self._run_hits / n:.0%}) where it claimed {self._run_claimed / n:.0%} on average; "
                 f"sequential test {self._statistic:.1f} ≥ {self.threshold:.1f}"
             )
             log.warning("model.tracker_pause", model_id=self.model_id, reason=self._paused_reason)
@@ -249,6 +266,11 @@ class LiveTracker:
     def decision(self) -> PauseDecision:
         """Whether the model should be paused, and why. Latched until `reset()`."""
         return PauseDecision(bool(self._paused_reason), self._paused_reason, self._statistic, self.threshold)
+
+    @property
+    def progress(self) -> tuple[int, int, bool]:
+        """(recorded, settled, paused): changes whenever the report can (a cheap key to cache a report by)."""
+        return self._recorded, self._scored, bool(self._paused_reason)
 
     def reset(self) -> None:
         """Clear the test after an operator has looked at the pause (the record stays)."""

@@ -86,6 +86,12 @@ class ProposalPipeline:
         self._bars = self._windows = self._batches = self._signals = self._proposed = self._refused = 0
         self._bar_seen: dict[str, float] = {}
         self._latency: deque[float] = deque(maxlen=1000)
+        self._novelty: dict[str, float] = {}
+        """Each symbol's latest novelty against the model's training data (context for others' proposals)."""
+
+    def market_novelty(self, symbol: str) -> float | None:
+        """How unlike the model's training data `symbol`'s market looked at the latest inference, or None."""
+        return self._novelty.get(symbol)
 
     def stats(self) -> PipelineStats:
         return PipelineStats(
@@ -212,6 +218,7 @@ class ProposalPipeline:
         for symbol, signal in signals.items():
             if self._on_signal is not None:
                 self._on_signal(signal.confidence, signal.novelty)
+            self._novelty[symbol] = signal.novelty
             price = desk.marks.get(symbol) or Decimal(str(signal.price))
             outcome = self._policy.decide(signal, equity, self._specs[symbol], price)
             if outcome.request is None:

@@ -244,6 +244,7 @@ class ConsoleScreen(Screen[None]):
             self.summary.resting = len(self.orders_pane.orders)
             self.card.leverage_acknowledged = status.leverage_acknowledged if status else True
             self.card.trading_state = status.trading_state if status else None
+            self.card.sources = status.sources if status else ()
         if Changed.PROPOSALS in dirty or stale != self.queue.stale:
             self.queue.sync(stale)
         if Changed.POSITIONS in dirty:

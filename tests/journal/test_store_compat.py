@@ -27,7 +27,7 @@ def test_store_journal_written_before_msgspec_verifies_decodes_and_rebuilds_its_
         rows = conn.execute("SELECT seq, type, payload FROM events ORDER BY seq").fetchall()
     # The fixture covers every event type the old code had; these came after it.
     added_since = {"JournalFailed", "JournalRecovered", "DeadmanApplied", "CommandReceived", "CommandAnswered"}
-    added_since |= {"OrderCancelRequested", "OrderAmendRequested"}
+    added_since |= {"OrderCancelRequested", "OrderAmendRequested", "SourcePaused", "SourceResumed"}
     assert {type_name for _, type_name, _ in rows} == set(EVENT_TYPES) - added_since
     assert all('"type"' not in payload[:9] for _, _, payload in rows)  # written before events were tagged
     for seq, type_name, payload in rows:

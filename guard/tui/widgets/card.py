@@ -13,6 +13,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from guard.api.protocol import ProposalView
+from guard.api.sourcing import SourceView
 from guard.domain import TradingState, Verdict
 from guard.tui import render
 from guard.tui.availability import needs_leverage_acknowledgment
@@ -41,6 +42,8 @@ class DecisionCard(Widget):
     """Whether the leverage acknowledgment is on record (to offer it when it is what blocks)."""
     trading_state: reactive[TradingState | None] = reactive(None)
     """The daemon's trading state (the empty card says what HALTED means)."""
+    sources: reactive[tuple[SourceView, ...]] = reactive(())
+    """The proposal sources' records, from the status (a source's proposal is shown beside its record)."""
 
     shown: tuple[str, float] = ("", 0.0)
     """The proposal id (and version) the last render showed, and when (perf_counter)."""
@@ -58,7 +61,10 @@ class DecisionCard(Widget):
 
     def render_line(self, y: int) -> Strip:
         width, height = self.content_size
-        key = (self.view, self.stale, self.blocker, self.leverage_acknowledged, self.trading_state, width, height)
+        key = (
+            self.view, self.stale, self.blocker, self.leverage_acknowledged, self.trading_state, self.sources, width,
+            height,
+        )
         if key != self._drawn_key:
             self._drawn_key = key
             view = self.view
@@ -99,7 +105,7 @@ class DecisionCard(Widget):
         if self.stale:
             lines.append(Text("STALE — disconnected: this is the last known view, not the live one", "bold red"))
         lines.append(self._actions(view))
-        lines.append(self._confidence(view))
+        lines.append(self._claim(view) if view.source is not None else self._confidence(view))
         lines.append(self._novelty(view))
         if p.why:
             lines.append(Text.assemble(("Why  ", "bold"), p.why))
@@ -144,6 +150,24 @@ class DecisionCard(Widget):
             text.append(" — no track record at this confidence", "dim")
         if view.live_hit_rate_at_confidence is not None:
             text.append(f"; live {view.live_hit_rate_at_confidence:.0%}")
+        return text
+
+    def _claim(self, view: ProposalView) -> Text:
+        """A source's proposal: who sent it, what it claims, and its record as guard graded it (no model figures)."""
+        p, source = view.proposal, view.source
+        assert source is not None
+        record = next((s for s in self.sources if s.name == source.name), None)
+        hit_rate, settled = record.at(p.confidence) if record is not None else (None, 0)
+        text = Text.assemble(("From ", "bold"), (source.name, "bold cyan"), " — no model figures: ")
+        if p.confidence <= 0:
+            text.append("no claimed confidence")
+        elif hit_rate is None:
+            text.append(f"claims {p.confidence:.0%}, claimed, uncalibrated", "yellow")
+            text.append(" (no settled record at this confidence yet)", "dim")
+        else:
+            text.append(f"claims {p.confidence:.0%}; right {hit_rate:.0%} of {settled} settled at it")
+        if source.paused:
+            text.append(f"\nSOURCE PAUSED — {source.reason}", "bold red")
         return text
 
     def _novelty(self, view: ProposalView) -> Text:

@@ -47,6 +47,8 @@ def _side(v: ProposalView, _left: float | None) -> Text:
 
 def _confidence(v: ProposalView, _left: float | None) -> Text:
     p = v.proposal
+    if v.source is not None:
+        return _source(v)
     return render.confidence_bar(p.confidence, 4) if render.from_model(p) else Text(render.NO_MODEL, "dim")
 
 
@@ -78,6 +80,15 @@ def _checks(v: ProposalView, _left: float | None) -> Text:
     if v.needs_two_approvals:
         text.append(f"4-eyes {len(v.approvals)}/2", "yellow")
     return text
+
+
+def _source(v: ProposalView) -> Text:
+    """A source's proposal: its name where the model's confidence would be, and its claim (uncalibrated) if any."""
+    assert v.source is not None
+    confidence = v.proposal.confidence
+    if confidence <= 0:
+        return Text(v.source.name[:9], "cyan")
+    return Text.assemble((f"{v.source.name[:5]:<5}", "cyan"), (f"{confidence:4.0%}", "yellow"))
 
 
 COLUMNS = (
