@@ -15,8 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 from guard import codec
-from guard.approval.records import COMMAND_WINDOW_MS, CommandRecord, DailyPnl, OrderRecord, ProposalRecord
-from guard.approval.records import DAY_MS as DAY_MS
+from guard.approval.records import (
+    COMMAND_WINDOW_MS,
+    DAY_MS as DAY_MS,
+    CommandRecord,
+    DailyPnl,
+    OrderRecord,
+    ProposalRecord,
+)
 from guard.broker.ledger import Account
 from guard.config import RiskSection, replace_setting
 from guard.domain import (

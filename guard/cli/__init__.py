@@ -16,8 +16,21 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from guard.cli import config, credentials, daemon, drill, history, journal, limits, model, orders, replay, sim, tui
-from guard.cli import mcp as mcp_command  # `guard mcp`: LLM agents propose over MCP
+from guard.cli import (
+    config,
+    credentials,
+    daemon,
+    drill,
+    history,
+    journal,
+    limits,
+    mcp as mcp_command,  # `guard mcp`: LLM agents propose over MCP
+    model,
+    orders,
+    replay,
+    sim,
+    tui,
+)
 from guard.errors import BadInput, GuardError
 
 

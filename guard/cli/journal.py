@@ -16,8 +16,7 @@ from guard.config import load_config
 from guard.errors import BadInput, JournalCorrupt
 from guard.events import EVENT_TYPES
 from guard.journal.anchor import adopt
-from guard.journal.chain import Entry, last_seq, read_entries
-from guard.journal.chain import verify as verify_journal
+from guard.journal.chain import Entry, last_seq, read_entries, verify as verify_journal
 from guard.journal.export import ALL_TABLES, iso_time, table_named, write_csv, write_parquet
 from guard.journal.story import printable
 from guard.paths import StatePaths

@@ -15,8 +15,7 @@ from typing import Any, cast
 import structlog
 
 from guard.domain import MarketEvent
-from guard.feed.backfill import PAGE as BACKFILL_PAGE
-from guard.feed.backfill import Backfill
+from guard.feed.backfill import PAGE as BACKFILL_PAGE, Backfill
 from guard.feed.health import FeedStatistics, HealthBoard
 from guard.feed.sequence import HOLD_TRADES, BarBuilder, Hole, TradeLine, TradeSequencer
 from guard.feed.validate import trade_from_ccxt

@@ -35,8 +35,7 @@ import structlog
 from guard.errors import ModelFileError
 from guard.features import N_FEATURES, schema_hash
 from guard.model.labels import LABELS, BarrierParams
-from guard.model.novelty import METHOD as NOVELTY_METHOD
-from guard.model.novelty import SPANS as NOVELTY_SPANS
+from guard.model.novelty import METHOD as NOVELTY_METHOD, SPANS as NOVELTY_SPANS
 from guard.timeframes import timeframe_ms
 
 if TYPE_CHECKING:

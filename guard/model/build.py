@@ -117,8 +117,7 @@ def run_training(
     from guard.model.artifact import save_artifact
     from guard.model.data import read_history
     from guard.model.labels import BarrierParams
-    from guard.model.training import TrainParams
-    from guard.model.training import train as train_model
+    from guard.model.training import TrainParams, train as train_model
 
     if request.epochs < 1:
         raise BadInput(f"--epochs {request.epochs}: must be at least 1")

@@ -22,8 +22,7 @@ from textual.message import Message
 from textual.message_pump import MessagePump
 
 from guard.api.client import ApiClient, Session
-from guard.api.protocol import Command, EventsLogged, Kill, Prices, Reply, Snapshot
-from guard.api.protocol import Message as DaemonMessage
+from guard.api.protocol import Command, EventsLogged, Kill, Message as DaemonMessage, Prices, Reply, Snapshot
 from guard.errors import DaemonError
 from guard.paths import StatePaths
 

@@ -8,8 +8,7 @@ from collections.abc import Iterator
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from guard.api.client import Endpoint
 from guard.api.protocol import COMMAND_TYPES

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from guard.api.protocol import OPERATOR_HEADER, PROTOCOL_VERSION
 from guard.approval.state import GuardState

@@ -18,7 +18,9 @@ from guard.api.credentials import CredentialStore, Scope
 from guard.api.protocol import (
     COMMAND_TYPES,
     Acknowledge,
+    AmendOrder,
     Approve,
+    CancelOrder,
     ClosePosition,
     Command,
     Kill,
@@ -65,6 +67,8 @@ def operator_commands(pid: str) -> list[Command]:
         Acknowledge("c10", AcknowledgmentKind.LEVERAGE, "I UNDERSTAND LEVERAGE CAN LIQUIDATE ME"),
         ReenableThrottle("c11"),
         ResumeSource("c12", "freqtrade", "resume myself"),
+        CancelOrder("c13", f"{pid}-E", "not mine to cancel"),
+        AmendOrder("c14", f"{pid}-E", price=Decimal(1), reason="not mine to move"),
     ]
 
 

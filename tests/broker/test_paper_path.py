@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from guard.broker.paper import PaperBroker
 from guard.broker.paper_market import bar_path, next_level

@@ -6,8 +6,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal as D
 
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from msgspec.structs import replace
 
 from guard.approval.pricing import moved, price_proposal

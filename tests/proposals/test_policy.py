@@ -7,8 +7,7 @@ from decimal import Decimal
 
 import msgspec
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from guard.config import ModelSection, ProposalsSection
 from guard.domain import HARD_LEVERAGE_CAP, MarketKind, MarketSpec, Side, Signal
