@@ -115,6 +115,7 @@ class Journal:
         threaded: bool = True,
         batch_rows: int = 0,
         page_limit: int | None = None,
+        checkpoint_idle_s: float = CHECKPOINT_IDLE_S,
     ) -> None:
         """Open (creating if needed) the journal at `path`.
 
@@ -130,7 +131,10 @@ class Journal:
             page_limit: the most database pages the journal may hold (SQLite's `max_page_count`),
                 or None for no limit. It makes a full disk reproducible in tests and drills, and
                 can be changed while the journal runs (`page_limit` attribute).
+            checkpoint_idle_s: how long the writer waits idle before it checkpoints (`CHECKPOINT_IDLE_S`;
+                a test on a loaded machine raises it, so a stall of the test's own thread is not a pause).
         """
+        self._checkpoint_idle_s = checkpoint_idle_s
         if batch_rows and threaded:
             raise ValueError("batch_rows needs threaded=False: the daemon's commits are never deferred")
         self._batch_rows = batch_rows
@@ -292,7 +296,7 @@ class Journal:
                 if self._backlog:
                     timeout: float | None = RETRY_SECONDS
                 elif unchecked_rows >= CHECKPOINT_AFTER_ROWS:
-                    timeout = CHECKPOINT_IDLE_S
+                    timeout = self._checkpoint_idle_s
                 else:
                     timeout = None
                 try:
