@@ -23,7 +23,7 @@ import structlog
 from guard.approval.execution import Execution
 from guard.approval.recorder import Recorder
 from guard.approval.records import OrderRecord
-from guard.domain import ZERO, OrderPurpose, OrderRequest, OrderType, Proposal, TradingState
+from guard.domain import ZERO, OrderPurpose, OrderRequest, OrderStatus, OrderType, Proposal, TradingState
 from guard.errors import GuardError
 
 log = structlog.get_logger(__name__)
@@ -62,17 +62,19 @@ class Protection:
             log.error("entry_protection_failed", proposals=pids, error=str(e))
             return 0
         for order, reports in zip(orders, answers, strict=True):
-            log.info(
-                "entry_protected",
-                proposal_id=order.proposal_id,
-                client_order_id=order.client_order_id,
-                purpose=order.purpose.value,
-                qty=str(order.qty),
-                trigger=str(order.trigger_price),
-                placed=self._state.orders[order.client_order_id].status.value,
-                reports=len(reports),
-                why=why,
-            )
+            placed = self._state.orders[order.client_order_id]
+            fields = {
+                "proposal_id": order.proposal_id,
+                "client_order_id": order.client_order_id,
+                "purpose": order.purpose.value,
+                "qty": str(order.qty),
+                "trigger": str(order.trigger_price),
+                "why": why,
+            }
+            if placed.status is OrderStatus.REJECTED:  # the position is held without it: an operator must look
+                log.error("entry_protection_rejected", reason=placed.reason, **fields)
+            else:
+                log.info("entry_protected", status=placed.status.value, reports=len(reports), **fields)
         return len(orders)
 
     async def protect_missing(self, why: str) -> int:
@@ -100,7 +102,10 @@ class Protection:
             if trigger is None or filled <= 0:
                 continue
             placed = _placed(state.orders, f"{root}-{suffix}")
-            qty = state.specs[p.symbol].round_qty(min(filled - sum(placed, ZERO), self._room(p, purpose)))
+            missing = filled - sum(placed, ZERO)
+            if missing <= 0:  # the common case, found without reading the book
+                continue
+            qty = state.specs[p.symbol].round_qty(min(missing, self._room(p, purpose)))
             if qty <= 0:
                 continue
             n = len(placed) + 1
