@@ -8,9 +8,9 @@ those roads; the desk asks `protect_missing` at start and at re-arm for fills th
 What is owed is worked out from the journal alone: per proposal, what its entry orders filled minus what its
 stop (and its take-profit) orders were placed for, each protective order counted for the quantity it was
 placed with whatever became of it since (an operator's cancel or amend of a stop is theirs; a stop that
-triggered did its work). It is capped by the position: resting reduce-only stops never add up to more than
-is held. Nothing is placed while trading is HALTED or a kill is in progress: the kill switch owns the book,
-and a flattened position needs no stop.
+triggered did its work), except one the venue rejected, which is still owed. It is capped by the position:
+resting reduce-only stops never add up to more than is held. Nothing is placed while trading is HALTED or a
+kill is in progress: the kill switch owns the book, and a flattened position needs no stop.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ _KINDS = (
     ("S", OrderType.STOP_MARKET, OrderPurpose.STOP),
     ("T", OrderType.TAKE_PROFIT_MARKET, OrderPurpose.TAKE_PROFIT),
 )
+_WORKING = frozenset({OrderStatus.SENDING, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+"""A protective order in one of these states still stands in front of the position."""
 _AMENDS = 1_000
 """More amendments of one order than anyone makes: a bound on walking an order's chain of replacements."""
 
@@ -97,15 +99,17 @@ class Protection:
         root = f"g{state.journal_id}-{p.id}"
         filled = sum((o.filled for o in _chain(state.orders, f"{root}-E")), ZERO)
         orders: list[OrderRequest] = []
+        if filled <= 0:
+            return orders
         for suffix, order_type, purpose in _KINDS:
             trigger = p.stop if purpose is OrderPurpose.STOP else p.take_profit
-            if trigger is None or filled <= 0:
+            if trigger is None:
                 continue
             placed = _placed(state.orders, f"{root}-{suffix}")
-            missing = filled - sum(placed, ZERO)
-            if missing <= 0:  # the common case, found without reading the book
+            covered = sum((o.request.qty for o in placed if o.status is not OrderStatus.REJECTED), ZERO)
+            if filled <= covered:  # the common case, found without reading the book
                 continue
-            qty = state.specs[p.symbol].round_qty(min(missing, self._room(p, purpose)))
+            qty = state.specs[p.symbol].round_qty(min(filled - covered, self._room(p, purpose)))
             if qty <= 0:
                 continue
             n = len(placed) + 1
@@ -135,8 +139,11 @@ class Protection:
         resting = sum(
             (
                 o.remaining
-                for o in state.open_orders()
-                if o.request.symbol == p.symbol and o.request.purpose is purpose and o.request.reduce_only
+                for o in state.orders.values()
+                if o.status in _WORKING
+                and o.request.symbol == p.symbol
+                and o.request.purpose is purpose
+                and o.request.reduce_only
             ),
             ZERO,
         )
@@ -154,10 +161,10 @@ def _chain(orders: Mapping[str, OrderRecord], first: str) -> list[OrderRecord]:
     return chain
 
 
-def _placed(orders: Mapping[str, OrderRecord], base: str) -> list[Decimal]:
-    """The quantities protective orders `base`, `base`2, … were placed for (amends and cancels since are the
-    operator's, and do not reopen what was covered)."""
-    placed: list[Decimal] = []
+def _placed(orders: Mapping[str, OrderRecord], base: str) -> list[OrderRecord]:
+    """The protective orders `base`, `base`2, … sent so far. Each covers the quantity it was placed for unless it
+    was rejected (that is still owed); an operator's amend or cancel of it since is theirs, and reopens nothing."""
+    placed: list[OrderRecord] = []
     while (record := orders.get(base if not placed else f"{base}{len(placed) + 1}")) is not None:
-        placed.append(record.request.qty)
+        placed.append(record)
     return placed
