@@ -175,3 +175,18 @@ async def test_the_kill_switch_cancels_protection_placed_after_a_late_fill(desk:
     assert all(
         desk.state.orders[o.request.client_order_id].status is OrderStatus.CANCELLED for o in protective(desk, pid)
     )
+
+
+async def test_a_stop_the_operator_cancelled_is_not_put_back_by_the_next_fill(desk: ApprovalDesk) -> None:
+    """An operator's cancel of a part's stop is their decision: the rest filling later is protected for the rest
+    only, and the cancelled stop is not placed again."""
+    await desk.on_market(Book(BTC, desk.clock.now_ms(), bids=((99_990.0, 1.0),), asks=((100_000.0, 0.02),)))
+    result = await desk.propose(request(stop=str(STOP), take_profit=str(TAKE_PROFIT), limit_price="100000"))
+    assert result.proposal is not None, result.reason
+    pid = result.proposal.id
+    assert (await desk.approve(pid, "alice", version=1)).ok
+    assert (await desk.cancel_order(f"{pid}-S", "bob", "I will watch it myself")).ok
+    await desk.on_market(Book(BTC, desk.clock.now_ms(), bids=((99_900.0, 1.0),), asks=((99_950.0, 1.0),)))
+    stops = [o.request for o in protective(desk, pid) if o.request.purpose is OrderPurpose.STOP]
+    assert [(s.client_order_id.rsplit("-", 1)[1], s.qty) for s in stops] == [("S", D("0.02")), ("S2", D("0.03"))]
+    assert placed_qty(protective(desk, pid), OrderPurpose.TAKE_PROFIT) == D("0.05")
