@@ -7,8 +7,6 @@ four-eyes asks a second, different operator for large or leveraged orders.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import structlog
 
 from guard.approval.answers import CommandResult, outcome, refuse
@@ -21,12 +19,10 @@ from guard.approval.recorder import Recorder
 from guard.approval.records import ProposalRecord
 from guard.approval.settings import DeskSettings
 from guard.domain import (
-    ZERO,
     DecisionKind,
     OrderPurpose,
     OrderRequest,
     OrderStatus,
-    OrderType,
     OverrideEdits,
     Proposal,
     ProposalRequest,
@@ -36,7 +32,6 @@ from guard.domain import (
 from guard.events import (
     ApprovalCounted,
     DecisionRecorded,
-    OrderFilled,
     ProposalExpired,
     ProposalQueued,
     ProposalRefused,
@@ -332,10 +327,8 @@ class Decisions:
             confidence=p.confidence,
             price=str(p.price),
         )
+        # An entry that fills (now or later) gets the proposal's stop and take-profit: `guard.approval.protection`.
         reports = await self._execution.send(request, preceding=[decision])
-        filled = sum((r.fill.qty for r in reports if isinstance(r, OrderFilled)), ZERO)
-        if filled > 0:
-            await self._protect(p, request.client_order_id, filled)
         status = self._state.proposals[p.id].status
         await self.judge_duplicates_again()
         entry = self._state.orders.get(request.client_order_id)
@@ -343,30 +336,6 @@ class Decisions:
             # A limit order the venue took and that rests on its book: placed, which is what was asked.
             return CommandResult(True, f"placed, resting at {request.limit_price}", p, status)
         return CommandResult(status is ProposalStatus.FILLED, outcome(status, reports), p, status)
-
-    async def _protect(self, p: Proposal, entry_id: str, qty: Decimal) -> None:
-        """Rest the proposal's stop and take-profit as reduce-only orders on the filled quantity."""
-        orders = [
-            OrderRequest(
-                client_order_id=f"{entry_id[:-2]}-{suffix}",
-                symbol=p.symbol,
-                side=p.side.opposite,
-                qty=qty,
-                order_type=order_type,
-                purpose=purpose,
-                leverage=p.leverage,
-                trigger_price=trigger,
-                reduce_only=True,
-                proposal_id=p.id,
-            )
-            for suffix, order_type, trigger, purpose in (
-                ("S", OrderType.STOP_MARKET, p.stop, OrderPurpose.STOP),
-                ("T", OrderType.TAKE_PROFIT_MARKET, p.take_profit, OrderPurpose.TAKE_PROFIT),
-            )
-            if trigger is not None
-        ]
-        if orders:
-            await self._execution.send_many(orders)
 
 
 def entry_request(journal_id: str, p: Proposal) -> OrderRequest:

@@ -33,6 +33,7 @@ from guard.approval.gate import Gate
 from guard.approval.killswitch import KillReport, KillSwitch
 from guard.approval.market import Market
 from guard.approval.orders import Amendment, Orders
+from guard.approval.protection import Protection
 from guard.approval.recorder import Recorder
 from guard.approval.records import CommandRecord, OrderRecord, ProposalRecord
 from guard.approval.recovery import JournalListener, Recovery
@@ -101,14 +102,19 @@ class ApprovalDesk:
         self._recovery = Recovery(journal, broker, self.recorder, self.execution, settings)
         self.sources = Sources(self.recorder, self._gate.journal_refusal)
         """Proposal sources: their grading, pauses and pace."""
+        self._protection = Protection(self.recorder, self.execution)
+        # Every entry fill, on whichever road it reaches the journal, gets the proposal's stop and take-profit.
+        self.execution.entries_filled = self._protection.protect
         self.journal_listeners: list[JournalListener] = self._recovery.journal_listeners
         """Told, on the event loop, after the desk has halted for a failing journal or recorded its recovery."""
 
     # --- lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Rebuild state from the journal, settle what a crash left open, and open a session."""
+        """Rebuild state from the journal, settle what a crash left open, and open a session; an entry that
+        filled without its stop and take-profit (while the daemon was down, or before a crash) gets them."""
         await self._recovery.start()
+        await self._protection.protect_missing("restart: filled without its stop or take-profit")
 
     async def stop(self, reason: str = "shutdown") -> None:
         """End the session cleanly: pending proposals expire; positions are left as they are."""
@@ -405,7 +411,10 @@ class ApprovalDesk:
     async def rearm(self, operator: str, acknowledgment: str, reason: str = "") -> CommandResult:
         """Leave HALTED or REDUCING. Needs the typed phrase RE-ARM; nothing else ever does this."""
         validate_operator(operator)
-        return await self._controls.rearm(operator, acknowledgment, reason)
+        result = await self._controls.rearm(operator, acknowledgment, reason)
+        if result.ok:  # fills learnt while HALTED got no protection; a position still held gets it now
+            await self._protection.protect_missing("re-armed: filled while HALTED")
+        return result
 
     async def acknowledge(self, operator: str, kind: AcknowledgmentKind, text: str) -> CommandResult:
         """Record a typed risk acknowledgment, bound to this config (and model)."""

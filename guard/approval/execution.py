@@ -7,7 +7,7 @@ rejected, so the journal never holds an intent without an outcome for long.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 
 import structlog
@@ -23,7 +23,7 @@ from guard.domain import (
     TradingState,
 )
 from guard.errors import BadInput, GuardError, JournalFailing
-from guard.events import Event, OrderRejected, OrderSubmitted, OrderUnknown, TradingStateChanged
+from guard.events import Event, OrderFilled, OrderRejected, OrderSubmitted, OrderUnknown, TradingStateChanged
 from guard.risk.checks import increases_risk
 
 log = structlog.get_logger(__name__)
@@ -40,6 +40,10 @@ class Execution:
     def __init__(self, recorder: Recorder, broker: Broker) -> None:
         self._recorder = recorder
         self._broker = broker
+        self.entries_filled: Callable[[list[str]], Awaitable[object]] | None = None
+        """Told the proposals whose entry orders filled, once those fills are committed, whichever road they came
+        by (the broker's answer, a cancel's, or a report of its own): the desk protects them
+        (`guard.approval.protection`)."""
 
     @property
     def broker(self) -> Broker:
@@ -128,6 +132,7 @@ class Execution:
                 TradingStateChanged(recorder.now(), TradingState.ACTIVE, TradingState.REDUCING, in_doubt, "guard")
             )
         await recorder.commit(events, failing="keep")
+        await self._told(events)
         if bad is not None:
             raise bad
         return out
@@ -142,7 +147,9 @@ class Execution:
     async def cancel_many(self, client_order_ids: Sequence[str], reason: str) -> list[Answer]:
         """Cancel several orders at once and journal what the broker said in one commit."""
         answers = await self._broker.cancel_many(client_order_ids, reason)
-        await self._recorder.commit([r for a in answers if not isinstance(a, GuardError) for r in a], failing="keep")
+        reports = [r for a in answers if not isinstance(a, GuardError) for r in a]
+        await self._recorder.commit(reports, failing="keep")
+        await self._told(reports)
         return answers
 
     async def record_reports(self, reports: Sequence[BrokerReport]) -> None:
@@ -150,6 +157,22 @@ class Execution:
         happened, so it is kept even while the journal is failing."""
         if reports:
             await self._recorder.commit(reports, failing="keep")
+            await self._told(reports)
+
+    async def _told(self, events: Sequence[Event]) -> None:
+        """Tell `entries_filled` of the entries among these committed events that filled."""
+        if self.entries_filled is None:
+            return
+        orders = self._recorder.state.orders
+        filled = [
+            request.proposal_id
+            for e in events
+            if isinstance(e, OrderFilled)
+            and (request := orders[e.fill.client_order_id].request).purpose is OrderPurpose.ENTRY
+            and request.proposal_id
+        ]
+        if filled:
+            await self.entries_filled(filled)
 
 
 def symbol_tag(symbol: str) -> str:

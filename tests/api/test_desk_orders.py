@@ -11,7 +11,7 @@ import pytest
 from guard.api.client import ApiClient, Session
 from guard.api.protocol import AmendOrder, CancelOrder, Kill, Message, Override, SetRiskLimit, StatusChanged
 from guard.daemon import Daemon, running
-from guard.domain import OverrideEdits
+from guard.domain import OverrideEdits, ProposalStatus
 from guard.events import OrderAmendRequested, OrderCancelRequested, RiskLimitChanged
 from guard.journal.chain import read_entries
 from tests.api.support import queue_proposal, wait_for, wait_until
@@ -133,3 +133,27 @@ async def test_an_amend_with_an_absurd_number_is_refused(daemon: Daemon, client:
     """Prices and quantities in an amend are bounded like every other number a client sends."""
     reply = await client.command(AmendOrder("a1", "P000001", price=Decimal(bad)), "alice")
     assert not reply.ok and "AmendOrder.price" in reply.reason
+
+
+async def test_a_resting_entry_filled_at_the_sandbox_venue_gets_its_stop_and_take_profit(guard_home: Path) -> None:
+    """Sandbox broker: the override rests at the venue; a flash crash fills it there; the fill learnt from the
+    venue's reports places the proposal's reduce-only stop and take-profit at the venue for the filled qty."""
+    async with running(daemon_config(exchange={"broker": "sandbox"})) as daemon:
+        await wait_until(lambda: BTC in daemon.desk.marks)
+        mark = daemon.desk.marks[BTC]
+        stop, take_profit = (mark * Decimal("0.5")).quantize(Decimal(1)), (mark * Decimal("1.2")).quantize(Decimal(1))
+        pid = await queue_proposal(daemon, qty="0.01", leverage="1", stop=str(stop), take_profit=str(take_profit))
+        async with ApiClient.from_config(daemon.config).connect("alice") as session:
+            price = (mark * Decimal("0.97")).quantize(Decimal(1))
+            edits = OverrideEdits(limit_price=price)
+            reply = await session.send(Override(session.next_id(), pid, 1, edits, "buy the dip"))
+            assert reply.ok, reply.reason
+            daemon.sim.flash_crash()
+            await wait_until(lambda: daemon.desk.state.proposals[pid].status is ProposalStatus.FILLED, within=60)
+            await wait_until(lambda: len(daemon.desk.resting_orders()) == 2, within=30)
+            at_venue = {o.client_order_id: o for o in await daemon.desk.broker.open_orders()}
+            filled = daemon.desk.state.orders[daemon.desk.state.proposals[pid].entry_order or ""].filled
+            for order in daemon.desk.resting_orders():
+                placed = at_venue[order.request.client_order_id]
+                assert placed.reduce_only and placed.qty == filled == Decimal("0.01")
+                assert placed.trigger_price in (stop, take_profit)

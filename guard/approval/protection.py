@@ -1,0 +1,170 @@
+"""Protection: an approved entry, once filled, gets the proposal's stop and take-profit, whenever it fills.
+
+A person approved the trade with its stop. The entry may fill in the broker's first answer, later while it
+rests on the book (the paper venue's market walk, a venue's report), in parts, after an operator amended it,
+or while the daemon was down. `Execution` tells `Protection.protect` of every entry fill it commits, on any of
+those roads; the desk asks `protect_missing` at start and at re-arm for fills that no protection followed.
+
+What is owed is worked out from the journal alone: per proposal, what its entry orders filled minus what its
+stop (and its take-profit) orders were placed for, each protective order counted for the quantity it was
+placed with whatever became of it since (an operator's cancel or amend of a stop is theirs; a stop that
+triggered did its work), except one the venue rejected, which is still owed. It is capped by the position:
+resting reduce-only stops never add up to more than is held. Nothing is placed while trading is HALTED or a
+kill is in progress: the kill switch owns the book, and a flattened position needs no stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+import structlog
+
+from guard.approval.execution import Execution
+from guard.approval.recorder import Recorder
+from guard.approval.records import OrderRecord
+from guard.domain import ZERO, OrderPurpose, OrderRequest, OrderStatus, OrderType, Proposal, TradingState
+from guard.errors import GuardError
+
+log = structlog.get_logger(__name__)
+
+_KINDS = (
+    ("S", OrderType.STOP_MARKET, OrderPurpose.STOP),
+    ("T", OrderType.TAKE_PROFIT_MARKET, OrderPurpose.TAKE_PROFIT),
+)
+_WORKING = frozenset({OrderStatus.SENDING, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+"""A protective order in one of these states still stands in front of the position."""
+_AMENDS = 1_000
+"""More amendments of one order than anyone makes: a bound on walking an order's chain of replacements."""
+
+
+class Protection:
+    """Places the stop and take-profit a filled entry is owed, as reduce-only orders through `Execution`."""
+
+    def __init__(self, recorder: Recorder, execution: Execution) -> None:
+        self._recorder = recorder
+        self._state = recorder.state
+        self._execution = execution
+
+    async def protect(self, proposal_ids: Iterable[str], why: str = "entry filled") -> int:
+        """Place what these proposals' filled entries are owed. Returns how many orders were sent."""
+        state = self._state
+        # Worked out and recorded (the intents applied to the state) before the first await: a second fill
+        # arriving meanwhile sees these orders and is owed only what they do not cover.
+        orders = [o for pid in sorted(set(proposal_ids)) for o in self._owed(pid)]
+        if not orders:
+            return 0
+        pids = sorted({o.proposal_id or "" for o in orders})
+        if state.trading_state is TradingState.HALTED or state.kill_in_progress:
+            log.warning("entry_protection_held", proposals=pids, reason="HALTED: the kill switch owns the orders")
+            return 0
+        try:
+            answers = await self._execution.send_many(orders)
+        except GuardError as e:  # recorded as rejected by Execution; the position stays open, say so loudly
+            log.error("entry_protection_failed", proposals=pids, error=str(e))
+            return 0
+        for order, reports in zip(orders, answers, strict=True):
+            placed = self._state.orders[order.client_order_id]
+            fields = {
+                "proposal_id": order.proposal_id,
+                "client_order_id": order.client_order_id,
+                "purpose": order.purpose.value,
+                "qty": str(order.qty),
+                "trigger": str(order.trigger_price),
+                "why": why,
+            }
+            if placed.status is OrderStatus.REJECTED:  # the position is held without it: an operator must look
+                log.error("entry_protection_rejected", reason=placed.reason, **fields)
+            else:
+                log.info("entry_protected", status=placed.status.value, reports=len(reports), **fields)
+        return len(orders)
+
+    async def protect_missing(self, why: str) -> int:
+        """Protect every filled entry that no stop or take-profit followed (a fill learnt while the daemon was
+        down or HALTED, a crash between a fill and its stop). Returns how many orders were sent."""
+        filled = {
+            o.request.proposal_id
+            for o in self._state.orders.values()
+            if o.request.purpose is OrderPurpose.ENTRY and o.request.proposal_id and o.filled > 0
+        }
+        return await self.protect(filled, why)
+
+    def _owed(self, pid: str) -> list[OrderRequest]:
+        """The protective orders proposal `pid` is owed now (none, a stop, a take-profit or both)."""
+        state = self._state
+        record = state.proposals.get(pid)
+        if record is None:
+            return []
+        p = record.proposal
+        root = f"g{state.journal_id}-{p.id}"
+        filled = sum((o.filled for o in _chain(state.orders, f"{root}-E")), ZERO)
+        orders: list[OrderRequest] = []
+        if filled <= 0:
+            return orders
+        for suffix, order_type, purpose in _KINDS:
+            trigger = p.stop if purpose is OrderPurpose.STOP else p.take_profit
+            if trigger is None:
+                continue
+            placed = _placed(state.orders, f"{root}-{suffix}")
+            covered = sum((o.request.qty for o in placed if o.status is not OrderStatus.REJECTED), ZERO)
+            if filled <= covered:  # the common case, found without reading the book
+                continue
+            qty = state.specs[p.symbol].round_qty(min(filled - covered, self._room(p, purpose)))
+            if qty <= 0:
+                continue
+            n = len(placed) + 1
+            orders.append(
+                OrderRequest(
+                    client_order_id=f"{root}-{suffix}" if n == 1 else f"{root}-{suffix}{n}",
+                    symbol=p.symbol,
+                    side=p.side.opposite,
+                    qty=qty,
+                    order_type=order_type,
+                    purpose=purpose,
+                    leverage=p.leverage,
+                    trigger_price=trigger,
+                    reduce_only=True,
+                    proposal_id=p.id,
+                )
+            )
+        return orders
+
+    def _room(self, p: Proposal, purpose: OrderPurpose) -> Decimal:
+        """How much more of `purpose` the position on `p`'s symbol can carry: what is held on `p`'s side, less
+        what such orders already rest for (this proposal's and any other's)."""
+        state = self._state
+        position = state.account.position(p.symbol)
+        if position is None or position.side is not p.side:
+            return ZERO
+        resting = sum(
+            (
+                o.remaining
+                for o in state.orders.values()
+                if o.status in _WORKING
+                and o.request.symbol == p.symbol
+                and o.request.purpose is purpose
+                and o.request.reduce_only
+            ),
+            ZERO,
+        )
+        return abs(position.qty) - resting
+
+
+def _chain(orders: Mapping[str, OrderRecord], first: str) -> list[OrderRecord]:
+    """An order and the replacements an operator's amends put in its place, in order."""
+    chain: list[OrderRecord] = []
+    for n in range(_AMENDS):
+        record = orders.get(first if n == 0 else f"{first}-A{n}")
+        if record is None:
+            break
+        chain.append(record)
+    return chain
+
+
+def _placed(orders: Mapping[str, OrderRecord], base: str) -> list[OrderRecord]:
+    """The protective orders `base`, `base`2, … sent so far. Each covers the quantity it was placed for unless it
+    was rejected (that is still owed); an operator's amend or cancel of it since is theirs, and reopens nothing."""
+    placed: list[OrderRecord] = []
+    while (record := orders.get(base if not placed else f"{base}{len(placed) + 1}")) is not None:
+        placed.append(record)
+    return placed
