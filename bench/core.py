@@ -242,7 +242,16 @@ def _made_up_spec(symbol: str) -> MarketSpec:
     the benchmark's numbers stay comparable (the bench only times the desk; the tick does not matter to it)."""
     base, quote = symbol.split(":")[0].split("/")
     return MarketSpec(
-        symbol=symbol, base=base, quote=quote, kind=MarketKind.LINEAR, tick_size=Decimal("0.0001"),
-        step_size=Decimal("0.001"), min_qty=Decimal("0.001"), min_notional=Decimal(5), maker_fee=Decimal("0.0002"),
-        taker_fee=Decimal("0.0005"), max_leverage=Decimal(125), tiers=builtin_tiers(symbol),
+        symbol=symbol,
+        base=base,
+        quote=quote,
+        kind=MarketKind.LINEAR,
+        tick_size=Decimal("0.0001"),
+        step_size=Decimal("0.001"),
+        min_qty=Decimal("0.001"),
+        min_notional=Decimal(5),
+        maker_fee=Decimal("0.0002"),
+        taker_fee=Decimal("0.0005"),
+        max_leverage=Decimal(125),
+        tiers=builtin_tiers(symbol),
     )

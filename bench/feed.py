@@ -187,7 +187,10 @@ async def _remote_sim(
         )
         proc = subprocess.Popen(  # noqa: ASYNC220 - starting a process is quick; we await its output
             [sys.executable, "-m", "guard", "--config", str(config), "sim", "--speed", f"{speed:g}"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "GUARD_HOME": tmp},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "GUARD_HOME": tmp},
         )
         try:
             if niceness:
@@ -217,8 +220,14 @@ class _Run:
 
 
 async def _consume(
-    feed: CcxtFeed, seconds: float, *, stall_every: float = 0.0, stall_for: float = 0.0, keep_ids: bool = False,
-    speed: float = 1.0, clock_map: tuple[int, float] | None = None,
+    feed: CcxtFeed,
+    seconds: float,
+    *,
+    stall_every: float = 0.0,
+    stall_for: float = 0.0,
+    keep_ids: bool = False,
+    speed: float = 1.0,
+    clock_map: tuple[int, float] | None = None,
 ) -> _Run:
     """Read the feed for `seconds` as a daemon would (`async for`), optionally stalling."""
     run = _Run(ids=set() if keep_ids else None, lags_ms=[] if clock_map else None)
@@ -330,9 +339,7 @@ async def _burst(quick: bool) -> dict[str, Any]:
         lo, hi = min(ids), max(ids)
         # Lost trades the feed counted inside the window we account for (a hole given up
         # after the last delivered trade is counted, but lies outside it).
-        lost_counted = sum(
-            max(0, min(last, hi) - max(first, lo) + 1) for _, first, last in feed.stats.lost_ranges
-        )
+        lost_counted = sum(max(0, min(last, hi) - max(first, lo) + 1) for _, first, last in feed.stats.lost_ranges)
         gaps = feed.stats.trade_gaps
         missing = feed.stats.trades_missing
         held = sum(len(line.pending) for line in feed._lines.values())

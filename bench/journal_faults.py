@@ -56,7 +56,13 @@ async def _cycles(cycles: int) -> dict[str, Any]:
 
     config = make_config(risk={"max_orders_per_minute": 10_000, "daily_loss_limit": 1_000_000})
     out: dict[str, Any] = {
-        "stopped": 0, "not_flat": 0, "lost": 0, "resumed_alone": 0, "acknowledged": 0, "kept": 0, "recovery_ms": []
+        "stopped": 0,
+        "not_flat": 0,
+        "lost": 0,
+        "resumed_alone": 0,
+        "acknowledged": 0,
+        "kept": 0,
+        "recovery_ms": [],
     }
     acknowledged: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:

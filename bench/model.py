@@ -80,28 +80,47 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
 
     torch.set_num_threads(1)
     load = os.getloadavg()[0]
-    yield {"figure": "machine load (1-minute load average) when the run started", "value": round(load, 2),
-           "unit": "", "p50": None, "p99": None, "target": "", "met": None,
-           "note": f"timings below were taken with {load:.1f} runnable processes on {os.cpu_count()} CPUs; on a "
-                   "loaded machine they stretch accordingly"}
+    yield {
+        "figure": "machine load (1-minute load average) when the run started",
+        "value": round(load, 2),
+        "unit": "",
+        "p50": None,
+        "p99": None,
+        "target": "",
+        "met": None,
+        "note": f"timings below were taken with {load:.1f} runnable processes on {os.cpu_count()} CPUs; on a "
+        "loaded machine they stretch accordingly",
+    }
     model = load_model(DEFAULT_MODEL)
     runner = ModelRunner(model)
     windows = _windows(10)
     n = 300 if quick else 2000
 
-    samples = _time(lambda: runner.signals(windows, now_ms=0, novelty_threshold=0.95,
-                                           explain_min_confidence=None), n)
+    samples = _time(lambda: runner.signals(windows, now_ms=0, novelty_threshold=0.95, explain_min_confidence=None), n)
     mean, p50, p99 = _percentiles(samples)
-    yield {"figure": "inference, batch of 10 symbols", "value": round(mean, 3), "unit": "ms",
-           "p50": round(p50, 3), "p99": round(p99, 3), "target": "p99 <= 5 ms", "met": p99 <= 5.0,
-           "note": "features already built; forward pass, calibration, novelty and Signals, one torch thread"}
+    yield {
+        "figure": "inference, batch of 10 symbols",
+        "value": round(mean, 3),
+        "unit": "ms",
+        "p50": round(p50, 3),
+        "p99": round(p99, 3),
+        "target": "p99 <= 5 ms",
+        "met": p99 <= 5.0,
+        "note": "features already built; forward pass, calibration, novelty and Signals, one torch thread",
+    }
 
-    samples = _time(lambda: runner.signals(windows, now_ms=0, novelty_threshold=0.95,
-                                           explain_min_confidence=0.0), n)
+    samples = _time(lambda: runner.signals(windows, now_ms=0, novelty_threshold=0.95, explain_min_confidence=0.0), n)
     mean, p50, p99 = _percentiles(samples)
-    yield {"figure": "inference + why for all 10 symbols", "value": round(mean, 3), "unit": "ms",
-           "p50": round(p50, 3), "p99": round(p99, 3), "target": "", "met": None,
-           "note": "worst case: the predictor explains only sides above proposals.min_confidence"}
+    yield {
+        "figure": "inference + why for all 10 symbols",
+        "value": round(mean, 3),
+        "unit": "ms",
+        "p50": round(p50, 3),
+        "p99": round(p99, 3),
+        "target": "",
+        "met": None,
+        "note": "worst case: the predictor explains only sides above proposals.min_confidence",
+    }
 
     yield from _novelty_cost_figures(runner, windows, n)
     yield from _novelty_figures()
@@ -119,11 +138,18 @@ def _novelty_cost_figures(runner: Any, windows: list[Any], n: int) -> Iterable[d
     for label, batch in (("1 window", windows[:1]), ("batch of 10 windows", windows)):
         samples = _time(lambda batch=batch: novelty_scores(ref.windows(batch), ref), n)
         mean, p50, p99 = _percentiles(samples)
-        yield {"figure": f"novelty cost, {label}", "value": round(mean * 1000, 1), "unit": "µs",
-               "p50": round(p50 * 1000, 1), "p99": round(p99 * 1000, 1), "target": "", "met": None,
-               "note": "scale each of the window's 123 returns by its hour's training mean, rank among the "
-                       "training quantiles, two span means, larger z², percentile (numpy, float64); included "
-                       "in the inference figures above"}
+        yield {
+            "figure": f"novelty cost, {label}",
+            "value": round(mean * 1000, 1),
+            "unit": "µs",
+            "p50": round(p50 * 1000, 1),
+            "p99": round(p99 * 1000, 1),
+            "target": "",
+            "met": None,
+            "note": "scale each of the window's 123 returns by its hour's training mean, rank among the "
+            "training quantiles, two span means, larger z², percentile (numpy, float64); included "
+            "in the inference figures above",
+        }
 
 
 def _novelty_figures() -> Iterable[dict[str, Any]]:
@@ -134,29 +160,50 @@ def _novelty_figures() -> Iterable[dict[str, Any]]:
     try:
         regimes.data_dir()
     except BadInput as e:
-        yield {"figure": "novelty AUROC on real regime shifts", "value": None, "unit": "", "p50": None,
-               "p99": None, "target": "", "met": None, "note": str(e)}
+        yield {
+            "figure": "novelty AUROC on real regime shifts",
+            "value": None,
+            "unit": "",
+            "p50": None,
+            "p99": None,
+            "target": "",
+            "met": None,
+            "note": str(e),
+        }
         return
     results = [regimes.benchmark(shift) for shift in regimes.SHIFTS]
     results.append(regimes.simulator_shift())
     for r in results:
         kind = "synthetic" if r.shift is None else ("real, held out" if r.shift.held_out else "real")
         timeframe = r.shift.timeframe if r.shift is not None else "1m"
-        yield {"figure": f"novelty AUROC, {r.name} ({timeframe}, {kind})", "value": r.novelty_auroc, "unit": "",
-               "p50": None, "p99": None, "target": f">= volatility + 0.10 ({r.volatility_auroc + 0.10:.3f})",
-               "met": r.novelty_auroc >= r.volatility_auroc + 0.10,
-               "note": f"{r.name}: guard's novelty {r.novelty_auroc:.3f}, 60-bar volatility {r.volatility_auroc:.3f}; "
-                       f"flags {r.flagged_ordinary:.0%} of ordinary and {r.flagged_regime:.0%} of regime windows "
-                       f"at 0.95; {r.regime_windows} regime vs {r.ordinary_windows} ordinary windows, fitted on "
-                       f"{r.fit_windows}"}
+        yield {
+            "figure": f"novelty AUROC, {r.name} ({timeframe}, {kind})",
+            "value": r.novelty_auroc,
+            "unit": "",
+            "p50": None,
+            "p99": None,
+            "target": f">= volatility + 0.10 ({r.volatility_auroc + 0.10:.3f})",
+            "met": r.novelty_auroc >= r.volatility_auroc + 0.10,
+            "note": f"{r.name}: guard's novelty {r.novelty_auroc:.3f}, 60-bar volatility {r.volatility_auroc:.3f}; "
+            f"flags {r.flagged_ordinary:.0%} of ordinary and {r.flagged_regime:.0%} of regime windows "
+            f"at 0.95; {r.regime_windows} regime vs {r.ordinary_windows} ordinary windows, fitted on "
+            f"{r.fit_windows}",
+        }
     names = ", ".join(r.name for r in results)
     for name in DESIGNS:
         if name in (GUARD, VOLATILITY):
             continue
         margins = [r.designs[name] - r.volatility_auroc for r in results]
-        yield {"figure": f"novelty design: {name}", "value": round(min(margins), 4), "unit": "worst margin",
-               "p50": None, "p99": None, "target": "", "met": None,
-               "note": f"{name} — AUROC on {names}: " + ", ".join(f"{r.designs[name]:.3f}" for r in results)}
+        yield {
+            "figure": f"novelty design: {name}",
+            "value": round(min(margins), 4),
+            "unit": "worst margin",
+            "p50": None,
+            "p99": None,
+            "target": "",
+            "met": None,
+            "note": f"{name} — AUROC on {names}: " + ", ".join(f"{r.designs[name]:.3f}" for r in results),
+        }
 
 
 def _predictor_figures(model: Any, windows: list[Any], n: int) -> Iterable[dict[str, Any]]:
@@ -188,13 +235,27 @@ def _predictor_figures(model: Any, windows: list[Any], n: int) -> Iterable[dict[
 
     round_trips, lags = asyncio.run(measure())
     mean, p50, p99 = _percentiles(round_trips[10:])
-    yield {"figure": "predictor round trip, 10 symbols", "value": round(mean, 3), "unit": "ms",
-           "p50": round(p50, 3), "p99": round(p99, 3), "target": "", "met": None,
-           "note": "event loop -> worker thread -> event loop, why for sides >= 0.55"}
+    yield {
+        "figure": "predictor round trip, 10 symbols",
+        "value": round(mean, 3),
+        "unit": "ms",
+        "p50": round(p50, 3),
+        "p99": round(p99, 3),
+        "target": "",
+        "met": None,
+        "note": "event loop -> worker thread -> event loop, why for sides >= 0.55",
+    }
     mean, p50, p99 = _percentiles(lags)
-    yield {"figure": "event-loop lag while predicting", "value": round(mean, 3), "unit": "ms",
-           "p50": round(p50, 3), "p99": round(p99, 3), "target": "", "met": None,
-           "note": "extra delay of a 1 ms sleep on the loop while inference runs back to back"}
+    yield {
+        "figure": "event-loop lag while predicting",
+        "value": round(mean, 3),
+        "unit": "ms",
+        "p50": round(p50, 3),
+        "p99": round(p99, 3),
+        "target": "",
+        "met": None,
+        "note": "extra delay of a 1 ms sleep on the loop while inference runs back to back",
+    }
 
 
 def _replay_figures(runner: Any, bars: int) -> Iterable[dict[str, Any]]:
@@ -210,35 +271,75 @@ def _replay_figures(runner: Any, bars: int) -> Iterable[dict[str, Any]]:
     replay = runner.replay(series, novelty_threshold=0.95)
     done = time.perf_counter()
     rate = bars / (done - started)
-    yield {"figure": f"replay: features + model over {bars:,} bars", "value": round(rate), "unit": "bars/s",
-           "p50": None, "p99": None, "target": ">= 180,000 bars/s (leaves room for the rest of replay)",
-           "met": rate >= 180_000,
-           "note": f"features {built - started:.2f} s, network + calibration + novelty {done - built:.2f} s "
-                   f"on one torch thread; {len(replay.candidates(0.55)):,} bars above 0.55 confidence"}
+    yield {
+        "figure": f"replay: features + model over {bars:,} bars",
+        "value": round(rate),
+        "unit": "bars/s",
+        "p50": None,
+        "p99": None,
+        "target": ">= 180,000 bars/s (leaves room for the rest of replay)",
+        "met": rate >= 180_000,
+        "note": f"features {built - started:.2f} s, network + calibration + novelty {done - built:.2f} s "
+        f"on one torch thread; {len(replay.candidates(0.55)):,} bars above 0.55 confidence",
+    }
 
 
 def _shipped_figures(model: Any) -> Iterable[dict[str, Any]]:
     m = model.metrics
-    yield {"figure": "default model ECE (test split)", "value": m["ece"], "unit": "", "p50": None, "p99": None,
-           "target": "<= 0.03", "met": m["ece"] <= 0.03,
-           "note": f"before temperature scaling {m['ece_uncalibrated']}; T = {m['temperature']}"}
-    yield {"figure": "default model ECE of directional calls (test split)", "value": m.get("ece_directional"),
-           "unit": "", "p50": None, "p99": None, "target": "<= 0.03",
-           "met": m.get("ece_directional") is not None and m["ece_directional"] <= 0.03,
-           "note": f"before temperature scaling {m.get('ece_directional_uncalibrated')}"}
-    yield {"figure": "default model novelty AUROC (volatility ×5)", "value": m["novelty_auroc"], "unit": "",
-           "p50": None, "p99": None, "target": ">= 0.9", "met": m["novelty_auroc"] >= 0.9,
-           "note": f"simulator regime-shift scenario: {m.get('novelty_auroc_simulator_regime_shift')}; "
-                   f"flagged at 0.95: {m['novel_rate_shifted']:.0%} shifted vs "
-                   f"{m['novel_rate_in_distribution']:.0%} ordinary"}
-    yield {"figure": "default model accuracy (test split)", "value": m["accuracy"], "unit": "", "p50": None,
-           "p99": None, "target": "", "met": None,
-           "note": f"base rate {m['base_rate']}; Brier {m['brier']} vs {m['brier_baseline']} for the training "
-                   "frequencies; synthetic data: an edge here is a property of the simulator"}
+    yield {
+        "figure": "default model ECE (test split)",
+        "value": m["ece"],
+        "unit": "",
+        "p50": None,
+        "p99": None,
+        "target": "<= 0.03",
+        "met": m["ece"] <= 0.03,
+        "note": f"before temperature scaling {m['ece_uncalibrated']}; T = {m['temperature']}",
+    }
+    yield {
+        "figure": "default model ECE of directional calls (test split)",
+        "value": m.get("ece_directional"),
+        "unit": "",
+        "p50": None,
+        "p99": None,
+        "target": "<= 0.03",
+        "met": m.get("ece_directional") is not None and m["ece_directional"] <= 0.03,
+        "note": f"before temperature scaling {m.get('ece_directional_uncalibrated')}",
+    }
+    yield {
+        "figure": "default model novelty AUROC (volatility ×5)",
+        "value": m["novelty_auroc"],
+        "unit": "",
+        "p50": None,
+        "p99": None,
+        "target": ">= 0.9",
+        "met": m["novelty_auroc"] >= 0.9,
+        "note": f"simulator regime-shift scenario: {m.get('novelty_auroc_simulator_regime_shift')}; "
+        f"flagged at 0.95: {m['novel_rate_shifted']:.0%} shifted vs "
+        f"{m['novel_rate_in_distribution']:.0%} ordinary",
+    }
+    yield {
+        "figure": "default model accuracy (test split)",
+        "value": m["accuracy"],
+        "unit": "",
+        "p50": None,
+        "p99": None,
+        "target": "",
+        "met": None,
+        "note": f"base rate {m['base_rate']}; Brier {m['brier']} vs {m['brier_baseline']} for the training "
+        "frequencies; synthetic data: an edge here is a property of the simulator",
+    }
     size = sum(p.stat().st_size for p in DEFAULT_MODEL.iterdir())
-    yield {"figure": "default model size on disk", "value": round(size / 1024, 1), "unit": "KiB", "p50": None,
-           "p99": None, "target": "< 5 MiB", "met": size < 5 * 1024 * 1024,
-           "note": f"{m['parameters']:,} parameters in {model.net.members} members"}
+    yield {
+        "figure": "default model size on disk",
+        "value": round(size / 1024, 1),
+        "unit": "KiB",
+        "p50": None,
+        "p99": None,
+        "target": "< 5 MiB",
+        "met": size < 5 * 1024 * 1024,
+        "note": f"{m['parameters']:,} parameters in {model.net.members} members",
+    }
 
 
 def _rebuild_figures() -> Iterable[dict[str, Any]]:
@@ -254,8 +355,15 @@ def _rebuild_figures() -> Iterable[dict[str, Any]]:
         rebuilt = (Path(tmp) / "model" / "sha256").read_text().split()
         rebuilt_weights = rebuilt[rebuilt.index("weights.pt") - 1]
     same = rebuilt_weights == shipped_weights
-    yield {"figure": "rebuild default model (data + training)", "value": round(seconds, 1), "unit": "s",
-           "p50": None, "p99": None, "target": "<= 600 s on 2 cores", "met": seconds <= 600,
-           "note": "weights identical to the shipped ones" if same else
-                   "weights differ from the shipped ones (different torch build or CPU?)"}
-
+    yield {
+        "figure": "rebuild default model (data + training)",
+        "value": round(seconds, 1),
+        "unit": "s",
+        "p50": None,
+        "p99": None,
+        "target": "<= 600 s on 2 cores",
+        "met": seconds <= 600,
+        "note": "weights identical to the shipped ones"
+        if same
+        else "weights differ from the shipped ones (different torch build or CPU?)",
+    }

@@ -81,8 +81,14 @@ def _guard(history: Any, n: int, min_confidence: float | None = None) -> tuple[f
     from guard.replay.operator import OperatorPolicy, ScriptedOperator
 
     part = SymbolHistory(
-        history.symbol, history.timeframe, history.open_times[:n], history.opens[:n], history.highs[:n],
-        history.lows[:n], history.closes[:n], history.volumes[:n],
+        history.symbol,
+        history.timeframe,
+        history.open_times[:n],
+        history.opens[:n],
+        history.highs[:n],
+        history.lows[:n],
+        history.closes[:n],
+        history.volumes[:n],
     )
     model = load_model(ROOT / "models" / "default")
     config = Config() if min_confidence is None else config_from_dict({"proposals": {"min_confidence": min_confidence}})
@@ -204,10 +210,16 @@ def _backtesting(history: Any, n: int) -> tuple[float, int] | None:
                 self.sell()
 
     frame = pd.DataFrame(
-        {"Open": history.opens[:n], "High": history.highs[:n], "Low": history.lows[:n],
-         "Close": history.closes[:n], "Volume": history.volumes[:n]},
+        {
+            "Open": history.opens[:n],
+            "High": history.highs[:n],
+            "Low": history.lows[:n],
+            "Close": history.closes[:n],
+            "Volume": history.volumes[:n],
+        },
         index=pd.to_datetime(history.open_times[:n], unit="ms"),
     )
+
     def once() -> tuple[float, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -234,47 +246,72 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
     big_rate, big_run = _best(lambda: _guard(history, big))
     s = big_run.result.stats
     yield {
-        "figure": f"replay, whole pipeline, {big:,} bars", "value": round(big_rate), "unit": "bars/s",
-        "p50": None, "p99": None, "target": "", "met": None,
+        "figure": f"replay, whole pipeline, {big:,} bars",
+        "value": round(big_rate),
+        "unit": "bars/s",
+        "p50": None,
+        "p99": None,
+        "target": "",
+        "met": None,
         "note": f"{s.proposals:,} proposals, {s.approved:,} approved, {s.fills:,} fills ({s.stops:,} stops, "
-                f"{s.take_profits:,} take-profits), {s.events:,} journal events; {s.groups_worked:,} bars worked "
-                f"one event at a time, the rest proven idle",
+        f"{s.take_profits:,} take-profits), {s.events:,} journal events; {s.groups_worked:,} bars worked "
+        f"one event at a time, the rest proven idle",
     }
     ratio = big_run.cpu_rate / small_run.cpu_rate
     yield {
-        "figure": f"replay bars per CPU-second at {big:,} vs {small:,} bars", "value": round(ratio, 3), "unit": "ratio",
-        "p50": None, "p99": None, "target": ">= 0.8", "met": ratio >= 0.8,
+        "figure": f"replay bars per CPU-second at {big:,} vs {small:,} bars",
+        "value": round(ratio, 3),
+        "unit": "ratio",
+        "p50": None,
+        "p99": None,
+        "target": ">= 0.8",
+        "met": ratio >= 0.8,
         "note": f"{small_run.cpu_rate:,.0f} bars per CPU-second at {small:,} bars "
-                f"({small_run.result.stats.fills:,} fills), {big_run.cpu_rate:,.0f} at {big:,} ({s.fills:,} fills): "
-                "no slowdown as trades accumulate (CPU time: a shared machine's bursts land on short and long runs "
-                "unevenly)",
+        f"({small_run.result.stats.fills:,} fills), {big_run.cpu_rate:,.0f} at {big:,} ({s.fills:,} fills): "
+        "no slowdown as trades accumulate (CPU time: a shared machine's bursts land on short and long runs "
+        "unevenly)",
     }
     sparse_rate, sparse_run = _best(lambda: _guard(history, big, min_confidence=SPARSE_CONFIDENCE))
     ss = sparse_run.result.stats
     peer = _backtesting(history, big)
     if peer is None:
         yield {
-            "figure": "replay vs backtesting.py", "value": None, "unit": "ratio", "p50": None, "p99": None,
-            "target": ">= 1.0", "met": None,
+            "figure": "replay vs backtesting.py",
+            "value": None,
+            "unit": "ratio",
+            "p50": None,
+            "p99": None,
+            "target": ">= 1.0",
+            "met": None,
             "note": "backtesting.py is not installed: pip install -e '.[bench]' to measure the comparison",
         }
         return
     peer_rate, trades = peer
     yield {
-        "figure": f"backtesting.py SMA(10, 30) cross, {big:,} bars", "value": round(peer_rate), "unit": "bars/s",
-        "p50": None, "p99": None, "target": "", "met": None,
+        "figure": f"backtesting.py SMA(10, 30) cross, {big:,} bars",
+        "value": round(peer_rate),
+        "unit": "bars/s",
+        "p50": None,
+        "p99": None,
+        "target": "",
+        "met": None,
         "note": f"{trades:,} trades; same bars, same process, measured right after guard; each rate the best of "
-                f"{RUNS} runs",
+        f"{RUNS} runs",
     }
     yield {
-        "figure": "replay vs backtesting.py (bars/s)", "value": round(big_rate / peer_rate, 3), "unit": "ratio",
-        "p50": None, "p99": None, "target": ">= 1.0", "met": big_rate >= peer_rate,
+        "figure": "replay vs backtesting.py (bars/s)",
+        "value": round(big_rate / peer_rate, 3),
+        "unit": "ratio",
+        "p50": None,
+        "p99": None,
+        "target": ">= 1.0",
+        "met": big_rate >= peer_rate,
         "note": f"guard {big_rate:,.0f} bars/s with the whole pipeline and a proposal every "
-                f"{big / max(s.proposals, 1):.0f} bars ({s.entries_filled:,} entries); backtesting.py "
-                f"{peer_rate:,.0f} bars/s with {trades:,} trades. Each proposal costs ~"
-                f"{_per_proposal_ms(big_rate, sparse_rate, big, s.proposals, ss.proposals):.2f} ms "
-                "(priced, risk-checked twice, decided, filled, protected, ~11 hash-chained journal events); "
-                f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+        f"{big / max(s.proposals, 1):.0f} bars ({s.entries_filled:,} entries); backtesting.py "
+        f"{peer_rate:,.0f} bars/s with {trades:,} trades. Each proposal costs ~"
+        f"{_per_proposal_ms(big_rate, sparse_rate, big, s.proposals, ss.proposals):.2f} ms "
+        "(priced, risk-checked twice, decided, filled, protected, ~11 hash-chained journal events); "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
     }
     per, proposals, model_s = _breakdown(history, big)
     total = sum(per.values())
@@ -286,15 +323,25 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
     )
     for part, us in per.items():
         yield {
-            "figure": f"replay per proposal: {part}", "value": round(us, 1), "unit": "µs", "p50": None, "p99": None,
-            "target": "", "met": None, "note": breakdown,
+            "figure": f"replay per proposal: {part}",
+            "value": round(us, 1),
+            "unit": "µs",
+            "p50": None,
+            "p99": None,
+            "target": "",
+            "met": None,
+            "note": breakdown,
         }
     yield {
-        "figure": f"replay vs backtesting.py, proposals.min_confidence = {SPARSE_CONFIDENCE}", "unit": "ratio",
-        "value": round(sparse_rate / peer_rate, 3), "p50": None, "p99": None, "target": ">= 1.0",
+        "figure": f"replay vs backtesting.py, proposals.min_confidence = {SPARSE_CONFIDENCE}",
+        "unit": "ratio",
+        "value": round(sparse_rate / peer_rate, 3),
+        "p50": None,
+        "p99": None,
+        "target": ">= 1.0",
         "met": sparse_rate >= peer_rate,
         "note": f"guard {sparse_rate:,.0f} bars/s with a proposal every {big / max(ss.proposals, 1):,.0f} bars "
-                f"({ss.proposals:,} proposals, {ss.fills:,} fills) against backtesting.py's {peer_rate:,.0f}",
+        f"({ss.proposals:,} proposals, {ss.fills:,} fills) against backtesting.py's {peer_rate:,.0f}",
     }
 
 

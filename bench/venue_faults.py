@@ -51,8 +51,13 @@ def run(quick: bool = False) -> Iterable[dict[str, Any]]:
         "note": f"{seconds:.0f} s; injected: {mix}; {outcome.unknown_then_resolved} stayed UNKNOWN past every "
         "lookup and were resolved afterwards",
     }
-    yield {"figure": "duplicate orders", "value": outcome.duplicates, "unit": "orders", "target": "0",
-           "met": outcome.duplicates == 0}
+    yield {
+        "figure": "duplicate orders",
+        "value": outcome.duplicates,
+        "unit": "orders",
+        "target": "0",
+        "met": outcome.duplicates == 0,
+    }
     yield {"figure": "lost orders", "value": outcome.lost, "unit": "orders", "target": "0", "met": outcome.lost == 0}
     yield {
         "figure": "venue fault violations",

@@ -292,8 +292,14 @@ class Daemon:
         from guard.proposals.live import build_live_path
 
         live = await build_live_path(
-            self._model, self.config, desk, specs, self.clock, feed.recent_bars,
-            self.metrics.observe_signal, self.metrics.bar_to_proposal_seconds.observe,
+            self._model,
+            self.config,
+            desk,
+            specs,
+            self.clock,
+            feed.recent_bars,
+            self.metrics.observe_signal,
+            self.metrics.bar_to_proposal_seconds.observe,
         )
         self._predictor = self.views.predictor = live.predictor
         self._tracker = self.views.tracker = live.tracker

@@ -86,9 +86,7 @@ def make_exchange(
     """
     name = ccxt_class_name(exchange_id)
     if name not in ccxt.exchanges:
-        raise FeedError(
-            f"exchange {exchange_id!r}: not a ccxt exchange id (e.g. binanceusdm, bybit, okx), or \"sim\""
-        )
+        raise FeedError(f'exchange {exchange_id!r}: not a ccxt exchange id (e.g. binanceusdm, bybit, okx), or "sim"')
     settings: dict[str, Any] = {
         "enableRateLimit": True,
         "timeout": int(timeout_seconds * 1000),

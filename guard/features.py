@@ -82,15 +82,16 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("ret_15", "log return over the last 15 bars", "the 15-bar return"),
     FeatureSpec("range", "log(high / low) of the bar", "bar ranges"),
     FeatureSpec("body", "log(close / open) of the bar", "bar bodies"),
-    FeatureSpec("close_location", "where the close sits in the bar's range, 0 (low) to 1 (high)",
-                "where bars closed in their range"),
-    FeatureSpec("vol_5", "realized volatility over 5 bars (RMS of 1-bar log returns)",
-                "short-term volatility"),
+    FeatureSpec(
+        "close_location",
+        "where the close sits in the bar's range, 0 (low) to 1 (high)",
+        "where bars closed in their range",
+    ),
+    FeatureSpec("vol_5", "realized volatility over 5 bars (RMS of 1-bar log returns)", "short-term volatility"),
     FeatureSpec("vol_15", "realized volatility over 15 bars", "15-bar volatility"),
     FeatureSpec("vol_60", "realized volatility over 60 bars", "60-bar volatility"),
     FeatureSpec("volume_z", "z-score of log(1 + volume) against the last 60 bars", "volume"),
-    FeatureSpec("funding", "funding rate per interval (0 where the market has none)",
-                "the funding rate"),
+    FeatureSpec("funding", "funding rate per interval (0 where the market has none)", "the funding rate"),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 N_FEATURES = len(FEATURES)
@@ -298,8 +299,19 @@ def build_series_arrays(
     for a in (t, o, h, lo, c, v, rows, sigma, returns, ready):
         a.setflags(write=False)
     return FeatureSeries(
-        symbol=symbol, timeframe=timeframe, open_times=t, opens=o, highs=h, lows=lo, closes=c,
-        volumes=v, rows=rows, sigma=sigma, returns=returns, ready=ready, segment_starts=starts,
+        symbol=symbol,
+        timeframe=timeframe,
+        open_times=t,
+        opens=o,
+        highs=h,
+        lows=lo,
+        closes=c,
+        volumes=v,
+        rows=rows,
+        sigma=sigma,
+        returns=returns,
+        ready=ready,
+        segment_starts=starts,
     )
 
 
@@ -314,9 +326,7 @@ class WindowBuilder:
         self.symbol = symbol
         self.timeframe = timeframe
         self._step = timeframe_ms(timeframe)
-        self._bars: deque[tuple[int, float, float, float, float, float, float]] = deque(
-            maxlen=WARMUP_BARS
-        )
+        self._bars: deque[tuple[int, float, float, float, float, float, float]] = deque(maxlen=WARMUP_BARS)
 
     @property
     def bars_needed(self) -> int:
@@ -347,14 +357,11 @@ class WindowBuilder:
             if bar.open_time <= last:
                 return None
             if bar.open_time != last + self._step:
-                log.info("features.gap", symbol=self.symbol, missing_from=last + self._step,
-                         next_bar=bar.open_time)
+                log.info("features.gap", symbol=self.symbol, missing_from=last + self._step, next_bar=bar.open_time)
                 self._bars.clear()
         funding = 0.0 if funding_rate is None or not np.isfinite(funding_rate) else float(funding_rate)
         _check_bar(bar)
-        self._bars.append(
-            (bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume, funding)
-        )
+        self._bars.append((bar.open_time, bar.open, bar.high, bar.low, bar.close, bar.volume, funding))
         if len(self._bars) < WARMUP_BARS:
             return None
         cols = list(zip(*self._bars, strict=True))
@@ -432,9 +439,7 @@ def _rolling_sum(x: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _rows(
-    o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, f: np.ndarray
-) -> np.ndarray:
+def _rows(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Rows for one contiguous run of bars: shape (len - LOOKBACK, N_FEATURES), float64.
 
     Row `j` describes bar `j + LOOKBACK` and uses only bars `j .. j + LOOKBACK`.

@@ -12,20 +12,22 @@ from types import MappingProxyType
 from guard.domain import Value
 from guard.errors import InvalidMarketData
 
-TIMEFRAME_MS: Mapping[str, int] = MappingProxyType({
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-})
+TIMEFRAME_MS: Mapping[str, int] = MappingProxyType(
+    {
+        "1m": 60_000,
+        "3m": 180_000,
+        "5m": 300_000,
+        "15m": 900_000,
+        "30m": 1_800_000,
+        "1h": 3_600_000,
+        "2h": 7_200_000,
+        "4h": 14_400_000,
+        "6h": 21_600_000,
+        "8h": 28_800_000,
+        "12h": 43_200_000,
+        "1d": 86_400_000,
+    }
+)
 """Every timeframe guard knows, by its ccxt name, in milliseconds, shortest first.
 
 Each divides a UTC day, so bars open at the same instants as on the venues (weeks and months,

@@ -142,7 +142,11 @@ def test_config_from_dict_many_bad_settings_are_all_named_at_once() -> None:
         config_from_dict(doc, source="test.toml")
     keys = [p.key for p in err.value.problems]
     assert keys == [
-        "risk.max_leverage", "risk.max_levrage", "riskk", "approval.ttl_seconds", "operators.deadman_policy"
+        "risk.max_leverage",
+        "risk.max_levrage",
+        "riskk",
+        "approval.ttl_seconds",
+        "operators.deadman_policy",
     ]
     lines = err.value.lines()
     assert len(lines) == 5 and all(line.startswith("test.toml: ") for line in lines)

@@ -156,12 +156,16 @@ def _guard(home: Path, *args: str, timeout: float = 90) -> subprocess.CompletedP
     env = {**os.environ, "GUARD_HOME": str(home)}
     return subprocess.run(
         [sys.executable, "-m", "guard", "--config", str(home / "config.toml"), *args],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
     )
 
 
 def _write_config(home: Path) -> None:
-    (home / "config.toml").write_text('[model]\nenabled = false\n[sim]\nspeed = 60.0\n')
+    (home / "config.toml").write_text("[model]\nenabled = false\n[sim]\nspeed = 60.0\n")
 
 
 def test_kill_9_then_guard_up_restarts_halted_with_state_rebuilt(guard_home: Path) -> None:
@@ -241,4 +245,3 @@ def test_status_without_daemon_says_how_to_start(guard_home: Path) -> None:
     result = _guard(guard_home, "status")
     assert result.returncode == 1
     assert "guard up" in result.stderr and "Traceback" not in result.stderr
-

@@ -72,7 +72,7 @@ async def test_daemon_killed_mid_kill_finishes_the_kill_when_restarted(
     home.mkdir()
     monkeypatch.setenv("GUARD_HOME", str(home))
     config = tmp_path / "config.toml"
-    config.write_text('[model]\nenabled = false\n\n[sim]\nspeed = 60.0\n', encoding="utf-8")
+    config.write_text("[model]\nenabled = false\n\n[sim]\nspeed = 60.0\n", encoding="utf-8")
     client = ApiClient.from_config(load_config(config))
     proc = _start(config, home)
     try:
@@ -109,4 +109,3 @@ async def test_daemon_killed_mid_kill_finishes_the_kill_when_restarted(
     assert not state.account.positions and not state.open_orders()
     completed = [e.event for e in read_entries(journal) if isinstance(e.event, KillCompleted)]
     assert completed and completed[-1].flat
-

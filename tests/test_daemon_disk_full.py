@@ -97,4 +97,3 @@ async def test_daemon_stays_up_through_a_full_disk(tmp_path: Path, monkeypatch: 
         events = [e.event for e in read_entries(journal)]
         order = [type(e) for e in events if isinstance(e, (JournalFailed, KillCompleted, JournalRecovered))]
         assert order[:3] == [JournalFailed, KillCompleted, JournalRecovered]
-

@@ -18,9 +18,16 @@ UNRUNNABLE = '[exchange]\nid = "nosuchexchange"\n[model]\npath = "models/nope"\n
 async def _guard(home: Path, *args: str) -> tuple[int, str]:
     """Run the real command line, from the repository (where the shipped model is), with its own GUARD_HOME."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "guard", "--config", str(home / "config.toml"), *args,
-        cwd=ROOT, env={**os.environ, "GUARD_HOME": str(home)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "guard",
+        "--config",
+        str(home / "config.toml"),
+        *args,
+        cwd=ROOT,
+        env={**os.environ, "GUARD_HOME": str(home)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode is not None

@@ -122,8 +122,7 @@ def test_layers_cycle_finder_finds_a_cycle_through_a_lazy_import(tmp_path: Path)
 def test_layers_no_module_is_over_the_line_limit() -> None:
     """Every module of guard is at most MAX_MODULE_LINES long, except those listed with a reason."""
     over = {
-        str(path.relative_to(GUARD.parent)): len(path.read_text(encoding="utf-8").splitlines())
-        for path in _modules()
+        str(path.relative_to(GUARD.parent)): len(path.read_text(encoding="utf-8").splitlines()) for path in _modules()
     }
     over = {name: lines for name, lines in over.items() if lines > MAX_MODULE_LINES}
     unexplained = {name: lines for name, lines in over.items() if name not in OVER_THE_LIMIT}

@@ -198,8 +198,13 @@ def test_guard_config_check_lists_everything_the_daemon_would_die_on(
     lines = capsys.readouterr().err.splitlines()
     named = {line.split(": ", 2)[2].split(" = ")[0] for line in lines}
     assert named == {
-        "guard.state_dir", "exchange.id", "feed.streams", "proposals.min_confidence",
-        "operators.heartbeat_timeout_seconds", "paper.starting_balance", "model.path",
+        "guard.state_dir",
+        "exchange.id",
+        "feed.streams",
+        "proposals.min_confidence",
+        "operators.heartbeat_timeout_seconds",
+        "paper.starting_balance",
+        "model.path",
     }
     assert all(line.startswith(f"guard: {path}: ") for line in lines)
 

@@ -9,8 +9,14 @@ from guard.wording import count, utc_minute
 
 @pytest.mark.parametrize(
     ("n", "noun", "plural", "text"),
-    [(0, "order", None, "0 orders"), (1, "order", None, "1 order"), (2, "bad row", None, "2 bad rows"),
-     (1, "child", "children", "1 child"), (3, "child", "children", "3 children"), (6608, "bar", None, "6,608 bars")],
+    [
+        (0, "order", None, "0 orders"),
+        (1, "order", None, "1 order"),
+        (2, "bad row", None, "2 bad rows"),
+        (1, "child", "children", "1 child"),
+        (3, "child", "children", "3 children"),
+        (6608, "bar", None, "6,608 bars"),
+    ],
 )
 def test_count_puts_the_noun_in_the_plural_except_for_one(n: int, noun: str, plural: str | None, text: str) -> None:
     assert count(n, noun, plural) == text

@@ -53,7 +53,7 @@ class LimitView(Value, frozen=True):
 
 
 def age(ms: int) -> str:
-    """"45s", "3m05s", "2h04m": how long an order has rested."""
+    """ "45s", "3m05s", "2h04m": how long an order has rested."""
     s = max(0, ms // 1000)
     if s < 60:
         return f"{s}s"

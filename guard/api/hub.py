@@ -437,8 +437,12 @@ class Hub:
             health = self._feed(symbol)
             mark = desk.marks.get(symbol)
             markets.append(
-                {"symbol": symbol, "mark": str(mark) if mark is not None else None, "healthy": health.healthy,
-                 "reason": health.reason}
+                {
+                    "symbol": symbol,
+                    "mark": str(mark) if mark is not None else None,
+                    "healthy": health.healthy,
+                    "reason": health.reason,
+                }
             )
         view: dict[str, Any] = {
             "trading_state": desk.state.trading_state.value,

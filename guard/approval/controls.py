@@ -155,9 +155,7 @@ class Controls:
             why = f"this change increases risk ({riskier}): confirm the increase to proceed"
             return await refuse(self._recorder, operator, "set_risk_limit", None, why)
         old_text, new_text = limit_text(old), limit_text(new)
-        await self._recorder.commit(
-            [RiskLimitChanged(self._recorder.now(), operator, key, old_text, new_text, reason)]
-        )
+        await self._recorder.commit([RiskLimitChanged(self._recorder.now(), operator, key, old_text, new_text, reason)])
         log.warning("risk_limit_changed", operator=operator, key=key, old=old_text, new=new_text, reason=reason)
         return CommandResult(True, f"{SECTION}.{key} {old_text} -> {new_text}")
 

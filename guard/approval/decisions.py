@@ -102,14 +102,16 @@ class Decisions:
         changed (the operator sees it move), else the pending version stands and nothing is queued."""
         p = standing.proposal
         now = self._recorder.now()
-        candidate = self._price(request, pid=p.id, version=p.version + 1, created_at=p.created_at,
-                                expires_at=p.expires_at)
+        candidate = self._price(
+            request, pid=p.id, version=p.version + 1, created_at=p.created_at, expires_at=p.expires_at
+        )
         steady = now - self._versioned_at.get(p.id, p.created_at) < STEADY_MS
         changed = "" if steady else what_moved(p, candidate, self._settings.approval.collar_bps, self._specs[p.symbol])
         if not changed:
             log.debug("signal_repeats_pending", proposal_id=p.id, version=p.version)
-            return CommandResult(False, f"{p.id} v{p.version} is pending for this idea: nothing changed", p,
-                                 standing.status)
+            return CommandResult(
+                False, f"{p.id} v{p.version} is pending for this idea: nothing changed", p, standing.status
+            )
         await self._recorder.commit([ProposalRepriced(now, candidate, f"a new signal: {changed}")], durable=False)
         self._versioned_at[p.id] = now
         log.info("proposal_refreshed", proposal_id=p.id, version=candidate.version, changed=changed)

@@ -364,9 +364,7 @@ class ApprovalDesk:
             proposal_id, operator, edits, version, reason, confirm_risk_increase, confirm_novel, credential
         )
 
-    async def reject(
-        self, proposal_id: str, operator: str, *, reason: str = "", credential: str = ""
-    ) -> CommandResult:
+    async def reject(self, proposal_id: str, operator: str, *, reason: str = "", credential: str = "") -> CommandResult:
         """Reject the proposal: it never executes."""
         validate_operator(operator)
         return await self._decisions.reject(proposal_id, operator, reason, credential)

@@ -92,10 +92,7 @@ class Execution:
                 if not keep:
                     # The decision is not durable, so its order must not leave; what was recorded says so.
                     await recorder.commit(
-                        [
-                            OrderRejected(recorder.now(), r.client_order_id, _NOT_DURABLE)
-                            for r in requests
-                        ],
+                        [OrderRejected(recorder.now(), r.client_order_id, _NOT_DURABLE) for r in requests],
                         failing="keep",
                     )
                     raise

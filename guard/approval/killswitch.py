@@ -218,7 +218,10 @@ class KillSwitch:
         except JournalError as e:
             problems.append(str(e))
         log.warning(
-            "kill_sweep_completed", flat=flat, orders_cancelled=cancelled, positions_flattened=flattened,
+            "kill_sweep_completed",
+            flat=flat,
+            orders_cancelled=cancelled,
+            positions_flattened=flattened,
             problems=list(problems),
         )
         return KillReport(0.0, 0.0, elapsed if flat else None, 0, cancelled, flattened, flat, tuple(problems))

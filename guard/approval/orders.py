@@ -69,9 +69,7 @@ class Amendment:
 class Orders:
     """The resting orders, and an operator's cancel or amend of one."""
 
-    def __init__(
-        self, recorder: Recorder, execution: Execution, gate: Gate, marks: Mapping[str, Decimal]
-    ) -> None:
+    def __init__(self, recorder: Recorder, execution: Execution, gate: Gate, marks: Mapping[str, Decimal]) -> None:
         self._recorder = recorder
         self._state = recorder.state
         self._execution = execution

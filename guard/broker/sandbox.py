@@ -310,9 +310,7 @@ class SandboxBroker:
 
     def in_doubt(self) -> list[str]:
         """Client order ids whose outcome is unknown and not being sent right now."""
-        return [
-            cid for cid, t in self._tracked.items() if not t.accepted and not t.final and not t.in_flight
-        ]
+        return [cid for cid, t in self._tracked.items() if not t.accepted and not t.final and not t.in_flight]
 
     def busy(self) -> bool:
         """True while an order is being sent (its fills may be at the venue but not yet in the journal)."""
@@ -437,7 +435,11 @@ class SandboxBroker:
                 )
                 spec = self._specs.get(request.symbol)
                 new_fills = venue_fills(
-                    request, tracked.executed, trades, exchange_id=self._id, quote=spec.quote if spec else "USDT",
+                    request,
+                    tracked.executed,
+                    trades,
+                    exchange_id=self._id,
+                    quote=spec.quote if spec else "USDT",
                     now_ms=self._now(),
                 )
             except EDGE_ERRORS as e:
@@ -476,8 +478,12 @@ class SandboxBroker:
                 raise ExchangeUnavailable(
                     f"{self._id}: cancel of venue order {order.client_order_id} failed: {self._call.reason(e)}"
                 ) from e
-        log.warning("venue_order_cancelled", client_order_id=order.client_order_id, symbol=order.symbol,
-                    note="an order guard did not send")
+        log.warning(
+            "venue_order_cancelled",
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            note="an order guard did not send",
+        )
 
     # --- plumbing ------------------------------------------------------------------------
 

@@ -112,8 +112,9 @@ class VenueDeadMan:
                     )
                 else:
                     if not self.armed:
-                        log.info("venue_deadman_armed", countdown_seconds=self.countdown_seconds,
-                                 symbols=list(self._symbols))
+                        log.info(
+                            "venue_deadman_armed", countdown_seconds=self.countdown_seconds, symbols=list(self._symbols)
+                        )
                     self.armed = True
                     self.refreshes += 1
                     failures = 0

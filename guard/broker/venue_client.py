@@ -42,7 +42,7 @@ def sandbox_credentials(settings: ExchangeSection, environ: Mapping[str, str] = 
         # The simulated exchange's built-in test key pair: it protects nothing, the simulator is offline.
         return SIM_API_KEY, SIM_API_SECRET
     raise BadInput(
-        f"exchange.broker = \"sandbox\" needs the venue's testnet/demo API key in the environment: set {key_name} "
+        f'exchange.broker = "sandbox" needs the venue\'s testnet/demo API key in the environment: set {key_name} '
         f"and {secret_name} (API keys come from environment variables only, never from a config file)"
     )
 
@@ -83,7 +83,7 @@ def build_venue(
     test_urls = exchange.urls.get("demo" if demo else "test") or {}
     refused = RealMoneyRefused(
         f"exchange {settings.id!r}: ccxt has no sandbox or demo URLs for it, so its orders would trade real "
-        "money; guard trades paper and sandbox accounts only (use broker = \"paper\", or a venue with a testnet)"
+        'money; guard trades paper and sandbox accounts only (use broker = "paper", or a venue with a testnet)'
     )
     if not test_urls:
         raise refused

@@ -33,9 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     status_cmd = sub.add_parser("status", help="trading state, positions, feed and model health")
     status_cmd.add_argument("--json", action="store_true", help="the full snapshot as JSON")
     status_cmd.set_defaults(handler=status)
-    kill_cmd = sub.add_parser(
-        "kill", help="the kill switch: halt, cancel, flatten (works with no console attached)"
-    )
+    kill_cmd = sub.add_parser("kill", help="the kill switch: halt, cancel, flatten (works with no console attached)")
     kill_cmd.add_argument("--reason", default="", help="why (recorded in the journal)")
     kill_cmd.add_argument("--operator", help=OPERATOR_HELP)
     kill_cmd.set_defaults(handler=kill)

@@ -23,11 +23,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "write report.md, report.json and chart.png beside it. Exit 0 when every bound was met.",
     )
     drill_cmd.add_argument(
-        "scenario", metavar="SCENARIO", choices=(*SCENARIOS, "history"),
+        "scenario",
+        metavar="SCENARIO",
+        choices=(*SCENARIOS, "history"),
         help=f"one of {', '.join(SCENARIOS)}; or `history` to list past drills",
     )
     drill_cmd.add_argument(
-        "--scripted", action="store_true",
+        "--scripted",
+        action="store_true",
         help="an automated operator kills after a set delay (CI); without it a person at `guard tui` is told "
         "'DRILL: ...' and their reaction time is measured",
     )

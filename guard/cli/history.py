@@ -36,43 +36,73 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hfetch.add_argument("--out", required=True, metavar="FILE", help="output .csv or .parquet")
     hfetch.set_defaults(handler=fetch)
     himport = history_sub.add_parser(
-        "import", help="check an OHLCV CSV and write it in guard's format, with a spec file beside it",
+        "import",
+        help="check an OHLCV CSV and write it in guard's format, with a spec file beside it",
         description="Reads a timestamp,open,high,low,close,volume CSV (with or without a header; timestamps in "
         "s, ms, us, ns or ISO text), refuses rows that cannot be bars and bad ticks, counts (and optionally "
         "fills) gaps, and writes the bars to --out and the market spec to --out's .spec.json. Prints every guess.",
     )
     himport.add_argument("file", metavar="FILE")
     himport.add_argument("--out", required=True, metavar="FILE", help="output .csv or .parquet")
-    himport.add_argument("--symbol", default=None, help="ccxt symbol, e.g. ETH/BTC or XRP/USDT:USDT "
-                         "(default: from the file name)")
+    himport.add_argument(
+        "--symbol", default=None, help="ccxt symbol, e.g. ETH/BTC or XRP/USDT:USDT (default: from the file name)"
+    )
     himport.add_argument("--timeframe", default=None, help="default: the rows' spacing")
-    himport.add_argument("--kind", default=None, choices=[k.value for k in MarketKind],
-                         help="spot or linear (a USDT-margined perpetual); default: from the file name")
+    himport.add_argument(
+        "--kind",
+        default=None,
+        choices=[k.value for k in MarketKind],
+        help="spot or linear (a USDT-margined perpetual); default: from the file name",
+    )
     himport.add_argument("--quote", default=None, metavar="Q", help="quote currency (splits names like XRPEUR)")
-    himport.add_argument("--tick", default=None, metavar="X", help="price tick size (default: guard's built-in "
-                         "spec for BTC/ETH/SOL USDT, else guessed from the prices' decimals)")
-    himport.add_argument("--step", default=None, metavar="X", help="quantity step size (default: built-in, else "
-                         "guessed from the volumes' decimals)")
-    himport.add_argument("--fill-gaps", action="store_true",
-                         help="fill gaps with flat bars at the previous close, zero volume, marked filled")
-    himport.add_argument("--skip-bad", action="store_true",
-                         help="write the good rows, dropping bad rows and bad ticks (counted)")
-    himport.add_argument("--bad-tick-factor", type=float, default=None, metavar="X",
-                         help="a wick more than X times its neighbours' median range is a bad tick "
-                         "(default 20; 0 turns the check off)")
+    himport.add_argument(
+        "--tick",
+        default=None,
+        metavar="X",
+        help="price tick size (default: guard's built-in "
+        "spec for BTC/ETH/SOL USDT, else guessed from the prices' decimals)",
+    )
+    himport.add_argument(
+        "--step",
+        default=None,
+        metavar="X",
+        help="quantity step size (default: built-in, else guessed from the volumes' decimals)",
+    )
+    himport.add_argument(
+        "--fill-gaps",
+        action="store_true",
+        help="fill gaps with flat bars at the previous close, zero volume, marked filled",
+    )
+    himport.add_argument(
+        "--skip-bad", action="store_true", help="write the good rows, dropping bad rows and bad ticks (counted)"
+    )
+    himport.add_argument(
+        "--bad-tick-factor",
+        type=float,
+        default=None,
+        metavar="X",
+        help="a wick more than X times its neighbours' median range is a bad tick (default 20; 0 turns the check off)",
+    )
     himport.set_defaults(handler=import_)
     hresample = history_sub.add_parser(
-        "resample", help="aggregate a history file into a longer timeframe (exact OHLCV)",
+        "resample",
+        help="aggregate a history file into a longer timeframe (exact OHLCV)",
         description="First open, highest high, lowest low, last close, summed volume, in buckets aligned to the "
         "Unix epoch. A bucket its source bars do not fully cover (the data's ends, gaps, filled bars) is "
         "dropped, or with --keep-partial kept and marked filled. The spec file travels along.",
     )
     hresample.add_argument("file", metavar="FILE", help="a history file in guard's format")
-    hresample.add_argument("--to", required=True, metavar="TF", choices=tuple(TIMEFRAME_MS),
-                           help="target timeframe: " + ", ".join(TIMEFRAME_MS))
+    hresample.add_argument(
+        "--to",
+        required=True,
+        metavar="TF",
+        choices=tuple(TIMEFRAME_MS),
+        help="target timeframe: " + ", ".join(TIMEFRAME_MS),
+    )
     hresample.add_argument("--out", required=True, metavar="FILE", help="output .csv or .parquet")
-    hresample.add_argument("--keep-partial", action="store_true",
-                           help="keep buckets not fully covered, marked filled (default: drop them)")
+    hresample.add_argument(
+        "--keep-partial", action="store_true", help="keep buckets not fully covered, marked filled (default: drop them)"
+    )
     hresample.set_defaults(handler=resample)
 
 
@@ -134,9 +164,15 @@ def fetch(args: argparse.Namespace) -> int:
 
                 sim = await stack.enter_async_context(SimExchange(config.sim, symbols))
             return await fetch_history(
-                args.exchange, args.symbol, args.timeframe, Path(args.out),
-                since=since, limit=args.limit, request_timeout=config.exchange.timeout_seconds,
-                sim=sim, progress=progress,
+                args.exchange,
+                args.symbol,
+                args.timeframe,
+                Path(args.out),
+                since=since,
+                limit=args.limit,
+                request_timeout=config.exchange.timeout_seconds,
+                sim=sim,
+                progress=progress,
             )
 
     try:

@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "verify", help="check the hash chain of every event, and that none is missing at the end"
     )
     verify_cmd.add_argument(
-        "--adopt", action="store_true",
+        "--adopt",
+        action="store_true",
         help="anchor a whole journal that has no anchor (one written by an older guard) at its current end",
     )
     verify_cmd.set_defaults(handler=verify)
@@ -43,7 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     export_cmd = journal_sub.add_parser("export", help=export_help, description=export_help)
     export_cmd.add_argument(
-        "--table", default="events", metavar="T",
+        "--table",
+        default="events",
+        metavar="T",
         help=f"which table: {', '.join(ALL_TABLES)} (default: events, one row per event with its JSON)",
     )
     export_cmd.add_argument("--format", choices=("csv", "parquet"), default="csv")
@@ -58,7 +61,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     tail_cmd.add_argument("--follow", "-f", action="store_true", help="keep printing new events (with the filter)")
     which = tail_cmd.add_mutually_exclusive_group()
     which.add_argument(
-        "--type", action="append", default=None, metavar="T", dest="types",
+        "--type",
+        action="append",
+        default=None,
+        metavar="T",
+        dest="types",
         help="only events of this type (repeatable, any case), e.g. --type OrderFilled --type decisionrecorded",
     )
     which.add_argument("--all", action="store_true", help="every event, closed bars included")

@@ -65,7 +65,7 @@ def set_limit(args: argparse.Namespace) -> int:
 
 
 def last_change(limit: LimitView) -> str:
-    """"alice, 2026-12-06 03:50 UTC: calmer", or "—" for a limit still as configured."""
+    """ "alice, 2026-12-06 03:50 UTC: calmer", or "—" for a limit still as configured."""
     if limit.changed_at is None:
         return "— (as configured)"
     when = datetime.fromtimestamp(limit.changed_at / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -19,10 +19,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train_cmd = sub.add_parser("train", help="train a model on history files and write its artifact and card")
     train_cmd.add_argument("data", nargs="+", metavar="DATA", help="history files (CSV or Parquet, guard's format)")
     train_cmd.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
-    train_cmd.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, metavar="N",
-                           help="most epochs (early stopping)")
-    train_cmd.add_argument("--seed", type=int, default=DEFAULT_SEED, metavar="N",
-                           help="random seed: same data and seed, same model")
+    train_cmd.add_argument(
+        "--epochs", type=int, default=DEFAULT_EPOCHS, metavar="N", help="most epochs (early stopping)"
+    )
+    train_cmd.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, metavar="N", help="random seed: same data and seed, same model"
+    )
     train_cmd.add_argument("--name", default="", help="model name (default: the directory's name)")
     train_cmd.add_argument("--horizon-bars", type=int, default=30, metavar="H", help="label horizon in bars")
     train_cmd.add_argument("--barrier-k", type=float, default=1.0, metavar="K", help="barriers at ±K·σ·√H")
@@ -31,9 +33,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     train_cmd.add_argument("--threads", type=int, default=2, metavar="N", help="torch threads while training")
     train_cmd.add_argument("--source", default="", metavar="TEXT", help="where the data came from, for the card")
     train_cmd.add_argument("--synthetic", action="store_true", help="the data is simulated: the card says so")
-    train_cmd.add_argument("--spec", action="append", default=[], metavar="FILE",
-                           help="market spec file (guard.market-specs/1) for symbols with none saved beside their "
-                           "history; repeatable")
+    train_cmd.add_argument(
+        "--spec",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="market spec file (guard.market-specs/1) for symbols with none saved beside their history; repeatable",
+    )
     train_cmd.set_defaults(handler=train)
     model = sub.add_parser("model", help="inspect a trained model")
     model_sub = model.add_subparsers(dest="model_command", required=True)
@@ -41,17 +47,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("dir", metavar="DIR")
     show.set_defaults(handler=model_show)
     mev = model_sub.add_parser(
-        "eval", help="measure a model on any history: calibration, hit rates, novelty against volatility",
+        "eval",
+        help="measure a model on any history: calibration, hit rates, novelty against volatility",
         description="ECE (all outcomes and directional calls), Brier against base rates, hit rates against the "
         "break-even after costs, and novelty AUROC for a regime window against 60-bar volatility.",
     )
     mev.add_argument("data", nargs="+", metavar="DATA", help="history files (CSV or Parquet, guard's format)")
     mev.add_argument("--model", default=None, metavar="DIR", help="model directory (default: model.path)")
-    mev.add_argument("--regime-start", default=None, metavar="DATE", help="first day (UTC) of the regime novelty "
-                     "should flag (default: each series' most volatile stretch)")
+    mev.add_argument(
+        "--regime-start",
+        default=None,
+        metavar="DATE",
+        help="first day (UTC) of the regime novelty should flag (default: each series' most volatile stretch)",
+    )
     mev.add_argument("--regime-end", default=None, metavar="DATE", help="last day (UTC) of that regime")
-    mev.add_argument("--cost-bps", type=float, default=None, metavar="BPS",
-                     help="round-trip cost for the break-even hit rate (default: 2 x (paper taker fee + slippage))")
+    mev.add_argument(
+        "--cost-bps",
+        type=float,
+        default=None,
+        metavar="BPS",
+        help="round-trip cost for the break-even hit rate (default: 2 x (paper taker fee + slippage))",
+    )
     mev.add_argument("--json", action="store_true", help="print the figures as JSON")
     mev.add_argument("--out", default=None, metavar="DIR", help="write report.json, bars.parquet, reliability.png")
     mev.set_defaults(handler=model_eval)
@@ -62,13 +78,26 @@ def train(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     logs.configure(level="warning", fmt=config.log.format)
     request = TrainRequest(
-        data=tuple(args.data), out=args.out, epochs=args.epochs, seed=args.seed, name=args.name,
-        horizon_bars=args.horizon_bars, barrier_k=args.barrier_k, members=args.members,
-        channels=args.channels, threads=args.threads, source=args.source, synthetic=args.synthetic,
+        data=tuple(args.data),
+        out=args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        name=args.name,
+        horizon_bars=args.horizon_bars,
+        barrier_k=args.barrier_k,
+        members=args.members,
+        channels=args.channels,
+        threads=args.threads,
+        source=args.source,
+        synthetic=args.synthetic,
         spec=tuple(args.spec),
     )
-    info = run_training(request, stream=sys.stderr, novelty_threshold=config.model.novelty_threshold,
-                        cost_bps=2 * (config.paper.taker_fee_bps + config.paper.slippage_bps))
+    info = run_training(
+        request,
+        stream=sys.stderr,
+        novelty_threshold=config.model.novelty_threshold,
+        cost_bps=2 * (config.paper.taker_fee_bps + config.paper.slippage_bps),
+    )
     metrics = info.config["metrics"]
     print(f"{info.path}: model {info.model_id}")
     print(
@@ -101,8 +130,10 @@ def _parse_time(text: str, option: str, end: bool) -> int:
     try:
         stamp = datetime.fromisoformat(value)
     except ValueError:
-        raise BadInput(f"{option} {text!r}: expected a date (2018-01-24), a UTC date-time (2018-01-24T09:00) "
-                       "or milliseconds since the epoch") from None
+        raise BadInput(
+            f"{option} {text!r}: expected a date (2018-01-24), a UTC date-time (2018-01-24T09:00) "
+            "or milliseconds since the epoch"
+        ) from None
     stamp = stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
     ms = int(stamp.timestamp() * 1000)
     return ms + 86_400_000 - 1 if end and len(value) == 10 else ms
@@ -153,8 +184,9 @@ def model_eval(args: argparse.Namespace) -> int:
         if end < start:
             raise BadInput(f"--regime-end {args.regime_end} is before --regime-start {args.regime_start}")
         regime = RegimeWindow(start, end, f"given: {args.regime_start} to {args.regime_end}")
-    cost_bps = args.cost_bps if args.cost_bps is not None else 2 * (
-        config.paper.taker_fee_bps + config.paper.slippage_bps)
+    cost_bps = (
+        args.cost_bps if args.cost_bps is not None else 2 * (config.paper.taker_fee_bps + config.paper.slippage_bps)
+    )
     if not 0 <= cost_bps <= 1000:
         raise BadInput(f"--cost-bps {cost_bps}: must be between 0 and 1000")
     model = load_model(args.model or config.model.path)
@@ -162,16 +194,27 @@ def model_eval(args: argparse.Namespace) -> int:
     progress.note(f"reading {', '.join(args.data)} ...")
     history = read_history(args.data)  # filled bars left out: each is a gap, never a quiet bar to score
     threshold = config.model.novelty_threshold
-    result = assess(model, history.series, regime=regime, cost=cost_bps / 1e4, novelty_threshold=threshold,
-                    on_progress=progress, notes=history.notes())
+    result = assess(
+        model,
+        history.series,
+        regime=regime,
+        cost=cost_bps / 1e4,
+        novelty_threshold=threshold,
+        on_progress=progress,
+        notes=history.notes(),
+    )
     progress.done()
     try:
         written = write_assessment(result, args.out) if args.out else []
     except OSError as e:
         raise BadInput(f"--out {args.out}: cannot write there: {e}") from e
     if args.json:
-        print(json.dumps({"metrics": result.metrics, "warnings": list(result.warnings),
-                          "files": [str(p) for p in written]}, indent=2))
+        print(
+            json.dumps(
+                {"metrics": result.metrics, "warnings": list(result.warnings), "files": [str(p) for p in written]},
+                indent=2,
+            )
+        )
         return 0
     print(render_assessment(result.metrics, result.warnings))
     for path in written:
@@ -202,17 +245,23 @@ def render_assessment(m: dict[str, Any], warnings: tuple[str, ...] | list[str]) 
     ]
     if d["buckets"]:
         lines.append("  confidence    windows  mean conf.  hit rate")
-        lines += [f"  {b['lo']:.2f}-{b['hi']:.2f}  {b['count']:>9,}  {pct(b['confidence']):>10}  "
-                  f"{pct(b['hit_rate']):>8}" for b in d["buckets"]]
+        lines += [
+            f"  {b['lo']:.2f}-{b['hi']:.2f}  {b['count']:>9,}  {pct(b['confidence']):>10}  {pct(b['hit_rate']):>8}"
+            for b in d["buckets"]
+        ]
     else:
         lines.append("  it named no side on any window: no hit rate to claim, nothing it would propose")
     if n["novelty_auroc"] is not None:
-        lines.append(f"  novelty AUROC {n['novelty_auroc']:.3f} against 60-bar volatility {n['volatility_auroc']:.3f} "
-                     f"({n['regime_windows']:,} regime windows vs {n['ordinary_windows']:,} ordinary, "
-                     f"{n['ordinary_kind']})")
+        lines.append(
+            f"  novelty AUROC {n['novelty_auroc']:.3f} against 60-bar volatility {n['volatility_auroc']:.3f} "
+            f"({n['regime_windows']:,} regime windows vs {n['ordinary_windows']:,} ordinary, "
+            f"{n['ordinary_kind']})"
+        )
     for r in n["regimes"]:
         lines.append(f"    regime {r['symbol']}: {utc_minute(r['start_ms'])} to {utc_minute(r['end_ms'])} ({r['how']})")
-    lines.append(f"  novelty: median {n['median']:.2f}; {pct(n['flagged_share'])} of windows flagged novel "
-                 f"(>= {n['threshold']:g})")
+    lines.append(
+        f"  novelty: median {n['median']:.2f}; {pct(n['flagged_share'])} of windows flagged novel "
+        f"(>= {n['threshold']:g})"
+    )
     lines += [f"  warning: {w}" for w in warnings]
     return "\n".join(lines)

@@ -27,29 +27,48 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay_cmd.add_argument("data", nargs="+", metavar="DATA", help="history files (CSV or Parquet, guard's format)")
     replay_cmd.add_argument("--model", default=None, metavar="DIR", help="model directory (default: model.path)")
     replay_cmd.add_argument(
-        "--spec", action="append", default=[], metavar="FILE",
+        "--spec",
+        action="append",
+        default=[],
+        metavar="FILE",
         help="a market spec file (guard.market-specs/1, as `guard history fetch|import` write beside the bars); "
         "repeatable; wins over the spec saved beside the history and over guard's built-in specs",
     )
     replay_cmd.add_argument(
-        "--convert", action="append", default=[], metavar="PAIR=FILE",
+        "--convert",
+        action="append",
+        default=[],
+        metavar="PAIR=FILE",
         help="the price of the markets' money currency in the account's USDT, e.g. BTC/USDT=btc-usdt-1h.csv for "
         "ETH/BTC (a history file covering the replay); required when the markets count money in another currency",
     )
     replay_cmd.add_argument(
-        "--operator", required=True, choices=tuple(p.value for p in OperatorPolicy),
+        "--operator",
+        required=True,
+        choices=tuple(p.value for p in OperatorPolicy),
         help="the scripted operator: approve everything; approve only when every check passes, confidence >= "
         "--min-confidence and the input is not novel; or never approve",
     )
-    replay_cmd.add_argument("--min-confidence", type=float, default=0.6, metavar="X",
-                            help="the guarded operator's confidence floor (default 0.6)")
-    replay_cmd.add_argument("--leverage", default=None, metavar="X",
-                            help="replay every proposal at this leverage (1..20; above 3x the replay records the "
-                            "leverage acknowledgment); default: the policy's. Spot markets trade at 1x: it does not "
-                            "apply to them")
-    replay_cmd.add_argument("--close-only", action="store_true",
-                            help="marks at bar closes only (default: each bar's extremes are visited before its "
-                            "close)")
+    replay_cmd.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.6,
+        metavar="X",
+        help="the guarded operator's confidence floor (default 0.6)",
+    )
+    replay_cmd.add_argument(
+        "--leverage",
+        default=None,
+        metavar="X",
+        help="replay every proposal at this leverage (1..20; above 3x the replay records the "
+        "leverage acknowledgment); default: the policy's. Spot markets trade at 1x: it does not "
+        "apply to them",
+    )
+    replay_cmd.add_argument(
+        "--close-only",
+        action="store_true",
+        help="marks at bar closes only (default: each bar's extremes are visited before its close)",
+    )
     replay_cmd.add_argument("--explain", action="store_true", help="compute each proposal's 'why' (slow)")
     replay_cmd.add_argument("--out", default=None, metavar="DIR", help="report directory (default: under replays/)")
     replay_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -93,8 +112,14 @@ def replay(args: argparse.Namespace) -> int:
         lev = f"{leverage}x" if leverage is not None else "policy"
         directory = StatePaths(config.state_dir).replays / f"{stamp}-{stem}-{policy.value}-{lev}"
     result = run_replay(
-        config, args.data, args.model or config.model.path, options, directory,
-        spec_files=args.spec, converts=args.convert, notes=lambda line: print(line, file=sys.stderr),
+        config,
+        args.data,
+        args.model or config.model.path,
+        options,
+        directory,
+        spec_files=args.spec,
+        converts=args.convert,
+        notes=lambda line: print(line, file=sys.stderr),
     )
     if args.json:
         print(json.dumps(to_plain(result), indent=1, default=str))

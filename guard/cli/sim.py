@@ -43,8 +43,11 @@ def run(args: argparse.Namespace) -> int:
     changes = {
         name: value
         for name, value in (
-            ("port", args.port), ("scenario", args.scenario), ("speed", args.speed),
-            ("seed", args.seed), ("history", args.history),
+            ("port", args.port),
+            ("scenario", args.scenario),
+            ("speed", args.speed),
+            ("seed", args.seed),
+            ("history", args.history),
         )
         if value is not None
     }
@@ -75,8 +78,11 @@ async def _serve(section: SimSection, symbols: tuple[str, ...], token: str, toke
         loop.add_signal_handler(sig, stop.set)
     async with SimExchange(section, symbols, admin_token=token, repeat_faults=True) as sim:
         print(f"simulated exchange (Binance USDⓈ-M API) at {sim.url}  streams {sim.ws_url}/ws", flush=True)
-        print(f"  symbols: {', '.join(sim.market.symbols)}; scenario {sim.section.scenario}; "
-              f"speed x{sim.section.speed:g}; seed {sim.section.seed}", flush=True)
+        print(
+            f"  symbols: {', '.join(sim.market.symbols)}; scenario {sim.section.scenario}; "
+            f"speed x{sim.section.speed:g}; seed {sim.section.seed}",
+            flush=True,
+        )
         print(
             f"  control: {sim.url}/_sim/ with the bearer token in {token_file}   Ctrl-C to stop",
             file=sys.stderr,

@@ -64,8 +64,7 @@ def _confidence_below_risk(c: Config) -> Iterable[ConfigProblem]:
         yield ConfigProblem(
             "proposals.min_confidence",
             c.proposals.min_confidence,
-            f"must be >= risk.min_confidence ({c.risk.min_confidence:g}): below it the model proposes what risk "
-            "blocks",
+            f"must be >= risk.min_confidence ({c.risk.min_confidence:g}): below it the model proposes what risk blocks",
         )
 
 
@@ -85,7 +84,7 @@ def _poll_within_staleness(c: Config) -> Iterable[ConfigProblem]:
         yield ConfigProblem(
             "feed.poll_interval_seconds",
             f.poll_interval_seconds,
-            f"must be < feed.stale_after_seconds ({f.stale_after_seconds:g}) with feed.transport = \"rest\": "
+            f'must be < feed.stale_after_seconds ({f.stale_after_seconds:g}) with feed.transport = "rest": '
             "every symbol would be stale between polls",
         )
 

@@ -120,7 +120,10 @@ def _bounds(meta: Meta | Money) -> str:
     """What a range allows, e.g. "> 0 and <= 3600"."""
     lt = meta.lt if isinstance(meta, Meta) else None
     limits: tuple[tuple[str, float | Decimal | None], ...] = (
-        (">", meta.gt), (">=", meta.ge), ("<", lt), ("<=", meta.le)
+        (">", meta.gt),
+        (">=", meta.ge),
+        ("<", lt),
+        ("<=", meta.le),
     )
     return " and ".join(f"{op} {_number(v)}" for op, v in limits if v is not None)
 

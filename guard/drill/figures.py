@@ -142,20 +142,28 @@ def drill_result(
     m = tl.marks
     kill = m.get("kill_sent")
     halted = next(
-        (t for t, e in tl.journal if isinstance(e, TradingStateChanged) and e.state.value == "HALTED"
-         and (kill is None or t >= kill - 1e-3)),
+        (
+            t
+            for t, e in tl.journal
+            if isinstance(e, TradingStateChanged) and e.state.value == "HALTED" and (kill is None or t >= kill - 1e-3)
+        ),
         None,
     )
-    cancels = [t - kill for t, e in tl.journal if isinstance(e, OrderCancelled) and e.reason == "kill switch"
-               and kill is not None and t >= kill - 1e-3]
+    cancels = [
+        t - kill
+        for t, e in tl.journal
+        if isinstance(e, OrderCancelled) and e.reason == "kill switch" and kill is not None and t >= kill - 1e-3
+    ]
     completed = next((e for _, e in tl.journal if isinstance(e, KillCompleted)), None)
     flat_at = next((t for t, e in tl.journal if isinstance(e, KillCompleted) and e.flat), None)
     loss_flat, loss_cf = losses(tl.samples, kill, flat_at)
     detection = m.get("detected")
     if sc.name == "operator-disconnect" and detection is not None:
         # The fault is the silence: count from the last heartbeat the daemon heard before the alert.
-        notes.append("detection counted from the console's drop; the dead-man's own clock starts at "
-                     "the last heartbeat heard from any console")
+        notes.append(
+            "detection counted from the console's drop; the dead-man's own clock starts at "
+            "the last heartbeat heard from any console"
+        )
     reaction = None
     if kill is not None and detection is not None:
         seen = m.get("drill_alert", detection) if not options.scripted else detection
@@ -195,22 +203,40 @@ def drill_result(
             chart_events.append((t, e.state.value, ""))
     alert = detection_alert
     return DrillResult(
-        scenario=sc.name, title=sc.title, mode="scripted" if options.scripted else "operator",
-        started_at=started_at, detection_s=detection, reaction_s=reaction, halted_s=halted_s,
+        scenario=sc.name,
+        title=sc.title,
+        mode="scripted" if options.scripted else "operator",
+        started_at=started_at,
+        detection_s=detection,
+        reaction_s=reaction,
+        halted_s=halted_s,
         halted_ack_ms=halted_ack,
         kill_internal_ms=completed.elapsed_ms if completed else None,
-        cancels_s=sorted(cancels), last_cancel_s=max(cancels) if cancels else None, flat_s=flat_s,
-        positions_left=end.positions_left, orders_left=end.orders_left,
+        cancels_s=sorted(cancels),
+        last_cancel_s=max(cancels) if cancels else None,
+        flat_s=flat_s,
+        positions_left=end.positions_left,
+        orders_left=end.orders_left,
         orders_cancelled=completed.orders_cancelled if completed else 0,
         positions_flattened=completed.positions_flattened if completed else 0,
-        loss_at_flat=loss_flat, counterfactual_loss=loss_cf,
-        detected_by=alert.kind if alert else "", alert_text=alert.text if alert else "",
-        violations=end.violations, problems=list(completed.problems) if completed else [],
-        bounds=bounds, passed=not failures, failures=failures,
-        throttle_latched=end.throttle_latched, notes=notes,
-        timeline=dict(m), samples=list(tl.samples), journal_events=chart_events, home=str(home),
-        killed_by="" if nobody_reacted else next((e.operator for _, e in tl.journal if isinstance(e, KillRequested)),
-                                                 ""),
+        loss_at_flat=loss_flat,
+        counterfactual_loss=loss_cf,
+        detected_by=alert.kind if alert else "",
+        alert_text=alert.text if alert else "",
+        violations=end.violations,
+        problems=list(completed.problems) if completed else [],
+        bounds=bounds,
+        passed=not failures,
+        failures=failures,
+        throttle_latched=end.throttle_latched,
+        notes=notes,
+        timeline=dict(m),
+        samples=list(tl.samples),
+        journal_events=chart_events,
+        home=str(home),
+        killed_by=""
+        if nobody_reacted
+        else next((e.operator for _, e in tl.journal if isinstance(e, KillRequested)), ""),
     )
 
 

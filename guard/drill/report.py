@@ -46,8 +46,12 @@ def result_plain(result: DrillResult) -> dict[str, Any]:
     """The report's JSON: every figure, the named moments, and the chart's data."""
     plain: dict[str, Any] = codec.to_plain(result)
     plain["samples"] = [
-        {"t": round(s.t, 4), "marks": s.marks, "positions": {k: list(v) for k, v in s.positions.items()},
-         "equity": round(s.equity, 4)}
+        {
+            "t": round(s.t, 4),
+            "marks": s.marks,
+            "positions": {k: list(v) for k, v in s.positions.items()},
+            "equity": round(s.equity, 4),
+        }
         for s in result.samples
     ]
     return plain
@@ -86,12 +90,14 @@ def markdown(result: DrillResult) -> str:
         ("detection (fault → alert on the operator's client)", _s(r.detection_s), f"≤ {b['detection_s']:g} s"),
         ("reaction (alert → kill sent)", _s(r.reaction_s), "scripted delay" if r.mode == "scripted" else "a person"),
         ("time to HALTED in the journal (new orders blocked)", _ms(r.halted_s), f"≤ {b['halted_ms']:g} ms"),
-        ("time to HALTED acknowledged to the operator", "—" if r.halted_ack_ms is None else f"{r.halted_ack_ms:.1f} ms",
-         ""),
+        (
+            "time to HALTED acknowledged to the operator",
+            "—" if r.halted_ack_ms is None else f"{r.halted_ack_ms:.1f} ms",
+            "",
+        ),
         ("time to the last order cancelled", _ms(r.last_cancel_s), ""),
         ("time to flat (positions re-read flat)", _ms(r.flat_s), f"≤ {b['flat_s']:g} s"),
-        ("kill, as the daemon measured it", "—" if r.kill_internal_ms is None else f"{r.kill_internal_ms:.1f} ms",
-         ""),
+        ("kill, as the daemon measured it", "—" if r.kill_internal_ms is None else f"{r.kill_internal_ms:.1f} ms", ""),
         ("positions left at the end", str(r.positions_left), "0"),
         ("open orders left at the end", str(r.orders_left), "0"),
         ("invariant violations", str(len(r.violations)), "0"),
@@ -101,8 +107,7 @@ def markdown(result: DrillResult) -> str:
         "",
         f"{r.title}.",
         "",
-        f"Started {r.started_at} ({_who(r)}). Detected by the `{r.detected_by}` alert: "
-        f"\"{r.alert_text}\".",
+        f'Started {r.started_at} ({_who(r)}). Detected by the `{r.detected_by}` alert: "{r.alert_text}".',
         "",
         "| figure | measured | bound |",
         "|---|---|---|",
@@ -162,8 +167,13 @@ def chart(result: DrillResult, path: Path) -> None:
         ax_price.plot(t, [100 * (s.marks.get(symbol, math.nan) / base - 1) for s in samples], label=symbol, lw=1.2)
     ax_price.set_ylabel("price, % from the fault")
     for symbol in symbols:
-        ax_pos.step(t, [s.positions.get(symbol, (0.0, 0.0))[0] * s.marks.get(symbol, 0.0) for s in samples],
-                    where="post", label=symbol, lw=1.2)
+        ax_pos.step(
+            t,
+            [s.positions.get(symbol, (0.0, 0.0))[0] * s.marks.get(symbol, 0.0) for s in samples],
+            where="post",
+            label=symbol,
+            lw=1.2,
+        )
     ax_pos.set_ylabel("position notional, USDT")
     ax_pos.set_xlabel("seconds from the fault")
     moments = [

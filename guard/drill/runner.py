@@ -189,8 +189,17 @@ class Drill:
         self.announce(f"attached: {', '.join(presence.operators())}; the drill begins in 3 seconds")
         await asyncio.sleep(3.0)
 
-    async def _queue(self, daemon: Daemon, symbol: str, side: Side, qty: str, *, stop_pct: float, tp_pct: float,
-                     source: str = "operator") -> str:
+    async def _queue(
+        self,
+        daemon: Daemon,
+        symbol: str,
+        side: Side,
+        qty: str,
+        *,
+        stop_pct: float,
+        tp_pct: float,
+        source: str = "operator",
+    ) -> str:
         desk = daemon.desk
         assert desk is not None
         mark = desk.marks[symbol]
@@ -200,8 +209,16 @@ class Drill:
         take = spec.round_price(mark * (1 + sign * Decimal(str(tp_pct)) / 100))
         result = await desk.propose(
             ProposalRequest(
-                symbol=symbol, side=side, qty=Decimal(qty), leverage=Decimal(2), stop=stop, take_profit=take,
-                order_type=OrderType.MARKET, confidence=0.7, sigma=0.0002, source=source,
+                symbol=symbol,
+                side=side,
+                qty=Decimal(qty),
+                leverage=Decimal(2),
+                stop=stop,
+                take_profit=take,
+                order_type=OrderType.MARKET,
+                confidence=0.7,
+                sigma=0.0002,
+                source=source,
                 why=f"drill {self.scenario.name}",
             )
         )
@@ -253,8 +270,15 @@ class Drill:
             symbol = SYMBOLS[n % 2]
             side = Side.BUY if (n // 2) % 2 == 0 else Side.SELL
             try:
-                pid = await self._queue(daemon, symbol, side, "0.01" if symbol == SYMBOLS[1] else "0.001",
-                                        stop_pct=2, tp_pct=3, source="model")
+                pid = await self._queue(
+                    daemon,
+                    symbol,
+                    side,
+                    "0.01" if symbol == SYMBOLS[1] else "0.001",
+                    stop_pct=2,
+                    tp_pct=3,
+                    source="model",
+                )
             except DaemonError:
                 await asyncio.sleep(0.02)
                 continue
@@ -301,15 +325,18 @@ class Drill:
                 raise GuardError(f"the kill was refused: {reply.reason}")
             return
         daemon.hub.alert(
-            "critical", "drill",
+            "critical",
+            "drill",
             f"DRILL: {self.scenario.title}. Press the kill switch now (K; ctrl+k inside a text field).",
         )
         self.announce(f"DRILL alert sent to the console: {self.scenario.title}. Waiting for the kill...")
         try:
             await asyncio.wait_for(self._killed.wait(), self.options.operator_timeout_seconds)
         except TimeoutError:
-            self._notes.append(f"no kill from a person within {self.options.operator_timeout_seconds:g} s: "
-                               "the drill pulled it (reaction not measured)")
+            self._notes.append(
+                f"no kill from a person within {self.options.operator_timeout_seconds:g} s: "
+                "the drill pulled it (reaction not measured)"
+            )
             self._nobody_reacted = True
             self.tl.mark("kill_sent")
             await watch.send(Kill(watch.next_id(), f"drill {self.scenario.name}: nobody reacted"), reply_within=10.0)
@@ -323,12 +350,8 @@ class Drill:
         assert desk is not None
         while True:
             marks = {s: float(p) for s, p in desk.marks.items()}
-            positions = {
-                s: (float(p.qty), float(p.entry_price)) for s, p in desk.state.account.positions.items()
-            }
-            equity = float(desk.state.account.total) + sum(
-                q * (marks.get(s, e) - e) for s, (q, e) in positions.items()
-            )
+            positions = {s: (float(p.qty), float(p.entry_price)) for s, p in desk.state.account.positions.items()}
+            equity = float(desk.state.account.total) + sum(q * (marks.get(s, e) - e) for s, (q, e) in positions.items())
             self.tl.samples.append(Sample(self.tl.now(), marks, positions, equity))
             await asyncio.sleep(SAMPLE_SECONDS)
 
@@ -346,13 +369,23 @@ class Drill:
         violations = JournalAuditor(Decimal(str(self.config.risk.max_leverage))).violations(events)
         end = EndState(positions_left, orders_left, violations, desk.state.throttle_latched)
         return drill_result(
-            self.tl, self.scenario, self.options, end, started_at=started_at, detection_alert=self._detection_alert,
-            nobody_reacted=self._nobody_reacted, notes=self._notes, home=self.home,
+            self.tl,
+            self.scenario,
+            self.options,
+            end,
+            started_at=started_at,
+            detection_alert=self._detection_alert,
+            nobody_reacted=self._nobody_reacted,
+            notes=self._notes,
+            home=self.home,
         )
 
 
 async def run_drill(
-    config: Config, scenario: Scenario, options: DrillOptions, home: Path,
+    config: Config,
+    scenario: Scenario,
+    options: DrillOptions,
+    home: Path,
     announce: Callable[[str], None] = lambda _text: None,
 ) -> DrillResult:
     """Run one drill with its daemon's state in `home`."""

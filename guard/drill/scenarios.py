@@ -98,4 +98,3 @@ def scenario(name: str) -> Scenario:
         return SCENARIOS[name]
     except KeyError:
         raise BadInput(f"drill {name!r}: must be one of {', '.join(SCENARIOS)}") from None
-

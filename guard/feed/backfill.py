@@ -68,6 +68,7 @@ class Backfill:
         want = first
         attempts = 0
         while want <= last:
+
             def page(w: int = want) -> Any:
                 return self._exchange().fetch_trades(symbol, limit=min(PAGE, last - w + 1), params={"fromId": w})
 
@@ -100,7 +101,9 @@ class Backfill:
         """Closed bars with open times first..last (inclusive), in order, up to the first missing one."""
         count = (last - first) // self._tf_ms + 1
         rows = await self._call(
-            symbol, "bars", lambda: self._exchange().fetch_ohlcv(
+            symbol,
+            "bars",
+            lambda: self._exchange().fetch_ohlcv(
                 symbol, self._timeframe, since=first, limit=min(PAGE, count), params={"until": last}
             ),
         )

@@ -82,7 +82,7 @@ class FetchResult:
 
 
 def parse_since(text: str) -> int:
-    """"2024-01-01", "2024-01-01T12:00:00Z" (UTC unless an offset is given) or ms → ms.
+    """ "2024-01-01", "2024-01-01T12:00:00Z" (UTC unless an offset is given) or ms → ms.
 
     Raises:
         BadInput: for anything else.
@@ -111,7 +111,7 @@ async def _venue(
 ) -> AsyncIterator[tuple[Any, Callable[[], int]]]:
     """The ccxt exchange (REST) and a clock of the venue's time (the simulator's own, for "sim")."""
     if exchange_id == SIM_ID and sim is None:
-        raise BadInput('--exchange sim needs a running simulated exchange (the command line starts one)')
+        raise BadInput("--exchange sim needs a running simulated exchange (the command line starts one)")
     exchange = make_exchange(exchange_id, timeout_seconds=request_timeout, sim=sim, streaming=False)
     try:
         now: Callable[[], int] = sim.now_ms if sim is not None else exchange.milliseconds
@@ -281,8 +281,7 @@ async def _load_markets(exchange: Any, exchange_id: str, request_timeout: float)
         await asyncio.wait_for(exchange.load_markets(), timeout * 3)
     except TimeoutError as e:
         raise ExchangeUnavailable(
-            f"cannot reach {exchange_id}: no answer within {timeout * 3:g} s; check the network, "
-            "or use --exchange sim"
+            f"cannot reach {exchange_id}: no answer within {timeout * 3:g} s; check the network, or use --exchange sim"
         ) from e
     except ccxt.BaseError as e:
         raise _unreachable(e, exchange_id) from e
@@ -306,9 +305,7 @@ async def _page(
     delay = 0.5
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
-            return await asyncio.wait_for(
-                exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit), timeout
-            )
+            return await asyncio.wait_for(exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit), timeout)
         except (TimeoutError, ccxt.NetworkError) as e:
             if attempt == MAX_ATTEMPTS:
                 if isinstance(e, TimeoutError):

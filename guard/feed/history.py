@@ -46,7 +46,7 @@ MAX_REPORTED_ERRORS = 20
 
 
 def file_kind(path: Path | str) -> str:
-    """"csv" or "parquet", from the extension.
+    """ "csv" or "parquet", from the extension.
 
     Raises:
         BadInput: for any other extension.

@@ -143,8 +143,15 @@ def fill_gaps(bars: Sequence[Bar]) -> FillResult:
             p = prev.close
             out.extend(
                 Bar(
-                    symbol=prev.symbol, timeframe=prev.timeframe, open_time=prev.open_time + k * step,
-                    open=p, high=p, low=p, close=p, volume=0.0, complete=False,
+                    symbol=prev.symbol,
+                    timeframe=prev.timeframe,
+                    open_time=prev.open_time + k * step,
+                    open=p,
+                    high=p,
+                    low=p,
+                    close=p,
+                    volume=0.0,
+                    complete=False,
                 )
                 for k in range(1, missing + 1)
             )

@@ -174,8 +174,11 @@ def import_plain_csv(
             errors.append((row.line, f"timestamp {values[0]} is not aligned to {tf}"))
         else:
             aligned.append((row, values))
-    bad = find_bad_ticks(*zip(*[(v[1], v[2], v[3], v[4]) for _, v in aligned], strict=True),
-                         factor=opts.bad_tick_factor) if aligned else []
+    bad = (
+        find_bad_ticks(*zip(*[(v[1], v[2], v[3], v[4]) for _, v in aligned], strict=True), factor=opts.bad_tick_factor)
+        if aligned
+        else []
+    )
     bad_rows = {b.index for b in bad}
     bad_ticks = [(aligned[b.index][0].line, b.reason()) for b in bad]
     good = [(row, v) for i, (row, v) in enumerate(aligned) if i not in bad_rows]
@@ -190,8 +193,17 @@ def import_plain_csv(
     spec = _spec(path, symbol, kind, opts, good, guesses)
     errors.sort()
     return ImportResult(
-        bars=bars, errors=errors, gaps=gaps, timeframe=tf.name, symbol=symbol, bad_ticks=bad_ticks, spec=spec,
-        rows=len(rows), filled=filled, longest_gap_ms=longest, notes=tuple(notes),
+        bars=bars,
+        errors=errors,
+        gaps=gaps,
+        timeframe=tf.name,
+        symbol=symbol,
+        bad_ticks=bad_ticks,
+        spec=spec,
+        rows=len(rows),
+        filled=filled,
+        longest_gap_ms=longest,
+        notes=tuple(notes),
     )
 
 
@@ -282,8 +294,9 @@ def _timestamps(rows: Sequence[_Row], errors: list[tuple[int, str]], notes: list
     for line, (kind, value) in kinds.items():
         raw = raw_of[line]
         if kind == "before 2000":
-            errors.append((line, f"timestamp {raw} is before 2000 in seconds, milliseconds, microseconds "
-                                 "and nanoseconds"))
+            errors.append(
+                (line, f"timestamp {raw} is before 2000 in seconds, milliseconds, microseconds and nanoseconds")
+            )
         elif kind != unit:
             errors.append((line, f"timestamp {raw} is in {kind} instead of {unit} like the rest of the file"))
         elif isinstance(value, datetime):
@@ -419,8 +432,10 @@ def _spec(
         guesses.append(note)
     finest = _finest(prices)
     if finest is not None and finest < tick:
-        guesses.append(f"the prices have increments as fine as {finest:f}, finer than the tick {tick:f}: "
-                       "pass --tick if the venue's is finer")
+        guesses.append(
+            f"the prices have increments as fine as {finest:f}, finer than the tick {tick:f}: "
+            "pass --tick if the venue's is finer"
+        )
     if opts.step is not None:
         step = opts.step
     elif builtin is not None:
@@ -441,13 +456,20 @@ def _spec(
         maker, taker = LINEAR_FEES if kind is MarketKind.LINEAR else (SPOT_FEE, SPOT_FEE)
         guesses.append(f"minimum quantity one step; no minimum notional; fees {maker}/{taker} maker/taker assumed")
     spec = MarketSpec(
-        symbol=symbol, base=base, quote=quote, kind=kind, tick_size=tick, step_size=step, min_qty=min_qty,
-        min_notional=min_notional, maker_fee=maker, taker_fee=taker,
-        max_leverage=tiers[0].max_leverage if tiers else Decimal(1), tiers=tiers,
+        symbol=symbol,
+        base=base,
+        quote=quote,
+        kind=kind,
+        tick_size=tick,
+        step_size=step,
+        min_qty=min_qty,
+        min_notional=min_notional,
+        maker_fee=maker,
+        taker_fee=taker,
+        max_leverage=tiers[0].max_leverage if tiers else Decimal(1),
+        tiers=tiers,
     )
-    return SpecRecord(
-        spec=spec, source=f"guard history import of {path.name}", settle=settle, guesses=tuple(guesses)
-    )
+    return SpecRecord(spec=spec, source=f"guard history import of {path.name}", settle=settle, guesses=tuple(guesses))
 
 
 def _decimals(text: str) -> int:

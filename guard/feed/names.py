@@ -26,8 +26,23 @@ from guard.errors import BadInput
 from guard.timeframes import TIMEFRAME_MS
 
 KNOWN_QUOTES = (
-    "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "EUR", "USD", "BTC", "ETH", "BNB", "TRY", "GBP", "JPY",
-    "DAI", "BRL", "AUD",
+    "FDUSD",
+    "USDT",
+    "USDC",
+    "BUSD",
+    "TUSD",
+    "USDP",
+    "EUR",
+    "USD",
+    "BTC",
+    "ETH",
+    "BNB",
+    "TRY",
+    "GBP",
+    "JPY",
+    "DAI",
+    "BRL",
+    "AUD",
 )
 """Quote currencies a run-together name is split at, longest first (so BTCUSDT is not BTCUSD+T)."""
 PERPETUAL_QUOTES = ("USDT", "USDC")

@@ -178,8 +178,16 @@ class BarBuilder:
     def _bar(self, closed: bool = True) -> Bar:
         assert self._start is not None
         return Bar(
-            self.symbol, self.timeframe, self._start, self._o, self._h, self._l, self._c,
-            round(self._v, 12), closed, self._complete,
+            self.symbol,
+            self.timeframe,
+            self._start,
+            self._o,
+            self._h,
+            self._l,
+            self._c,
+            round(self._v, 12),
+            closed,
+            self._complete,
         )
 
 

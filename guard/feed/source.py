@@ -50,6 +50,8 @@ log = structlog.get_logger(__name__)
 
 STREAMS = ("bars", "trades", "ticker", "mark", "book")
 """The streams a feed can run (`feed.streams`)."""
+
+
 class CcxtFeed:
     """Market data from a ccxt exchange: markets once, then validated events and health.
 
@@ -88,7 +90,10 @@ class CcxtFeed:
         self._outlet = EventOutlet(feed.queue_size)
         self._gate = RateGate(clock)
         self._health = HealthBoard(
-            self.symbols, clock, stale_after=feed.stale_after_seconds, hold=feed.invalid_hold_seconds,
+            self.symbols,
+            clock,
+            stale_after=feed.stale_after_seconds,
+            hold=feed.invalid_hold_seconds,
             rate_limited=self._gate.remaining,
         )
         self._markets: dict[str, MarketSpec] | None = None
@@ -100,14 +105,25 @@ class CcxtFeed:
         self.stats = FeedStatistics()
         self._streams = StreamKeeper(lambda: self.exchange, exchange, feed, self._gate, self._health, self.stats)
         self._backfill = Backfill(
-            lambda: self.exchange, self.exchange_id, self.timeframe, gate=self._gate,
-            timeout_seconds=exchange.timeout_seconds, retry_delay=feed.min_reconnect_delay_seconds,
-            retry_after=self._streams.retry_after_seconds, refuse=self._refuse,
+            lambda: self.exchange,
+            self.exchange_id,
+            self.timeframe,
+            gate=self._gate,
+            timeout_seconds=exchange.timeout_seconds,
+            retry_delay=feed.min_reconnect_delay_seconds,
+            retry_after=self._streams.retry_after_seconds,
+            refuse=self._refuse,
         )
         self._trades = TradeFlow(
-            self.symbols, sequential=self._sequential, exchange=lambda: self.exchange, backfill=self._backfill,
-            max_backfill=feed.max_backfill_trades, emit=self._emit_many, refuse=self._refuse,
-            health=self._health, stats=self.stats,
+            self.symbols,
+            sequential=self._sequential,
+            exchange=lambda: self.exchange,
+            backfill=self._backfill,
+            max_backfill=feed.max_backfill_trades,
+            emit=self._emit_many,
+            refuse=self._refuse,
+            health=self._health,
+            stats=self.stats,
         )
 
     # --- lifecycle -----------------------------------------------------------------
@@ -115,7 +131,9 @@ class CcxtFeed:
     async def __aenter__(self) -> CcxtFeed:
         if self._ex is None:
             self._ex = make_exchange(
-                self._xs.id, timeout_seconds=self._xs.timeout_seconds, sim=self._sim,
+                self._xs.id,
+                timeout_seconds=self._xs.timeout_seconds,
+                sim=self._sim,
                 streaming=self._fs.transport != "rest",
             )
         # Read when ccxt creates a symbol's trade cache, so it must be set before any watch.
@@ -221,7 +239,9 @@ class CcxtFeed:
         await self.markets()
         plan = self._plan()
         log.info(
-            "feed.started", exchange=self.exchange_id, symbols=list(self.symbols),
+            "feed.started",
+            exchange=self.exchange_id,
+            symbols=list(self.symbols),
             streams={f"{kind}:{how}" for kind, _, how in plan},
         )
         async with asyncio.TaskGroup() as tg:
@@ -277,8 +297,14 @@ class CcxtFeed:
             await self._streams.watch_loop(kind, symbol, watch, handle)
         else:
             fetch = fetcher(
-                ex, kind, symbol, sequential=self._sequential, seq=self._trades.seq[symbol], bars=self._bars[symbol],
-                timeframe=self.timeframe, book_depth=depth,
+                ex,
+                kind,
+                symbol,
+                sequential=self._sequential,
+                seq=self._trades.seq[symbol],
+                bars=self._bars[symbol],
+                timeframe=self.timeframe,
+                book_depth=depth,
             )
             await self._streams.poll_loop(kind, symbol, fetch, handle)
 

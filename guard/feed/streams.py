@@ -150,8 +150,10 @@ class StreamKeeper:
     def _backoff(self) -> Backoff:
         floor = (getattr(self._exchange(), "rateLimit", 0) or 0) / 1000.0
         return Backoff(
-            self._fs.min_reconnect_delay_seconds, self._fs.max_reconnect_delay_seconds,
-            min(floor, self._fs.max_reconnect_delay_seconds), self._rng,
+            self._fs.min_reconnect_delay_seconds,
+            self._fs.max_reconnect_delay_seconds,
+            min(floor, self._fs.max_reconnect_delay_seconds),
+            self._rng,
         )
 
     def _failed(self, kind: str, symbol: str, error: BaseException, backoff: Backoff) -> float:
@@ -168,7 +170,11 @@ class StreamKeeper:
         self._stats.stream_errors[reason] += 1
         self._health.stream_failed(symbol, kind, reason)
         log.warning(
-            "feed.stream_failed", stream=kind, symbol=symbol, reason=reason, retry_in=round(delay, 3),
+            "feed.stream_failed",
+            stream=kind,
+            symbol=symbol,
+            reason=reason,
+            retry_in=round(delay, 3),
             error=" ".join(str(error).split())[:200] or type(error).__name__,
         )
         return delay
@@ -184,9 +190,9 @@ class StreamKeeper:
                     await asyncio.wait_for(client.close(), 2.0)
 
 
-def watcher(ex: Any, kind: str, symbol: str, *, sequential: bool, timeframe: str, book_depth: int) -> Callable[
-    [], Awaitable[Any]
-]:
+def watcher(
+    ex: Any, kind: str, symbol: str, *, sequential: bool, timeframe: str, book_depth: int
+) -> Callable[[], Awaitable[Any]]:
     """The ccxt.pro call that waits for a stream's next update."""
     if kind == "trades":
         params = {"name": "aggTrade"} if sequential else {}
@@ -216,16 +222,20 @@ def fetcher(
 ) -> Callable[[], Awaitable[Any]]:
     """The REST call that polls a stream (trades from the last id seen, bars from the open one)."""
     if kind == "trades":
+
         async def trades() -> Any:
             if sequential and seq.last_id is not None:
                 return await ex.fetch_trades(symbol, limit=1000, params={"fromId": seq.last_id + 1})
             return await ex.fetch_trades(symbol, limit=100)
+
         return trades
     if kind == "bars":
+
         async def ohlcv() -> Any:
             current = bars.current
             since = current[0] if current else None
             return await ex.fetch_ohlcv(symbol, timeframe, since=since, limit=1000 if since else 2)
+
         return ohlcv
     if kind == "ticker":
         return lambda: ex.fetch_ticker(symbol)

@@ -268,7 +268,16 @@ class PositionBook:
             life.realized += realized
             life.fees += fee
             change = PositionChange(
-                seq, at, fill.client_order_id, purpose, proposal_id, fill.side, closing, fill.price, fee, life.qty,
+                seq,
+                at,
+                fill.client_order_id,
+                purpose,
+                proposal_id,
+                fill.side,
+                closing,
+                fill.price,
+                fee,
+                life.qty,
                 realized,
             )
             life.changes.append(change)
@@ -296,7 +305,16 @@ class PositionBook:
         if purpose is OrderPurpose.ENTRY and proposal_id and proposal_id not in life.proposals:
             life.proposals.append(proposal_id)
         change = PositionChange(
-            seq, at, fill.client_order_id, purpose, proposal_id, fill.side, remaining, fill.price, fee_left, life.qty,
+            seq,
+            at,
+            fill.client_order_id,
+            purpose,
+            proposal_id,
+            fill.side,
+            remaining,
+            fill.price,
+            fee_left,
+            life.qty,
             ZERO,
         )
         life.changes.append(change)

@@ -53,6 +53,8 @@ CHECKPOINT_AFTER_ROWS = 256
 pages would double the fsyncs of a quiet daemon)."""
 RETRY_SECONDS = 0.5
 """How often a failing journal tries to write what it keeps."""
+
+
 class Receipt:
     """Completes when the appended events are committed. Await it, or call `result()`.
 

@@ -117,11 +117,19 @@ def to_plain(t: ProposalTrace) -> dict[str, Any]:
         "journal_events": t.journal_events,
         "proposal": codec.to_plain(t.first),
         "versions": [
-            {"seq": v.seq, "at": v.at, "time": iso_time(v.at), "cause": v.cause, "reason": v.reason,
-             "proposal": codec.to_plain(v.proposal)}
+            {
+                "seq": v.seq,
+                "at": v.at,
+                "time": iso_time(v.at),
+                "cause": v.cause,
+                "reason": v.reason,
+                "proposal": codec.to_plain(v.proposal),
+            }
             for v in t.versions
         ],
-        "model": None if t.model is None else {
+        "model": None
+        if t.model is None
+        else {
             "model_id": t.model.model_id,
             "model_hash": t.model.model_hash,
             "acknowledged_by": t.model.acknowledged_by,
@@ -168,8 +176,11 @@ def _proposal_lines(t: ProposalTrace) -> list[str]:
     quote = quote_of(p.symbol)
     price = f"limit {p.limit_price}, mark {p.price}" if p.limit_price is not None else f"priced at {p.price}"
     lines = [
-        _row("trade", f"{p.order_type.value} {p.side.value} {p.qty} {p.symbol} at {p.leverage}x ({price}; "
-             f"notional {p.notional:.2f} {quote})"),
+        _row(
+            "trade",
+            f"{p.order_type.value} {p.side.value} {p.qty} {p.symbol} at {p.leverage}x ({price}; "
+            f"notional {p.notional:.2f} {quote})",
+        ),
         _row("stop", str(p.stop) if p.stop is not None else "none"),
         _row("take-profit", str(p.take_profit) if p.take_profit is not None else "none"),
         _row("liquidation", _liquidation(p)),
@@ -205,9 +216,7 @@ def _model(t: ProposalTrace) -> str:
 def _checks(label: str, checks: tuple[RiskCheck, ...]) -> list[str]:
     if not checks:
         return [_row(label, "none recorded")]
-    return [
-        _row(label if i == 0 else "", f"{c.verdict.value:<5} {c.name}: {c.reason}") for i, c in enumerate(checks)
-    ]
+    return [_row(label if i == 0 else "", f"{c.verdict.value:<5} {c.name}: {c.reason}") for i, c in enumerate(checks)]
 
 
 def _decision_lines(t: ProposalTrace) -> list[str]:

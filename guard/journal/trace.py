@@ -63,7 +63,6 @@ from guard.journal.proposal_trace import ModelBinding, OrderTrace, ProposalTrace
 _ID = re.compile(r"[Pp]?0*(\d{1,9})")
 
 
-
 class ProposalNotFound(BadInput):
     """No proposal with this id in the journal; says which is the last one there."""
 

@@ -35,8 +35,22 @@ from guard.markets.record import SpecRecord
 FORMAT = "guard.market-specs/1"
 SUFFIX = ".spec.json"
 _MARKET_KEYS = (
-    "symbol", "base", "quote", "settle", "kind", "tick_size", "step_size", "min_qty", "min_notional",
-    "contract_size", "maker_fee", "taker_fee", "max_leverage", "tiers", "source", "guesses",
+    "symbol",
+    "base",
+    "quote",
+    "settle",
+    "kind",
+    "tick_size",
+    "step_size",
+    "min_qty",
+    "min_notional",
+    "contract_size",
+    "maker_fee",
+    "taker_fee",
+    "max_leverage",
+    "tiers",
+    "source",
+    "guesses",
 )
 _TIER_KEYS = ("floor", "cap", "mmr", "cum", "max_leverage")
 MAX_FEE = Decimal("0.1")
@@ -88,8 +102,13 @@ def _record_json(record: SpecRecord) -> dict[str, Any]:
         "taker_fee": _number(s.taker_fee),
         "max_leverage": _number(s.max_leverage),
         "tiers": [
-            {"floor": _number(t.floor), "cap": _number(t.cap), "mmr": _number(t.mmr), "cum": _number(t.cum),
-             "max_leverage": _number(t.max_leverage)}
+            {
+                "floor": _number(t.floor),
+                "cap": _number(t.cap),
+                "mmr": _number(t.mmr),
+                "cum": _number(t.cum),
+                "max_leverage": _number(t.max_leverage),
+            }
             for t in s.tiers
         ],
         "source": record.source,
@@ -117,7 +136,7 @@ def read_specs(path: Path | str) -> dict[str, SpecRecord]:
     except json.JSONDecodeError as e:
         raise BadInput(f"{path}: not JSON ({e})") from e
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise BadInput(f"{path}: not a guard spec file (expected \"format\": \"{FORMAT}\")")
+        raise BadInput(f'{path}: not a guard spec file (expected "format": "{FORMAT}")')
     _no_unknown(data, ("format", "markets"), f"{path}: $")
     markets = data.get("markets")
     if not isinstance(markets, list) or not markets:
@@ -167,8 +186,18 @@ def _parse_market(m: object, where: str) -> SpecRecord:
     if not isinstance(guesses, list) or not all(isinstance(g, str) for g in guesses):
         raise BadInput(f"{where}.guesses: a list of sentences")
     spec = MarketSpec(
-        symbol=symbol, base=base, quote=quote, kind=kind, tick_size=tick, step_size=step, min_qty=min_qty,
-        min_notional=min_notional, maker_fee=maker, taker_fee=taker, max_leverage=max_leverage, tiers=tiers,
+        symbol=symbol,
+        base=base,
+        quote=quote,
+        kind=kind,
+        tick_size=tick,
+        step_size=step,
+        min_qty=min_qty,
+        min_notional=min_notional,
+        maker_fee=maker,
+        taker_fee=taker,
+        max_leverage=max_leverage,
+        tiers=tiers,
         contract_size=contract_size,
     )
     return SpecRecord(spec=spec, source=_text(m, "source", where), settle=settle, guesses=tuple(guesses))
@@ -235,7 +264,7 @@ def _decimal(
 ) -> Decimal:
     raw = m.get(key)
     if raw is None or isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-        raise BadInput(f"{where}.{key}: a decimal number as a string, e.g. \"0.01\"")
+        raise BadInput(f'{where}.{key}: a decimal number as a string, e.g. "0.01"')
     try:
         value = Decimal(str(raw))
     except InvalidOperation:
@@ -282,8 +311,7 @@ def resolve_specs(
             if symbol in saved and saved[symbol][1].spec != record.spec and symbol not in given:
                 first = saved[symbol][0]
                 raise BadInput(
-                    f"{symbol}: {first} and {spec_path(history)} give different specs; "
-                    "choose one with --spec FILE"
+                    f"{symbol}: {first} and {spec_path(history)} give different specs; choose one with --spec FILE"
                 )
             saved.setdefault(symbol, (spec_path(history), record))
     out: dict[str, SpecRecord] = {}

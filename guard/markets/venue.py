@@ -31,13 +31,15 @@ def tiers_from_ccxt(rows: Iterable[Mapping[str, Any]]) -> tuple[LeverageTier, ..
     """Unified ccxt leverage tiers → `LeverageTier`s (cum from the venue when it gives one)."""
     parsed = []
     for row in sorted(rows, key=lambda r: float(r.get("minNotional") or 0)):
-        parsed.append((
-            _dec(row.get("minNotional"), ZERO),
-            _dec(row.get("maxNotional"), Decimal("Infinity")),
-            _dec(row.get("maintenanceMarginRate"), ZERO),
-            _dec(row.get("maxLeverage"), ONE),
-            (row.get("info") or {}).get("cum"),
-        ))
+        parsed.append(
+            (
+                _dec(row.get("minNotional"), ZERO),
+                _dec(row.get("maxNotional"), Decimal("Infinity")),
+                _dec(row.get("maintenanceMarginRate"), ZERO),
+                _dec(row.get("maxLeverage"), ONE),
+                (row.get("info") or {}).get("cum"),
+            )
+        )
     computed = tiers_from_brackets([(f, m, x) for f, _, m, x, _ in parsed])
     return tuple(
         LeverageTier(t.floor, cap, t.mmr, _dec(venue_cum, t.cum), t.max_leverage)

@@ -51,8 +51,19 @@ CARD = "README.md"
 CHECKSUMS = "sha256"
 FILES = (WEIGHTS, CONFIG, CARD)
 _REQUIRED = (
-    "format", "name", "architecture", "init_args", "timeframe", "feature_schema_hash",
-    "normalisation", "label_map", "barrier", "calibration", "training", "data_source", "metrics",
+    "format",
+    "name",
+    "architecture",
+    "init_args",
+    "timeframe",
+    "feature_schema_hash",
+    "normalisation",
+    "label_map",
+    "barrier",
+    "calibration",
+    "training",
+    "data_source",
+    "metrics",
 )
 
 
@@ -185,9 +196,7 @@ def load_model(path: Path | str) -> LoadedModel:
     except RuntimeError as e:
         first = str(e).strip().splitlines()
         detail = "; ".join(line.strip() for line in first[1:4]) or first[0]
-        raise ModelFileError(
-            f"{weights}: the weights do not fit the architecture in config.json ({detail})"
-        ) from e
+        raise ModelFileError(f"{weights}: the weights do not fit the architecture in config.json ({detail})") from e
     _check_novelty_reference(weights, net)
     norm = config["normalisation"]
     net.set_normalisation(
@@ -216,11 +225,15 @@ def _check_novelty_reference(weights: Path, net: EnsembleTCN) -> None:
     buffers = {name: tensor.double().numpy() for name, tensor in net.named_buffers() if name.startswith("novelty_")}
     scales = (buffers["novelty_hour_scale"], buffers["novelty_spread"])
     ordered = (buffers["novelty_bar_quantiles"], buffers["novelty_ref_distance"])
-    if not all(np.isfinite(a).all() and (a > 0).all() for a in scales) or not all(
-        np.isfinite(a).all() and (np.diff(a) >= 0).all() for a in ordered
-    ) or not np.isfinite(buffers["novelty_mean"]).all():
-        raise ModelFileError(f"{weights}: its novelty reference is not one training writes (a scale that is not "
-                             "positive, or quantiles out of order): retrain the model")
+    if (
+        not all(np.isfinite(a).all() and (a > 0).all() for a in scales)
+        or not all(np.isfinite(a).all() and (np.diff(a) >= 0).all() for a in ordered)
+        or not np.isfinite(buffers["novelty_mean"]).all()
+    ):
+        raise ModelFileError(
+            f"{weights}: its novelty reference is not one training writes (a scale that is not "
+            "positive, or quantiles out of order): retrain the model"
+        )
 
 
 def _parse_checksums(path: Path, text: str) -> dict[str, str]:
@@ -341,15 +354,14 @@ def save_artifact(
         },
         "label_map": {str(i): label for i, label in enumerate(LABELS)},
         "barrier": {"k": params.barrier.k, "horizon_bars": params.barrier.horizon_bars},
-        "calibration": {"method": "temperature scaling on the validation split",
-                        "temperature": result.temperature},
+        "calibration": {"method": "temperature scaling on the validation split", "temperature": result.temperature},
         "novelty": {
             "method": NOVELTY_METHOD,
             "description": "each of the 123 one-bar returns the window reads, as a size relative to the "
-                           "training bars' mean at the same hour of day, ranked among the training bars'; the "
-                           "mean rank over all 123 and over the last 16; the larger squared z-score of the two "
-                           "against the training windows', as a percentile of validation windows "
-                           "(guard.model.novelty)",
+            "training bars' mean at the same hour of day, ranked among the training bars'; the "
+            "mean rank over all 123 and over the last 16; the larger squared z-score of the two "
+            "against the training windows', as a percentile of validation windows "
+            "(guard.model.novelty)",
             "spans": list(NOVELTY_SPANS),
             "threshold": params.novelty_threshold,
         },

@@ -49,9 +49,11 @@ def _no_window_reason(s: FeatureSeries) -> str:
     longest = int(np.diff(starts).max())
     gaps = len(s.segment_starts) - 1
     if gaps:
-        return (f"{s.symbol}: no window to score: {gaps:,} gaps split its {len(s):,} bars into runs of at most "
-                f"{longest:,} contiguous bars, and the model needs {WARMUP_BARS} contiguous bars before its first "
-                "answer (a market that closes, e.g. at weekends, needs its sessions joined first)")
+        return (
+            f"{s.symbol}: no window to score: {gaps:,} gaps split its {len(s):,} bars into runs of at most "
+            f"{longest:,} contiguous bars, and the model needs {WARMUP_BARS} contiguous bars before its first "
+            "answer (a market that closes, e.g. at weekends, needs its sessions joined first)"
+        )
     return f"{s.symbol}: no window to score: {len(s):,} bars, and the model needs {WARMUP_BARS} contiguous bars"
 
 
@@ -90,17 +92,35 @@ def assess(
         raise BadInput("no data to evaluate on")
     warnings: list[str] = list(notes)
     ref = NoveltyReference.of(model.net)
-    columns: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "symbol", "open_time", "close", "p_down", "p_flat", "p_up", "side", "confidence", "novelty",
-        "volatility", "barrier", "label", "regime", "ordinary")}
+    columns: dict[str, list[np.ndarray]] = {
+        k: []
+        for k in (
+            "symbol",
+            "open_time",
+            "close",
+            "p_down",
+            "p_flat",
+            "p_up",
+            "side",
+            "confidence",
+            "novelty",
+            "volatility",
+            "barrier",
+            "label",
+            "regime",
+            "ordinary",
+        )
+    }
     regimes_used: list[dict[str, Any]] = []
     unscored: list[str] = []
     bars_total = bars_scored = in_training = 0
     for s in series:
         bars_total += len(s)
         if s.timeframe != model.timeframe:
-            warnings.append(f"{s.symbol}: {s.timeframe} bars, but the model was trained on {model.timeframe} bars: "
-                            "its horizon, barriers and novelty reference are in another unit of time")
+            warnings.append(
+                f"{s.symbol}: {s.timeframe} bars, but the model was trained on {model.timeframe} bars: "
+                "its horizon, barriers and novelty reference are in another unit of time"
+            )
         if not s.ready.any():
             unscored.append(_no_window_reason(s))
             continue
@@ -116,8 +136,9 @@ def assess(
             window = RegimeWindow(-1, -1, "none")
         positive, negative = regime_masks(s, window)
         if window.how != "none":
-            regimes_used.append({"symbol": s.symbol, "start_ms": window.start_ms, "end_ms": window.end_ms,
-                                 "how": window.how})
+            regimes_used.append(
+                {"symbol": s.symbol, "start_ms": window.start_ms, "end_ms": window.end_ms, "how": window.how}
+            )
         bars_scored += len(idx)
         times = s.open_times[idx]
         in_training += int(((times >= model.training_start_ms) & (times < model.training_end_ms)).sum())
@@ -140,14 +161,18 @@ def assess(
     bars = {k: np.concatenate(v) for k, v in columns.items()}
     known = bars["label"] != UNKNOWN
     if not known.any():
-        raise BadInput(f"no scored window has a known outcome: each needs {model.horizon_bars} more contiguous bars "
-                       "after it")
+        raise BadInput(
+            f"no scored window has a known outcome: each needs {model.horizon_bars} more contiguous bars after it"
+        )
     train_share = model.metrics.get("label_share_train")
     own = np.bincount(bars["label"][known].astype(np.int64), minlength=3) / known.sum()
     baseline = np.array([train_share[name] for name in LABELS]) if train_share else own
     figures = calibration_figures(
-        np.stack([bars["p_down"], bars["p_flat"], bars["p_up"]], axis=1)[known], bars["label"][known],
-        baseline_shares=baseline, barrier_width=bars["barrier"][known], cost=cost,
+        np.stack([bars["p_down"], bars["p_flat"], bars["p_up"]], axis=1)[known],
+        bars["label"][known],
+        baseline_shares=baseline,
+        barrier_width=bars["barrier"][known],
+        cost=cost,
     )
     ordinary = bars["ordinary"]
     unseen = (bars["open_time"] < model.training_start_ms) | (bars["open_time"] >= model.training_end_ms)
@@ -163,16 +188,24 @@ def assess(
         novelty_figures = novelty_auroc(bars["novelty"], bars["volatility"], bars["regime"], ordinary)
         novelty_figures["ordinary_kind"] = ordinary_kind
     except ValueError as e:
-        novelty_figures = {"novelty_auroc": None, "volatility_auroc": None,
-                           "regime_windows": int(bars["regime"].sum()), "ordinary_windows": int(bars["ordinary"].sum())}
+        novelty_figures = {
+            "novelty_auroc": None,
+            "volatility_auroc": None,
+            "regime_windows": int(bars["regime"].sum()),
+            "ordinary_windows": int(bars["ordinary"].sum()),
+        }
         warnings.append(f"novelty AUROC not measured: {e}")
     if regime is None:
-        warnings.append("the regime was found as the most volatile stretch, which favours the volatility baseline by "
-                        "construction; give --regime-start and --regime-end for a regime you date yourself")
+        warnings.append(
+            "the regime was found as the most volatile stretch, which favours the volatility baseline by "
+            "construction; give --regime-start and --regime-end for a regime you date yourself"
+        )
     if in_training:
-        warnings.append(f"{in_training:,} of {bars_scored:,} scored bars fall in the model's training data "
-                        f"({utc_minute(model.training_start_ms)} to {utc_minute(model.training_end_ms)}): "
-                        "figures there are in-sample and flatter the model")
+        warnings.append(
+            f"{in_training:,} of {bars_scored:,} scored bars fall in the model's training data "
+            f"({utc_minute(model.training_start_ms)} to {utc_minute(model.training_end_ms)}): "
+            "figures there are in-sample and flatter the model"
+        )
     if model.synthetic:
         warnings.append("the model was trained on synthetic data (guard's simulator)")
     if figures["directional"]["count"] == 0:
@@ -205,25 +238,28 @@ def write_assessment(assessment: Assessment, out: Path | str) -> list[Path]:
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     report = root / "report.json"
-    report.write_text(json.dumps({"metrics": assessment.metrics, "warnings": list(assessment.warnings)},
-                                 indent=2) + "\n")
+    report.write_text(
+        json.dumps({"metrics": assessment.metrics, "warnings": list(assessment.warnings)}, indent=2) + "\n"
+    )
     b = assessment.bars
     label = b["label"].astype(np.int64)
-    table = pa.table({
-        "symbol": pa.array(b["symbol"].tolist(), pa.string()),
-        "open_time": pa.array(b["open_time"], pa.int64()),
-        "close": pa.array(b["close"], pa.float64()),
-        "p_down": pa.array(b["p_down"], pa.float64()),
-        "p_flat": pa.array(b["p_flat"], pa.float64()),
-        "p_up": pa.array(b["p_up"], pa.float64()),
-        "side": pa.array([LABELS[int(x)] for x in b["side"]], pa.string()),
-        "confidence": pa.array(b["confidence"], pa.float64()),
-        "novelty": pa.array(b["novelty"], pa.float64()),
-        "volatility": pa.array(b["volatility"], pa.float64()),
-        "label": pa.array([LABELS[int(x)] if x >= 0 else None for x in label], pa.string()),
-        "in_regime": pa.array(b["regime"], pa.bool_()),
-        "ordinary": pa.array(b["ordinary"], pa.bool_()),
-    })
+    table = pa.table(
+        {
+            "symbol": pa.array(b["symbol"].tolist(), pa.string()),
+            "open_time": pa.array(b["open_time"], pa.int64()),
+            "close": pa.array(b["close"], pa.float64()),
+            "p_down": pa.array(b["p_down"], pa.float64()),
+            "p_flat": pa.array(b["p_flat"], pa.float64()),
+            "p_up": pa.array(b["p_up"], pa.float64()),
+            "side": pa.array([LABELS[int(x)] for x in b["side"]], pa.string()),
+            "confidence": pa.array(b["confidence"], pa.float64()),
+            "novelty": pa.array(b["novelty"], pa.float64()),
+            "volatility": pa.array(b["volatility"], pa.float64()),
+            "label": pa.array([LABELS[int(x)] if x >= 0 else None for x in label], pa.string()),
+            "in_regime": pa.array(b["regime"], pa.bool_()),
+            "ordinary": pa.array(b["ordinary"], pa.bool_()),
+        }
+    )
     bars_path = root / "bars.parquet"
     pq.write_table(table, bars_path)
     png = root / "reliability.png"
@@ -239,8 +275,12 @@ def _plot(metrics: dict[str, Any], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     panels = (
-        (axes[0], metrics["directional"]["buckets"], "directional calls (confidence in the side)",
-         metrics.get("ece_directional")),
+        (
+            axes[0],
+            metrics["directional"]["buckets"],
+            "directional calls (confidence in the side)",
+            metrics.get("ece_directional"),
+        ),
         (axes[1], metrics["reliability"], "top answer, all three outcomes", metrics.get("ece")),
     )
     for ax, buckets, title, ece in panels:

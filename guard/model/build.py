@@ -75,12 +75,27 @@ class TrainRequest:
 
     def command(self) -> str:
         """The `guard train` command line that reproduces this request."""
-        parts = ["guard", "train", *self.data, "--out", self.out, "--epochs", str(self.epochs),
-                 "--seed", str(self.seed)]
+        parts = [
+            "guard",
+            "train",
+            *self.data,
+            "--out",
+            self.out,
+            "--epochs",
+            str(self.epochs),
+            "--seed",
+            str(self.seed),
+        ]
         defaults = TrainRequest(data=(), out="")
-        for flag, attr in (("--name", "name"), ("--horizon-bars", "horizon_bars"), ("--barrier-k", "barrier_k"),
-                           ("--members", "members"), ("--channels", "channels"), ("--threads", "threads"),
-                           ("--source", "source")):
+        for flag, attr in (
+            ("--name", "name"),
+            ("--horizon-bars", "horizon_bars"),
+            ("--barrier-k", "barrier_k"),
+            ("--members", "members"),
+            ("--channels", "channels"),
+            ("--threads", "threads"),
+            ("--source", "source"),
+        ):
             value = getattr(self, attr)
             if value != getattr(defaults, attr):
                 parts += [flag, str(value)]
@@ -134,9 +149,14 @@ def run_training(
             stream.writelines(f"  guessed: {guess}\n" for guess in record.guesses)
         stream.writelines(f"{line}\n" for line in history.notes())
     params = TrainParams(
-        epochs=request.epochs, seed=request.seed, channels=request.channels, members=request.members,
-        barrier=BarrierParams(request.barrier_k, request.horizon_bars), threads=request.threads,
-        novelty_threshold=novelty_threshold, cost_bps=cost_bps,
+        epochs=request.epochs,
+        seed=request.seed,
+        channels=request.channels,
+        members=request.members,
+        barrier=BarrierParams(request.barrier_k, request.horizon_bars),
+        threads=request.threads,
+        novelty_threshold=novelty_threshold,
+        cost_bps=cost_bps,
     )
     progress = TrainingProgress(stream) if stream is not None else None
     result = train_model(history.series, params, on_progress=progress)

@@ -73,9 +73,7 @@ class ReliabilityBin:
     """Share of the bucket that came true."""
 
 
-def reliability(
-    confidence: np.ndarray, correct: np.ndarray, edges: np.ndarray | None = None
-) -> list[ReliabilityBin]:
+def reliability(confidence: np.ndarray, correct: np.ndarray, edges: np.ndarray | None = None) -> list[ReliabilityBin]:
     """Bucket predictions by confidence (equal-width bins by default); empty bins are left out."""
     if edges is None:
         edges = np.linspace(0.0, 1.0, ECE_BINS + 1)
@@ -85,10 +83,15 @@ def reliability(
         mask = index == i
         n = int(mask.sum())
         if n:
-            bins.append(ReliabilityBin(
-                float(edges[i]), float(edges[i + 1]), n,
-                float(confidence[mask].mean()), float(correct[mask].mean()),
-            ))
+            bins.append(
+                ReliabilityBin(
+                    float(edges[i]),
+                    float(edges[i + 1]),
+                    n,
+                    float(confidence[mask].mean()),
+                    float(correct[mask].mean()),
+                )
+            )
     return bins
 
 
@@ -97,8 +100,7 @@ def ece(probs: np.ndarray, labels: np.ndarray) -> float:
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == labels).astype(np.float64)
     total = len(labels)
-    return float(sum(b.count / total * abs(b.accuracy - b.confidence)
-                     for b in reliability(confidence, correct)))
+    return float(sum(b.count / total * abs(b.accuracy - b.confidence) for b in reliability(confidence, correct)))
 
 
 def brier(probs: np.ndarray, labels: np.ndarray) -> float:

@@ -26,7 +26,7 @@ def _duration(seconds: float) -> str:
 
 
 def _compare(model: float, baseline: float, lower_is_better: bool, margin: float) -> str:
-    """"better than", "worse than" or "no better than", from the numbers themselves."""
+    """ "better than", "worse than" or "no better than", from the numbers themselves."""
     gain = (baseline - model) if lower_is_better else (model - baseline)
     if gain > margin:
         return "better than"
@@ -54,8 +54,10 @@ def verdict(metrics: dict[str, Any]) -> str:
     if directional.get("count") == 0 or directional.get("share") == 0:
         facts += " It named no side on any test window, so it made no call that could become a proposal."
     if acc_words == "better than" and brier_words == "better than":
-        return (f"{facts} That is a measurement on one stretch of history, not a promise: markets change, and a "
-                "backtest looks like proof and is not.")
+        return (
+            f"{facts} That is a measurement on one stretch of history, not a promise: markets change, and a "
+            "backtest looks like proof and is not."
+        )
     return f"**No edge.** {facts} Treat its proposals as noise with honest error bars."
 
 
@@ -84,8 +86,12 @@ def _groups(m: dict[str, Any]) -> list[str]:
     groups = m.get("by_group")
     if not groups:
         return []
-    lines = ["The same test split, by part of the data:", "", "| part | windows | accuracy | base rate |",
-             "|---|---|---|---|"]
+    lines = [
+        "The same test split, by part of the data:",
+        "",
+        "| part | windows | accuracy | base rate |",
+        "|---|---|---|---|",
+    ]
     for name, g in groups.items():
         lines.append(f"| {name} | {g['windows']:,} | {_pct(g['accuracy'])} | {_pct(g['base_rate'])} |")
     return [*lines, ""]
@@ -95,8 +101,10 @@ def _ece_rows(m: dict[str, Any]) -> list[str]:
     rows = []
     if m.get("ece_directional") is not None:
         before = m.get("ece_directional_uncalibrated")
-        rows.append(f"| **ECE of its directional calls** | {m['ece_directional']:.4f} | "
-                    + (f"{before:.4f} before temperature scaling |" if before is not None else "– |"))
+        rows.append(
+            f"| **ECE of its directional calls** | {m['ece_directional']:.4f} | "
+            + (f"{before:.4f} before temperature scaling |" if before is not None else "– |")
+        )
     elif "ece_directional" in m:
         rows.append("| ECE of its directional calls | – (it named no side) | – |")
     rows.append(
@@ -121,8 +129,10 @@ def _directional_section(m: dict[str, Any]) -> list[str]:
         "",
         "| confidence | windows | mean confidence | hit rate |",
         "|---|---|---|---|",
-        *[f"| {b['lo']:.2f}–{b['hi']:.2f} | {b['count']:,} | {_pct(b['confidence'])} | {_pct(b['hit_rate'])} |"
-          for b in d["buckets"]],
+        *[
+            f"| {b['lo']:.2f}–{b['hi']:.2f} | {b['count']:,} | {_pct(b['confidence'])} | {_pct(b['hit_rate'])} |"
+            for b in d["buckets"]
+        ],
         "",
         f"It named a side for {_pct(d['share'])} of test windows; those sides came true "
         f"{_pct(d['hit_rate'])} of the time. With the default `proposals.min_confidence` of "
@@ -140,46 +150,60 @@ def _directional_section(m: dict[str, Any]) -> list[str]:
 
 def _markets(source: dict[str, Any]) -> list[str]:
     """The market spec of each symbol (what its prices and money are in), and filled bars left out."""
-    lines = [f"- Market: {m['described']}" + (f"; guessed: {'; '.join(m['guesses'])}" if m.get("guesses") else "")
-             for m in source.get("markets") or []]
+    lines = [
+        f"- Market: {m['described']}" + (f"; guessed: {'; '.join(m['guesses'])}" if m.get("guesses") else "")
+        for m in source.get("markets") or []
+    ]
     filled = sum(int(f.get("filled_dropped", 0)) for f in source.get("files") or [])
     if filled:
-        lines.append(f"- {filled:,} filled bars (gaps filled flat by `guard history import --fill-gaps`) were left "
-                     "out: no window or label reaches across them.")
+        lines.append(
+            f"- {filled:,} filled bars (gaps filled flat by `guard history import --fill-gaps`) were left "
+            "out: no window or label reaches across them."
+        )
     return lines
 
 
 def _real_shifts(m: dict[str, Any]) -> list[str]:
     shifts = m.get("novelty_real_shifts")
     if shifts is None:
-        return ["", "Real regime shifts: not measured when this model was built (backtesting.py's sample data "
-                "was not installed: `pip install -e '.[bench]'`)."]
+        return [
+            "",
+            "Real regime shifts: not measured when this model was built (backtesting.py's sample data "
+            "was not installed: `pip install -e '.[bench]'`).",
+        ]
     lines = [
         "",
         "On real regime shifts — the same method fitted on each market's own history before the shift, scored "
         "on the shift against the ordinary weeks before it (guard/model/regimes.py says how each is dated; "
-        "\"held out\": added after the method was chosen on the others, to check it). The method was chosen "
+        '"held out": added after the method was chosen on the others, to check it). The method was chosen '
         "among the designs docs/model.md lists on the shifts not marked held out, so its figures there flatter "
         "it (selection bias); the held-out ones do not:",
         "",
         "| shift | novelty AUROC | 60-bar volatility AUROC | flagged at 0.95: ordinary / shift windows |",
         "|---|---|---|---|",
-        *[f"| {r['name']} ({r['start']} to {r['end']}, {r['timeframe']}){' — held out' if r.get('held_out') else ''} "
-          f"| {r['novelty_auroc']:.3f} | {r['volatility_auroc']:.3f} | "
-          + (f"{_pct(r['flagged_ordinary'])} / {_pct(r['flagged_regime'])} |" if "flagged_regime" in r else "– |")
-          for r in shifts],
+        *[
+            f"| {r['name']} ({r['start']} to {r['end']}, {r['timeframe']}){' — held out' if r.get('held_out') else ''} "
+            f"| {r['novelty_auroc']:.3f} | {r['volatility_auroc']:.3f} | "
+            + (f"{_pct(r['flagged_ordinary'])} / {_pct(r['flagged_regime'])} |" if "flagged_regime" in r else "– |")
+            for r in shifts
+        ],
         "",
     ]
     beats = [r["name"] for r in shifts if r["novelty_auroc"] >= r["volatility_auroc"] + 0.10]
     below = [r["name"] for r in shifts if r["novelty_auroc"] < r["volatility_auroc"]]
     lines.append(
         f"Novelty beats 60-bar volatility by 0.10 AUROC or more on {len(beats)} of {len(shifts)} shifts"
-        + (f" ({', '.join(beats)})" if beats else "") + "."
-        + (f" It ranks the shift *below* the weeks before it on {', '.join(below)}: there the weeks before were "
-           "quieter than the history it was fitted on and the shift no louder than that history, so novelty — "
-           "which compares with the training data, in both directions — finds the quiet weeks the stranger "
-           "ones, while volatility, which only asks \"louder than before?\", ranks the shift first. Novelty "
-           "says when the model is outside its experience, not when the market has changed." if below else "")
+        + (f" ({', '.join(beats)})" if beats else "")
+        + "."
+        + (
+            f" It ranks the shift *below* the weeks before it on {', '.join(below)}: there the weeks before were "
+            "quieter than the history it was fitted on and the shift no louder than that history, so novelty — "
+            "which compares with the training data, in both directions — finds the quiet weeks the stranger "
+            'ones, while volatility, which only asks "louder than before?", ranks the shift first. Novelty '
+            "says when the model is outside its experience, not when the market has changed."
+            if below
+            else ""
+        )
     )
     lines += [
         "",
@@ -261,14 +285,19 @@ def render_card(config: dict[str, Any], weights_sha256: str) -> str:
         f"| log loss | {m['nll']:.4f} | {m['nll_baseline']:.4f} (training frequencies) |",
         *_ece_rows(m),
         f"| novelty AUROC, volatility ×{m['shift_factor']:g} (synthetic) | {m['novelty_auroc']:.3f} | 0.5 (chance) |",
-        *[f"| novelty AUROC, {r['name']} (real{', held out' if r.get('held_out') else ''}) | "
-          f"{r['novelty_auroc']:.3f} | {r['volatility_auroc']:.3f} (60-bar volatility) |"
-          for r in m.get("novelty_real_shifts") or []],
+        *[
+            f"| novelty AUROC, {r['name']} (real{', held out' if r.get('held_out') else ''}) | "
+            f"{r['novelty_auroc']:.3f} | {r['volatility_auroc']:.3f} (60-bar volatility) |"
+            for r in m.get("novelty_real_shifts") or []
+        ],
         "",
         *_calibration_note(m),
         *_groups(m),
-        "Outcomes on the test split: " + ", ".join(f"{k} {_pct(v)}" for k, v in m["label_share_test"].items())
-        + " (training: " + ", ".join(f"{k} {_pct(v)}" for k, v in m["label_share_train"].items()) + ").",
+        "Outcomes on the test split: "
+        + ", ".join(f"{k} {_pct(v)}" for k, v in m["label_share_test"].items())
+        + " (training: "
+        + ", ".join(f"{k} {_pct(v)}" for k, v in m["label_share_train"].items())
+        + ").",
         "",
         "## How often it was right, by confidence",
         "",
@@ -277,8 +306,10 @@ def render_card(config: dict[str, Any], weights_sha256: str) -> str:
         "",
         "| confidence | windows | mean confidence | came true |",
         "|---|---|---|---|",
-        *[f"| {b['lo']:.2f}–{b['hi']:.2f} | {b['count']:,} | {_pct(b['confidence'])} | {_pct(b['hit_rate'])} |"
-          for b in m["reliability"]],
+        *[
+            f"| {b['lo']:.2f}–{b['hi']:.2f} | {b['count']:,} | {_pct(b['confidence'])} | {_pct(b['hit_rate'])} |"
+            for b in m["reliability"]
+        ],
         "",
         "## Novelty: when the model is guessing",
         "",
@@ -335,7 +366,7 @@ def render_card(config: dict[str, Any], weights_sha256: str) -> str:
         "- Trading real money, or any use without a person approving each trade.",
         "- Timeframes or markets other than the one it was trained on; spot, options, illiquid tokens.",
         "- Sizing positions on its own: guard's sizing policy and risk limits do that, and may say no.",
-        "- Explaining markets: its \"why\" lists which inputs pushed its answer, not causes.",
+        '- Explaining markets: its "why" lists which inputs pushed its answer, not causes.',
         "",
         "## Reproduce",
         "",
@@ -347,8 +378,10 @@ def render_card(config: dict[str, Any], weights_sha256: str) -> str:
     files = source.get("files") or []
     if files:
         lines += ["Training data (sha256 of each file, to check you have the same):", ""]
-        lines += [f"- `{f['path']}`: {f.get('symbol', '')} {f.get('bars', '?'):,} bars, sha256 `{f['sha256'][:16]}…`"
-                  for f in files]
+        lines += [
+            f"- `{f['path']}`: {f.get('symbol', '')} {f.get('bars', '?'):,} bars, sha256 `{f['sha256'][:16]}…`"
+            for f in files
+        ]
         lines.append("")
     lines += [
         f"Same seed, data, torch version and thread count give the same weights (sha256 `{weights_sha256[:16]}…`).",
@@ -364,7 +397,7 @@ def render_card(config: dict[str, Any], weights_sha256: str) -> str:
         "guard model show models/real-1m",
         "```",
         "",
-        "then set `model.path = \"models/real-1m\"` in config.toml. Read the new card before you use it: "
+        'then set `model.path = "models/real-1m"` in config.toml. Read the new card before you use it: '
         "on real history expect accuracy close to the base rate.",
         "",
     ]

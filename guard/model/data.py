@@ -38,8 +38,12 @@ class HistoryData:
 
     def notes(self) -> list[str]:
         """One line per file with filled bars, for a person."""
-        return [f"{f['path']}: {f['filled_dropped']:,} filled bars left out (gaps filled flat are no real moves); "
-                "each is a gap again" for f in self.files if f["filled_dropped"]]
+        return [
+            f"{f['path']}: {f['filled_dropped']:,} filled bars left out (gaps filled flat are no real moves); "
+            "each is a gap again"
+            for f in self.files
+            if f["filled_dropped"]
+        ]
 
 
 def real_bars(bars: Sequence[Bar]) -> list[Bar]:
@@ -72,8 +76,15 @@ def read_history(paths: Sequence[str]) -> HistoryData:
             if not real:
                 raise BadInput(f"{path}: every {symbol} bar is a filled bar (a gap filled flat): nothing real to read")
             series.append(build_series(real))
-        files.append({"path": path, "sha256": _sha256(Path(path)), "bars": len(bars),
-                      "symbol": ", ".join(by_symbol), "filled_dropped": dropped})
+        files.append(
+            {
+                "path": path,
+                "sha256": _sha256(Path(path)),
+                "bars": len(bars),
+                "symbol": ", ".join(by_symbol),
+                "filled_dropped": dropped,
+            }
+        )
     return HistoryData(tuple(series), tuple(files))
 
 

@@ -55,7 +55,8 @@ def note() -> str:
     flip = getattr(process, "_P_TREND_FLIP", None)
     trend = (
         f"a drift of {drift:g} σ per bar whose direction flips about every {1 / flip / 60:g} hours"
-        if drift and flip else "a persistent drift"
+        if drift and flip
+        else "a persistent drift"
     )
     return (
         f'The simulator\'s "trend" scenario adds {trend}: that is the only direction there is to learn. '
@@ -96,8 +97,9 @@ def scenario_breakdown(files: list[str]) -> Any:
         for path in files:
             scenario = Path(path).stem.split("-")[1]
             series = build_series(read_bars(path))
-            labels = triple_barrier_labels(series.highs, series.lows, series.closes, series.sigma,
-                                           series.segment_starts, result.params.barrier)
+            labels = triple_barrier_labels(
+                series.highs, series.lows, series.closes, series.sigma, series.segment_starts, result.params.barrier
+            )
             mask = series.ready & (labels != UNKNOWN) & (series.close_times >= test_start)
             logits, _ = forward_series(result.net, series.rows)
             predicted = ensemble_probs(logits[mask], result.temperature).argmax(axis=1)
@@ -106,11 +108,16 @@ def scenario_breakdown(files: list[str]) -> Any:
             entry[0] += int(mask.sum())
             entry[1] += int((predicted == truth).sum())
             entry[2] += np.bincount(truth, minlength=3)
-        return {"by_group": {
-            f'"{name}" scenario': {"windows": n, "accuracy": round(hits / n, 4),
-                                   "base_rate": round(float(shares.max() / n), 4)}
-            for name, (n, hits, shares) in counts.items()
-        }}
+        return {
+            "by_group": {
+                f'"{name}" scenario': {
+                    "windows": n,
+                    "accuracy": round(hits / n, 4),
+                    "base_rate": round(float(shares.max() / n), 4),
+                }
+                for name, (n, hits, shares) in counts.items()
+            }
+        }
 
     return metric
 
@@ -156,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"writing {DAYS} days of simulated 1m bars to {args.data}/ ...", file=sys.stderr)
     files = write_data(Path(args.data), end_ms)
     request = TrainRequest(
-        data=tuple(files), out=args.out, epochs=args.epochs, seed=args.seed, name="default",
+        data=tuple(files),
+        out=args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        name="default",
         source=(
             f"the guard simulator (guard.sim.process): {', '.join(SYMBOLS)}, {DAYS} days of 1m bars to {args.end}, "
             "scenarios " + ", ".join(f"{s} seed {seed}" for s, seed in SCENARIOS)
@@ -178,8 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     breakdown, shift = scenario_breakdown(files), regime_shift_auroc(end_ms)
     info = run_training(
-        request, stream=sys.stderr, extra_metrics=lambda result: {**breakdown(result), **shift(result)},
-        command=command, source_note=note(),
+        request,
+        stream=sys.stderr,
+        extra_metrics=lambda result: {**breakdown(result), **shift(result)},
+        command=command,
+        source_note=note(),
     )
     m = info.config["metrics"]
     print(f"{info.path}: model {info.model_id}")

@@ -114,8 +114,7 @@ def _stat_design(
 
     def score(s: FeatureSeries, sp: Split) -> np.ndarray:
         v = values(s, sp)
-        u = _hourly_ranks(v, novelty.hour_of_day(s.open_times), sp.fit) if hourly_ranks else _quantile_ranks(
-            v, sp.fit)
+        u = _hourly_ranks(v, novelty.hour_of_day(s.open_times), sp.fit) if hourly_ranks else _quantile_ranks(v, sp.fit)
         stat = np.stack([_span_mean(u, k) for k in spans], axis=1)
         if extra is not None:
             stat = np.concatenate((stat, extra(s)), axis=1)
@@ -229,22 +228,25 @@ def window_summaries(s: FeatureSeries) -> np.ndarray:
     z = r / sig[:, None]
     cum = np.cumsum(r, axis=1)
     n = r.shape[1]
-    stats = np.stack([
-        np.log(sig),
-        np.log(w[:, -1, _COL["vol_5"]] + 1e-12) - np.log(w[:, -1, _COL["vol_60"]] + 1e-12),
-        np.log(w[:, :, _COL["vol_5"]] + 1e-12).std(axis=1),
-        (z**3).mean(axis=1),
-        np.log((z**4).mean(axis=1) + 1e-12),
-        cum[:, -1] / (sig * np.sqrt(n)),
-        (np.maximum.accumulate(cum, axis=1)[:, -1] - cum[:, -1]) / (sig * np.sqrt(n)),
-        (z[:, 1:] * z[:, :-1]).mean(axis=1),
-        np.log(w[:, :, _COL["range"]].mean(axis=1) + 1e-12) - np.log(sig),
-        w[:, :, _COL["close_location"]].mean(axis=1),
-        w[:, :, _COL["volume_z"]].mean(axis=1),
-        w[:, :, _COL["volume_z"]].std(axis=1),
-    ], axis=1)
+    stats = np.stack(
+        [
+            np.log(sig),
+            np.log(w[:, -1, _COL["vol_5"]] + 1e-12) - np.log(w[:, -1, _COL["vol_60"]] + 1e-12),
+            np.log(w[:, :, _COL["vol_5"]] + 1e-12).std(axis=1),
+            (z**3).mean(axis=1),
+            np.log((z**4).mean(axis=1) + 1e-12),
+            cum[:, -1] / (sig * np.sqrt(n)),
+            (np.maximum.accumulate(cum, axis=1)[:, -1] - cum[:, -1]) / (sig * np.sqrt(n)),
+            (z[:, 1:] * z[:, :-1]).mean(axis=1),
+            np.log(w[:, :, _COL["range"]].mean(axis=1) + 1e-12) - np.log(sig),
+            w[:, :, _COL["close_location"]].mean(axis=1),
+            w[:, :, _COL["volume_z"]].mean(axis=1),
+            w[:, :, _COL["volume_z"]].std(axis=1),
+        ],
+        axis=1,
+    )
     out = np.full((len(s), stats.shape[1]), np.nan)
-    out[len(s) - len(stats):] = stats
+    out[len(s) - len(stats) :] = stats
     return out
 
 
@@ -261,24 +263,30 @@ ONE_SIDED = "one-sided: hour-scaled 123-bar mean rank (not two-sided; for compar
 
 DESIGNS: dict[str, Design] = {
     GUARD: novelty_design,
-    "previous novelty (typicality/2): absolute ret_1 ranks, 64- and 16-bar means, Mahalanobis":
-        _rows_design(("ret_1",), (WINDOW, SHORT)),
+    "previous novelty (typicality/2): absolute ret_1 ranks, 64- and 16-bar means, Mahalanobis": _rows_design(
+        ("ret_1",), (WINDOW, SHORT)
+    ),
     "absolute ret_1 ranks, 64-bar mean only": _rows_design(("ret_1",), (WINDOW,)),
-    "ranks of absolute ret_1 and high-low range, 64 and 16 bars, Mahalanobis":
-        _rows_design(("ret_1", "range"), (WINDOW, SHORT)),
+    "ranks of absolute ret_1 and high-low range, 64 and 16 bars, Mahalanobis": _rows_design(
+        ("ret_1", "range"), (WINDOW, SHORT)
+    ),
     "Mahalanobis over window scale and shape summaries (12)": summaries_design,
     "absolute-return ranks, no hour scaling, 123 and 16, larger z²": _stat_design(
-        lambda s, sp: _abs_returns(s), (RETURNS, SHORT)),
-    "hour-scaled by the hour's median (the design chosen before the held-out shifts were scored)":
-        _stat_design(_hour_scaled("median"), (RETURNS, SHORT)),
+        lambda s, sp: _abs_returns(s), (RETURNS, SHORT)
+    ),
+    "hour-scaled by the hour's median (the design chosen before the held-out shifts were scored)": _stat_design(
+        _hour_scaled("median"), (RETURNS, SHORT)
+    ),
     "ranked within the bar's own hour of day, 123 and 16, larger z²": _stat_design(
-        lambda s, sp: _abs_returns(s), (RETURNS, SHORT), hourly_ranks=True),
+        lambda s, sp: _abs_returns(s), (RETURNS, SHORT), hourly_ranks=True
+    ),
     "hour-scaled, 123-bar mean only": _stat_design(_hour_scaled("mean"), (RETURNS,)),
     "hour-scaled, 64 and 16, larger z²": _stat_design(_hour_scaled("mean"), (WINDOW, SHORT)),
     "hour-scaled, 120, 64 and 16, larger z²": _stat_design(_hour_scaled("mean"), (120, WINDOW, SHORT)),
     "hour-scaled, 123 and 16, Mahalanobis": _stat_design(_hour_scaled("mean"), (RETURNS, SHORT), _mahalanobis),
     "hour-scaled, 123 and 16, plus 64-bar efficiency, larger z²": _stat_design(
-        _hour_scaled("mean"), (RETURNS, SHORT), extra=efficiency),
+        _hour_scaled("mean"), (RETURNS, SHORT), extra=efficiency
+    ),
     "trend efficiency (net move over path length), 64 bars, alone": _shape_design(efficiency),
     "jump share (bars > 4× the window's median move), 64 bars, alone": _shape_design(jump_share),
     "lag-1 autocorrelation, 64 bars, alone": _shape_design(autocorrelation),

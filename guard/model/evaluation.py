@@ -47,8 +47,13 @@ def sides(probs: np.ndarray) -> np.ndarray:
 
 
 def _bin(b: calibration.ReliabilityBin) -> dict[str, float | int]:
-    return {"lo": b.lo, "hi": b.hi, "count": b.count, "confidence": round(b.confidence, 4),
-            "hit_rate": round(b.accuracy, 4)}
+    return {
+        "lo": b.lo,
+        "hi": b.hi,
+        "count": b.count,
+        "confidence": round(b.confidence, 4),
+        "hit_rate": round(b.accuracy, 4),
+    }
 
 
 def _ece(confidence: np.ndarray, correct: np.ndarray) -> float | None:
@@ -119,8 +124,12 @@ def calibration_figures(
             "decided_hit_rate": _round(hit[directional].sum() / decided) if decided else None,
             "break_even_hit_rate": None,
             "cost_bps": round(cost * 1e4, 2),
-            "buckets": [_bin(b) for b in calibration.reliability(
-                confidence[directional], hit[directional].astype(np.float64), np.array(DIRECTIONAL_EDGES))],
+            "buckets": [
+                _bin(b)
+                for b in calibration.reliability(
+                    confidence[directional], hit[directional].astype(np.float64), np.array(DIRECTIONAL_EDGES)
+                )
+            ],
         },
     }
     if barrier_width is not None and n_dir:
@@ -128,19 +137,22 @@ def calibration_figures(
         ok = np.isfinite(width) & (width > 0)
         if ok.any():
             out["directional"]["break_even_hit_rate"] = round(
-                float(np.minimum(0.5 + cost / (2 * width[ok]), 1.0).mean()), 4)
+                float(np.minimum(0.5 + cost / (2 * width[ok]), 1.0).mean()), 4
+            )
     if raw_probs is not None:
         raw_side = sides(raw_probs)
         raw_dir = raw_side != FLAT
         raw_conf = raw_probs[np.arange(n), raw_side]
         out["ece_uncalibrated"] = round(calibration.ece(raw_probs, y), 4)
         out["ece_directional_uncalibrated"] = _round(
-            _ece(raw_conf[raw_dir], (raw_side == y)[raw_dir].astype(np.float64)))
+            _ece(raw_conf[raw_dir], (raw_side == y)[raw_dir].astype(np.float64))
+        )
     return out
 
 
-def novelty_auroc(novelty: np.ndarray, volatility: np.ndarray, regime: np.ndarray,
-                  ordinary: np.ndarray) -> dict[str, Any]:
+def novelty_auroc(
+    novelty: np.ndarray, volatility: np.ndarray, regime: np.ndarray, ordinary: np.ndarray
+) -> dict[str, Any]:
     """AUROC of novelty, and of volatility as the baseline, for regime windows against ordinary ones.
 
     Args:
@@ -171,8 +183,9 @@ class RegimeWindow:
     """How it was chosen, in words ("given", "the most volatile 5 % of the bars")."""
 
 
-def regime_masks(series: FeatureSeries, regime: RegimeWindow,
-                 min_inside: int = MIN_BARS_IN_REGIME) -> tuple[np.ndarray, np.ndarray]:
+def regime_masks(
+    series: FeatureSeries, regime: RegimeWindow, min_inside: int = MIN_BARS_IN_REGIME
+) -> tuple[np.ndarray, np.ndarray]:
     """Which ready windows of a series are in the regime, and which are wholly outside it.
 
     A window is in the regime when its last bar is inside and at least `min_inside` of its
@@ -207,6 +220,7 @@ def most_volatile_stretch(series: FeatureSeries, share: float = VOLATILE_SHARE) 
     sums = np.convolve(r2, np.ones(length), mode="valid")  # sums[i] covers returns into bars i+1 .. i+length
     best = int(np.argmax(sums))
     return RegimeWindow(
-        int(series.open_times[best + 1]), int(series.open_times[best + length]),
+        int(series.open_times[best + 1]),
+        int(series.open_times[best + length]),
         f"the most volatile stretch ({length} bars, {share:.0%} of the history)",
     )

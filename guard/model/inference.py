@@ -145,9 +145,7 @@ def outputs(logits: np.ndarray, statistic: np.ndarray, temperature: float, ref: 
     return Outputs(probs, side, confidence, dist, score)
 
 
-def explain(
-    net: EnsembleTCN, windows: np.ndarray, sides: np.ndarray, temperature: float, top: int = 2
-) -> list[str]:
+def explain(net: EnsembleTCN, windows: np.ndarray, sides: np.ndarray, temperature: float, top: int = 2) -> list[str]:
     """A short "why" per window: the features that pushed hardest towards or against its side.
 
     Gradient × input of the side's calibrated log-probability with respect to the

@@ -110,9 +110,7 @@ class EnsembleTCN(nn.Module):
         self.norm_mean.copy_(mean)
         self.norm_std.copy_(std)
 
-    def forward(
-        self, x: torch.Tensor, *, split_members: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, *, split_members: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Run raw rows through every member.
 
         Args:

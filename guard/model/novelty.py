@@ -96,8 +96,9 @@ def fit_hour_scale(returns: np.ndarray, open_times: np.ndarray) -> np.ndarray:
 
 def bar_values(returns: np.ndarray, open_times: np.ndarray, hour_scale: np.ndarray) -> np.ndarray:
     """De-seasonalised move sizes: |return| / the hour's training mean, elementwise (NaN stays NaN)."""
-    return np.asarray(np.abs(np.asarray(returns, dtype=np.float64)) / hour_scale[hour_of_day(open_times)],
-                      dtype=np.float64)
+    return np.asarray(
+        np.abs(np.asarray(returns, dtype=np.float64)) / hour_scale[hour_of_day(open_times)], dtype=np.float64
+    )
 
 
 def fit_bar_quantiles(values: np.ndarray, n: int) -> np.ndarray:
@@ -122,7 +123,8 @@ def _ranks(values: np.ndarray, bar_quantiles: np.ndarray) -> tuple[np.ndarray, n
     keys = flat[order]
     flat_ranks = np.empty(flat.shape, dtype=np.int64)
     flat_ranks[order] = np.searchsorted(bar_quantiles, keys, side="left") + np.searchsorted(
-        bar_quantiles, keys, side="right")
+        bar_quantiles, keys, side="right"
+    )
     ranks = flat_ranks.reshape(values.shape)
     np.minimum(ranks, 2 * (len(bar_quantiles) - 1), out=ranks)  # NaN sorts past the end; it is masked
     if nan.any():
@@ -150,8 +152,10 @@ def window_statistic(
     returns = np.asarray(returns, dtype=np.float64)
     width = returns.shape[-1]
     back = np.arange(width - 1, -1, -1, dtype=np.int64)
-    times = np.asarray(last_open_times, dtype=np.int64)[:, None] - np.asarray(step_ms, dtype=np.int64).reshape(
-        -1, 1) * back[None, :]
+    times = (
+        np.asarray(last_open_times, dtype=np.int64)[:, None]
+        - np.asarray(step_ms, dtype=np.int64).reshape(-1, 1) * back[None, :]
+    )
     ranks, nan = _ranks(bar_values(returns, times, ref.hour_scale), ref.bar_quantiles)
     scale = float(2 * (len(ref.bar_quantiles) - 1))
     out = np.empty((returns.shape[0], len(spans)))
@@ -207,7 +211,11 @@ def distance(statistics: np.ndarray, mean: np.ndarray, spread: np.ndarray) -> np
 
 
 def fit_reference(
-    returns: np.ndarray, open_times: np.ndarray, bars: np.ndarray, windows: np.ndarray, n: int,
+    returns: np.ndarray,
+    open_times: np.ndarray,
+    bars: np.ndarray,
+    windows: np.ndarray,
+    n: int,
     spans: tuple[int, ...] = SPANS,
 ) -> tuple[Reference, np.ndarray]:
     """Fit a reference on one series' training bars and windows; return it and every bar's statistic.
@@ -246,8 +254,7 @@ def percentile(values: np.ndarray, ref: np.ndarray, *, prepared: bool = False) -
     `prepared`: `ref` already went through `increasing` (callers scoring many times do it once).
     """
     ref = ref if prepared else increasing(ref)
-    return np.asarray(np.interp(values.astype(np.float64), ref, _grid(len(ref)), left=0.0, right=1.0),
-                      dtype=np.float64)
+    return np.asarray(np.interp(values.astype(np.float64), ref, _grid(len(ref)), left=0.0, right=1.0), dtype=np.float64)
 
 
 @functools.cache

@@ -90,22 +90,58 @@ class RealShift:
 
 
 SHIFTS: tuple[RealShift, ...] = (
-    RealShift("GOOG 2008 crisis", "GOOG.csv", "GOOG/USD", "1d", "2008-09-15", "2009-03-09",
-              "Lehman Brothers' bankruptcy to the US stock market's low"),
-    RealShift("EURUSD January 2018", "EURUSD.csv", "EUR/USD", "1h", "2018-01-24", "2018-02-07",
-              "the US Treasury Secretary's weak-dollar remark, through the 5 February volatility shock, "
-              "to the end of the file"),
+    RealShift(
+        "GOOG 2008 crisis",
+        "GOOG.csv",
+        "GOOG/USD",
+        "1d",
+        "2008-09-15",
+        "2009-03-09",
+        "Lehman Brothers' bankruptcy to the US stock market's low",
+    ),
+    RealShift(
+        "EURUSD January 2018",
+        "EURUSD.csv",
+        "EUR/USD",
+        "1h",
+        "2018-01-24",
+        "2018-02-07",
+        "the US Treasury Secretary's weak-dollar remark, through the 5 February volatility shock, "
+        "to the end of the file",
+    ),
     # Added later, dated by the same kind of outside events before any design was scored on them, as
     # held-out checks on the designs chosen on the two shifts above:
-    RealShift("GOOG May 2010", "GOOG.csv", "GOOG/USD", "1d", "2010-05-06", "2010-07-02",
-              "the 6 May flash crash, through the euro-area debt crisis, to the S&P 500's closing low of "
-              "that correction (2 July)", held_out=True),
-    RealShift("GOOG August 2011", "GOOG.csv", "GOOG/USD", "1d", "2011-08-05", "2011-10-03",
-              "S&P's downgrade of the US government's credit rating to the S&P 500's closing low of 2011 "
-              "(3 October)", held_out=True),
-    RealShift("EURUSD June 2017", "EURUSD.csv", "EUR/USD", "1h", "2017-06-27", "2017-07-20",
-              "the ECB President's Sintra speech (the euro's rally on a hawkish turn) to the ECB's next "
-              "policy meeting", held_out=True),
+    RealShift(
+        "GOOG May 2010",
+        "GOOG.csv",
+        "GOOG/USD",
+        "1d",
+        "2010-05-06",
+        "2010-07-02",
+        "the 6 May flash crash, through the euro-area debt crisis, to the S&P 500's closing low of "
+        "that correction (2 July)",
+        held_out=True,
+    ),
+    RealShift(
+        "GOOG August 2011",
+        "GOOG.csv",
+        "GOOG/USD",
+        "1d",
+        "2011-08-05",
+        "2011-10-03",
+        "S&P's downgrade of the US government's credit rating to the S&P 500's closing low of 2011 (3 October)",
+        held_out=True,
+    ),
+    RealShift(
+        "EURUSD June 2017",
+        "EURUSD.csv",
+        "EUR/USD",
+        "1h",
+        "2017-06-27",
+        "2017-07-20",
+        "the ECB President's Sintra speech (the euro's rally on a hawkish turn) to the ECB's next policy meeting",
+        held_out=True,
+    ),
 )
 EXCLUDED = {"BTCUSD.csv": "156 monthly bars: too few for a 124-bar first window and a history before any shift"}
 
@@ -142,8 +178,19 @@ class RealSeries:
     def bars(self) -> list[Bar]:
         """The renumbered bars (what `write_history` writes)."""
         s = self.series
-        return [Bar(s.symbol, s.timeframe, int(s.open_times[i]), float(s.opens[i]), float(s.highs[i]),
-                    float(s.lows[i]), float(s.closes[i]), float(s.volumes[i])) for i in range(len(s))]
+        return [
+            Bar(
+                s.symbol,
+                s.timeframe,
+                int(s.open_times[i]),
+                float(s.opens[i]),
+                float(s.highs[i]),
+                float(s.lows[i]),
+                float(s.closes[i]),
+                float(s.volumes[i]),
+            )
+            for i in range(len(s))
+        ]
 
 
 def _day_ms(day: str) -> int:
@@ -262,12 +309,18 @@ class ShiftResult:
         """The figures as card metrics."""
         shift = self.shift
         return {
-            "name": self.name, "why": shift.why if shift else "", "timeframe": shift.timeframe if shift else "1m",
-            "start": shift.start if shift else "", "end": shift.end if shift else "",
+            "name": self.name,
+            "why": shift.why if shift else "",
+            "timeframe": shift.timeframe if shift else "1m",
+            "start": shift.start if shift else "",
+            "end": shift.end if shift else "",
             "held_out": shift.held_out if shift else False,
-            "novelty_auroc": self.novelty_auroc, "volatility_auroc": self.volatility_auroc,
-            "flagged_ordinary": self.flagged_ordinary, "flagged_regime": self.flagged_regime,
-            "regime_windows": self.regime_windows, "ordinary_windows": self.ordinary_windows,
+            "novelty_auroc": self.novelty_auroc,
+            "volatility_auroc": self.volatility_auroc,
+            "flagged_ordinary": self.flagged_ordinary,
+            "flagged_regime": self.flagged_regime,
+            "regime_windows": self.regime_windows,
+            "ordinary_windows": self.ordinary_windows,
             "fit_windows": self.fit_windows,
         }
 
@@ -307,8 +360,7 @@ def _score(
     )
 
 
-def benchmark(shift: RealShift, designs: dict[str, Design] | None = None,
-              directory: Path | None = None) -> ShiftResult:
+def benchmark(shift: RealShift, designs: dict[str, Design] | None = None, directory: Path | None = None) -> ShiftResult:
     """Score guard's novelty method, other designs (default: every one in `guard.model.designs`) and
     the volatility baseline on one real shift."""
     if designs is None:
@@ -340,9 +392,13 @@ def simulator_shift(designs: dict[str, Design] | None = None) -> ShiftResult:
     for symbol in symbols:
         bars = [*calm[symbol], *shifted[symbol]]
         times = np.array([b.open_time for b in bars])
-        times[len(calm[symbol]):] += 60_000  # a one-bar gap: the two histories' prices do not join up
-        s = build_series_arrays(symbol, "1m", times, *(np.array([getattr(b, f) for b in bars])
-                                                       for f in ("open", "high", "low", "close", "volume")))
+        times[len(calm[symbol]) :] += 60_000  # a one-bar gap: the two histories' prices do not join up
+        s = build_series_arrays(
+            symbol,
+            "1m",
+            times,
+            *(np.array([getattr(b, f) for b in bars]) for f in ("open", "high", "low", "close", "volume")),
+        )
         idx = np.arange(len(s)) - len(calm[symbol])
         fit = s.ready & (idx < 0)
         ordinary = s.ready & (idx >= 0) & (idx < _SIM_ONSET)
@@ -367,19 +423,27 @@ def table(results: list[ShiftResult]) -> str:
     def label(r: ShiftResult) -> str:
         return r.name + (" (held out)" if r.shift is not None and r.shift.held_out else "")
 
-    lines = ["| design | " + " | ".join(label(r) for r in results) + " |",
-             "|---|" + "---|" * len(results)]
+    lines = ["| design | " + " | ".join(label(r) for r in results) + " |", "|---|" + "---|" * len(results)]
     for name in [VOLATILITY, *(n for n in DESIGNS if n != VOLATILITY)]:
         cells = [f"{r.designs[name]:.3f}" for r in results]
         if name == GUARD:
             name, cells = f"**{name}**", [f"**{c}**" for c in cells]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append("| guard's novelty − volatility | " + " | ".join(
-        f"{r.novelty_auroc - r.volatility_auroc:+.3f}" for r in results) + " |")
-    lines.append("| guard's novelty flags, ordinary / regime windows (at 0.95) | " + " | ".join(
-        f"{r.flagged_ordinary:.0%} / {r.flagged_regime:.0%}" for r in results) + " |")
-    lines.append("| regime / ordinary / fit windows | " + " | ".join(
-        f"{r.regime_windows:,} / {r.ordinary_windows:,} / {r.fit_windows:,}" for r in results) + " |")
+    lines.append(
+        "| guard's novelty − volatility | "
+        + " | ".join(f"{r.novelty_auroc - r.volatility_auroc:+.3f}" for r in results)
+        + " |"
+    )
+    lines.append(
+        "| guard's novelty flags, ordinary / regime windows (at 0.95) | "
+        + " | ".join(f"{r.flagged_ordinary:.0%} / {r.flagged_regime:.0%}" for r in results)
+        + " |"
+    )
+    lines.append(
+        "| regime / ordinary / fit windows | "
+        + " | ".join(f"{r.regime_windows:,} / {r.ordinary_windows:,} / {r.fit_windows:,}" for r in results)
+        + " |"
+    )
     return "\n".join(lines)
 
 

@@ -95,8 +95,14 @@ class ModelRunner:
         novelty = np.full(n, np.nan)
         novelty[idx] = out.novelty
         return ReplaySignals(
-            runner=self, series=series, probs=probs, side=side, confidence=confidence,
-            novelty=novelty, novel=novelty >= novelty_threshold, ready=ready,
+            runner=self,
+            series=series,
+            probs=probs,
+            side=side,
+            confidence=confidence,
+            novelty=novelty,
+            novel=novelty >= novelty_threshold,
+            ready=ready,
             novelty_threshold=novelty_threshold,
         )
 
@@ -105,8 +111,16 @@ class ModelRunner:
         return explain(self._net, values[None], np.array([side], dtype=np.int8), self._temperature)[0]
 
     def make_signal(
-        self, symbol: str, timestamp: int, close: float, sigma: float, out: Outputs, i: int,
-        age: float, threshold: float, why: str,
+        self,
+        symbol: str,
+        timestamp: int,
+        close: float,
+        sigma: float,
+        out: Outputs,
+        i: int,
+        age: float,
+        threshold: float,
+        why: str,
     ) -> Signal:
         """The Signal for row `i` of `out`."""
         side_code = int(out.side[i])
@@ -164,12 +178,21 @@ class ReplaySignals:
         why = self.runner.explain_window(series.window(i).values, side) if explain_side and side != FLAT else ""
         timestamp = int(series.open_times[i]) + timeframe_ms(series.timeframe)
         out = Outputs(
-            probs=self.probs[i : i + 1], side=self.side[i : i + 1], confidence=self.confidence[i : i + 1],
-            distance=np.zeros(1), novelty=self.novelty[i : i + 1],
+            probs=self.probs[i : i + 1],
+            side=self.side[i : i + 1],
+            confidence=self.confidence[i : i + 1],
+            distance=np.zeros(1),
+            novelty=self.novelty[i : i + 1],
         )
         age = self.runner.age_days(timestamp if now_ms is None else now_ms)
         return self.runner.make_signal(
-            series.symbol, timestamp, float(series.closes[i]), float(series.sigma[i]), out, 0, age,
-            self.novelty_threshold, why,
+            series.symbol,
+            timestamp,
+            float(series.closes[i]),
+            float(series.sigma[i]),
+            out,
+            0,
+            age,
+            self.novelty_threshold,
+            why,
         )
-

@@ -56,8 +56,16 @@ def toy_bars(
     lows = np.minimum(opens, closes) * np.exp(-wick[1])
     volumes = np.exp(rng.standard_normal(n) * 0.3 + np.abs(returns) / sigma * 0.3) * 10.0
     return [
-        Bar(symbol, timeframe, start_ms + i * step, float(opens[i]), float(highs[i]), float(lows[i]),
-            float(closes[i]), float(volumes[i]))
+        Bar(
+            symbol,
+            timeframe,
+            start_ms + i * step,
+            float(opens[i]),
+            float(highs[i]),
+            float(lows[i]),
+            float(closes[i]),
+            float(volumes[i]),
+        )
         for i in range(n)
     ]
 

@@ -165,8 +165,10 @@ class LiveTracker:
     def from_config(cls, model: LoadedModel, config: ModelSection) -> LiveTracker:
         """A tracker for a loaded model with the model section's test settings."""
         return cls.for_model(
-            model.model_id, model.metrics,
-            shortfall=config.live_shortfall, false_pause_rate=config.live_false_pause_rate,
+            model.model_id,
+            model.metrics,
+            shortfall=config.live_shortfall,
+            false_pause_rate=config.live_false_pause_rate,
         )
 
     # --- input ---------------------------------------------------------------------------
@@ -186,8 +188,13 @@ class LiveTracker:
             barrier = signal.sigma * math.sqrt(max(signal.horizon_seconds / bar_seconds, 1.0))
         entry = math.log(signal.price)
         self.record_levels(
-            proposal_id, signal.symbol, signal.side, signal.confidence, signal.timestamp,
-            (entry + barrier, entry - barrier), signal.horizon_seconds,
+            proposal_id,
+            signal.symbol,
+            signal.side,
+            signal.confidence,
+            signal.timestamp,
+            (entry + barrier, entry - barrier),
+            signal.horizon_seconds,
         )
 
     def record_levels(
@@ -289,12 +296,17 @@ class LiveTracker:
         for claim in self.claims or ():
             inside = [s for s in recent if claim.lo <= s.confidence < claim.hi or (claim.hi >= 1 and s.confidence >= 1)]
             k = len(inside)
-            buckets.append(BucketRecord(
-                claim.lo, claim.hi, k,
-                sum(s.confidence for s in inside) / k if k else None,
-                sum(s.hit for s in inside) / k if k else None,
-                claim.hit_rate, claim.count,
-            ))
+            buckets.append(
+                BucketRecord(
+                    claim.lo,
+                    claim.hi,
+                    k,
+                    sum(s.confidence for s in inside) / k if k else None,
+                    sum(s.hit for s in inside) / k if k else None,
+                    claim.hit_rate,
+                    claim.count,
+                )
+            )
             for s in inside:
                 # expected Brier for a proposal like this one if the card's bucket is right
                 h = claim.hit_rate

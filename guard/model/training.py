@@ -198,8 +198,17 @@ def _train(
             optimiser.step()
             losses.append(loss.item())
             if on_progress is not None:
-                on_progress(Progress(epoch, params.epochs, step, len(batches), float(np.mean(losses)),
-                                     history[-1][1] if history else None, best_epoch))
+                on_progress(
+                    Progress(
+                        epoch,
+                        params.epochs,
+                        step,
+                        len(batches),
+                        float(np.mean(losses)),
+                        history[-1][1] if history else None,
+                        best_epoch,
+                    )
+                )
         net.eval()
         logits_all, _ = forward_series(net, data.rows)
         val_nll = calibration.nll(calibration.ensemble_probs(logits_all[val_mask]), data.labels[val_mask])
@@ -208,8 +217,18 @@ def _train(
             best_nll, best_epoch, best_state = val_nll, epoch, copy.deepcopy(net.state_dict())
         log.debug("train.epoch", epoch=epoch, train_loss=history[-1][0], val_nll=val_nll)
         if on_progress is not None:
-            on_progress(Progress(epoch, params.epochs, len(batches), len(batches), history[-1][0],
-                                 val_nll, best_epoch, epoch_done=True))
+            on_progress(
+                Progress(
+                    epoch,
+                    params.epochs,
+                    len(batches),
+                    len(batches),
+                    history[-1][0],
+                    val_nll,
+                    best_epoch,
+                    epoch_done=True,
+                )
+            )
         if epoch - best_epoch >= params.patience:
             break
     net.load_state_dict(best_state)
@@ -227,17 +246,31 @@ def _train(
     train_times = data.close_times[data.split == 0]
     splits = {
         "train": {"windows": counts["train"], "start_ms": int(train_times.min()), "end_ms": int(train_times.max())},
-        "validation": {"windows": counts["validation"], "start_ms": b1,
-                       "end_ms": int(data.close_times[val_mask].max())},
+        "validation": {
+            "windows": counts["validation"],
+            "start_ms": b1,
+            "end_ms": int(data.close_times[val_mask].max()),
+        },
         "test": {"windows": counts["test"], "start_ms": b2, "end_ms": int(data.close_times[data.split == 2].max())},
         "embargo_bars": data.embargo_ms // timeframe_ms(timeframe),
-        "data": {"start_ms": int(min(int(s.open_times[0]) for s in series)),
-                 "end_ms": int(max(int(s.close_times[-1]) for s in series))},
+        "data": {
+            "start_ms": int(min(int(s.open_times[0]) for s in series)),
+            "end_ms": int(max(int(s.close_times[-1]) for s in series)),
+        },
     }
     return TrainResult(
-        net=net, temperature=temperature, norm_mean=mean, norm_std=std, params=params,
-        timeframe=timeframe, symbols=tuple(s.symbol for s in series), metrics=metrics,
-        splits=splits, history=tuple(history), best_epoch=best_epoch, seconds=seconds,
+        net=net,
+        temperature=temperature,
+        norm_mean=mean,
+        norm_std=std,
+        params=params,
+        timeframe=timeframe,
+        symbols=tuple(s.symbol for s in series),
+        metrics=metrics,
+        splits=splits,
+        history=tuple(history),
+        best_epoch=best_epoch,
+        seconds=seconds,
     )
 
 
@@ -269,8 +302,18 @@ def _prepare(series: Sequence[FeatureSeries], params: TrainParams) -> _Data:
     split[valid & (all_times < b1 - embargo_ms)] = 0
     split[valid & (all_times >= b1) & (all_times < b2 - embargo_ms)] = 1
     split[valid & (all_times >= b2)] = 2
-    return _Data(all_rows, all_labels, split, all_times, np.concatenate(sigmas), np.concatenate(returns),
-                 np.concatenate(opens), tuple(offsets), (b1, b2), embargo_ms)
+    return _Data(
+        all_rows,
+        all_labels,
+        split,
+        all_times,
+        np.concatenate(sigmas),
+        np.concatenate(returns),
+        np.concatenate(opens),
+        tuple(offsets),
+        (b1, b2),
+        embargo_ms,
+    )
 
 
 def _shortage(series: Sequence[FeatureSeries], horizon: int) -> str:
@@ -319,12 +362,12 @@ def _fit_novelty(
     train = data.split == 0
     hour_scale = novelty.fit_hour_scale(data.returns[train], data.open_times[train])
     quantiles = novelty.fit_bar_quantiles(
-        novelty.bar_values(data.returns[train], data.open_times[train], hour_scale), N_QUANTILES)
+        novelty.bar_values(data.returns[train], data.open_times[train], hour_scale), N_QUANTILES
+    )
     partial = novelty.Reference(hour_scale, quantiles, np.zeros(novelty.N_STAT), np.ones(novelty.N_STAT))
     statistic = np.full((len(data.rows), novelty.N_STAT), np.nan)
     for start, stop in zip(data.offsets, (*data.offsets[1:], len(data.rows)), strict=True):
-        statistic[start:stop] = novelty.series_statistic(
-            data.returns[start:stop], data.open_times[start:stop], partial)
+        statistic[start:stop] = novelty.series_statistic(data.returns[start:stop], data.open_times[start:stop], partial)
     train_idx = _subsample(np.flatnonzero(train), params.max_reference, rng)
     mean, spread = novelty.fit_center(statistic[train_idx])
     val_idx = _subsample(np.flatnonzero(data.split == 1), params.max_reference, rng)
@@ -355,8 +398,12 @@ def _evaluate(
     train_share = np.bincount(data.labels[data.split == 0], minlength=3) / (data.split == 0).sum()
     width = params.barrier.k * data.sigma[test] * math.sqrt(params.barrier.horizon_bars)
     figures = calibration_figures(
-        out.probs, y, baseline_shares=train_share, barrier_width=width,
-        cost=params.cost_bps / 1e4, raw_probs=raw,
+        out.probs,
+        y,
+        baseline_shares=train_share,
+        barrier_width=width,
+        cost=params.cost_bps / 1e4,
+        raw_probs=raw,
     )
     shifted = _shifted_novelty(net, series, data, temperature, params)
     label_share_test = figures.pop("label_share")
@@ -392,9 +439,7 @@ def _shifted_novelty(
             s.opens[start:], s.highs[start:], s.lows[start:], s.closes[start:], params.shift_factor
         )
         # volume is left alone: only the price regime shifts
-        shifted = build_series_arrays(
-            s.symbol, s.timeframe, s.open_times[start:], o, h, lo, c, s.volumes[start:]
-        )
+        shifted = build_series_arrays(s.symbol, s.timeframe, s.open_times[start:], o, h, lo, c, s.volumes[start:])
         logits, _ = forward_series(net, shifted.rows)
         ready = shifted.ready
         scores.append(outputs(logits[ready], ref.series(shifted)[ready], temperature, ref).novelty)

@@ -62,7 +62,14 @@ async def build_live_path(
     )
     tracker = LiveTracker.from_config(model, config.model)
     pipeline = ProposalPipeline(
-        desk, predictor, policy, tracker, specs, config.exchange.timeframe, history=recent_bars, on_signal=on_signal,
+        desk,
+        predictor,
+        policy,
+        tracker,
+        specs,
+        config.exchange.timeframe,
+        history=recent_bars,
+        on_signal=on_signal,
         on_latency=on_latency,
     )
     if desk.state.model_paused:

@@ -95,7 +95,12 @@ class ProposalPipeline:
 
     def stats(self) -> PipelineStats:
         return PipelineStats(
-            self._bars, self._windows, self._batches, self._signals, self._proposed, self._refused,
+            self._bars,
+            self._windows,
+            self._batches,
+            self._signals,
+            self._proposed,
+            self._refused,
             tuple(self._latency),
         )
 

@@ -68,9 +68,7 @@ class ProposalPolicy:
         self._limits = limits
         self._last_proposed: dict[str, int] = {}
 
-    def propose(
-        self, signal: Signal, equity: Decimal, spec: MarketSpec, price: Decimal
-    ) -> ProposalRequest | None:
+    def propose(self, signal: Signal, equity: Decimal, spec: MarketSpec, price: Decimal) -> ProposalRequest | None:
         """The proposal for a signal, or None (see `decide` for the reason)."""
         return self.decide(signal, equity, spec, price).request
 

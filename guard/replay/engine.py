@@ -157,10 +157,18 @@ class ReplayEngine:
             candidate &= young_enough(self.model, h.open_times, self.config.model.max_age_days)  # as live, on bar time
             opens = h.open_times[candidate]
             spec = self._specs.get(h.symbol) or default_spec(h.symbol)
-            self._symbols.append(_Symbol(
-                j, h, spec, signals, h.broker_variances(), candidate,
-                np.searchsorted(self.grid.group_open, opens), opens + self._tf_ms,
-            ))
+            self._symbols.append(
+                _Symbol(
+                    j,
+                    h,
+                    spec,
+                    signals,
+                    h.broker_variances(),
+                    candidate,
+                    np.searchsorted(self.grid.group_open, opens),
+                    opens + self._tf_ms,
+                )
+            )
         self._index = {s.history.symbol: s.j for s in self._symbols}
         self._outlook = self._model_outlook(min_conf)
 
@@ -221,9 +229,11 @@ class ReplayEngine:
         desk = self.desk
         drive(desk.start())
         op = self.options.operator.name
-        drive(desk.acknowledge(
-            op, AcknowledgmentKind.MODEL_PROPOSALS, ACKNOWLEDGMENT_PHRASES[AcknowledgmentKind.MODEL_PROPOSALS]
-        ))
+        drive(
+            desk.acknowledge(
+                op, AcknowledgmentKind.MODEL_PROPOSALS, ACKNOWLEDGMENT_PHRASES[AcknowledgmentKind.MODEL_PROPOSALS]
+            )
+        )
         leverage = self.options.leverage
         if leverage is not None and leverage > 3:
             phrase = ACKNOWLEDGMENT_PHRASES[AcknowledgmentKind.LEVERAGE]
@@ -250,9 +260,11 @@ class ReplayEngine:
         acted = False
         if self._rearm_due(g):
             self.clock.set(max(self.clock.now_ms(), int(self.grid.group_open[g])))
-            drive(desk.rearm(
-                self.options.operator.name, REARM_PHRASE, "scripted: a new UTC day after the daily loss limit"
-            ))
+            drive(
+                desk.rearm(
+                    self.options.operator.name, REARM_PHRASE, "scripted: a new UTC day after the daily loss limit"
+                )
+            )
             self._refresh(g)  # ACTIVE again: the daily loss proof below must know it
         if not lean or first_work(self.grid, self._x, g, g + 1) is not None:
             self._sync_all(g - 1)
@@ -284,8 +296,18 @@ class ReplayEngine:
         open_ms = int(self.grid.group_open[g])
         present = [(s, int(self.grid.row[g, s.j])) for s in self._symbols if self.grid.row[g, s.j] >= 0]
         if self.options.intrabar:
-            paths = [(s, bar_path(float(s.history.opens[i]), float(s.history.highs[i]), float(s.history.lows[i]),
-                                  float(s.history.closes[i]))) for s, i in present]
+            paths = [
+                (
+                    s,
+                    bar_path(
+                        float(s.history.opens[i]),
+                        float(s.history.highs[i]),
+                        float(s.history.lows[i]),
+                        float(s.history.closes[i]),
+                    ),
+                )
+                for s, i in present
+            ]
             for phase, offset in enumerate((0, *_INTRABAR_MS, self._tf_ms - 1)):
                 clock.set(max(clock.now_ms(), open_ms + offset))
                 for s, path in paths:
@@ -342,10 +364,15 @@ class ReplayEngine:
                 decided.add(record.proposal.version)
                 decision = operator.decide(record.proposal)
                 if decision.approve:
-                    drive(desk.approve(
-                        pid, operator.name, version=record.proposal.version, reason=decision.reason,
-                        confirm_novel=decision.confirm_novel,
-                    ))
+                    drive(
+                        desk.approve(
+                            pid,
+                            operator.name,
+                            version=record.proposal.version,
+                            reason=decision.reason,
+                            confirm_novel=decision.confirm_novel,
+                        )
+                    )
                 else:
                     drive(desk.reject(pid, operator.name, reason=decision.reason))
 

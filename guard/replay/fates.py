@@ -66,8 +66,18 @@ FATE_ORDER = tuple(Fate)
 EVENT_TYPES = frozenset(
     t.__name__
     for t in (
-        ProposalQueued, ProposalRefused, CommandRefused, ApprovalCounted, DecisionRecorded, ProposalExpired,
-        ProposalKilled, ProposalFailed, OrderSubmitted, OrderRejected, OrderFilled, PositionLiquidated,
+        ProposalQueued,
+        ProposalRefused,
+        CommandRefused,
+        ApprovalCounted,
+        DecisionRecorded,
+        ProposalExpired,
+        ProposalKilled,
+        ProposalFailed,
+        OrderSubmitted,
+        OrderRejected,
+        OrderFilled,
+        PositionLiquidated,
     )
 )
 """The journal events a fate is read from."""
@@ -273,8 +283,9 @@ class FateFold:
         record.fate, record.detail, record.reason = fate, detail, reason
 
     def result(self) -> Fates:
-        return Fates(tuple(ProposalEnd(r.proposal_id, r.at, r.symbol, r.side, r.fate, r.detail, r.reason)
-                           for r in self._order))
+        return Fates(
+            tuple(ProposalEnd(r.proposal_id, r.at, r.symbol, r.side, r.fate, r.detail, r.reason) for r in self._order)
+        )
 
 
 def _broker_reason(reason: str) -> str:
@@ -300,8 +311,15 @@ def fates_plain(fates: Fates) -> Mapping[str, object]:
         "counts": fates.counts(),
         "details": fates.details(),
         "proposals": [
-            {"id": e.proposal_id, "at": e.at, "symbol": e.symbol, "side": e.side.value, "fate": e.fate.value,
-             "detail": e.detail, "reason": e.reason}
+            {
+                "id": e.proposal_id,
+                "at": e.at,
+                "symbol": e.symbol,
+                "side": e.side.value,
+                "fate": e.fate.value,
+                "detail": e.detail,
+                "reason": e.reason,
+            }
             for e in fates.ends
         ],
     }

@@ -94,8 +94,10 @@ def fit_warnings(o: ModelOutlook) -> list[str]:
     elif o.first_ms >= o.training_end_ms:
         out.append(f"its data ({window}) ends before these bars begin ({utc_minute(o.first_ms)})")
     if o.bars and o.scored_bars < SCORED_ENOUGH * o.bars:
-        out.append(f"it could score only {o.scored_bars / o.bars:.0%} of the bars ({o.scored_bars:,} of {o.bars:,}): "
-                   "a bar is scored only with a full window of bars before it and no gap in it")
+        out.append(
+            f"it could score only {o.scored_bars / o.bars:.0%} of the bars ({o.scored_bars:,} of {o.bars:,}): "
+            "a bar is scored only with a full window of bars before it and no gap in it"
+        )
     if o.novelty.novel_share is not None and o.novelty.novel_share >= NOVEL_TOO_MANY:
         out.append(f"{o.novelty.novel_share:.0%} of the bars it scored looked novel to it: there it is guessing")
     if o.too_old_bars:
@@ -111,5 +113,9 @@ def fit_banner(o: ModelOutlook) -> list[str]:
     warnings = fit_warnings(o)
     if not warnings:
         return []
-    return ["> **The model does not fit these bars:**", *[f"> - {w};" for w in warnings[:-1]],
-            f"> - {warnings[-1]}.", ""]
+    return [
+        "> **The model does not fit these bars:**",
+        *[f"> - {w};" for w in warnings[:-1]],
+        f"> - {warnings[-1]}.",
+        "",
+    ]

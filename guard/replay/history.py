@@ -44,7 +44,14 @@ class SymbolHistory:
         filled = np.fromiter((not b.complete for b in bars), dtype=bool, count=len(bars))
         opens, highs, lows, closes, volumes = (ohlcv[:, i].copy() for i in range(5))
         return cls(
-            bars[0].symbol, bars[0].timeframe, times, opens, highs, lows, closes, volumes,
+            bars[0].symbol,
+            bars[0].timeframe,
+            times,
+            opens,
+            highs,
+            lows,
+            closes,
+            volumes,
             filled=filled if filled.any() else None,
         )
 
@@ -79,8 +86,14 @@ class SymbolHistory:
     def bar(self, i: int) -> Bar:
         """Bar `i` as the feed would deliver it (closed; incomplete when it is a filled one)."""
         return Bar(
-            self.symbol, self.timeframe, int(self.open_times[i]), float(self.opens[i]), float(self.highs[i]),
-            float(self.lows[i]), float(self.closes[i]), float(self.volumes[i]),
+            self.symbol,
+            self.timeframe,
+            int(self.open_times[i]),
+            float(self.opens[i]),
+            float(self.highs[i]),
+            float(self.lows[i]),
+            float(self.closes[i]),
+            float(self.volumes[i]),
             complete=self.filled is None or not bool(self.filled[i]),
         )
 

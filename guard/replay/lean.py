@@ -85,8 +85,17 @@ class MarketGrid:
         # Funding is paid on the group's last event: the close mark intrabar, else the bar (its open time).
         last_ts = times + (tf_ms - 1 if intrabar else 0)
         return cls(
-            group_open=times, row=row, ff=ff, has=has, next_bar=next_bar, closes=closes, lows=lows,
-            highs=highs, last_ts=last_ts, day=(times + tf_ms) // DAY_MS, open_day=times // DAY_MS,
+            group_open=times,
+            row=row,
+            ff=ff,
+            has=has,
+            next_bar=next_bar,
+            closes=closes,
+            lows=lows,
+            highs=highs,
+            last_ts=last_ts,
+            day=(times + tf_ms) // DAY_MS,
+            open_day=times // DAY_MS,
         )
 
 

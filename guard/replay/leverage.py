@@ -113,9 +113,7 @@ _HEADER = (
 )
 
 
-def markdown(
-    results: Sequence[ReplayResult], naked: Sequence[ReplayResult], command: str, source: str
-) -> str:
+def markdown(results: Sequence[ReplayResult], naked: Sequence[ReplayResult], command: str, source: str) -> str:
     """docs/leverage.md."""
     first = results[0]
     t = first.tracker
@@ -169,8 +167,8 @@ def markdown(
             "- The margin per proposal is the same at every level; the notional is leverage times larger, and "
             "so are fees. The daily loss limit (risk.daily_loss_limit) latches REDUCING sooner at high "
             "leverage; the scripted operator re-arms at the next UTC day, which a person may not.",
-            "- The live tracker paused the model when its record fell clearly below its card (\"model "
-            "pauses\"); for this table the scripted operator resumed it at once, so every level sees the same "
+            '- The live tracker paused the model when its record fell clearly below its card ("model '
+            'pauses"); for this table the scripted operator resumed it at once, so every level sees the same '
             "stream of proposals. A person should look before resuming.",
             f"- The model against its card in this data (first row): {t.scored:,} proposals settled, hit rate "
             f"{'—' if t.hit_rate is None else f'{t.hit_rate:.1%}'} where it claimed "
@@ -201,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         histories = crash_history(args.days, args.seed)
         source = (
             f"the guard simulator, {', '.join(SYMBOLS)}, {args.days} days of 1-minute bars from 2026-01-01 in the "
-            f"\"trend\" scenario, seed {args.seed}, with a flash crash (−30 % in a minute, recovered over 30 "
+            f'"trend" scenario, seed {args.seed}, with a flash crash (−30 % in a minute, recovered over 30 '
             "minutes) on every day but the first, each at a different hour"
         )
         command = f"python -m guard.replay.leverage --days {args.days} --seed {args.seed} --out {args.out}"
@@ -211,13 +209,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "leverage.md").write_text(markdown(results, naked, command, source))
     equity_chart(
-        results, out / "leverage.png", "the same proposals at 1x, 3x, 5x, 10x and 20x",
-        rows=[results, naked], row_labels=["with stops", "without stops"],
+        results,
+        out / "leverage.png",
+        "the same proposals at 1x, 3x, 5x, 10x and 20x",
+        rows=[results, naked],
+        row_labels=["with stops", "without stops"],
     )
     for r in [*results, *naked]:
-        print(f"{r.leverage:>4}x  PnL {float(r.pnl):+10,.2f}  DD {r.max_drawdown:6.2%}  liquidated "
-              f"{r.stats.liquidations}/{sum(r.stats.positions_opened.values())}  violations {len(r.violations)}",
-              file=sys.stderr)
+        print(
+            f"{r.leverage:>4}x  PnL {float(r.pnl):+10,.2f}  DD {r.max_drawdown:6.2%}  liquidated "
+            f"{r.stats.liquidations}/{sum(r.stats.positions_opened.values())}  violations {len(r.violations)}",
+            file=sys.stderr,
+        )
     print(out / "leverage.md")
     return 0
 

@@ -94,8 +94,10 @@ def plan_conversion(
     given = {currency: path for currency, _, path in map(parse_convert, converts)}
     if len(currencies) > 1:
         listed = ", ".join(f"{s} in {money_currency(r)}" for s, r in records.items())
-        raise BadInput(f"one replay keeps one account, and these markets count money in different currencies "
-                       f"({listed}): replay them separately")
+        raise BadInput(
+            f"one replay keeps one account, and these markets count money in different currencies "
+            f"({listed}): replay them separately"
+        )
     (currency,) = currencies
     if currency == ACCOUNT_CURRENCY:
         return None
@@ -121,8 +123,9 @@ def load_conversion(currency: str, path: str, first_ms: int, last_ms: int) -> Co
     wanted = {f"{currency}/{ACCOUNT_CURRENCY}", f"{currency}/{ACCOUNT_CURRENCY}:{ACCOUNT_CURRENCY}"}
     found = [h for h in histories if h.symbol in wanted]
     if len(histories) != 1 or not found:
-        raise BadInput(f"--convert {path}: holds {', '.join(h.symbol for h in histories)}, not {currency}/"
-                       f"{ACCOUNT_CURRENCY} alone")
+        raise BadInput(
+            f"--convert {path}: holds {', '.join(h.symbol for h in histories)}, not {currency}/{ACCOUNT_CURRENCY} alone"
+        )
     h = found[0]
     step = timeframe_ms(h.timeframe)
     close_times = h.open_times + step
@@ -196,4 +199,3 @@ def _plain(amount: Decimal) -> str:
 def first_and_last(open_times: Sequence[np.ndarray], tf_ms: int) -> tuple[int, int]:
     """The replay's first bar open and last bar close, ms."""
     return min(int(t[0]) for t in open_times), max(int(t[-1]) for t in open_times) + tf_ms
-

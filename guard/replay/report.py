@@ -113,9 +113,15 @@ def to_plain(r: ReplayResult) -> dict[str, Any]:
     return {
         **summary(r),
         "calibration": [
-            {"lo": b.lo, "hi": b.hi, "live_count": b.live_count, "live_confidence": b.live_confidence,
-             "live_hit_rate": b.live_hit_rate, "claimed_hit_rate": b.claimed_hit_rate,
-             "claimed_count": b.claimed_count}
+            {
+                "lo": b.lo,
+                "hi": b.hi,
+                "live_count": b.live_count,
+                "live_confidence": b.live_confidence,
+                "live_hit_rate": b.live_hit_rate,
+                "claimed_hit_rate": b.claimed_hit_rate,
+                "claimed_count": b.claimed_count,
+            }
             for b in t.buckets
         ],
         "fates": fates_plain(r.fates) if r.fates is not None else None,
@@ -180,7 +186,8 @@ def markdown(r: ReplayResult, data: Sequence[str] = ()) -> str:
         "|---|---|---|---|",
         *[
             f"| {b.lo:.2f}–{b.hi:.2f} | {b.live_count} | {_pct(b.live_hit_rate)} | {_pct(b.claimed_hit_rate)} |"
-            for b in t.buckets if b.live_count
+            for b in t.buckets
+            if b.live_count
         ],
         "",
         "## Per leverage level",
@@ -265,17 +272,23 @@ def fit_figures(o: ModelOutlook) -> str:
     spread = o.novelty
     scored = f"{o.scored_bars:,} of {o.bars:,} bars ({_pct(o.scored_bars / o.bars if o.bars else None)})"
     novelty = (
-        "novelty p10/p50/p90/p99 " + " / ".join(f"{q:.2f}" for q in spread.quantiles)
+        "novelty p10/p50/p90/p99 "
+        + " / ".join(f"{q:.2f}" for q in spread.quantiles)
         + f", {_pct(spread.novel_share)} flagged novel"
-        if spread.quantiles else "no novelty scores"
+        if spread.quantiles
+        else "no novelty scores"
     )
     age = (
         f"; past model.max_age_days = {o.max_age_days:g} on {count(o.too_old_bars, 'confident bar')} (no proposal)"
-        if o.too_old_bars else f"; never past model.max_age_days = {o.max_age_days:g} on these bars"
+        if o.too_old_bars
+        else f"; never past model.max_age_days = {o.max_age_days:g} on these bars"
     )
     trained = "synthetic data" if o.synthetic else "data its card does not call synthetic"
-    return (f"The model scored {scored}: {novelty}{age}. It was trained on {trained}"
-            + (f" ({o.trained_on})" if o.trained_on else "") + ".")
+    return (
+        f"The model scored {scored}: {novelty}{age}. It was trained on {trained}"
+        + (f" ({o.trained_on})" if o.trained_on else "")
+        + "."
+    )
 
 
 def why_no_proposals(o: ModelOutlook) -> str:
@@ -305,7 +318,10 @@ def why_no_proposals(o: ModelOutlook) -> str:
 
 
 def equity_chart(
-    results: Sequence[ReplayResult], path: Path, title: str = "", rows: Sequence[Sequence[ReplayResult]] = (),
+    results: Sequence[ReplayResult],
+    path: Path,
+    title: str = "",
+    rows: Sequence[Sequence[ReplayResult]] = (),
     row_labels: Sequence[str] = (),
 ) -> None:
     """Equity curves (one panel each, side by side, same scale) with drawdown shaded.
@@ -346,8 +362,7 @@ def _panel(ax: Any, r: ReplayResult) -> None:
     rate = liquidation_rate(r)
     label = "leverage by the policy" if r.leverage == "policy" else f"{r.leverage}x"
     ax.set_title(
-        f"{label}: PnL {float(r.pnl):+,.0f}, DD {r.max_drawdown:.1%}\n"
-        f"liquidated {r.stats.liquidations} ({_pct(rate)})",
+        f"{label}: PnL {float(r.pnl):+,.0f}, DD {r.max_drawdown:.1%}\nliquidated {r.stats.liquidations} ({_pct(rate)})",
         fontsize=9,
     )
     ax.set_xlabel("days (red fill: drawdown; red lines: liquidations)", fontsize=8)

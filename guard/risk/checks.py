@@ -203,7 +203,8 @@ def check_spot_holdings(p: Proposal, ctx: RiskContext, limits: RiskSection) -> R
     held = pos.qty if pos is not None and pos.qty > 0 else ZERO
     if p.qty > held:
         return RiskCheck(
-            name, Verdict.BLOCK,
+            name,
+            Verdict.BLOCK,
             f"selling {p.qty} {ctx.spec.base} with {held} held: spot cannot go short (nothing is borrowed)",
         )
     return _ok(name, f"selling {p.qty} of {held} {ctx.spec.base} held")

@@ -129,8 +129,11 @@ class SimAccount:
         """Margin locked in positions and reserved for resting limit orders that open."""
         held = sum((p.margin for p in self.positions.values()), ZERO)
         resting = sum(
-            ((o.qty - o.executed) * o.price / self.lev(o.j) for o in self.orders.values()
-             if o.open and o.kind == "LIMIT" and not o.reduce_only),
+            (
+                (o.qty - o.executed) * o.price / self.lev(o.j)
+                for o in self.orders.values()
+                if o.open and o.kind == "LIMIT" and not o.reduce_only
+            ),
             ZERO,
         )
         return held + resting
@@ -223,7 +226,8 @@ class SimBooks:
             reference = price if kind == "LIMIT" else self._best(j, side, now)
             if qty * reference < self.min_notional(j):
                 raise ApiError(
-                    400, -4164,
+                    400,
+                    -4164,
                     f"Order's notional must be no smaller than {self.min_notional(j)} (unless you choose reduce only).",
                 )
             opening = qty - (min(qty, abs(position.qty)) if _reduces(position.qty, side) else ZERO)
@@ -323,8 +327,10 @@ class SimBooks:
         if order.reduce_only:
             want = min(want, _closable(acct.position(order.j).qty, order.side))
         if partial:
-            want = max(self._steps[order.j], (want / 2 / self._steps[order.j]).to_integral_value(ROUND_DOWN)
-                       * self._steps[order.j])
+            want = max(
+                self._steps[order.j],
+                (want / 2 / self._steps[order.j]).to_integral_value(ROUND_DOWN) * self._steps[order.j],
+            )
         self._take(acct, order, want, now, limit)
         if order.executed == order.qty:
             return

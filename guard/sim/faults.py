@@ -91,8 +91,7 @@ class Faults:
         self._errors_until = 0
         self._error_status = 503
         self._counts: dict[Fault, list[int]] = {
-            f: [0] * n_symbols
-            for f in (Fault.MALFORMED, Fault.NAN_PRICE, Fault.OUT_OF_ORDER, Fault.DUPLICATE_BARS)
+            f: [0] * n_symbols for f in (Fault.MALFORMED, Fault.NAN_PRICE, Fault.OUT_OF_ORDER, Fault.DUPLICATE_BARS)
         }
         self._drop_now = False
         self.stats = FaultStats()

@@ -22,8 +22,13 @@ def agg_trade_format(market: SimMarket, j: int) -> str:
     """A %-format of symbol `j`'s aggTrade frame: (E, a, p, q, f, l, T, m)."""
     mid = market.ids[j]
     return (
-        '{"e":"aggTrade","E":%d,"s":"' + mid + '","a":%d,"p":"%.' + str(market.price_decimals[j]) + 'f","q":"%.'
-        + str(market.amount_decimals[j]) + 'f","f":%d,"l":%d,"T":%d,"m":%s}'
+        '{"e":"aggTrade","E":%d,"s":"'
+        + mid
+        + '","a":%d,"p":"%.'
+        + str(market.price_decimals[j])
+        + 'f","q":"%.'
+        + str(market.amount_decimals[j])
+        + 'f","f":%d,"l":%d,"T":%d,"m":%s}'
     )
 
 
@@ -31,8 +36,13 @@ def raw_trade_format(market: SimMarket, j: int) -> str:
     """A %-format of symbol `j`'s trade frame: (E, T, t, p, q, m)."""
     mid = market.ids[j]
     return (
-        '{"e":"trade","E":%d,"T":%d,"s":"' + mid + '","t":%d,"p":"%.' + str(market.price_decimals[j])
-        + 'f","q":"%.' + str(market.amount_decimals[j]) + 'f","X":"MARKET","m":%s}'
+        '{"e":"trade","E":%d,"T":%d,"s":"'
+        + mid
+        + '","t":%d,"p":"%.'
+        + str(market.price_decimals[j])
+        + 'f","q":"%.'
+        + str(market.amount_decimals[j])
+        + 'f","X":"MARKET","m":%s}'
     )
 
 
@@ -43,8 +53,12 @@ def agg_trade_frames(market: SimMarket, j: int, g0: int, g1: int) -> list[str]:
     return [
         fmt % (ts, tid, price, amount, tid, tid, ts, "true" if maker else "false")
         for tid, ts, price, amount, maker in zip(
-            range(batch.first_id, batch.first_id + batch.n), batch.timestamp.tolist(), batch.price.tolist(),
-            batch.amount.tolist(), batch.buyer_maker.tolist(), strict=True,
+            range(batch.first_id, batch.first_id + batch.n),
+            batch.timestamp.tolist(),
+            batch.price.tolist(),
+            batch.amount.tolist(),
+            batch.buyer_maker.tolist(),
+            strict=True,
         )
     ]
 

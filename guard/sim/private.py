@@ -226,8 +226,9 @@ class PrivateApi:
             stamp = int(params["timestamp"])
             window = int(params.get("recvWindow", DEFAULT_RECV_WINDOW_MS))
         except (KeyError, ValueError):
-            raise ApiError(400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed.") \
-                from None
+            raise ApiError(
+                400, -1102, "Mandatory parameter 'timestamp' was not sent, was empty/null, or malformed."
+            ) from None
         if not 0 < window <= MAX_RECV_WINDOW_MS:
             raise ApiError(400, -1131, "recvWindow must be less than 60000")
         now = self._wall_ms()
@@ -295,8 +296,10 @@ class PrivateApi:
     async def _query(self, request: web.Request, *, algo: bool) -> web.StreamResponse:
         acct, params = await self._signed(request)
         order = self._find(acct, params, algo=algo)
-        if self._faults.take(frozenset({PrivateFault.LOOKUP_ERRORS}), order.client_id if order else
-                            params.get("clientAlgoId" if algo else "origClientOrderId")):
+        if self._faults.take(
+            frozenset({PrivateFault.LOOKUP_ERRORS}),
+            order.client_id if order else params.get("clientAlgoId" if algo else "origClientOrderId"),
+        ):
             raise ApiError(503, -1001, "Internal error; unable to process your request. Please try again.")
         if order is None:
             raise ApiError(400, -2013, "Order does not exist.")
@@ -349,7 +352,8 @@ class PrivateApi:
         from_id = int_param(params, "fromId")
         limit = min(int_param(params, "limit") or 500, 1000)
         rows = [
-            t for t in acct.trades
+            t
+            for t in acct.trades
             if t.j == j and (order_id is None or t.order_id == order_id) and (from_id is None or t.trade_id >= from_id)
         ]
         mid = self.books.market.ids[j]
@@ -364,8 +368,11 @@ class PrivateApi:
             raise ApiError(503, -1001, "Internal error; unable to process your request. Please try again.")
         wanted = self._symbol(params) if "symbol" in params else None
         return web.json_response(
-            [position_json(self.books, acct, j) for j, p in sorted(acct.positions.items())
-             if p.qty != 0 and wanted in (None, j)]
+            [
+                position_json(self.books, acct, j)
+                for j, p in sorted(acct.positions.items())
+                if p.qty != 0 and wanted in (None, j)
+            ]
         )
 
     async def account_info(self, request: web.Request) -> web.StreamResponse:
@@ -486,9 +493,7 @@ class PrivateApi:
         order_id = int_param(params, "algoId" if algo else "orderId")
         client_id = params.get("clientAlgoId" if algo else "origClientOrderId")
         if order_id is None and not client_id:
-            raise ApiError(
-                400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
-            )
+            raise ApiError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
         order = acct.find(algo=algo, order_id=order_id, client_id=client_id)
         if order is not None and "symbol" in params and order.j != self._symbol(params):
             return None

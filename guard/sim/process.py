@@ -424,9 +424,7 @@ def generate_history(
         else:
             out[symbol] = [
                 Bar(symbol, timeframe, t, o, h, lo, c, v)
-                for t, o, h, lo, c, v in zip(
-                    open_time.tolist(), *(row.tolist() for row in ohlcv), strict=True
-                )
+                for t, o, h, lo, c, v in zip(open_time.tolist(), *(row.tolist() for row in ohlcv), strict=True)
             ]
     return out
 

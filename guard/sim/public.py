@@ -139,60 +139,87 @@ class PublicApi:
             base, rest = symbol.split("/", 1)
             quote = rest.split(":", 1)[0]
             min_notional = "100" if base in ("BTC", "ETH") else "5"
-            symbols.append({
-                "symbol": mid,
-                "pair": mid,
-                "contractType": "PERPETUAL",
-                "deliveryDate": _PERPETUAL_DELIVERY_MS,
-                "onboardDate": _ONBOARD_MS,
-                "status": "TRADING",
-                "maintMarginPercent": "2.5000",
-                "requiredMarginPercent": "5.0000",
-                "baseAsset": base,
-                "quoteAsset": quote,
-                "marginAsset": quote,
-                "pricePrecision": m.price_decimals[j],
-                "quantityPrecision": m.amount_decimals[j],
-                "baseAssetPrecision": 8,
-                "quotePrecision": 8,
-                "underlyingType": "COIN",
-                "underlyingSubType": [],
-                "settlePlan": 0,
-                "triggerProtect": "0.0500",
-                "liquidationFee": "0.012500",
-                "marketTakeBound": "0.05",
-                "maxMoveOrderLimit": 10000,
-                "filters": [
-                    {"filterType": "PRICE_FILTER", "minPrice": self._p(j, p.tick_size),
-                     "maxPrice": self._p(j, p.start_price * 100), "tickSize": self._p(j, p.tick_size)},
-                    {"filterType": "LOT_SIZE", "minQty": self._q(j, p.step_size),
-                     "maxQty": "1000000", "stepSize": self._q(j, p.step_size)},
-                    {"filterType": "MARKET_LOT_SIZE", "minQty": self._q(j, p.step_size),
-                     "maxQty": "1000000", "stepSize": self._q(j, p.step_size)},
-                    {"filterType": "MAX_NUM_ORDERS", "limit": 200},
-                    {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
-                    {"filterType": "MIN_NOTIONAL", "notional": min_notional},
-                    {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500",
-                     "multiplierDown": "0.9500", "multiplierDecimal": "4"},
-                ],
-                "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT",
-                               "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
-                "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
-            })
+            symbols.append(
+                {
+                    "symbol": mid,
+                    "pair": mid,
+                    "contractType": "PERPETUAL",
+                    "deliveryDate": _PERPETUAL_DELIVERY_MS,
+                    "onboardDate": _ONBOARD_MS,
+                    "status": "TRADING",
+                    "maintMarginPercent": "2.5000",
+                    "requiredMarginPercent": "5.0000",
+                    "baseAsset": base,
+                    "quoteAsset": quote,
+                    "marginAsset": quote,
+                    "pricePrecision": m.price_decimals[j],
+                    "quantityPrecision": m.amount_decimals[j],
+                    "baseAssetPrecision": 8,
+                    "quotePrecision": 8,
+                    "underlyingType": "COIN",
+                    "underlyingSubType": [],
+                    "settlePlan": 0,
+                    "triggerProtect": "0.0500",
+                    "liquidationFee": "0.012500",
+                    "marketTakeBound": "0.05",
+                    "maxMoveOrderLimit": 10000,
+                    "filters": [
+                        {
+                            "filterType": "PRICE_FILTER",
+                            "minPrice": self._p(j, p.tick_size),
+                            "maxPrice": self._p(j, p.start_price * 100),
+                            "tickSize": self._p(j, p.tick_size),
+                        },
+                        {
+                            "filterType": "LOT_SIZE",
+                            "minQty": self._q(j, p.step_size),
+                            "maxQty": "1000000",
+                            "stepSize": self._q(j, p.step_size),
+                        },
+                        {
+                            "filterType": "MARKET_LOT_SIZE",
+                            "minQty": self._q(j, p.step_size),
+                            "maxQty": "1000000",
+                            "stepSize": self._q(j, p.step_size),
+                        },
+                        {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+                        {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+                        {"filterType": "MIN_NOTIONAL", "notional": min_notional},
+                        {
+                            "filterType": "PERCENT_PRICE",
+                            "multiplierUp": "1.0500",
+                            "multiplierDown": "0.9500",
+                            "multiplierDecimal": "4",
+                        },
+                    ],
+                    "orderTypes": [
+                        "LIMIT",
+                        "MARKET",
+                        "STOP",
+                        "STOP_MARKET",
+                        "TAKE_PROFIT",
+                        "TAKE_PROFIT_MARKET",
+                        "TRAILING_STOP_MARKET",
+                    ],
+                    "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+                }
+            )
         quotes = sorted({s["marginAsset"] for s in symbols})
-        return web.json_response({
-            "timezone": "UTC",
-            "serverTime": now,
-            "futuresType": "U_MARGINED",
-            "rateLimits": [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
-                {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
-                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
-            ],
-            "exchangeFilters": [],
-            "assets": [{"asset": q, "marginAvailable": True, "autoAssetExchange": "-10000"} for q in quotes],
-            "symbols": symbols,
-        })
+        return web.json_response(
+            {
+                "timezone": "UTC",
+                "serverTime": now,
+                "futuresType": "U_MARGINED",
+                "rateLimits": [
+                    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+                    {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+                    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+                ],
+                "exchangeFilters": [],
+                "assets": [{"asset": q, "marginAvailable": True, "autoAssetExchange": "-10000"} for q in quotes],
+                "symbols": symbols,
+            }
+        )
 
     async def klines(self, request: web.Request) -> web.Response:
         """GET /fapi/v1/klines: candles, the open one last."""
@@ -206,11 +233,25 @@ class PublicApi:
         end = self._int(request, "endTime")
         now = self._now()
         rows = self.market.klines(j, TIMEFRAME_MS[interval], start, end, limit, now)
-        return web.json_response([
-            [k.open_time, self._p(j, k.open), self._p(j, k.high), self._p(j, k.low), self._p(j, k.close),
-             self._q(j, k.volume), k.close_time, f"{k.quote_volume:.4f}", k.trades, "0", "0", "0"]
-            for k in rows
-        ])
+        return web.json_response(
+            [
+                [
+                    k.open_time,
+                    self._p(j, k.open),
+                    self._p(j, k.high),
+                    self._p(j, k.low),
+                    self._p(j, k.close),
+                    self._q(j, k.volume),
+                    k.close_time,
+                    f"{k.quote_volume:.4f}",
+                    k.trades,
+                    "0",
+                    "0",
+                    "0",
+                ]
+                for k in rows
+            ]
+        )
 
     async def agg_trades(self, request: web.Request) -> web.Response:
         """GET /fapi/v1/aggTrades: by fromId, by time window, or the latest."""
@@ -234,13 +275,19 @@ class PublicApi:
             g1 = newest
             g0 = max(0, g1 - limit)
         batch = m.trades(j, g0, g1)
-        return web.json_response([
-            {"a": tid, "p": self._p(j, p), "q": self._q(j, q), "f": tid, "l": tid, "T": ts, "m": maker}
-            for tid, ts, p, q, maker in zip(
-                range(batch.first_id, batch.first_id + batch.n), batch.timestamp.tolist(),
-                batch.price.tolist(), batch.amount.tolist(), batch.buyer_maker.tolist(), strict=True,
-            )
-        ])
+        return web.json_response(
+            [
+                {"a": tid, "p": self._p(j, p), "q": self._q(j, q), "f": tid, "l": tid, "T": ts, "m": maker}
+                for tid, ts, p, q, maker in zip(
+                    range(batch.first_id, batch.first_id + batch.n),
+                    batch.timestamp.tolist(),
+                    batch.price.tolist(),
+                    batch.amount.tolist(),
+                    batch.buyer_maker.tolist(),
+                    strict=True,
+                )
+            ]
+        )
 
     async def trades(self, request: web.Request) -> web.Response:
         """GET /fapi/v1/trades: the latest trades."""
@@ -249,14 +296,26 @@ class PublicApi:
         limit = self._limit(request, 500, 1000)
         newest = self.market.trade_count_until(self._now())
         batch = self.market.trades(j, max(0, newest - limit), newest)
-        return web.json_response([
-            {"id": tid, "price": self._p(j, p), "qty": self._q(j, q), "quoteQty": f"{p * q:.4f}",
-             "time": ts, "isBuyerMaker": maker}
-            for tid, ts, p, q, maker in zip(
-                range(batch.first_id, batch.first_id + batch.n), batch.timestamp.tolist(),
-                batch.price.tolist(), batch.amount.tolist(), batch.buyer_maker.tolist(), strict=True,
-            )
-        ])
+        return web.json_response(
+            [
+                {
+                    "id": tid,
+                    "price": self._p(j, p),
+                    "qty": self._q(j, q),
+                    "quoteQty": f"{p * q:.4f}",
+                    "time": ts,
+                    "isBuyerMaker": maker,
+                }
+                for tid, ts, p, q, maker in zip(
+                    range(batch.first_id, batch.first_id + batch.n),
+                    batch.timestamp.tolist(),
+                    batch.price.tolist(),
+                    batch.amount.tolist(),
+                    batch.buyer_maker.tolist(),
+                    strict=True,
+                )
+            ]
+        )
 
     async def depth(self, request: web.Request) -> web.Response:
         """GET /fapi/v1/depth: the current book with its lastUpdateId."""
@@ -265,13 +324,15 @@ class PublicApi:
         limit = self._limit(request, 500, 1000)
         now = self._now()
         book = self.market.current_book(j, now)
-        return web.json_response({
-            "lastUpdateId": book.update_id,
-            "E": now,
-            "T": now,
-            "bids": [[self._p(j, p), self._q(j, q)] for p, q in book.bids[:limit]],
-            "asks": [[self._p(j, p), self._q(j, q)] for p, q in book.asks[:limit]],
-        })
+        return web.json_response(
+            {
+                "lastUpdateId": book.update_id,
+                "E": now,
+                "T": now,
+                "bids": [[self._p(j, p), self._q(j, q)] for p, q in book.bids[:limit]],
+                "asks": [[self._p(j, p), self._q(j, q)] for p, q in book.asks[:limit]],
+            }
+        )
 
     def _ticker(self, j: int, now: int) -> dict[str, Any]:
         t = self.market.ticker_24h(j, now)
@@ -324,10 +385,17 @@ class PublicApi:
         for i in indices:
             book = self.market.current_book(i, now)
             (bid, bq), (ask, aq) = book.bids[0], book.asks[0]
-            rows.append({
-                "symbol": self.market.ids[i], "bidPrice": self._p(i, bid), "bidQty": self._q(i, bq),
-                "askPrice": self._p(i, ask), "askQty": self._q(i, aq), "time": now, "lastUpdateId": book.update_id,
-            })
+            rows.append(
+                {
+                    "symbol": self.market.ids[i],
+                    "bidPrice": self._p(i, bid),
+                    "bidQty": self._q(i, bq),
+                    "askPrice": self._p(i, ask),
+                    "askQty": self._q(i, aq),
+                    "time": now,
+                    "lastUpdateId": book.update_id,
+                }
+            )
         return web.json_response(rows[0] if j is not None else rows)
 
     def _premium(self, j: int, now: int) -> dict[str, Any]:
@@ -361,7 +429,13 @@ class PublicApi:
         t = -(-first // FUNDING_INTERVAL_MS) * FUNDING_INTERVAL_MS
         rows = []
         while t <= now:
-            rows.append({"symbol": self.market.ids[j], "fundingTime": t, "fundingRate": "0.00010000",
-                         "markPrice": self._p(j, self.market.last_price(j, t))})
+            rows.append(
+                {
+                    "symbol": self.market.ids[j],
+                    "fundingTime": t,
+                    "fundingRate": "0.00010000",
+                    "markPrice": self._p(j, self.market.last_price(j, t)),
+                }
+            )
             t += FUNDING_INTERVAL_MS
         return web.json_response(rows[-limit:])

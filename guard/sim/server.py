@@ -138,8 +138,12 @@ class SimExchange:
             start = now
             origin = now - now % BASE_MS - self.section.history_bars * BASE_MS
         source = build_source(
-            self._symbols, seed=self.section.seed, scenario=price_scenario, origin_ms=origin,
-            onset_ms=start + BASE_MS, history=history,
+            self._symbols,
+            seed=self.section.seed,
+            scenario=price_scenario,
+            origin_ms=origin,
+            onset_ms=start + BASE_MS,
+            history=history,
         )
         sim_clock = SimClock(self._clock, self.section.speed, start)
         self.market = SimMarket(source, sim_clock, trades_per_tick=self.section.trades_per_tick)
@@ -175,8 +179,13 @@ class SimExchange:
             raise
         self._stack = stack
         log.info(
-            "sim.started", url=self.url, ws_url=self.ws_url, symbols=list(self.market.symbols),
-            scenario=self.section.scenario, speed=self.section.speed, seed=self.section.seed,
+            "sim.started",
+            url=self.url,
+            ws_url=self.ws_url,
+            symbols=list(self.market.symbols),
+            scenario=self.section.scenario,
+            speed=self.section.speed,
+            seed=self.section.seed,
             history=bool(history),
         )
         return self

@@ -92,9 +92,7 @@ class HistoryTicks:
         for symbol, rows in bars.items():
             bad = [b for b in rows if b.timeframe != "1m"]
             if bad:
-                raise BadInput(
-                    f"history: {symbol} has {bad[0].timeframe} bars; the simulator serves 1m bars"
-                )
+                raise BadInput(f"history: {symbol} has {bad[0].timeframe} bars; the simulator serves 1m bars")
         self.symbols = tuple(bars)
         times = sorted({b.open_time for rows in bars.values() for b in rows})
         self.origin_ms = times[0]

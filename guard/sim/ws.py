@@ -342,8 +342,12 @@ class Streamer:
         raw_fmt = raw_trade_format(market, j)
         ids = range(batch.first_id, batch.first_id + batch.n)
         rows = zip(
-            ids, batch.timestamp.tolist(), batch.price.tolist(), batch.amount.tolist(),
-            batch.buyer_maker.tolist(), strict=True,
+            ids,
+            batch.timestamp.tolist(),
+            batch.price.tolist(),
+            batch.amount.tolist(),
+            batch.buyer_maker.tolist(),
+            strict=True,
         )
         for tid, ts, price, amount, maker in rows:
             flag = "true" if maker else "false"

@@ -30,25 +30,40 @@ LIMITS_HELP = "Limits\nthe risk limits in force; change one (more risk asks to c
 
 CONSOLE_KEYS: list[BindingType] = [
     console_key("a", "approve", "approve", "Approve the selected proposal\nas shown; a novel one asks to confirm"),
-    console_key("o", "override", "override", "Override the selected proposal\nedit size, leverage, stop, take-profit "
-                "or limit price, then approve"),
+    console_key(
+        "o",
+        "override",
+        "override",
+        "Override the selected proposal\nedit size, leverage, stop, take-profit or limit price, then approve",
+    ),
     console_key("r", "reject", "reject", "Reject the selected proposal\nwith an optional reason"),
     console_key("ctrl+r", "rearm", "rearm", "Re-arm trading\nleave HALTED or REDUCING (type RE-ARM)"),
     console_key("p", "pause_model", "pause", "Pause or resume the model\nstop or restart the model's proposals"),
-    console_key("c", "close_position", "close", "Close a position\nall of it, a quantity or a percentage "
-                "(reduce-only market order)"),
+    console_key(
+        "c",
+        "close_position",
+        "close",
+        "Close a position\nall of it, a quantity or a percentage (reduce-only market order)",
+    ),
     # Not in the bar (it is full at 80 columns): the help screen and the palette list them; the positions summary
     # counts resting orders.
     console_key("O", "orders", "orders", ORDERS_HELP, show=False),
     console_key("L", "limits", "limits", LIMITS_HELP, show=False),
     console_key("m", "model_card", "card", "Model card\nwhat the model is, what it was trained on, its limits"),
-    console_key("l", "performance", "live", "Live performance vs claimed\nhit rate and calibration per confidence "
-                "bucket"),
+    console_key(
+        "l", "performance", "live", "Live performance vs claimed\nhit rate and calibration per confidence bucket"
+    ),
     console_key("question_mark", "help", "help", "Help\nkeys and screens"),
-    console_key("q", "quit", "quit", "Quit the console\nthe daemon keeps running (ctrl+q quits even while "
-                "disconnected)", show=False),
-    console_key("down,j", "cursor(1)", "next", "Next proposal\nthe queue is oldest first; pgdn pgup home end jump",
-                show=False),
+    console_key(
+        "q",
+        "quit",
+        "quit",
+        "Quit the console\nthe daemon keeps running (ctrl+q quits even while disconnected)",
+        show=False,
+    ),
+    console_key(
+        "down,j", "cursor(1)", "next", "Next proposal\nthe queue is oldest first; pgdn pgup home end jump", show=False
+    ),
     console_key("up,k", "cursor(-1)", "previous", "Previous proposal\ntowards the oldest", show=False),
     console_key("pagedown", "cursor(10)", show=False),
     console_key("pageup", "cursor(-10)", show=False),
@@ -74,8 +89,11 @@ def key_labels(app: App[Any], screen_bindings: Iterable[BindingType]) -> tuple[K
         for b in Binding.make_bindings(app.BINDINGS)
         if b.show and parse_action(b.action)[1] == "kill"
     ]
-    labels += [KeyLabel(app.get_key_display(b), b.description, b.action) for b in Binding.make_bindings(screen_bindings)
-               if b.show]
+    labels += [
+        KeyLabel(app.get_key_display(b), b.description, b.action)
+        for b in Binding.make_bindings(screen_bindings)
+        if b.show
+    ]
     palette = _palette_binding(app)
     labels.append(KeyLabel(app.get_key_display(palette), palette.description, palette.action))
     return tuple(labels)

@@ -43,7 +43,11 @@ async def _see_amend_and_cancel(daemon: Daemon, session: Session) -> None:
     seen = await wait_for(session, _orders_are(lambda orders: any(o.proposal_id == pid for o in orders)))
     [order] = seen.status.orders  # type: ignore[attr-defined]
     assert (order.order_id, order.kind, order.side.value, order.qty, order.price) == (
-        f"{pid}-E", "limit entry", "buy", Decimal("0.01"), price
+        f"{pid}-E",
+        "limit entry",
+        "buy",
+        Decimal("0.01"),
+        price,
     )
     assert order.distance_pct is not None and -3.5 < order.distance_pct < -2.5
     assert order.placed_at <= seen.status.server_time  # type: ignore[attr-defined]
@@ -124,7 +128,9 @@ async def test_limits_in_the_status_and_an_increase_needs_its_confirmation(daemo
         assert daemon.desk.limits().daily_loss_limit == Decimal("999.12345678")
     changes = [e.event for e in read_entries(daemon.paths.journal) if isinstance(e.event, RiskLimitChanged)]
     assert [(c.key, c.old, c.new) for c in changes] == [
-        ("max_leverage", "3", "5"), ("max_leverage", "5", "2.5"), ("daily_loss_limit", "1000", "999.12345678")
+        ("max_leverage", "3", "5"),
+        ("max_leverage", "5", "2.5"),
+        ("daily_loss_limit", "1000", "999.12345678"),
     ]
 
 

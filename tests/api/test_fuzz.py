@@ -47,9 +47,12 @@ def daemon_thread(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Da
 
 
 async def _exchange(endpoint: Endpoint, batch: list[str]) -> list[dict]:
-    async with aiohttp.ClientSession(
-        connector=aiohttp.UnixConnector(path=endpoint.socket), headers={"Authorization": f"Bearer {endpoint.token}"}
-    ) as http, http.ws_connect("http://guard/v1/ws") as ws:
+    async with (
+        aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(path=endpoint.socket), headers={"Authorization": f"Bearer {endpoint.token}"}
+        ) as http,
+        http.ws_connect("http://guard/v1/ws") as ws,
+    ):
         await ws.receive()  # snapshot
         await ws.send_str('{"v": 2, "type": "Hello", "id": "h", "operator": "fuzzer"}')
         await _next_reply(ws)

@@ -91,9 +91,7 @@ absurd_limit = st.builds(
 )
 deep = st.builds(
     lambda n, where: (
-        _frame({"v": V, "type": "Kill", "id": "h-d"}, {"reason": "[" * n + "]" * n})
-        if where
-        else b"[" * n + b"]" * n
+        _frame({"v": V, "type": "Kill", "id": "h-d"}, {"reason": "[" * n + "]" * n}) if where else b"[" * n + b"]" * n
     ),
     st.sampled_from(DEEP),
     st.booleans(),

@@ -179,10 +179,13 @@ async def test_a_source_may_only_propose(guard_home: Path) -> None:
             assert after[key] == before[key], key
         assert daemon.desk.state.proposals[pid].status.value == "PENDING"
         endpoint = bot.endpoint()
-        async with aiohttp.ClientSession(
-            connector=aiohttp.UnixConnector(path=endpoint.socket),
-            headers={"Authorization": f"Bearer {endpoint.token}"},
-        ) as http, http.get(f"{endpoint.base_url}/v1/snapshot") as response:
+        async with (
+            aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=endpoint.socket),
+                headers={"Authorization": f"Bearer {endpoint.token}"},
+            ) as http,
+            http.get(f"{endpoint.base_url}/v1/snapshot") as response,
+        ):
             assert response.status == 403
 
 

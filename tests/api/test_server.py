@@ -99,8 +99,10 @@ async def test_a_proposal_leaving_the_queue_resends_the_one_it_was_blocking(daem
         assert (await session.send(Reject(session.next_id(), older, "not this one"))).ok
         freed = await wait_for(
             session,
-            lambda m: isinstance(m, ProposalsChanged) and (newer, 2) in {(v.proposal.id, v.proposal.version)
-                                                                         for v in m.upserted},
+            lambda m: (
+                isinstance(m, ProposalsChanged)
+                and (newer, 2) in {(v.proposal.id, v.proposal.version) for v in m.upserted}
+            ),
         )
         view = next(v for v in freed.upserted if v.proposal.id == newer)
         assert (view.can_approve, view.why_not) == (True, "")
@@ -332,8 +334,10 @@ async def _post(daemon: Daemon, body: bytes, operator: str = "alice") -> tuple[i
         (b'{"v":2,"type":"ClosePosition","id":"c","symbol":"BTC/USDT:USDT","qty":1e999999}', "ClosePosition.qty"),
         (b'{"v":2,"type":"ClosePosition","id":"c","symbol":"BTC/USDT:USDT","qty":"sNaN"}', "finite"),
         (b'{"v":2,"type":"Approve","id":"a","proposal_id":"P1","version":' + b"9" * 4000 + b"}", "Approve.version"),
-        (b'{"v":2,"type":"Propose","id":"p","symbol":"BTC/USDT:USDT","side":"buy","qty":"1e-999999","leverage":2}',
-         "Propose.qty"),
+        (
+            b'{"v":2,"type":"Propose","id":"p","symbol":"BTC/USDT:USDT","side":"buy","qty":"1e-999999","leverage":2}',
+            "Propose.qty",
+        ),
         (b'{"v":2,"type":"Kill","id":"k","reason":"' + b"r" * 1001 + b'"}', "Kill.reason: longer than the 1000"),
     ],
 )

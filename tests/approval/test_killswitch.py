@@ -50,9 +50,7 @@ async def test_kill_cancels_in_one_commit_and_flattens_in_one_for_intents_and_on
         return [
             n
             for n, batch in enumerate(commits)
-            if any(
-                isinstance(e.event, kind) and (purpose is None or e.event.request.purpose is purpose) for e in batch
-            )
+            if any(isinstance(e.event, kind) and (purpose is None or e.event.request.purpose is purpose) for e in batch)
         ]
 
     cancels, intents = holding(OrderCancelled), holding(OrderSubmitted, OrderPurpose.FLATTEN)

@@ -98,7 +98,10 @@ async def test_amend_is_cancel_and_replace_and_the_replacement_rests_where_asked
     assert desk.state.proposals[pid].entry_order == request_.client_order_id
     amend = next(e for e in journal(desk) if isinstance(e, OrderAmendRequested))
     assert (amend.operator, amend.reason, amend.old_price, amend.new_price) == (
-        "bob", "closer to support", D("99000"), D("98500")
+        "bob",
+        "closer to support",
+        D("99000"),
+        D("98500"),
     )
     assert (amend.old_qty, amend.new_qty) == (D("0.05"), D("0.03"))
     assert "resting at 98500" in answer.reason

@@ -265,8 +265,6 @@ def _audit(desk: ApprovalDesk, sim: SimExchange, cids: list[str], outcome: Fault
             outcome.lost += 1
             outcome.violations.append(f"{cid}: the venue filled {executed}, the journal {record.filled}")
     journal = {s: p.qty for s, p in desk.state.account.positions.items()}
-    venue_positions = {
-        books.market.symbols[j]: p.qty for j, p in acct.positions.items() if p.qty != 0
-    }
+    venue_positions = {books.market.symbols[j]: p.qty for j, p in acct.positions.items() if p.qty != 0}
     if journal != venue_positions:
         outcome.violations.append(f"positions differ: journal {journal}, venue {venue_positions}")

@@ -30,10 +30,19 @@ def _opened(side: Side, stop_at: float) -> tuple[PaperBroker, D, D]:
     assert pos is not None and pos.liquidation_price is not None
     liquidation = pos.liquidation_price
     stop = SPEC.round_price(pos.entry_price + (liquidation - pos.entry_price) * D(str(stop_at)))
-    b.submit_nowait(OrderRequest(
-        "s", BTC, side.opposite, D("0.5"), OrderType.STOP_MARKET, OrderPurpose.STOP, leverage=D(10),
-        trigger_price=stop, reduce_only=True,
-    ))
+    b.submit_nowait(
+        OrderRequest(
+            "s",
+            BTC,
+            side.opposite,
+            D("0.5"),
+            OrderType.STOP_MARKET,
+            OrderPurpose.STOP,
+            leverage=D(10),
+            trigger_price=stop,
+            reduce_only=True,
+        )
+    )
     return b, stop, liquidation
 
 

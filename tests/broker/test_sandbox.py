@@ -52,8 +52,14 @@ async def test_sandbox_approved_proposal_fills_from_venue_trades_and_rests_its_p
         await set_marks(desk, sim)
         mark = desk.marks[BTC]
         proposed = await desk.propose(
-            request(BTC, Side.BUY, "0.004", "2", stop=str(round(mark * Decimal("0.97"))),
-                    take_profit=str(round(mark * Decimal("1.03"))))
+            request(
+                BTC,
+                Side.BUY,
+                "0.004",
+                "2",
+                stop=str(round(mark * Decimal("0.97"))),
+                take_profit=str(round(mark * Decimal("1.03"))),
+            )
         )
         assert proposed.proposal is not None
         result = await desk.approve(proposed.proposal.id, "alice")
@@ -123,8 +129,9 @@ async def _open_book(desk, sim: SimExchange) -> None:  # type: ignore[no-untyped
 
 async def _venue_after(sim: SimExchange) -> tuple[list, list]:
     """Re-read the venue with a client of its own: open orders (regular and conditional) and positions."""
-    exchange = make_exchange("sim", timeout_seconds=5.0, sim=sim, streaming=False,
-                             config={"apiKey": SIM_API_KEY, "secret": SIM_API_SECRET})
+    exchange = make_exchange(
+        "sim", timeout_seconds=5.0, sim=sim, streaming=False, config={"apiKey": SIM_API_KEY, "secret": SIM_API_SECRET}
+    )
     exchange.enable_demo_trading(True)
     try:
         await exchange.load_markets()
@@ -155,8 +162,10 @@ async def test_sandbox_kill_keeps_retrying_while_halted_until_flat(tmp_path: Pat
     """With position reads failing, the kill reports not flat (never "flat" from a failed read) and keeps stops working;
     the sweep run while HALTED then flattens, cancels the stops and confirms flat."""
     config = config_from_dict(
-        {"risk": {"max_orders_per_minute": 10_000, "daily_loss_limit": 1_000_000},
-         "operators": {"kill_cancels_stops": False}}
+        {
+            "risk": {"max_orders_per_minute": 10_000, "daily_loss_limit": 1_000_000},
+            "operators": {"kill_cancels_stops": False},
+        }
     )
     async with simulated_exchange() as sim, sandbox_desk(tmp_path / "j.db", sim, config=config) as desk:
         await _open_book(desk, sim)
@@ -182,8 +191,13 @@ async def test_sandbox_watch_reports_venue_order_and_position_guard_did_not_send
     """At start the watch compares venue and journal: an order and a position guard did not make are reported and
     trading goes REDUCING; neither is adopted into the journal."""
     async with simulated_exchange() as sim:
-        exchange = make_exchange("sim", timeout_seconds=5.0, sim=sim, streaming=False,
-                                 config={"apiKey": SIM_API_KEY, "secret": SIM_API_SECRET})
+        exchange = make_exchange(
+            "sim",
+            timeout_seconds=5.0,
+            sim=sim,
+            streaming=False,
+            config={"apiKey": SIM_API_KEY, "secret": SIM_API_SECRET},
+        )
         exchange.enable_demo_trading(True)
         try:
             await exchange.load_markets()

@@ -90,8 +90,16 @@ async def _scenario(home: Path) -> DaemonRun:
         env.update(GUARD_SANDBOX_API_KEY=KEY, GUARD_SANDBOX_API_SECRET=SECRET, PYTHONUNBUFFERED="1")
         log_path = home / "daemon.log"
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "guard", "--config", str(config), "daemon",
-            cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "guard",
+            "--config",
+            str(config),
+            "daemon",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         assert proc.stdout is not None
         logs = asyncio.ensure_future(proc.stdout.read())

@@ -38,8 +38,15 @@ async def test_sandbox_sigkill_between_send_and_record_restart_finds_order_once(
     path = tmp_path / "journal.db"
     async with simulated_exchange() as sim:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.broker.sandbox_session", str(path), sim.url,
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            sys.executable,
+            "-m",
+            "tests.broker.sandbox_session",
+            str(path),
+            sim.url,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         assert proc.stdin is not None and proc.stdout is not None

@@ -44,7 +44,12 @@ def _into_closed_pipe(shell: Shell, *args: str) -> subprocess.CompletedProcess[s
     os.close(read_end)
     try:
         return subprocess.run(
-            shell.command(*args), stdout=write_end, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=shell.env,
+            shell.command(*args),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=shell.env,
             timeout=90,
         )
     finally:
@@ -80,7 +85,11 @@ def test_status_and_kill_import_no_torch_ccxt_or_textual(shell: Shell) -> None:
     for args in (("status",), ("status", "--json"), ("kill", "--reason", "import probe")):
         result = subprocess.run(
             [sys.executable, "-c", IMPORT_PROBE, "--config", str(shell.home / "config.toml"), *args],
-            capture_output=True, text=True, cwd=ROOT, env=shell.env, timeout=90,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=shell.env,
+            timeout=90,
         )
         probe = json.loads(result.stderr.splitlines()[-1])
         assert probe["code"] == 0, result.stderr

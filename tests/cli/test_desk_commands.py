@@ -54,8 +54,19 @@ def test_a_resting_limit_is_listed_amended_and_cancelled_from_the_shell(
     assert f"order    {pid}-E limit entry buy 0.01 {BTC} at {price}" in status.stdout
 
     lower = price - 100
-    amended = shell.run("orders", "amend", pid, "--price", str(lower), "--qty", "0.005", "--operator", "bob",
-                        "--reason", "closer to support")
+    amended = shell.run(
+        "orders",
+        "amend",
+        pid,
+        "--price",
+        str(lower),
+        "--qty",
+        "0.005",
+        "--operator",
+        "bob",
+        "--reason",
+        "closer to support",
+    )
     assert amended.returncode == 0, amended.stderr
     assert f"{pid}-E amended: {pid}-E-A1 0.005 resting at {lower}" in amended.stdout
     assert f"{pid}-E-A1" in shell.run("orders", "list").stdout
@@ -95,8 +106,17 @@ def test_limits_listed_and_changed_with_a_confirmation_for_more_risk(shell: Shel
     assert "risk.max_leverage 3 -> 5: higher adds risk" in refused.stderr
     assert "--confirm-risk-increase" in refused.stderr and "risk.risk" not in refused.stderr
 
-    raised = shell.run("limits", "set", "risk.max_leverage", "5", "--operator", "bob", "--reason", "more room",
-                       "--confirm-risk-increase")
+    raised = shell.run(
+        "limits",
+        "set",
+        "risk.max_leverage",
+        "5",
+        "--operator",
+        "bob",
+        "--reason",
+        "more room",
+        "--confirm-risk-increase",
+    )
     assert (raised.returncode, raised.stdout.strip()) == (0, "risk.max_leverage 3 -> 5")
     lowered = shell.run("limits", "set", "risk.max_order_notional", "10000", "--operator", "bob", "--reason", "tighter")
     assert lowered.returncode == 0, lowered.stderr

@@ -112,13 +112,28 @@ def test_resample_cli_aggregates_and_carries_spec(tmp_path: Path, capsys: pytest
 def test_fetch_saves_venue_spec_beside_bars(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`guard history fetch --exchange sim` saves the simulated venue's spec for the symbol beside the bars."""
     out = tmp_path / "btc.csv"
-    code, stdout, _ = _run(capsys, "fetch", "--exchange", "sim", "--symbol", "BTC/USDT:USDT", "--timeframe", "5m",
-                           "--limit", "20", "--out", str(out))
+    code, stdout, _ = _run(
+        capsys,
+        "fetch",
+        "--exchange",
+        "sim",
+        "--symbol",
+        "BTC/USDT:USDT",
+        "--timeframe",
+        "5m",
+        "--limit",
+        "20",
+        "--out",
+        str(out),
+    )
     assert code == 0 and f"spec: {out}.spec.json" in stdout
     record = read_specs(spec_path(out))["BTC/USDT:USDT"]
     assert record.source.startswith("sim via ccxt") and record.guesses == ()
     assert (record.spec.tick_size, record.spec.min_notional, record.spec.max_leverage) == (
-        Decimal("0.1"), Decimal(100), Decimal(125))
+        Decimal("0.1"),
+        Decimal(100),
+        Decimal(125),
+    )
 
 
 # --- backtesting.py's real series ---------------------------------------------------------------------

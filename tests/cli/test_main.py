@@ -18,7 +18,11 @@ def test_main_with_stdout_closed_runs_the_command_and_exits_0(tmp_path: Path) ->
     (tmp_path / "config.toml").write_text("[model]\nenabled = false\n")
     result = subprocess.run(
         [sys.executable, "-m", "guard", "config", "check", str(tmp_path / "config.toml")],
-        stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=60,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
         preexec_fn=lambda: os.close(1),
     )
     assert result.returncode == 0, result.stderr

@@ -74,7 +74,11 @@ def test_drill_exchange_outage_cli_writes_reports_and_history(guard_home: Path) 
     env = {**os.environ, "GUARD_HOME": str(guard_home)}
     run = subprocess.run(
         [sys.executable, "-m", "guard", "drill", "exchange-outage", "--scripted", "--json"],
-        capture_output=True, text=True, cwd=guard_home, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=guard_home,
+        env=env,
+        timeout=120,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     report = json.loads(run.stdout)
@@ -86,7 +90,11 @@ def test_drill_exchange_outage_cli_writes_reports_and_history(guard_home: Path) 
     assert (directory / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     listed = subprocess.run(
         [sys.executable, "-m", "guard", "drill", "history"],
-        capture_output=True, text=True, cwd=guard_home, env=env, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=guard_home,
+        env=env,
+        timeout=60,
     )
     assert listed.returncode == 0 and "exchange-outage" in listed.stdout and "pass" in listed.stdout
 
@@ -130,12 +138,37 @@ async def test_drill_operator_driven_times_the_person_at_the_console(guard_home:
 def test_drill_report_says_a_counterfactual_gain_as_a_gain() -> None:
     """Holding would have made money: the report says "gained 9.23 USDT", never "lost -9.23"; a loss says lost."""
     result = DrillResult(
-        scenario="flash-crash", title="A flash crash", mode="scripted", started_at="2026-12-06T04:00:00Z",
-        detection_s=0.2, reaction_s=0.25, halted_s=0.01, halted_ack_ms=3.0, kill_internal_ms=40.0, cancels_s=[],
-        last_cancel_s=None, flat_s=0.1, positions_left=0, orders_left=0, orders_cancelled=0, positions_flattened=1,
-        loss_at_flat=4.1, counterfactual_loss=-9.23, detected_by="feed", alert_text="stale", violations=[],
-        problems=[], bounds={"detection_s": 5, "halted_ms": 100, "flat_s": 5}, passed=True, failures=[],
-        throttle_latched=False, notes=[], timeline={}, samples=[], journal_events=[], home="/tmp/x",
+        scenario="flash-crash",
+        title="A flash crash",
+        mode="scripted",
+        started_at="2026-12-06T04:00:00Z",
+        detection_s=0.2,
+        reaction_s=0.25,
+        halted_s=0.01,
+        halted_ack_ms=3.0,
+        kill_internal_ms=40.0,
+        cancels_s=[],
+        last_cancel_s=None,
+        flat_s=0.1,
+        positions_left=0,
+        orders_left=0,
+        orders_cancelled=0,
+        positions_flattened=1,
+        loss_at_flat=4.1,
+        counterfactual_loss=-9.23,
+        detected_by="feed",
+        alert_text="stale",
+        violations=[],
+        problems=[],
+        bounds={"detection_s": 5, "halted_ms": 100, "flat_s": 5},
+        passed=True,
+        failures=[],
+        throttle_latched=False,
+        notes=[],
+        timeline={},
+        samples=[],
+        journal_events=[],
+        home="/tmp/x",
     )
     gain = markdown(result)
     assert "would have gained 9.23 USDT" in gain and "-9.23" not in gain and "(scripted operator)" in gain

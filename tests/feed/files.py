@@ -13,7 +13,13 @@ T0_MS = 1_767_225_600_000
 
 
 def walk_rows(
-    n: int, price: float, decimals: int, *, step_ms: int = 60_000, seed: int = 7, sigma: float = 0.002,
+    n: int,
+    price: float,
+    decimals: int,
+    *,
+    step_ms: int = 60_000,
+    seed: int = 7,
+    sigma: float = 0.002,
     volume_decimals: int = 3,
 ) -> list[tuple[int, str, str, str, str, str]]:
     """`n` bars (open time ms, then open, high, low, close, volume as text) on a tick of 10**-decimals."""

@@ -83,8 +83,7 @@ class Rig:
             still = {s: now[s].reason for s in symbols if not now[s].healthy}
             history = [h.reason or "healthy" for h in self.rec.health][-10:]
             raise AssertionError(
-                f"not healthy within {seconds} s: {still}; health changes, newest last: {history}; "
-                f"{self.feed.stats}"
+                f"not healthy within {seconds} s: {still}; health changes, newest last: {history}; {self.feed.stats}"
             ) from None
 
 

@@ -20,16 +20,29 @@ CONFIG_SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT")
 
 
 def guard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "guard", *args], cwd=cwd, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-m", "guard", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def test_history_fetch_sim_round_trips_served_bars(tmp_path: Path) -> None:
     """`guard history fetch --exchange sim` writes exactly the bars the simulator's process made."""
     out = tmp_path / "eth.csv"
-    done = guard("history", "fetch", "--exchange", "sim", "--symbol", "ETH/USDT:USDT", "--timeframe", "1m",
-                 "--since", "2020-01-01", "--limit", "1500", "--out", str(out), cwd=tmp_path)
+    done = guard(
+        "history",
+        "fetch",
+        "--exchange",
+        "sim",
+        "--symbol",
+        "ETH/USDT:USDT",
+        "--timeframe",
+        "1m",
+        "--since",
+        "2020-01-01",
+        "--limit",
+        "1500",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert "1500 new bars" in done.stdout
     fetched = read_bars(out)
@@ -41,8 +54,20 @@ def test_history_fetch_sim_round_trips_served_bars(tmp_path: Path) -> None:
 def test_history_fetch_resumes_and_writes_parquet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A second fetch into the same file continues after its last bar; Parquet output works the same."""
     out = tmp_path / "btc.parquet"
-    args = ["history", "fetch", "--exchange", "sim", "--symbol", "BTC/USDT:USDT", "--timeframe", "5m",
-            "--since", "2020-01-01", "--out", str(out)]
+    args = [
+        "history",
+        "fetch",
+        "--exchange",
+        "sim",
+        "--symbol",
+        "BTC/USDT:USDT",
+        "--timeframe",
+        "5m",
+        "--since",
+        "2020-01-01",
+        "--out",
+        str(out),
+    ]
     assert main([*args, "--limit", "40"]) == 0
     first = read_bars(out)
     assert main([*args, "--limit", "100"]) == 0
@@ -59,8 +84,21 @@ def test_history_fetch_says_why_it_holds_fewer_bars_than_asked(tmp_path: Path) -
     history starts, on its own line after the progress bar."""
     (tmp_path / "config.toml").write_text("[sim]\nhistory_bars = 100\n")
     out = tmp_path / "btc.csv"
-    done = guard("history", "fetch", "--exchange", "sim", "--symbol", "BTC/USDT:USDT", "--timeframe", "1m",
-                 "--limit", "150", "--out", str(out), cwd=tmp_path)
+    done = guard(
+        "history",
+        "fetch",
+        "--exchange",
+        "sim",
+        "--symbol",
+        "BTC/USDT:USDT",
+        "--timeframe",
+        "1m",
+        "--limit",
+        "150",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     held = len(read_bars(out))
     assert 0 < held < 150  # 100 bars of history, and one more if a minute turned during the fetch
@@ -70,8 +108,21 @@ def test_history_fetch_says_why_it_holds_fewer_bars_than_asked(tmp_path: Path) -
 
 def test_history_fetch_live_venue_offline_one_line_error(tmp_path: Path) -> None:
     """With no network, a live exchange id exits 1 with one clear line, not a traceback."""
-    done = guard("history", "fetch", "--exchange", "binanceusdm", "--symbol", "BTC/USDT:USDT",
-                 "--timeframe", "1m", "--limit", "10", "--out", str(tmp_path / "x.csv"), cwd=tmp_path)
+    done = guard(
+        "history",
+        "fetch",
+        "--exchange",
+        "binanceusdm",
+        "--symbol",
+        "BTC/USDT:USDT",
+        "--timeframe",
+        "1m",
+        "--limit",
+        "10",
+        "--out",
+        str(tmp_path / "x.csv"),
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if line.strip() and "%" not in line]
     assert len(lines) == 1, done.stderr
@@ -84,8 +135,25 @@ def test_history_fetch_unknown_exchange_and_bad_since(tmp_path: Path, capsys: py
     out = str(tmp_path / "x.csv")
     assert main(["history", "fetch", "--exchange", "nope", "--symbol", "A/B", "--timeframe", "1m", "--out", out]) == 1
     assert "not a ccxt exchange id" in capsys.readouterr().err
-    assert main(["history", "fetch", "--exchange", "sim", "--symbol", "BTC/USDT:USDT", "--timeframe", "1m",
-                 "--since", "yesterday", "--out", out]) == 2
+    assert (
+        main(
+            [
+                "history",
+                "fetch",
+                "--exchange",
+                "sim",
+                "--symbol",
+                "BTC/USDT:USDT",
+                "--timeframe",
+                "1m",
+                "--since",
+                "yesterday",
+                "--out",
+                out,
+            ]
+        )
+        == 2
+    )
     assert "--since 'yesterday'" in capsys.readouterr().err
 
 

@@ -55,16 +55,16 @@ def test_import_plain_csv_reports_every_bad_row(tmp_path: Path) -> None:
     path = tmp_path / "BTCUSDT-1m.csv"
     path.write_text(
         "timestamp,open,high,low,close,volume\n"
-        f"{T0},10,11,9,10.5,3\n"                # good
-        f"{T0 + 60_000},10,11,9,nan,3\n"        # line 3: NaN
-        f"{T0 + 120_000},10,11,9,12,3\n"        # line 4: close above high
-        f"{T0 + 180_000},-1,11,9,10,3\n"        # line 5: negative
-        f"{T0 + 180_000},10,11,9,10,3\n"        # good
-        f"{T0 + 180_000},10,11,9,10,3\n"        # line 7: duplicate
-        f"{T0 + 120_000},10,11,9,10,3\n"        # line 8: out of order
-        "1767225600,10,11,9,10,3\n"             # line 9: seconds
-        "oops\n"                                # line 10: one field
-        f"{T0 + 300_000},10,11,9,10,3\n"        # good, after a gap
+        f"{T0},10,11,9,10.5,3\n"  # good
+        f"{T0 + 60_000},10,11,9,nan,3\n"  # line 3: NaN
+        f"{T0 + 120_000},10,11,9,12,3\n"  # line 4: close above high
+        f"{T0 + 180_000},-1,11,9,10,3\n"  # line 5: negative
+        f"{T0 + 180_000},10,11,9,10,3\n"  # good
+        f"{T0 + 180_000},10,11,9,10,3\n"  # line 7: duplicate
+        f"{T0 + 120_000},10,11,9,10,3\n"  # line 8: out of order
+        "1767225600,10,11,9,10,3\n"  # line 9: seconds
+        "oops\n"  # line 10: one field
+        f"{T0 + 300_000},10,11,9,10,3\n"  # good, after a gap
     )
     result = import_plain_csv(path)
     assert result.symbol == "BTC/USDT:USDT" and result.timeframe == "1m"

@@ -85,8 +85,11 @@ def test_import_headers_found_by_name(tmp_path: Path, header: str) -> None:
 def test_import_binance_dump_without_header_takes_first_six(tmp_path: Path) -> None:
     """Binance's 12-field dumps without a header: the first six fields are the bar, the rest are said ignored."""
     rows = walk_rows(30, 3_500.0, 2)
-    path = write_csv(tmp_path / "ETHUSDT-1m-2026-01.csv", [(*r, "9", "9", "9", "9", "9", "0") for r in rows],  # type: ignore[misc]
-                     header=None)
+    path = write_csv(
+        tmp_path / "ETHUSDT-1m-2026-01.csv",
+        [(*r, "9", "9", "9", "9", "9", "0") for r in rows],  # type: ignore[misc]
+        header=None,
+    )
     result = import_plain_csv(path)
     assert result.errors == [] and len(result.bars) == 30 and "first six" in " ".join(result.notes)
 
@@ -103,8 +106,11 @@ def test_import_guard_format_file_reads_symbol_and_timeframe(tmp_path: Path) -> 
     """A file in guard's own format imports again (to fill its gaps, say), its symbol and timeframe from its
     columns and its spec from the spec file beside it."""
     rows = walk_rows(20, 0.5, 4)
-    first = import_plain_csv(write_csv(tmp_path / "x.csv", rows), symbol="XRP/USDT:USDT", options=ImportOptions(
-        tick=Decimal("0.0001"), step=Decimal("0.1")))
+    first = import_plain_csv(
+        write_csv(tmp_path / "x.csv", rows),
+        symbol="XRP/USDT:USDT",
+        options=ImportOptions(tick=Decimal("0.0001"), step=Decimal("0.1")),
+    )
     own = tmp_path / "own.csv"
     write_bars(own, first.bars)
     write_specs(spec_path(own), [first.spec])
@@ -145,8 +151,9 @@ def test_import_options_win_over_guesses_and_builtin(tmp_path: Path) -> None:
     prices are finer than its tick."""
     rows = walk_rows(50, 0.6, 4)
     path = write_csv(tmp_path / "XRPEUR-1m.csv", rows)
-    result = import_plain_csv(path, options=ImportOptions(quote="EUR", kind=MarketKind.LINEAR, tick=Decimal("0.0005"),
-                                                          step=Decimal(1)))
+    result = import_plain_csv(
+        path, options=ImportOptions(quote="EUR", kind=MarketKind.LINEAR, tick=Decimal("0.0005"), step=Decimal(1))
+    )
     spec = result.spec.spec
     assert result.symbol == "XRP/EUR:EUR" and (spec.tick_size, spec.step_size) == (Decimal("0.0005"), Decimal(1))
     assert not any("guessed from" in g for g in result.spec.guesses)
@@ -160,7 +167,9 @@ def test_import_options_win_over_guesses_and_builtin(tmp_path: Path) -> None:
 def test_import_monthly_rows_refused_unless_daily_asked(tmp_path: Path) -> None:
     """Month-end rows (28-31 days apart) are no fixed timeframe: refused, saying how to read them as daily."""
     path = tmp_path / "BTCUSD.csv"
-    path.write_text("Date,Open,High,Low,Close,Volume\n2024-01-31,1,2,1,2,5\n2024-02-29,2,3,1,2,5\n2024-03-31,2,3,2,3,5\n")
+    path.write_text(
+        "Date,Open,High,Low,Close,Volume\n2024-01-31,1,2,1,2,5\n2024-02-29,2,3,1,2,5\n2024-03-31,2,3,2,3,5\n"
+    )
     with pytest.raises(BadInput, match=r"calendar month apart.*--timeframe 1d"):
         import_plain_csv(path)
     assert import_plain_csv(path, timeframe="1d").gaps == 2
@@ -207,8 +216,12 @@ def test_import_without_fill_keeps_format_unchanged(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("stamp", "why"),
-    [("9000000000000", "after 2200"), ("1e30", "nanoseconds instead of milliseconds"), ("5", "before 2000"),
-     ("oops", "neither")],
+    [
+        ("9000000000000", "after 2200"),
+        ("1e30", "nanoseconds instead of milliseconds"),
+        ("5", "before 2000"),
+        ("oops", "neither"),
+    ],
 )
 def test_import_absurd_timestamps_refused_by_line(tmp_path: Path, stamp: str, why: str) -> None:
     """A timestamp no unit makes a time between 2000 and 2200, or no time at all, is refused with its line."""

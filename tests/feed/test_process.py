@@ -31,9 +31,11 @@ async def _first(feed: FeedProcess, kind: type, within: float = 20.0) -> object:
 
 async def test_feed_process_streams_markets_events_and_history() -> None:
     """Markets load, mark prices and closed bars arrive, recent bars can be asked for; trades stay in the child."""
-    async with SimExchange(SimSection(speed=60.0, history_bars=300), SYMBOLS) as sim, FeedProcess(
-        ExchangeSection(symbols=SYMBOLS), FeedSection(), sim=sim
-    ) as feed, asyncio.TaskGroup() as tg:
+    async with (
+        SimExchange(SimSection(speed=60.0, history_bars=300), SYMBOLS) as sim,
+        FeedProcess(ExchangeSection(symbols=SYMBOLS), FeedSection(), sim=sim) as feed,
+        asyncio.TaskGroup() as tg,
+    ):
         task = tg.create_task(feed.run())
         markets = await feed.markets()
         assert set(markets) == set(SYMBOLS)
@@ -52,9 +54,11 @@ async def test_feed_process_streams_markets_events_and_history() -> None:
 
 async def test_feed_process_death_turns_every_symbol_unhealthy_then_recovers() -> None:
     """Killing the feed process marks all symbols unhealthy with the reason, and a new process takes over."""
-    async with SimExchange(SimSection(speed=60.0, history_bars=300), SYMBOLS) as sim, FeedProcess(
-        ExchangeSection(symbols=SYMBOLS), FeedSection(), sim=sim
-    ) as feed, asyncio.TaskGroup() as tg:
+    async with (
+        SimExchange(SimSection(speed=60.0, history_bars=300), SYMBOLS) as sim,
+        FeedProcess(ExchangeSection(symbols=SYMBOLS), FeedSection(), sim=sim) as feed,
+        asyncio.TaskGroup() as tg,
+    ):
         task = tg.create_task(feed.run())
         await _first(feed, MarkPrice)
         changes: asyncio.Queue = asyncio.Queue()
@@ -86,9 +90,11 @@ async def test_feed_process_logs_at_its_parents_level(
     saved = root.level
     root.setLevel(parent_level)
     try:
-        async with SimExchange(SimSection(speed=60.0, history_bars=300), SYMBOLS) as sim, FeedProcess(
-            ExchangeSection(symbols=SYMBOLS), FeedSection(), sim=sim
-        ) as feed, asyncio.TaskGroup() as tg:
+        async with (
+            SimExchange(SimSection(speed=60.0, history_bars=300), SYMBOLS) as sim,
+            FeedProcess(ExchangeSection(symbols=SYMBOLS), FeedSection(), sim=sim) as feed,
+            asyncio.TaskGroup() as tg,
+        ):
             task = tg.create_task(feed.run())
             await _first(feed, MarkPrice)
             sim.disconnect_storm(seconds=1.0)  # every socket dropped now (simulated seconds: 1/60 s here)

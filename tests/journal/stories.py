@@ -98,12 +98,18 @@ async def _play(desk: ApprovalDesk, path: Path) -> Day:
     assert (await desk.approve(reversed_by, "alice")).ok
 
     # The model's proposal, under an acknowledgment bound to this config and model; flattened by the kill.
-    ack = await desk.acknowledge("alice", AcknowledgmentKind.MODEL_PROPOSALS, ACKNOWLEDGMENT_PHRASES[
-        AcknowledgmentKind.MODEL_PROPOSALS
-    ])
+    ack = await desk.acknowledge(
+        "alice", AcknowledgmentKind.MODEL_PROPOSALS, ACKNOWLEDGMENT_PHRASES[AcknowledgmentKind.MODEL_PROPOSALS]
+    )
     assert ack.ok, ack.reason
     model = await _queued(
-        desk, symbol=SOL, qty="2", source="model", model_id=MODEL_ID, confidence=0.64, novelty=0.31,
+        desk,
+        symbol=SOL,
+        qty="2",
+        source="model",
+        model_id=MODEL_ID,
+        confidence=0.64,
+        novelty=0.31,
         why="three higher lows on rising volume",
     )
     assert (await desk.approve(model, "bob", reason="model call")).ok

@@ -214,23 +214,37 @@ def test_positions_count_funding_paid_while_open(guard_home: Path, tmp_path: Pat
 
     def order(cid: str, side: Side, at: int, price: str) -> list[Event]:
         request = OrderRequest(
-            client_order_id=cid, symbol="BTC/USDT:USDT", side=side, qty=Decimal("0.1"), order_type=OrderType.MARKET,
-            purpose=OrderPurpose.ENTRY if side is Side.BUY else OrderPurpose.CLOSE, reduce_only=side is Side.SELL,
+            client_order_id=cid,
+            symbol="BTC/USDT:USDT",
+            side=side,
+            qty=Decimal("0.1"),
+            order_type=OrderType.MARKET,
+            purpose=OrderPurpose.ENTRY if side is Side.BUY else OrderPurpose.CLOSE,
+            reduce_only=side is Side.SELL,
         )
         fill = Fill(
-            client_order_id=cid, fill_id=f"{cid}-1", symbol="BTC/USDT:USDT", side=side, qty=Decimal("0.1"),
-            price=Decimal(price), fee=Decimal("1.25"), liquidity=Liquidity.TAKER, timestamp=at,
+            client_order_id=cid,
+            fill_id=f"{cid}-1",
+            symbol="BTC/USDT:USDT",
+            side=side,
+            qty=Decimal("0.1"),
+            price=Decimal(price),
+            fee=Decimal("1.25"),
+            liquidity=Liquidity.TAKER,
+            timestamp=at,
         )
         return [OrderSubmitted(at=at, request=request), OrderFilled(at=at, fill=fill, remaining=Decimal(0))]
 
     t0 = 1_767_225_600_000
     events = [
         *order("g1-E", Side.BUY, t0, "100000"),
-        FundingPaid(at=t0 + 1, symbol="BTC/USDT:USDT", rate=Decimal("0.0001"), mark=Decimal("100000"),
-                    amount=Decimal("-1.00")),
+        FundingPaid(
+            at=t0 + 1, symbol="BTC/USDT:USDT", rate=Decimal("0.0001"), mark=Decimal("100000"), amount=Decimal("-1.00")
+        ),
         *order("g1-C1", Side.SELL, t0 + 2, "100100"),
-        FundingPaid(at=t0 + 3, symbol="BTC/USDT:USDT", rate=Decimal("0.0001"), mark=Decimal("100000"),
-                    amount=Decimal("-5.00")),
+        FundingPaid(
+            at=t0 + 3, symbol="BTC/USDT:USDT", rate=Decimal("0.0001"), mark=Decimal("100000"), amount=Decimal("-5.00")
+        ),
     ]
     journal = Journal(guard_home / "journal.db", threaded=False)
     journal.append(events, durable=True)

@@ -64,7 +64,7 @@ def test_journal_with_a_flipped_byte_in_a_past_event_is_refused(tmp_path: Path) 
     conn = sqlite3.connect(path)
     conn.executescript(
         "DROP TRIGGER events_no_update; "
-        "UPDATE events SET payload = replace(payload, '\"amount\":\"7\"', '\"amount\":\"8\"') WHERE seq = 7;"
+        'UPDATE events SET payload = replace(payload, \'"amount":"7"\', \'"amount":"8"\') WHERE seq = 7;'
     )
     conn.close()
     with pytest.raises(JournalRefused, match=r"event 7 was altered.*guard journal verify"):

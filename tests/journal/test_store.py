@@ -179,7 +179,6 @@ async def test_writer_checkpoints_when_idle_once_enough_rows_are_waiting(tmp_pat
     journal.close()
 
 
-
 async def test_a_burst_of_commits_leaves_the_checkpoint_to_the_pause_after_it(tmp_path: Path) -> None:
     """Commits back to back, never idle, grow the WAL past SQLite's default checkpoint point (1,000 pages)
     without SQLite checkpointing inside one of them (which would reset the WAL and keep it at that size);
@@ -208,6 +207,7 @@ async def test_a_burst_of_commits_leaves_the_checkpoint_to_the_pause_after_it(tm
     assert wal.stat().st_size <= WAL_KEPT_BYTES
     journal.close()
     assert verify(path).events == 3001
+
 
 def test_verify_missing_file_is_not_ok(tmp_path: Path) -> None:
     """Verifying a journal that does not exist says so."""

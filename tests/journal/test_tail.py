@@ -35,8 +35,14 @@ BTC = "BTC/USDT:USDT"
 def _bar(i: int) -> BarRecorded:
     at = T0 + i * 60_000
     bar = Bar(
-        symbol=BTC, timeframe="1m", open_time=at - 60_000, open=100_000.0, high=100_010.0, low=99_990.0,
-        close=100_000.0 + i, volume=1.5,
+        symbol=BTC,
+        timeframe="1m",
+        open_time=at - 60_000,
+        open=100_000.0,
+        high=100_010.0,
+        low=99_990.0,
+        close=100_000.0 + i,
+        volume=1.5,
     )
     return BarRecorded(at=at, bar=bar)
 
@@ -44,13 +50,25 @@ def _bar(i: int) -> BarRecorded:
 def _order(n: int) -> list[Event]:
     cid = f"gtest-P{n:06d}-E"
     request = OrderRequest(
-        client_order_id=cid, symbol=BTC, side=Side.BUY, qty=Decimal("0.01"), order_type=OrderType.MARKET,
-        purpose=OrderPurpose.ENTRY, proposal_id=f"P{n:06d}",
+        client_order_id=cid,
+        symbol=BTC,
+        side=Side.BUY,
+        qty=Decimal("0.01"),
+        order_type=OrderType.MARKET,
+        purpose=OrderPurpose.ENTRY,
+        proposal_id=f"P{n:06d}",
     )
     at = T0 + n * 60_000 + 1
     fill = Fill(
-        client_order_id=cid, fill_id=f"{cid}-1", symbol=BTC, side=Side.BUY, qty=Decimal("0.01"),
-        price=Decimal("100000.0"), fee=Decimal("0.5"), liquidity=Liquidity.TAKER, timestamp=at,
+        client_order_id=cid,
+        fill_id=f"{cid}-1",
+        symbol=BTC,
+        side=Side.BUY,
+        qty=Decimal("0.01"),
+        price=Decimal("100000.0"),
+        fee=Decimal("0.5"),
+        liquidity=Liquidity.TAKER,
+        timestamp=at,
     )
     return [OrderSubmitted(at=at, request=request), OrderFilled(at=at, fill=fill, remaining=Decimal(0))]
 
@@ -143,7 +161,10 @@ def follower(journal_file: Path, guard_home: Path) -> Iterator[tuple[subprocess.
     """`guard journal tail -n 1 -f --type OrderFilled` in its own process; its lines arrive on a queue."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "guard", "journal", "tail", "-n", "1", "-f", "--type", "OrderFilled"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
         env={**os.environ, "GUARD_HOME": str(guard_home)},
     )
     lines: queue.Queue[str] = queue.Queue()

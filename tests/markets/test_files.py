@@ -27,9 +27,18 @@ XRP = "XRP/USDT:USDT"
 
 def _xrp(tick: str = "0.0001") -> SpecRecord:
     spec = MarketSpec(
-        symbol=XRP, base="XRP", quote="USDT", kind=MarketKind.LINEAR, tick_size=Decimal(tick),
-        step_size=Decimal("0.1"), min_qty=Decimal("0.1"), min_notional=Decimal(5), maker_fee=Decimal("0.0002"),
-        taker_fee=Decimal("0.0005"), max_leverage=Decimal(50), tiers=builtin_tiers(XRP),
+        symbol=XRP,
+        base="XRP",
+        quote="USDT",
+        kind=MarketKind.LINEAR,
+        tick_size=Decimal(tick),
+        step_size=Decimal("0.1"),
+        min_qty=Decimal("0.1"),
+        min_notional=Decimal(5),
+        maker_fee=Decimal("0.0002"),
+        taker_fee=Decimal("0.0005"),
+        max_leverage=Decimal(50),
+        tiers=builtin_tiers(XRP),
         contract_size=Decimal(1),
     )
     return SpecRecord(spec=spec, source="a test", settle="USDT", guesses=("tick guessed",))
@@ -39,9 +48,17 @@ def test_spec_file_round_trip_exact(tmp_path: Path) -> None:
     """A spec file reads back the very records written: decimals exact, the last tier's infinite cap kept."""
     eth_btc = SpecRecord(
         spec=MarketSpec(
-            symbol="ETH/BTC", base="ETH", quote="BTC", kind=MarketKind.SPOT, tick_size=Decimal("0.00001"),
-            step_size=Decimal("0.0001"), min_qty=Decimal("0.0001"), min_notional=Decimal("0.0001"),
-            maker_fee=Decimal("-0.0001"), taker_fee=Decimal("0.001"), max_leverage=Decimal(1),
+            symbol="ETH/BTC",
+            base="ETH",
+            quote="BTC",
+            kind=MarketKind.SPOT,
+            tick_size=Decimal("0.00001"),
+            step_size=Decimal("0.0001"),
+            min_qty=Decimal("0.0001"),
+            min_notional=Decimal("0.0001"),
+            maker_fee=Decimal("-0.0001"),
+            taker_fee=Decimal("0.001"),
+            max_leverage=Decimal(1),
         ),
         source="binance via ccxt",
     )

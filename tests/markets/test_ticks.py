@@ -20,9 +20,17 @@ from guard.risk.checks import RiskContext
 def spec(symbol: str, tick: str, step: str = "1", quote: str = "USDT") -> MarketSpec:
     base = symbol.split("/")[0]
     return MarketSpec(
-        symbol=symbol, base=base, quote=quote, kind=MarketKind.LINEAR if ":" in symbol else MarketKind.SPOT,
-        tick_size=D(tick), step_size=D(step), min_qty=D(step), min_notional=ZERO,
-        maker_fee=D("0.0002"), taker_fee=D("0.0005"), max_leverage=D(20) if ":" in symbol else D(1),
+        symbol=symbol,
+        base=base,
+        quote=quote,
+        kind=MarketKind.LINEAR if ":" in symbol else MarketKind.SPOT,
+        tick_size=D(tick),
+        step_size=D(step),
+        min_qty=D(step),
+        min_notional=ZERO,
+        maker_fee=D("0.0002"),
+        taker_fee=D("0.0005"),
+        max_leverage=D(20) if ":" in symbol else D(1),
     )
 
 
@@ -33,9 +41,21 @@ ETHBTC = spec("ETH/BTC", "0.00001", step="0.0001", quote="BTC")
 
 def signal(symbol: str, price: float, side: Side = Side.BUY, sigma: float = 0.001) -> Signal:
     return Signal(
-        symbol=symbol, timestamp=0, price=price, probabilities=(0.1, 0.15, 0.75), side=side, confidence=0.75,
-        novelty=0.4, novel=False, sigma=sigma, horizon_seconds=1800, model_id="m-1", model_age_days=2.0,
-        why="", barrier=sigma * math.sqrt(30), bar_seconds=60,
+        symbol=symbol,
+        timestamp=0,
+        price=price,
+        probabilities=(0.1, 0.15, 0.75),
+        side=side,
+        confidence=0.75,
+        novelty=0.4,
+        novel=False,
+        sigma=sigma,
+        horizon_seconds=1800,
+        model_id="m-1",
+        model_age_days=2.0,
+        why="",
+        barrier=sigma * math.sqrt(30),
+        bar_seconds=60,
     )
 
 
@@ -86,16 +106,40 @@ def test_barriers_two_ticks_away_are_refused_and_three_pass() -> None:
 
 def _proposal(s: MarketSpec, mark: D) -> Proposal:
     request = ProposalRequest(
-        symbol=s.symbol, side=Side.BUY, qty=D(1000), leverage=D(1), stop=None, take_profit=None,
-        confidence=0.7, sigma=0.0002, horizon_seconds=3600, source="operator",
+        symbol=s.symbol,
+        side=Side.BUY,
+        qty=D(1000),
+        leverage=D(1),
+        stop=None,
+        take_profit=None,
+        confidence=0.7,
+        sigma=0.0002,
+        horizon_seconds=3600,
+        source="operator",
     )
     context = RiskContext(
-        trading_state=TradingState.ACTIVE, positions={}, marks={}, pending=(), leverage_acknowledged=False,
-        throttle_latched=False, orders_last_minute=0, daily_pnl=ZERO, feed=None, spec=s,
+        trading_state=TradingState.ACTIVE,
+        positions={},
+        marks={},
+        pending=(),
+        leverage_acknowledged=False,
+        throttle_latched=False,
+        orders_last_minute=0,
+        daily_pnl=ZERO,
+        feed=None,
+        spec=s,
     )
     return price_proposal(
-        request, pid="P000001", version=1, mark=mark, spec=s, created_at=0, expires_at=30_000,
-        ttl_seconds=30.0, context=context, limits=RiskSection(),
+        request,
+        pid="P000001",
+        version=1,
+        mark=mark,
+        spec=s,
+        created_at=0,
+        expires_at=30_000,
+        ttl_seconds=30.0,
+        context=context,
+        limits=RiskSection(),
     )
 
 

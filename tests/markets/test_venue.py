@@ -44,8 +44,13 @@ def test_tiers_from_ccxt_keep_venue_cum() -> None:
     """Tiers fetched through ccxt keep the venue's maintenance amount when it gives one."""
     rows = [
         {"minNotional": 0, "maxNotional": 5000, "maintenanceMarginRate": 0.01, "maxLeverage": 50, "info": {"cum": "0"}},
-        {"minNotional": 5000, "maxNotional": 25000, "maintenanceMarginRate": 0.025, "maxLeverage": 20,
-         "info": {"cum": "75.0"}},
+        {
+            "minNotional": 5000,
+            "maxNotional": 25000,
+            "maintenanceMarginRate": 0.025,
+            "maxLeverage": 20,
+            "info": {"cum": "75.0"},
+        },
     ]
     tiers = tiers_from_ccxt(rows)
     assert tiers[1].cum == Decimal("75.0") and tiers[1].max_leverage == 20
@@ -53,9 +58,16 @@ def test_tiers_from_ccxt_keep_venue_cum() -> None:
 
 def test_market_spec_decimal_places_precision() -> None:
     """Venues that count decimals (DECIMAL_PLACES) get tick and step sizes as powers of ten."""
-    market = {"symbol": "X/USDT", "base": "X", "quote": "USDT", "spot": True,
-              "precision": {"price": 2, "amount": 3}, "limits": {"amount": {"min": None}, "cost": {"min": 5}},
-              "maker": 0.001, "taker": 0.001}
+    market = {
+        "symbol": "X/USDT",
+        "base": "X",
+        "quote": "USDT",
+        "spot": True,
+        "precision": {"price": 2, "amount": 3},
+        "limits": {"amount": {"min": None}, "cost": {"min": 5}},
+        "maker": 0.001,
+        "taker": 0.001,
+    }
     spec = market_spec(market, ccxt.DECIMAL_PLACES, builtin_tiers("X/USDT"))
     assert spec.kind is MarketKind.SPOT
     assert (spec.tick_size, spec.step_size, spec.min_qty) == (Decimal("0.01"), Decimal("0.001"), Decimal("0.001"))

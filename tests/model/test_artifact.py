@@ -139,11 +139,14 @@ def test_artifact_extra_tensor_in_weights_is_refused(copy: Path) -> None:
         load_model(copy)
 
 
-@pytest.mark.parametrize(("buffer", "value"), [
-    ("novelty_hour_scale", 0.0),
-    ("novelty_spread", -1.0),
-    ("novelty_bar_quantiles", float("nan")),
-])
+@pytest.mark.parametrize(
+    ("buffer", "value"),
+    [
+        ("novelty_hour_scale", 0.0),
+        ("novelty_spread", -1.0),
+        ("novelty_bar_quantiles", float("nan")),
+    ],
+)
 def test_artifact_impossible_novelty_reference_is_refused(copy: Path, buffer: str, value: float) -> None:
     """A novelty reference training could not have written (a zero scale, a NaN quantile) is refused on load."""
     import torch

@@ -40,8 +40,10 @@ def test_card_verdict_better_brier_is_not_called_no_better() -> None:
 
 
 def _metrics(**directional: Any) -> dict[str, Any]:
-    return {"test_windows": 1234, "directional": {"share": 0.0, "count": 0, "buckets": [], "hit_rate": None,
-                                                  **directional}}
+    return {
+        "test_windows": 1234,
+        "directional": {"share": 0.0, "count": 0, "buckets": [], "hit_rate": None, **directional},
+    }
 
 
 def test_card_says_plainly_when_no_side_was_named() -> None:
@@ -54,17 +56,34 @@ def test_card_says_plainly_when_no_side_was_named() -> None:
 def test_card_reports_hit_rate_against_break_even() -> None:
     """Where it named sides, the card compares the decided hit rate with the break-even after costs."""
     bucket = {"lo": 0.55, "hi": 0.6, "count": 40, "confidence": 0.57, "hit_rate": 0.5}
-    text = "\n".join(_directional_section(_metrics(
-        share=0.1, count=40, buckets=[bucket], hit_rate=0.5, decided=30, decided_hit_rate=0.55,
-        break_even_hit_rate=0.6, cost_bps=12.0)))
+    text = "\n".join(
+        _directional_section(
+            _metrics(
+                share=0.1,
+                count=40,
+                buckets=[bucket],
+                hit_rate=0.5,
+                decided=30,
+                decided_hit_rate=0.55,
+                break_even_hit_rate=0.6,
+                cost_bps=12.0,
+            )
+        )
+    )
     assert "| 0.55–0.60 | 40 | 57.0 % | 50.0 % |" in text
     assert "55.0 % reached its side's first — not above the 60.0 %" in text
 
 
 def test_card_real_shifts_beside_volatility_or_says_not_measured() -> None:
     """The real regime-shift AUROC is printed with the volatility baseline's, or its absence is explained."""
-    shift = {"name": "GOOG 2008 crisis", "start": "2008-09-15", "end": "2009-03-09", "timeframe": "1d",
-             "novelty_auroc": 0.9985, "volatility_auroc": 0.9517}
+    shift = {
+        "name": "GOOG 2008 crisis",
+        "start": "2008-09-15",
+        "end": "2009-03-09",
+        "timeframe": "1d",
+        "novelty_auroc": 0.9985,
+        "volatility_auroc": 0.9517,
+    }
     text = "\n".join(_real_shifts({"novelty_real_shifts": [shift]}))
     assert "| GOOG 2008 crisis (2008-09-15 to 2009-03-09, 1d) | 0.999 | 0.952 |" in text
     assert "not measured" in "\n".join(_real_shifts({"novelty_real_shifts": None}))

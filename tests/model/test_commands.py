@@ -22,9 +22,19 @@ from tests.model.toy import TOY
 def toy_spec(symbol: str, tick: str = "0.01") -> SpecRecord:
     """A market spec for a toy perpetual, as `guard history import --tick` would save it."""
     base, quote = symbol.split(":")[0].split("/")
-    spec = MarketSpec(symbol=symbol, base=base, quote=quote, kind=MarketKind.LINEAR, tick_size=Decimal(tick),
-                      step_size=Decimal("0.001"), min_qty=Decimal("0.001"), min_notional=Decimal(5),
-                      maker_fee=Decimal("0.0002"), taker_fee=Decimal("0.0005"), max_leverage=Decimal(20))
+    spec = MarketSpec(
+        symbol=symbol,
+        base=base,
+        quote=quote,
+        kind=MarketKind.LINEAR,
+        tick_size=Decimal(tick),
+        step_size=Decimal("0.001"),
+        min_qty=Decimal("0.001"),
+        min_notional=Decimal(5),
+        maker_fee=Decimal("0.0002"),
+        taker_fee=Decimal("0.0005"),
+        max_leverage=Decimal(20),
+    )
     return SpecRecord(spec=spec, source="tests", settle=quote)
 
 
@@ -45,8 +55,23 @@ def test_cli_train_writes_a_loadable_model_and_show_prints_its_card(
 ) -> None:
     """`guard train` writes an artifact whose card `guard model show` prints, with the command that made it."""
     out = tmp_path / "m"
-    code = main(["train", *history, "--out", str(out), "--epochs", "2", "--seed", "5", "--channels", "6",
-                 "--horizon-bars", "10", "--synthetic"])
+    code = main(
+        [
+            "train",
+            *history,
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--seed",
+            "5",
+            "--channels",
+            "6",
+            "--horizon-bars",
+            "10",
+            "--synthetic",
+        ]
+    )
     assert code == 0
     captured = capsys.readouterr()
     assert "training" in captured.err or "epoch" in captured.err  # the progress bar
@@ -68,14 +93,16 @@ def test_cli_train_records_each_market_spec_and_the_card_shows_it(
 ) -> None:
     """The spec beside each history (tick, quote, kind) is in the model's config and card, and printed."""
     out = tmp_path / "m"
-    assert main(["train", *history, "--out", str(out), "--epochs", "1", "--channels", "4",
-                 "--horizon-bars", "10"]) == 0
+    assert main(["train", *history, "--out", str(out), "--epochs", "1", "--channels", "4", "--horizon-bars", "10"]) == 0
     assert "market T0/USDT:USDT: linear perpetual settled in USDT, tick 0.01" in capsys.readouterr().err
     config = json.loads((out / "config.json").read_text())
     markets = {m["symbol"]: m for m in config["data_source"]["markets"]}
     assert set(markets) == {"T0/USDT:USDT", "T1/USDT:USDT"}
-    assert (markets["T0/USDT:USDT"]["tick_size"], markets["T0/USDT:USDT"]["quote"],
-            markets["T0/USDT:USDT"]["kind"]) == ("0.01", "USDT", "linear")
+    assert (
+        markets["T0/USDT:USDT"]["tick_size"],
+        markets["T0/USDT:USDT"]["quote"],
+        markets["T0/USDT:USDT"]["kind"],
+    ) == ("0.01", "USDT", "linear")
     assert "- Market: T1/USDT:USDT: linear perpetual settled in USDT, tick 0.01" in (out / "README.md").read_text()
 
 
@@ -91,28 +118,53 @@ def test_cli_train_symbol_without_a_spec_is_refused_with_what_to_pass(
     assert "no market spec for X/USDT:USDT" in err and "--spec FILE" in err
     assert not out.exists()
     spec = write_specs(tmp_path / "x-spec.json", [toy_spec("X/USDT:USDT", tick="0.0001")])
-    assert main(["train", str(path), "--out", str(out), "--epochs", "1", "--channels", "4", "--horizon-bars", "10",
-                 "--spec", str(spec)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(path),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--channels",
+                "4",
+                "--horizon-bars",
+                "10",
+                "--spec",
+                str(spec),
+            ]
+        )
+        == 0
+    )
     config = json.loads((out / "config.json").read_text())
     assert config["data_source"]["markets"][0]["tick_size"] == "0.0001"
     assert f"--spec {spec}" in config["training"]["command"]
 
 
-def test_cli_train_leaves_filled_bars_out(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], guard_home: Path
-) -> None:
+def test_cli_train_leaves_filled_bars_out(tmp_path: Path, capsys: pytest.CaptureFixture[str], guard_home: Path) -> None:
     """Bars filled flat by an import are not trained on: the run says so and the config counts them."""
     bars = toy_bars("T0/USDT:USDT", 3000, seed=0, **TOY)
     for i in range(1500, 1520):
         prev = bars[1499].close
-        bars[i] = Bar(symbol=bars[i].symbol, timeframe="1m", open_time=bars[i].open_time, open=prev, high=prev,
-                      low=prev, close=prev, volume=0.0, complete=False)
+        bars[i] = Bar(
+            symbol=bars[i].symbol,
+            timeframe="1m",
+            open_time=bars[i].open_time,
+            open=prev,
+            high=prev,
+            low=prev,
+            close=prev,
+            volume=0.0,
+            complete=False,
+        )
     path = tmp_path / "filled.csv"
     write_bars(path, bars)
     write_specs(spec_path(path), [toy_spec("T0/USDT:USDT")])
     out = tmp_path / "m"
-    assert main(["train", str(path), "--out", str(out), "--epochs", "1", "--channels", "4",
-                 "--horizon-bars", "10"]) == 0
+    assert (
+        main(["train", str(path), "--out", str(out), "--epochs", "1", "--channels", "4", "--horizon-bars", "10"]) == 0
+    )
     assert "20 filled bars left out" in capsys.readouterr().err
     config = json.loads((out / "config.json").read_text())
     assert config["data_source"]["files"][0]["filled_dropped"] == 20

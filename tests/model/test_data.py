@@ -20,8 +20,17 @@ HORIZON = 10
 
 def _flat(bar: Bar, close: float) -> Bar:
     """A bar filled flat at the previous close, as `guard history import --fill-gaps` writes it."""
-    return Bar(symbol=bar.symbol, timeframe=bar.timeframe, open_time=bar.open_time, open=close, high=close,
-               low=close, close=close, volume=0.0, complete=False)
+    return Bar(
+        symbol=bar.symbol,
+        timeframe=bar.timeframe,
+        open_time=bar.open_time,
+        open=close,
+        high=close,
+        low=close,
+        close=close,
+        volume=0.0,
+        complete=False,
+    )
 
 
 def _with_filled(path: Path, n: int, holes: list[range]) -> tuple[list[Bar], set[int]]:
@@ -44,8 +53,9 @@ def test_data_filled_bars_become_gaps_no_window_or_label_reaches_across(tmp_path
     assert len(series) == 2000 - 7 and history.filled == 7
     assert not set(series.open_times.tolist()) & filled
     assert len(series.segment_starts) == 3  # each hole is a gap again
-    labels = triple_barrier_labels(series.highs, series.lows, series.closes, series.sigma, series.segment_starts,
-                                   BarrierParams(1.0, HORIZON))
+    labels = triple_barrier_labels(
+        series.highs, series.lows, series.closes, series.sigma, series.segment_starts, BarrierParams(1.0, HORIZON)
+    )
     used = np.flatnonzero(series.ready & (labels != UNKNOWN))
     assert len(used) > 1000
     step = 60_000
@@ -61,8 +71,9 @@ def test_data_notes_say_how_many_filled_bars_were_left_out(tmp_path: Path) -> No
     _with_filled(path, 600, [range(300, 305)])
     history = read_history([str(path)])
     assert history.files[0]["filled_dropped"] == 5 and history.files[0]["bars"] == 600
-    assert history.notes() == [f"{path}: 5 filled bars left out (gaps filled flat are no real moves); each is a "
-                               "gap again"]
+    assert history.notes() == [
+        f"{path}: 5 filled bars left out (gaps filled flat are no real moves); each is a gap again"
+    ]
 
 
 def test_data_symbol_with_only_filled_bars_is_refused(tmp_path: Path) -> None:

@@ -30,9 +30,15 @@ def test_cli_model_eval_prints_figures_and_writes_files(
     out = tmp_path / "eval"
     assert main(["model", "eval", str(history), "--model", str(trained.path), "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    for phrase in ("ECE of directional calls", "all three outcomes", "predicting the training frequencies",
-                   "break-even after 12 bps round trip", "novelty AUROC", "against 60-bar volatility",
-                   "most volatile stretch"):
+    for phrase in (
+        "ECE of directional calls",
+        "all three outcomes",
+        "predicting the training frequencies",
+        "break-even after 12 bps round trip",
+        "novelty AUROC",
+        "against 60-bar volatility",
+        "most volatile stretch",
+    ):
         assert phrase in text
     report = json.loads((out / "report.json").read_text())
     table = pq.read_table(out / "bars.parquet")
@@ -46,14 +52,27 @@ def test_cli_model_eval_json_with_a_dated_regime(
 ) -> None:
     """A regime given by dates is used as given, and a market 5x louder there is flagged above volatility's chance."""
     calm = toy_bars("R/USDT:USDT", 2000, seed=43, **TOY)
-    loud = toy_bars("R/USDT:USDT", 400, seed=44, vol_factor=5.0, start_ms=calm[-1].open_time + 60_000,
-                    price=calm[-1].close, **TOY)
+    loud = toy_bars(
+        "R/USDT:USDT", 400, seed=44, vol_factor=5.0, start_ms=calm[-1].open_time + 60_000, price=calm[-1].close, **TOY
+    )
     path = tmp_path / "shift.csv"
     write_bars(path, [*calm, *loud])
     start = "2026-01-02T09:20"  # bar 2000 of a 1m history opening 2026-01-01 00:00
     assert calm[-1].open_time + 60_000 == 1_767_225_600_000 + 2000 * 60_000
-    code = main(["model", "eval", str(path), "--model", str(trained.path), "--json",
-                 "--regime-start", start, "--regime-end", "2026-01-02"])
+    code = main(
+        [
+            "model",
+            "eval",
+            str(path),
+            "--model",
+            str(trained.path),
+            "--json",
+            "--regime-start",
+            start,
+            "--regime-end",
+            "2026-01-02",
+        ]
+    )
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     n = data["metrics"]["novelty"]
@@ -69,8 +88,17 @@ def test_cli_model_eval_never_scores_filled_bars(
     bars = toy_bars("E/USDT:USDT", 3000, seed=41, **TOY)
     for i in range(1000, 1010):
         prev = bars[999].close
-        bars[i] = Bar(symbol=bars[i].symbol, timeframe="1m", open_time=bars[i].open_time, open=prev, high=prev,
-                      low=prev, close=prev, volume=0.0, complete=False)
+        bars[i] = Bar(
+            symbol=bars[i].symbol,
+            timeframe="1m",
+            open_time=bars[i].open_time,
+            open=prev,
+            high=prev,
+            low=prev,
+            close=prev,
+            volume=0.0,
+            complete=False,
+        )
     path = tmp_path / "filled.csv"
     write_bars(path, bars)
     out = tmp_path / "eval"
@@ -89,8 +117,10 @@ def test_cli_model_eval_names_gaps_as_the_cause(
 ) -> None:
     """History whose gaps leave no 124-bar run is refused with the gaps named, exit 2."""
     bars = toy_bars("G/USDT:USDT", 1000, seed=5)
-    gapped = [Bar(b.symbol, b.timeframe, b.open_time + (i // 100) * 3_600_000, b.open, b.high, b.low, b.close,
-                  b.volume) for i, b in enumerate(bars)]
+    gapped = [
+        Bar(b.symbol, b.timeframe, b.open_time + (i // 100) * 3_600_000, b.open, b.high, b.low, b.close, b.volume)
+        for i, b in enumerate(bars)
+    ]
     path = tmp_path / "gapped.csv"
     write_bars(path, gapped)
     assert main(["model", "eval", str(path), "--model", str(trained.path)]) == 2
@@ -99,14 +129,21 @@ def test_cli_model_eval_names_gaps_as_the_cause(
     assert "needs 124 contiguous bars" in err
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--regime-start", "2026-01-02"], "go together"),
-    (["--regime-start", "2026-01-03", "--regime-end", "2026-01-02"], "is before"),
-    (["--regime-start", "yesterday", "--regime-end", "2026-01-02"], "expected a date"),
-    (["--cost-bps", "-3"], "between 0 and 1000"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--regime-start", "2026-01-02"], "go together"),
+        (["--regime-start", "2026-01-03", "--regime-end", "2026-01-02"], "is before"),
+        (["--regime-start", "yesterday", "--regime-end", "2026-01-02"], "expected a date"),
+        (["--cost-bps", "-3"], "between 0 and 1000"),
+    ],
+)
 def test_cli_model_eval_bad_options_exit_2(
-    trained: Trained, history: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str],
+    trained: Trained,
+    history: Path,
+    args: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
     guard_home: Path,
 ) -> None:
     """Half a regime, a regime ending before it starts, an unreadable date or a negative cost: exit 2, said why."""
@@ -126,8 +163,10 @@ def test_cli_model_eval_refuses_a_model_with_the_old_novelty(
     config = json.loads((copy / "config.json").read_text())
     config["novelty"]["method"] = "embedding distance and disagreement"
     (copy / "config.json").write_text(json.dumps(config))
-    sums = "".join(f"{hashlib.sha256((copy / n).read_bytes()).hexdigest()}  {n}\n"
-                   for n in ("weights.pt", "config.json", "README.md"))
+    sums = "".join(
+        f"{hashlib.sha256((copy / n).read_bytes()).hexdigest()}  {n}\n"
+        for n in ("weights.pt", "config.json", "README.md")
+    )
     (copy / "sha256").write_text(sums)
     assert main(["model", "eval", str(history), "--model", str(copy)]) == 2
     assert "retrain the model with this version" in capsys.readouterr().err
@@ -143,8 +182,23 @@ def test_cli_model_eval_prefers_out_of_sample_ordinary_windows(
     earlier = toy_bars(series.symbol, 600, seed=98, start_ms=start - 10 * 86_400_000, **TOY)
     path = tmp_path / "both.csv"
     write_bars(path, [*earlier, *later])
-    assert main(["model", "eval", str(path), "--model", str(trained.path), "--json",
-                 "--regime-start", str(later[1000].open_time), "--regime-end", str(later[-1].open_time)]) == 0
+    assert (
+        main(
+            [
+                "model",
+                "eval",
+                str(path),
+                "--model",
+                str(trained.path),
+                "--json",
+                "--regime-start",
+                str(later[1000].open_time),
+                "--regime-end",
+                str(later[-1].open_time),
+            ]
+        )
+        == 0
+    )
     m = json.loads(capsys.readouterr().out)["metrics"]
     assert m["novelty"]["ordinary_kind"] == "outside the model's training data"
 

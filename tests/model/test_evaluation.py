@@ -18,8 +18,9 @@ def test_evaluation_directional_ece_leaves_flat_calls_out() -> None:
     flat_labels = np.array([FLAT] * 640 + [UP] * 160)
     up = np.tile([0.1, 0.2, 0.7], (200, 1))  # says 70 %, right 30 % of the time
     up_labels = np.array([UP] * 60 + [DOWN] * 140)
-    figures = calibration_figures(np.vstack((flat, up)), np.concatenate((flat_labels, up_labels)),
-                                  baseline_shares=SHARES)
+    figures = calibration_figures(
+        np.vstack((flat, up)), np.concatenate((flat_labels, up_labels)), baseline_shares=SHARES
+    )
     assert figures["ece_directional"] == pytest.approx(0.4, abs=1e-6)
     assert figures["ece"] < 0.1
     assert figures["directional"]["count"] == 200 and figures["directional"]["hit_rate"] == 0.3
@@ -39,8 +40,7 @@ def test_evaluation_break_even_hit_rate_follows_costs_and_barriers() -> None:
     """A call that wins or loses w and pays c breaks even at 1/2 + c / 2w."""
     probs = np.tile([0.2, 0.2, 0.6], (10, 1))
     width = np.full(10, 0.01)
-    figures = calibration_figures(probs, np.array([UP] * 10), baseline_shares=SHARES, barrier_width=width,
-                                  cost=0.002)
+    figures = calibration_figures(probs, np.array([UP] * 10), baseline_shares=SHARES, barrier_width=width, cost=0.002)
     assert figures["directional"]["break_even_hit_rate"] == pytest.approx(0.6)
     assert figures["directional"]["cost_bps"] == 20
 
@@ -66,8 +66,16 @@ def _series(n: int = 1000, loud: tuple[int, int] | None = None, gap_at: int | No
     t = np.arange(n, dtype=np.int64) * 60_000 + 1_767_225_600_000
     if gap_at is not None:
         t[gap_at:] += 60_000 * 10
-    return build_series_arrays("X/USDT:USDT", "1m", t, opens, np.maximum(opens, close) * 1.0002,
-                               np.minimum(opens, close) * 0.9998, close, np.ones(n))
+    return build_series_arrays(
+        "X/USDT:USDT",
+        "1m",
+        t,
+        opens,
+        np.maximum(opens, close) * 1.0002,
+        np.minimum(opens, close) * 0.9998,
+        close,
+        np.ones(n),
+    )
 
 
 def test_evaluation_regime_windows_need_bars_inside_and_ordinary_none() -> None:

@@ -38,8 +38,9 @@ def test_labels_live_watch_agrees_with_batch_labels() -> None:
     """Scoring bar by bar, as the tracker does, gives the training labels on a toy market."""
     series = build_series(toy_bars(n=1500, seed=9))
     params = BarrierParams(1.0, 10)
-    labels = triple_barrier_labels(series.highs, series.lows, series.closes, series.sigma,
-                                   series.segment_starts, params)
+    labels = triple_barrier_labels(
+        series.highs, series.lows, series.closes, series.sigma, series.segment_starts, params
+    )
     close_times = series.close_times
     checked = 0
     for i in np.flatnonzero(labels != UNKNOWN)[::7]:

@@ -18,8 +18,11 @@ def _seasonal_returns(days: int, seed: int, factor: float = 1.0) -> tuple[np.nda
     """Hourly returns with a strong daily rhythm: quiet nights (0.3x), busy afternoons (3x)."""
     rng = np.random.default_rng(seed)
     times = 1_767_225_600_000 + HOUR_MS * np.arange(days * 24, dtype=np.int64)
-    rhythm = np.where((novelty.hour_of_day(times) >= 12) & (novelty.hour_of_day(times) < 18), 3.0,
-                      np.where(novelty.hour_of_day(times) < 6, 0.3, 1.0))
+    rhythm = np.where(
+        (novelty.hour_of_day(times) >= 12) & (novelty.hour_of_day(times) < 18),
+        3.0,
+        np.where(novelty.hour_of_day(times) < 6, 0.3, 1.0),
+    )
     returns = 0.001 * factor * rhythm * rng.standard_normal(len(times))
     returns[0] = np.nan  # a series' first bar has no return
     return returns, times
@@ -52,8 +55,9 @@ def test_novelty_live_windows_of_hourly_bars_match_the_series_bit_for_bit() -> N
     builder = WindowBuilder(series.symbol, "1h")
     live = {i: w for i, bar in enumerate(bars) if (w := builder.update(bar)) is not None}
     batch = list(live.values())
-    stat = novelty.window_statistic(np.stack([w.returns for w in batch]), np.array([w.open_time for w in batch]),
-                                    HOUR_MS, ref)
+    stat = novelty.window_statistic(
+        np.stack([w.returns for w in batch]), np.array([w.open_time for w in batch]), HOUR_MS, ref
+    )
     assert np.array_equal(whole[list(live)], stat)
     assert np.isfinite(stat).all()
 
@@ -65,8 +69,9 @@ def test_novelty_flags_both_louder_and_quieter_markets(trained: Trained) -> None
     for factor in (0.2, 1.0, 5.0):
         series = build_series(toy_bars("N/USDT:USDT", 1500, seed=77, vol_factor=factor))
         stat = ref.series(series)[series.ready]
-        scores[factor] = float(np.median(novelty.percentile(
-            novelty.distance(stat, ref.fitted.mean, ref.fitted.spread), ref.distance)))
+        scores[factor] = float(
+            np.median(novelty.percentile(novelty.distance(stat, ref.fitted.mean, ref.fitted.spread), ref.distance))
+        )
     assert scores[1.0] < 0.9
     assert scores[5.0] > 0.99 and scores[0.2] > 0.99
 
@@ -133,7 +138,7 @@ def test_novelty_nan_returns_give_no_statistic() -> None:
     returns[0] = returns[300] = np.nan
     ref, _ = novelty.fit_reference(returns, times, np.isfinite(returns), np.ones(600, dtype=bool), 101)
     stat = novelty.series_statistic(returns, times, ref)
-    assert np.isnan(stat[: RETURNS]).any(axis=1).all()
+    assert np.isnan(stat[:RETURNS]).any(axis=1).all()
     assert np.isnan(stat[300 : 300 + RETURNS]).any(axis=1).all()
     assert np.isfinite(stat[300 + RETURNS :]).all() and np.isfinite(stat[RETURNS:300]).all()
 

@@ -86,11 +86,28 @@ def test_regimes_model_trained_on_a_real_series_is_evaluated(
     from guard.model.training import train
 
     result = train([build_series(before)], dataclasses.replace(TINY, epochs=3))
-    save_artifact(result, tmp_path / "m", name="eurusd", data_source={"description": "EURUSD", "synthetic": False,
-                                                                       "files": []}, command="test")
+    save_artifact(
+        result,
+        tmp_path / "m",
+        name="eurusd",
+        data_source={"description": "EURUSD", "synthetic": False, "files": []},
+        command="test",
+    )
     capsys.readouterr()  # training's own log lines
-    code = main(["model", "eval", str(history), "--model", str(tmp_path / "m"), "--json",
-                 "--regime-start", str(window.start_ms), "--regime-end", str(window.end_ms)])
+    code = main(
+        [
+            "model",
+            "eval",
+            str(history),
+            "--model",
+            str(tmp_path / "m"),
+            "--json",
+            "--regime-start",
+            str(window.start_ms),
+            "--regime-end",
+            str(window.end_ms),
+        ]
+    )
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     m = data["metrics"]

@@ -18,9 +18,20 @@ CLAIMS = (ClaimBucket(0.55, 0.6, 500, 0.575, 0.57), ClaimBucket(0.6, 0.7, 400, 0
 
 def _signal(t: int, side: Side, confidence: float = 0.62) -> Signal:
     return Signal(
-        symbol="W/USDT:USDT", timestamp=t, price=100.0, probabilities=(0.25, 0.13, 0.62),
-        side=side, confidence=confidence, novelty=0.3, novel=False, sigma=BARRIER / math.sqrt(HORIZON_BARS),
-        horizon_seconds=HORIZON_BARS * 60, model_id="m", model_age_days=1.0, barrier=BARRIER, bar_seconds=60,
+        symbol="W/USDT:USDT",
+        timestamp=t,
+        price=100.0,
+        probabilities=(0.25, 0.13, 0.62),
+        side=side,
+        confidence=confidence,
+        novelty=0.3,
+        novel=False,
+        sigma=BARRIER / math.sqrt(HORIZON_BARS),
+        horizon_seconds=HORIZON_BARS * 60,
+        model_id="m",
+        model_age_days=1.0,
+        barrier=BARRIER,
+        bar_seconds=60,
     )
 
 

@@ -22,8 +22,9 @@ from tests.model.toy import TINY, TOY, Trained, toy_series
 
 def _held_out(trained: Trained, seed: int, n: int = 30_000) -> tuple[np.ndarray, np.ndarray]:
     series = build_series(toy_bars("H/USDT:USDT", n, seed=seed, **TOY))
-    labels = triple_barrier_labels(series.highs, series.lows, series.closes, series.sigma,
-                                   series.segment_starts, TINY.barrier)
+    labels = triple_barrier_labels(
+        series.highs, series.lows, series.closes, series.sigma, series.segment_starts, TINY.barrier
+    )
     ok = series.ready & (labels != UNKNOWN)
     logits, _ = forward_series(trained.model.net, series.rows)
     return logits[ok], labels[ok].astype(np.int64)
@@ -124,13 +125,22 @@ def test_train_mixed_timeframes_are_refused() -> None:
         train([one, five], TINY)
 
 
-@pytest.mark.parametrize(("every", "message"), [
-    (100, r"no labelled windows: 199 gaps split the history into 200 pieces \(200 shorter than the 134 contiguous "
-          r"bars a labelled window needs: 124 for the window, 10 for its horizon; the longest 99\), so 19,800 of "
-          r"19,800 bars end no labelled window"),
-    (140, r"only \d+ validation windows: 142 gaps split the history into 143 pieces \(1 shorter than the 134 "
-          r"contiguous bars a labelled window needs: 124 for the window, 10 for its horizon; the longest 139\)"),
-])
+@pytest.mark.parametrize(
+    ("every", "message"),
+    [
+        (
+            100,
+            r"no labelled windows: 199 gaps split the history into 200 pieces \(200 shorter than the 134 contiguous "
+            r"bars a labelled window needs: 124 for the window, 10 for its horizon; the longest 99\), so 19,800 of "
+            r"19,800 bars end no labelled window",
+        ),
+        (
+            140,
+            r"only \d+ validation windows: 142 gaps split the history into 143 pieces \(1 shorter than the 134 "
+            r"contiguous bars a labelled window needs: 124 for the window, 10 for its horizon; the longest 139\)",
+        ),
+    ],
+)
 def test_train_refusal_names_gaps_when_gaps_are_the_cause(every: int, message: str) -> None:
     """History long enough but cut by gaps into short pieces is refused naming the gaps, not its length."""
     bars = toy_bars("G/USDT:USDT", 20_000, seed=2, **TOY)

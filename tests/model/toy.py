@@ -30,8 +30,7 @@ class Trained:
 
 def toy_series(n: int = 6000, symbols: int = 3, seed: int = 0, **kwargs: float) -> tuple[FeatureSeries, ...]:
     return tuple(
-        build_series(toy_bars(f"T{i}/USDT:USDT", n, seed=seed + i, **{**TOY, **kwargs}))
-        for i in range(symbols)
+        build_series(toy_bars(f"T{i}/USDT:USDT", n, seed=seed + i, **{**TOY, **kwargs})) for i in range(symbols)
     )
 
 
@@ -39,7 +38,9 @@ def train_toy(path: Path, params: TrainParams = TINY, n: int = 6000) -> Trained:
     series = toy_series(n=n)
     result = train(series, params)
     info = save_artifact(
-        result, path, name="toy",
+        result,
+        path,
+        name="toy",
         data_source={"description": "toy market (tests)", "synthetic": True, "files": []},
         command="pytest tests/model",
     )

@@ -14,9 +14,16 @@ from guard.domain import HARD_LEVERAGE_CAP, MarketKind, MarketSpec, Side, Signal
 from guard.proposals.policy import ProposalPolicy, RiskLimits
 
 SPEC = MarketSpec(
-    symbol="BTC/USDT:USDT", base="BTC", quote="USDT", kind=MarketKind.LINEAR,
-    tick_size=Decimal("0.1"), step_size=Decimal("0.001"), min_qty=Decimal("0.001"),
-    min_notional=Decimal(5), maker_fee=Decimal("0.0002"), taker_fee=Decimal("0.0005"),
+    symbol="BTC/USDT:USDT",
+    base="BTC",
+    quote="USDT",
+    kind=MarketKind.LINEAR,
+    tick_size=Decimal("0.1"),
+    step_size=Decimal("0.001"),
+    min_qty=Decimal("0.001"),
+    min_notional=Decimal(5),
+    maker_fee=Decimal("0.0002"),
+    taker_fee=Decimal("0.0005"),
     max_leverage=Decimal(20),
 )
 LIMITS = RiskLimits(max_order_notional=Decimal(25_000), max_leverage=Decimal(3))
@@ -27,10 +34,21 @@ EQUITY = Decimal(10_000)
 def _signal(confidence: float = 0.75, side: Side | None = Side.BUY, t: int = 0, novel: bool = False) -> Signal:
     sigma = 0.001
     return Signal(
-        symbol="BTC/USDT:USDT", timestamp=t, price=100_000.0, probabilities=(0.1, 0.15, 0.75),
-        side=side, confidence=confidence, novelty=0.99 if novel else 0.4, novel=novel, sigma=sigma,
-        horizon_seconds=1800, model_id="m-1", model_age_days=2.0, why="up: the 15-bar return (for)",
-        barrier=sigma * math.sqrt(30), bar_seconds=60,
+        symbol="BTC/USDT:USDT",
+        timestamp=t,
+        price=100_000.0,
+        probabilities=(0.1, 0.15, 0.75),
+        side=side,
+        confidence=confidence,
+        novelty=0.99 if novel else 0.4,
+        novel=novel,
+        sigma=sigma,
+        horizon_seconds=1800,
+        model_id="m-1",
+        model_age_days=2.0,
+        why="up: the 15-bar return (for)",
+        barrier=sigma * math.sqrt(30),
+        bar_seconds=60,
     )
 
 

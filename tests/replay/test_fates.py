@@ -81,8 +81,13 @@ async def test_fates_appear_in_the_markdown_and_json_reports(
 def test_desk_refusals_are_named_from_their_journaled_reasons() -> None:
     """Each refusal's wording maps to one name; blocking risk checks are named one by one."""
     assert desk_refusal("the price moved 62 bps since P000001 was priced (collar 50 bps): re-priced ...") == "collar"
-    assert desk_refusal("blocked by risk checks: duplicate: duplicates P1 (x buy), still pending; "
-                        "spot_holdings: selling 5 ETH with 0 held: ...") == "risk check: duplicate, spot_holdings"
+    assert (
+        desk_refusal(
+            "blocked by risk checks: duplicate: duplicates P1 (x buy), still pending; "
+            "spot_holdings: selling 5 ETH with 0 held: ..."
+        )
+        == "risk check: duplicate, spot_holdings"
+    )
     assert desk_refusal("four-eyes: waiting for a second operator's approval") == "four-eyes"
     assert desk_refusal("novel — the model is guessing: approving needs the novelty confirmation") == "novel"
     assert desk_refusal("the model is paused: live hit rate below its card") == "model paused"

@@ -28,8 +28,9 @@ def _history(symbol: str, start_ms: int, n: int = 1_500) -> SymbolHistory:
     return SymbolHistory.from_bars(bars)
 
 
-async def _run(tmp: Path, model: LoadedModel, histories: list[SymbolHistory], config: Config | None = None
-               ) -> ReplayResult:
+async def _run(
+    tmp: Path, model: LoadedModel, histories: list[SymbolHistory], config: Config | None = None
+) -> ReplayResult:
     options = ReplayOptions(ScriptedOperator(OperatorPolicy.APPROVE_ALL))
     xrp = replace(default_spec("BTC/USDT:USDT"), symbol="XRP/USDT:USDT", base="XRP", tick_size=Decimal("0.0001"))
     engine = ReplayEngine(config or Config(), model, histories, options, tmp / "j.db", {xrp.symbol: xrp})
@@ -66,14 +67,20 @@ async def test_model_age_gate_applies_on_bar_time(tmp_path: Path, model: LoadedM
     assert lenient.stats.proposals > 0 and lenient.outlook.too_old_bars == 0
 
 
-async def test_gaps_lower_the_share_of_bars_scored_and_the_banner_says_so(
-    tmp_path: Path, model: LoadedModel
-) -> None:
+async def test_gaps_lower_the_share_of_bars_scored_and_the_banner_says_so(tmp_path: Path, model: LoadedModel) -> None:
     """A history with a gap every 50 bars leaves most windows unscorable: the banner gives the share."""
     h = _history("BTC/USDT:USDT", T0, 3_000)
     keep = np.arange(len(h)) % 50 != 0
-    gappy = SymbolHistory(h.symbol, h.timeframe, h.open_times[keep], h.opens[keep], h.highs[keep], h.lows[keep],
-                          h.closes[keep], h.volumes[keep])
+    gappy = SymbolHistory(
+        h.symbol,
+        h.timeframe,
+        h.open_times[keep],
+        h.opens[keep],
+        h.highs[keep],
+        h.lows[keep],
+        h.closes[keep],
+        h.volumes[keep],
+    )
     result = await _run(tmp_path, model, [gappy])
     assert result.outlook.scored_bars < 0.5 * result.outlook.bars
     assert "it could score only" in markdown(result)

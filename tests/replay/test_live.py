@@ -42,16 +42,28 @@ BARS = 220
 
 def _decisions(events: list[Event]) -> list[tuple]:
     return [
-        (d.kind.value, d.shown.symbol, d.shown.side.value, d.shown.qty, d.shown.leverage, d.shown.stop,
-         d.shown.take_profit, d.shown.price, d.shown.liquidation_price, round(d.shown.confidence, 4))
-        for d in events if isinstance(d, DecisionRecorded)
+        (
+            d.kind.value,
+            d.shown.symbol,
+            d.shown.side.value,
+            d.shown.qty,
+            d.shown.leverage,
+            d.shown.stop,
+            d.shown.take_profit,
+            d.shown.price,
+            d.shown.liquidation_price,
+            round(d.shown.confidence, 4),
+        )
+        for d in events
+        if isinstance(d, DecisionRecorded)
     ]
 
 
 def _fills(events: list[Event]) -> list[tuple]:
     return [
         (f.fill.symbol, f.fill.side.value, f.fill.qty, f.fill.price, f.fill.fee, f.fill.liquidity.value)
-        for f in events if isinstance(f, OrderFilled)
+        for f in events
+        if isinstance(f, OrderFilled)
     ]
 
 
@@ -98,7 +110,8 @@ async def test_replay_matches_live_daemon_decisions_and_fills(
                         decision = operator.decide(p)
                         command = (
                             Approve(session.next_id(), p.id, p.version, decision.reason, decision.confirm_novel)
-                            if decision.approve else Reject(session.next_id(), p.id, decision.reason)
+                            if decision.approve
+                            else Reject(session.next_id(), p.id, decision.reason)
                         )
                         await session.send(command)
 
@@ -114,7 +127,11 @@ async def test_replay_matches_live_daemon_decisions_and_fills(
         specs = dict(daemon.desk.specs)  # the venue's tick and step sizes, as the live desk sized with
 
     engine = ReplayEngine(
-        config, model, histories_from_bars(bars), ReplayOptions(operator, intrabar=False), tmp_path / "replay.db",
+        config,
+        model,
+        histories_from_bars(bars),
+        ReplayOptions(operator, intrabar=False),
+        tmp_path / "replay.db",
         specs=specs,
     )
     await engine.run()

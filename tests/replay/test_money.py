@@ -18,7 +18,8 @@ from guard.sim.process import generate_history
 T0 = 1_767_225_600_000
 MIN = 60_000
 ETH_BTC = SpecRecord(
-    spec=replace(default_spec("ETH/USDT"), symbol="ETH/BTC", quote="BTC", tick_size=D("0.00001")), source="test",
+    spec=replace(default_spec("ETH/USDT"), symbol="ETH/BTC", quote="BTC", tick_size=D("0.00001")),
+    source="test",
 )
 BTC_PERP = SpecRecord(spec=default_spec("BTC/USDT:USDT"), source="test", settle="USDT")
 

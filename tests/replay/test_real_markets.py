@@ -45,18 +45,29 @@ def _spec(symbol: str, tick: str, step: str, min_notional: str = "0") -> SpecRec
     linear = bool(settle)
     return SpecRecord(
         spec=MarketSpec(
-            symbol=symbol, base=base, quote=quote, kind=MarketKind.LINEAR if linear else MarketKind.SPOT,
-            tick_size=D(tick), step_size=D(step), min_qty=D(step), min_notional=D(min_notional),
-            maker_fee=D("0.0002"), taker_fee=D("0.0005"), max_leverage=D(20) if linear else D(1),
+            symbol=symbol,
+            base=base,
+            quote=quote,
+            kind=MarketKind.LINEAR if linear else MarketKind.SPOT,
+            tick_size=D(tick),
+            step_size=D(step),
+            min_qty=D(step),
+            min_notional=D(min_notional),
+            maker_fee=D("0.0002"),
+            taker_fee=D("0.0005"),
+            max_leverage=D(20) if linear else D(1),
             tiers=(),
         ),
-        source="the test", settle=settle or None,
+        source="the test",
+        settle=settle or None,
     )
 
 
 def _scaled(bars: Sequence[Bar], symbol: str, scale: float) -> list[Bar]:
-    return [replace(b, symbol=symbol, open=b.open * scale, high=b.high * scale, low=b.low * scale,
-                    close=b.close * scale) for b in bars]
+    return [
+        replace(b, symbol=symbol, open=b.open * scale, high=b.high * scale, low=b.low * scale, close=b.close * scale)
+        for b in bars
+    ]
 
 
 def _history(path: Path, bars: Sequence[Bar], spec: SpecRecord | None = None) -> str:
@@ -78,8 +89,9 @@ class Replayed:
     queued: list[ProposalQueued]
 
 
-def _replay(tmp: Path, data: list[str], model: str = MODEL, config: Config | None = None,
-            converts: Sequence[str] = ()) -> Replayed:
+def _replay(
+    tmp: Path, data: list[str], model: str = MODEL, config: Config | None = None, converts: Sequence[str] = ()
+) -> Replayed:
     result = run_replay(config or Config(), data, model, APPROVE_ALL, tmp / "out", converts=converts)
     queued = [e.event for e in read_entries(tmp / "out" / "journal.db") if isinstance(e.event, ProposalQueued)]
     return Replayed(result, queued)
@@ -113,8 +125,9 @@ def test_low_priced_alt_perpetual(tmp_path: Path) -> None:
     """A perpetual at 0.002 with the venue's tick 0.000001: prices, stops and take-profits on that tick."""
     bars = generate_history(["XRP/USDT:USDT"], T0, 1_500, scenario="trend", seed=31)["XRP/USDT:USDT"]
     scale = 0.002 / bars[0].close
-    data = _history(tmp_path / "tkn.csv", _scaled(bars, "TKN/USDT:USDT", scale),
-                    _spec("TKN/USDT:USDT", "0.000001", "1"))
+    data = _history(
+        tmp_path / "tkn.csv", _scaled(bars, "TKN/USDT:USDT", scale), _spec("TKN/USDT:USDT", "0.000001", "1")
+    )
     r = _replay(tmp_path, [data])
     _holds(r, D("0.000001"))
     assert all(abs(e.proposal.stop - e.proposal.price) > 2 * D("0.000001") for e in r.queued if e.proposal.stop)
@@ -123,16 +136,18 @@ def test_low_priced_alt_perpetual(tmp_path: Path) -> None:
 def test_btc_quoted_spot_token_without_a_conversion_is_refused_saying_how(tmp_path: Path) -> None:
     """A pair that counts money in BTC, with no BTC/USDT series given, is refused before it runs, naming --convert."""
     bars = generate_history(["XRP/USDT:USDT"], T0, 300, seed=31)["XRP/USDT:USDT"]
-    data = _history(tmp_path / "tkn.csv", _scaled(bars, "TKN/BTC", 5e-5 / bars[0].close),
-                    _spec("TKN/BTC", "0.00000001", "1"))
+    data = _history(
+        tmp_path / "tkn.csv", _scaled(bars, "TKN/BTC", 5e-5 / bars[0].close), _spec("TKN/BTC", "0.00000001", "1")
+    )
     with pytest.raises(BadInput, match=r"counts money in BTC.*--convert BTC/USDT=FILE"):
         run_replay(Config(), [data], MODEL, APPROVE_ALL, tmp_path / "out")
 
 
 def _spot_token(tmp: Path, seed: int) -> Replayed:
     bars = generate_history(["XRP/USDT:USDT"], T0, 1_500, scenario="trend", seed=seed)["XRP/USDT:USDT"]
-    data = _history(tmp / "tkn.csv", _scaled(bars, "TKN/BTC", 5e-5 / bars[0].close),
-                    _spec("TKN/BTC", "0.00000001", "1"))
+    data = _history(
+        tmp / "tkn.csv", _scaled(bars, "TKN/BTC", 5e-5 / bars[0].close), _spec("TKN/BTC", "0.00000001", "1")
+    )
     btc = _btc_usdt(tmp / "btc-usdt.csv", 1_500)
     options = replace_options(leverage=D(10))
     result = run_replay(Config(), [data], MODEL, options, tmp / "out", converts=[f"BTC/USDT={btc}"])
@@ -162,8 +177,9 @@ def test_btc_quoted_spot_token_sell_without_holdings_is_refused_by_the_risk_chec
     fates = r.result.fates
     assert fates is not None
     assert fates.details()[Fate.REFUSED.value] == {"risk check: spot_holdings": len(r.queued)}
-    assert all(any(c.name == "spot_holdings" and c.verdict.value == "block" for c in e.proposal.checks)
-               for e in r.queued)
+    assert all(
+        any(c.name == "spot_holdings" and c.verdict.value == "block" for c in e.proposal.checks) for e in r.queued
+    )
 
 
 def replace_options(**changes: object) -> ReplayOptions:
@@ -175,24 +191,34 @@ def replace_options(**changes: object) -> ReplayOptions:
 @pytest.fixture(scope="module")
 def model_5m(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A tiny model trained on 5m bars of a toy market (a few seconds)."""
-    series = tuple(build_series(toy_bars(f"T{i}/USDT:USDT", 4000, seed=i, timeframe="5m", drift_share=0.5,
-                                         drift_persistence=0.97)) for i in range(2))
+    series = tuple(
+        build_series(toy_bars(f"T{i}/USDT:USDT", 4000, seed=i, timeframe="5m", drift_share=0.5, drift_persistence=0.97))
+        for i in range(2)
+    )
     path = tmp_path_factory.mktemp("m5") / "toy5m"
-    save_artifact(train(series, TINY), path, name="toy5m",
-                  data_source={"description": "toy market (tests)", "synthetic": True, "files": []},
-                  command="pytest tests/replay")
+    save_artifact(
+        train(series, TINY),
+        path,
+        name="toy5m",
+        data_source={"description": "toy market (tests)", "synthetic": True, "files": []},
+        command="pytest tests/replay",
+    )
     return str(path)
 
 
 def test_eth_btc_5m(tmp_path: Path, model_5m: str) -> None:
     """ETH/BTC spot on 5m bars (tick 0.00001), converted through 5m BTC/USDT bars."""
     bars = generate_history(["ETH/USDT:USDT"], T0, 3_000, timeframe="5m", scenario="trend", seed=8)["ETH/USDT:USDT"]
-    data = _history(tmp_path / "ETH_BTC-5m.csv", _scaled(bars, "ETH/BTC", 0.05 / bars[0].close),
-                    _spec("ETH/BTC", "0.00001", "0.0001"))
+    data = _history(
+        tmp_path / "ETH_BTC-5m.csv",
+        _scaled(bars, "ETH/BTC", 0.05 / bars[0].close),
+        _spec("ETH/BTC", "0.00001", "0.0001"),
+    )
     btc = generate_history(["BTC/USDT:USDT"], T0, 3_000, timeframe="5m", seed=5)["BTC/USDT:USDT"]
     conv = _history(tmp_path / "btc-usdt-5m.csv", [replace(b, symbol="BTC/USDT") for b in btc])
-    config = config_from_dict({"proposals": {"min_confidence": 0.4, "full_size_confidence": 0.6},
-                               "risk": {"min_confidence": 0.4}})
+    config = config_from_dict(
+        {"proposals": {"min_confidence": 0.4, "full_size_confidence": 0.6}, "risk": {"min_confidence": 0.4}}
+    )
     r = _replay(tmp_path, [data], model_5m, config, converts=[f"BTC/USDT={conv}"])
     _holds(r, D("0.00001"))
     assert r.result.timeframe == "5m" and ZERO < r.result.starting_balance
@@ -202,13 +228,28 @@ def test_cli_convert_and_spot_leverage(guard_home: Path, tmp_path: Path) -> None
     """`guard replay` on a BTC-quoted spot token: exit 2 naming --convert without it; with it, exit 0, a JSON
     report in USDT with every proposal's end, and a note on stderr that --leverage does not apply to spot."""
     bars = generate_history(["XRP/USDT:USDT"], T0, 1_500, scenario="trend", seed=31)["XRP/USDT:USDT"]
-    data = _history(tmp_path / "tkn.csv", _scaled(bars, "TKN/BTC", 5e-5 / bars[0].close),
-                    _spec("TKN/BTC", "0.00000001", "1"))
+    data = _history(
+        tmp_path / "tkn.csv", _scaled(bars, "TKN/BTC", 5e-5 / bars[0].close), _spec("TKN/BTC", "0.00000001", "1")
+    )
     btc = _btc_usdt(tmp_path / "btc-usdt.csv", 1_500)
     refused = _guard(guard_home, "replay", data, "--operator", "never", "--model", MODEL, "--out", str(tmp_path / "a"))
     assert refused.returncode == 2 and "--convert BTC/USDT=FILE" in refused.stderr
-    done = _guard(guard_home, "replay", data, "--operator", "approve-all", "--model", MODEL, "--leverage", "5",
-                  "--convert", f"BTC/USDT={btc}", "--out", str(tmp_path / "b"), "--json")
+    done = _guard(
+        guard_home,
+        "replay",
+        data,
+        "--operator",
+        "approve-all",
+        "--model",
+        MODEL,
+        "--leverage",
+        "5",
+        "--convert",
+        f"BTC/USDT={btc}",
+        "--out",
+        str(tmp_path / "b"),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--leverage 5 does not apply to TKN/BTC: spot orders are 1x" in done.stderr
     report = json.loads(done.stdout)

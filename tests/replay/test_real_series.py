@@ -34,19 +34,34 @@ from tests.model.toy import TINY
 backtesting = pytest.importorskip("backtesting")
 SERIES = Path(backtesting.__file__).parent / "test"
 APPROVE_ALL = ReplayOptions(operator=ScriptedOperator(OperatorPolicy.APPROVE_ALL))
-EAGER = config_from_dict({"proposals": {"min_confidence": 0.4, "full_size_confidence": 0.6},
-                          "risk": {"min_confidence": 0.4}, "model": {"max_age_days": 100_000}})
+EAGER = config_from_dict(
+    {
+        "proposals": {"min_confidence": 0.4, "full_size_confidence": 0.6},
+        "risk": {"min_confidence": 0.4},
+        "model": {"max_age_days": 100_000},
+    }
+)
 """A tiny model is rarely confident: take weaker calls, so there are proposals to follow; bars from 2017 are
 older than a model trained on 2026's toy bars only in the other direction, which the banner reports."""
 
 
 def _model(tmp: Path, timeframe: str) -> str:
-    series = tuple(build_series(toy_bars(f"T{i}/USDT:USDT", 4000, seed=i, timeframe=timeframe, drift_share=0.5,
-                                         drift_persistence=0.97, price=1.0)) for i in range(2))
+    series = tuple(
+        build_series(
+            toy_bars(
+                f"T{i}/USDT:USDT", 4000, seed=i, timeframe=timeframe, drift_share=0.5, drift_persistence=0.97, price=1.0
+            )
+        )
+        for i in range(2)
+    )
     path = tmp / f"toy-{timeframe}"
-    save_artifact(train(series, TINY), path, name=f"toy-{timeframe}",
-                  data_source={"description": "toy market (tests)", "synthetic": True, "files": []},
-                  command="pytest tests/replay/test_real_series.py")
+    save_artifact(
+        train(series, TINY),
+        path,
+        name=f"toy-{timeframe}",
+        data_source={"description": "toy market (tests)", "synthetic": True, "files": []},
+        command="pytest tests/replay/test_real_series.py",
+    )
     return str(path)
 
 
@@ -86,8 +101,9 @@ def test_eurusd_hourly_as_a_low_priced_perpetual(tmp_path: Path, models: dict[st
     raw = _import(tmp_path, "EURUSD.csv", "eur-raw.parquet", symbol="EUR/USDT:USDT", tick=D("0.00001"), step=D(1))
     unscored = run_replay(EAGER, [raw], models["1h"], APPROVE_ALL, tmp_path / "raw")
     assert unscored.outlook.scored_bars == 0 and "it could score only 0% of the bars" in markdown(unscored)
-    data = _import(tmp_path, "EURUSD.csv", "eur.parquet", symbol="EUR/USDT:USDT", tick=D("0.00001"), step=D(1),
-                   fill_gaps=True)
+    data = _import(
+        tmp_path, "EURUSD.csv", "eur.parquet", symbol="EUR/USDT:USDT", tick=D("0.00001"), step=D(1), fill_gaps=True
+    )
     result = run_replay(EAGER, [data], models["1h"], APPROVE_ALL, tmp_path / "out")
     _check(result, tmp_path / "out" / "journal.db", D("0.00001"))
     assert "comes after every one of these bars" in markdown(result)
@@ -96,8 +112,16 @@ def test_eurusd_hourly_as_a_low_priced_perpetual(tmp_path: Path, models: dict[st
 def test_eurusd_as_a_pair_counting_money_in_usd_needs_a_conversion(tmp_path: Path, models: dict[str, str]) -> None:
     """EUR/USD spot counts money in USD: refused without USD's price in USDT; replayed with one (here at par,
     written beside it), money in USDT and sells without holdings refused by the spot check."""
-    data = _import(tmp_path, "EURUSD.csv", "eur-usd.parquet", symbol="EUR/USD", kind=MarketKind.SPOT,
-                   tick=D("0.00001"), step=D(1), fill_gaps=True)
+    data = _import(
+        tmp_path,
+        "EURUSD.csv",
+        "eur-usd.parquet",
+        symbol="EUR/USD",
+        kind=MarketKind.SPOT,
+        tick=D("0.00001"),
+        step=D(1),
+        fill_gaps=True,
+    )
     with pytest.raises(BadInput, match=r"counts money in USD.*--convert USD/USDT=FILE"):
         run_replay(EAGER, [data], models["1h"], APPROVE_ALL, tmp_path / "refused")
     imported = import_plain_csv(SERIES / "EURUSD.csv", options=ImportOptions(symbol="USD/USDT", kind=MarketKind.SPOT))
@@ -114,8 +138,16 @@ def test_eurusd_as_a_pair_counting_money_in_usd_needs_a_conversion(tmp_path: Pat
 
 def test_goog_daily_as_a_spot_stock(tmp_path: Path, models: dict[str, str]) -> None:
     """GOOG's real days as GOOG/USDT spot (weekends filled flat, never traded on): on its 0.01 tick, in USDT."""
-    data = _import(tmp_path, "GOOG.csv", "goog.parquet", symbol="GOOG/USDT", kind=MarketKind.SPOT,
-                   tick=D("0.01"), step=D(1), fill_gaps=True)
+    data = _import(
+        tmp_path,
+        "GOOG.csv",
+        "goog.parquet",
+        symbol="GOOG/USDT",
+        kind=MarketKind.SPOT,
+        tick=D("0.01"),
+        step=D(1),
+        fill_gaps=True,
+    )
     result = run_replay(EAGER, [data], models["1d"], APPROVE_ALL, tmp_path / "out")
     _check(result, tmp_path / "out" / "journal.db", D("0.01"))
     assert Config().paper.starting_balance == result.starting_balance

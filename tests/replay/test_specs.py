@@ -52,9 +52,19 @@ def _proposals(journal: Path) -> list[ProposalQueued]:
 
 def _with_tick(s: MarketSpec, tick: Decimal) -> MarketSpec:
     return MarketSpec(
-        symbol=s.symbol, base=s.base, quote=s.quote, kind=s.kind, tick_size=tick, step_size=s.step_size,
-        min_qty=s.min_qty, min_notional=s.min_notional, maker_fee=s.maker_fee, taker_fee=s.taker_fee,
-        max_leverage=s.max_leverage, tiers=s.tiers, contract_size=s.contract_size,
+        symbol=s.symbol,
+        base=s.base,
+        quote=s.quote,
+        kind=s.kind,
+        tick_size=tick,
+        step_size=s.step_size,
+        min_qty=s.min_qty,
+        min_notional=s.min_notional,
+        maker_fee=s.maker_fee,
+        taker_fee=s.taker_fee,
+        max_leverage=s.max_leverage,
+        tiers=s.tiers,
+        contract_size=s.contract_size,
     )
 
 
@@ -100,8 +110,10 @@ def test_replay_spec_round_trip_through_fetch_from_simulator(tmp_path: Path) -> 
     run_replay(Config(), [str(out)], MODEL, options, tmp_path / "a")
     queued = _proposals(tmp_path / "a" / "journal.db")
     assert queued and all(_on_tick(e.proposal.stop, Decimal("0.0001")) for e in queued)
-    given = write_specs(tmp_path / "coarse.spec.json", [SpecRecord(
-        spec=_with_tick(saved.spec, Decimal("0.001")), source="a person", settle="USDT")])
+    given = write_specs(
+        tmp_path / "coarse.spec.json",
+        [SpecRecord(spec=_with_tick(saved.spec, Decimal("0.001")), source="a person", settle="USDT")],
+    )
     run_replay(Config(), [str(out)], MODEL, options, tmp_path / "b", spec_files=[str(given)])
     assert all(_on_tick(e.proposal.price, Decimal("0.001")) for e in _proposals(tmp_path / "b" / "journal.db"))
 
@@ -125,8 +137,20 @@ def test_replay_cli_spec_option_and_refusal(guard_home: Path, tmp_path: Path) ->
     assert refused.returncode == 2 and "--spec FILE" in refused.stderr
     spec = import_plain_csv(_token_csv(tmp_path / "XRPUSDT-1m.csv", 1.0)).spec
     given = write_specs(tmp_path / "xrp.spec.json", [spec])
-    done = _guard(guard_home, "replay", str(history), "--operator", "approve-all", "--model", MODEL,
-                  "--spec", str(given), "--out", str(tmp_path / "r"), "--json")
+    done = _guard(
+        guard_home,
+        "replay",
+        str(history),
+        "--operator",
+        "approve-all",
+        "--model",
+        MODEL,
+        "--spec",
+        str(given),
+        "--out",
+        str(tmp_path / "r"),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["bars"] == 1_500
     assert "market XRP/USDT:USDT" in done.stderr and "guessed" in done.stderr

@@ -221,11 +221,14 @@ SPOT = default_spec("BTC/USDT")
 
 
 def _spot(side: Side, qty: str, held: str | None) -> tuple[Proposal, RiskContext]:
-    p = proposal(symbol="BTC/USDT", side=side, qty=D(qty), leverage=D(1), stop=None, take_profit=None,
-                 liquidation_price=None)
-    positions = {} if held is None else {
-        "BTC/USDT": Position("BTC/USDT", MarketKind.SPOT, D(held), D(100_000), D(1), D(held) * 100_000, None)
-    }
+    p = proposal(
+        symbol="BTC/USDT", side=side, qty=D(qty), leverage=D(1), stop=None, take_profit=None, liquidation_price=None
+    )
+    positions = (
+        {}
+        if held is None
+        else {"BTC/USDT": Position("BTC/USDT", MarketKind.SPOT, D(held), D(100_000), D(1), D(held) * 100_000, None)}
+    )
     return p, context(spec=SPOT, positions=positions)
 
 
@@ -247,8 +250,15 @@ def test_spot_check_passes_every_perpetual_order() -> None:
 def test_notional_checks_name_the_quote_currency_and_keep_a_coin_s_decimals() -> None:
     """On ETH/BTC the order check speaks BTC to 8 decimals: 267 BTC is not passed as "267.08" against USDT."""
     eth_btc = msgspec.structs.replace(SPOT, symbol="ETH/BTC", base="ETH", quote="BTC", tick_size=D("0.00001"))
-    p = proposal(symbol="ETH/BTC", qty=D("5341.6"), price=D("0.05"), leverage=D(1), stop=None, take_profit=None,
-                 liquidation_price=None)
+    p = proposal(
+        symbol="ETH/BTC",
+        qty=D("5341.6"),
+        price=D("0.05"),
+        leverage=D(1),
+        stop=None,
+        take_profit=None,
+        liquidation_price=None,
+    )
     limits = msgspec.structs.replace(LIMITS, max_order_notional=D("0.24983511"))
     result = checks.check_order_notional(p, context(spec=eth_btc), limits)
     assert result.verdict is Verdict.BLOCK

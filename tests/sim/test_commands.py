@@ -21,7 +21,10 @@ def test_guard_sim_serves_until_terminated(tmp_path: Path) -> None:
     """`guard sim` prints its address, answers the Binance API there, and stops cleanly on SIGTERM."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "guard", "sim", "--port", "0", "--scenario", "trend", "--speed", "5"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert proc.stdout is not None

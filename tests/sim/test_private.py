@@ -34,8 +34,12 @@ async def venue(answer_within: float = 2.0, recv_window_ms: int = 1_000) -> Asyn
             timeout_seconds=answer_within,
             sim=sim,
             streaming=False,
-            config={"apiKey": SIM_API_KEY, "secret": SIM_API_SECRET, "rateLimit": 1,
-                    "options": {"recvWindow": recv_window_ms}},
+            config={
+                "apiKey": SIM_API_KEY,
+                "secret": SIM_API_SECRET,
+                "rateLimit": 1,
+                "options": {"recvWindow": recv_window_ms},
+            },
         )
         exchange.enable_demo_trading(True)
         try:
@@ -55,11 +59,11 @@ async def test_private_bad_signature_or_key_is_refused_like_binance() -> None:
     """A wrong signature is answered -1022 and an unknown key -2015; neither reaches the books."""
     async with venue() as (sim, _), aiohttp.ClientSession() as http:
         params = {"symbol": "BTCUSDT", "timestamp": int(time.time() * 1000)}
-        async with http.get(_signed(sim, "/fapi/v3/positionRisk", params, "wrong-secret"),
-                            headers={"X-MBX-APIKEY": SIM_API_KEY}) as r:
+        async with http.get(
+            _signed(sim, "/fapi/v3/positionRisk", params, "wrong-secret"), headers={"X-MBX-APIKEY": SIM_API_KEY}
+        ) as r:
             assert r.status == 400 and (await r.json())["code"] == -1022
-        async with http.get(_signed(sim, "/fapi/v3/positionRisk", params),
-                            headers={"X-MBX-APIKEY": "nobody"}) as r:
+        async with http.get(_signed(sim, "/fapi/v3/positionRisk", params), headers={"X-MBX-APIKEY": "nobody"}) as r:
             assert r.status == 401 and (await r.json())["code"] == -2015
         assert sim.private.stats.refused_signatures == 2
 
@@ -156,8 +160,12 @@ async def test_private_stop_order_triggers_on_mark_and_sends_market_order() -> N
         await exchange.create_order(BTC, "market", "buy", 0.004, None, {"clientOrderId": "s-entry"})
         mark = float((await exchange.fetch_ticker(BTC))["last"])
         await exchange.create_order(
-            BTC, "market", "sell", 0.004, None, {"clientOrderId": "s-stop", "triggerPrice": mark * 1.05,
-                                                 "reduceOnly": True},
+            BTC,
+            "market",
+            "sell",
+            0.004,
+            None,
+            {"clientOrderId": "s-stop", "triggerPrice": mark * 1.05, "reduceOnly": True},
         )  # a sell stop above the market is already triggered
         await wait_until(lambda: not account.open_orders(algo=True), within=5)
         algo = await exchange.fetch_order(None, BTC, {"clientOrderId": "s-stop", "trigger": True})

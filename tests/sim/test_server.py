@@ -125,9 +125,10 @@ async def test_sim_serves_history_file_through_ccxt(tmp_path: Path) -> None:
 
 async def test_sim_admin_api_plays_fault() -> None:
     """The /_sim admin API lets another process script faults and read statistics, with the simulator's token."""
-    async with SimExchange(SimSection(history_bars=60), SYMBOLS) as sim, aiohttp.ClientSession(
-        headers={"Authorization": f"Bearer {sim.admin_token}"}
-    ) as http:
+    async with (
+        SimExchange(SimSection(history_bars=60), SYMBOLS) as sim,
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {sim.admin_token}"}) as http,
+    ):
         async with http.post(f"{sim.url}/_sim/fault", json={"name": "5xx-burst", "seconds": 30}) as r:
             assert r.status == 200
         async with http.get(f"{sim.url}/fapi/v1/time") as r:
@@ -144,9 +145,7 @@ async def test_sim_admin_api_refuses_anyone_without_the_token() -> None:
     async with SimExchange(SimSection(history_bars=60), SYMBOLS) as sim, aiohttp.ClientSession() as http:
         for token in ("", "Bearer wrong", f"Bearer {sim.admin_token}x"):
             headers = {"Authorization": token} if token else {}
-            async with http.post(
-                f"{sim.url}/_sim/scenario", json={"name": "flash-crash"}, headers=headers
-            ) as r:
+            async with http.post(f"{sim.url}/_sim/scenario", json={"name": "flash-crash"}, headers=headers) as r:
                 assert r.status == 401
             keys = {"api_key": "k", "secret": "s"}
             async with http.post(f"{sim.url}/_sim/private/keys", json=keys, headers=headers) as r:

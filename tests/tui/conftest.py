@@ -69,7 +69,12 @@ def screen_text(app: GuardApp) -> str:
 
 
 _CHARACTER_KEYS = {
-    " ": "space", "-": "minus", ".": "full_stop", ",": "comma", "%": "percent_sign", "?": "question_mark"
+    " ": "space",
+    "-": "minus",
+    ".": "full_stop",
+    ",": "comma",
+    "%": "percent_sign",
+    "?": "question_mark",
 }
 _KEY_CHARACTERS = {"enter": "\r", "tab": "\t", "backspace": "\x08", "escape": "\x1b"}
 

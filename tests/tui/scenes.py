@@ -241,7 +241,12 @@ def positions() -> tuple[PositionView, ...]:
     )
     # A short at 1.1x: its liquidation price has six figures and its PnL is small (seen running together).
     btc = Position(
-        BTC, MarketKind.LINEAR, Decimal("-0.003"), Decimal("84365.8"), Decimal("1.1"), Decimal("230.10"),
+        BTC,
+        MarketKind.LINEAR,
+        Decimal("-0.003"),
+        Decimal("84365.8"),
+        Decimal("1.1"),
+        Decimal("230.10"),
         Decimal("160420.3"),
     )
     return (

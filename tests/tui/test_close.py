@@ -18,8 +18,17 @@ def position(qty: str) -> Position:
 
 @pytest.mark.parametrize(
     ("typed", "qty"),
-    [("", None), ("all", None), (" ALL ", None), ("100%", None), ("0.8", None), ("50%", "0.4"), ("12.5 %", "0.1"),
-     ("0.3", "0.3"), ("1,0", None)],
+    [
+        ("", None),
+        ("all", None),
+        (" ALL ", None),
+        ("100%", None),
+        ("0.8", None),
+        ("50%", "0.4"),
+        ("12.5 %", "0.1"),
+        ("0.3", "0.3"),
+        ("1,0", None),
+    ],
 )
 def test_close_amount_typed_becomes_the_quantity_sent(typed: str, qty: str | None) -> None:
     """All, a quantity and a percentage of the size held (long or short) become the quantity to send (None: all)."""
@@ -33,9 +42,17 @@ def test_close_amount_typed_becomes_the_quantity_sent(typed: str, qty: str | Non
 
 @pytest.mark.parametrize(
     ("typed", "words"),
-    [("0%", "more than 0%"), ("150%", "at most 100%"), ("-5%", "more than 0%"), ("x%", "percentage"),
-     ("abc", "not an amount"), ("-1", "not an amount"), ("0", "not an amount"), ("nan", "not an amount"),
-     ("0.81", "more than the position holds")],
+    [
+        ("0%", "more than 0%"),
+        ("150%", "at most 100%"),
+        ("-5%", "more than 0%"),
+        ("x%", "percentage"),
+        ("abc", "not an amount"),
+        ("-1", "not an amount"),
+        ("0", "not an amount"),
+        ("nan", "not an amount"),
+        ("0.81", "more than the position holds"),
+    ],
 )
 def test_close_amount_bad_input_says_what_is_allowed(typed: str, words: str) -> None:
     """An absurd amount is refused with words that say what was wrong; nothing is sent."""

@@ -57,8 +57,12 @@ async def test_console_resting_limit_seen_amended_and_cancelled_at_120x40(daemon
         await until(pilot, lambda: daemon.desk.resting_orders() == [])
         await until(pilot, lambda: "no resting orders" in screen_text(app))
     (amend,) = journal(daemon, OrderAmendRequested)
-    assert (amend.operator, amend.reason, amend.new_price, amend.new_qty) == ("alice", "lower it", lower,
-                                                                                Decimal("0.005"))
+    assert (amend.operator, amend.reason, amend.new_price, amend.new_qty) == (
+        "alice",
+        "lower it",
+        lower,
+        Decimal("0.005"),
+    )
     (cancel,) = journal(daemon, OrderCancelRequested)
     assert (cancel.operator, cancel.reason) == ("alice", "Keep it simple")  # the K was a letter, not a kill
     assert daemon.desk.state.trading_state.value == "ACTIVE"
@@ -100,7 +104,11 @@ async def test_console_limit_loosened_with_confirmation_and_tightened_without(da
         assert "max_leverage" in screen_text(app) and ">= 1 and <= 20" in screen_text(app)
     first, second = journal(daemon, RiskLimitChanged)
     assert (first.key, first.old, first.new, first.operator, first.reason) == (
-        "max_leverage", "3", "5", "alice", "more room"
+        "max_leverage",
+        "3",
+        "5",
+        "alice",
+        "more room",
     )
     assert (second.key, second.old, second.new) == ("max_order_notional", "25000", "10000")
 

@@ -160,10 +160,17 @@ async def test_keys_a_burst_while_disconnected_runs_nothing() -> None:
         assert app.screen is screen and app.is_running
         assert screen.queue.selected_id == "P000001" and not screen.decisions.in_flight
         assert not kill_sent(app)
-        assert {n.title for n in app._notifications} <= {"cannot approve", "cannot quit", "cannot cursor",
-                                                         "cannot override", "cannot reject", "cannot close position",
-                                                         "cannot pause model", "cannot model card",
-                                                         "cannot performance"}
+        assert {n.title for n in app._notifications} <= {
+            "cannot approve",
+            "cannot quit",
+            "cannot cursor",
+            "cannot override",
+            "cannot reject",
+            "cannot close position",
+            "cannot pause model",
+            "cannot model card",
+            "cannot performance",
+        }
 
 
 async def test_keys_typed_as_the_console_reconnects_wait_until_the_operator_has_looked() -> None:

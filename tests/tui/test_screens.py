@@ -95,10 +95,17 @@ async def test_screen_positions_keep_a_space_between_columns_whatever_the_number
         await showing(scenes.snapshot())(pilot)
         text = screen_text(app)
     header = next(line for line in text.splitlines() if "ENTRY" in line and "DIST" in line)
-    assert header[header.rindex("SYMBOL"):].split() == ["SYMBOL", "QTY", "ENTRY", "MARK", "PnL", "LIQ", "DIST"]
+    assert header[header.rindex("SYMBOL") :].split() == ["SYMBOL", "QTY", "ENTRY", "MARK", "PnL", "LIQ", "DIST"]
     btc = next(line for line in text.splitlines() if "84,365.8" in line)
-    assert btc[btc.rindex("BTC/USDT"):].split() == [
-        "BTC/USDT", "−0.003", "1.1x", "84,365.8", "84,395.0", "−0.09", "160,420.3", "90.1%"
+    assert btc[btc.rindex("BTC/USDT") :].split() == [
+        "BTC/USDT",
+        "−0.003",
+        "1.1x",
+        "84,365.8",
+        "84,395.0",
+        "−0.09",
+        "160,420.3",
+        "90.1%",
     ]
 
 

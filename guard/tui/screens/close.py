@@ -79,7 +79,6 @@ def describe(position: Position, qty: Decimal | None) -> str:
 class ClosePositionScreen(GuardModal[CloseRequest | None]):
     """Pick a position and how much of it to close: answers the request, or None to go back."""
 
-
     DEFAULT_CSS = (
         GuardModal.DEFAULT_CSS
         + """

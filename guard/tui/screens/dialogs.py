@@ -25,7 +25,6 @@ from guard.tui.widgets.field import TextField
 class TypedConfirmScreen(GuardModal[str | None]):
     """Read this, then type the phrase exactly: answers with what was typed, or None on escape."""
 
-
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "submit", "record", show=False, priority=True),
         Binding("pagedown,down", "read(1)", "read on", show=False, priority=True),
@@ -117,7 +116,6 @@ class NoveltyScreen(DecisionDialog[bool]):
 class RejectScreen(DecisionDialog[str | None]):
     """Reject with an optional reason: answers the reason ("" for none), or None to go back."""
 
-
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "submit", "reject", show=False, priority=True)]
 
     def compose(self) -> ComposeResult:
@@ -140,4 +138,3 @@ class RejectScreen(DecisionDialog[str | None]):
     def _answer(self) -> None:
         if not self.refused():
             self.dismiss(self.query_one(Input).value.strip())
-

@@ -49,7 +49,7 @@ def adds_risk(limit: LimitView, typed: str) -> bool:
 
 
 def changed_words(limit: LimitView) -> str:
-    """"alice 03:50 UTC: calmer", or "as configured"."""
+    """ "alice 03:50 UTC: calmer", or "as configured"."""
     if limit.changed_at is None:
         return "as configured"
     when = datetime.fromtimestamp(limit.changed_at / 1000, UTC).strftime("%H:%M UTC")
@@ -213,10 +213,7 @@ class LimitsScreen(ListScreen):
             return
         limit = next((v for v in self.limits() if v.key == change.key), None)
         if limit is not None and adds_risk(limit, change.value):
-            words = (
-                f"{change.key} {limit.value} → {change.value}: {limit.riskier} adds risk.\n"
-                f"Reason: {change.reason}"
-            )
+            words = f"{change.key} {limit.value} → {change.value}: {limit.riskier} adds risk.\nReason: {change.reason}"
             self.app.push_screen(ConfirmRiskScreen(words), lambda yes: self._send_change(change, True) if yes else None)
         else:
             self._send_change(change, False)
@@ -226,4 +223,3 @@ class LimitsScreen(ListScreen):
             return SetRiskLimit(cid, change.key, change.value, change.reason, confirm_risk_increase=confirm)
 
         self._run(self._send(make, f"set {change.key}"))
-

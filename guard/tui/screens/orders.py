@@ -88,8 +88,9 @@ class CancelOrderScreen(_OrderDialog):
         with Vertical(classes="dialog"):
             yield Static(f"Cancel {order_line(self.order, None)}", classes="title")
             if self.order.kind == "stop":
-                yield Static("This stop protects a position: without it only liquidation limits the loss.",
-                             classes="phrase")
+                yield Static(
+                    "This stop protects a position: without it only liquidation limits the loss.", classes="phrase"
+                )
             yield TextField(placeholder="why (journaled with your operator id)", id="reason")
             yield Static("", id="problem", classes="error")
             yield Static(f"Enter: cancel the order · Esc: back · {KILL_HINT}", classes="hint")
@@ -172,8 +173,9 @@ class ListScreen(GuardModal[None]):
 
     def refuse(self, what: str, why: str) -> None:
         """Say why `what` did nothing, and drop what is typed right behind it."""
-        self.notify(f"{why}; what was typed right after it is not run, K included", title=f"cannot {what}",
-                    severity="warning")
+        self.notify(
+            f"{why}; what was typed right after it is not run, K included", title=f"cannot {what}", severity="warning"
+        )
         self._typed_behind.dropped()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -229,8 +231,9 @@ class OrdersScreen(ListScreen):
             yield Static("Resting orders — limits, stops and take-profits at the venue", classes="title")
             yield Static(table_row(HEADERS), id="head")
             yield OptionList(id="orders")
-            yield Static(f"↑↓: choose · c: cancel · e: amend price or quantity · Esc: close · {KILL_HINT}",
-                         classes="hint")
+            yield Static(
+                f"↑↓: choose · c: cancel · e: amend price or quantity · Esc: close · {KILL_HINT}", classes="hint"
+            )
 
     def prepare(self) -> Widget | None:
         self.sync()

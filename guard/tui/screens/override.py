@@ -88,7 +88,6 @@ def risk_increases(p: Proposal, edits: OverrideEdits) -> list[str]:
 class OverrideScreen(DecisionDialog[OverrideRequest | None]):
     """Edit a proposal before approving it. Answers the request, or None to go back."""
 
-
     DEFAULT_CSS = (
         DecisionDialog.DEFAULT_CSS
         + """

@@ -62,7 +62,13 @@ class DecisionCard(Widget):
     def render_line(self, y: int) -> Strip:
         width, height = self.content_size
         key = (
-            self.view, self.stale, self.blocker, self.leverage_acknowledged, self.trading_state, self.sources, width,
+            self.view,
+            self.stale,
+            self.blocker,
+            self.leverage_acknowledged,
+            self.trading_state,
+            self.sources,
+            width,
             height,
         )
         if key != self._drawn_key:

@@ -16,7 +16,7 @@ from guard.tui.model import ConsoleModel
 
 
 def order_line(order: OrderView, now_ms: float | None) -> Text:
-    """"P000004-E  limit entry BUY 0.05 BTC/USDT @ 99,000.0  −1.0% from mark  1m05s"."""
+    """ "P000004-E  limit entry BUY 0.05 BTC/USDT @ 99,000.0  −1.0% from mark  1m05s"."""
     buy = order.side.value == "buy"
     text = Text()
     text.append(f"{order.order_id:<13}", "bold")

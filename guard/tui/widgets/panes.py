@@ -56,8 +56,10 @@ class PositionsPane(Widget):
         distance = view.liquidation_distance_pct
         return [
             (render.short_symbol(p.symbol), ""),
-            (f"{render.quantity(p.qty)} {render.quantity(p.leverage)}x".replace("-", "−"),
-             "green" if p.qty > 0 else "magenta"),
+            (
+                f"{render.quantity(p.qty)} {render.quantity(p.leverage)}x".replace("-", "−"),
+                "green" if p.qty > 0 else "magenta",
+            ),
             (render.price(p.entry_price), ""),
             (render.price(view.mark), ""),
             (render.signed(view.unrealized_pnl), render.pnl_style(view.unrealized_pnl)),
@@ -123,7 +125,7 @@ def _notional(view: PositionView) -> Decimal:
 
 
 def _brief(view: PositionView, short: bool = False) -> Text:
-    """"ETH/USDT SHORT 0.8 2x PnL +40.00 liq 50.8% away" (short: "ETH SHORT 0.8 +40.00 liq 50.8%")."""
+    """ "ETH/USDT SHORT 0.8 2x PnL +40.00 liq 50.8% away" (short: "ETH SHORT 0.8 +40.00 liq 50.8%")."""
     p = view.position
     long = p.qty > 0
     distance = view.liquidation_distance_pct
