@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from guard.domain import Bar, Book, MarketEvent, MarkPrice, Side, Ticker, Trade
+from guard.domain import BUY, Bar, Book, MarketEvent, MarkPrice, Side, Ticker, Trade
 from guard.errors import InvalidMarketData
 
 VOL_ALPHA = 0.06
@@ -106,7 +106,7 @@ def book_walk(
     for price, available in levels:
         if remaining <= 0:
             break
-        if limit is not None and (price > limit if side is Side.BUY else price < limit):
+        if limit is not None and (price > limit if side is BUY else price < limit):
             break
         take = min(available, remaining)
         if take > 0:

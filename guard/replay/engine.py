@@ -45,7 +45,15 @@ from guard.broker.paper import PaperBroker
 from guard.broker.paper_market import bar_path
 from guard.clock import TestClock
 from guard.config import Config
-from guard.domain import AcknowledgmentKind, MarketSpec, MarkPrice, ProposalStatus, Signal, TradingState
+from guard.domain import (
+    ACTIVE,
+    PENDING,
+    REDUCING,
+    AcknowledgmentKind,
+    MarketSpec,
+    MarkPrice,
+    Signal,
+)
 from guard.errors import BadInput
 from guard.features import build_series_arrays
 from guard.markets import default_spec
@@ -336,7 +344,7 @@ class ReplayEngine:
         operator = self.options.operator
         for pid in queued:
             decided: set[int] = set()  # a version re-priced under a decision is decided once more, as a person would
-            while (record := desk.state.proposals[pid]).status is ProposalStatus.PENDING and len(decided) < 2:
+            while (record := desk.state.proposals[pid]).status is PENDING and len(decided) < 2:
                 if record.proposal.version in decided:
                     break
                 decided.add(record.proposal.version)
@@ -376,7 +384,7 @@ class ReplayEngine:
             account.positions,
             self._index,
             self.grid,
-            active=state.trading_state is TradingState.ACTIVE,
+            active=state.trading_state is ACTIVE,
             daily_day=state.daily.day,
             daily_realized=state.daily.realized,
             limit=self.desk.limits().daily_loss_limit,
@@ -384,7 +392,7 @@ class ReplayEngine:
         self.tally.held(account.positions.values())
         self._total = float(account.total)
         self._segments.append((g, self._total, self._x.positions))
-        self._reducing_day = self._daily_day_of_reducing() if state.trading_state is TradingState.REDUCING else None
+        self._reducing_day = self._daily_day_of_reducing() if state.trading_state is REDUCING else None
 
     def _daily_day_of_reducing(self) -> int | None:
         reason = self.desk.state.state_reason

@@ -21,7 +21,7 @@ import numpy as np
 
 from guard.approval.state import DAY_MS
 from guard.broker.paper import PaperBroker
-from guard.domain import OrderType, Position, Side
+from guard.domain import BUY, LIMIT_ORDER, SELL, STOP_MARKET_ORDER, Position
 from guard.replay.history import SymbolHistory
 
 EPS = 1e-9
@@ -125,13 +125,13 @@ class Exposure:
         highs: dict[int, float] = {}
         for symbol, j in index.items():
             for r in broker.resting(symbol):
-                if r.order_type is OrderType.LIMIT:
+                if r.order_type is LIMIT_ORDER:
                     assert r.limit_price is not None
-                    price, falling = float(r.limit_price), r.side is Side.BUY
+                    price, falling = float(r.limit_price), r.side is BUY
                 else:
                     assert r.trigger_price is not None
                     price = float(r.trigger_price)
-                    falling = (r.order_type is OrderType.STOP_MARKET) == (r.side is Side.SELL)
+                    falling = (r.order_type is STOP_MARKET_ORDER) == (r.side is SELL)
                 if falling:
                     lows[j] = max(lows.get(j, -math.inf), price * (1 + EPS))
                 else:
