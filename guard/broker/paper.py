@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 
 import structlog
@@ -21,7 +20,7 @@ from msgspec.structs import replace
 
 from guard.broker.base import Answer, BrokerReport, answer
 from guard.broker.ledger import Account, money
-from guard.broker.paper_market import Quote, book_walk, next_level, update_quote
+from guard.broker.paper_market import Quote, Resting, RestingBook, book_walk, next_level, update_quote
 from guard.clock import Clock
 from guard.config import PaperSection
 from guard.domain import (
@@ -63,13 +62,6 @@ log = structlog.get_logger(__name__)
 _BPS = Decimal("0.0001")
 
 
-@dataclass(slots=True)
-class _Resting:
-    request: OrderRequest
-    remaining: Decimal
-    fills: int = 0
-
-
 class PaperBroker:
     """A venue simulated in-process. Its account is restored from the journal after a restart."""
 
@@ -88,7 +80,7 @@ class PaperBroker:
         self._clock = clock
         self.account = account or Account(specs)
         self._quotes: dict[str, Quote] = {s: Quote() for s in specs}
-        self._resting: dict[str, _Resting] = {}
+        self._resting = RestingBook()
         self._seen: set[str] = set()
         self._fill_counts: dict[str, int] = {}
         self._funding_interval_ms = int(settings.funding_interval_hours * 3_600_000)
@@ -108,7 +100,7 @@ class PaperBroker:
         with the process: it was not executed, and it is never sent again.
         """
         self.account = account
-        self._resting = {r.client_order_id: _Resting(r, remaining) for r, remaining in open_orders}
+        self._resting = RestingBook({r.client_order_id: Resting(r, remaining) for r, remaining in open_orders})
         self._seen = set(sent)
         now = self._clock.now_ms()
         return [
@@ -162,7 +154,7 @@ class PaperBroker:
                 reports.append(OrderCancelled(now, cid, f"book depth exhausted: {unfilled} not filled"))
                 return reports
             qty = unfilled  # the rest of a marketable limit order rests on the book
-        self._resting[cid] = _Resting(request, qty)
+        self._resting[cid] = Resting(request, qty)
         return reports
 
     async def submit_many(self, requests: Sequence[OrderRequest]) -> list[Answer]:
@@ -229,12 +221,7 @@ class PaperBroker:
     def _levels(self, symbol: str) -> list[Decimal | None]:
         """Every price on `symbol` at which something happens: the liquidation price, triggers and limits."""
         pos = self.account.position(symbol)
-        levels = [pos.liquidation_price if pos is not None else None]
-        for r in self._resting.values():
-            if r.request.symbol == symbol:
-                limit = r.request.order_type is LIMIT_ORDER
-                levels.append(r.request.limit_price if limit else r.request.trigger_price)
-        return levels
+        return [pos.liquidation_price if pos is not None else None, *self._resting.of(symbol).levels]
 
     def mark(self, symbol: str) -> Decimal | None:
         quote = self._quotes.get(symbol)
@@ -248,7 +235,7 @@ class PaperBroker:
 
     def resting(self, symbol: str) -> list[OrderRequest]:
         """Orders resting on one symbol, as submitted (replay reads their triggers)."""
-        return [r.request for r in self._resting.values() if r.request.symbol == symbol]
+        return [self._resting[cid].request for cid in self._resting.of(symbol).ids]
 
     def fast_forward(self, symbol: str, mark: Decimal, last_close: float, variance: float, last_ms: int) -> None:
         """Leave a symbol's simulated market where a run of price events would have left it, unworked.
@@ -400,8 +387,11 @@ class PaperBroker:
         return OrderFilled(now, fill, remaining)
 
     def _work_resting(self, symbol: str, quote: Quote, now: int) -> list[BrokerReport]:
+        orders = self._resting.of(symbol)
+        if orders.quiet(quote):
+            return []  # what the loop below finds too, in fewer steps: the venue looks at every price
         reports: list[BrokerReport] = []
-        for cid in [c for c, r in self._resting.items() if r.request.symbol == symbol]:
+        for cid in orders.ids:
             resting = self._resting.get(cid)
             if resting is None:
                 continue

@@ -363,7 +363,7 @@ class ReplayEngine:
         k = h.settling_bar(i, signal.timestamp, signal.price, signal.barrier, signal.horizon_seconds)
         if k is not None:
             s.track.add(k)
-            heapq.heappush(self._track_groups, int(np.searchsorted(self.grid.group_open, h.open_times[k])))
+            heapq.heappush(self._track_groups, int(self.grid.group_open.searchsorted(h.open_times[k])))
 
     # --- the lean path --------------------------------------------------------------
 
@@ -417,8 +417,8 @@ class ReplayEngine:
         bar_seconds = self.model.bar_seconds
         for s in self._symbols:
             k = max(
-                int(np.searchsorted(s.candidate_groups, g)),
-                int(np.searchsorted(s.candidate_times, self.policy.cooling_until(s.history.symbol, bar_seconds))),
+                int(s.candidate_groups.searchsorted(g)),
+                int(s.candidate_times.searchsorted(self.policy.cooling_until(s.history.symbol, bar_seconds))),
             )
             if k < len(s.candidate_groups):
                 stop = min(stop, int(s.candidate_groups[k]))
@@ -436,9 +436,9 @@ class ReplayEngine:
         pending = self.desk.state.pending()
         if pending:
             due = min(r.proposal.expires_at for r in pending) - self._tf_ms
-            stop = min(stop, int(np.searchsorted(self.grid.group_open, due, side="left")))
+            stop = min(stop, int(self.grid.group_open.searchsorted(due, side="left")))
         if self._reducing_day is not None:
-            stop = min(stop, int(np.searchsorted(self.grid.open_day, self._reducing_day, side="right")))
+            stop = min(stop, int(self.grid.open_day.searchsorted(self._reducing_day, side="right")))
         hit = first_work(self.grid, self._x, g, stop)
         return hit if hit is not None else stop
 
