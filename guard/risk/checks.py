@@ -8,6 +8,7 @@ here: a check must never be able to block the way out.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,6 +39,8 @@ FIAT_LIKE = frozenset({"USDT", "USDC", "USD", "BUSD", "FDUSD", "DAI", "EUR", "TU
 """Quote currencies whose amounts read in cents; any other (BTC, ETH) keeps 8 decimals."""
 LEVERAGE_ACK_ABOVE = Decimal(5)
 """Leverage above this always needs a leverage acknowledgment on record, whatever the config says."""
+_NEAR_DAILY_LIMIT = Decimal("0.8")
+"""Today's loss past this share of the daily limit warns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +93,18 @@ def check_feed(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
 
 def leverage_acknowledgment_above(limits: RiskSection) -> Decimal:
     """Leverage above this needs the leverage acknowledgment: the conservative limit, and never above 5x."""
-    return min(Decimal(str(limits.max_leverage)), LEVERAGE_ACK_ABOVE).normalize()
+    return min(_decimal(limits.max_leverage), LEVERAGE_ACK_ABOVE).normalize()
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def _decimal(value: float) -> Decimal:
+    """A config float as the Decimal its text reads (the checks run twice a proposal: converted once)."""
+    return Decimal(str(value))
 
 
 def check_leverage(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "leverage"
-    conservative = Decimal(str(limits.max_leverage)).normalize()  # 3, not 3.0, in what the operator reads
+    conservative = _decimal(limits.max_leverage).normalize()  # 3, not 3.0, in what the operator reads
     ack_above = leverage_acknowledgment_above(limits)
     if p.leverage > HARD_LEVERAGE_CAP:
         return RiskCheck(name, BLOCK, f"{p.leverage}x is above the hard cap of {HARD_LEVERAGE_CAP}x")
@@ -161,7 +170,7 @@ def check_daily_loss(p: Proposal, ctx: RiskContext, limits: RiskSection) -> Risk
     loss = -ctx.daily_pnl
     if loss >= limits.daily_loss_limit and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
         return RiskCheck(name, BLOCK, f"today's loss {loss:.2f} reached the {limits.daily_loss_limit} limit")
-    if loss >= limits.daily_loss_limit * Decimal("0.8"):
+    if loss >= limits.daily_loss_limit * _NEAR_DAILY_LIMIT:
         return RiskCheck(name, WARN, f"today's loss {loss:.2f} is near the {limits.daily_loss_limit} limit")
     return _ok(name, f"today's PnL {ctx.daily_pnl:.2f}")
 
@@ -235,7 +244,7 @@ def check_stop(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
             f"stop {p.stop} is beyond the liquidation price {liquidation}: liquidation would come first",
         )
     room = abs(p.stop - liquidation) / abs(p.price - liquidation)
-    if room < Decimal(str(limits.liquidation_buffer)):
+    if room < _decimal(limits.liquidation_buffer):
         return RiskCheck(name, WARN, f"stop {p.stop} is within {room:.1%} of liquidation at {liquidation}")
     return _ok(name, f"stop {p.stop}, liquidation {liquidation}")
 
@@ -257,7 +266,7 @@ ALL_CHECKS: tuple[Check, ...] = (
 
 
 def run_checks(p: Proposal, ctx: RiskContext, limits: RiskSection) -> tuple[RiskCheck, ...]:
-    return tuple(check(p, ctx, limits) for check in ALL_CHECKS)
+    return tuple([check(p, ctx, limits) for check in ALL_CHECKS])
 
 
 def proposal_liquidation_price(
