@@ -233,9 +233,11 @@ class PaperBroker:
 
     # --- fast replay -----------------------------------------------------------------
 
-    def resting(self, symbol: str) -> list[OrderRequest]:
-        """Orders resting on one symbol, as submitted (replay reads their triggers)."""
-        return [self._resting[cid].request for cid in self._resting.of(symbol).ids]
+    def reach(self, symbol: str) -> tuple[Decimal | None, Decimal | None]:
+        """How far the price may fall and rise before a resting order on `symbol` acts: the highest price at
+        or below which one does, the lowest at or above which one does (None: none that way)."""
+        orders = self._resting.of(symbol)
+        return orders.falls_to, orders.rises_to
 
     def fast_forward(self, symbol: str, mark: Decimal, last_close: float, variance: float, last_ms: int) -> None:
         """Leave a symbol's simulated market where a run of price events would have left it, unworked.
