@@ -132,6 +132,8 @@ class GuardState:
     _pending_ids: dict[str, None] = field(default_factory=dict)
     """Ids that were PENDING when last looked at, in queue order: `pending()` stays linear in what is
     pending, not in every proposal ever made (a long replay makes tens of thousands)."""
+    _pending_at: tuple[int, tuple[ProposalRecord, ...]] = field(default=(-1, ()), repr=False, compare=False)
+    """`pending()` as it was after that many events applied: it changes only with an event."""
 
     def __post_init__(self) -> None:
         self.account = Account(self.specs)
@@ -142,10 +144,15 @@ class GuardState:
         """Proposals waiting for a decision, oldest first."""
         if not self._pending_ids:
             return []
+        at, known = self._pending_at
+        if at == self.events_applied:
+            return list(known)
         live = [r for r in map(self.proposals.__getitem__, self._pending_ids) if r.status is PENDING]
         if len(live) != len(self._pending_ids):
             self._pending_ids = dict.fromkeys(r.proposal.id for r in live)
-        return sorted(live, key=lambda r: (r.proposal.created_at, r.proposal.id))
+        ordered = sorted(live, key=lambda r: (r.proposal.created_at, r.proposal.id))
+        self._pending_at = (self.events_applied, tuple(ordered))
+        return ordered
 
     def open_orders(self) -> list[OrderRecord]:
         return [o for o in self.orders.values() if o.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)]
