@@ -99,9 +99,13 @@ class RestingBook(dict[str, Resting]):
         self._views.clear()
         super().__delitem__(cid)
 
-    def pop(self, cid: str, default: Resting | None = None) -> Resting | None:  # type: ignore[override]
+    def pop(self, cid: str, *default: Resting | None) -> Resting | None:  # type: ignore[override]
         self._views.clear()
-        return super().pop(cid, default)
+        return super().pop(cid, *default)
+
+    def clear(self) -> None:
+        self._views.clear()
+        super().clear()
 
     def of(self, symbol: str) -> SymbolOrders:
         """The symbol's resting orders."""
