@@ -69,7 +69,8 @@ class SymbolHistory:
         due = max(first, int(times.searchsorted(deadline - tf_ms)))  # the first of those closing at the deadline
         # Bars before `due` settle only on a barrier. Numpy finds those that might (a margin of 1e-9 over
         # math.log's last bits); each is then judged with the tracker's own arithmetic, in order.
-        near = (highs[first:due] >= math.exp(up) * (1 - 1e-9)) | (lows[first:due] <= math.exp(down) * (1 + 1e-9))
+        reach_up = math.exp(min(up, 709.0)) * (1 - 1e-9)  # never above e^up (and no overflow)
+        near = (highs[first:due] >= reach_up) | (lows[first:due] <= math.exp(down) * (1 + 1e-9))
         for k in (first + np.flatnonzero(near)).tolist():
             if math.log(float(highs[k])) >= up or math.log(float(lows[k])) <= down:
                 return k
