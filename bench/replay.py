@@ -34,7 +34,9 @@ them a proposal); the paper broker keeps each symbol's resting orders with their
 until its book changes, so a price that reaches none of them is answered at once, and the lean path reads its
 bands from them; the tracker's settling bar is found with two searches and a numpy pre-filter (then judged with
 the tracker's own arithmetic); the state's pending list is kept until the next event is applied; the risk checks
-convert config floats to Decimal once.
+convert config floats to Decimal once. On a quiet machine (load 0.6-0.8) this round took the 200,000-bar replay
+from 31,593 to 39,644 bars/s (ratio 0.257 to 0.38 in those two runs: backtesting.py's own rate moves between
+about 104,000 and 130,000 bars/s from run to run, and the ratio with it).
 
 Below 1.0, what is left is spread thin: about 1,800 Python calls a proposal, no function above a few percent.
 About 11 journaled events per proposal, each encoded, hashed (SHA-256 alone is ~5% of the instructions),
