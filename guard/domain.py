@@ -43,11 +43,11 @@ class Side(StrEnum):
 
     @property
     def sign(self) -> int:
-        return 1 if self is Side.BUY else -1
+        return 1 if self is BUY else -1
 
     @property
     def opposite(self) -> Side:
-        return Side.SELL if self is Side.BUY else Side.BUY
+        return SELL if self is BUY else BUY
 
 
 class MarketKind(StrEnum):
@@ -141,6 +141,19 @@ class Verdict(StrEnum):
     PASS = "pass"
     WARN = "warn"
     BLOCK = "block"
+
+
+# Enum members as module globals, for hot paths: on Python 3.11 every `Side.BUY` is an attribute lookup through
+# EnumType's `__getattr__` hook (~0.25 µs; 3.12 drops the hook), and a replayed proposal's path made ~420 of
+# them. `x is BUY` is the very test `x is Side.BUY` is.
+BUY, SELL = Side.BUY, Side.SELL
+SPOT, LINEAR = MarketKind.SPOT, MarketKind.LINEAR
+ACTIVE, REDUCING, HALTED = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED
+PENDING = ProposalStatus.PENDING
+MARKET_ORDER, LIMIT_ORDER = OrderType.MARKET, OrderType.LIMIT
+STOP_MARKET_ORDER, TAKE_PROFIT_ORDER = OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET
+MAKER, TAKER = Liquidity.MAKER, Liquidity.TAKER
+PASS, WARN, BLOCK = Verdict.PASS, Verdict.WARN, Verdict.BLOCK
 
 
 # --- market data ---------------------------------------------------------------------
@@ -351,7 +364,7 @@ class Proposal(Value, frozen=True):
 
     @property
     def blocked(self) -> bool:
-        return any(c.verdict is Verdict.BLOCK for c in self.checks)
+        return any(c.verdict is BLOCK for c in self.checks)
 
     def block_reasons(self) -> list[str]:
         return [f"{c.name}: {c.reason}" for c in self.checks if c.verdict is Verdict.BLOCK]
@@ -423,7 +436,7 @@ class Position(Value, frozen=True):
 
     @property
     def side(self) -> Side:
-        return Side.BUY if self.qty > 0 else Side.SELL
+        return BUY if self.qty > 0 else SELL
 
     @property
     def notional(self) -> Decimal:

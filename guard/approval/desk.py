@@ -52,6 +52,8 @@ from guard.broker.base import Broker
 from guard.clock import Clock
 from guard.config import RiskSection
 from guard.domain import (
+    ACTIVE,
+    REDUCING,
     AcknowledgmentKind,
     Bar,
     FeedHealth,
@@ -60,7 +62,6 @@ from guard.domain import (
     OverrideEdits,
     Proposal,
     ProposalRequest,
-    TradingState,
 )
 from guard.events import BarRecorded, CommandAnswered, CommandReceived, FeedHealthChanged, TradingStateChanged
 from guard.journal.store import Journal, Subscriber
@@ -170,14 +171,14 @@ class ApprovalDesk:
         if isinstance(event, Bar) and event.closed:
             await self.sources.on_bar(event)
         state = self.state
-        if state.trading_state is not TradingState.ACTIVE:
+        if state.trading_state is not ACTIVE:
             return
         limit = state.limits.daily_loss_limit
         pnl = self._market.daily_pnl()
         if -pnl >= limit:
             reason = f"daily loss limit: lost {-pnl:.2f} today, the limit is {limit}"
             now = self.clock.now_ms()
-            changed = TradingStateChanged(now, state.trading_state, TradingState.REDUCING, reason, "guard")
+            changed = TradingStateChanged(now, state.trading_state, REDUCING, reason, "guard")
             await self.recorder.commit([changed], failing="keep")
             log.warning("daily_loss_limit_reached", loss=str(-pnl), limit=str(limit))
 

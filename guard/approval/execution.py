@@ -15,12 +15,15 @@ import structlog
 from guard.approval.recorder import Recorder
 from guard.broker.base import Answer, Broker, BrokerReport
 from guard.domain import (
+    ACTIVE,
+    BUY,
+    HALTED,
+    MARKET_ORDER,
+    REDUCING,
+    SELL,
     OrderPurpose,
     OrderRequest,
-    OrderType,
     Position,
-    Side,
-    TradingState,
 )
 from guard.errors import BadInput, GuardError, JournalFailing
 from guard.events import Event, OrderFilled, OrderRejected, OrderSubmitted, OrderUnknown, TradingStateChanged
@@ -54,9 +57,9 @@ class Execution:
         state = self._recorder.state
         if request.purpose in ESCAPE_PURPOSES:
             return "" if request.reduce_only else "escape orders must be reduce-only"
-        if state.trading_state is TradingState.HALTED:
+        if state.trading_state is HALTED:
             return f"trading is HALTED ({state.state_reason})"
-        if state.trading_state is TradingState.REDUCING and not request.reduce_only:
+        if state.trading_state is REDUCING and not request.reduce_only:
             position = state.account.position(request.symbol)
             if increases_risk(request.side, request.qty, position):
                 return "trading is REDUCING: only orders that reduce a position pass"
@@ -124,10 +127,8 @@ class Execution:
                 answer = []
             events += answer
             out.append(answer)
-        if in_doubt and recorder.state.trading_state is TradingState.ACTIVE:
-            events.append(
-                TradingStateChanged(recorder.now(), TradingState.ACTIVE, TradingState.REDUCING, in_doubt, "guard")
-            )
+        if in_doubt and recorder.state.trading_state is ACTIVE:
+            events.append(TradingStateChanged(recorder.now(), ACTIVE, REDUCING, in_doubt, "guard"))
         await recorder.commit(events, failing="keep")
         await self._told(events)
         if bad is not None:
@@ -181,14 +182,14 @@ def reducing_order(
     client_order_id: str, position: Position, purpose: OrderPurpose, qty: Decimal | None = None
 ) -> OrderRequest:
     """A reduce-only market order that takes `qty` (default: all) off a position."""
-    side = Side.SELL if position.qty > 0 else Side.BUY
+    side = SELL if position.qty > 0 else BUY
     amount = abs(position.qty) if qty is None else min(qty, abs(position.qty))
     return OrderRequest(
         client_order_id=client_order_id,
         symbol=position.symbol,
         side=side,
         qty=amount,
-        order_type=OrderType.MARKET,
+        order_type=MARKET_ORDER,
         purpose=purpose,
         leverage=position.leverage,
         reduce_only=True,

@@ -20,15 +20,16 @@ from guard.approval.settings import DeskSettings
 from guard.approval.state import GuardState
 from guard.clock import Clock
 from guard.domain import (
+    BLOCK,
+    HALTED,
+    PENDING,
+    REDUCING,
     AcknowledgmentKind,
     MarketSpec,
     Proposal,
     ProposalRequest,
-    ProposalStatus,
     RiskCheck,
     Side,
-    TradingState,
-    Verdict,
 )
 from guard.journal.store import Journal
 from guard.risk.checks import RiskContext, increases_risk, run_checks
@@ -80,7 +81,7 @@ class Gate:
     def standing(self, symbol: str) -> str:
         """What stops everything on `symbol` now: trading HALTED, its feed unhealthy, or no price for it yet."""
         state = self._state
-        if state.trading_state is TradingState.HALTED:
+        if state.trading_state is HALTED:
             return f"trading is HALTED ({state.state_reason}): re-arm first"
         feed = self._market.unhealthy(symbol)
         if feed is not None:
@@ -92,7 +93,7 @@ class Gate:
     def record_refusal(self, record: ProposalRecord, version: int | None = None) -> str:
         """Why this proposal cannot be decided on: not PENDING, or not the version the operator decided on."""
         p = record.proposal
-        if record.status is not ProposalStatus.PENDING:
+        if record.status is not PENDING:
             return f"{p.id} is {record.status.value}, not PENDING"
         if version is not None and version != p.version:
             return f"you decided on version {version}, but {p.id} is now version {p.version}: review it again"
@@ -122,9 +123,7 @@ class Gate:
                 return "novel — the model is guessing (suppressed by model.novelty_policy)"
         if not replacing and len(state.pending()) >= settings.approval.max_pending:
             return f"the queue is full ({settings.approval.max_pending} pending)"
-        if state.trading_state is TradingState.REDUCING and increases_risk(
-            r.side, r.qty, state.account.position(r.symbol)
-        ):
+        if state.trading_state is REDUCING and increases_risk(r.side, r.qty, state.account.position(r.symbol)):
             return "trading is REDUCING: only orders that reduce a position pass"
         spec = self._specs[r.symbol]
         if spec.round_qty(r.qty) < spec.min_qty:
@@ -154,15 +153,13 @@ class Gate:
         if p.novel and self._settings.novelty_policy == "confirm" and not confirm_novel:
             return Ruling("novel — the model is guessing: approving needs the novelty confirmation")
         checks = self.checks(p)
-        trips = not self._state.throttle_latched and any(
-            c.name == "throttle" and c.verdict is Verdict.BLOCK for c in checks
-        )
+        trips = not self._state.throttle_latched and any(c.name == "throttle" and c.verdict is BLOCK for c in checks)
         return Ruling(self.blocked(checks), trips_throttle=trips)
 
     @staticmethod
     def blocked(checks: Sequence[RiskCheck]) -> str:
         """The risk checks' blocks, in one line ("" when none blocks)."""
-        blocked = [f"{c.name}: {c.reason}" for c in checks if c.verdict is Verdict.BLOCK]
+        blocked = [f"{c.name}: {c.reason}" for c in checks if c.verdict is BLOCK]
         return "blocked by risk checks: " + "; ".join(blocked) if blocked else ""
 
     def needs_two(self, p: Proposal) -> bool:

@@ -26,6 +26,9 @@ from guard.approval.records import (
 from guard.broker.ledger import Account
 from guard.config import RiskSection, replace_setting
 from guard.domain import (
+    ACTIVE,
+    HALTED,
+    PENDING,
     AcknowledgmentKind,
     DecisionKind,
     MarketSpec,
@@ -94,7 +97,7 @@ class GuardState:
     """The risk limits in force: the config's, with every change journaled since applied once, as it is folded
     (reading them is an attribute read, never a re-validation)."""
     account: Account = field(init=False)
-    trading_state: TradingState = TradingState.ACTIVE
+    trading_state: TradingState = ACTIVE
     state_reason: str = ""
     proposals: dict[str, ProposalRecord] = field(default_factory=dict)
     proposal_count: int = 0
@@ -129,6 +132,8 @@ class GuardState:
     _pending_ids: dict[str, None] = field(default_factory=dict)
     """Ids that were PENDING when last looked at, in queue order: `pending()` stays linear in what is
     pending, not in every proposal ever made (a long replay makes tens of thousands)."""
+    _pending_at: tuple[int, tuple[ProposalRecord, ...]] = field(default=(-1, ()), repr=False, compare=False)
+    """`pending()` as it was after that many events applied: it changes only with an event."""
 
     def __post_init__(self) -> None:
         self.account = Account(self.specs)
@@ -139,10 +144,15 @@ class GuardState:
         """Proposals waiting for a decision, oldest first."""
         if not self._pending_ids:
             return []
-        live = [r for r in map(self.proposals.__getitem__, self._pending_ids) if r.status is ProposalStatus.PENDING]
+        at, known = self._pending_at
+        if at == self.events_applied:
+            return list(known)
+        live = [r for r in map(self.proposals.__getitem__, self._pending_ids) if r.status is PENDING]
         if len(live) != len(self._pending_ids):
             self._pending_ids = dict.fromkeys(r.proposal.id for r in live)
-        return sorted(live, key=lambda r: (r.proposal.created_at, r.proposal.id))
+        ordered = sorted(live, key=lambda r: (r.proposal.created_at, r.proposal.id))
+        self._pending_at = (self.events_applied, tuple(ordered))
+        return ordered
 
     def open_orders(self) -> list[OrderRecord]:
         return [o for o in self.orders.values() if o.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)]
@@ -386,7 +396,7 @@ class GuardState:
         self.deadman_pending = ""
 
     def _journal_recovered(self, e: JournalRecovered) -> None:
-        if self.trading_state is TradingState.HALTED and self.state_reason.startswith("journal failing"):
+        if self.trading_state is HALTED and self.state_reason.startswith("journal failing"):
             self.state_reason = (
                 "the journal failed and writes again; what happened meanwhile is on record: review, then re-arm"
             )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 
 import structlog
@@ -21,22 +20,30 @@ from msgspec.structs import replace
 
 from guard.broker.base import Answer, BrokerReport, answer
 from guard.broker.ledger import Account, money
-from guard.broker.paper_market import Quote, book_walk, next_level, update_quote
+from guard.broker.paper_market import Quote, Resting, RestingBook, book_walk, next_level, update_quote
 from guard.clock import Clock
 from guard.config import PaperSection
 from guard.domain import (
+    BUY,
+    LIMIT_ORDER,
+    LINEAR,
+    MAKER,
+    MARKET_ORDER,
     ONE,
+    SELL,
+    SPOT,
+    STOP_MARKET_ORDER,
+    TAKE_PROFIT_ORDER,
+    TAKER,
     ZERO,
     Balance,
     Bar,
     Fill,
     Liquidity,
     MarketEvent,
-    MarketKind,
     MarketSpec,
     MarkPrice,
     OrderRequest,
-    OrderType,
     Position,
     Side,
 )
@@ -53,13 +60,6 @@ from guard.events import (
 log = structlog.get_logger(__name__)
 
 _BPS = Decimal("0.0001")
-
-
-@dataclass(slots=True)
-class _Resting:
-    request: OrderRequest
-    remaining: Decimal
-    fills: int = 0
 
 
 class PaperBroker:
@@ -80,7 +80,7 @@ class PaperBroker:
         self._clock = clock
         self.account = account or Account(specs)
         self._quotes: dict[str, Quote] = {s: Quote() for s in specs}
-        self._resting: dict[str, _Resting] = {}
+        self._resting = RestingBook()
         self._seen: set[str] = set()
         self._fill_counts: dict[str, int] = {}
         self._funding_interval_ms = int(settings.funding_interval_hours * 3_600_000)
@@ -100,7 +100,7 @@ class PaperBroker:
         with the process: it was not executed, and it is never sent again.
         """
         self.account = account
-        self._resting = {r.client_order_id: _Resting(r, remaining) for r, remaining in open_orders}
+        self._resting = RestingBook({r.client_order_id: Resting(r, remaining) for r, remaining in open_orders})
         self._seen = set(sent)
         now = self._clock.now_ms()
         return [
@@ -129,8 +129,8 @@ class PaperBroker:
         if why:
             return [OrderRejected(now, cid, why)]
         request = _with_qty(request, qty)
-        taking = request.order_type is OrderType.MARKET or (
-            request.order_type is OrderType.LIMIT and self._marketable(request, quote)
+        taking = request.order_type is MARKET_ORDER or (
+            request.order_type is LIMIT_ORDER and self._marketable(request, quote)
         )
         estimate = (
             self._slipped_price(request.side, spec, quote, qty, request.limit_price)
@@ -140,7 +140,7 @@ class PaperBroker:
         opening = qty - self._closing_qty(request, qty)
         need = self.account.required_margin(spec, opening, request.limit_price or estimate, request.leverage)
         if taking:
-            need += money(qty * estimate * spec.contract_size * self._fee(Liquidity.TAKER))
+            need += money(qty * estimate * spec.contract_size * self._fee(TAKER))
         if opening and need > self.account.free:
             return [OrderRejected(now, cid, _insufficient(need, self.account.free))]
         reports: list[BrokerReport] = [OrderAccepted(now, cid, f"paper-{cid}")]
@@ -150,11 +150,11 @@ class PaperBroker:
             reports += fills
             if unfilled == 0:
                 return reports
-            if request.order_type is OrderType.MARKET:
+            if request.order_type is MARKET_ORDER:
                 reports.append(OrderCancelled(now, cid, f"book depth exhausted: {unfilled} not filled"))
                 return reports
             qty = unfilled  # the rest of a marketable limit order rests on the book
-        self._resting[cid] = _Resting(request, qty)
+        self._resting[cid] = Resting(request, qty)
         return reports
 
     async def submit_many(self, requests: Sequence[OrderRequest]) -> list[Answer]:
@@ -221,12 +221,7 @@ class PaperBroker:
     def _levels(self, symbol: str) -> list[Decimal | None]:
         """Every price on `symbol` at which something happens: the liquidation price, triggers and limits."""
         pos = self.account.position(symbol)
-        levels = [pos.liquidation_price if pos is not None else None]
-        for r in self._resting.values():
-            if r.request.symbol == symbol:
-                limit = r.request.order_type is OrderType.LIMIT
-                levels.append(r.request.limit_price if limit else r.request.trigger_price)
-        return levels
+        return [pos.liquidation_price if pos is not None else None, *self._resting.of(symbol).levels]
 
     def mark(self, symbol: str) -> Decimal | None:
         quote = self._quotes.get(symbol)
@@ -238,9 +233,11 @@ class PaperBroker:
 
     # --- fast replay -----------------------------------------------------------------
 
-    def resting(self, symbol: str) -> list[OrderRequest]:
-        """Orders resting on one symbol, as submitted (replay reads their triggers)."""
-        return [r.request for r in self._resting.values() if r.request.symbol == symbol]
+    def reach(self, symbol: str) -> tuple[Decimal | None, Decimal | None]:
+        """How far the price may fall and rise before a resting order on `symbol` acts: the highest price at
+        or below which one does, the lowest at or above which one does (None: none that way)."""
+        orders = self._resting.of(symbol)
+        return orders.falls_to, orders.rises_to
 
     def fast_forward(self, symbol: str, mark: Decimal, last_close: float, variance: float, last_ms: int) -> None:
         """Leave a symbol's simulated market where a run of price events would have left it, unworked.
@@ -256,7 +253,7 @@ class PaperBroker:
         quote.last_close = last_close
         quote.variance = variance
         quote.gap = True  # the skipped stretch ended with a closed bar
-        if self._specs[symbol].kind is MarketKind.LINEAR:
+        if self._specs[symbol].kind is LINEAR:
             interval = self._funding_interval_ms
             quote.next_funding_ms = (last_ms // interval + 1) * interval
 
@@ -277,9 +274,9 @@ class PaperBroker:
             value = getattr(request, name)
             if value is not None and (not value.is_finite() or value <= 0):
                 raise InvalidCommand(f"{name.replace('_', ' ')} must be a positive number, got {value}")
-        if request.order_type is OrderType.LIMIT and request.limit_price is None:
+        if request.order_type is LIMIT_ORDER and request.limit_price is None:
             raise InvalidCommand("a limit order needs a limit price")
-        if request.order_type in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
+        if request.order_type in (STOP_MARKET_ORDER, TAKE_PROFIT_ORDER):
             if request.trigger_price is None:
                 raise InvalidCommand(f"a {request.order_type} order needs a trigger price")
 
@@ -293,11 +290,11 @@ class PaperBroker:
             return min(qty, abs(pos.qty)), ""
         if request.leverage > spec.max_leverage:
             return ZERO, f"leverage {request.leverage}x is above the market's maximum {spec.max_leverage}x"
-        if spec.kind is MarketKind.SPOT:
+        if spec.kind is SPOT:
             if request.leverage != ONE:
                 return ZERO, "spot orders cannot use leverage"
             held = pos.qty if pos else ZERO
-            if request.side is Side.SELL and qty > held:
+            if request.side is SELL and qty > held:
                 return ZERO, f"spot sell of {qty} is more than the {held} held; spot cannot go short"
         if qty < spec.min_qty:
             return ZERO, f"quantity {request.qty} is below the market minimum {spec.min_qty}"
@@ -306,7 +303,7 @@ class PaperBroker:
     def _marketable(self, request: OrderRequest, quote: Quote) -> bool:
         limit = request.limit_price
         assert limit is not None
-        if request.side is Side.BUY:
+        if request.side is BUY:
             ask = quote.ask or quote.mark
             return ask is not None and ask <= limit
         bid = quote.bid or quote.mark
@@ -325,7 +322,7 @@ class PaperBroker:
 
         Returns the reports and the quantity left unfilled (thin book, or margin ran out).
         """
-        levels = quote.asks if request.side is Side.BUY else quote.bids
+        levels = quote.asks if request.side is BUY else quote.bids
         if levels:
             slices = book_walk(levels, qty, request.side, limit)
         else:
@@ -336,12 +333,12 @@ class PaperBroker:
             closing = self._closing_qty(request, slice_qty)
             opening = slice_qty - closing
             if opening > 0:
-                fee = money(slice_qty * price * spec.contract_size * self._fee(Liquidity.TAKER))
+                fee = money(slice_qty * price * spec.contract_size * self._fee(TAKER))
                 available = self.account.free + self.account.reserved(request.client_order_id)
                 if self.account.required_margin(spec, opening, price, request.leverage) + fee > available:
                     break  # the book walked further than the estimate: stop, never overdraw
             remaining -= slice_qty
-            reports.append(self._fill(request, spec, slice_qty, price, Liquidity.TAKER, remaining, now))
+            reports.append(self._fill(request, spec, slice_qty, price, TAKER, remaining, now))
         reports += self._cancel_orphaned_protection(request.symbol, now)
         return reports, remaining
 
@@ -354,7 +351,7 @@ class PaperBroker:
     def _slipped_price(
         self, side: Side, spec: MarketSpec, quote: Quote, qty: Decimal, limit: Decimal | None
     ) -> Decimal:
-        reference = (quote.ask if side is Side.BUY else quote.bid) or quote.mark
+        reference = (quote.ask if side is BUY else quote.bid) or quote.mark
         assert reference is not None
         notional = float(qty * reference)
         s = self._settings
@@ -366,11 +363,11 @@ class PaperBroker:
         price = reference * (ONE + Decimal(side.sign) * Decimal(str(round(bps, 6))) * _BPS)
         price = spec.round_price(price)
         if limit is not None:
-            price = min(price, limit) if side is Side.BUY else max(price, limit)
+            price = min(price, limit) if side is BUY else max(price, limit)
         return price
 
     def _fee(self, liquidity: Liquidity) -> Decimal:
-        bps = self._settings.maker_fee_bps if liquidity is Liquidity.MAKER else self._settings.taker_fee_bps
+        bps = self._settings.maker_fee_bps if liquidity is MAKER else self._settings.taker_fee_bps
         return Decimal(str(bps)) * _BPS
 
     def _fill(
@@ -392,14 +389,17 @@ class PaperBroker:
         return OrderFilled(now, fill, remaining)
 
     def _work_resting(self, symbol: str, quote: Quote, now: int) -> list[BrokerReport]:
+        orders = self._resting.of(symbol)
+        if orders.quiet(quote):
+            return []  # what the loop below finds too, in fewer steps: the venue looks at every price
         reports: list[BrokerReport] = []
-        for cid in [c for c, r in self._resting.items() if r.request.symbol == symbol]:
+        for cid in orders.ids:
             resting = self._resting.get(cid)
             if resting is None:
                 continue
             request = resting.request
             spec = self._specs[symbol]
-            if request.order_type is OrderType.LIMIT:
+            if request.order_type is LIMIT_ORDER:
                 if self._limit_crossed(request, quote):
                     del self._resting[cid]
                     assert request.limit_price is not None
@@ -410,7 +410,7 @@ class PaperBroker:
                             continue
                     else:
                         qty = resting.remaining
-                    reports.append(self._fill(request, spec, qty, request.limit_price, Liquidity.MAKER, ZERO, now))
+                    reports.append(self._fill(request, spec, qty, request.limit_price, MAKER, ZERO, now))
                     reports += self._cancel_orphaned_protection(symbol, now)
             elif self._triggered(request, quote):
                 del self._resting[cid]
@@ -427,7 +427,7 @@ class PaperBroker:
 
     def _limit_crossed(self, request: OrderRequest, quote: Quote) -> bool:
         assert request.limit_price is not None and quote.mark is not None
-        if request.side is Side.BUY:
+        if request.side is BUY:
             return (quote.ask or quote.mark) <= request.limit_price
         return (quote.bid or quote.mark) >= request.limit_price
 
@@ -435,7 +435,7 @@ class PaperBroker:
     def _triggered(request: OrderRequest, quote: Quote) -> bool:
         trigger, mark = request.trigger_price, quote.mark
         assert trigger is not None and mark is not None
-        falling = (request.order_type is OrderType.STOP_MARKET) == (request.side is Side.SELL)
+        falling = (request.order_type is STOP_MARKET_ORDER) == (request.side is SELL)
         return mark <= trigger if falling else mark >= trigger
 
     def _liquidate_if_crossed(self, symbol: str, quote: Quote, now: int) -> list[BrokerReport]:
@@ -462,7 +462,7 @@ class PaperBroker:
     def _pay_funding(self, event: MarkPrice | Bar, quote: Quote, now: int) -> list[BrokerReport]:
         symbol = event.symbol
         spec = self._specs[symbol]
-        if spec.kind is not MarketKind.LINEAR:
+        if spec.kind is not LINEAR:
             return []
         ts = event.timestamp if isinstance(event, MarkPrice) else event.open_time
         interval = self._funding_interval_ms

@@ -15,7 +15,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from guard.domain import Bar, Book, MarketEvent, MarkPrice, Side, Ticker, Trade
+from guard.domain import (
+    BUY,
+    LIMIT_ORDER,
+    SELL,
+    STOP_MARKET_ORDER,
+    Bar,
+    Book,
+    MarketEvent,
+    MarkPrice,
+    OrderRequest,
+    Side,
+    Ticker,
+    Trade,
+)
 from guard.errors import InvalidMarketData
 
 VOL_ALPHA = 0.06
@@ -38,6 +51,93 @@ class Quote:
     next_funding_ms: int | None = None
     gap: bool = True
     """The next price may jump from the mark (none yet, or a bar just closed); else the price travels to it."""
+
+
+@dataclass(slots=True)
+class Resting:
+    """An order resting on the paper venue's book."""
+
+    request: OrderRequest
+    remaining: Decimal
+    fills: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolOrders:
+    """One symbol's resting orders as the venue works them: their ids in the order they came to rest, the
+    prices at which they act, and the nearest of those on either side."""
+
+    ids: tuple[str, ...]
+    levels: tuple[Decimal, ...]
+    falls_to: Decimal | None
+    """The highest price a falling mark makes one of them act at (a sell stop, a buy take-profit or limit)."""
+    rises_to: Decimal | None
+    """The lowest price a rising mark makes one of them act at (a buy stop, a sell take-profit or limit)."""
+
+    def quiet(self, quote: Quote) -> bool:
+        """None of them acts at the quote's mark. Judged only for a quote without a bid or ask (limits fill
+        against those): with one, this says False and every order is looked at."""
+        mark = quote.mark
+        if mark is None or quote.bid is not None or quote.ask is not None:
+            return False
+        return (self.falls_to is None or mark > self.falls_to) and (self.rises_to is None or mark < self.rises_to)
+
+
+class RestingBook(dict[str, Resting]):
+    """The resting orders by client order id, with each symbol's `SymbolOrders` kept until the book changes
+    (the venue looks at them at every price, and they change only when an order rests, fills or goes)."""
+
+    def __init__(self, orders: dict[str, Resting] | None = None) -> None:
+        super().__init__(orders or {})
+        self._views: dict[str, SymbolOrders] = {}
+
+    def __setitem__(self, cid: str, resting: Resting) -> None:
+        self._views.clear()
+        super().__setitem__(cid, resting)
+
+    def __delitem__(self, cid: str) -> None:
+        self._views.clear()
+        super().__delitem__(cid)
+
+    def pop(self, cid: str, *default: Resting | None) -> Resting | None:  # type: ignore[override]
+        self._views.clear()
+        return super().pop(cid, *default)
+
+    def clear(self) -> None:
+        self._views.clear()
+        super().clear()
+
+    def of(self, symbol: str) -> SymbolOrders:
+        """The symbol's resting orders."""
+        view = self._views.get(symbol)
+        if view is None:
+            view = self._views[symbol] = _symbol_orders(symbol, self)
+        return view
+
+
+def _symbol_orders(symbol: str, book: dict[str, Resting]) -> SymbolOrders:
+    ids: list[str] = []
+    levels: list[Decimal] = []
+    falls_to: Decimal | None = None
+    rises_to: Decimal | None = None
+    for cid, r in book.items():
+        request = r.request
+        if request.symbol != symbol:
+            continue
+        ids.append(cid)
+        if request.order_type is LIMIT_ORDER:
+            price, falling = request.limit_price, request.side is BUY
+        else:
+            price = request.trigger_price
+            falling = (request.order_type is STOP_MARKET_ORDER) == (request.side is SELL)
+        if price is None:
+            continue
+        levels.append(price)
+        if falling:
+            falls_to = price if falls_to is None else max(falls_to, price)
+        else:
+            rises_to = price if rises_to is None else min(rises_to, price)
+    return SymbolOrders(tuple(ids), tuple(levels), falls_to, rises_to)
 
 
 def update_quote(quote: Quote, event: MarketEvent) -> None:
@@ -106,7 +206,7 @@ def book_walk(
     for price, available in levels:
         if remaining <= 0:
             break
-        if limit is not None and (price > limit if side is Side.BUY else price < limit):
+        if limit is not None and (price > limit if side is BUY else price < limit):
             break
         take = min(available, remaining)
         if take > 0:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from guard.domain import HARD_LEVERAGE_CAP, AcknowledgmentKind, DecisionKind, OrderPurpose, TradingState
+from guard.domain import ACTIVE, HALTED, HARD_LEVERAGE_CAP, AcknowledgmentKind, DecisionKind, OrderPurpose, TradingState
 from guard.events import (
     AcknowledgmentRecorded,
     DecisionRecorded,
@@ -57,7 +57,7 @@ class JournalAuditor:
     sent: dict[str, OrderSubmitted] = field(default_factory=dict)
     filled: dict[str, Decimal] = field(default_factory=dict)
     leverage_acknowledged: bool = False
-    state: TradingState = TradingState.ACTIVE
+    state: TradingState = ACTIVE
     seen: int = 0
 
     def feed(self, events: list[Event]) -> None:
@@ -109,7 +109,7 @@ class JournalAuditor:
         request = self.sent[cid].request
         self.filled[cid] = self.filled.get(cid, Decimal(0)) + e.fill.qty
         _require(self.filled[cid] <= request.qty, f"{cid} filled more than ordered")
-        if self.state is TradingState.HALTED:
+        if self.state is HALTED:
             # Invariant 4: while HALTED only the way out fills.
             _require(request.purpose in ESCAPES or request.reduce_only, f"{cid} filled while HALTED")
 

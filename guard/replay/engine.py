@@ -45,7 +45,15 @@ from guard.broker.paper import PaperBroker
 from guard.broker.paper_market import bar_path
 from guard.clock import TestClock
 from guard.config import Config
-from guard.domain import AcknowledgmentKind, MarketSpec, MarkPrice, ProposalStatus, Signal, TradingState
+from guard.domain import (
+    ACTIVE,
+    PENDING,
+    REDUCING,
+    AcknowledgmentKind,
+    MarketSpec,
+    MarkPrice,
+    Signal,
+)
 from guard.errors import BadInput
 from guard.features import build_series_arrays
 from guard.markets import default_spec
@@ -358,7 +366,7 @@ class ReplayEngine:
         operator = self.options.operator
         for pid in queued:
             decided: set[int] = set()  # a version re-priced under a decision is decided once more, as a person would
-            while (record := desk.state.proposals[pid]).status is ProposalStatus.PENDING and len(decided) < 2:
+            while (record := desk.state.proposals[pid]).status is PENDING and len(decided) < 2:
                 if record.proposal.version in decided:
                     break
                 decided.add(record.proposal.version)
@@ -382,7 +390,7 @@ class ReplayEngine:
         k = h.settling_bar(i, signal.timestamp, signal.price, signal.barrier, signal.horizon_seconds)
         if k is not None:
             s.track.add(k)
-            heapq.heappush(self._track_groups, int(np.searchsorted(self.grid.group_open, h.open_times[k])))
+            heapq.heappush(self._track_groups, int(self.grid.group_open.searchsorted(h.open_times[k])))
 
     # --- the lean path --------------------------------------------------------------
 
@@ -403,7 +411,7 @@ class ReplayEngine:
             account.positions,
             self._index,
             self.grid,
-            active=state.trading_state is TradingState.ACTIVE,
+            active=state.trading_state is ACTIVE,
             daily_day=state.daily.day,
             daily_realized=state.daily.realized,
             limit=self.desk.limits().daily_loss_limit,
@@ -411,7 +419,7 @@ class ReplayEngine:
         self.tally.held(account.positions.values())
         self._total = float(account.total)
         self._segments.append((g, self._total, self._x.positions))
-        self._reducing_day = self._daily_day_of_reducing() if state.trading_state is TradingState.REDUCING else None
+        self._reducing_day = self._daily_day_of_reducing() if state.trading_state is REDUCING else None
 
     def _daily_day_of_reducing(self) -> int | None:
         reason = self.desk.state.state_reason
@@ -436,8 +444,8 @@ class ReplayEngine:
         bar_seconds = self.model.bar_seconds
         for s in self._symbols:
             k = max(
-                int(np.searchsorted(s.candidate_groups, g)),
-                int(np.searchsorted(s.candidate_times, self.policy.cooling_until(s.history.symbol, bar_seconds))),
+                int(s.candidate_groups.searchsorted(g)),
+                int(s.candidate_times.searchsorted(self.policy.cooling_until(s.history.symbol, bar_seconds))),
             )
             if k < len(s.candidate_groups):
                 stop = min(stop, int(s.candidate_groups[k]))
@@ -455,9 +463,9 @@ class ReplayEngine:
         pending = self.desk.state.pending()
         if pending:
             due = min(r.proposal.expires_at for r in pending) - self._tf_ms
-            stop = min(stop, int(np.searchsorted(self.grid.group_open, due, side="left")))
+            stop = min(stop, int(self.grid.group_open.searchsorted(due, side="left")))
         if self._reducing_day is not None:
-            stop = min(stop, int(np.searchsorted(self.grid.open_day, self._reducing_day, side="right")))
+            stop = min(stop, int(self.grid.open_day.searchsorted(self._reducing_day, side="right")))
         hit = first_work(self.grid, self._x, g, stop)
         return hit if hit is not None else stop
 

@@ -72,16 +72,16 @@ class SymbolHistory:
         deadline = timestamp + round(horizon_seconds * 1000)
         tf_ms = timeframe_ms(self.timeframe)
         times, highs, lows = self.open_times, self.highs, self.lows
-        for k in range(i + 1, len(times)):
-            opened = int(times[k])
-            if opened < timestamp:
-                continue
-            close_time = opened + tf_ms
-            if close_time >= deadline:
-                return k
+        first = max(i + 1, int(times.searchsorted(timestamp)))  # the first bar opened at or after the signal
+        due = max(first, int(times.searchsorted(deadline - tf_ms)))  # the first of those closing at the deadline
+        # Bars before `due` settle only on a barrier. Numpy finds those that might (a margin of 1e-9 over
+        # math.log's last bits); each is then judged with the tracker's own arithmetic, in order.
+        reach_up = math.exp(min(up, 709.0)) * (1 - 1e-9)  # never above e^up (and no overflow)
+        near = (highs[first:due] >= reach_up) | (lows[first:due] <= math.exp(down) * (1 + 1e-9))
+        for k in (first + np.flatnonzero(near)).tolist():
             if math.log(float(highs[k])) >= up or math.log(float(lows[k])) <= down:
                 return k
-        return None
+        return due if due < len(times) else None
 
     def bar(self, i: int) -> Bar:
         """Bar `i` as the feed would deliver it (closed; incomplete when it is a filled one)."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from guard.approval.state import DAY_MS
 from guard.broker.paper import PaperBroker
-from guard.domain import OrderType, Position, Side
+from guard.domain import Position
 from guard.replay.history import SymbolHistory
 
 EPS = 1e-9
@@ -133,18 +133,11 @@ class Exposure:
         lows: dict[int, float] = {}
         highs: dict[int, float] = {}
         for symbol, j in index.items():
-            for r in broker.resting(symbol):
-                if r.order_type is OrderType.LIMIT:
-                    assert r.limit_price is not None
-                    price, falling = float(r.limit_price), r.side is Side.BUY
-                else:
-                    assert r.trigger_price is not None
-                    price = float(r.trigger_price)
-                    falling = (r.order_type is OrderType.STOP_MARKET) == (r.side is Side.SELL)
-                if falling:
-                    lows[j] = max(lows.get(j, -math.inf), price * (1 + EPS))
-                else:
-                    highs[j] = min(highs.get(j, math.inf), price * (1 - EPS))
+            falls_to, rises_to = broker.reach(symbol)
+            if falls_to is not None:
+                lows[j] = float(falls_to) * (1 + EPS)
+            if rises_to is not None:
+                highs[j] = float(rises_to) * (1 - EPS)
         held = []
         funding = -1
         n = len(grid)

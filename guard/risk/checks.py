@@ -8,23 +8,30 @@ here: a check must never be able to block the way out.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from guard.config import RiskSection
 from guard.domain import (
+    BLOCK,
+    BUY,
+    HALTED,
     HARD_LEVERAGE_CAP,
+    PASS,
+    REDUCING,
+    SELL,
+    SPOT,
+    WARN,
     ZERO,
     FeedHealth,
-    MarketKind,
     MarketSpec,
     Position,
     Proposal,
     RiskCheck,
     Side,
     TradingState,
-    Verdict,
 )
 from guard.risk.liquidation import isolated_liquidation_price
 
@@ -32,6 +39,8 @@ FIAT_LIKE = frozenset({"USDT", "USDC", "USD", "BUSD", "FDUSD", "DAI", "EUR", "TU
 """Quote currencies whose amounts read in cents; any other (BTC, ETH) keeps 8 decimals."""
 LEVERAGE_ACK_ABOVE = Decimal(5)
 """Leverage above this always needs a leverage acknowledgment on record, whatever the config says."""
+_NEAR_DAILY_LIMIT = Decimal("0.8")
+"""Today's loss past this share of the daily limit warns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +65,7 @@ Check = Callable[[Proposal, RiskContext, RiskSection], RiskCheck]
 
 
 def _ok(name: str, reason: str = "ok") -> RiskCheck:
-    return RiskCheck(name, Verdict.PASS, reason)
+    return RiskCheck(name, PASS, reason)
 
 
 def increases_risk(side: Side, qty: Decimal, position: Position | None) -> bool:
@@ -68,43 +77,49 @@ def increases_risk(side: Side, qty: Decimal, position: Position | None) -> bool:
 
 def check_trading_state(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "trading_state"
-    if ctx.trading_state is TradingState.HALTED:
-        return RiskCheck(name, Verdict.BLOCK, "trading is HALTED; a person must re-arm first")
-    if ctx.trading_state is TradingState.REDUCING and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
-        return RiskCheck(name, Verdict.BLOCK, "trading is REDUCING: only orders that reduce a position pass")
+    if ctx.trading_state is HALTED:
+        return RiskCheck(name, BLOCK, "trading is HALTED; a person must re-arm first")
+    if ctx.trading_state is REDUCING and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
+        return RiskCheck(name, BLOCK, "trading is REDUCING: only orders that reduce a position pass")
     return _ok(name, ctx.trading_state.value)
 
 
 def check_feed(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "feed"
     if ctx.feed is not None and not ctx.feed.healthy:
-        return RiskCheck(name, Verdict.BLOCK, f"market data for {p.symbol} is not healthy: {ctx.feed.reason}")
+        return RiskCheck(name, BLOCK, f"market data for {p.symbol} is not healthy: {ctx.feed.reason}")
     return _ok(name)
 
 
 def leverage_acknowledgment_above(limits: RiskSection) -> Decimal:
     """Leverage above this needs the leverage acknowledgment: the conservative limit, and never above 5x."""
-    return min(Decimal(str(limits.max_leverage)), LEVERAGE_ACK_ABOVE).normalize()
+    return min(_decimal(limits.max_leverage), LEVERAGE_ACK_ABOVE).normalize()
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def _decimal(value: float) -> Decimal:
+    """A config float as the Decimal its text reads (the checks run twice a proposal: converted once)."""
+    return Decimal(str(value))
 
 
 def check_leverage(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "leverage"
-    conservative = Decimal(str(limits.max_leverage)).normalize()  # 3, not 3.0, in what the operator reads
+    conservative = _decimal(limits.max_leverage).normalize()  # 3, not 3.0, in what the operator reads
     ack_above = leverage_acknowledgment_above(limits)
     if p.leverage > HARD_LEVERAGE_CAP:
-        return RiskCheck(name, Verdict.BLOCK, f"{p.leverage}x is above the hard cap of {HARD_LEVERAGE_CAP}x")
+        return RiskCheck(name, BLOCK, f"{p.leverage}x is above the hard cap of {HARD_LEVERAGE_CAP}x")
     if p.leverage > ctx.spec.max_leverage:
-        return RiskCheck(name, Verdict.BLOCK, f"{p.leverage}x is above the market's maximum {ctx.spec.max_leverage}x")
+        return RiskCheck(name, BLOCK, f"{p.leverage}x is above the market's maximum {ctx.spec.max_leverage}x")
     if p.leverage > ack_above and not ctx.leverage_acknowledged:
         return RiskCheck(
             name,
-            Verdict.BLOCK,
+            BLOCK,
             f"{p.leverage}x is above the conservative limit of {ack_above:f}x: "
             "it needs a leverage acknowledgment on record",
         )
     if p.leverage > conservative:
         why = f"{p.leverage}x is above the conservative {conservative:f}x (acknowledged)"
-        return RiskCheck(name, Verdict.WARN, why)
+        return RiskCheck(name, WARN, why)
     return _ok(name, f"{p.leverage}x")
 
 
@@ -120,7 +135,7 @@ def check_order_notional(p: Proposal, ctx: RiskContext, limits: RiskSection) -> 
     name = "order_notional"
     order, limit = money_text(p.notional, ctx.spec), money_text(limits.max_order_notional, ctx.spec)
     if p.notional > limits.max_order_notional:
-        return RiskCheck(name, Verdict.BLOCK, f"order {order} exceeds the {limit} limit")
+        return RiskCheck(name, BLOCK, f"order {order} exceeds the {limit} limit")
     return _ok(name, f"{order} of {limit}")
 
 
@@ -134,7 +149,7 @@ def check_position_notional(p: Proposal, ctx: RiskContext, limits: RiskSection) 
     after = abs(_position_after(p, ctx)) * p.price
     text, limit = money_text(after, ctx.spec), money_text(limits.max_position_notional, ctx.spec)
     if after > limits.max_position_notional and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
-        return RiskCheck(name, Verdict.BLOCK, f"{p.symbol} position would be {text}, above the {limit} limit")
+        return RiskCheck(name, BLOCK, f"{p.symbol} position would be {text}, above the {limit} limit")
     return _ok(name, f"{text} of {limit}")
 
 
@@ -146,7 +161,7 @@ def check_gross_exposure(p: Proposal, ctx: RiskContext, limits: RiskSection) -> 
             gross += abs(pos.qty) * ctx.marks.get(symbol, pos.entry_price)
     gross += abs(_position_after(p, ctx)) * p.price
     if gross > limits.max_gross_exposure and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
-        return RiskCheck(name, Verdict.BLOCK, f"gross exposure would be {gross:.2f}, above {limits.max_gross_exposure}")
+        return RiskCheck(name, BLOCK, f"gross exposure would be {gross:.2f}, above {limits.max_gross_exposure}")
     return _ok(name, f"{gross:.2f} of {limits.max_gross_exposure}")
 
 
@@ -154,20 +169,20 @@ def check_daily_loss(p: Proposal, ctx: RiskContext, limits: RiskSection) -> Risk
     name = "daily_loss"
     loss = -ctx.daily_pnl
     if loss >= limits.daily_loss_limit and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
-        return RiskCheck(name, Verdict.BLOCK, f"today's loss {loss:.2f} reached the {limits.daily_loss_limit} limit")
-    if loss >= limits.daily_loss_limit * Decimal("0.8"):
-        return RiskCheck(name, Verdict.WARN, f"today's loss {loss:.2f} is near the {limits.daily_loss_limit} limit")
+        return RiskCheck(name, BLOCK, f"today's loss {loss:.2f} reached the {limits.daily_loss_limit} limit")
+    if loss >= limits.daily_loss_limit * _NEAR_DAILY_LIMIT:
+        return RiskCheck(name, WARN, f"today's loss {loss:.2f} is near the {limits.daily_loss_limit} limit")
     return _ok(name, f"today's PnL {ctx.daily_pnl:.2f}")
 
 
 def check_throttle(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "throttle"
     if ctx.throttle_latched:
-        return RiskCheck(name, Verdict.BLOCK, "the order throttle tripped; a person must re-enable it")
+        return RiskCheck(name, BLOCK, "the order throttle tripped; a person must re-enable it")
     if ctx.orders_last_minute >= limits.max_orders_per_minute:
         return RiskCheck(
             name,
-            Verdict.BLOCK,
+            BLOCK,
             f"{ctx.orders_last_minute} orders in the last minute: the limit is {limits.max_orders_per_minute}",
         )
     return _ok(name, f"{ctx.orders_last_minute} of {limits.max_orders_per_minute} per minute")
@@ -176,7 +191,7 @@ def check_throttle(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCh
 def check_confidence(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "confidence"
     if p.source == "model" and p.confidence < limits.min_confidence:
-        return RiskCheck(name, Verdict.BLOCK, f"confidence {p.confidence:.0%} is below {limits.min_confidence:.0%}")
+        return RiskCheck(name, BLOCK, f"confidence {p.confidence:.0%} is below {limits.min_confidence:.0%}")
     return _ok(name, f"{p.confidence:.0%}")
 
 
@@ -186,25 +201,25 @@ def check_duplicate(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskC
     for other in ctx.pending:
         older = (other.created_at, other.id) < (p.created_at, p.id)
         if older and other.symbol == p.symbol and other.side is p.side:
-            return RiskCheck(name, Verdict.BLOCK, f"duplicates {other.id} ({p.symbol} {p.side}), still pending")
+            return RiskCheck(name, BLOCK, f"duplicates {other.id} ({p.symbol} {p.side}), still pending")
     return _ok(name)
 
 
 def check_spot_holdings(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     """On spot a sell can only sell what is held: nothing is borrowed, so there is no short."""
     name = "spot_holdings"
-    if ctx.spec.kind is not MarketKind.SPOT:
+    if ctx.spec.kind is not SPOT:
         return _ok(name, "not spot")
     if p.leverage != 1:
-        return RiskCheck(name, Verdict.BLOCK, f"{p.leverage}x on spot: spot orders are 1x, nothing is borrowed")
-    if p.side is not Side.SELL:
+        return RiskCheck(name, BLOCK, f"{p.leverage}x on spot: spot orders are 1x, nothing is borrowed")
+    if p.side is not SELL:
         return _ok(name, "a spot buy")
     pos = ctx.positions.get(p.symbol)
     held = pos.qty if pos is not None and pos.qty > 0 else ZERO
     if p.qty > held:
         return RiskCheck(
             name,
-            Verdict.BLOCK,
+            BLOCK,
             f"selling {p.qty} {ctx.spec.base} with {held} held: spot cannot go short (nothing is borrowed)",
         )
     return _ok(name, f"selling {p.qty} of {held} {ctx.spec.base} held")
@@ -216,22 +231,22 @@ def check_stop(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     liquidation = p.liquidation_price
     if p.stop is None:
         if liquidation is not None:
-            return RiskCheck(name, Verdict.WARN, "no stop: only liquidation limits the loss")
+            return RiskCheck(name, WARN, "no stop: only liquidation limits the loss")
         return _ok(name, "no stop")
-    long = p.side is Side.BUY
+    long = p.side is BUY
     if (long and p.stop >= p.price) or (not long and p.stop <= p.price):
-        return RiskCheck(name, Verdict.BLOCK, f"stop {p.stop} is on the wrong side of the price {p.price}")
+        return RiskCheck(name, BLOCK, f"stop {p.stop} is on the wrong side of the price {p.price}")
     if liquidation is None:
         return _ok(name, f"stop {p.stop}")
     if (long and p.stop <= liquidation) or (not long and p.stop >= liquidation):
         return RiskCheck(
             name,
-            Verdict.BLOCK,
+            BLOCK,
             f"stop {p.stop} is beyond the liquidation price {liquidation}: liquidation would come first",
         )
     room = abs(p.stop - liquidation) / abs(p.price - liquidation)
-    if room < Decimal(str(limits.liquidation_buffer)):
-        return RiskCheck(name, Verdict.WARN, f"stop {p.stop} is within {room:.1%} of liquidation at {liquidation}")
+    if room < _decimal(limits.liquidation_buffer):
+        return RiskCheck(name, WARN, f"stop {p.stop} is within {room:.1%} of liquidation at {liquidation}")
     return _ok(name, f"stop {p.stop}, liquidation {liquidation}")
 
 
@@ -252,7 +267,7 @@ ALL_CHECKS: tuple[Check, ...] = (
 
 
 def run_checks(p: Proposal, ctx: RiskContext, limits: RiskSection) -> tuple[RiskCheck, ...]:
-    return tuple(check(p, ctx, limits) for check in ALL_CHECKS)
+    return tuple([check(p, ctx, limits) for check in ALL_CHECKS])
 
 
 def proposal_liquidation_price(
