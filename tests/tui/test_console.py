@@ -24,6 +24,7 @@ from guard.events import (
     ProposalRepriced,
     TradingStateChanged,
 )
+from guard.markets.ticks import beyond_collar
 from guard.tui.app import GuardApp
 from guard.tui.screens.close import ClosePositionScreen
 from guard.tui.screens.dialogs import NoveltyScreen, RejectScreen, TypedConfirmScreen
@@ -115,7 +116,13 @@ async def test_console_refused_approval_shows_the_new_version(guard_home: Path) 
         screen = app.main_screen
         pid = await queue_proposal(daemon)
         await until(pilot, lambda: screen.check_action("approve", ()))
-        await until(pilot, lambda: daemon.desk.marks["BTC/USDT:USDT"] != screen.selected_view().proposal.price)
+        spec = daemon.desk.recorder.state.specs["BTC/USDT:USDT"]
+        await until(  # past the collar by more than rounding to the tick explains
+            pilot,
+            lambda: beyond_collar(
+                spec, screen.selected_view().proposal.price, daemon.desk.marks["BTC/USDT:USDT"], 0.01
+            ),
+        )
         await pilot.press("a")
         await until(pilot, lambda: screen.selected_view() is not None and screen.selected_view().proposal.version == 2)
         await until(pilot, lambda: screen.card.shown[0] == f"{pid} v2")
