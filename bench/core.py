@@ -79,7 +79,7 @@ def _request(symbol: str, stop: bool = False) -> ProposalRequest:
         take_profit=Decimal(110) if stop else None,
         order_type=OrderType.MARKET,
         confidence=0.7,
-        source="bench",
+        source="operator",  # a person's proposal: the desk's path without a source's grading and pace
     )
 
 
