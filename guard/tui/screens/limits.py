@@ -8,7 +8,6 @@ validates the value like config.toml and refuses with the reason; the console on
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ClassVar
@@ -22,10 +21,7 @@ from textual.widgets.option_list import Option
 
 from guard.api.desk_views import LimitView
 from guard.api.protocol import SetRiskLimit
-from guard.tui.acknowledgments import Run, Send
-from guard.tui.model import ConsoleModel
 from guard.tui.screens.base import KILL_HINT, GuardModal
-from guard.tui.screens.info import INFO_CSS
 from guard.tui.screens.orders import ListScreen
 from guard.tui.screens.override import parse_decimal
 from guard.tui.widgets.field import TextField
@@ -147,21 +143,12 @@ class LimitsScreen(ListScreen):
         clock: Local monotonic seconds.
     """
 
-    DEFAULT_CSS = INFO_CSS + "LimitsScreen #head { color: $text-muted; text-style: bold; padding-left: 2; }"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter,e", "change", "change", priority=True),
         Binding("q,L", "close", "close", priority=True),
     ]
 
-    def __init__(
-        self, model: ConsoleModel, send: Send, run: Run, link_up: Callable[[], bool], clock: Callable[[], float]
-    ) -> None:
-        super().__init__(clock)
-        self._model = model
-        self._send = send
-        self._run = run
-        self._link_up = link_up
-        self._shown: tuple[LimitView, ...] | None = None
+    _shown: tuple[LimitView, ...] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog info"):
@@ -169,11 +156,6 @@ class LimitsScreen(ListScreen):
             yield Static(f"{'LIMIT (risk.)':<22} {'VALUE':>10}  {'ALLOWED':<38} LAST CHANGED", id="head")
             yield OptionList(id="limits")
             yield Static(f"↑↓: choose · Enter or e: change · Esc: close · {KILL_HINT}", classes="hint")
-
-    def prepare(self) -> Widget | None:
-        self.sync()
-        self.set_interval(0.25, self.sync)
-        return self.query_one(OptionList)
 
     def limits(self) -> tuple[LimitView, ...]:
         status = self._model.status

@@ -152,17 +152,38 @@ class ListScreen(GuardModal[None]):
     (the app asks `dropping_typed_keys` before K kills; ctrl+k always kills).
 
     Args:
+        model: The daemon's state as last heard.
+        send: Sends a command and shows the daemon's answer.
+        run: Runs a coroutine as a worker.
+        link_up: Whether the daemon is connected now.
         clock: Local monotonic seconds.
     """
 
+    DEFAULT_CSS = INFO_CSS + "ListScreen #head { color: $text-muted; text-style: bold; padding-left: 2; }"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("down,j", "move(1)", show=False, priority=True),
         Binding("up,k", "move(-1)", show=False, priority=True),
     ]
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, model: ConsoleModel, send: Send, run: Run, link_up: Callable[[], bool], clock: Callable[[], float]
+    ) -> None:
         super().__init__()
+        self._model = model
+        self._send = send
+        self._run = run
+        self._link_up = link_up
+        self._clock = clock
         self._typed_behind = TypedBehindRefusal(clock)
+
+    def prepare(self) -> Widget | None:
+        self.sync()
+        self.set_interval(0.25, self.sync)
+        return self.query_one(OptionList)
+
+    def sync(self) -> None:
+        """Show the list as the daemon has it now, keeping the choice."""
+        raise NotImplementedError
 
     def dropping_typed_keys(self) -> bool:
         """True (and the burst goes on) while keys typed right after a refused key are dropped."""
@@ -208,23 +229,13 @@ class OrdersScreen(ListScreen):
         clock: Local monotonic seconds (ages are on the daemon's clock, through the model).
     """
 
-    DEFAULT_CSS = INFO_CSS + "OrdersScreen #head { color: $text-muted; text-style: bold; padding-left: 2; }"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "cancel_order", "cancel", priority=True),
         Binding("e", "amend_order", "amend", priority=True),
         Binding("q,O", "close", "close", priority=True),
     ]
 
-    def __init__(
-        self, model: ConsoleModel, send: Send, run: Run, link_up: Callable[[], bool], clock: Callable[[], float]
-    ) -> None:
-        super().__init__(clock)
-        self._model = model
-        self._send = send
-        self._run = run
-        self._link_up = link_up
-        self._clock = clock
-        self._shown: tuple[tuple[str, ...], ...] | None = None
+    _shown: tuple[tuple[str, ...], ...] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog info"):
@@ -234,11 +245,6 @@ class OrdersScreen(ListScreen):
             yield Static(
                 f"↑↓: choose · c: cancel · e: amend price or quantity · Esc: close · {KILL_HINT}", classes="hint"
             )
-
-    def prepare(self) -> Widget | None:
-        self.sync()
-        self.set_interval(0.25, self.sync)
-        return self.query_one(OptionList)
 
     def orders(self) -> tuple[OrderView, ...]:
         status = self._model.status
