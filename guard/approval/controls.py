@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 
 from guard.approval.answers import CommandResult, outcome, refuse
-from guard.approval.execution import Execution, reducing_order
+from guard.approval.execution import Execution, order_id, reducing_order
 from guard.approval.gate import Gate
 from guard.approval.killswitch import KillSwitch
 from guard.approval.limits import SECTION, limit_key, limit_text, risk_increase
@@ -187,7 +187,9 @@ class Controls:
             return await refuse(
                 self._recorder, operator, "close", None, "trading is HALTED: the kill switch owns positions"
             )
-        request = reducing_order(f"g{state.journal_id}-C{state.close_count + 1}", position, OrderPurpose.CLOSE, qty)
+        request = reducing_order(
+            order_id(state.journal_id, f"C{state.close_count + 1}"), position, OrderPurpose.CLOSE, qty
+        )
         reports = await self._execution.send(request)
         log.info("position_close_sent", symbol=symbol, operator=operator, qty=str(request.qty), reason=reason)
         filled = any(isinstance(r, OrderFilled) for r in reports)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import structlog
 
 from guard.approval.answers import CommandResult, outcome, refuse
-from guard.approval.execution import Execution
+from guard.approval.execution import Execution, order_id
 from guard.approval.gate import Gate
 from guard.approval.ideas import STEADY_MS, duplicate_of, standing_idea, to_judge_again, what_moved
 from guard.approval.market import Market
@@ -343,7 +343,7 @@ class Decisions:
 def entry_request(journal_id: str, p: Proposal) -> OrderRequest:
     """The entry order of an approved proposal; its client order id derives from the proposal's (invariant 2)."""
     return OrderRequest(
-        client_order_id=f"g{journal_id}-{p.id}-E",
+        client_order_id=order_id(journal_id, f"{p.id}-E"),
         symbol=p.symbol,
         side=p.side,
         qty=p.qty,

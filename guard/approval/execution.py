@@ -173,6 +173,12 @@ class Execution:
             await self.entries_filled(filled)
 
 
+def order_id(journal_id: str, local: str) -> str:
+    """A client order id: the journal's prefix, so ids never collide across journals, then the local part an
+    operator reads and types ("P000004-E", "C3", "D1-BTCUSDT")."""
+    return f"g{journal_id}-{local}"
+
+
 def symbol_tag(symbol: str) -> str:
     """A symbol as it goes into a client order id: BTC/USDT and BTC/USDT:USDT must differ there."""
     return "".join(ch for ch in symbol if ch.isalnum())

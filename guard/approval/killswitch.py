@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import structlog
 
 from guard import collector
-from guard.approval.execution import Execution, reducing_order, symbol_tag
+from guard.approval.execution import Execution, order_id, reducing_order, symbol_tag
 from guard.approval.recorder import Recorder
 from guard.broker.base import Answer
 from guard.clock import Clock
@@ -349,7 +349,7 @@ class KillSwitch:
         # A sweep's orders need ids of their own: a client order id is never used twice.
         kill = f"K{kill_no}" if sweep is None else f"K{kill_no}s{sweep}"
         requests = [
-            reducing_order(f"g{journal_id}-{kill}-{symbol_tag(p.symbol)}-{attempt}", p, OrderPurpose.FLATTEN)
+            reducing_order(order_id(journal_id, f"{kill}-{symbol_tag(p.symbol)}-{attempt}"), p, OrderPurpose.FLATTEN)
             for p in positions
         ]
         answers: list[Answer]

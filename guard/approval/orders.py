@@ -20,7 +20,7 @@ import structlog
 from msgspec.structs import replace
 
 from guard.approval.answers import CommandResult, refuse
-from guard.approval.execution import Execution
+from guard.approval.execution import Execution, order_id
 from guard.approval.gate import Gate
 from guard.approval.recorder import Recorder
 from guard.approval.records import OrderRecord
@@ -55,7 +55,7 @@ def order_price(request: OrderRequest) -> Decimal | None:
 
 def short_id(client_order_id: str, journal_id: str) -> str:
     """An order's id as an operator types it: the client order id without the journal's prefix ("P000004-E")."""
-    return client_order_id.removeprefix(f"g{journal_id}-")
+    return client_order_id.removeprefix(order_id(journal_id, ""))
 
 
 @dataclass(frozen=True, slots=True)

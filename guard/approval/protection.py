@@ -20,7 +20,7 @@ from decimal import Decimal
 
 import structlog
 
-from guard.approval.execution import Execution
+from guard.approval.execution import Execution, order_id
 from guard.approval.recorder import Recorder
 from guard.approval.records import OrderRecord
 from guard.domain import ZERO, OrderPurpose, OrderRequest, OrderStatus, OrderType, Proposal, TradingState
@@ -96,7 +96,7 @@ class Protection:
         if record is None:
             return []
         p = record.proposal
-        root = f"g{state.journal_id}-{p.id}"
+        root = order_id(state.journal_id, p.id)
         filled = sum((o.filled for o in _chain(state.orders, f"{root}-E")), ZERO)
         orders: list[OrderRequest] = []
         if filled <= 0:

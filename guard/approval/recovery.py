@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import structlog
 
-from guard.approval.execution import Execution, reducing_order, symbol_tag
+from guard.approval.execution import Execution, order_id, reducing_order, symbol_tag
 from guard.approval.recorder import Recorder
 from guard.approval.settings import DeskSettings
 from guard.broker.base import Broker
@@ -183,7 +183,7 @@ class Recovery:
             qty = None if policy == "flatten" else self._specs[position.symbol].round_qty(abs(position.qty) / 2)
             if qty is not None and qty <= 0:
                 continue
-            cid = f"g{state.journal_id}-D{n}-{symbol_tag(position.symbol)}"
+            cid = order_id(state.journal_id, f"D{n}-{symbol_tag(position.symbol)}")
             orders.append(reducing_order(cid, position, OrderPurpose.DEADMAN, qty))
         answers = await self._execution.send_many(orders) if orders else []
         filled = sum(any(isinstance(r, OrderFilled) for r in a) for a in answers)
