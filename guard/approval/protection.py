@@ -139,7 +139,7 @@ class Protection:
         resting = sum(
             (
                 o.remaining
-                for o in state.orders.values()
+                for o in state.live_orders()
                 if o.status in _WORKING
                 and o.request.symbol == p.symbol
                 and o.request.purpose is purpose

@@ -83,6 +83,7 @@ from guard.events import (
     TradingStateChanged,
 )
 
+_ENDED = frozenset(s for s in OrderStatus if s.is_final)
 THROTTLE_WINDOW_MS = 60_000
 THROTTLED_PURPOSES = frozenset({OrderPurpose.ENTRY, OrderPurpose.CLOSE})
 """Orders a person asked for count against the throttle; the kill switch's and protective ones do not."""
@@ -134,6 +135,9 @@ class GuardState:
     pending, not in every proposal ever made (a long replay makes tens of thousands)."""
     _pending_at: tuple[int, tuple[ProposalRecord, ...]] = field(default=(-1, ()), repr=False, compare=False)
     """`pending()` as it was after that many events applied: it changes only with an event."""
+    _live_ids: dict[str, None] = field(default_factory=dict, repr=False, compare=False)
+    """Ids of orders not known to have ended when last looked at, in submission order: reading the live book
+    stays linear in what is live, not in every order ever sent (a long replay sends tens of thousands)."""
 
     def __post_init__(self) -> None:
         self.account = Account(self.specs)
@@ -154,12 +158,20 @@ class GuardState:
         self._pending_at = (self.events_applied, tuple(ordered))
         return ordered
 
+    def live_orders(self) -> list[OrderRecord]:
+        """Orders that have not ended (sending, open, partly filled, in doubt), in submission order."""
+        live = [self.orders[cid] for cid in self._live_ids]
+        if any(o.status in _ENDED for o in live):
+            live = [o for o in live if o.status not in _ENDED]
+            self._live_ids = dict.fromkeys(o.request.client_order_id for o in live)
+        return live
+
     def open_orders(self) -> list[OrderRecord]:
-        return [o for o in self.orders.values() if o.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)]
+        return [o for o in self.live_orders() if o.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)]
 
     def orders_in_doubt(self) -> list[OrderRecord]:
         """Orders whose intent is journaled but whose outcome is not."""
-        return [o for o in self.orders.values() if o.status in (OrderStatus.SENDING, OrderStatus.UNKNOWN)]
+        return [o for o in self.live_orders() if o.status in (OrderStatus.SENDING, OrderStatus.UNKNOWN)]
 
     def orders_last_minute(self, now_ms: int) -> int:
         return len(self.order_times) - bisect.bisect_right(self.order_times, now_ms - THROTTLE_WINDOW_MS)
@@ -284,6 +296,7 @@ class GuardState:
     def _submitted(self, e: OrderSubmitted) -> None:
         request = e.request
         self.orders[request.client_order_id] = OrderRecord(request, submitted_at=e.at)
+        self._live_ids[request.client_order_id] = None
         if request.purpose in THROTTLED_PURPOSES:
             bisect.insort(self.order_times, e.at)  # kept sorted, so counting the window is a search
             while self.order_times and self.order_times[0] <= e.at - THROTTLE_WINDOW_MS:
@@ -309,6 +322,7 @@ class GuardState:
         order = self._order(e.fill.client_order_id)
         order.filled += e.fill.qty
         order.status = OrderStatus.FILLED if e.remaining == 0 else OrderStatus.PARTIALLY_FILLED
+        self._relive(order)
         effect = self.account.apply_fill(e.fill, order.request.leverage)
         self.daily.add(e.at, effect.realized_pnl - e.fill.fee)
         if order.request.purpose is OrderPurpose.ENTRY and order.request.proposal_id:
@@ -335,6 +349,7 @@ class GuardState:
         order = self._order(e.client_order_id)
         order.status = OrderStatus.UNKNOWN
         order.reason = e.reason
+        self._relive(order)
 
     def _funding(self, e: FundingPaid) -> None:
         self.account.apply_funding(e.symbol, e.amount)
@@ -412,6 +427,11 @@ class GuardState:
             return self.orders[client_order_id]
         except KeyError:
             raise JournalCorrupt(f"event refers to unknown order {client_order_id}") from None
+
+    def _relive(self, order: OrderRecord) -> None:
+        """An order that had ended is live again (a venue's late report): back in the live index, in its place."""
+        if order.status not in _ENDED and order.request.client_order_id not in self._live_ids:
+            self._live_ids = {cid: None for cid, o in self.orders.items() if o.status not in _ENDED}
 
 
 def _noop(state: GuardState, event: Any) -> None:

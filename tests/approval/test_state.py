@@ -11,7 +11,7 @@ from guard.approval.state import THROTTLE_WINDOW_MS, GuardState
 from guard.config import RiskSection
 from guard.domain import OrderPurpose, OrderRequest, OrderType, Side
 from guard.errors import JournalCorrupt
-from guard.events import OrderSubmitted, RiskLimitChanged
+from guard.events import OrderAccepted, OrderCancelled, OrderRejected, OrderSubmitted, OrderUnknown, RiskLimitChanged
 from tests.builders import BTC, specs_for
 
 
@@ -73,3 +73,20 @@ def test_risk_limit_change_the_config_would_refuse_is_a_corrupt_journal(key: str
     with pytest.raises(JournalCorrupt, match=key):
         state.apply(_limit_changed(key, "1", new))
     assert state.limits == RiskSection()
+
+
+def test_live_orders_are_those_not_ended_in_submission_order_and_a_late_report_brings_one_back() -> None:
+    """The live book (what protection, recovery and the kill switch read) holds every order that has not ended,
+    in the order they were sent; an order a venue reports on after it had ended (an unknown outcome) is live
+    again, in its place."""
+    state = GuardState(specs_for())
+    for n in range(4):
+        state.apply(_submitted(1_000 + n, n, OrderPurpose.STOP))
+    state.apply(OrderAccepted(2_000, "c1", "v1"))
+    state.apply(OrderCancelled(2_001, "c0", "operator"))
+    state.apply(OrderRejected(2_002, "c2", "venue said no"))
+    assert [o.request.client_order_id for o in state.live_orders()] == ["c1", "c3"]
+    assert [o.request.client_order_id for o in state.open_orders()] == ["c1"]
+    assert [o.request.client_order_id for o in state.orders_in_doubt()] == ["c3"]
+    state.apply(OrderUnknown(2_003, "c0", "the venue lost track of the cancel"))
+    assert [o.request.client_order_id for o in state.live_orders()] == ["c0", "c1", "c3"]
