@@ -105,7 +105,7 @@ class ApprovalDesk:
         """Proposal sources: their grading, pauses and pace."""
         self._protection = Protection(self.recorder, self.execution)
         # Every entry fill, on whichever road it reaches the journal, gets the proposal's stop and take-profit.
-        self.execution.entries_filled = self._protection.protect
+        self.execution.follow_up = self._protection
         self.journal_listeners: list[JournalListener] = self._recovery.journal_listeners
         """Told, on the event loop, after the desk has halted for a failing journal or recorded its recovery."""
 

@@ -2,13 +2,15 @@
 
 Every order goes: OrderSubmitted committed (fsync) → trading-state gate, checked right before
 the call → broker → its reports committed. An order that the gate stops is recorded as
-rejected, so the journal never holds an intent without an outcome for long.
+rejected, so the journal never holds an intent without an outcome for long. Orders that reports make
+owed (a filled entry's stop and take-profit) have their intents committed with those reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Protocol
 
 import structlog
 
@@ -39,14 +41,30 @@ _KEPT_PURPOSES = ESCAPE_PURPOSES | {OrderPurpose.STOP, OrderPurpose.TAKE_PROFIT}
 risk off, or protecting a position that is already open, must never wait on a disk."""
 
 
+class FollowUp(Protocol):
+    """Orders owed once some events are on record (`guard.approval.protection`: a filled entry's stop and
+    take-profit), recorded in the same durable commit as those events and sent once it is on disk."""
+
+    def owed(self, proposal_ids: Sequence[str]) -> list[OrderRequest]:
+        """The orders owed now that these proposals' entries filled (the events are applied to the state)."""
+        ...
+
+    def sent(self, orders: Sequence[OrderRequest], answers: Sequence[list[BrokerReport]], why: str) -> None:
+        """Told what became of the owed orders."""
+        ...
+
+    def failed(self, orders: Sequence[OrderRequest], error: GuardError) -> None:
+        """Told that guard built an owed order the broker refused as invalid (a bug)."""
+        ...
+
+
 class Execution:
     def __init__(self, recorder: Recorder, broker: Broker) -> None:
         self._recorder = recorder
         self._broker = broker
-        self.entries_filled: Callable[[list[str]], Awaitable[object]] | None = None
-        """Told the proposals whose entry orders filled, once those fills are committed, whichever road they came
-        by (the broker's answer, a cancel's, or a report of its own): the desk protects them
-        (`guard.approval.protection`)."""
+        self.follow_up: FollowUp | None = None
+        """Asked, whenever entry fills are recorded (whichever road they came by: the broker's answer, a cancel's,
+        or a report of its own), for the orders they are owed; those orders' intents join the fills' commit."""
 
     @property
     def broker(self) -> Broker:
@@ -99,6 +117,12 @@ class Execution:
                         failing="keep",
                     )
                     raise
+        return await self._dispatch(requests)
+
+    async def _dispatch(self, requests: Sequence[OrderRequest]) -> list[list[BrokerReport]]:
+        """Send orders whose intents are on record: the gate for each right before the broker's call, one call
+        for those that pass, then what the broker said recorded (`_settle`)."""
+        recorder = self._recorder
         refusals = [self.gate(r) for r in requests]
         passing = [r for r, why in zip(requests, refusals, strict=True) if not why]
         answers = iter(await self._broker.submit_many(passing) if passing else [])
@@ -129,8 +153,7 @@ class Execution:
             out.append(answer)
         if in_doubt and recorder.state.trading_state is ACTIVE:
             events.append(TradingStateChanged(recorder.now(), ACTIVE, REDUCING, in_doubt, "guard"))
-        await recorder.commit(events, failing="keep")
-        await self._told(events)
+        await self._settle(events, "entry filled")
         if bad is not None:
             raise bad
         return out
@@ -145,22 +168,39 @@ class Execution:
     async def cancel_many(self, client_order_ids: Sequence[str], reason: str) -> list[Answer]:
         """Cancel several orders at once and journal what the broker said in one commit."""
         answers = await self._broker.cancel_many(client_order_ids, reason)
-        reports = [r for a in answers if not isinstance(a, GuardError) for r in a]
-        await self._recorder.commit(reports, failing="keep")
-        await self._told(reports)
+        await self._settle([r for a in answers if not isinstance(a, GuardError) for r in a], "entry filled")
         return answers
 
     async def record_reports(self, reports: Sequence[BrokerReport]) -> None:
         """Journal what a broker reported on its own (fills of resting orders, funding, liquidations): it
         happened, so it is kept even while the journal is failing."""
         if reports:
-            await self._recorder.commit(reports, failing="keep")
-            await self._told(reports)
+            await self._settle(reports, "entry filled")
 
-    async def _told(self, events: Sequence[Event]) -> None:
-        """Tell `entries_filled` of the entries among these committed events that filled."""
-        if self.entries_filled is None:
+    async def _settle(self, events: Sequence[Event], why: str) -> None:
+        """Record what happened (kept even while the journal is failing), with the intents of the orders it
+        makes owed (a filled entry's stop and take-profit) in the same durable commit; then send those."""
+        owed: list[OrderRequest] = []
+        recorder = self._recorder
+
+        def intents() -> list[Event]:
+            owed.extend(self._owed_after(events))
+            return [OrderSubmitted(recorder.now(), r) for r in owed]
+
+        await recorder.commit_followed(events, intents)
+        if not owed or self.follow_up is None:
             return
+        try:
+            answers = await self._dispatch(owed)
+        except GuardError as e:  # recorded as rejected by `_dispatch`; the position stays open: say so loudly
+            self.follow_up.failed(owed, e)
+            return
+        self.follow_up.sent(owed, answers, why)
+
+    def _owed_after(self, events: Sequence[Event]) -> list[OrderRequest]:
+        """The orders owed for the entries that filled among these events (applied to the state)."""
+        if self.follow_up is None:
+            return []
         orders = self._recorder.state.orders
         filled = [
             request.proposal_id
@@ -169,8 +209,7 @@ class Execution:
             and (request := orders[e.fill.client_order_id].request).purpose is OrderPurpose.ENTRY
             and request.proposal_id
         ]
-        if filled:
-            await self.entries_filled(filled)
+        return self.follow_up.owed(filled) if filled else []
 
 
 def order_id(journal_id: str, local: str) -> str:

@@ -2,8 +2,10 @@
 
 A person approved the trade with its stop. The entry may fill in the broker's first answer, later while it
 rests on the book (the paper venue's market walk, a venue's report), in parts, after an operator amended it,
-or while the daemon was down. `Execution` tells `Protection.protect` of every entry fill it commits, on any of
-those roads; the desk asks `protect_missing` at start and at re-arm for fills that no protection followed.
+or while the daemon was down. Whenever `Execution` records entry fills, on any of those roads, it asks
+`Protection.owed` and records the protective orders' intents in the same durable commit as the fills (a filled
+entry is never on disk without its stop on the way); the desk asks `protect_missing` at start and at re-arm for
+fills that no protection followed.
 
 What is owed is worked out from the journal alone: per proposal, what its entry orders filled minus what its
 stop (and its take-profit) orders were placed for, each protective order counted for the quantity it was
@@ -15,7 +17,7 @@ kill is in progress: the kill switch owns the book, and a flattened position nee
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
 import structlog
@@ -23,6 +25,7 @@ import structlog
 from guard.approval.execution import Execution, order_id
 from guard.approval.recorder import Recorder
 from guard.approval.records import OrderRecord
+from guard.broker.base import BrokerReport
 from guard.domain import ZERO, OrderPurpose, OrderRequest, OrderStatus, OrderType, Proposal, TradingState
 from guard.errors import GuardError
 
@@ -46,23 +49,40 @@ class Protection:
         self._state = recorder.state
         self._execution = execution
 
+    def owed(self, proposal_ids: Iterable[str]) -> list[OrderRequest]:
+        """What these proposals' filled entries are owed now; nothing while trading is HALTED or a kill runs
+        (the kill switch owns the orders then; a re-arm protects what is still owed)."""
+        orders = [o for pid in sorted(set(proposal_ids)) for o in self._owed(pid)]
+        if orders and (self._state.trading_state is TradingState.HALTED or self._state.kill_in_progress):
+            pids = sorted({o.proposal_id or "" for o in orders})
+            log.warning("entry_protection_held", proposals=pids, reason="HALTED: the kill switch owns the orders")
+            return []
+        return orders
+
     async def protect(self, proposal_ids: Iterable[str], why: str = "entry filled") -> int:
-        """Place what these proposals' filled entries are owed. Returns how many orders were sent."""
-        state = self._state
+        """Place what these proposals' filled entries are owed. Returns how many orders were sent.
+
+        Entry fills that `Execution` records are protected on its own (their stop and take-profit join the fills'
+        commit, see `owed`); this is for fills no protection followed (a restart, a re-arm)."""
         # Worked out and recorded (the intents applied to the state) before the first await: a second fill
         # arriving meanwhile sees these orders and is owed only what they do not cover.
-        orders = [o for pid in sorted(set(proposal_ids)) for o in self._owed(pid)]
+        orders = self.owed(proposal_ids)
         if not orders:
-            return 0
-        pids = sorted({o.proposal_id or "" for o in orders})
-        if state.trading_state is TradingState.HALTED or state.kill_in_progress:
-            log.warning("entry_protection_held", proposals=pids, reason="HALTED: the kill switch owns the orders")
             return 0
         try:
             answers = await self._execution.send_many(orders)
-        except GuardError as e:  # recorded as rejected by Execution; the position stays open, say so loudly
-            log.error("entry_protection_failed", proposals=pids, error=str(e))
+        except GuardError as e:
+            self.failed(orders, e)
             return 0
+        self.sent(orders, answers, why)
+        return len(orders)
+
+    def failed(self, orders: Sequence[OrderRequest], error: GuardError) -> None:
+        """Recorded as rejected by `Execution`; the position stays open: say so loudly."""
+        log.error("entry_protection_failed", proposals=sorted({o.proposal_id or "" for o in orders}), error=str(error))
+
+    def sent(self, orders: Sequence[OrderRequest], answers: Sequence[list[BrokerReport]], why: str) -> None:
+        """Log what became of each protective order."""
         for order, reports in zip(orders, answers, strict=True):
             placed = self._state.orders[order.client_order_id]
             fields = {
@@ -77,7 +97,6 @@ class Protection:
                 log.error("entry_protection_rejected", reason=placed.reason, **fields)
             else:
                 log.info("entry_protected", status=placed.status.value, reports=len(reports), **fields)
-        return len(orders)
 
     async def protect_missing(self, why: str) -> int:
         """Protect every filled entry that no stop or take-profit followed (a fill learnt while the daemon was

@@ -23,7 +23,7 @@ import structlog
 
 from guard.approval.state import GuardState
 from guard.clock import Clock
-from guard.errors import JournalFailing
+from guard.errors import JournalError, JournalFailing
 from guard.events import Event
 from guard.journal.chain import Entry
 from guard.journal.store import Journal, Receipt
@@ -82,4 +82,28 @@ class Recorder:
         except JournalFailing:
             if failing == "refuse":
                 raise
+            return receipt.last_seq
+
+    async def commit_followed(self, events: Sequence[Event], follow: Callable[[], Sequence[Event]]) -> int:
+        """Commit what happened (kept while the journal is failing, so this never raises for it) together with
+        the events `follow` derives from the state those leave (the intents of the orders they make owed): all
+        applied in order, then appended as one durable batch. Returns the last sequence number.
+
+        Raises:
+            JournalError: the journal is closed (nothing was applied).
+        """
+        journal = self.journal
+        if journal.closed:
+            raise JournalError("the journal is closed")
+        for event in events:
+            self.state.apply(event)
+        more = follow()
+        for event in more:
+            self.state.apply(event)
+        if not events and not more:
+            return journal.last_seq
+        receipt = journal.append([*events, *more], durable=True)
+        try:
+            return await receipt
+        except JournalFailing:
             return receipt.last_seq

@@ -224,6 +224,11 @@ class Journal:
     # --- health ----------------------------------------------------------------------
 
     @property
+    def closed(self) -> bool:
+        """Whether the journal was closed (or a batched journal's write failed): nothing more can be appended."""
+        return self._closed
+
+    @property
     def failing(self) -> JournalFailing | None:
         """Why the journal cannot write right now, or None while it writes."""
         return self._failure

@@ -21,7 +21,7 @@ from guard.domain import (
     Side,
     TradingState,
 )
-from guard.events import OrderSubmitted, TradingStateChanged
+from guard.events import OrderFilled, OrderSubmitted, TradingStateChanged
 from guard.journal.chain import read_entries
 from tests.builders import BTC, close, make_desk, request, set_mark
 
@@ -190,3 +190,26 @@ async def test_a_stop_the_operator_cancelled_is_not_put_back_by_the_next_fill(de
     stops = [o.request for o in protective(desk, pid) if o.request.purpose is OrderPurpose.STOP]
     assert [(s.client_order_id.rsplit("-", 1)[1], s.qty) for s in stops] == [("S", D("0.02")), ("S2", D("0.03"))]
     assert placed_qty(protective(desk, pid), OrderPurpose.TAKE_PROFIT) == D("0.05")
+
+
+async def test_an_entry_fill_and_its_stop_and_take_profit_intents_are_committed_together(tmp_path: Path) -> None:
+    """The commit that puts an entry's fill on disk carries its stop's and take-profit's intents after it: a
+    filled position is never on record without its protection on the way (and it costs one commit, not two)."""
+    desk = await make_desk(tmp_path / "journal.db", threaded=False)  # inline: each commit is told on its own
+    commits: list[list[str]] = []
+    desk.subscribe(lambda entries: commits.append([_kind(e.event) for e in entries]))
+    result = await desk.propose(request(stop=str(STOP), take_profit=str(TAKE_PROFIT)))
+    assert result.proposal is not None, result.reason
+    assert (await desk.approve(result.proposal.id, "alice")).ok
+    close(desk)
+    (with_fill,) = [c for c in commits if "OrderFilled ENTRY" in c]
+    after_fill = with_fill[with_fill.index("OrderFilled ENTRY") + 1 :]
+    assert after_fill == ["OrderSubmitted STOP", "OrderSubmitted TAKE_PROFIT"]
+
+
+def _kind(event: object) -> str:
+    if isinstance(event, OrderSubmitted):
+        return f"OrderSubmitted {event.request.purpose.name}"
+    if isinstance(event, OrderFilled):
+        return "OrderFilled ENTRY" if "-E" in event.fill.client_order_id else "OrderFilled"
+    return type(event).__name__
