@@ -26,7 +26,8 @@ from guard.clock import Clock
 from guard.errors import JournalError, JournalFailing
 from guard.events import Event
 from guard.journal.chain import Entry
-from guard.journal.store import Journal, Receipt
+from guard.journal.receipt import Receipt
+from guard.journal.store import Journal
 
 log = structlog.get_logger(__name__)
 

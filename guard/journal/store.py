@@ -16,16 +16,14 @@ listeners hear the journal is healthy again. What to keep while failing is the c
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -42,6 +40,7 @@ from guard.journal.chain import (
     read_entries,
 )
 from guard.journal.database import SCHEMA, Row, checkpoint, connect, connect_writer, write_rows
+from guard.journal.receipt import Receipt as Receipt, settle_future  # Receipt: what append returns
 
 log = structlog.get_logger(__name__)
 
@@ -53,42 +52,6 @@ CHECKPOINT_AFTER_ROWS = 256
 pages would double the fsyncs of a quiet daemon)."""
 RETRY_SECONDS = 0.5
 """How often a failing journal tries to write what it keeps."""
-
-
-class Receipt:
-    """Completes when the appended events are committed. Await it, or call `result()`.
-
-    A receipt made with no future (`settled`) is complete from the start: replay's batched journal, whose
-    appends need no one to wait, makes no thread-safe future for each of them.
-    """
-
-    __slots__ = ("_future", "_value", "last_seq")
-
-    def __init__(self, future: concurrent.futures.Future[int] | None, last_seq: int, value: int = 0) -> None:
-        self._future = future
-        self._value = value
-        self.last_seq = last_seq
-
-    @classmethod
-    def settled(cls, last_seq: int, value: int) -> Receipt:
-        """A receipt already complete, with `value` as its result."""
-        return cls(None, last_seq, value)
-
-    def done(self) -> bool:
-        return self._future is None or self._future.done()
-
-    def result(self, timeout: float | None = None) -> int:
-        return self._value if self._future is None else self._future.result(timeout)
-
-    def __await__(self) -> Generator[Any, None, int]:
-        if self._future is None:
-            yield  # an await point all the same, as a threaded commit is
-            return self._value
-        if self._future.done():
-            # Still an await point, as a threaded commit is: other tasks (a kill) may run here.
-            yield
-            return self._future.result()
-        return (yield from asyncio.wrap_future(self._future).__await__())
 
 
 @dataclass(slots=True)
@@ -434,7 +397,7 @@ class Journal:
         )
         for b in batches:
             if b.future is not None:
-                _settle(b.future, error=error)
+                settle_future(b.future, error=error)
 
     def _retry(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         """Try to write everything kept, on a fresh connection (the old one may be broken by the failure)."""
@@ -479,7 +442,7 @@ class Journal:
         for b in batches:
             b.notified = True
             if settle and b.future is not None:
-                _settle(b.future, result=b.rows[-1][0] if b.rows else 0)
+                settle_future(b.future, result=b.rows[-1][0] if b.rows else 0)
 
     # --- reading ---------------------------------------------------------------------
 
@@ -514,15 +477,3 @@ class Journal:
                 "`guard journal verify` (and `guard journal export`); keep the file for the audit, and move it "
                 "aside to start a new journal."
             ) from e
-
-
-def _settle(future: concurrent.futures.Future[int], result: int = 0, error: BaseException | None = None) -> None:
-    """Complete a receipt's future. A waiter cancelled at shutdown cancels it too (asyncio.wrap_future): the
-    rows are committed all the same, and the writer thread must not die of the InvalidStateError."""
-    try:
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-    except concurrent.futures.InvalidStateError:
-        pass
