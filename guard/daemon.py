@@ -21,8 +21,9 @@ from typing import Any, TypeVar
 import structlog
 
 from guard import collector
+from guard.api.clients import Presence
 from guard.api.credentials import CredentialStore
-from guard.api.hub import Hub, Presence
+from guard.api.hub import Hub
 from guard.api.metrics import Metrics, MetricsListener
 from guard.api.server import ApiServer, load_or_create_token
 from guard.api.views import DaemonViews, LoopLag

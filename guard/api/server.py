@@ -37,10 +37,11 @@ from typing import Any
 import structlog
 from aiohttp import WSMessage, WSMsgType, web
 
+from guard.api.clients import Presence, Subscription
 from guard.api.credentials import SHARED, CredentialStore, Identity, Scope
 from guard.api.dispatch import CommandHandler
 from guard.api.fates import Fates
-from guard.api.hub import Hub, Presence, Subscription
+from guard.api.hub import Hub
 from guard.api.protocol import (
     MAX_FRAME_BYTES,
     MAX_OPERATOR_CHARS,
