@@ -21,11 +21,12 @@ from typing import Any, TypeVar
 import structlog
 
 from guard import collector
+from guard.api.access import load_or_create_token
 from guard.api.clients import Presence
 from guard.api.credentials import CredentialStore
 from guard.api.hub import Hub
 from guard.api.metrics import Metrics, MetricsListener
-from guard.api.server import ApiServer, load_or_create_token
+from guard.api.server import ApiServer
 from guard.api.views import DaemonViews, LoopLag
 from guard.approval.desk import ApprovalDesk, DeskSettings
 from guard.broker.base import Broker
