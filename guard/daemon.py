@@ -21,10 +21,12 @@ from typing import Any, TypeVar
 import structlog
 
 from guard import collector
+from guard.api.access import load_or_create_token
+from guard.api.clients import Presence
 from guard.api.credentials import CredentialStore
-from guard.api.hub import Hub, Presence
+from guard.api.hub import Hub
 from guard.api.metrics import Metrics, MetricsListener
-from guard.api.server import ApiServer, load_or_create_token
+from guard.api.server import ApiServer
 from guard.api.views import DaemonViews, LoopLag
 from guard.approval.desk import ApprovalDesk, DeskSettings
 from guard.broker.base import Broker
@@ -48,19 +50,14 @@ from guard.lockfile import daemon_lock
 from guard.logs import SecretRedactor, configure, log_file, reopen_log
 from guard.paths import StatePaths, tighten
 from guard.redaction import Scrubber
+from guard.upkeep import expire, keep_kills, record_feed_health, watch_presence
 
 log = structlog.get_logger(__name__)
 E = TypeVar("E", bound=BaseException)
 
-EXPIRY_SECONDS = 0.5
 RESUME_BEFORE_SERVING_SECONDS = 5.0
 """How long commands wait at start for an interrupted kill to be completed. Past it the API is served anyway
 (HALTED, re-arm refused until the kill is complete): an operator must be able to see why."""
-KILL_RETRY_SECONDS = 0.5
-"""How often the daemon looks for a kill left unfinished; one that keeps failing is retried less often, never
-given up."""
-KILL_RETRY_MAX_SECONDS = 30.0
-PRESENCE_SECONDS = 0.5
 SECRET_ENV_SUFFIXES = ("_API_KEY", "_SECRET", "_PASSWORD", "_PASSPHRASE", "_TOKEN")
 
 
@@ -202,13 +199,13 @@ class Daemon:
                         tg.create_task(self._pump(feed, desk, hub), name="market-pump")
                         # Invariant 11: a kill a dead process left half done is finished before commands are served.
                         first_round = asyncio.Event()
-                        tg.create_task(self._keep_kills(desk, hub, first_round), name="kill-keeper")
+                        tg.create_task(keep_kills(desk, hub, first_round), name="kill-keeper")
                         if desk.kill_unfinished or desk.deadman_unfinished:
                             with contextlib.suppress(TimeoutError):
                                 await asyncio.wait_for(first_round.wait(), RESUME_BEFORE_SERVING_SECONDS)
-                        tg.create_task(self._feed_health(feed, desk), name="feed-health")
-                        tg.create_task(self._expire(desk), name="expiry")
-                        tg.create_task(self._presence(presence, desk), name="presence")
+                        tg.create_task(record_feed_health(feed, desk), name="feed-health")
+                        tg.create_task(expire(desk), name="expiry")
+                        tg.create_task(watch_presence(presence, desk, config.operators), name="presence")
                         tg.create_task(hub.run(), name="hub")
                         tg.create_task(self.lag.run(), name="loop-lag")
                         if watch is not None:
@@ -353,50 +350,6 @@ class Daemon:
                         pipeline.on_bar(event)
                 await asyncio.sleep(0)
 
-    async def _keep_kills(self, desk: ApprovalDesk, hub: Hub, first_round: asyncio.Event) -> None:
-        """The kill switch always wins, whatever happened to the process or the prices.
-
-        First, finish a kill that a previous process journaled and did not complete (invariant 11), trying
-        again until flat. Then, on the paper venue (which fills only at prices the feed gives it), keep
-        finishing a kill that could not get flat, e.g. one pulled before the first prices arrived: while
-        HALTED by the kill switch, sweep once prices are known. (A real venue's watch sweeps for itself.)
-        `first_round` is set once the first attempt is over.
-        """
-        if desk.deadman_unfinished:
-            log.warning("deadman_resume_started", policy=desk.deadman_unfinished)
-        if desk.kill_unfinished:
-            log.warning("kill_resume_started", positions=len(desk.state.account.positions))
-            hub.alert("critical", "kill", "completing the kill the previous daemon did not finish")
-        backoff = KILL_RETRY_SECONDS
-        while True:
-            report = None
-            if not desk.prices_missing_to_flatten():
-                if desk.deadman_unfinished:
-                    await desk.finish_interrupted_deadman()
-                if desk.kill_unfinished:
-                    report = await desk.finish_interrupted_kill()
-                elif desk.broker.needs_marks:
-                    report = await desk.sweep_kill()
-                first_round.set()
-            if report is not None:
-                hub.publish_status()
-                log.warning("kill_finished_after_the_fact", flat=report.flat, problems=list(report.problems))
-            backoff = KILL_RETRY_SECONDS if report is None or report.flat else min(backoff * 2, KILL_RETRY_MAX_SECONDS)
-            await asyncio.sleep(backoff)
-
-    async def _feed_health(self, feed: FeedProcess, desk: ApprovalDesk) -> None:
-        changes: asyncio.Queue[Any] = asyncio.Queue(maxsize=10_000)
-        feed.add_health_listener(lambda health: changes.put_nowait(health))
-        for health in feed.health().values():
-            await desk.record_feed_health(health)
-        while True:
-            await desk.record_feed_health(await changes.get())
-
-    async def _expire(self, desk: ApprovalDesk) -> None:
-        while True:
-            await asyncio.sleep(EXPIRY_SECONDS)
-            await desk.expire_due()
-
     def _operator_heard(self) -> None:
         """An operator spoke: proposals are useful again (nothing else changes until they act)."""
         desk = self.desk
@@ -405,15 +358,6 @@ class Daemon:
             log.info("operator_present")
             if self.hub is not None:
                 self.hub.publish_status()
-
-    async def _presence(self, presence: Presence, desk: ApprovalDesk) -> None:
-        """The dead-man switch on operator heartbeats."""
-        timeout = self.config.operators.heartbeat_timeout_seconds
-        while True:
-            await asyncio.sleep(PRESENCE_SECONDS)
-            silent = presence.silent_for()
-            if silent is not None and silent > timeout and desk.operator_present:
-                await desk.operators_absent(silent, self.config.operators.deadman_policy)
 
     def _on_committed(self, entries: Sequence[Entry]) -> None:
         assert self.hub is not None

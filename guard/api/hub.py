@@ -1,6 +1,6 @@
 """The hub: turns what the daemon committed into views, and fans them out to every attached client.
 
-Each client gets a bounded queue. A client that stops reading fills its queue and is dropped
+Each client gets a bounded queue (`guard.api.clients`). A client that stops reading fills its queue and is dropped
 (it reconnects and gets a fresh snapshot); it never slows the daemon or the kill switch. Price
 updates are batched to a few per second: screens redraw on batches, not on ticks.
 """
@@ -8,16 +8,15 @@ updates are batched to a few per second: screens redraw on batches, not on ticks
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import structlog
 
 from guard import codec
+from guard.api.clients import Presence, Subscription
 from guard.api.desk_status import limit_views, order_views
 from guard.api.protocol import (
     Alert,
@@ -81,8 +80,6 @@ from guard.risk.checks import leverage_acknowledgment_above
 
 log = structlog.get_logger(__name__)
 
-CLIENT_QUEUE = 2_000
-"""Messages a client may fall behind by before it is dropped and must resync."""
 TICK_SECONDS = 0.25
 PRICE_HISTORY = 120
 EVENT_HISTORY = 200
@@ -124,82 +121,6 @@ _ORDER_EVENTS = (OrderSubmitted, OrderAccepted, OrderCancelled, OrderRejected, O
 _LEAVES_QUEUE = (DecisionRecorded, ProposalExpired, ProposalKilled, ProposalFailed, SourcePaused, SourceResumed)
 """A proposal that leaves the queue can unblock another: the newer of two for one symbol and side is a duplicate
 only while the older is pending (as a fill changes the exposure every other proposal is judged against)."""
-
-
-@dataclass(eq=False)
-class Subscription:
-    """One client's outbox of encoded frames."""
-
-    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE))
-    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
-    queued: int = 0
-    sent: int = 0
-    _on_sent: deque[tuple[int, asyncio.Future[None]]] = field(default_factory=deque)
-    """(frame number, future resolved once that frame is written)."""
-
-    def offer(self, message: Message, on_sent: asyncio.Future[None] | None = None) -> None:
-        """Queue a message; `on_sent` resolves once it (and all before it) has been written."""
-        self.offer_frame(encode(message))
-        if on_sent is not None:
-            self._on_sent.append((self.queued, on_sent))
-
-    def offer_frame(self, frame: str) -> None:
-        """Queue an already encoded frame (a view shared by every client is encoded once)."""
-        if self.overflowed.is_set():
-            return
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
-            self.overflowed.set()
-            return
-        self.queued += 1
-
-    def frame_sent(self) -> None:
-        """The sender wrote the next frame."""
-        self.sent += 1
-        while self._on_sent and self._on_sent[0][0] <= self.sent:
-            future = self._on_sent.popleft()[1]
-            if not future.done():
-                future.set_result(None)
-
-
-class Presence:
-    """Which operators are attached, and when each was last heard from."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._connections: dict[int, tuple[str, float]] = {}
-        self.last_heard: float | None = None
-        self.on_heard: Callable[[], None] = lambda: None
-        """Called whenever an operator is heard from (the daemon marks operators present at once)."""
-
-    def hello(self, connection: int, operator: str) -> None:
-        self._connections[connection] = (operator, self._clock())
-        self._heard()
-
-    def heartbeat(self, connection: int) -> None:
-        if connection in self._connections:
-            operator, _ = self._connections[connection]
-            self._connections[connection] = (operator, self._clock())
-            self._heard()
-
-    def heard_from(self, operator: str) -> None:
-        """A REST command counts as presence at that moment."""
-        self._heard()
-
-    def _heard(self) -> None:
-        self.last_heard = self._clock()
-        self.on_heard()
-
-    def goodbye(self, connection: int) -> None:
-        self._connections.pop(connection, None)
-
-    def operators(self) -> tuple[str, ...]:
-        return tuple(sorted({op for op, _ in self._connections.values()}))
-
-    def silent_for(self) -> float | None:
-        """Seconds since any operator was heard from; None if none ever was."""
-        return None if self.last_heard is None else self._clock() - self.last_heard
 
 
 class Hub:

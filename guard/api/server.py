@@ -26,24 +26,21 @@ import asyncio
 import contextlib
 import hmac
 import itertools
-import os
-import secrets
-import stat
 import typing
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import structlog
 from aiohttp import WSMessage, WSMsgType, web
 
+from guard.api.access import not_yours, operator_problem, source_may
+from guard.api.clients import Presence, Subscription
 from guard.api.credentials import SHARED, CredentialStore, Identity, Scope
 from guard.api.dispatch import CommandHandler
 from guard.api.fates import Fates
-from guard.api.hub import Hub, Presence, Subscription
+from guard.api.hub import Hub
 from guard.api.protocol import (
     MAX_FRAME_BYTES,
-    MAX_OPERATOR_CHARS,
     OPERATOR_HEADER,
     PROTOCOL_VERSION,
     Command,
@@ -71,26 +68,6 @@ MAX_WS_MESSAGE_BYTES = 1024 * 1024
 """The WebSocket transport's own limit. Frames above MAX_FRAME_BYTES but below this are refused with a
 reply and the connection stays; only a frame beyond this closes it (aiohttp would have to buffer it)."""
 _PUBLIC = frozenset({"/health"})
-
-
-def load_or_create_token(path: Path) -> str:
-    """The bearer token, created with mode 0600 on first start; a looser file is tightened, loudly."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode != 0o600:
-            log.warning("token_file_permissions_tightened", path=str(path), mode=oct(mode))
-            path.chmod(0o600)
-        token = path.read_text(encoding="utf-8").strip()
-        if len(token) < 32:
-            raise DaemonError(f"the token in {path} is too short; delete the file to have a new one made") from None
-        return token
-    token = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(token + "\n")
-    return token
 
 
 class ApiServer:
@@ -226,7 +203,7 @@ class ApiServer:
         if identity is None:
             log.warning("api_unauthorized", path=request.path, remote=request.remote)
             return web.json_response({"error": "missing, wrong or revoked token"}, status=401)
-        if identity.scope is not Scope.OPERATOR and not _source_may(request.path):
+        if identity.scope is not Scope.OPERATOR and not source_may(request.path):
             log.warning("api_out_of_scope", path=request.path, credential=identity.credential)
             why = (
                 f"{identity.name} holds a {identity.scope.value} credential: it may propose, read the market "
@@ -286,7 +263,7 @@ class ApiServer:
                 )
             identity = Identity(claimed, SHARED, Scope.OPERATOR)
         elif claimed and claimed != identity.name:
-            return _json(Reply(command.id, False, _not_yours(identity, claimed)), 400)
+            return _json(Reply(command.id, False, not_yours(identity, claimed)), 400)
         if identity.scope is Scope.OPERATOR:
             self._presence.heard_from(identity.name)
         reply, failed, answered = await self._answer(command, identity)
@@ -435,7 +412,7 @@ class ApiServer:
             name = command.operator.strip()
             problem = operator_problem(name)
             if not problem and not token_identity.shared and name != token_identity.name:
-                problem = _not_yours(token_identity, name)
+                problem = not_yours(token_identity, name)
             if problem:  # refused like any other frame: the connection keeps the operator it had
                 subscription.offer(Reply(command.id, False, problem))
                 return operator
@@ -492,29 +469,6 @@ class ApiServer:
 
 _TOKEN = web.RequestKey("token", str)
 _IDENTITY = web.RequestKey("identity", Identity)
-_SOURCE_PATHS = frozenset({"/v1/commands", "/v1/ws", "/v1/market", "/v1/proposals", "/v1/account"})
-"""Where a source's credential may go (its commands are limited to proposing, in the handler; its WebSocket
-carries its own commands' replies and nothing else)."""
-_SOURCE_PREFIXES = ("/v1/sources/", "/v1/proposals/")
-"""Routes that check for themselves that what a source asks for is its own (its name, its proposal)."""
-
-
-def _source_may(path: str) -> bool:
-    return path in _SOURCE_PATHS or path.startswith(_SOURCE_PREFIXES)
-
-
-def _not_yours(identity: Identity, claimed: str) -> str:
-    return (
-        f"this token is {identity.name}'s own credential: it cannot speak as {claimed!r} "
-        "(each person uses their own token; the shared token is for a one-person setup)"
-    )
-
-
-def operator_problem(operator: str) -> str:
-    """Why this operator id cannot be used ("" when it can): 1 to 64 printable characters, on every route."""
-    if not operator or len(operator) > MAX_OPERATOR_CHARS or not operator.isprintable():
-        return f"an operator id is 1 to {MAX_OPERATOR_CHARS} printable characters"
-    return ""
 
 
 def _json(reply: Reply, status: int = 200) -> web.Response:

@@ -14,9 +14,7 @@ answer once it is no longer pending as shown.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
-from decimal import Decimal
-from functools import partial
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import structlog
 from textual import events, on
@@ -25,35 +23,26 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 
-from guard.api.protocol import (
-    ClosePosition,
-    PauseModel,
-    PerformanceView,
-    ProposalView,
-    Rearm,
-    ReenableThrottle,
-    ResumeModel,
-)
+from guard.api.protocol import ProposalView
 from guard.domain import AcknowledgmentKind, TradingState
 from guard.tui import availability
 from guard.tui.acknowledgments import Acknowledgments, Send
 from guard.tui.availability import Facts, needs_leverage_acknowledgment
+from guard.tui.commands import Commands
 from guard.tui.decisions import Decisions
 from guard.tui.keys import (
     CONSOLE_KEYS,
-    LIMITS_HELP,
-    ORDERS_HELP,
     TypedBehindRefusal,
     action_of_key,
+    console_palette,
     help_rows,
     key_labels,
-    palette_entries,
 )
 from guard.tui.model import Changed, ConsoleModel, LinkState, Notice
-from guard.tui.screens.acknowledge import leverage_threshold, rearm_screen
+from guard.tui.screens.acknowledge import leverage_threshold
 from guard.tui.screens.base import DecisionDialog
-from guard.tui.screens.close import ClosePositionScreen, CloseRequest
-from guard.tui.screens.info import HelpScreen, ModelCardScreen, PerformanceScreen
+from guard.tui.screens.close import ClosePositionScreen
+from guard.tui.screens.info import HelpScreen, InfoSource, ModelCardScreen, PerformanceScreen
 from guard.tui.screens.limits import LimitsScreen
 from guard.tui.screens.orders import OrdersScreen
 from guard.tui.widgets.banner import Banner
@@ -69,14 +58,6 @@ REDRAW_SECONDS = 0.25
 """Batched redraws (positions, prices, log, the queue): four a second, never per tick."""
 TOAST_AGAIN_AFTER = 3.0
 """The same "cannot" toast is not repeated within this many seconds (a typed phrase is one toast, not 30)."""
-
-
-class InfoSource(Protocol):
-    """What the information screens fetch from the daemon over REST."""
-
-    async def model_card(self) -> str: ...
-
-    async def performance(self) -> PerformanceView: ...
 
 
 class ConsoleScreen(Screen[None]):
@@ -150,6 +131,15 @@ class ConsoleScreen(Screen[None]):
             changed=self._show_selected,
         )
         """The decisions on proposals: their dialogs, and the ones on their way to the daemon."""
+        self.commands = Commands(
+            lambda screen, answer: self.app.push_screen(screen, answer),
+            model,
+            send,
+            self._run,
+            link_up=lambda: self.link.up,
+            cannot=self.cannot,
+        )
+        """The other commands on the desk (re-arm, the model, closing a position, the throttle)."""
         self._dirty = Changed.NOTHING
         self._enabled: tuple[bool, ...] = ()
         self._status_key: tuple[object, ...] = ()
@@ -429,44 +419,17 @@ class ConsoleScreen(Screen[None]):
         self.run_worker(work, group="commands")
 
     def action_rearm(self) -> None:
-        self._open_rearm()
-
-    def _open_rearm(self, error: str = "") -> None:
-        def typed(text: str | None) -> None:
-            if text is not None:
-                self._run(self._rearm(text))
-
-        self.app.push_screen(rearm_screen(self.model.status, error), typed)
-
-    async def _rearm(self, text: str) -> None:
-        reply = await self._send(lambda cid: Rearm(cid, text, "re-armed from the console"), "re-arm")
-        if reply is not None and not reply.ok and "type" in reply.reason:
-            self._open_rearm(reply.reason)
+        self.commands.rearm()
 
     def action_pause_model(self) -> None:
-        status = self.model.status
-        if status is not None and status.model.paused:
-            self._run(self._send(lambda cid: ResumeModel(cid, "resumed from the console"), "resume model"))
-        else:
-            self._run(self._send(lambda cid: PauseModel(cid, "paused from the console"), "pause model"))
+        self.commands.pause_model()
 
     def action_close_position(self) -> None:
         view = self.selected_view()
-        preferred = view.proposal.symbol if view else None
-
-        def close(request: CloseRequest | None) -> None:
-            if request is None:
-                return
-            if not self.link.up:
-                self.cannot("close_position", availability.OFFLINE)
-                return
-            symbol, qty = request.symbol, request.qty
-            self._run(self._send(lambda cid: _close(cid, symbol, qty), f"close {request.words}"))
-
-        self.app.push_screen(ClosePositionScreen(self.model.positions, preferred), close)
+        self.commands.close_position(view.proposal.symbol if view else None)
 
     def action_reenable_throttle(self) -> None:
-        self._run(self._send(lambda cid: ReenableThrottle(cid, "re-enabled from the console"), "throttle"))
+        self.commands.reenable_throttle()
 
     def action_orders(self) -> None:
         self.app.push_screen(OrdersScreen(self.model, self._send, self._run, lambda: self.link.up, self._clock))
@@ -497,23 +460,7 @@ class ConsoleScreen(Screen[None]):
 
     def palette_commands(self) -> Iterator[SystemCommand]:
         """The palette's entries for this screen: every titled key, the throttle and the acknowledgments."""
-        for title, what, action in palette_entries(self.app, self.BINDINGS):
-            yield SystemCommand(title, what, partial(self._palette, action))
-        for action, words in (("orders", ORDERS_HELP), ("limits", LIMITS_HELP)):
-            title, _, what = words.partition("\n")
-            yield SystemCommand(title, f"{what} ({action[0].upper()})", partial(self._palette, action))
-        throttle = partial(self._palette, "reenable_throttle")
-        yield SystemCommand("Re-enable the order throttle", "after it tripped", throttle)
-        yield SystemCommand(
-            "Acknowledge the model's risks",
-            "let the model propose (typed acknowledgment)",
-            partial(self._palette, "acknowledge", AcknowledgmentKind.MODEL_PROPOSALS),
-        )
-        yield SystemCommand(
-            f"Acknowledge leverage {leverage_threshold(self.model.status)}",  # the daemon's threshold
-            "what leverage does to liquidation (typed acknowledgment)",
-            partial(self._palette, "acknowledge", AcknowledgmentKind.LEVERAGE),
-        )
+        return console_palette(self.app, self.BINDINGS, leverage_threshold(self.model.status), self._palette)
 
     def _palette(self, action: str, kind: AcknowledgmentKind | None = None) -> None:
         reason = self.why_not(action)
@@ -523,7 +470,3 @@ class ConsoleScreen(Screen[None]):
             self.acknowledgments.asked_for(kind)
         else:
             getattr(self, f"action_{action}")()
-
-
-def _close(cid: str, symbol: str, qty: Decimal | None) -> ClosePosition:
-    return ClosePosition(cid, symbol, qty, "closed from the console")

@@ -11,12 +11,14 @@ the key has bubbled back up to the app, after the keys typed behind it were hand
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from textual.actions import parse as parse_action
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 
+from guard.domain import AcknowledgmentKind
 from guard.tui.widgets.keybar import KeyLabel
 
 
@@ -118,6 +120,31 @@ def palette_entries(app: App[Any], bindings: Iterable[BindingType]) -> Iterator[
         if b.show and b.tooltip:
             title, _, what = b.tooltip.partition("\n")
             yield title, f"{what} ({app.get_key_display(b)})", parse_action(b.action)[1]
+
+
+def console_palette(
+    app: App[Any], bindings: Iterable[BindingType], leverage: str, run: Callable[..., None]
+) -> Iterator[SystemCommand]:
+    """The main screen's palette: every titled key, the orders and limits screens, the throttle and the
+    acknowledgments (`leverage`: the daemon's threshold in words). An entry calls `run(action)`, or
+    `run("acknowledge", kind)`."""
+    for title, what, action in palette_entries(app, bindings):
+        yield SystemCommand(title, what, partial(run, action))
+    for action, words in (("orders", ORDERS_HELP), ("limits", LIMITS_HELP)):
+        title, _, what = words.partition("\n")
+        yield SystemCommand(title, f"{what} ({action[0].upper()})", partial(run, action))
+    throttle = partial(run, "reenable_throttle")
+    yield SystemCommand("Re-enable the order throttle", "after it tripped", throttle)
+    yield SystemCommand(
+        "Acknowledge the model's risks",
+        "let the model propose (typed acknowledgment)",
+        partial(run, "acknowledge", AcknowledgmentKind.MODEL_PROPOSALS),
+    )
+    yield SystemCommand(
+        f"Acknowledge leverage {leverage}",
+        "what leverage does to liquidation (typed acknowledgment)",
+        partial(run, "acknowledge", AcknowledgmentKind.LEVERAGE),
+    )
 
 
 TYPING_PAUSE = 0.5

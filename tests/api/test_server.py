@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from guard.api.client import ApiClient
+from guard.api.clients import Presence
 from guard.api.credentials import CredentialStore, Scope
-from guard.api.hub import Presence
 from guard.api.protocol import (
     OPERATOR_HEADER,
     Approve,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from guard.api.hub import Hub, Presence
+from guard.api.clients import Presence
+from guard.api.hub import Hub
 from guard.api.protocol import ModelStatus
 from guard.approval.desk import ApprovalDesk
 from guard.clock import TestClock

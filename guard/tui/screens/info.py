@@ -7,7 +7,7 @@ says "loading" until they come and shows the error in words when they do not.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from rich.table import Table
 from rich.text import Text
@@ -20,6 +20,15 @@ from guard.api.protocol import PerformanceView
 from guard.errors import GuardError
 from guard.tui import render
 from guard.tui.screens.base import DIALOG_CSS, KILL_HINT, GuardModal
+
+
+class InfoSource(Protocol):
+    """What the information screens fetch from the daemon over REST."""
+
+    async def model_card(self) -> str: ...
+
+    async def performance(self) -> PerformanceView: ...
+
 
 INFO_CSS = (
     DIALOG_CSS
