@@ -18,9 +18,9 @@ from guard.model.inference import (
     NoveltyReference,
     Outputs,
     explain,
-    forward_series,
     forward_windows,
     outputs,
+    series_logits,
 )
 from guard.model.labels import DOWN, FLAT, UP
 from guard.timeframes import timeframe_ms
@@ -80,7 +80,7 @@ class ModelRunner:
 
         Build Signals only where they are needed with `ReplaySignals.signal(i)`.
         """
-        logits, _ = forward_series(self._net, series.rows)
+        logits = series_logits(self._net, series.rows)
         statistic = self._ref.series(series)
         ready = series.ready
         idx = np.flatnonzero(ready)

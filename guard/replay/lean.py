@@ -61,11 +61,11 @@ class MarketGrid:
 
     @classmethod
     def build(cls, histories: Sequence[SymbolHistory], tf_ms: int, intrabar: bool) -> MarketGrid:
-        times = np.unique(np.concatenate([h.open_times for h in histories]))
+        times = _group_opens(histories)
         n, m = len(times), len(histories)
         row = np.full((n, m), -1, dtype=np.int64)
         for j, h in enumerate(histories):
-            row[np.searchsorted(times, h.open_times), j] = np.arange(len(h))
+            row[times.searchsorted(h.open_times), j] = np.arange(len(h))
         has = row >= 0
         at = np.where(has, np.arange(n)[:, None], 0)
         np.maximum.accumulate(at, axis=0, out=at)
@@ -97,6 +97,16 @@ class MarketGrid:
             day=(times + tf_ms) // DAY_MS,
             open_day=times // DAY_MS,
         )
+
+
+def _group_opens(histories: Sequence[SymbolHistory]) -> np.ndarray:
+    """Every distinct bar open time, sorted."""
+    if len(histories) == 1:
+        times = histories[0].open_times
+        if len(times) < 2 or bool((times[1:] > times[:-1]).all()):
+            return np.array(times, dtype=np.int64)  # one history's times are already sorted and distinct
+    times = np.sort(np.concatenate([h.open_times for h in histories]))
+    return times[np.concatenate(([True], times[1:] != times[:-1]))]
 
 
 @dataclass(frozen=True, slots=True)
