@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 import numpy as np
 
@@ -55,9 +56,19 @@ class MarketGrid:
     """UTC day of each group's close (its closed bar and proposals)."""
     open_day: np.ndarray
     """UTC day of each group's first market events (a day's last bar closes at the next midnight)."""
+    _at: dict[tuple[int, int], int] = field(default_factory=dict, init=False, repr=False)
+    """`first_group_at`'s answers (funding falls due at a few hundred distinct times)."""
 
     def __len__(self) -> int:
         return len(self.group_open)
+
+    def first_group_at(self, ms: int, j: int) -> int:
+        """The first group with a bar of symbol j whose last event is at or after `ms` (len(self): none)."""
+        at = self._at.get((ms, j))
+        if at is None:
+            k = int(self.last_ts.searchsorted(ms))
+            at = self._at[ms, j] = int(self.next_bar[k, j]) if k < len(self) else len(self)
+        return at
 
     @classmethod
     def build(cls, histories: Sequence[SymbolHistory], tf_ms: int, intrabar: bool) -> MarketGrid:
@@ -109,9 +120,8 @@ def _group_opens(histories: Sequence[SymbolHistory]) -> np.ndarray:
     return times[np.concatenate(([True], times[1:] != times[:-1]))]
 
 
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    """What the proofs depend on, read after anything happened."""
+class Exposure(NamedTuple):
+    """What the proofs depend on, read after anything happened (a tuple: one is built after every event)."""
 
     bands: tuple[tuple[int, float, float], ...]
     """(symbol, low, high): inside (low, high) nothing on that symbol can trigger, fill or liquidate."""
@@ -150,11 +160,13 @@ class Exposure:
                 highs[j] = float(rises_to) * (1 - EPS)
         held = []
         funding = -1
+        exposure = 0.0
         n = len(grid)
         for p in positions.values():
             j = index[p.symbol]
-            qty = float(p.qty)
-            held.append((j, qty, float(p.entry_price)))
+            qty, entry = float(p.qty), float(p.entry_price)
+            held.append((j, qty, entry))
+            exposure += abs(qty) * entry
             if p.liquidation_price is not None:
                 price = float(p.liquidation_price)
                 if qty > 0:
@@ -163,12 +175,10 @@ class Exposure:
                     highs[j] = min(highs.get(j, math.inf), price * (1 - EPS))
             due = broker.next_funding_ms(p.symbol)
             if due is not None:
-                k = int(grid.last_ts.searchsorted(due))
-                at = int(grid.next_bar[k, j]) if k < n else n
+                at = grid.first_group_at(due, j)
                 if at < n:
                     funding = at if funding < 0 else min(funding, at)
         realized, lim = float(daily_realized), float(limit)
-        exposure = sum(abs(q) * e for _, q, e in held)
         return cls(
             bands=tuple((j, lows.get(j, -math.inf), highs.get(j, math.inf)) for j in sorted(lows.keys() | highs)),
             funding_group=funding,
