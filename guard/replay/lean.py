@@ -48,8 +48,10 @@ class MarketGrid:
     closes: np.ndarray
     """Symbol j's last close as of group g (NaN before its first bar)."""
     lows: np.ndarray
-    """The lowest mark symbol j shows in group g (its bar's low intrabar, else its close)."""
+    """[symbol, group] (each symbol's groups contiguous, as the proofs read them): the lowest mark symbol j shows
+    in group g (its bar's low intrabar, else its close)."""
     highs: np.ndarray
+    """[symbol, group]: the highest."""
     last_ts: np.ndarray
     """Time of each group's last market event, as the broker's funding clock sees it."""
     day: np.ndarray
@@ -82,15 +84,16 @@ class MarketGrid:
         np.maximum.accumulate(at, axis=0, out=at)
         ff = np.take_along_axis(row, at, axis=0)
         ff[~np.maximum.accumulate(has, axis=0)] = -1
-        closes, lows, highs = (np.full((n, m), np.nan) for _ in range(3))
+        closes = np.full((n, m), np.nan)
+        lows, highs = np.empty((m, n)), np.empty((m, n))
         for j, h in enumerate(histories):
             seen = ff[:, j] >= 0
             closes[seen, j] = h.closes[ff[seen, j]]
-            lows[:, j] = highs[:, j] = closes[:, j]
+            lows[j] = highs[j] = closes[:, j]
             if intrabar:
                 bar = has[:, j]
-                lows[bar, j] = h.lows[row[bar, j]]
-                highs[bar, j] = h.highs[row[bar, j]]
+                lows[j, bar] = h.lows[row[bar, j]]
+                highs[j, bar] = h.highs[row[bar, j]]
         upcoming = np.where(has, np.arange(n)[:, None], n)
         next_bar = np.minimum.accumulate(upcoming[::-1], axis=0)[::-1]
         # Funding is paid on the group's last event: the close mark intrabar, else the bar (its open time).
@@ -216,9 +219,17 @@ def _scan(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int | None:
         hit = min(hit, max(g0, x.funding_group))  # a due date already behind us means: work now
     lows, highs = grid.lows, grid.highs
     for j, lo, hi in x.bands:
-        crossed = (lows[g0:hit, j] <= lo) | (highs[g0:hit, j] >= hi)
-        if crossed.any():
-            hit = g0 + int(crossed.argmax())
+        if hit <= g0:
+            break  # nothing left to look at
+        if hi == math.inf:
+            crossed = lows[j, g0:hit] <= lo
+        elif lo == -math.inf:
+            crossed = highs[j, g0:hit] >= hi
+        else:
+            crossed = (lows[j, g0:hit] <= lo) | (highs[j, g0:hit] >= hi)
+        first = int(crossed.argmax())  # the first True, or 0 when there is none
+        if crossed[first]:
+            hit = g0 + first
     if x.active and hit > g0:
         hit = _daily(grid, x, g0, hit)
     return hit if hit < g1 else None
@@ -229,14 +240,16 @@ def _daily(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int:
     r = x.daily_realized
     worst = min(r, 0.0)
     for j, qty, entry in x.positions:
-        prices = grid.lows[g0:g1, j] if qty > 0 else grid.highs[g0:g1, j]
-        worst += qty * ((prices.min() if qty > 0 else prices.max()) - entry)
+        if qty > 0:
+            worst += qty * (_lowest(grid.lows[j, g0:g1]) - entry)
+        else:
+            worst += qty * (_highest(grid.highs[j, g0:g1]) - entry)
     if -worst < x.limit - x.margin:
         return g1  # not even every position at its worst bar at once, with today's losses, gets there
     sl = slice(g0, g1)
     unrealized = np.zeros(g1 - g0)
     for j, qty, entry in x.positions:
-        unrealized += qty * ((grid.lows[sl, j] if qty > 0 else grid.highs[sl, j]) - entry)
+        unrealized += qty * ((grid.lows[j, sl] if qty > 0 else grid.highs[j, sl]) - entry)
     # A group's events fall on the day of its open, its closed bar on the day of its close: take
     # whichever counts today's realized PnL the worse way.
     realized = np.minimum(
@@ -245,6 +258,11 @@ def _daily(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int:
     )
     bad = -(realized + unrealized) >= x.limit - x.margin
     return g0 + int(bad.argmax()) if bad.any() else g1
+
+
+_lowest = np.minimum.reduce
+_highest = np.maximum.reduce
+"""ndarray.min and max without their Python-level wrappers (the proofs take a few thousand a second)."""
 
 
 Segment = tuple[int, float, tuple[tuple[int, float, float], ...]]
