@@ -270,15 +270,28 @@ Segment = tuple[int, float, tuple[tuple[int, float, float], ...]]
 
 
 def equity_curve(grid: MarketGrid, segments: Sequence[Segment], total: float) -> np.ndarray:
-    """Equity at each group's closes: each segment's account total plus its positions marked at the closes."""
+    """Equity at each group's closes: each segment's account total plus its positions marked at the closes.
+
+    Segments come in the order of their first groups (as the engine takes them); each holds until the next one
+    starts, and `total` holds before the first. Computed for all groups at once, each group's figure with the
+    same arithmetic in the same order as segment by segment (the total, plus each position's in turn).
+    """
     n = len(grid)
     equity = np.full(n, total)
-    bounds = [seg[0] for seg in segments] + [n]
-    for (g0, seg_total, held), g1 in zip(segments, bounds[1:], strict=True):
-        if g1 <= g0:
-            continue
-        value = np.full(g1 - g0, seg_total)
-        for j, qty, entry in held:
-            value += qty * (grid.closes[g0:g1, j] - entry)
-        equity[g0:g1] = value
+    if not segments:
+        return equity
+    starts = np.array([seg[0] for seg in segments], dtype=np.int64)
+    first = int(starts[0])
+    which = np.repeat(np.arange(len(segments)), np.diff(np.append(starts, n)))  # each group's segment
+    value = np.array([seg[1] for seg in segments], dtype=np.float64)[which]
+    groups = np.arange(first, n)
+    for k in range(max(len(seg[2]) for seg in segments)):  # each segment's k-th position, where it has one
+        held = [seg[2][k] if len(seg[2]) > k else (0, 0.0, 0.0) for seg in segments]
+        has = np.array([len(seg[2]) > k for seg in segments])[which]
+        at = which[has]
+        j = np.array([h[0] for h in held], dtype=np.int64)[at]
+        qty = np.array([h[1] for h in held], dtype=np.float64)[at]
+        entry = np.array([h[2] for h in held], dtype=np.float64)[at]
+        value[has] += qty * (grid.closes[groups[has], j] - entry)
+    equity[first:] = value
     return equity
