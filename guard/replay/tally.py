@@ -7,6 +7,7 @@ runs for every one of them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -86,7 +87,10 @@ class Tally:
         rows: dict[str, dict[str, float]] = {}
 
         def row(key: str) -> dict[str, float]:
-            return rows.setdefault(key, {"proposals": 0, "approved": 0, "positions": 0, "liquidated": 0})
+            r = rows.get(key)
+            if r is None:
+                r = rows[key] = {"proposals": 0, "approved": 0, "positions": 0, "liquidated": 0}
+            return r
 
         for record in proposals:
             r = row(leverage_key(record.proposal.leverage))
@@ -166,6 +170,7 @@ _HANDLERS: Mapping[type, Callable[[Tally, Any], None]] = {
 }
 
 
+@functools.cache  # a replay's proposals carry a handful of distinct leverages
 def leverage_key(leverage: Decimal) -> str:
-    """A leverage as the tables show it: 3, 2.5 (no trailing zeros)."""
+    """A leverage as the tables show it: 3, 2.5 (no trailing zeros; equal leverages alike, 3.0 as 3)."""
     return f"{leverage.normalize():f}"
