@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -91,9 +92,9 @@ class _Symbol:
     variance: list[float]
     candidate: np.ndarray
     """bool per bar: the model names a side at or above the policy's minimum confidence."""
-    candidate_groups: np.ndarray
-    """The groups of the candidate bars, in order."""
-    candidate_times: np.ndarray
+    candidate_groups: list[int]
+    """The groups of the candidate bars, in order (a list: bisect searches it without numpy's call overhead)."""
+    candidate_times: list[int]
     """The candidate bars' signal times (their close), in order."""
     track: set[int] = field(default_factory=set)
     """Bars the tracker must see (where a recorded proposal settles)."""
@@ -174,8 +175,8 @@ class ReplayEngine:
                     signals,
                     h.broker_variances(),
                     candidate,
-                    np.searchsorted(self.grid.group_open, opens),
-                    opens + self._tf_ms,
+                    self.grid.group_open.searchsorted(opens).tolist(),
+                    (opens + self._tf_ms).tolist(),
                 )
             )
         self._index = {s.history.symbol: s.j for s in self._symbols}
@@ -453,11 +454,11 @@ class ReplayEngine:
         bar_seconds = self.model.bar_seconds
         for s in self._symbols:
             k = max(
-                int(s.candidate_groups.searchsorted(g)),
-                int(s.candidate_times.searchsorted(self.policy.cooling_until(s.history.symbol, bar_seconds))),
+                bisect_left(s.candidate_groups, g),
+                bisect_left(s.candidate_times, self.policy.cooling_until(s.history.symbol, bar_seconds)),
             )
             if k < len(s.candidate_groups):
-                stop = min(stop, int(s.candidate_groups[k]))
+                stop = min(stop, s.candidate_groups[k])
         self._next_candidate_at = (made, g, stop)
         return stop
 
