@@ -29,16 +29,16 @@ from guard.events import (
 )
 
 ESCAPES = frozenset({OrderPurpose.FLATTEN, OrderPurpose.DEADMAN})
+_ZERO = Decimal(0)
+_FIVE = Decimal(5)
 
 
 class InvariantViolation(AssertionError):
     """The journal shows a safety invariant broken (an AssertionError, so property tests shrink it)."""
 
 
-def _require(condition: bool, message: str) -> None:
-    # Explicit, not `assert`: the auditor runs in drills and replays, where -O must not disable it.
-    if not condition:
-        raise InvariantViolation(message)
+# Explicit checks that raise, not `assert`: the auditor runs in drills and replays, where -O must not disable it.
+# Each message is formatted only when its check fails (a replay audits every event).
 
 
 @dataclass
@@ -83,14 +83,23 @@ class JournalAuditor:
         if rule is not None:
             rule(self, e)
 
+    @staticmethod
+    def rule_for(kind: type) -> Callable[[JournalAuditor, Any], None] | None:
+        """The rule `check` applies to events of this type (None: nothing to check), for callers that route
+        events by type themselves."""
+        return _RULES.get(kind)
+
     def _queued(self, e: ProposalQueued) -> None:
-        _require(e.proposal.id not in self.approved, f"{e.proposal.id} queued after it was approved")
+        if e.proposal.id in self.approved:
+            raise InvariantViolation(f"{e.proposal.id} queued after it was approved")
 
     def _decided(self, e: DecisionRecorded) -> None:
         if e.kind is not DecisionKind.REJECT:
             # Invariant 3: never approve what had expired.
-            _require(e.at < e.shown.expires_at, f"{e.proposal_id} approved after expiry")
-            _require(e.proposal_id not in self.ended, f"{e.proposal_id} approved after it ended")
+            if e.at >= e.shown.expires_at:
+                raise InvariantViolation(f"{e.proposal_id} approved after expiry")
+            if e.proposal_id in self.ended:
+                raise InvariantViolation(f"{e.proposal_id} approved after it ended")
             self.approved[e.proposal_id] = e
 
     def _ended(self, e: ProposalExpired | ProposalKilled) -> None:
@@ -105,37 +114,45 @@ class JournalAuditor:
 
     def _filled(self, e: OrderFilled) -> None:
         cid = e.fill.client_order_id
-        _require(cid in self.sent, f"fill for unknown order {cid}")
-        request = self.sent[cid].request
-        self.filled[cid] = self.filled.get(cid, Decimal(0)) + e.fill.qty
-        _require(self.filled[cid] <= request.qty, f"{cid} filled more than ordered")
-        if self.state is HALTED:
-            # Invariant 4: while HALTED only the way out fills.
-            _require(request.purpose in ESCAPES or request.reduce_only, f"{cid} filled while HALTED")
+        sent = self.sent.get(cid)
+        if sent is None:
+            raise InvariantViolation(f"fill for unknown order {cid}")
+        request = sent.request
+        filled = self.filled[cid] = self.filled.get(cid, _ZERO) + e.fill.qty
+        if filled > request.qty:
+            raise InvariantViolation(f"{cid} filled more than ordered")
+        # Invariant 4: while HALTED only the way out fills.
+        if self.state is HALTED and not (request.purpose in ESCAPES or request.reduce_only):
+            raise InvariantViolation(f"{cid} filled while HALTED")
 
     def _submitted(self, e: OrderSubmitted) -> None:
         r = e.request
+        cid = r.client_order_id
         # Invariant 2: a client order id is used once, ever.
-        _require(r.client_order_id not in self.sent, f"client order id {r.client_order_id} reused")
-        self.sent[r.client_order_id] = e
+        if cid in self.sent:
+            raise InvariantViolation(f"client order id {cid} reused")
+        self.sent[cid] = e
         # Invariant 8: never above the hard cap; above the conservative limit only with an acknowledgment.
-        _require(r.leverage <= HARD_LEVERAGE_CAP, f"{r.client_order_id} at {r.leverage}x, above the hard cap")
-        if r.purpose is OrderPurpose.ENTRY and r.leverage > min(self.conservative_leverage, Decimal(5)):
-            _require(self.leverage_acknowledged, f"{r.client_order_id} at {r.leverage}x without acknowledgment")
-        if r.purpose is OrderPurpose.ENTRY:
-            pid = r.proposal_id
-            _require(pid is not None, f"entry order {r.client_order_id} names no proposal")
-            assert pid is not None
-            # Invariant 1: an approval or override is journaled before the order.
-            _require(pid in self.approved, f"order for {pid} without a journaled approval")
-            # Invariant 2: at most one entry order per proposal.
-            _require(pid not in self.entries, f"second entry order for {pid}")
-            self.entries[pid] = r.client_order_id
-            executes = self.approved[pid].executes
-            _require(
-                executes is not None and r.qty == executes.qty and r.leverage == executes.leverage,
-                f"entry order for {pid} differs from what was approved",
-            )
+        if r.leverage > HARD_LEVERAGE_CAP:
+            raise InvariantViolation(f"{cid} at {r.leverage}x, above the hard cap")
+        if r.purpose is not OrderPurpose.ENTRY:
+            return
+        if r.leverage > min(self.conservative_leverage, _FIVE) and not self.leverage_acknowledged:
+            raise InvariantViolation(f"{cid} at {r.leverage}x without acknowledgment")
+        pid = r.proposal_id
+        if pid is None:
+            raise InvariantViolation(f"entry order {cid} names no proposal")
+        # Invariant 1: an approval or override is journaled before the order.
+        approved = self.approved.get(pid)
+        if approved is None:
+            raise InvariantViolation(f"order for {pid} without a journaled approval")
+        # Invariant 2: at most one entry order per proposal.
+        if pid in self.entries:
+            raise InvariantViolation(f"second entry order for {pid}")
+        self.entries[pid] = cid
+        executes = approved.executes
+        if executes is None or r.qty != executes.qty or r.leverage != executes.leverage:
+            raise InvariantViolation(f"entry order for {pid} differs from what was approved")
 
 
 _RULES: dict[type, Callable[[JournalAuditor, Any], None]] = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,9 +19,9 @@ from guard.model.inference import (
     NoveltyReference,
     Outputs,
     explain,
-    forward_series,
     forward_windows,
     outputs,
+    series_logits,
 )
 from guard.model.labels import DOWN, FLAT, UP
 from guard.timeframes import timeframe_ms
@@ -37,6 +38,10 @@ class ModelRunner:
         self._net = model.net
         self._temperature = model.temperature
         self._ref = NoveltyReference.of(model.net)
+        # What every Signal carries from the model, read once (each is a property computed on every read).
+        self._model_id = model.model_id
+        self._horizon_seconds = model.horizon_seconds
+        self._bar_seconds = model.bar_seconds
 
     def age_days(self, now_ms: int) -> float:
         """Days from the end of the model's data to `now_ms` (negative: the model saw later data)."""
@@ -80,7 +85,7 @@ class ModelRunner:
 
         Build Signals only where they are needed with `ReplaySignals.signal(i)`.
         """
-        logits, _ = forward_series(self._net, series.rows)
+        logits = series_logits(self._net, series.rows)
         statistic = self._ref.series(series)
         ready = series.ready
         idx = np.flatnonzero(ready)
@@ -123,25 +128,44 @@ class ModelRunner:
         why: str,
     ) -> Signal:
         """The Signal for row `i` of `out`."""
-        side_code = int(out.side[i])
-        model = self.model
+        novelty = float(out.novelty[i])
+        confidence = float(out.confidence[i])
+        row = OutputRow(out.probs[i].tolist(), int(out.side[i]), confidence, novelty, novelty >= threshold)
+        return self.signal_from(symbol, timestamp, close, sigma, row, age, why)
+
+    def signal_from(
+        self, symbol: str, timestamp: int, close: float, sigma: float, row: OutputRow, age: float, why: str
+    ) -> Signal:
+        """The Signal for one input's outputs (`make_signal` and `ReplaySignals.signal` both build it here)."""
+        probs = row.probs
         return Signal(
             symbol=symbol,
             timestamp=timestamp,
             price=close,
-            probabilities=(float(out.probs[i, DOWN]), float(out.probs[i, FLAT]), float(out.probs[i, UP])),
-            side=_SIDES[side_code],
-            confidence=float(out.confidence[i]),
-            novelty=float(out.novelty[i]),
-            novel=bool(out.novelty[i] >= threshold),
+            probabilities=(probs[DOWN], probs[FLAT], probs[UP]),
+            side=_SIDES[row.side],
+            confidence=row.confidence,
+            novelty=row.novelty,
+            novel=row.novel,
             sigma=sigma,
-            horizon_seconds=model.horizon_seconds,
-            model_id=model.model_id,
+            horizon_seconds=self._horizon_seconds,
+            model_id=self._model_id,
             model_age_days=float(age),
             why=why,
-            barrier=model.barrier.width(sigma),
-            bar_seconds=model.bar_seconds,
+            barrier=self.model.barrier.width(sigma),
+            bar_seconds=self._bar_seconds,
         )
+
+
+class OutputRow(NamedTuple):
+    """One input's model outputs as Python values."""
+
+    probs: list[float]
+    """(down, flat, up), indexed by DOWN, FLAT, UP."""
+    side: int
+    confidence: float
+    novelty: float
+    novel: bool
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -177,22 +201,9 @@ class ReplaySignals:
         # The window's rows are copied only for the "why" (what the window would carry besides is read here).
         why = self.runner.explain_window(series.window(i).values, side) if explain_side and side != FLAT else ""
         timestamp = int(series.open_times[i]) + timeframe_ms(series.timeframe)
-        out = Outputs(
-            probs=self.probs[i : i + 1],
-            side=self.side[i : i + 1],
-            confidence=self.confidence[i : i + 1],
-            distance=np.zeros(1),
-            novelty=self.novelty[i : i + 1],
-        )
+        novelty = float(self.novelty[i])
+        row = OutputRow(self.probs[i].tolist(), side, float(self.confidence[i]), novelty, bool(self.novel[i]))
         age = self.runner.age_days(timestamp if now_ms is None else now_ms)
-        return self.runner.make_signal(
-            series.symbol,
-            timestamp,
-            float(series.closes[i]),
-            float(series.sigma[i]),
-            out,
-            0,
-            age,
-            self.novelty_threshold,
-            why,
+        return self.runner.signal_from(
+            series.symbol, timestamp, float(series.closes[i]), float(series.sigma[i]), row, age, why
         )

@@ -25,7 +25,7 @@ import structlog
 
 from guard.config import ModelSection, ProposalsSection
 from guard.domain import HARD_LEVERAGE_CAP, ONE, MarketSpec, OrderType, ProposalRequest, Side, Signal
-from guard.markets.ticks import barrier_refusal
+from guard.markets.ticks import MIN_BARRIER_TICKS, barrier_refusal
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +67,14 @@ class ProposalPolicy:
         self._model = model
         self._limits = limits
         self._last_proposed: dict[str, int] = {}
+        # The config's floats as Decimals, once (each conversion is the same on every signal).
+        self._fraction = Decimal(str(proposals.equity_fraction))
+        self._low_leverage = Decimal(str(proposals.min_leverage))
+        self._high_leverage = Decimal(str(proposals.max_leverage))
+        self._leverage_cap = min(limits.max_leverage, HARD_LEVERAGE_CAP)
+        self._caps = [limits.max_order_notional]
+        if limits.max_position_notional is not None:
+            self._caps.append(limits.max_position_notional)
 
     def propose(self, signal: Signal, equity: Decimal, spec: MarketSpec, price: Decimal) -> ProposalRequest | None:
         """The proposal for a signal, or None (see `decide` for the reason)."""
@@ -117,12 +125,8 @@ class ProposalPolicy:
 
         scale = self._scale(signal.confidence)
         leverage = self._leverage(scale, spec)
-        margin = equity * Decimal(str(c.equity_fraction)) * Decimal(str(round(scale, 6)))
-        notional = margin * leverage
-        caps = [self._limits.max_order_notional]
-        if self._limits.max_position_notional is not None:
-            caps.append(self._limits.max_position_notional)
-        notional = min(notional, *caps)
+        margin = equity * self._fraction * Decimal(str(round(scale, 6)))
+        notional = min(margin * leverage, *self._caps)
         qty = spec.round_qty(notional / (price * spec.contract_size))
         if qty < spec.min_qty or qty <= 0:
             return PolicyOutcome(None, f"size {qty} below the market minimum {spec.min_qty}")
@@ -136,7 +140,7 @@ class ProposalPolicy:
         else:
             stop, take = spec.round_price(price * up), spec.round_price(price * down)
         # Compared on the tick grid: the entry rounded as the desk will price it.
-        if too_close := barrier_refusal(spec, price, stop, take):
+        if _near_entry(spec, price, stop, take) and (too_close := barrier_refusal(spec, price, stop, take)):
             return PolicyOutcome(None, too_close)
         pct = f"{signal.confidence:.0%}"
         novel = "; NOVEL — the model is guessing" if signal.novel else ""
@@ -171,9 +175,16 @@ class ProposalPolicy:
         return 0.5 + 0.5 * min(max((confidence - c.min_confidence) / span, 0.0), 1.0)
 
     def _leverage(self, scale: float, spec: MarketSpec) -> Decimal:
-        c = self._config
-        low, high = Decimal(str(c.min_leverage)), Decimal(str(c.max_leverage))
+        low, high = self._low_leverage, self._high_leverage
         # scale runs 0.5..1; map it to min..max leverage
         raw = low + (high - low) * Decimal(str(round((scale - 0.5) * 2, 6)))
-        cap = min(self._limits.max_leverage, spec.max_leverage, HARD_LEVERAGE_CAP)
+        cap = min(self._leverage_cap, spec.max_leverage)
         return min(max(raw, ONE), cap).quantize(_LEVERAGE_STEP, rounding=ROUND_DOWN)
+
+
+def _near_entry(spec: MarketSpec, price: Decimal, stop: Decimal, take: Decimal) -> bool:
+    """Whether either rounded barrier is within `MIN_BARRIER_TICKS` of the rounded entry: `barrier_refusal`'s rule,
+    with the entry rounded once (it then says why). The barriers come rounded, and rounding is idempotent."""
+    entry = spec.round_price(price)
+    tick = spec.tick_size
+    return min(abs(stop - entry), abs(take - entry)) / tick <= MIN_BARRIER_TICKS

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import time
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -91,9 +92,9 @@ class _Symbol:
     variance: list[float]
     candidate: np.ndarray
     """bool per bar: the model names a side at or above the policy's minimum confidence."""
-    candidate_groups: np.ndarray
-    """The groups of the candidate bars, in order."""
-    candidate_times: np.ndarray
+    candidate_groups: list[int]
+    """The groups of the candidate bars, in order (a list: bisect searches it without numpy's call overhead)."""
+    candidate_times: list[int]
     """The candidate bars' signal times (their close), in order."""
     track: set[int] = field(default_factory=set)
     """Bars the tracker must see (where a recorded proposal settles)."""
@@ -140,8 +141,9 @@ class ReplayEngine:
         self._reducing_day: int | None = None
         self._refreshed_at = -1
         """The journal's last sequence number when `_refresh` last read the desk."""
-        self._next_candidate_at = ((-1, -1), -1)
-        """((group, proposals made), the next candidate group) as `_next_candidate` last found it."""
+        self._next_candidate_at = (-1, -1, -1)
+        """(proposals made, from group, next candidate group) as `_next_candidate` last found it: the answer
+        for every group from the one asked about up to the candidate, until the next proposal."""
 
     # --- precomputation -------------------------------------------------------------
 
@@ -173,8 +175,8 @@ class ReplayEngine:
                     signals,
                     h.broker_variances(),
                     candidate,
-                    np.searchsorted(self.grid.group_open, opens),
-                    opens + self._tf_ms,
+                    self.grid.group_open.searchsorted(opens).tolist(),
+                    (opens + self._tf_ms).tolist(),
                 )
             )
         self._index = {s.history.symbol: s.j for s in self._symbols}
@@ -253,16 +255,21 @@ class ReplayEngine:
         g = 0
         with YoungCollections.running() as collector:
             while g < n:
+                market = True  # not lean: every group's events are worked
                 if lean:
-                    g = self._next_interesting(g)
+                    g, market = self._next_interesting(g)
                     if g >= n:
                         return
-                self._group(g, lean=lean)
+                self._group(g, market=market)
                 collector.step()
                 g += 1
 
-    def _group(self, g: int, *, lean: bool) -> None:
-        """One bar close: re-arm, market events, tracker, expiry, proposals and decisions."""
+    def _group(self, g: int, *, market: bool) -> None:
+        """One bar close: re-arm, market events, tracker, expiry, proposals and decisions.
+
+        `market`: whether the group's market events need working (the lean path's proof, or every group when not
+        lean), as judged before a re-arm here.
+        """
         desk = self.desk
         close_ms = int(self.grid.group_open[g]) + self._tf_ms
         acted = False
@@ -273,8 +280,10 @@ class ReplayEngine:
                     self.options.operator.name, REARM_PHRASE, "scripted: a new UTC day after the daily loss limit"
                 )
             )
-            self._refresh(g)  # ACTIVE again: the daily loss proof below must know it
-        if not lean or first_work(self.grid, self._x, g, g + 1) is not None:
+            self._refresh(g)  # ACTIVE again: the daily loss proof must know it
+            if self.options.lean:
+                market = first_work(self.grid, self._x, g, g + 1) is not None
+        if market:
             self._sync_all(g - 1)
             self._market(g)
             self.stats.groups_worked += 1
@@ -437,23 +446,25 @@ class ReplayEngine:
     def _next_candidate(self, g: int) -> int:
         """The first group at or after g with a bar where the model names a side the policy may propose on
         (outside its cooldown: there it proposes nothing, whatever the model says); len(grid) when none."""
-        key = (g, self.stats.proposals + self.stats.refused)  # the cooldown moves only when a proposal is made
-        if self._next_candidate_at[0] == key:
-            return self._next_candidate_at[1]
+        made = self.stats.proposals + self.stats.refused  # the cooldown moves only when a proposal is made
+        known_made, since, known = self._next_candidate_at
+        if known_made == made and since <= g <= known:
+            return known  # no candidate in [since, known): none in [g, known) either
         stop = len(self.grid)
         bar_seconds = self.model.bar_seconds
         for s in self._symbols:
             k = max(
-                int(s.candidate_groups.searchsorted(g)),
-                int(s.candidate_times.searchsorted(self.policy.cooling_until(s.history.symbol, bar_seconds))),
+                bisect_left(s.candidate_groups, g),
+                bisect_left(s.candidate_times, self.policy.cooling_until(s.history.symbol, bar_seconds)),
             )
             if k < len(s.candidate_groups):
-                stop = min(stop, int(s.candidate_groups[k]))
-        self._next_candidate_at = (key, stop)
+                stop = min(stop, s.candidate_groups[k])
+        self._next_candidate_at = (made, g, stop)
         return stop
 
-    def _next_interesting(self, g: int) -> int:
-        """The first group at or after g where something can happen."""
+    def _next_interesting(self, g: int) -> tuple[int, bool]:
+        """The first group at or after g where something can happen, and whether its market events need working
+        (one proof over the quiet groups and that one)."""
         stop = self._next_candidate(g)
         heap = self._track_groups
         while heap and heap[0] < g:
@@ -466,8 +477,8 @@ class ReplayEngine:
             stop = min(stop, int(self.grid.group_open.searchsorted(due, side="left")))
         if self._reducing_day is not None:
             stop = min(stop, int(self.grid.open_day.searchsorted(self._reducing_day, side="right")))
-        hit = first_work(self.grid, self._x, g, stop)
-        return hit if hit is not None else stop
+        hit = first_work(self.grid, self._x, g, min(stop + 1, len(self.grid)))
+        return (hit, True) if hit is not None else (stop, False)
 
     def _sync_all(self, g: int) -> None:
         """Fast-forward every symbol's quote and mark to where the events up to group g left them."""

@@ -19,6 +19,10 @@ VOL_ALPHA = 0.06
 estimate must come from the very same arithmetic."""
 
 
+_SETTLE_RUN = 32
+"""Bars `settling_bar` reads at a time."""
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class SymbolHistory:
     """One symbol's bars as arrays (oldest first, strictly increasing open times)."""
@@ -70,17 +74,23 @@ class SymbolHistory:
         entry = math.log(price)
         up, down = entry + barrier, entry - barrier
         deadline = timestamp + round(horizon_seconds * 1000)
-        tf_ms = timeframe_ms(self.timeframe)
-        times, highs, lows = self.open_times, self.highs, self.lows
-        first = max(i + 1, int(times.searchsorted(timestamp)))  # the first bar opened at or after the signal
-        due = max(first, int(times.searchsorted(deadline - tf_ms)))  # the first of those closing at the deadline
-        # Bars before `due` settle only on a barrier. Numpy finds those that might (a margin of 1e-9 over
-        # math.log's last bits); each is then judged with the tracker's own arithmetic, in order.
+        times = self.open_times
+        # the first bar opened at or after the signal; the first of those closing at the deadline
+        opened, closing = times.searchsorted((timestamp, deadline - timeframe_ms(self.timeframe))).tolist()
+        first = max(i + 1, opened)
+        due = max(first, closing)
+        # Bars before `due` settle only on a barrier. Plain comparisons find those that might (a margin of 1e-9
+        # over math.log's last bits); each is then judged with the tracker's own arithmetic, in order. A proposal
+        # usually settles within a few bars: they are read a short run at a time.
         reach_up = math.exp(min(up, 709.0)) * (1 - 1e-9)  # never above e^up (and no overflow)
-        near = (highs[first:due] >= reach_up) | (lows[first:due] <= math.exp(down) * (1 + 1e-9))
-        for k in (first + np.flatnonzero(near)).tolist():
-            if math.log(float(highs[k])) >= up or math.log(float(lows[k])) <= down:
-                return k
+        reach_down = math.exp(down) * (1 + 1e-9)
+        log = math.log
+        for start in range(first, due, _SETTLE_RUN):
+            end = min(start + _SETTLE_RUN, due)
+            run = zip(self.highs[start:end].tolist(), self.lows[start:end].tolist(), strict=True)
+            for k, (high, low) in enumerate(run, start):
+                if (high >= reach_up or low <= reach_down) and (log(high) >= up or log(low) <= down):
+                    return k
         return due if due < len(times) else None
 
     def bar(self, i: int) -> Bar:

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,39 +48,52 @@ class MarketGrid:
     closes: np.ndarray
     """Symbol j's last close as of group g (NaN before its first bar)."""
     lows: np.ndarray
-    """The lowest mark symbol j shows in group g (its bar's low intrabar, else its close)."""
+    """[symbol, group] (each symbol's groups contiguous, as the proofs read them): the lowest mark symbol j shows
+    in group g (its bar's low intrabar, else its close)."""
     highs: np.ndarray
+    """[symbol, group]: the highest."""
     last_ts: np.ndarray
     """Time of each group's last market event, as the broker's funding clock sees it."""
     day: np.ndarray
     """UTC day of each group's close (its closed bar and proposals)."""
     open_day: np.ndarray
     """UTC day of each group's first market events (a day's last bar closes at the next midnight)."""
+    _at: dict[tuple[int, int], int] = field(default_factory=dict, init=False, repr=False)
+    """`first_group_at`'s answers (funding falls due at a few hundred distinct times)."""
 
     def __len__(self) -> int:
         return len(self.group_open)
 
+    def first_group_at(self, ms: int, j: int) -> int:
+        """The first group with a bar of symbol j whose last event is at or after `ms` (len(self): none)."""
+        at = self._at.get((ms, j))
+        if at is None:
+            k = int(self.last_ts.searchsorted(ms))
+            at = self._at[ms, j] = int(self.next_bar[k, j]) if k < len(self) else len(self)
+        return at
+
     @classmethod
     def build(cls, histories: Sequence[SymbolHistory], tf_ms: int, intrabar: bool) -> MarketGrid:
-        times = np.unique(np.concatenate([h.open_times for h in histories]))
+        times = _group_opens(histories)
         n, m = len(times), len(histories)
         row = np.full((n, m), -1, dtype=np.int64)
         for j, h in enumerate(histories):
-            row[np.searchsorted(times, h.open_times), j] = np.arange(len(h))
+            row[times.searchsorted(h.open_times), j] = np.arange(len(h))
         has = row >= 0
         at = np.where(has, np.arange(n)[:, None], 0)
         np.maximum.accumulate(at, axis=0, out=at)
         ff = np.take_along_axis(row, at, axis=0)
         ff[~np.maximum.accumulate(has, axis=0)] = -1
-        closes, lows, highs = (np.full((n, m), np.nan) for _ in range(3))
+        closes = np.full((n, m), np.nan)
+        lows, highs = np.empty((m, n)), np.empty((m, n))
         for j, h in enumerate(histories):
             seen = ff[:, j] >= 0
             closes[seen, j] = h.closes[ff[seen, j]]
-            lows[:, j] = highs[:, j] = closes[:, j]
+            lows[j] = highs[j] = closes[:, j]
             if intrabar:
                 bar = has[:, j]
-                lows[bar, j] = h.lows[row[bar, j]]
-                highs[bar, j] = h.highs[row[bar, j]]
+                lows[j, bar] = h.lows[row[bar, j]]
+                highs[j, bar] = h.highs[row[bar, j]]
         upcoming = np.where(has, np.arange(n)[:, None], n)
         next_bar = np.minimum.accumulate(upcoming[::-1], axis=0)[::-1]
         # Funding is paid on the group's last event: the close mark intrabar, else the bar (its open time).
@@ -99,9 +113,18 @@ class MarketGrid:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Exposure:
-    """What the proofs depend on, read after anything happened."""
+def _group_opens(histories: Sequence[SymbolHistory]) -> np.ndarray:
+    """Every distinct bar open time, sorted."""
+    if len(histories) == 1:
+        times = histories[0].open_times
+        if len(times) < 2 or bool((times[1:] > times[:-1]).all()):
+            return np.array(times, dtype=np.int64)  # one history's times are already sorted and distinct
+    times = np.sort(np.concatenate([h.open_times for h in histories]))
+    return times[np.concatenate(([True], times[1:] != times[:-1]))]
+
+
+class Exposure(NamedTuple):
+    """What the proofs depend on, read after anything happened (a tuple: one is built after every event)."""
 
     bands: tuple[tuple[int, float, float], ...]
     """(symbol, low, high): inside (low, high) nothing on that symbol can trigger, fill or liquidate."""
@@ -140,11 +163,13 @@ class Exposure:
                 highs[j] = float(rises_to) * (1 - EPS)
         held = []
         funding = -1
+        exposure = 0.0
         n = len(grid)
         for p in positions.values():
             j = index[p.symbol]
-            qty = float(p.qty)
-            held.append((j, qty, float(p.entry_price)))
+            qty, entry = float(p.qty), float(p.entry_price)
+            held.append((j, qty, entry))
+            exposure += abs(qty) * entry
             if p.liquidation_price is not None:
                 price = float(p.liquidation_price)
                 if qty > 0:
@@ -153,12 +178,10 @@ class Exposure:
                     highs[j] = min(highs.get(j, math.inf), price * (1 - EPS))
             due = broker.next_funding_ms(p.symbol)
             if due is not None:
-                k = int(grid.last_ts.searchsorted(due))
-                at = int(grid.next_bar[k, j]) if k < n else n
+                at = grid.first_group_at(due, j)
                 if at < n:
                     funding = at if funding < 0 else min(funding, at)
         realized, lim = float(daily_realized), float(limit)
-        exposure = sum(abs(q) * e for _, q, e in held)
         return cls(
             bands=tuple((j, lows.get(j, -math.inf), highs.get(j, math.inf)) for j in sorted(lows.keys() | highs)),
             funding_group=funding,
@@ -196,9 +219,17 @@ def _scan(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int | None:
         hit = min(hit, max(g0, x.funding_group))  # a due date already behind us means: work now
     lows, highs = grid.lows, grid.highs
     for j, lo, hi in x.bands:
-        crossed = (lows[g0:hit, j] <= lo) | (highs[g0:hit, j] >= hi)
-        if crossed.any():
-            hit = g0 + int(crossed.argmax())
+        if hit <= g0:
+            break  # nothing left to look at
+        if hi == math.inf:
+            crossed = lows[j, g0:hit] <= lo
+        elif lo == -math.inf:
+            crossed = highs[j, g0:hit] >= hi
+        else:
+            crossed = (lows[j, g0:hit] <= lo) | (highs[j, g0:hit] >= hi)
+        first = int(crossed.argmax())  # the first True, or 0 when there is none
+        if crossed[first]:
+            hit = g0 + first
     if x.active and hit > g0:
         hit = _daily(grid, x, g0, hit)
     return hit if hit < g1 else None
@@ -209,14 +240,16 @@ def _daily(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int:
     r = x.daily_realized
     worst = min(r, 0.0)
     for j, qty, entry in x.positions:
-        prices = grid.lows[g0:g1, j] if qty > 0 else grid.highs[g0:g1, j]
-        worst += qty * ((prices.min() if qty > 0 else prices.max()) - entry)
+        if qty > 0:
+            worst += qty * (_lowest(grid.lows[j, g0:g1]) - entry)
+        else:
+            worst += qty * (_highest(grid.highs[j, g0:g1]) - entry)
     if -worst < x.limit - x.margin:
         return g1  # not even every position at its worst bar at once, with today's losses, gets there
     sl = slice(g0, g1)
     unrealized = np.zeros(g1 - g0)
     for j, qty, entry in x.positions:
-        unrealized += qty * ((grid.lows[sl, j] if qty > 0 else grid.highs[sl, j]) - entry)
+        unrealized += qty * ((grid.lows[j, sl] if qty > 0 else grid.highs[j, sl]) - entry)
     # A group's events fall on the day of its open, its closed bar on the day of its close: take
     # whichever counts today's realized PnL the worse way.
     realized = np.minimum(
@@ -227,20 +260,38 @@ def _daily(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int:
     return g0 + int(bad.argmax()) if bad.any() else g1
 
 
+_lowest = np.minimum.reduce
+_highest = np.maximum.reduce
+"""ndarray.min and max without their Python-level wrappers (the proofs take a few thousand a second)."""
+
+
 Segment = tuple[int, float, tuple[tuple[int, float, float], ...]]
 """(first group, account total, positions as (symbol, signed qty, entry price)): what held from that group on."""
 
 
 def equity_curve(grid: MarketGrid, segments: Sequence[Segment], total: float) -> np.ndarray:
-    """Equity at each group's closes: each segment's account total plus its positions marked at the closes."""
+    """Equity at each group's closes: each segment's account total plus its positions marked at the closes.
+
+    Segments come in the order of their first groups (as the engine takes them); each holds until the next one
+    starts, and `total` holds before the first. Computed for all groups at once, each group's figure with the
+    same arithmetic in the same order as segment by segment (the total, plus each position's in turn).
+    """
     n = len(grid)
     equity = np.full(n, total)
-    bounds = [seg[0] for seg in segments] + [n]
-    for (g0, seg_total, held), g1 in zip(segments, bounds[1:], strict=True):
-        if g1 <= g0:
-            continue
-        value = np.full(g1 - g0, seg_total)
-        for j, qty, entry in held:
-            value += qty * (grid.closes[g0:g1, j] - entry)
-        equity[g0:g1] = value
+    if not segments:
+        return equity
+    starts = np.array([seg[0] for seg in segments], dtype=np.int64)
+    first = int(starts[0])
+    which = np.repeat(np.arange(len(segments)), np.diff(np.append(starts, n)))  # each group's segment
+    value = np.array([seg[1] for seg in segments], dtype=np.float64)[which]
+    groups = np.arange(first, n)
+    for k in range(max(len(seg[2]) for seg in segments)):  # each segment's k-th position, where it has one
+        held = [seg[2][k] if len(seg[2]) > k else (0, 0.0, 0.0) for seg in segments]
+        has = np.array([len(seg[2]) > k for seg in segments])[which]
+        at = which[has]
+        j = np.array([h[0] for h in held], dtype=np.int64)[at]
+        qty = np.array([h[1] for h in held], dtype=np.float64)[at]
+        entry = np.array([h[2] for h in held], dtype=np.float64)[at]
+        value[has] += qty * (grid.closes[groups[has], j] - entry)
+    equity[first:] = value
     return equity

@@ -7,12 +7,13 @@ runs for every one of them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from guard.approval.records import ProposalRecord
-from guard.domain import Position, ProposalStatus, TradingState
+from guard.domain import OrderPurpose, Position, ProposalStatus, TradingState
 from guard.events import (
     DecisionRecorded,
     Event,
@@ -27,6 +28,9 @@ from guard.events import (
 )
 from guard.journal.audit import JournalAuditor
 from guard.replay.result import ReplayStats
+
+_Route = tuple[Callable[[JournalAuditor, Any], None] | None, Callable[["Tally", Any], None] | None]
+"""An event type's rule in the auditor and handler in the tally."""
 
 
 class Tally:
@@ -43,20 +47,27 @@ class Tally:
         self.reducing_at: int | None = None
         """When trading last latched REDUCING."""
         self._auditor = JournalAuditor(max_leverage)
+        self._routes: dict[type, _Route] = {}
+        """Per event type: the auditor's rule and this tally's handler (either may be None)."""
         self._purpose: dict[str, str] = {}
         self._held: dict[str, tuple[Decimal, Decimal]] = {}
         """Per symbol held: (signed qty, leverage), as of the last `held` call."""
 
     def __call__(self, events: Sequence[Event]) -> None:
-        stats = self.stats
-        check = self._auditor.check
+        self.stats.events += len(events)
+        auditor = self._auditor
+        routes = self._routes
         for event in events:
-            stats.events += 1
-            try:
-                check(event)
-            except AssertionError as e:
-                self.violations.append(str(e) or type(event).__name__)
-            handler = _HANDLERS.get(type(event))
+            kind = type(event)
+            route = routes.get(kind)
+            if route is None:
+                route = routes[kind] = (JournalAuditor.rule_for(kind), _HANDLERS.get(kind))
+            rule, handler = route
+            if rule is not None:
+                try:
+                    rule(auditor, event)
+                except AssertionError as e:
+                    self.violations.append(str(e) or kind.__name__)
             if handler is not None:
                 handler(self, event)
 
@@ -76,7 +87,10 @@ class Tally:
         rows: dict[str, dict[str, float]] = {}
 
         def row(key: str) -> dict[str, float]:
-            return rows.setdefault(key, {"proposals": 0, "approved": 0, "positions": 0, "liquidated": 0})
+            r = rows.get(key)
+            if r is None:
+                r = rows[key] = {"proposals": 0, "approved": 0, "positions": 0, "liquidated": 0}
+            return r
 
         for record in proposals:
             r = row(leverage_key(record.proposal.leverage))
@@ -103,7 +117,8 @@ class Tally:
             self.stats.approved += 1
 
     def _submitted(self, e: OrderSubmitted) -> None:
-        self._purpose[e.request.client_order_id] = e.request.purpose.value
+        request = e.request
+        self._purpose[request.client_order_id] = _PURPOSES[request.purpose]
 
     def _filled(self, e: OrderFilled) -> None:
         stats = self.stats
@@ -139,6 +154,9 @@ class Tally:
         self.stats.model_pauses += 1
 
 
+_PURPOSES = {purpose: purpose.value for purpose in OrderPurpose}
+"""Each purpose's name, looked up (an enum's `.value` is a descriptor call)."""
+
 _HANDLERS: Mapping[type, Callable[[Tally, Any], None]] = {
     ProposalQueued: Tally._queued,
     ProposalRefused: Tally._refused,
@@ -152,6 +170,7 @@ _HANDLERS: Mapping[type, Callable[[Tally, Any], None]] = {
 }
 
 
+@functools.cache  # a replay's proposals carry a handful of distinct leverages
 def leverage_key(leverage: Decimal) -> str:
-    """A leverage as the tables show it: 3, 2.5 (no trailing zeros)."""
+    """A leverage as the tables show it: 3, 2.5 (no trailing zeros; equal leverages alike, 3.0 as 3)."""
     return f"{leverage.normalize():f}"
