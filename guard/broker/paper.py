@@ -139,11 +139,12 @@ class PaperBroker:
             else request.limit_price or request.trigger_price or quote.mark
         )
         opening = qty - self._closing_qty(request, qty)
-        need = self.account.required_margin(spec, opening, request.limit_price or estimate, request.leverage)
-        if taking:
-            need += self._fee_of(spec, qty, estimate, TAKER)
-        if opening and need > self.account.free:
-            return [OrderRejected(now, cid, _insufficient(need, self.account.free))]
+        if opening:  # only what it opens needs margin (a protective order needs none)
+            need = self.account.required_margin(spec, opening, request.limit_price or estimate, request.leverage)
+            if taking:
+                need += self._fee_of(spec, qty, estimate, TAKER)
+            if need > self.account.free:
+                return [OrderRejected(now, cid, _insufficient(need, self.account.free))]
         reports: list[BrokerReport] = [OrderAccepted(now, cid, f"paper-{cid}")]
         self.account.reserve_for(request)
         if taking:
@@ -271,10 +272,9 @@ class PaperBroker:
             raise InvalidCommand(f"order quantity must be a positive number, got {request.qty}")
         if not request.leverage.is_finite() or request.leverage < ONE:
             raise InvalidCommand(f"leverage must be at least 1, got {request.leverage}")
-        for name in ("limit_price", "trigger_price"):
-            value = getattr(request, name)
+        for name, value in (("limit price", request.limit_price), ("trigger price", request.trigger_price)):
             if value is not None and (not value.is_finite() or value <= 0):
-                raise InvalidCommand(f"{name.replace('_', ' ')} must be a positive number, got {value}")
+                raise InvalidCommand(f"{name} must be a positive number, got {value}")
         if request.order_type is LIMIT_ORDER and request.limit_price is None:
             raise InvalidCommand("a limit order needs a limit price")
         if request.order_type in (STOP_MARKET_ORDER, TAKE_PROFIT_ORDER):
