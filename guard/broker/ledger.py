@@ -20,7 +20,7 @@ from typing import Any
 from msgspec.structs import replace
 
 from guard import codec
-from guard.domain import ZERO, Balance, Fill, MarketKind, MarketSpec, OrderRequest, OrderType, Position, Side
+from guard.domain import BUY, LIMIT_ORDER, SELL, SPOT, ZERO, Balance, Fill, MarketSpec, OrderRequest, Position
 from guard.errors import GuardError
 from guard.risk.liquidation import isolated_liquidation_price
 
@@ -114,7 +114,7 @@ class Account:
         The venue and the journal's fold both call this on acceptance, and fills release it
         proportionally, so the two books agree to the last unit.
         """
-        if request.order_type is OrderType.LIMIT and not request.reduce_only and request.limit_price:
+        if request.order_type is LIMIT_ORDER and not request.reduce_only and request.limit_price:
             spec = self.specs[request.symbol]
             margin = self.required_margin(spec, request.qty, request.limit_price, request.leverage)
             self.reserve(request.client_order_id, request.qty, margin)
@@ -315,7 +315,7 @@ def _increase(
 
 
 def _priced(spec: MarketSpec, pos: Position) -> Position:
-    side = Side.BUY if pos.qty > 0 else Side.SELL
+    side = BUY if pos.qty > 0 else SELL
     lp = isolated_liquidation_price(spec, side, abs(pos.qty), pos.entry_price, pos.margin)
     return replace(pos, liquidation_price=lp)
 
@@ -323,6 +323,6 @@ def _priced(spec: MarketSpec, pos: Position) -> Position:
 def required_margin(spec: MarketSpec, qty: Decimal, price: Decimal, leverage: Decimal) -> Decimal:
     """Initial margin of `qty` at `price` (spot: its whole cost)."""
     notional = qty * price * spec.contract_size
-    if spec.kind is MarketKind.SPOT:
+    if spec.kind is SPOT:
         return money(notional)
     return money(notional / leverage)
