@@ -20,7 +20,7 @@ from typing import Any
 from msgspec.structs import replace
 
 from guard import codec
-from guard.domain import ZERO, Balance, Fill, MarketKind, MarketSpec, OrderRequest, OrderType, Position, Side
+from guard.domain import BUY, LIMIT_ORDER, SELL, SPOT, ZERO, Balance, Fill, MarketSpec, OrderRequest, Position
 from guard.errors import GuardError
 from guard.risk.liquidation import isolated_liquidation_price
 
@@ -93,10 +93,7 @@ class Account:
                 raise LedgerError(f"empty position kept for {symbol}")
 
     def required_margin(self, spec: MarketSpec, qty: Decimal, price: Decimal, leverage: Decimal) -> Decimal:
-        notional = qty * price * spec.contract_size
-        if spec.kind is MarketKind.SPOT:
-            return money(notional)
-        return money(notional / leverage)
+        return required_margin(spec, qty, price, leverage)
 
     # --- changing --------------------------------------------------------------------
 
@@ -117,7 +114,7 @@ class Account:
         The venue and the journal's fold both call this on acceptance, and fills release it
         proportionally, so the two books agree to the last unit.
         """
-        if request.order_type is OrderType.LIMIT and not request.reduce_only and request.limit_price:
+        if request.order_type is LIMIT_ORDER and not request.reduce_only and request.limit_price:
             spec = self.specs[request.symbol]
             margin = self.required_margin(spec, request.qty, request.limit_price, request.leverage)
             self.reserve(request.client_order_id, request.qty, margin)
@@ -133,40 +130,34 @@ class Account:
 
     def apply_fill(self, fill: Fill, leverage: Decimal) -> FillEffect:
         """Book a fill: fee, margin, entry price, realized PnL and the new liquidation price."""
-        spec = self.specs[fill.symbol]
         self._release_part(fill.client_order_id, fill.qty)
         fee = money(fill.fee)
         self.total -= fee
         self.free -= fee
         self.fees += fee
 
-        signed = fill.qty * fill.side.sign
         pos = self.positions.get(fill.symbol)
-        realized = ZERO
-        closed = False
-        if pos is not None and (pos.qty > 0) != (signed > 0):
-            closing = min(abs(signed), abs(pos.qty))
-            realized, pos = self._reduce(spec, pos, closing, fill.price)
-            closed = pos is None
-            signed += closing * (1 if signed < 0 else -1)
-        opened = False
-        if signed != 0:
-            pos = self._increase(spec, pos, signed, fill.price, leverage)
-            opened = True
-        if pos is None:
+        booking = _booking(self.specs[fill.symbol], pos, fill, leverage)
+        if booking.closing:
+            realized = booking.effect.realized_pnl
+            self.total += realized
+            self.free += booking.released + realized
+            self.realized_pnl += realized
+        if booking.effect.opened:
+            self.free -= booking.locked
+        if booking.after is None:
             self.positions.pop(fill.symbol, None)
         else:
-            self.positions[fill.symbol] = pos
-        return FillEffect(realized, opened, closed)
+            self.positions[fill.symbol] = booking.after
+        return booking.effect
 
     def apply_funding(self, symbol: str, amount: Decimal) -> None:
         """Funding moves the isolated wallet balance of the position, and so its liquidation price."""
         pos = self.positions[symbol]
-        amount = money(amount)
-        self.total += amount
-        self.funding += amount
-        margin = pos.margin + amount
-        self.positions[symbol] = self._priced(self.specs[symbol], replace(pos, margin=margin))
+        paid = money(amount)
+        self.total += paid
+        self.funding += paid
+        self.positions[symbol] = _funded(self.specs[symbol], pos, amount, paid)
 
     def liquidate(self, symbol: str) -> Decimal:
         """Close a position by liquidation: its whole isolated margin is lost. Returns the loss."""
@@ -208,49 +199,130 @@ class Account:
         r.amount -= part
         r.qty -= qty
 
-    def _reduce(self, spec: MarketSpec, pos: Position, qty: Decimal, price: Decimal) -> tuple[Decimal, Position | None]:
-        direction = 1 if pos.qty > 0 else -1
-        pnl = money((price - pos.entry_price) * qty * direction * spec.contract_size)
-        remaining = abs(pos.qty) - qty
-        released = pos.margin if remaining == 0 else money(pos.margin * qty / abs(pos.qty))
-        self.total += pnl
-        self.free += released + pnl
-        self.realized_pnl += pnl
-        if remaining == 0:
-            return pnl, None
-        reduced = replace(pos, qty=remaining * direction, margin=pos.margin - released)
-        return pnl, self._priced(spec, reduced)
 
-    def _increase(
-        self, spec: MarketSpec, pos: Position | None, signed: Decimal, price: Decimal, leverage: Decimal
-    ) -> Position:
-        qty = abs(signed)
-        margin = self.required_margin(spec, qty, price, leverage)
-        self.free -= margin
-        if pos is None:
-            new = Position(
-                symbol=spec.symbol,
-                kind=spec.kind,
-                qty=signed,
-                entry_price=price,
-                leverage=leverage,
-                margin=margin,
-                liquidation_price=None,
-            )
-        else:
-            total_qty = abs(pos.qty) + qty
-            entry = (pos.entry_price * abs(pos.qty) + price * qty) / total_qty
-            new = replace(
-                pos,
-                qty=pos.qty + signed,
-                entry_price=entry,
-                leverage=leverage,
-                margin=pos.margin + margin,
-            )
-        return self._priced(spec, new)
+@dataclass(frozen=True, slots=True)
+class _Booking:
+    """What one fill does to a position, apart from its fee and reservation (each ledger's own).
 
-    @staticmethod
-    def _priced(spec: MarketSpec, pos: Position) -> Position:
-        side = Side.BUY if pos.qty > 0 else Side.SELL
-        lp = isolated_liquidation_price(spec, side, abs(pos.qty), pos.entry_price, pos.margin)
-        return replace(pos, liquidation_price=lp)
+    The venue's ledger and the journal's fold book every fill in turn, from the same position:
+    the second finds the first's booking (`_booking`) instead of working it out again.
+    """
+
+    spec: MarketSpec
+    before: Position | None
+    fill: Fill
+    leverage: Decimal
+    after: Position | None
+    closing: bool
+    """Part of the fill reduced `before`: `released` margin (and the PnL) go back to free."""
+    released: Decimal
+    locked: Decimal
+    """Margin the opening part locks."""
+    effect: FillEffect
+
+
+_RECENT = 64
+"""Bookings kept for the other ledger: the venue books every fill of one market event before the journal's
+fold books any of them."""
+
+_recent: dict[str, _Booking] = {}
+"""The latest bookings by fill id, oldest first."""
+
+
+def _booking(spec: MarketSpec, pos: Position | None, fill: Fill, leverage: Decimal) -> _Booking:
+    """The fill's booking from `pos`: a recent one when it is of these very objects (values are immutable, so
+    the same objects give the same booking), else worked out."""
+    known = _recent.get(fill.fill_id)
+    if known and known.fill is fill and known.before is pos and known.leverage is leverage and known.spec is spec:
+        return known
+    booking = _recent[fill.fill_id] = _book(spec, pos, fill, leverage)
+    if len(_recent) > _RECENT:
+        del _recent[next(iter(_recent))]
+    return booking
+
+
+_last_funding: dict[str, tuple[MarketSpec, Position, Decimal, Position]] = {}
+"""Each symbol's latest funding: (spec, position before, amount, position after), for the other ledger."""
+
+
+def _funded(spec: MarketSpec, pos: Position, amount: Decimal, paid: Decimal) -> Position:
+    """The position once `paid` (`amount` to the ledger's precision) moved its margin: the latest one when it
+    is of these very objects (the same funding payment booked by the other ledger), else worked out."""
+    last = _last_funding.get(spec.symbol)
+    if last is not None and last[0] is spec and last[1] is pos and last[2] is amount:
+        return last[3]
+    after = _priced(spec, replace(pos, margin=pos.margin + paid))
+    _last_funding[spec.symbol] = (spec, pos, amount, after)
+    return after
+
+
+def _book(spec: MarketSpec, pos: Position | None, fill: Fill, leverage: Decimal) -> _Booking:
+    before = pos
+    signed = fill.qty * fill.side.sign
+    realized = released = locked = ZERO
+    closing = closed = opened = False
+    if pos is not None and (pos.qty > 0) != (signed > 0):
+        qty = min(abs(signed), abs(pos.qty))
+        realized, released, pos = _reduce(spec, pos, qty, fill.price)
+        closing, closed = True, pos is None
+        signed += qty * (1 if signed < 0 else -1)
+    if signed != 0:
+        locked, pos = _increase(spec, pos, signed, fill.price, leverage)
+        opened = True
+    effect = FillEffect(realized, opened, closed)
+    return _Booking(spec, before, fill, leverage, pos, closing, released, locked, effect)
+
+
+def _reduce(spec: MarketSpec, pos: Position, qty: Decimal, price: Decimal) -> tuple[Decimal, Decimal, Position | None]:
+    """Close `qty` of the position at `price`: (realized PnL, margin released, what is left)."""
+    direction = 1 if pos.qty > 0 else -1
+    pnl = money((price - pos.entry_price) * qty * direction * spec.contract_size)
+    remaining = abs(pos.qty) - qty
+    released = pos.margin if remaining == 0 else money(pos.margin * qty / abs(pos.qty))
+    if remaining == 0:
+        return pnl, released, None
+    reduced = replace(pos, qty=remaining * direction, margin=pos.margin - released)
+    return pnl, released, _priced(spec, reduced)
+
+
+def _increase(
+    spec: MarketSpec, pos: Position | None, signed: Decimal, price: Decimal, leverage: Decimal
+) -> tuple[Decimal, Position]:
+    """Open or add `signed` at `price`: (margin locked, the position)."""
+    qty = abs(signed)
+    margin = required_margin(spec, qty, price, leverage)
+    if pos is None:
+        new = Position(
+            symbol=spec.symbol,
+            kind=spec.kind,
+            qty=signed,
+            entry_price=price,
+            leverage=leverage,
+            margin=margin,
+            liquidation_price=None,
+        )
+    else:
+        total_qty = abs(pos.qty) + qty
+        entry = (pos.entry_price * abs(pos.qty) + price * qty) / total_qty
+        new = replace(
+            pos,
+            qty=pos.qty + signed,
+            entry_price=entry,
+            leverage=leverage,
+            margin=pos.margin + margin,
+        )
+    return margin, _priced(spec, new)
+
+
+def _priced(spec: MarketSpec, pos: Position) -> Position:
+    side = BUY if pos.qty > 0 else SELL
+    lp = isolated_liquidation_price(spec, side, abs(pos.qty), pos.entry_price, pos.margin)
+    return replace(pos, liquidation_price=lp)
+
+
+def required_margin(spec: MarketSpec, qty: Decimal, price: Decimal, leverage: Decimal) -> Decimal:
+    """Initial margin of `qty` at `price` (spot: its whole cost)."""
+    notional = qty * price * spec.contract_size
+    if spec.kind is SPOT:
+        return money(notional)
+    return money(notional / leverage)

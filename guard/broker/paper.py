@@ -84,6 +84,7 @@ class PaperBroker:
         self._seen: set[str] = set()
         self._fill_counts: dict[str, int] = {}
         self._funding_interval_ms = int(settings.funding_interval_hours * 3_600_000)
+        self._fee_rates = {MAKER: _bps(settings.maker_fee_bps), TAKER: _bps(settings.taker_fee_bps)}
 
     # --- restart ---------------------------------------------------------------------
 
@@ -138,15 +139,16 @@ class PaperBroker:
             else request.limit_price or request.trigger_price or quote.mark
         )
         opening = qty - self._closing_qty(request, qty)
-        need = self.account.required_margin(spec, opening, request.limit_price or estimate, request.leverage)
-        if taking:
-            need += money(qty * estimate * spec.contract_size * self._fee(TAKER))
-        if opening and need > self.account.free:
-            return [OrderRejected(now, cid, _insufficient(need, self.account.free))]
+        if opening:  # only what it opens needs margin (a protective order needs none)
+            need = self.account.required_margin(spec, opening, request.limit_price or estimate, request.leverage)
+            if taking:
+                need += self._fee_of(spec, qty, estimate, TAKER)
+            if need > self.account.free:
+                return [OrderRejected(now, cid, _insufficient(need, self.account.free))]
         reports: list[BrokerReport] = [OrderAccepted(now, cid, f"paper-{cid}")]
         self.account.reserve_for(request)
         if taking:
-            fills, unfilled = self._take(request, spec, quote, qty, now, limit=request.limit_price)
+            fills, unfilled = self._take(request, spec, quote, qty, now, limit=request.limit_price, slipped=estimate)
             reports += fills
             if unfilled == 0:
                 return reports
@@ -270,10 +272,9 @@ class PaperBroker:
             raise InvalidCommand(f"order quantity must be a positive number, got {request.qty}")
         if not request.leverage.is_finite() or request.leverage < ONE:
             raise InvalidCommand(f"leverage must be at least 1, got {request.leverage}")
-        for name in ("limit_price", "trigger_price"):
-            value = getattr(request, name)
+        for name, value in (("limit price", request.limit_price), ("trigger price", request.trigger_price)):
             if value is not None and (not value.is_finite() or value <= 0):
-                raise InvalidCommand(f"{name.replace('_', ' ')} must be a positive number, got {value}")
+                raise InvalidCommand(f"{name} must be a positive number, got {value}")
         if request.order_type is LIMIT_ORDER and request.limit_price is None:
             raise InvalidCommand("a limit order needs a limit price")
         if request.order_type in (STOP_MARKET_ORDER, TAKE_PROFIT_ORDER):
@@ -317,8 +318,10 @@ class PaperBroker:
         qty: Decimal,
         now: int,
         limit: Decimal | None = None,
+        slipped: Decimal | None = None,
     ) -> tuple[list[BrokerReport], Decimal]:
-        """Execute as a taker: walk the book when one is known, else the mark plus slippage.
+        """Execute as a taker: walk the book when one is known, else the mark plus slippage (`slipped`: that
+        price for `qty` and `limit`, when the caller has worked it out already).
 
         Returns the reports and the quantity left unfilled (thin book, or margin ran out).
         """
@@ -326,19 +329,21 @@ class PaperBroker:
         if levels:
             slices = book_walk(levels, qty, request.side, limit)
         else:
-            slices = [(qty, self._slipped_price(request.side, spec, quote, qty, limit))]
+            if slipped is None:
+                slipped = self._slipped_price(request.side, spec, quote, qty, limit)
+            slices = [(qty, slipped)]
         reports: list[BrokerReport] = []
         remaining = qty
         for slice_qty, price in slices:
             closing = self._closing_qty(request, slice_qty)
             opening = slice_qty - closing
+            fee = self._fee_of(spec, slice_qty, price, TAKER)
             if opening > 0:
-                fee = money(slice_qty * price * spec.contract_size * self._fee(TAKER))
                 available = self.account.free + self.account.reserved(request.client_order_id)
                 if self.account.required_margin(spec, opening, price, request.leverage) + fee > available:
                     break  # the book walked further than the estimate: stop, never overdraw
             remaining -= slice_qty
-            reports.append(self._fill(request, spec, slice_qty, price, TAKER, remaining, now))
+            reports.append(self._fill(request, slice_qty, price, fee, TAKER, remaining, now))
         reports += self._cancel_orphaned_protection(request.symbol, now)
         return reports, remaining
 
@@ -366,16 +371,16 @@ class PaperBroker:
             price = min(price, limit) if side is BUY else max(price, limit)
         return price
 
-    def _fee(self, liquidity: Liquidity) -> Decimal:
-        bps = self._settings.maker_fee_bps if liquidity is MAKER else self._settings.taker_fee_bps
-        return Decimal(str(bps)) * _BPS
+    def _fee_of(self, spec: MarketSpec, qty: Decimal, price: Decimal, liquidity: Liquidity) -> Decimal:
+        """The fee of trading `qty` at `price` as a maker or taker."""
+        return money(qty * price * spec.contract_size * self._fee_rates[liquidity])
 
     def _fill(
         self,
         request: OrderRequest,
-        spec: MarketSpec,
         qty: Decimal,
         price: Decimal,
+        fee: Decimal,
         liquidity: Liquidity,
         remaining: Decimal,
         now: int,
@@ -383,7 +388,6 @@ class PaperBroker:
         cid = request.client_order_id
         n = self._fill_counts.get(cid, 0) + 1
         self._fill_counts[cid] = n
-        fee = money(qty * price * spec.contract_size * self._fee(liquidity))
         fill = Fill(cid, f"{cid}-{n}", request.symbol, request.side, qty, price, fee, liquidity, now)
         self.account.apply_fill(fill, request.leverage)
         return OrderFilled(now, fill, remaining)
@@ -410,7 +414,8 @@ class PaperBroker:
                             continue
                     else:
                         qty = resting.remaining
-                    reports.append(self._fill(request, spec, qty, request.limit_price, MAKER, ZERO, now))
+                    fee = self._fee_of(spec, qty, request.limit_price, MAKER)
+                    reports.append(self._fill(request, qty, request.limit_price, fee, MAKER, ZERO, now))
                     reports += self._cancel_orphaned_protection(symbol, now)
             elif self._triggered(request, quote):
                 del self._resting[cid]
@@ -482,6 +487,11 @@ class PaperBroker:
                 reports += self._liquidate_if_crossed(symbol, quote, now)
             quote.next_funding_ms += interval
         return reports
+
+
+def _bps(value: float) -> Decimal:
+    """A fee rate given in basis points, as a fraction."""
+    return Decimal(str(value)) * _BPS
 
 
 def _with_qty(request: OrderRequest, qty: Decimal) -> OrderRequest:

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from decimal import Decimal
 
-from guard.domain import ONE, ZERO, LeverageTier, MarketKind, MarketSpec, Side
+from guard.domain import BUY, ONE, SELL, SPOT, ZERO, LeverageTier, MarketSpec, Side
 
 P_LIQUIDATION_FLOOR = 1e-4
 """GBM has thin tails: short-horizon estimates come out absurdly small, so never show less."""
@@ -75,7 +75,7 @@ def isolated_liquidation_price(
     Spot holdings are never liquidated; a position whose margin covers the whole move to
     zero (long at 1x with no maintenance) has no positive liquidation price.
     """
-    if spec.kind is MarketKind.SPOT or qty <= 0:
+    if spec.kind is SPOT or qty <= 0:
         return None
     tier = spec.tier_for(qty * entry_price)
     for _ in range(len(spec.tiers) + 1):
@@ -110,15 +110,15 @@ def p_liquidation(
     spot = float(price)
     barrier = float(liquidation_price)
     shift = math.exp(_BGK * sigma_per_second * math.sqrt(sample_seconds))
-    barrier = barrier / shift if side is Side.BUY else barrier * shift
+    barrier = barrier / shift if side is BUY else barrier * shift
     b = math.log(barrier / spot)
-    if (side is Side.BUY and b >= 0) or (side is Side.SELL and b <= 0):
+    if (side is BUY and b >= 0) or (side is SELL and b <= 0):
         return 1.0
     sig = sigma_per_second
     t = horizon_seconds
     nu = -0.5 * sig * sig
     sd = sig * math.sqrt(t)
-    if side is Side.BUY:
+    if side is BUY:
         p = _phi((b - nu * t) / sd) + math.exp(2 * nu * b / (sig * sig)) * _phi((b + nu * t) / sd)
     else:
         p = _phi((-b + nu * t) / sd) + math.exp(2 * nu * b / (sig * sig)) * _phi((-b - nu * t) / sd)
