@@ -20,7 +20,16 @@ from msgspec.structs import replace
 
 from guard.broker.base import Answer, BrokerReport, answer
 from guard.broker.ledger import Account, money
-from guard.broker.paper_market import Quote, Resting, RestingBook, book_walk, next_level, update_quote
+from guard.broker.paper_market import (
+    Quote,
+    Resting,
+    RestingBook,
+    book_walk,
+    limit_crossed,
+    next_level,
+    triggered,
+    update_quote,
+)
 from guard.clock import Clock
 from guard.config import PaperSection
 from guard.domain import (
@@ -404,7 +413,7 @@ class PaperBroker:
             request = resting.request
             spec = self._specs[symbol]
             if request.order_type is LIMIT_ORDER:
-                if self._limit_crossed(request, quote):
+                if limit_crossed(request, quote):
                     del self._resting[cid]
                     assert request.limit_price is not None
                     if request.reduce_only:
@@ -417,7 +426,7 @@ class PaperBroker:
                     fee = self._fee_of(spec, qty, request.limit_price, MAKER)
                     reports.append(self._fill(request, qty, request.limit_price, fee, MAKER, ZERO, now))
                     reports += self._cancel_orphaned_protection(symbol, now)
-            elif self._triggered(request, quote):
+            elif triggered(request, quote):
                 del self._resting[cid]
                 self.account.release(cid)
                 qty = self._closing_qty(request, resting.remaining) if request.reduce_only else resting.remaining
@@ -429,19 +438,6 @@ class PaperBroker:
                 if unfilled > 0:
                     reports.append(OrderCancelled(now, cid, f"book depth exhausted: {unfilled} not filled"))
         return reports
-
-    def _limit_crossed(self, request: OrderRequest, quote: Quote) -> bool:
-        assert request.limit_price is not None and quote.mark is not None
-        if request.side is BUY:
-            return (quote.ask or quote.mark) <= request.limit_price
-        return (quote.bid or quote.mark) >= request.limit_price
-
-    @staticmethod
-    def _triggered(request: OrderRequest, quote: Quote) -> bool:
-        trigger, mark = request.trigger_price, quote.mark
-        assert trigger is not None and mark is not None
-        falling = (request.order_type is STOP_MARKET_ORDER) == (request.side is SELL)
-        return mark <= trigger if falling else mark >= trigger
 
     def _liquidate_if_crossed(self, symbol: str, quote: Quote, now: int) -> list[BrokerReport]:
         pos = self.account.position(symbol)

@@ -188,6 +188,22 @@ def next_level(start: Decimal, end: Decimal, levels: Iterable[Decimal | None]) -
     return max(ahead, default=None)
 
 
+def limit_crossed(request: OrderRequest, quote: Quote) -> bool:
+    """Whether a resting limit order's price is reached by the quote (the far side of the book, else the mark)."""
+    assert request.limit_price is not None and quote.mark is not None
+    if request.side is BUY:
+        return (quote.ask or quote.mark) <= request.limit_price
+    return (quote.bid or quote.mark) >= request.limit_price
+
+
+def triggered(request: OrderRequest, quote: Quote) -> bool:
+    """Whether a stop or take-profit order's trigger is reached by the mark."""
+    trigger, mark = request.trigger_price, quote.mark
+    assert trigger is not None and mark is not None
+    falling = (request.order_type is STOP_MARKET_ORDER) == (request.side is SELL)
+    return mark <= trigger if falling else mark >= trigger
+
+
 def bar_path(o: float, h: float, lo: float, c: float) -> tuple[float, float, float, float]:
     """The prices a recorded bar visits, in order: its open, the extreme nearer the open, the other, its close.
 

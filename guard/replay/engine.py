@@ -32,12 +32,10 @@ import heapq
 import time
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 import msgspec
-import numpy as np
 import structlog
 
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk, DeskSettings
@@ -56,19 +54,15 @@ from guard.domain import (
     Signal,
 )
 from guard.errors import BadInput
-from guard.features import build_series_arrays
-from guard.markets import default_spec
 from guard.model.artifact import LoadedModel
-from guard.model.labels import FLAT
-from guard.model.runner import ModelRunner, ReplaySignals
 from guard.model.tracker import LiveTracker
 from guard.proposals.policy import ProposalPolicy, RiskLimits
-from guard.replay.fit import model_outlook, young_enough
 from guard.replay.history import SymbolHistory
 from guard.replay.inline import ReplayJournal, YoungCollections, drive
-from guard.replay.lean import Exposure, MarketGrid, Segment, equity_curve, first_work
+from guard.replay.lean import Exposure, Segment, equity_curve, first_work
 from guard.replay.options import ReplayOptions, replay_config
-from guard.replay.result import ModelOutlook, ReplayResult, ReplayStats
+from guard.replay.prepared import ReplaySymbol, prepare
+from guard.replay.result import ReplayResult, ReplayStats
 from guard.replay.tally import Tally
 from guard.timeframes import timeframe_ms
 
@@ -79,25 +73,6 @@ log = structlog.get_logger(__name__)
 
 _INTRABAR_MS = (20_000, 40_000)
 """When, within a 1-minute bar, the mark is at the bar's first and second extreme (its open at 0)."""
-
-
-@dataclass(slots=True)
-class _Symbol:
-    """Per-symbol precomputed arrays and replay state."""
-
-    j: int
-    history: SymbolHistory
-    spec: MarketSpec
-    signals: ReplaySignals
-    variance: list[float]
-    candidate: np.ndarray
-    """bool per bar: the model names a side at or above the policy's minimum confidence."""
-    candidate_groups: list[int]
-    """The groups of the candidate bars, in order (a list: bisect searches it without numpy's call overhead)."""
-    candidate_times: list[int]
-    """The candidate bars' signal times (their close), in order."""
-    track: set[int] = field(default_factory=set)
-    """Bars the tracker must see (where a recorded proposal settles)."""
 
 
 class ReplayEngine:
@@ -148,43 +123,10 @@ class ReplayEngine:
     # --- precomputation -------------------------------------------------------------
 
     def _prepare(self) -> None:
-        import torch
-
-        # One thread, as the live predictor's worker runs it: same arithmetic, and on two cores the
-        # second thread buys little for a conv this small.
-        torch.set_num_threads(1)
-        runner = ModelRunner(self.model)
-        threshold = self.config.model.novelty_threshold
-        min_conf = self.config.proposals.min_confidence
-        self.grid = MarketGrid.build(self._histories, self._tf_ms, self.options.intrabar)
-        self._symbols: list[_Symbol] = []
-        for j, h in enumerate(self._histories):
-            series = build_series_arrays(
-                h.symbol, h.timeframe, h.open_times, h.opens, h.highs, h.lows, h.closes, h.volumes
-            )
-            signals = runner.replay(series, novelty_threshold=threshold)
-            candidate = signals.ready & (signals.side != FLAT) & (signals.confidence >= min_conf)
-            candidate &= young_enough(self.model, h.open_times, self.config.model.max_age_days)  # as live, on bar time
-            opens = h.open_times[candidate]
-            spec = self._specs.get(h.symbol) or default_spec(h.symbol)
-            self._symbols.append(
-                _Symbol(
-                    j,
-                    h,
-                    spec,
-                    signals,
-                    h.broker_variances(),
-                    candidate,
-                    self.grid.group_open.searchsorted(opens).tolist(),
-                    (opens + self._tf_ms).tolist(),
-                )
-            )
+        self.grid, self._symbols, self._outlook = prepare(
+            self.config, self.model, self._histories, self._specs, self._tf_ms, self.options.intrabar
+        )
         self._index = {s.history.symbol: s.j for s in self._symbols}
-        self._outlook = self._model_outlook(min_conf)
-
-    def _model_outlook(self, min_confidence: float) -> ModelOutlook:
-        pairs = [(s.history, s.signals) for s in self._symbols]
-        return model_outlook(self.model, pairs, min_confidence, self.config.model.max_age_days)
 
     # --- running --------------------------------------------------------------------
 
@@ -393,7 +335,7 @@ class ReplayEngine:
                 else:
                     drive(desk.reject(pid, operator.name, reason=decision.reason))
 
-    def _schedule_score(self, s: _Symbol, i: int, signal: Signal) -> None:
+    def _schedule_score(self, s: ReplaySymbol, i: int, signal: Signal) -> None:
         """Find the bar that will settle this proposal (the tracker's own rule) so the lean path feeds it."""
         h = s.history
         k = h.settling_bar(i, signal.timestamp, signal.price, signal.barrier, signal.horizon_seconds)
