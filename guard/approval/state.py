@@ -83,6 +83,21 @@ from guard.events import (
     TradingStateChanged,
 )
 
+# Members as module globals for the fold's handlers (every event passes through them): on Python 3.11 each
+# `OrderStatus.OPEN` is a lookup through EnumType's hook (see `guard.domain`).
+_SENDING = OrderStatus.SENDING
+_OPEN = OrderStatus.OPEN
+_PARTLY_FILLED = OrderStatus.PARTIALLY_FILLED
+_FILLED = OrderStatus.FILLED
+_UNKNOWN = OrderStatus.UNKNOWN
+_CANCELLED = OrderStatus.CANCELLED
+_REJECTED = OrderStatus.REJECTED
+_PROPOSAL_FILLED = ProposalStatus.FILLED
+_SUBMITTED = ProposalStatus.SUBMITTED
+_PROPOSAL_FAILED = ProposalStatus.FAILED
+_ENTRY = OrderPurpose.ENTRY
+_CLOSE = OrderPurpose.CLOSE
+_DEADMAN = OrderPurpose.DEADMAN
 _ENDED = frozenset(s for s in OrderStatus if s.is_final)
 THROTTLE_WINDOW_MS = 60_000
 THROTTLED_PURPOSES = frozenset({OrderPurpose.ENTRY, OrderPurpose.CLOSE})
@@ -301,53 +316,53 @@ class GuardState:
             bisect.insort(self.order_times, e.at)  # kept sorted, so counting the window is a search
             while self.order_times and self.order_times[0] <= e.at - THROTTLE_WINDOW_MS:
                 self.order_times.popleft()
-        if request.purpose is OrderPurpose.CLOSE:
+        if request.purpose is _CLOSE:
             self.close_count += 1
-        elif request.purpose is OrderPurpose.DEADMAN:
+        elif request.purpose is _DEADMAN:
             self.deadman_orders += 1
-        if request.purpose is OrderPurpose.ENTRY and request.proposal_id:
+        if request.purpose is _ENTRY and request.proposal_id:
             record = self._proposal(request.proposal_id)
-            if record.status is not ProposalStatus.FILLED:  # an amended entry's replacement, after a partial fill
-                record.status = ProposalStatus.SUBMITTED
+            if record.status is not _PROPOSAL_FILLED:  # an amended entry's replacement, after a partial fill
+                record.status = _SUBMITTED
             record.entry_order = request.client_order_id
 
     def _accepted(self, e: OrderAccepted) -> None:
         order = self._order(e.client_order_id)
         order.venue_id = e.venue_order_id
-        if order.status in (OrderStatus.SENDING, OrderStatus.UNKNOWN):
-            order.status = OrderStatus.OPEN
+        if order.status in (_SENDING, _UNKNOWN):
+            order.status = _OPEN
             self.account.reserve_for(order.request)
 
     def _filled(self, e: OrderFilled) -> None:
         order = self._order(e.fill.client_order_id)
         order.filled += e.fill.qty
-        order.status = OrderStatus.FILLED if e.remaining == 0 else OrderStatus.PARTIALLY_FILLED
+        order.status = _FILLED if e.remaining == 0 else _PARTLY_FILLED
         self._relive(order)
         effect = self.account.apply_fill(e.fill, order.request.leverage)
         self.daily.add(e.at, effect.realized_pnl - e.fill.fee)
-        if order.request.purpose is OrderPurpose.ENTRY and order.request.proposal_id:
-            self._proposal(order.request.proposal_id).status = ProposalStatus.FILLED
+        if order.request.purpose is _ENTRY and order.request.proposal_id:
+            self._proposal(order.request.proposal_id).status = _PROPOSAL_FILLED
 
     def _order_ended(self, cid: str, status: OrderStatus, reason: str) -> None:
         order = self._order(cid)
         order.reason = reason
-        order.status = OrderStatus.FILLED if order.filled == order.request.qty else status
+        order.status = _FILLED if order.filled == order.request.qty else status
         self.account.release(cid)
-        if order.request.purpose is OrderPurpose.ENTRY and order.request.proposal_id and order.filled == 0:
+        if order.request.purpose is _ENTRY and order.request.proposal_id and order.filled == 0:
             record = self._proposal(order.request.proposal_id)
-            if record.status is not ProposalStatus.FILLED:  # an earlier order of the proposal filled (amended)
-                record.status = ProposalStatus.FAILED
+            if record.status is not _PROPOSAL_FILLED:  # an earlier order of the proposal filled (amended)
+                record.status = _PROPOSAL_FAILED
                 record.reason = reason
 
     def _cancelled(self, e: OrderCancelled) -> None:
-        self._order_ended(e.client_order_id, OrderStatus.CANCELLED, e.reason)
+        self._order_ended(e.client_order_id, _CANCELLED, e.reason)
 
     def _rejected(self, e: OrderRejected) -> None:
-        self._order_ended(e.client_order_id, OrderStatus.REJECTED, e.reason)
+        self._order_ended(e.client_order_id, _REJECTED, e.reason)
 
     def _unknown(self, e: OrderUnknown) -> None:
         order = self._order(e.client_order_id)
-        order.status = OrderStatus.UNKNOWN
+        order.status = _UNKNOWN
         order.reason = e.reason
         self._relive(order)
 
