@@ -148,7 +148,8 @@ class Daemon:
                 if venue is not None:
                     # A venue account holds what it holds: the journal's books start from it, not paper money.
                     settings = dataclasses.replace(settings, starting_balance=venue.starting_balance)
-                desk = ApprovalDesk(journal, broker, specs, settings, self.clock)
+                bookings = broker.account.bookings if isinstance(broker, PaperBroker) else None  # one booking a fill
+                desk = ApprovalDesk(journal, broker, specs, settings, self.clock, bookings)
                 await desk.start()
                 tighten(self.paths)  # the WAL and its index exist now
                 desk.operator_present = False

@@ -49,6 +49,7 @@ from guard.approval.validation import (
 )
 from guard.approval.venue_watch import Alert, VenueWatch, WatchedVenue
 from guard.broker.base import Broker
+from guard.broker.ledger import Bookings
 from guard.clock import Clock
 from guard.config import RiskSection
 from guard.domain import (
@@ -75,13 +76,24 @@ class ApprovalDesk:
     """The core guard. Built by the daemon (or a test) and driven through these methods."""
 
     def __init__(
-        self, journal: Journal, broker: Broker, specs: Mapping[str, MarketSpec], settings: DeskSettings, clock: Clock
+        self,
+        journal: Journal,
+        broker: Broker,
+        specs: Mapping[str, MarketSpec],
+        settings: DeskSettings,
+        clock: Clock,
+        bookings: Bookings | None = None,
     ) -> None:
+        """
+        Args:
+            bookings: the paper venue's ledger's (`PaperBroker.account.bookings`), so the fold books each fill
+                once; None for a venue elsewhere.
+        """
         self.specs = specs
         self.settings = settings
         self.clock = clock
         self.broker = broker
-        self.state = GuardState(specs, settings.risk)
+        self.state = GuardState(specs, settings.risk, bookings=bookings)
         """The folded journal: read it, never change it (only recorded events do)."""
         # The parts beneath the facade. guard itself goes through the methods below; tests and benchmarks that
         # inject faults or time one part reach them directly.

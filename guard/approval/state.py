@@ -23,7 +23,7 @@ from guard.approval.records import (
     OrderRecord,
     ProposalRecord,
 )
-from guard.broker.ledger import Account
+from guard.broker.ledger import Account, Bookings
 from guard.config import RiskSection, replace_setting
 from guard.domain import (
     ACTIVE,
@@ -150,12 +150,14 @@ class GuardState:
     pending, not in every proposal ever made (a long replay makes tens of thousands)."""
     _pending_at: tuple[int, tuple[ProposalRecord, ...]] = field(default=(-1, ()), repr=False, compare=False)
     """`pending()` as it was after that many events applied: it changes only with an event."""
+    bookings: Bookings | None = field(default=None, repr=False, compare=False)
+    """Shared with the paper venue's ledger, so each fill is worked out once (`guard.broker.ledger.Bookings`)."""
     _live_ids: dict[str, None] = field(default_factory=dict, repr=False, compare=False)
     """Ids of orders not known to have ended when last looked at, in submission order: reading the live book
     stays linear in what is live, not in every order ever sent (a long replay sends tens of thousands)."""
 
     def __post_init__(self) -> None:
-        self.account = Account(self.specs)
+        self.account = Account(self.specs, bookings=self.bookings)
 
     # --- reading ---------------------------------------------------------------------
 

@@ -52,8 +52,14 @@ class _Reservation:
 class Account:
     """A quote-currency margin account with isolated, one-way positions."""
 
-    def __init__(self, specs: Mapping[str, MarketSpec], asset: str = "USDT") -> None:
+    def __init__(self, specs: Mapping[str, MarketSpec], asset: str = "USDT", bookings: Bookings | None = None) -> None:
+        """
+        Args:
+            bookings: shared with the other ledger of the same account (the venue's and the journal's fold), so
+                each fill is worked out once; by default this ledger's own.
+        """
         self.specs = specs
+        self.bookings = bookings or Bookings()
         self.asset = asset
         self.total = ZERO
         self.free = ZERO
@@ -137,7 +143,7 @@ class Account:
         self.fees += fee
 
         pos = self.positions.get(fill.symbol)
-        booking = _booking(self.specs[fill.symbol], pos, fill, leverage)
+        booking = self.bookings.booking(self.specs[fill.symbol], pos, fill, leverage)
         if booking.closing:
             realized = booking.effect.realized_pnl
             self.total += realized
@@ -157,7 +163,7 @@ class Account:
         paid = money(amount)
         self.total += paid
         self.funding += paid
-        self.positions[symbol] = _funded(self.specs[symbol], pos, amount, paid)
+        self.positions[symbol] = self.bookings.funded(self.specs[symbol], pos, amount, paid)
 
     def liquidate(self, symbol: str) -> Decimal:
         """Close a position by liquidation: its whole isolated margin is lost. Returns the loss."""
@@ -205,7 +211,7 @@ class _Booking:
     """What one fill does to a position, apart from its fee and reservation (each ledger's own).
 
     The venue's ledger and the journal's fold book every fill in turn, from the same position:
-    the second finds the first's booking (`_booking`) instead of working it out again.
+    the second finds the first's booking (`Bookings`) instead of working it out again.
     """
 
     spec: MarketSpec
@@ -222,38 +228,42 @@ class _Booking:
 
 
 _RECENT = 64
-"""Bookings kept for the other ledger: the venue books every fill of one market event before the journal's
-fold books any of them."""
-
-_recent: dict[str, _Booking] = {}
-"""The latest bookings by fill id, oldest first."""
+"""Bookings a `Bookings` keeps: the venue books every fill of one market event before the journal's fold books any."""
 
 
-def _booking(spec: MarketSpec, pos: Position | None, fill: Fill, leverage: Decimal) -> _Booking:
-    """The fill's booking from `pos`: a recent one when it is of these very objects (values are immutable, so
-    the same objects give the same booking), else worked out."""
-    known = _recent.get(fill.fill_id)
-    if known and known.fill is fill and known.before is pos and known.leverage is leverage and known.spec is spec:
-        return known
-    booking = _recent[fill.fill_id] = _book(spec, pos, fill, leverage)
-    if len(_recent) > _RECENT:
-        del _recent[next(iter(_recent))]
-    return booking
+class Bookings:
+    """What fills and funding did to positions, kept a moment for a second ledger of the same account.
 
+    The paper venue's ledger and the desk's fold of the journal book every fill in turn, from the same position:
+    built in the wiring and handed to both `Account`s, this lets the second find the first's booking instead of
+    working it out again. A booking is reused only for the very same objects (values are immutable, so the same
+    objects give the same booking); anything else is worked out, so sharing one never changes a result.
+    """
 
-_last_funding: dict[str, tuple[MarketSpec, Position, Decimal, Position]] = {}
-"""Each symbol's latest funding: (spec, position before, amount, position after), for the other ledger."""
+    def __init__(self) -> None:
+        self._recent: dict[str, _Booking] = {}
+        """The latest bookings by fill id, oldest first."""
+        self._last_funding: dict[str, tuple[MarketSpec, Position, Decimal, Position]] = {}
+        """Each symbol's latest funding: (spec, position before, amount, position after)."""
 
+    def booking(self, spec: MarketSpec, pos: Position | None, fill: Fill, leverage: Decimal) -> _Booking:
+        """The fill's booking from `pos`."""
+        known = self._recent.get(fill.fill_id)
+        if known and known.fill is fill and known.before is pos and known.leverage is leverage and known.spec is spec:
+            return known
+        booking = self._recent[fill.fill_id] = _book(spec, pos, fill, leverage)
+        if len(self._recent) > _RECENT:
+            del self._recent[next(iter(self._recent))]
+        return booking
 
-def _funded(spec: MarketSpec, pos: Position, amount: Decimal, paid: Decimal) -> Position:
-    """The position once `paid` (`amount` to the ledger's precision) moved its margin: the latest one when it
-    is of these very objects (the same funding payment booked by the other ledger), else worked out."""
-    last = _last_funding.get(spec.symbol)
-    if last is not None and last[0] is spec and last[1] is pos and last[2] is amount:
-        return last[3]
-    after = _priced(spec, replace(pos, margin=pos.margin + paid))
-    _last_funding[spec.symbol] = (spec, pos, amount, after)
-    return after
+    def funded(self, spec: MarketSpec, pos: Position, amount: Decimal, paid: Decimal) -> Position:
+        """The position once `paid` (`amount` to the ledger's precision) moved its margin."""
+        last = self._last_funding.get(spec.symbol)
+        if last is not None and last[0] is spec and last[1] is pos and last[2] is amount:
+            return last[3]
+        after = _priced(spec, replace(pos, margin=pos.margin + paid))
+        self._last_funding[spec.symbol] = (spec, pos, amount, after)
+        return after
 
 
 def _book(spec: MarketSpec, pos: Position | None, fill: Fill, leverage: Decimal) -> _Booking:

@@ -147,9 +147,8 @@ class ReplayEngine:
         self.journal = journal
         try:
             self.broker = PaperBroker(specs, config.paper, self.clock)
-            self.desk = ApprovalDesk(
-                journal, self.broker, specs, DeskSettings.from_config(config, self.model.model_hash), self.clock
-            )
+            settings = DeskSettings.from_config(config, self.model.model_hash)
+            self.desk = ApprovalDesk(journal, self.broker, specs, settings, self.clock, self.broker.account.bookings)
             self._start()
             self.policy = ProposalPolicy(
                 config.proposals,

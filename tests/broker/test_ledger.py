@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 from msgspec.structs import replace
 
-from guard.broker.ledger import Account
+from guard.broker.ledger import Account, Bookings
 from guard.domain import Fill, Liquidity, Side
 from guard.markets import default_spec
 
@@ -14,8 +14,8 @@ BTC = "BTC/USDT:USDT"
 SPECS = {BTC: default_spec(BTC)}
 
 
-def account() -> Account:
-    a = Account(SPECS)
+def account(bookings: Bookings | None = None) -> Account:
+    a = Account(SPECS, bookings=bookings)
     a.deposit(D(10_000))
     return a
 
@@ -25,7 +25,8 @@ def fill(n: int, side: Side, qty: str, price: str) -> Fill:
 
 
 def test_the_second_ledger_to_book_a_fill_reads_the_first_ones_booking() -> None:
-    venue, fold = account(), account()
+    shared = Bookings()
+    venue, fold = account(shared), account(shared)
     leverage = D(10)
     for f in (fill(1, Side.BUY, "0.2", "100000"), fill(2, Side.SELL, "0.05", "101000")):
         assert venue.apply_fill(f, leverage) == fold.apply_fill(f, leverage)
@@ -34,7 +35,8 @@ def test_the_second_ledger_to_book_a_fill_reads_the_first_ones_booking() -> None
 
 
 def test_a_ledger_whose_position_is_another_object_works_its_booking_out() -> None:
-    venue, other = account(), account()
+    shared = Bookings()
+    venue, other = account(shared), account(shared)
     leverage = D(10)
     opening = fill(1, Side.BUY, "0.2", "100000")
     venue.apply_fill(opening, leverage)
@@ -46,3 +48,13 @@ def test_a_ledger_whose_position_is_another_object_works_its_booking_out() -> No
     assert other.positions[BTC] is not venue.positions[BTC]
     assert other.positions[BTC].margin == venue.positions[BTC].margin - D(50)
     assert other.positions[BTC].liquidation_price != venue.positions[BTC].liquidation_price
+
+
+def test_ledgers_with_bookings_of_their_own_each_work_a_fill_out_alike() -> None:
+    venue, fold = account(), account()
+    leverage = D(10)
+    for f in (fill(1, Side.BUY, "0.2", "100000"), fill(2, Side.SELL, "0.05", "101000")):
+        assert venue.apply_fill(f, leverage) == fold.apply_fill(f, leverage)
+        assert fold.positions[BTC] is not venue.positions[BTC]
+        assert fold.positions[BTC] == venue.positions[BTC]
+    assert fold.snapshot() == venue.snapshot()
