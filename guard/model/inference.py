@@ -7,7 +7,7 @@ callers own the thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,52 +95,49 @@ def forward_series(
     training mean, so they cannot poison neighbouring outputs. `on_chunk(done, total)` is
     called after each chunk (a progress bar for long histories).
     """
-    return _forward_series(net, rows, chunk, on_chunk, embeddings=True)
-
-
-def series_logits(
-    net: EnsembleTCN,
-    rows: np.ndarray,
-    chunk: int = SERIES_CHUNK,
-    on_chunk: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """`forward_series`'s logits alone (the same numbers), without copying out the embeddings (replay reads
-    none; their transposed copy costs about a third of the pass)."""
-    return _forward_series(net, rows, chunk, on_chunk, embeddings=False)[0]
-
-
-def _forward_series(
-    net: EnsembleTCN,
-    rows: np.ndarray,
-    chunk: int,
-    on_chunk: Callable[[int, int], None] | None,
-    *,
-    embeddings: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and, when asked for, embeddings (else an empty (0, D) array)."""
     rf = net.receptive_field
-    mean = net.norm_mean.numpy().astype(np.float32)
     t = len(rows)
-    # channel-first once, so each chunk is a view rather than a transposed copy
-    padded = np.empty((rows.shape[1], t + rf - 1), dtype=np.float32)
-    padded[:, : rf - 1] = mean[:, None]
-    padded[:, rf - 1 :] = rows.T
-    nan = np.isnan(padded)
-    if nan.any():
-        np.copyto(padded, mean[:, None], where=nan)
+    padded = _padded(net, rows)
     logits = np.empty((t, net.members, 3), dtype=np.float32)
-    emb = np.empty((t if embeddings else 0, net.embedding_dim), dtype=np.float32)
+    emb = np.empty((t, net.embedding_dim), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, t, chunk):
             stop = min(start + chunk, t)
             x = torch.from_numpy(padded[:, start : stop + rf - 1])[None]
             lg, em = net(x)
             logits[start:stop] = lg[0].permute(2, 0, 1).numpy()
-            if embeddings:
-                emb[start:stop] = em[0].T.numpy()
+            emb[start:stop] = em[0].T.numpy()
             if on_chunk is not None:
                 on_chunk(stop, t)
     return logits, emb
+
+
+def series_logit_chunks(
+    net: EnsembleTCN, rows: np.ndarray, chunk: int = SERIES_CHUNK
+) -> Iterator[tuple[int, np.ndarray]]:
+    """`forward_series`'s logits a chunk at a time, as (first bar, its logits): the same numbers, each there as
+    soon as its chunk's pass is done (replay starts on the first bars while the rest are worked on)."""
+    rf = net.receptive_field
+    padded = _padded(net, rows)
+    with torch.inference_mode():
+        for start in range(0, len(rows), chunk):
+            stop = min(start + chunk, len(rows))
+            lg, _ = net(torch.from_numpy(padded[:, start : stop + rf - 1])[None])
+            yield start, lg[0].permute(2, 0, 1).numpy()
+
+
+def _padded(net: EnsembleTCN, rows: np.ndarray) -> np.ndarray:
+    """(F, T + receptive field - 1) float32: the rows channel-first (so each chunk is a view rather than a
+    transposed copy), led by the training mean, with NaN rows (warm-up) read as the mean."""
+    rf = net.receptive_field
+    mean = net.norm_mean.numpy().astype(np.float32)
+    padded = np.empty((rows.shape[1], len(rows) + rf - 1), dtype=np.float32)
+    padded[:, : rf - 1] = mean[:, None]
+    padded[:, rf - 1 :] = rows.T
+    nan = np.isnan(padded)
+    if nan.any():
+        np.copyto(padded, mean[:, None], where=nan)
+    return padded
 
 
 def calibrated_probs(logits: np.ndarray, temperature: float) -> np.ndarray:

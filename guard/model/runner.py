@@ -6,7 +6,7 @@ It is not thread-safe: one thread owns a runner.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -21,7 +21,7 @@ from guard.model.inference import (
     explain,
     forward_windows,
     outputs,
-    series_logits,
+    series_logit_chunks,
 )
 from guard.model.labels import DOWN, FLAT, UP
 from guard.timeframes import timeframe_ms
@@ -85,31 +85,49 @@ class ModelRunner:
 
         Build Signals only where they are needed with `ReplaySignals.signal(i)`.
         """
-        logits = series_logits(self._net, series.rows)
-        statistic = self._ref.series(series)
-        ready = series.ready
-        idx = np.flatnonzero(ready)
-        out = outputs(logits[idx], statistic[idx], self._temperature, self._ref)
+        signals = self.replay_unfilled(series, novelty_threshold=novelty_threshold)
+        self.fill(signals)
+        return signals
+
+    def replay_unfilled(self, series: FeatureSeries, *, novelty_threshold: float) -> ReplaySignals:
+        """`replay`'s arrays before any bar's outputs are in them (NaN, no side): `fill` puts them in, a run of
+        bars at a time, so a replay can start on the first bars while the model works on the rest."""
         n = len(series)
-        probs = np.full((n, 3), np.nan)
-        probs[idx] = out.probs
-        side = np.full(n, FLAT, dtype=np.int8)
-        side[idx] = out.side
-        confidence = np.full(n, np.nan)
-        confidence[idx] = out.confidence
         novelty = np.full(n, np.nan)
-        novelty[idx] = out.novelty
         return ReplaySignals(
             runner=self,
             series=series,
-            probs=probs,
-            side=side,
-            confidence=confidence,
+            probs=np.full((n, 3), np.nan),
+            side=np.full(n, FLAT, dtype=np.int8),
+            confidence=np.full(n, np.nan),
             novelty=novelty,
-            novel=novelty >= novelty_threshold,
-            ready=ready,
+            novel=np.zeros(n, dtype=bool),
+            ready=series.ready,
             novelty_threshold=novelty_threshold,
         )
+
+    def fill(self, signals: ReplaySignals, on_chunk: Callable[[int], None] | None = None) -> None:
+        """Put every bar's outputs into `signals`, a `SERIES_CHUNK` of bars at a time (each chunk is the forward
+        pass `forward_series` runs, and each bar's outputs depend on its own logits alone, so every bar gets the
+        numbers one whole pass gives), calling `on_chunk(end)` once the bars before `end` are in."""
+        statistic = self._ref.series(signals.series)
+        put = self._put(signals, statistic)
+        for start, logits in series_logit_chunks(self._net, signals.series.rows):
+            put(logits, start, start + len(logits))
+            if on_chunk is not None:
+                on_chunk(start + len(logits))
+
+    def _put(self, signals: ReplaySignals, statistic: np.ndarray) -> Callable[[np.ndarray, int, int], None]:
+        def put(logits: np.ndarray, start: int, stop: int) -> None:
+            idx = start + np.flatnonzero(signals.ready[start:stop])
+            out = outputs(logits[idx - start], statistic[idx], self._temperature, self._ref)
+            signals.probs[idx] = out.probs
+            signals.side[idx] = out.side
+            signals.confidence[idx] = out.confidence
+            signals.novelty[idx] = out.novelty
+            signals.novel[start:stop] = signals.novelty[start:stop] >= signals.novelty_threshold
+
+        return put
 
     def explain_window(self, values: np.ndarray, side: int) -> str:
         """The "why" for one (WINDOW, F) window and its side."""

@@ -61,7 +61,7 @@ from guard.replay.history import SymbolHistory
 from guard.replay.inline import ReplayJournal, YoungCollections, drive
 from guard.replay.lean import Exposure, Segment, equity_curve, first_work
 from guard.replay.options import ReplayOptions, replay_config
-from guard.replay.prepared import ReplaySymbol, prepare
+from guard.replay.prepared import ReplaySymbol, outlook, prepare
 from guard.replay.result import ReplayResult, ReplayStats
 from guard.replay.tally import Tally
 from guard.timeframes import timeframe_ms
@@ -123,7 +123,7 @@ class ReplayEngine:
     # --- precomputation -------------------------------------------------------------
 
     def _prepare(self) -> None:
-        self.grid, self._symbols, self._outlook = prepare(
+        self.grid, self._symbols, self._ahead = prepare(
             self.config, self.model, self._histories, self._specs, self._tf_ms, self.options.intrabar
         )
         self._index = {s.history.symbol: s.j for s in self._symbols}
@@ -169,6 +169,8 @@ class ReplayEngine:
             self._segments: list[Segment] = []
             self._refresh(0)
             self._loop()
+            if self._ahead is not None:
+                self._ahead.finish()
             self.clock.set(max(self.clock.now_ms(), int(self.grid.group_open[-1]) + self._tf_ms))
             self._sync_all(len(self.grid.group_open) - 1)
             drive(self.desk.stop("replay finished"))
@@ -391,15 +393,19 @@ class ReplayEngine:
         known_made, since, known = self._next_candidate_at
         if known_made == made and since <= g <= known:
             return known  # no candidate in [since, known): none in [g, known) either
-        stop = len(self.grid)
         bar_seconds = self.model.bar_seconds
-        for s in self._symbols:
-            k = max(
-                bisect_left(s.candidate_groups, g),
-                bisect_left(s.candidate_times, self.policy.cooling_until(s.history.symbol, bar_seconds)),
-            )
-            if k < len(s.candidate_groups):
-                stop = min(stop, s.candidate_groups[k])
+        while True:
+            stop = len(self.grid)
+            for s in self._symbols:
+                k = max(
+                    bisect_left(s.candidate_groups, g),
+                    bisect_left(s.candidate_times, self.policy.cooling_until(s.history.symbol, bar_seconds)),
+                )
+                if k < len(s.candidate_groups):
+                    stop = min(stop, s.candidate_groups[k])
+            if stop < len(self.grid) or self._ahead is None or self._ahead.complete:
+                break
+            self._ahead.take()  # none among the candidates known yet: they are all before the ones to come
         self._next_candidate_at = (made, g, stop)
         return stop
 
@@ -472,5 +478,5 @@ class ReplayEngine:
             journal=self.journal_path,
             seconds=seconds,
             violations=tuple(self.tally.violations),
-            outlook=self._outlook,
+            outlook=outlook(self.config, self.model, self._symbols),
         )
