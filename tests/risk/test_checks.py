@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal as D
 
 import msgspec
@@ -71,7 +70,7 @@ def context(**changes: object) -> RiskContext:
         feed=None,
         spec=SPEC,
     )
-    return dataclasses.replace(base, **changes)
+    return msgspec.structs.replace(base, **changes)
 
 
 def long_position(qty: str) -> Position:
@@ -279,7 +278,7 @@ def test_a_second_judgment_in_an_unchanged_world_gives_the_first_verdicts_and_th
     first = run_checks(draft, ctx, LIMITS)
     decided = msgspec.structs.replace(draft, checks=first)  # the proposal as queued: the same fields, its checks
     assert run_checks(decided, ctx, LIMITS) is first  # judged once
-    with_older = dataclasses.replace(ctx, pending=[proposal(id="P000000", created_at=0)])
+    with_older = msgspec.structs.replace(ctx, pending=[proposal(id="P000000", created_at=0)])
     again = run_checks(decided, with_older, LIMITS)
     assert again == _judged_afresh(decided, with_older)
     assert dict((c.name, c.verdict) for c in again)["duplicate"] is Verdict.BLOCK
@@ -303,7 +302,7 @@ def test_a_second_judgment_after_any_change_of_the_context_judges_everything_aga
     """Whatever changed between the pricing and the decision, the decision's verdicts are those of the world now."""
     p = proposal(id="PMEMO2", leverage=D(4), stop=None)
     before = context()
-    after = dataclasses.replace(before, **change)  # the same dicts, one thing changed
+    after = msgspec.structs.replace(before, **change)  # the same dicts, one thing changed
     run_checks(p, before, LIMITS)
     assert run_checks(p, after, LIMITS) == _judged_afresh(p, after)
 
