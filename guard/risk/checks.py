@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
@@ -307,7 +308,7 @@ def run_checks(p: Proposal, ctx: RiskContext, limits: RiskSection) -> tuple[Risk
     again. Anything that changed, in any field, means every check runs again.
     """
     facts, things = _world(ctx, limits)
-    judged = _JUDGED.get(p.id)
+    judged = _JUDGMENTS.by_id.get(p.id)
     if judged is not None and _same(judged, p, facts, things):
         checks = judged[3]
         duplicate = check_duplicate(p, ctx, limits)
@@ -321,9 +322,19 @@ def run_checks(p: Proposal, ctx: RiskContext, limits: RiskSection) -> tuple[Risk
 
 _Judged = tuple[Proposal, tuple[object, ...], tuple[object, ...], tuple[RiskCheck, ...]]
 """A proposal as judged, the world's facts and things it was judged in (`_world`), and the verdicts."""
-_JUDGED: dict[str, _Judged] = {}
-"""The last verdicts per proposal id, the most recent last (a few: a decision follows its pricing closely)."""
 _JUDGED_KEPT = 64
+"""Judgments kept (a few: a decision follows its pricing closely)."""
+
+
+class _Judgments(threading.local):
+    """The last judgment per proposal id, the most recent last; one record per thread, so two desks judging at
+    once in two threads never share one."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, _Judged] = {}
+
+
+_JUDGMENTS = _Judgments()
 
 
 def _world(ctx: RiskContext, limits: RiskSection) -> tuple[tuple[object, ...], tuple[object, ...]]:
@@ -357,10 +368,11 @@ def _same(judged: _Judged, p: Proposal, facts: tuple[object, ...], things: tuple
 
 
 def _remember(pid: str, judged: _Judged) -> None:
-    _JUDGED.pop(pid, None)
-    _JUDGED[pid] = judged
-    if len(_JUDGED) > _JUDGED_KEPT:
-        del _JUDGED[next(iter(_JUDGED))]
+    by_id = _JUDGMENTS.by_id
+    by_id.pop(pid, None)
+    by_id[pid] = judged
+    if len(by_id) > _JUDGED_KEPT:
+        del by_id[next(iter(by_id))]
 
 
 def proposal_liquidation_price(
