@@ -153,8 +153,14 @@ class Gate:
         if p.novel and self._settings.novelty_policy == "confirm" and not confirm_novel:
             return Ruling("novel — the model is guessing: approving needs the novelty confirmation")
         checks = self.checks(p)
-        trips = not self._state.throttle_latched and any(c.name == "throttle" and c.verdict is BLOCK for c in checks)
-        return Ruling(self.blocked(checks), trips_throttle=trips)
+        refusal = self.blocked(checks)
+        # Only a refused order can be the one beyond the throttle's limit: most pass, with nothing to look for.
+        trips = (
+            bool(refusal)
+            and not self._state.throttle_latched
+            and any(c.name == "throttle" and c.verdict is BLOCK for c in checks)
+        )
+        return Ruling(refusal, trips_throttle=trips)
 
     @staticmethod
     def blocked(checks: Sequence[RiskCheck]) -> str:

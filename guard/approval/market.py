@@ -11,6 +11,7 @@ import math
 from collections import deque
 from decimal import Decimal
 
+from guard.approval.records import DAY_MS
 from guard.approval.state import GuardState
 from guard.clock import Clock
 from guard.domain import ZERO, Bar, FeedHealth, MarketEvent, MarkPrice, Ticker
@@ -37,6 +38,12 @@ class Market:
         self.feed_health: dict[str, FeedHealth] = {}
         """The feed's latest health report per symbol (a symbol never reported on counts as healthy)."""
         self._rank: dict[str, int] = {}
+        self._price: dict[str, float] = {}
+        """The price each mark was made from."""
+        self._marks_set = 0
+        """How many times a mark was set: with the state's events applied and the day, what today's PnL depends on."""
+        self._daily: tuple[tuple[int, int, int], Decimal] = ((-1, -1, -1), ZERO)
+        """Today's PnL as last worked out, and the (events applied, marks set, day) it was worked out at."""
         self._closes: dict[str, deque[float]] = {}
         self._bar_seconds: dict[str, float] = {}
 
@@ -53,9 +60,14 @@ class Market:
                 self._remember_close(event)
         else:
             return
-        if rank >= self._rank.get(event.symbol, 0):
-            self._rank[event.symbol] = rank
-            self.marks[event.symbol] = Decimal(str(price))
+        symbol = event.symbol
+        known = self._rank.get(symbol, 0)
+        if rank > known or (rank == known and not _same_text(price, self._price[symbol])):
+            self._rank[symbol] = rank
+            self._price[symbol] = price
+            self.marks[symbol] = Decimal(str(price))
+            self._marks_set += 1
+        # Else the same source repeats the price (a third of the replay's marks): the mark it made stands.
 
     def _remember_close(self, bar: Bar) -> None:
         closes = self._closes.get(bar.symbol)
@@ -93,11 +105,29 @@ class Market:
     def unrealized_pnl(self) -> Decimal:
         """Unrealized PnL of the positions that have a mark."""
         marks = self.marks
-        return sum(
-            (p.unrealized_pnl(marks[s]) for s, p in self._state.account.positions.items() if s in marks),
-            ZERO,
-        )
+        total = ZERO
+        for symbol, position in self._state.account.positions.items():
+            if symbol in marks:
+                total += position.unrealized_pnl(marks[symbol])
+        return total
 
     def daily_pnl(self) -> Decimal:
-        """Realized and unrealized PnL since 00:00 UTC."""
-        return self._state.daily.today(self._clock.now_ms()) + self.unrealized_pnl()
+        """Realized and unrealized PnL since 00:00 UTC.
+
+        Worked out once per state version, set of marks and day: the daily loss limit reads it on every market
+        event and the risk checks on every pricing and decision, mostly with nothing changed in between (the
+        positions and what was booked today change only with an event applied, the marks only in `update`).
+        """
+        now = self._clock.now_ms()
+        at = (self._state.events_applied, self._marks_set, now // DAY_MS)
+        known_at, pnl = self._daily
+        if at != known_at:
+            pnl = self._state.daily.today(now) + self.unrealized_pnl()
+            self._daily = (at, pnl)
+        return pnl
+
+
+def _same_text(price: float, known: float) -> bool:
+    """Whether `price` reads as `known` does, so its mark would be the same Decimal, written the same way (equal
+    numbers of one type, not zero: 0.0 and -0.0 are equal but read otherwise, as do 5 and 5.0)."""
+    return price == known and type(price) is type(known) and price != 0

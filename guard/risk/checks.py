@@ -2,16 +2,21 @@
 
 Every check returns a RiskCheck (pass / warn / block, with a reason a person can act on).
 They run when a proposal is queued and again when someone decides on it, because the world
-may have changed in between. Cancels and the kill switch's flattening never pass through
-here: a check must never be able to block the way out.
+may have changed in between (when nothing they read has changed, the first verdicts stand: `run_checks`).
+Cancels and the kill switch's flattening never pass through here: a check must never be able to block
+the way out.
 """
 
 from __future__ import annotations
 
 import functools
+import operator
+import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
+
+import msgspec
+from msgspec.structs import astuple
 
 from guard.config import RiskSection
 from guard.domain import (
@@ -43,9 +48,9 @@ _NEAR_DAILY_LIMIT = Decimal("0.8")
 """Today's loss past this share of the daily limit warns."""
 
 
-@dataclass(frozen=True, slots=True)
-class RiskContext:
-    """What the checks may look at: a snapshot, so the checks stay pure."""
+class RiskContext(msgspec.Struct, frozen=True):
+    """What the checks may look at: a snapshot, so the checks stay pure. (A struct, not a dataclass: one is
+    built each time a proposal is judged, and a frozen dataclass's `__init__` costs three times as much.)"""
 
     trading_state: TradingState
     positions: Mapping[str, Position]
@@ -68,6 +73,14 @@ def _ok(name: str, reason: str = "ok") -> RiskCheck:
     return RiskCheck(name, PASS, reason)
 
 
+# Passes whose wording never changes, made once (RiskCheck is immutable).
+_FEED_OK = _ok("feed")
+_DUPLICATE_OK = _ok("duplicate")
+_NOT_SPOT = _ok("spot_holdings", "not spot")
+_SPOT_BUY = _ok("spot_holdings", "a spot buy")
+_NO_STOP = _ok("stop", "no stop")
+
+
 def increases_risk(side: Side, qty: Decimal, position: Position | None) -> bool:
     """False only for an order that shrinks an opposite position without flipping it."""
     if position is None or position.side is side:
@@ -88,12 +101,20 @@ def check_feed(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "feed"
     if ctx.feed is not None and not ctx.feed.healthy:
         return RiskCheck(name, BLOCK, f"market data for {p.symbol} is not healthy: {ctx.feed.reason}")
-    return _ok(name)
+    return _FEED_OK
 
 
 def leverage_acknowledgment_above(limits: RiskSection) -> Decimal:
     """Leverage above this needs the leverage acknowledgment: the conservative limit, and never above 5x."""
-    return min(_decimal(limits.max_leverage), LEVERAGE_ACK_ABOVE).normalize()
+    return _leverage_limits(limits.max_leverage)[1]
+
+
+@functools.lru_cache(maxsize=64, typed=True)
+def _leverage_limits(max_leverage: float) -> tuple[Decimal, Decimal]:
+    """The conservative leverage limit as the operator reads it (3, not 3.0), and the leverage above which an
+    acknowledgment is needed: worked out once per config value, not twice a proposal."""
+    conservative = _decimal(max_leverage)
+    return conservative.normalize(), min(conservative, LEVERAGE_ACK_ABOVE).normalize()
 
 
 @functools.lru_cache(maxsize=64, typed=True)
@@ -104,8 +125,7 @@ def _decimal(value: float) -> Decimal:
 
 def check_leverage(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "leverage"
-    conservative = _decimal(limits.max_leverage).normalize()  # 3, not 3.0, in what the operator reads
-    ack_above = leverage_acknowledgment_above(limits)
+    conservative, ack_above = _leverage_limits(limits.max_leverage)
     if p.leverage > HARD_LEVERAGE_CAP:
         return RiskCheck(name, BLOCK, f"{p.leverage}x is above the hard cap of {HARD_LEVERAGE_CAP}x")
     if p.leverage > ctx.spec.max_leverage:
@@ -126,14 +146,25 @@ def check_leverage(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCh
 def money_text(amount: Decimal, spec: MarketSpec) -> str:
     """An amount of the market's quote currency, with its code: "267.08 USDT", "0.24983511 BTC" (a coin quote
     keeps 8 decimals: 0.25 BTC is not 0.2498 BTC)."""
-    if amount.copy_abs() >= 100 or spec.quote in FIAT_LIKE:
-        return f"{amount:,.2f} {spec.quote}"
-    return f"{format(amount.quantize(Decimal('1e-8')).normalize(), ',f')} {spec.quote}"
+    return _money_text(amount, spec.quote)
+
+
+def _money_text(amount: Decimal, quote: str) -> str:
+    if amount.copy_abs() >= 100 or quote in FIAT_LIKE:
+        return f"{amount:,.2f} {quote}"
+    return f"{format(amount.quantize(_SATOSHI).normalize(), ',f')} {quote}"
+
+
+_SATOSHI = Decimal("1e-8")
+_limit_text = functools.lru_cache(maxsize=64)(_money_text)
+"""A limit's text, made once per limit: the limits change rarely, and each proposal is checked twice. (The text
+depends on the value alone, never on how it is written: "25000" and "2.5E+4" read "25,000.00"; limits are
+positive, so no "-0" to tell from "0".)"""
 
 
 def check_order_notional(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "order_notional"
-    order, limit = money_text(p.notional, ctx.spec), money_text(limits.max_order_notional, ctx.spec)
+    order, limit = money_text(p.notional, ctx.spec), _limit_text(limits.max_order_notional, ctx.spec.quote)
     if p.notional > limits.max_order_notional:
         return RiskCheck(name, BLOCK, f"order {order} exceeds the {limit} limit")
     return _ok(name, f"{order} of {limit}")
@@ -147,7 +178,7 @@ def _position_after(p: Proposal, ctx: RiskContext) -> Decimal:
 def check_position_notional(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "position_notional"
     after = abs(_position_after(p, ctx)) * p.price
-    text, limit = money_text(after, ctx.spec), money_text(limits.max_position_notional, ctx.spec)
+    text, limit = money_text(after, ctx.spec), _limit_text(limits.max_position_notional, ctx.spec.quote)
     if after > limits.max_position_notional and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
         return RiskCheck(name, BLOCK, f"{p.symbol} position would be {text}, above the {limit} limit")
     return _ok(name, f"{text} of {limit}")
@@ -202,18 +233,18 @@ def check_duplicate(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskC
         older = (other.created_at, other.id) < (p.created_at, p.id)
         if older and other.symbol == p.symbol and other.side is p.side:
             return RiskCheck(name, BLOCK, f"duplicates {other.id} ({p.symbol} {p.side}), still pending")
-    return _ok(name)
+    return _DUPLICATE_OK
 
 
 def check_spot_holdings(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     """On spot a sell can only sell what is held: nothing is borrowed, so there is no short."""
     name = "spot_holdings"
     if ctx.spec.kind is not SPOT:
-        return _ok(name, "not spot")
+        return _NOT_SPOT
     if p.leverage != 1:
         return RiskCheck(name, BLOCK, f"{p.leverage}x on spot: spot orders are 1x, nothing is borrowed")
     if p.side is not SELL:
-        return _ok(name, "a spot buy")
+        return _SPOT_BUY
     pos = ctx.positions.get(p.symbol)
     held = pos.qty if pos is not None and pos.qty > 0 else ZERO
     if p.qty > held:
@@ -232,7 +263,7 @@ def check_stop(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     if p.stop is None:
         if liquidation is not None:
             return RiskCheck(name, WARN, "no stop: only liquidation limits the loss")
-        return _ok(name, "no stop")
+        return _NO_STOP
     long = p.side is BUY
     if (long and p.stop >= p.price) or (not long and p.stop <= p.price):
         return RiskCheck(name, BLOCK, f"stop {p.stop} is on the wrong side of the price {p.price}")
@@ -264,10 +295,84 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_spot_holdings,
     check_stop,
 )
+_DUPLICATE_AT = ALL_CHECKS.index(check_duplicate)
+"""The one check `run_checks` runs again in an unchanged world: it reads the pending list, which `_world` leaves out."""
 
 
 def run_checks(p: Proposal, ctx: RiskContext, limits: RiskSection) -> tuple[RiskCheck, ...]:
-    return tuple([check(p, ctx, limits) for check in ALL_CHECKS])
+    """Every check's verdict on `p` in `ctx`.
+
+    A proposal is judged when it is priced and again when someone decides on it, usually moments later in an
+    unchanged world: the second time, when `p` and everything the checks read but the pending list are the same
+    as the first time, the first verdicts stand and only the duplicate check (which reads the pending list) runs
+    again. Anything that changed, in any field, means every check runs again.
+    """
+    facts, things = _world(ctx, limits)
+    judged = _JUDGMENTS.by_id.get(p.id)
+    if judged is not None and _same(judged, p, facts, things):
+        checks = judged[3]
+        duplicate = check_duplicate(p, ctx, limits)
+        if duplicate == checks[_DUPLICATE_AT]:
+            return checks
+        return (*checks[:_DUPLICATE_AT], duplicate, *checks[_DUPLICATE_AT + 1 :])
+    checks = tuple([check(p, ctx, limits) for check in ALL_CHECKS])
+    _remember(p.id, (p, facts, things, checks))
+    return checks
+
+
+_Judged = tuple[Proposal, tuple[object, ...], tuple[object, ...], tuple[RiskCheck, ...]]
+"""A proposal as judged, the world's facts and things it was judged in (`_world`), and the verdicts."""
+_JUDGED_KEPT = 64
+"""Judgments kept (a few: a decision follows its pricing closely)."""
+
+
+class _Judgments(threading.local):
+    """The last judgment per proposal id, the most recent last; one record per thread, so two desks judging at
+    once in two threads never share one."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, _Judged] = {}
+
+
+_JUDGMENTS = _Judgments()
+
+
+def _world(ctx: RiskContext, limits: RiskSection) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """Everything the checks but the duplicate check read from the context and the limits, as facts compared by
+    value (they decide a verdict and its wording alike; a daily PnL's sign is kept: "-0.00" reads otherwise) and
+    things compared by identity (an equal Decimal can print otherwise: "3" and "3.0"). The things are immutable
+    (the live dicts' values are replaced, never changed), and holding them keeps their ids from being reused."""
+    pnl = ctx.daily_pnl
+    facts = (
+        ctx.trading_state,
+        ctx.leverage_acknowledged,
+        ctx.throttle_latched,
+        ctx.orders_last_minute,
+        pnl,
+        pnl.is_signed(),
+        *ctx.positions,
+        None,  # where the positions' symbols end and the marks' begin
+        *ctx.marks,
+    )
+    things = (limits, ctx.spec, ctx.feed, ALL_CHECKS, *ctx.positions.values(), *ctx.marks.values())
+    return facts, things
+
+
+def _same(judged: _Judged, p: Proposal, facts: tuple[object, ...], things: tuple[object, ...]) -> bool:
+    """Whether `p` in this world is what `judged` judged: the same facts, the same things, and the same proposal
+    field by field but its checks (the draft priced has none, the proposal decided on has them)."""
+    before, before_facts, before_things, _ = judged
+    if before_facts != facts or len(before_things) != len(things) or not all(map(operator.is_, before_things, things)):
+        return False
+    return p is before or all(map(operator.is_, astuple(p)[:-1], astuple(before)[:-1]))
+
+
+def _remember(pid: str, judged: _Judged) -> None:
+    by_id = _JUDGMENTS.by_id
+    by_id.pop(pid, None)
+    by_id[pid] = judged
+    if len(by_id) > _JUDGED_KEPT:
+        del by_id[next(iter(by_id))]
 
 
 def proposal_liquidation_price(

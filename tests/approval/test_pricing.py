@@ -3,7 +3,6 @@ pure functions, tested with no journal, broker or event loop."""
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal as D
 from typing import Any
 
@@ -45,7 +44,7 @@ def context(**changes: Any) -> RiskContext:
         feed=None,
         spec=SPEC,
     )
-    return dataclasses.replace(base, **changes)
+    return replace(base, **changes)
 
 
 def request(**changes: Any) -> ProposalRequest:

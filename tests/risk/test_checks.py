@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal as D
 
 import msgspec
@@ -71,7 +70,7 @@ def context(**changes: object) -> RiskContext:
         feed=None,
         spec=SPEC,
     )
-    return replace(base, **changes)
+    return msgspec.structs.replace(base, **changes)
 
 
 def long_position(qty: str) -> Position:
@@ -263,3 +262,86 @@ def test_notional_checks_name_the_quote_currency_and_keep_a_coin_s_decimals() ->
     result = checks.check_order_notional(p, context(spec=eth_btc), limits)
     assert result.verdict is Verdict.BLOCK
     assert result.reason == "order 267.08 BTC exceeds the 0.24983511 BTC limit"
+
+
+def _judged_afresh(p: Proposal, ctx: RiskContext, limits: RiskSection = LIMITS) -> tuple[object, ...]:
+    return tuple(check(p, ctx, limits) for check in checks.ALL_CHECKS)
+
+
+def test_a_second_judgment_in_an_unchanged_world_gives_the_first_verdicts_and_the_pending_list_s_own() -> None:
+    """The decision's judgment moments after the pricing's: the same verdicts; and the duplicate check, which
+    reads the pending list, is judged again (a proposal queued meanwhile marks this one)."""
+    positions = {"BTC/USDT:USDT": long_position("0.1")}
+    marks = {"BTC/USDT:USDT": D(100_000)}
+    ctx = context(positions=positions, marks=marks)
+    draft = proposal(id="PMEMO1", checks=())
+    first = run_checks(draft, ctx, LIMITS)
+    decided = msgspec.structs.replace(draft, checks=first)  # the proposal as queued: the same fields, its checks
+    assert run_checks(decided, ctx, LIMITS) is first  # judged once
+    with_older = msgspec.structs.replace(ctx, pending=[proposal(id="P000000", created_at=0)])
+    again = run_checks(decided, with_older, LIMITS)
+    assert again == _judged_afresh(decided, with_older)
+    assert dict((c.name, c.verdict) for c in again)["duplicate"] is Verdict.BLOCK
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"trading_state": TradingState.REDUCING},
+        {"trading_state": TradingState.HALTED},
+        {"feed": FeedHealth("BTC/USDT:USDT", False, "stale")},
+        {"leverage_acknowledged": True},
+        {"throttle_latched": True},
+        {"orders_last_minute": 20},
+        {"daily_pnl": D(-900)},
+        {"daily_pnl": D("-0")},
+        {"spec": default_spec("BTC/USDT")},
+    ],
+)
+def test_a_second_judgment_after_any_change_of_the_context_judges_everything_again(change: dict[str, object]) -> None:
+    """Whatever changed between the pricing and the decision, the decision's verdicts are those of the world now."""
+    p = proposal(id="PMEMO2", leverage=D(4), stop=None)
+    before = context()
+    after = msgspec.structs.replace(before, **change)  # the same dicts, one thing changed
+    run_checks(p, before, LIMITS)
+    assert run_checks(p, after, LIMITS) == _judged_afresh(p, after)
+
+
+def test_a_second_judgment_sees_the_live_positions_and_marks_changed_in_place() -> None:
+    """The gate's context holds the live dicts: a fill or a new mark between the two judgments changes them in
+    place, and the second judgment reads them as they are now (down to how a quantity is written)."""
+    positions: dict[str, Position] = {}
+    marks = {"BTC/USDT:USDT": D(100_000)}
+    spot = default_spec("BTC/USDT")
+    p = proposal(id="PMEMO3", symbol="BTC/USDT", side=Side.SELL, leverage=D(1), stop=None, liquidation_price=None)
+    ctx = context(positions=positions, marks=marks, spec=spot)
+    steps = [
+        lambda: positions.update({"BTC/USDT": Position("BTC/USDT", MarketKind.SPOT, D("0.1"), D(1), D(1), D(1), None)}),
+        lambda: positions.update(
+            {"BTC/USDT": Position("BTC/USDT", MarketKind.SPOT, D("0.10"), D(1), D(1), D(1), None)}
+        ),  # equal, but read "0.10 held"
+        lambda: positions.update({"ETH/USDT": Position("ETH/USDT", MarketKind.SPOT, D(200), D(10), D(1), D(1), None)}),
+        lambda: marks.update({"ETH/USDT": D(1_000)}),  # the gross exposure reads it
+        lambda: marks.update({"ETH/USDT": D(1_000_000)}),
+    ]
+    run_checks(p, ctx, LIMITS)
+    for step in steps:
+        step()
+        assert run_checks(p, ctx, LIMITS) == _judged_afresh(p, ctx)
+
+
+def test_a_second_judgment_of_a_changed_proposal_or_under_changed_limits_judges_everything_again() -> None:
+    """Another version under the same id, an equal number written otherwise, or limits changed: judged afresh."""
+    p = proposal(id="PMEMO4")
+    ctx = context()
+    for other in (
+        msgspec.structs.replace(p, qty=D("0.50")),
+        msgspec.structs.replace(p, leverage=D("3.0")),  # equal to 3, but read "3.0x"
+        msgspec.structs.replace(p, confidence=0.5),
+    ):
+        run_checks(p, ctx, LIMITS)
+        assert run_checks(other, ctx, LIMITS) == _judged_afresh(other, ctx)
+    run_checks(p, ctx, LIMITS)
+    tighter = msgspec.structs.replace(LIMITS, max_order_notional=D(1_000))
+    assert run_checks(p, ctx, tighter) == _judged_afresh(p, ctx, tighter)
+    assert dict((c.name, c.verdict) for c in run_checks(p, ctx, tighter))["order_notional"] is Verdict.BLOCK
