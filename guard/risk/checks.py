@@ -10,13 +10,10 @@ the way out.
 from __future__ import annotations
 
 import functools
-import operator
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
 import msgspec
-from msgspec.structs import astuple
 
 from guard.config import RiskSection
 from guard.domain import (
@@ -295,84 +292,11 @@ ALL_CHECKS: tuple[Check, ...] = (
     check_spot_holdings,
     check_stop,
 )
-_DUPLICATE_AT = ALL_CHECKS.index(check_duplicate)
-"""The one check `run_checks` runs again in an unchanged world: it reads the pending list, which `_world` leaves out."""
 
 
 def run_checks(p: Proposal, ctx: RiskContext, limits: RiskSection) -> tuple[RiskCheck, ...]:
-    """Every check's verdict on `p` in `ctx`.
-
-    A proposal is judged when it is priced and again when someone decides on it, usually moments later in an
-    unchanged world: the second time, when `p` and everything the checks read but the pending list are the same
-    as the first time, the first verdicts stand and only the duplicate check (which reads the pending list) runs
-    again. Anything that changed, in any field, means every check runs again.
-    """
-    facts, things = _world(ctx, limits)
-    judged = _JUDGMENTS.by_id.get(p.id)
-    if judged is not None and _same(judged, p, facts, things):
-        checks = judged[3]
-        duplicate = check_duplicate(p, ctx, limits)
-        if duplicate == checks[_DUPLICATE_AT]:
-            return checks
-        return (*checks[:_DUPLICATE_AT], duplicate, *checks[_DUPLICATE_AT + 1 :])
-    checks = tuple([check(p, ctx, limits) for check in ALL_CHECKS])
-    _remember(p.id, (p, facts, things, checks))
-    return checks
-
-
-_Judged = tuple[Proposal, tuple[object, ...], tuple[object, ...], tuple[RiskCheck, ...]]
-"""A proposal as judged, the world's facts and things it was judged in (`_world`), and the verdicts."""
-_JUDGED_KEPT = 64
-"""Judgments kept (a few: a decision follows its pricing closely)."""
-
-
-class _Judgments(threading.local):
-    """The last judgment per proposal id, the most recent last; one record per thread, so two desks judging at
-    once in two threads never share one."""
-
-    def __init__(self) -> None:
-        self.by_id: dict[str, _Judged] = {}
-
-
-_JUDGMENTS = _Judgments()
-
-
-def _world(ctx: RiskContext, limits: RiskSection) -> tuple[tuple[object, ...], tuple[object, ...]]:
-    """Everything the checks but the duplicate check read from the context and the limits, as facts compared by
-    value (they decide a verdict and its wording alike; a daily PnL's sign is kept: "-0.00" reads otherwise) and
-    things compared by identity (an equal Decimal can print otherwise: "3" and "3.0"). The things are immutable
-    (the live dicts' values are replaced, never changed), and holding them keeps their ids from being reused."""
-    pnl = ctx.daily_pnl
-    facts = (
-        ctx.trading_state,
-        ctx.leverage_acknowledged,
-        ctx.throttle_latched,
-        ctx.orders_last_minute,
-        pnl,
-        pnl.is_signed(),
-        *ctx.positions,
-        None,  # where the positions' symbols end and the marks' begin
-        *ctx.marks,
-    )
-    things = (limits, ctx.spec, ctx.feed, ALL_CHECKS, *ctx.positions.values(), *ctx.marks.values())
-    return facts, things
-
-
-def _same(judged: _Judged, p: Proposal, facts: tuple[object, ...], things: tuple[object, ...]) -> bool:
-    """Whether `p` in this world is what `judged` judged: the same facts, the same things, and the same proposal
-    field by field but its checks (the draft priced has none, the proposal decided on has them)."""
-    before, before_facts, before_things, _ = judged
-    if before_facts != facts or len(before_things) != len(things) or not all(map(operator.is_, before_things, things)):
-        return False
-    return p is before or all(map(operator.is_, astuple(p)[:-1], astuple(before)[:-1]))
-
-
-def _remember(pid: str, judged: _Judged) -> None:
-    by_id = _JUDGMENTS.by_id
-    by_id.pop(pid, None)
-    by_id[pid] = judged
-    if len(by_id) > _JUDGED_KEPT:
-        del by_id[next(iter(by_id))]
+    """Every check's verdict on `p` in `ctx` (at the pricing and again, all of them, at the decision)."""
+    return tuple([check(p, ctx, limits) for check in ALL_CHECKS])
 
 
 def proposal_liquidation_price(
