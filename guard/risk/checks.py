@@ -2,7 +2,7 @@
 
 Every check returns a RiskCheck (pass / warn / block, with a reason a person can act on).
 They run when a proposal is queued and again when someone decides on it, because the world
-may have changed in between (when nothing they read has changed, the first verdicts stand: `run_checks`).
+may have changed in between.
 Cancels and the kill switch's flattening never pass through here: a check must never be able to block
 the way out.
 """
