@@ -146,10 +146,9 @@ def _breakdown(history: Any, n: int) -> tuple[dict[str, float], int, float]:
     """Microseconds per proposal in each part of the pipeline, from one instrumented replay of n bars.
 
     desk: everything inside the desk's calls (pricing, the gate and risk checks, state folding, the
-    journal's append bookkeeping and replay's counting) but the two parts below it; broker: the paper
-    broker's fills, triggers and marks; journal encode: msgspec and the hash chain; tracker: the live tracker;
-    engine: the rest of replay (signals, policy, lean-path proofs, fast-forward). And journal write: SQLite, on the
-    journal's writer thread beside the replay (write-behind), so not part of the sum.
+    journal's append bookkeeping and replay's counting) but the three parts below it; broker: the paper
+    broker's fills, triggers and marks; journal encode: msgspec and the hash chain; journal write: SQLite;
+    tracker: the live tracker; engine: the rest of replay (signals, policy, lean-path proofs, fast-forward).
     """
     from guard import codec
     from guard.broker.paper import PaperBroker
@@ -174,17 +173,16 @@ def _breakdown(history: Any, n: int) -> tuple[dict[str, float], int, float]:
     t = watch.seconds
     result = replay.result
     proposals = max(result.stats.proposals, 1)
-    # The journal's writes run on its writer thread beside the replay (write-behind): not inside the desk's calls.
-    inside = t["broker"] + t["journal encode"]
+    inside = t["broker"] + t["journal encode"] + t["journal write"]
     parts = {
         "desk": t["desk"] - inside,
         "broker": t["broker"],
         "journal encode": t["journal encode"],
+        "journal write": t["journal write"],
         "tracker": t["tracker"],
         "engine": result.seconds - t["desk"] - t["tracker"] - t["preparation (once)"],
     }
     per = {k: v / proposals * 1e6 for k, v in parts.items()}
-    per["journal write (on its own thread)"] = t["journal write"] / proposals * 1e6
     return per, result.stats.proposals, t["preparation (once)"]
 
 
@@ -327,10 +325,8 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
     }
     per, proposals, model_s = _breakdown(history, big)
-    behind = {part: us for part, us in per.items() if "own thread" in part}
-    total = sum(us for part, us in per.items() if part not in behind)
-    shares = ", ".join(f"{part} {us:,.0f} µs ({us / total:.0%})" for part, us in per.items() if part not in behind)
-    shares += "".join(f"; beside them, {part} {us:,.0f} µs" for part, us in behind.items())
+    total = sum(per.values())
+    shares = ", ".join(f"{part} {us:,.0f} µs ({us / total:.0%})" for part, us in per.items())
     breakdown = (
         f"per proposal, {total:,.0f} µs: {shares} (one instrumented run of the {big:,} bars, {proposals:,} proposals, "
         f"default proposals.min_confidence; not included: the preparation, once, {model_s * 1000:,.0f} ms (features, "

@@ -64,39 +64,6 @@ class _Batch:
     notified: bool = field(default=False)
 
 
-class _WriteBehind:
-    """A batched journal's writer thread: full batches are written in the order they were handed over, while
-    the appender goes on. At most two wait (the appender waits when the writer falls that far behind)."""
-
-    def __init__(self, journal: Journal) -> None:
-        self._journal = journal
-        self._queue: queue.Queue[list[_Batch] | None] = queue.Queue(maxsize=2)
-        self.failure: JournalError | None = None
-        self._thread = threading.Thread(target=self._run, name="journal-write-behind", daemon=True)
-        self._thread.start()
-
-    def put(self, batches: list[_Batch]) -> None:
-        self._queue.put(batches)
-
-    def finish(self) -> None:
-        """Write what was handed over, then stop."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def _run(self) -> None:
-        journal = self._journal
-        conn = connect(journal.path, journal._synchronous)
-        try:
-            while (batches := self._queue.get()) is not None:
-                if self.failure is None:
-                    self.failure = journal._write(conn, batches)
-                    if self.failure is None:
-                        journal._anchor_to(batches)
-        finally:
-            conn.close()
-
-
 Subscriber = Callable[[list[Entry]], object]
 """Told each committed batch of entries (what it returns is ignored)."""
 HealthListener = Callable[[JournalFailing | None], None]
@@ -112,7 +79,6 @@ class Journal:
         synchronous: str = "full",
         threaded: bool = True,
         batch_rows: int = 0,
-        write_behind: bool = False,
         page_limit: int | None = None,
         checkpoint_idle_s: float = CHECKPOINT_IDLE_S,
     ) -> None:
@@ -127,10 +93,6 @@ class Journal:
                 rows are written in one transaction per this many rows (and at `flush()` and
                 `close()`), while receipts and subscribers complete at once. A crash loses the
                 unwritten tail, which a replay rebuilds by running again. 0 writes every append.
-            write_behind: with `batch_rows`, each full batch is written by a thread of its own while the
-                caller goes on (SQLite lets go of the interpreter while it writes, so a replay's writes run
-                beside its decisions, on another core). A failed write is raised by the next `flush()` or
-                by `close()`.
             page_limit: the most database pages the journal may hold (SQLite's `max_page_count`),
                 or None for no limit. It makes a full disk reproducible in tests and drills, and
                 can be changed while the journal runs (`page_limit` attribute).
@@ -140,8 +102,6 @@ class Journal:
         self._checkpoint_idle_s = checkpoint_idle_s
         if batch_rows and threaded:
             raise ValueError("batch_rows needs threaded=False: the daemon's commits are never deferred")
-        if write_behind and not batch_rows:
-            raise ValueError("write_behind needs batch_rows: only deferred commits are written behind")
         self._batch_rows = batch_rows
         self._buffer: list[_Batch] = []
         self._buffered = 0
@@ -182,7 +142,6 @@ class Journal:
         else:
             self._inline = conn
             self._thread = None
-        self._behind: _WriteBehind | None = _WriteBehind(self) if write_behind else None
 
     # --- health ----------------------------------------------------------------------
 
@@ -267,16 +226,9 @@ class Journal:
         Raises:
             JournalError: the write failed; nothing more can be recorded.
         """
-        if self._behind is not None and (error := self._behind.failure):
-            self._behind.finish()
-            self._closed = True  # a replay's journal is not retried: the replay is run again
-            raise error
         if not self._buffer or self._inline is None:
             return
         batches, self._buffer, self._buffered = self._buffer, [], 0
-        if self._behind is not None:
-            self._behind.put(batches)
-            return
         error = self._write(self._inline, batches)
         if error is not None:
             self._closed = True  # a replay's journal is not retried: the replay is run again
@@ -287,15 +239,8 @@ class Journal:
         """Commit what is queued (and, if failing, try once more to write what is kept), then stop."""
         if self._closed:
             return
-        try:
-            if self._buffer:
-                self.flush()
-        finally:
-            if self._behind is not None:
-                self._behind.finish()
-        if self._behind is not None and (error := self._behind.failure):
-            self._closed = True
-            raise error
+        if self._buffer:
+            self.flush()
         self._closed = True
         if self._thread is not None:
             self._queue.put(None)

@@ -28,7 +28,7 @@ class ReplayJournal(Journal):
     event to the replay's counters and auditor as it is appended (no subscriber `Entry` objects)."""
 
     def __init__(self, path: Path, on_events: Callable[[Sequence[Event]], None]) -> None:
-        super().__init__(path, synchronous="normal", threaded=False, batch_rows=BATCH_ROWS, write_behind=True)
+        super().__init__(path, synchronous="normal", threaded=False, batch_rows=BATCH_ROWS)
         self._on_events = on_events
 
     def append(self, events: Sequence[Event], *, durable: bool) -> Receipt:

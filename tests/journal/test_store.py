@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from guard.domain import TradingState
-from guard.errors import JournalCorrupt, JournalError, JournalFailing
+from guard.errors import JournalCorrupt, JournalFailing
 from guard.events import AccountFunded, SessionEnded, TradingStateChanged
 from guard.journal.chain import GENESIS_HASH, read_entries, verify
 from guard.journal.database import WAL_KEPT_BYTES
@@ -213,25 +213,3 @@ def test_verify_missing_file_is_not_ok(tmp_path: Path) -> None:
     """Verifying a journal that does not exist says so."""
     report = verify(tmp_path / "missing.db")
     assert not report.ok and "no journal" in report.problem
-
-
-def test_a_batched_journal_written_behind_keeps_every_row_in_order_and_raises_a_failed_write(tmp_path: Path) -> None:
-    """Replay's journal hands full batches to a writer thread and goes on: every row lands, in order, chained;
-    a write that fails there is not lost from sight: the next flush (or the close) raises it."""
-    path = tmp_path / "j.db"
-    journal = Journal(path, threaded=False, batch_rows=3, write_behind=True)
-    for _ in range(10):
-        journal.append(_events(1), durable=False)
-    journal.close()
-    report = verify(path)
-    assert report.ok and report.events == 10
-
-    broken = tmp_path / "broken.db"
-    journal = Journal(broken, threaded=False, batch_rows=2, write_behind=True)
-    conn = sqlite3.connect(broken)
-    conn.execute("CREATE TRIGGER block BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk says no'); END;")
-    conn.close()
-    with pytest.raises(JournalError, match="disk says no"):
-        for _ in range(6):
-            journal.append(_events(1), durable=False)
-        journal.close()
