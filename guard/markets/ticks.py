@@ -23,14 +23,15 @@ def ticks_between(spec: MarketSpec, a: Decimal, b: Decimal) -> Decimal:
 
 def barrier_refusal(spec: MarketSpec, entry: Decimal, stop: Decimal | None, take_profit: Decimal | None) -> str:
     """Why these barriers make no proposal at this entry ("" when both are far enough from it), on rounded prices."""
+    rounded = spec.round_price(entry)  # once: every proposal the model makes asks
     for name, level in (("stop", stop), ("take-profit", take_profit)):
         if level is None:
             continue
-        n = ticks_between(spec, entry, level)
+        n = abs(spec.round_price(level) - rounded) / spec.tick_size  # `ticks_between`, the entry rounded once
         if n <= MIN_BARRIER_TICKS:
             return (
                 f"{name} {spec.round_price(level)} is {n:f} tick{'' if n == 1 else 's'} from the entry "
-                f"{spec.round_price(entry)} (tick {spec.tick_size}): barriers within {MIN_BARRIER_TICKS} ticks "
+                f"{rounded} (tick {spec.tick_size}): barriers within {MIN_BARRIER_TICKS} ticks "
                 "of the entry make no proposal"
             )
     return ""

@@ -25,7 +25,7 @@ import structlog
 
 from guard.config import ModelSection, ProposalsSection
 from guard.domain import HARD_LEVERAGE_CAP, ONE, MarketSpec, OrderType, ProposalRequest, Side, Signal
-from guard.markets.ticks import MIN_BARRIER_TICKS, barrier_refusal
+from guard.markets.ticks import barrier_refusal
 
 log = structlog.get_logger(__name__)
 
@@ -140,7 +140,7 @@ class ProposalPolicy:
         else:
             stop, take = spec.round_price(price * up), spec.round_price(price * down)
         # Compared on the tick grid: the entry rounded as the desk will price it.
-        if _near_entry(spec, price, stop, take) and (too_close := barrier_refusal(spec, price, stop, take)):
+        if too_close := barrier_refusal(spec, price, stop, take):
             return PolicyOutcome(None, too_close)
         pct = f"{signal.confidence:.0%}"
         novel = "; NOVEL — the model is guessing" if signal.novel else ""
@@ -180,11 +180,3 @@ class ProposalPolicy:
         raw = low + (high - low) * Decimal(str(round((scale - 0.5) * 2, 6)))
         cap = min(self._leverage_cap, spec.max_leverage)
         return min(max(raw, ONE), cap).quantize(_LEVERAGE_STEP, rounding=ROUND_DOWN)
-
-
-def _near_entry(spec: MarketSpec, price: Decimal, stop: Decimal, take: Decimal) -> bool:
-    """Whether either rounded barrier is within `MIN_BARRIER_TICKS` of the rounded entry: `barrier_refusal`'s rule,
-    with the entry rounded once (it then says why). The barriers come rounded, and rounding is idempotent."""
-    entry = spec.round_price(price)
-    tick = spec.tick_size
-    return min(abs(stop - entry), abs(take - entry)) / tick <= MIN_BARRIER_TICKS
