@@ -124,7 +124,13 @@ class ReplayEngine:
 
     def _prepare(self) -> None:
         self.grid, self._symbols, self._ahead = prepare(
-            self.config, self.model, self._histories, self._specs, self._tf_ms, self.options.intrabar
+            self.config,
+            self.model,
+            self._histories,
+            self._specs,
+            self._tf_ms,
+            self.options.intrabar,
+            ahead=not self.options.explain,
         )
         self._index = {s.history.symbol: s.j for s in self._symbols}
 

@@ -138,9 +138,15 @@ def prepare(
     specs: Mapping[str, MarketSpec],
     tf_ms: int,
     intrabar: bool,
+    ahead: bool = True,
 ) -> tuple[MarketGrid, list[ReplaySymbol], ModelAhead | None]:
     """The market grid, each symbol's precomputed arrays, and, for a single history long enough to gain from it,
-    its model pass going on ahead of the replay (None: every output is in)."""
+    its model pass going on ahead of the replay (None: every output is in).
+
+    Args:
+        ahead: False keeps the model to the replay's thread (a replay that explains each proposal runs the network
+            backwards there, and one network is not run from two threads at once).
+    """
     import torch
 
     # One thread, as the live predictor's worker runs it: same arithmetic, and on two cores the
@@ -165,16 +171,16 @@ def prepare(
             [],
             young_enough(model, h.open_times, config.model.max_age_days),  # as live, on bar time
         )
-        if len(histories) == 1 and len(h) > SERIES_CHUNK:
+        if ahead and len(histories) == 1 and len(h) > SERIES_CHUNK:
             ahead_of = symbol
         else:
             runner.fill(symbol.signals)
             symbol.take_candidates(grid, 0, len(h), min_conf, tf_ms)
         symbols.append(symbol)
-    ahead = ModelAhead(runner, ahead_of, grid, min_conf, tf_ms) if ahead_of is not None else None
+    pass_ahead = ModelAhead(runner, ahead_of, grid, min_conf, tf_ms) if ahead_of is not None else None
     for symbol in symbols:
         symbol.variance = symbol.history.broker_variances()  # meanwhile, on this thread
-    return grid, symbols, ahead
+    return grid, symbols, pass_ahead
 
 
 def outlook(config: Config, model: LoadedModel, symbols: Sequence[ReplaySymbol]) -> ModelOutlook:
