@@ -7,48 +7,17 @@ phrase typed wrong opens the dialog again with the daemon's reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
-
-from textual.screen import Screen
 
 from guard.api.protocol import ClosePosition, PauseModel, Rearm, ReenableThrottle, ResumeModel
 from guard.tui import availability
-from guard.tui.acknowledgments import Run, Send
-from guard.tui.model import ConsoleModel
+from guard.tui.handles import CommandPart
 from guard.tui.screens.acknowledge import rearm_screen
 from guard.tui.screens.close import ClosePositionScreen, CloseRequest
 
 
-class Commands:
-    """Opens the commands' dialogs and sends what the operator typed.
-
-    Args:
-        push: Pushes a dialog with the callback that takes its answer (the app's `push_screen`).
-        model: The daemon's state as last heard.
-        send: Sends a command and shows the daemon's answer.
-        run: Runs a coroutine as a worker of the screen that owns this.
-        link_up: Whether the daemon is connected now.
-        cannot: Says why something did not happen (action, reason).
-    """
-
-    def __init__(
-        self,
-        push: Callable[[Screen[Any], Callable[[Any], None]], object],
-        model: ConsoleModel,
-        send: Send,
-        run: Run,
-        *,
-        link_up: Callable[[], bool],
-        cannot: Callable[[str, str], None],
-    ) -> None:
-        self._push = push
-        self._model = model
-        self._send = send
-        self._run = run
-        self._link_up = link_up
-        self._cannot = cannot
+class Commands(CommandPart):
+    """Opens the commands' dialogs and sends what the operator typed."""
 
     def rearm(self, error: str = "") -> None:
         def typed(text: str | None) -> None:

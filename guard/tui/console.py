@@ -30,6 +30,7 @@ from guard.tui.acknowledgments import Acknowledgments, Send
 from guard.tui.availability import Facts, needs_leverage_acknowledgment
 from guard.tui.commands import Commands
 from guard.tui.decisions import Decisions
+from guard.tui.handles import ConsoleHandles
 from guard.tui.keys import (
     CONSOLE_KEYS,
     TypedBehindRefusal,
@@ -121,24 +122,17 @@ class ConsoleScreen(Screen[None]):
         self._selection_grace = selection_grace
         self._reconnect_grace = reconnect_grace
         self._connected_at: float | None = None
-        self.decisions = Decisions(
+        handles = ConsoleHandles(
             lambda screen, answer: self.app.push_screen(screen, answer),
             model,
             send,
             self._run,
             link_up=lambda: self.link.up,
             cannot=self.cannot,
-            changed=self._show_selected,
         )
+        self.decisions = Decisions(handles, changed=self._show_selected)
         """The decisions on proposals: their dialogs, and the ones on their way to the daemon."""
-        self.commands = Commands(
-            lambda screen, answer: self.app.push_screen(screen, answer),
-            model,
-            send,
-            self._run,
-            link_up=lambda: self.link.up,
-            cannot=self.cannot,
-        )
+        self.commands = Commands(handles)
         """The other commands on the desk (re-arm, the model, closing a position, the throttle)."""
         self._dirty = Changed.NOTHING
         self._enabled: tuple[bool, ...] = ()

@@ -9,47 +9,23 @@ way until the daemon replies (so the same key cannot send it twice).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
-
-from textual.screen import Screen
 
 from guard.api.protocol import Approve, Command, Override, ProposalView, Reject
-from guard.tui.acknowledgments import Run, Send
-from guard.tui.model import ConsoleModel
+from guard.tui.handles import CommandPart, ConsoleHandles
 from guard.tui.screens.dialogs import NoveltyScreen, RejectScreen
 from guard.tui.screens.override import OverrideRequest, OverrideScreen
 
 
-class Decisions:
+class Decisions(CommandPart):
     """Opens the decision dialogs and sends what the operator decided.
 
     Args:
-        push: Pushes a dialog with the callback that takes its answer (the app's `push_screen`).
-        model: The daemon's state as last heard (is the version shown still the pending one?).
-        send: Sends a command and shows the daemon's answer.
-        run: Runs a coroutine as a worker of the screen that owns this.
-        link_up: Whether the daemon is connected now.
-        cannot: Says why something did not happen (action, reason).
+        handles: The console's handles (its model tells whether the version shown is still the pending one).
         changed: Called when a decision starts or ends its way to the daemon (what is available changed).
     """
 
-    def __init__(
-        self,
-        push: Callable[[Screen[Any], Callable[[Any], None]], object],
-        model: ConsoleModel,
-        send: Send,
-        run: Run,
-        *,
-        link_up: Callable[[], bool],
-        cannot: Callable[[str, str], None],
-        changed: Callable[[], None],
-    ) -> None:
-        self._push = push
-        self._model = model
-        self._send = send
-        self._run = run
-        self._link_up = link_up
-        self._cannot = cannot
+    def __init__(self, handles: ConsoleHandles, changed: Callable[[], None]) -> None:
+        super().__init__(handles)
         self._changed = changed
         self.in_flight: dict[str, str] = {}
         """Proposal id -> the decision sent on it and not yet answered ("approval", "override", "rejection")."""
