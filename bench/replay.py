@@ -38,14 +38,39 @@ convert config floats to Decimal once. On a quiet machine (load 0.6-0.8) this ro
 from 31,593 to 39,644 bars/s (ratio 0.257 to 0.38 in those two runs: backtesting.py's own rate moves between
 about 104,000 and 130,000 bars/s from run to run, and the ratio with it).
 
-Below 1.0, what is left is spread thin: about 1,800 Python calls a proposal, no function above a few percent.
-About 11 journaled events per proposal, each encoded, hashed (SHA-256 alone is ~5% of the instructions),
-written, folded into the state, counted and audited; pricing and the eleven risk checks at queueing and again
-at the decision, in Decimal; the paper broker's fills and two ledgers (the broker's and the desk's). The next
-design would need the desk's per-proposal work in fewer, larger steps: one journal append per decision
-(decision, intents, fills and protective orders in one batch of events, one fold), and risk checks evaluated
-once per state version rather than per call (the checks' context holds the live positions dict, so proving a
-second evaluation unchanged needs a snapshot of it), rather than shaving the steps it has now.
+A third round, profile by profile (cProfile's call counts and callgrind's instruction counts, since wall time on
+this shared 2-core machine moved by 10 % between runs of the same code): the live order book is an index of the
+orders not ended, so protection no longer scanned every order ever sent at each fill (quadratic in a long replay:
+~0.56 s of a 50,000-bar run); an entry's fills and its stop's and take-profit's intents are one durable commit (one
+append fewer an approval, and one fsync fewer between a live fill and its stop); the paper venue's ledger and the
+desk's fold share each fill's booking through a `Bookings` handed to both in the wiring; a taker fill's price and
+fee are worked out once; the checks' context is a msgspec struct, their fixed wordings and the limits' texts made
+once; the replay's next candidate is known for every group up to it and one lean proof covers the quiet groups and
+the next busy one; the model pass keeps only logits, runs on a worker thread a chunk at a time ahead of the
+replay (`guard.replay.prepared.ModelAhead`, the same numbers bit for bit) and the bar grid skips `np.unique` for
+one history; the journal auditor formats a message only when a check fails; the fold's enum members are module
+globals. The 200,000-bar replay alone, on a quiet machine: 38,174 bars/s before this round (best of 2), 48,400-49,300
+after (best of 5, in runs alternated with the variants tried); cProfile's Python calls a proposal, 50,000 bars:
+1,724 -> 1,550.
+
+Tried and dropped in that round: writing the journal's batches on a thread of their own (SQLite lets go of the
+interpreter while it writes, but binding each row takes it back: best of 5, 44,502 bars/s with it, 48,427 without);
+two torch threads for the model (different floats: the replay must make the live path's numbers); a transposed
+softmax (4x faster, 58k of 200k rows different in the last bits); reusing the pricing's risk verdicts at the
+decision when "nothing changed" (~3 %, but it needed a record of past judgments keyed on a hand-kept list of what
+the checks read, which a new check could silently outgrow: a decision still re-checks everything). Weighed and
+not built: skipping the idle intrabar marks of a worked bar (about 16,000 of the 27,000 market events sent to the
+desk change nothing; a proof per mark would save an estimated 2-3 % net).
+
+Below 0.5, what is left is spread thin: about 1,550 Python calls a proposal, no function above a few percent, and
+every one of them 2-4x slower inside a replay than alone (the replay's working set: tens of thousands of records,
+200,000-bar arrays and SQLite's pages). Per proposal about 10 journaled events, each encoded, hashed, written,
+folded, counted and audited; pricing and eleven risk checks at queueing and again at the decision, in Decimal; a
+fill booked by the venue and by the fold; ~4 market events through the desk for each bar that carries an exit. The
+next design would need fewer, larger steps on the live path itself: the desk taking a batch of market events (a
+bar's whole path) in one call, so the broker acts only at the levels the path reaches and the desk folds once;
+Decimal arithmetic on integer ticks (the prices and quantities are all on a tick/step grid); and the journal's
+encoding and hashing of a batch in one native call.
 """
 
 from __future__ import annotations
