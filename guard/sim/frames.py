@@ -52,14 +52,7 @@ def agg_trade_frames(market: SimMarket, j: int, g0: int, g1: int) -> list[str]:
     fmt = agg_trade_format(market, j)
     return [
         fmt % (ts, tid, price, amount, tid, tid, ts, "true" if maker else "false")
-        for tid, ts, price, amount, maker in zip(
-            range(batch.first_id, batch.first_id + batch.n),
-            batch.timestamp.tolist(),
-            batch.price.tolist(),
-            batch.amount.tolist(),
-            batch.buyer_maker.tolist(),
-            strict=True,
-        )
+        for tid, ts, price, amount, maker in batch.rows()
     ]
 
 

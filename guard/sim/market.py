@@ -15,6 +15,7 @@ open/high/low/close/sum of its trades.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -49,6 +50,17 @@ class TradeBatch:
     @property
     def n(self) -> int:
         return int(self.timestamp.shape[0])
+
+    def rows(self) -> Iterator[tuple[int, int, float, float, bool]]:
+        """Each trade as (id, time in ms, price, amount, buyer is the maker), as Python values, in order."""
+        return zip(
+            range(self.first_id, self.first_id + self.n),
+            self.timestamp.tolist(),
+            self.price.tolist(),
+            self.amount.tolist(),
+            self.buyer_maker.tolist(),
+            strict=True,
+        )
 
 
 @dataclass(frozen=True, slots=True)

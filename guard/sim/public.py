@@ -278,14 +278,7 @@ class PublicApi:
         return web.json_response(
             [
                 {"a": tid, "p": self._p(j, p), "q": self._q(j, q), "f": tid, "l": tid, "T": ts, "m": maker}
-                for tid, ts, p, q, maker in zip(
-                    range(batch.first_id, batch.first_id + batch.n),
-                    batch.timestamp.tolist(),
-                    batch.price.tolist(),
-                    batch.amount.tolist(),
-                    batch.buyer_maker.tolist(),
-                    strict=True,
-                )
+                for tid, ts, p, q, maker in batch.rows()
             ]
         )
 
@@ -306,14 +299,7 @@ class PublicApi:
                     "time": ts,
                     "isBuyerMaker": maker,
                 }
-                for tid, ts, p, q, maker in zip(
-                    range(batch.first_id, batch.first_id + batch.n),
-                    batch.timestamp.tolist(),
-                    batch.price.tolist(),
-                    batch.amount.tolist(),
-                    batch.buyer_maker.tolist(),
-                    strict=True,
-                )
+                for tid, ts, p, q, maker in batch.rows()
             ]
         )
 

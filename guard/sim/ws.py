@@ -340,16 +340,7 @@ class Streamer:
         batch = market.trades(j, start, end)
         agg_fmt = agg_trade_format(market, j)
         raw_fmt = raw_trade_format(market, j)
-        ids = range(batch.first_id, batch.first_id + batch.n)
-        rows = zip(
-            ids,
-            batch.timestamp.tolist(),
-            batch.price.tolist(),
-            batch.amount.tolist(),
-            batch.buyer_maker.tolist(),
-            strict=True,
-        )
-        for tid, ts, price, amount, maker in rows:
+        for tid, ts, price, amount, maker in batch.rows():
             flag = "true" if maker else "false"
             spoiled = self._spoil_trade(j, mid, tid, ts, amount)
             if agg:
