@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from guard.api.client import ApiClient, Session
 from guard.api.protocol import (
@@ -44,6 +44,17 @@ SYMBOLS = tuple(f"{b}/USDT:USDT" for b in ("BTC", "ETH", "SOL", "XRP", "ADA", "D
 CLIENTS = 5
 SIM_NICENESS = 10
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_daemon(config_path: Path, log_file: IO[bytes]) -> subprocess.Popen[bytes]:
+    """A real `guard daemon` on this config, in a process of its own, its JSON log to `log_file` (starting it is
+    quick: callers wait on its API)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "guard", "--config", str(config_path), "daemon", "--log-format", "json"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log_file,
+    )
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -123,12 +134,7 @@ async def _loaded(quick: bool) -> list[dict[str, Any]]:
             )
             config = load_config(config_path)
             log_file = (Path(home) / "daemon.log").open("wb")
-            daemon = subprocess.Popen(  # noqa: ASYNC220 - starting it is quick; we wait on its API
-                [sys.executable, "-m", "guard", "--config", str(config_path), "daemon", "--log-format", "json"],
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=log_file,
-            )
+            daemon = start_daemon(config_path, log_file)
             try:
                 from guard.daemonctl import wait_until_up
 

@@ -19,7 +19,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.daemon import _enter, _Listener, _pct, _until
+from bench.daemon import _enter, _Listener, _pct, _until, start_daemon
 from guard.api.client import ApiClient, Session
 from guard.api.credentials import CredentialStore, Scope
 from guard.api.protocol import Approve, Kill, Propose, Rearm
@@ -43,7 +42,6 @@ SOURCES = 10
 PER_SECOND = 0.2
 """Each source's pace: one proposal every 5 s, far brisker than a strategy on candles (the flood limit is 10 a
 second)."""
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class _Source:
@@ -186,12 +184,7 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
         tokens = {f"bot{i}": store.add(f"bot{i}", Scope.SOURCE) for i in range(SOURCES)}
         log_path = Path(home) / "daemon.log"
         log_file = log_path.open("wb")
-        daemon = subprocess.Popen(  # noqa: ASYNC220 - starting it is quick; we wait on its API
-            [sys.executable, "-m", "guard", "--config", str(config_path), "daemon", "--log-format", "json"],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )
+        daemon = start_daemon(config_path, log_file)
         try:
             from guard.daemonctl import wait_until_up
 
