@@ -35,8 +35,6 @@ _KINDS = (
     ("S", OrderType.STOP_MARKET, OrderPurpose.STOP),
     ("T", OrderType.TAKE_PROFIT_MARKET, OrderPurpose.TAKE_PROFIT),
 )
-_WORKING = frozenset({OrderStatus.SENDING, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
-"""A protective order in one of these states still stands in front of the position."""
 _AMENDS = 1_000
 """More amendments of one order than anyone makes: a bound on walking an order's chain of replacements."""
 
@@ -155,18 +153,7 @@ class Protection:
         position = state.account.position(p.symbol)
         if position is None or position.side is not p.side:
             return ZERO
-        resting = sum(
-            (
-                o.remaining
-                for o in state.live_orders()
-                if o.status in _WORKING
-                and o.request.symbol == p.symbol
-                and o.request.purpose is purpose
-                and o.request.reduce_only
-            ),
-            ZERO,
-        )
-        return abs(position.qty) - resting
+        return abs(position.qty) - state.live.resting(p.symbol, purpose)
 
 
 def _chain(orders: Mapping[str, OrderRecord], first: str) -> list[OrderRecord]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from guard.domain import ZERO, DecisionKind, OrderRequest, OrderStatus, Proposal, ProposalStatus
+from guard.domain import ZERO, DecisionKind, OrderPurpose, OrderRequest, OrderStatus, Proposal, ProposalStatus
 
 DAY_MS = 86_400_000
+_ENDED = frozenset(s for s in OrderStatus if s.is_final)
+_WORKING = frozenset({OrderStatus.SENDING, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED})
+"""An order in one of these states stands in front of a position (one in doubt may or may not)."""
 
 
 @dataclass(slots=True)
@@ -57,6 +61,61 @@ class OrderRecord:
     def remaining(self) -> Decimal:
         """What is left to fill."""
         return self.request.qty - self.filled
+
+
+class LiveOrders:
+    """Orders not known to have ended, in submission order, and the reduce-only ones among them by symbol and
+    purpose: reading the live book, or what a position's stops rest for (every entry fill asks), stays linear in
+    what is live, not in every order ever sent (a long replay sends tens of thousands).
+
+    Kept by the fold (`guard.approval.state`): an order joins when submitted, and again when a venue's late
+    report brings it back from an end; one that ended is dropped when next read."""
+
+    __slots__ = ("_live", "_reduce_only")
+
+    def __init__(self) -> None:
+        self._live: dict[str, OrderRecord] = {}
+        self._reduce_only: dict[tuple[str, OrderPurpose], dict[str, OrderRecord]] = {}
+
+    def submitted(self, order: OrderRecord) -> None:
+        request = order.request
+        self._live[request.client_order_id] = order
+        if request.reduce_only:
+            self._reduce_only.setdefault((request.symbol, request.purpose), {})[request.client_order_id] = order
+
+    def relive(self, order: OrderRecord, orders: Mapping[str, OrderRecord]) -> None:
+        """`order` had perhaps ended and is live again (a venue's late report): back in, in its place."""
+        if order.status in _ENDED:
+            return
+        request = order.request
+        if request.reduce_only:  # in its place if it never left
+            self._reduce_only.setdefault((request.symbol, request.purpose), {})[request.client_order_id] = order
+        if request.client_order_id not in self._live:
+            self._live = {cid: o for cid, o in orders.items() if o.status not in _ENDED}
+
+    def orders(self) -> list[OrderRecord]:
+        """The orders that have not ended (sending, open, partly filled, in doubt), in submission order."""
+        live = list(self._live.values())
+        if any(o.status in _ENDED for o in live):
+            live = [o for o in live if o.status not in _ENDED]
+            self._live = {o.request.client_order_id: o for o in live}
+        return live
+
+    def resting(self, symbol: str, purpose: OrderPurpose) -> Decimal:
+        """What the working (sending, open, partly filled) reduce-only `purpose` orders on `symbol` have left."""
+        total = ZERO
+        orders = self._reduce_only.get((symbol, purpose))
+        if not orders:
+            return total
+        ended: list[str] = []
+        for cid, order in orders.items():
+            if order.status in _WORKING:
+                total += order.request.qty - order.filled
+            elif order.status in _ENDED:
+                ended.append(cid)
+        for cid in ended:
+            del orders[cid]
+        return total
 
 
 @dataclass(slots=True)

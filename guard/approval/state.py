@@ -20,6 +20,7 @@ from guard.approval.records import (
     DAY_MS as DAY_MS,
     CommandRecord,
     DailyPnl,
+    LiveOrders,
     OrderRecord,
     ProposalRecord,
 )
@@ -98,7 +99,6 @@ _PROPOSAL_FAILED = ProposalStatus.FAILED
 _ENTRY = OrderPurpose.ENTRY
 _CLOSE = OrderPurpose.CLOSE
 _DEADMAN = OrderPurpose.DEADMAN
-_ENDED = frozenset(s for s in OrderStatus if s.is_final)
 THROTTLE_WINDOW_MS = 60_000
 THROTTLED_PURPOSES = frozenset({OrderPurpose.ENTRY, OrderPurpose.CLOSE})
 """Orders a person asked for count against the throttle; the kill switch's and protective ones do not."""
@@ -152,9 +152,8 @@ class GuardState:
     """`pending()` as it was after that many events applied: it changes only with an event."""
     bookings: Bookings | None = field(default=None, repr=False, compare=False)
     """Shared with the paper venue's ledger, so each fill is worked out once (`guard.broker.ledger.Bookings`)."""
-    _live_ids: dict[str, None] = field(default_factory=dict, repr=False, compare=False)
-    """Ids of orders not known to have ended when last looked at, in submission order: reading the live book
-    stays linear in what is live, not in every order ever sent (a long replay sends tens of thousands)."""
+    live: LiveOrders = field(default_factory=LiveOrders, repr=False, compare=False)
+    """The orders not known to have ended, and the reduce-only ones among them by symbol and purpose."""
 
     def __post_init__(self) -> None:
         self.account = Account(self.specs, bookings=self.bookings)
@@ -177,11 +176,7 @@ class GuardState:
 
     def live_orders(self) -> list[OrderRecord]:
         """Orders that have not ended (sending, open, partly filled, in doubt), in submission order."""
-        live = [self.orders[cid] for cid in self._live_ids]
-        if any(o.status in _ENDED for o in live):
-            live = [o for o in live if o.status not in _ENDED]
-            self._live_ids = dict.fromkeys(o.request.client_order_id for o in live)
-        return live
+        return self.live.orders()
 
     def open_orders(self) -> list[OrderRecord]:
         return [o for o in self.live_orders() if o.status in (OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)]
@@ -312,8 +307,8 @@ class GuardState:
 
     def _submitted(self, e: OrderSubmitted) -> None:
         request = e.request
-        self.orders[request.client_order_id] = OrderRecord(request, submitted_at=e.at)
-        self._live_ids[request.client_order_id] = None
+        order = self.orders[request.client_order_id] = OrderRecord(request, submitted_at=e.at)
+        self.live.submitted(order)
         if request.purpose in THROTTLED_PURPOSES:
             bisect.insort(self.order_times, e.at)  # kept sorted, so counting the window is a search
             while self.order_times and self.order_times[0] <= e.at - THROTTLE_WINDOW_MS:
@@ -339,7 +334,7 @@ class GuardState:
         order = self._order(e.fill.client_order_id)
         order.filled += e.fill.qty
         order.status = _FILLED if e.remaining == 0 else _PARTLY_FILLED
-        self._relive(order)
+        self.live.relive(order, self.orders)
         effect = self.account.apply_fill(e.fill, order.request.leverage)
         self.daily.add(e.at, effect.realized_pnl - e.fill.fee)
         if order.request.purpose is _ENTRY and order.request.proposal_id:
@@ -366,7 +361,7 @@ class GuardState:
         order = self._order(e.client_order_id)
         order.status = _UNKNOWN
         order.reason = e.reason
-        self._relive(order)
+        self.live.relive(order, self.orders)
 
     def _funding(self, e: FundingPaid) -> None:
         self.account.apply_funding(e.symbol, e.amount)
@@ -444,11 +439,6 @@ class GuardState:
             return self.orders[client_order_id]
         except KeyError:
             raise JournalCorrupt(f"event refers to unknown order {client_order_id}") from None
-
-    def _relive(self, order: OrderRecord) -> None:
-        """An order that had ended is live again (a venue's late report): back in the live index, in its place."""
-        if order.status not in _ENDED and order.request.client_order_id not in self._live_ids:
-            self._live_ids = {cid: None for cid, o in self.orders.items() if o.status not in _ENDED}
 
 
 def _noop(state: GuardState, event: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from decimal import Decimal
 
 import pytest
@@ -9,10 +10,18 @@ from msgspec.structs import replace
 
 from guard.approval.state import THROTTLE_WINDOW_MS, GuardState
 from guard.config import RiskSection
-from guard.domain import OrderPurpose, OrderRequest, OrderType, Side
+from guard.domain import ZERO, Fill, Liquidity, OrderPurpose, OrderRequest, OrderStatus, OrderType, Side
 from guard.errors import JournalCorrupt
-from guard.events import OrderAccepted, OrderCancelled, OrderRejected, OrderSubmitted, OrderUnknown, RiskLimitChanged
-from tests.builders import BTC, specs_for
+from guard.events import (
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    OrderUnknown,
+    RiskLimitChanged,
+)
+from tests.builders import BTC, ETH, specs_for
 
 
 def _submitted(at: int, n: int, purpose: OrderPurpose = OrderPurpose.CLOSE) -> OrderSubmitted:
@@ -90,3 +99,53 @@ def test_live_orders_are_those_not_ended_in_submission_order_and_a_late_report_b
     assert [o.request.client_order_id for o in state.orders_in_doubt()] == ["c3"]
     state.apply(OrderUnknown(2_003, "c0", "the venue lost track of the cancel"))
     assert [o.request.client_order_id for o in state.live_orders()] == ["c0", "c1", "c3"]
+
+
+def test_reduce_only_resting_and_the_live_book_agree_with_a_walk_of_every_order() -> None:
+    """The indexes the fold keeps (what reduce-only orders rest for per symbol and purpose, the live book) say
+    what walking every order ever sent says, at every step of a long random life of orders: submitted,
+    accepted, filled in parts, cancelled, rejected, in doubt, and reported on by a venue after they ended."""
+    rng = random.Random(16)
+    state = GuardState(specs_for())
+    working = (OrderStatus.SENDING, OrderStatus.OPEN, OrderStatus.PARTIALLY_FILLED)
+    purposes = (OrderPurpose.STOP, OrderPurpose.TAKE_PROFIT, OrderPurpose.CLOSE, OrderPurpose.FLATTEN)
+    sent: list[OrderRequest] = []
+    for at in range(1, 3_000):
+        if not sent or rng.random() < 0.3:
+            cid = f"c{len(sent)}"
+            symbol, purpose = rng.choice((BTC, ETH)), rng.choice(purposes)
+            qty = Decimal(rng.randint(1, 9)) / 100
+            reduce_only = purpose is not OrderPurpose.CLOSE or rng.random() < 0.5
+            sent.append(OrderRequest(cid, symbol, Side.SELL, qty, OrderType.MARKET, purpose, reduce_only=reduce_only))
+            state.apply(OrderSubmitted(at, sent[-1]))
+        else:
+            request = rng.choice(sent)
+            order = state.orders[request.client_order_id]
+            cid, kind = request.client_order_id, rng.randrange(5)
+            if kind == 0:
+                state.apply(OrderAccepted(at, cid, f"v{cid}"))
+            elif kind == 1 and order.remaining > 0:
+                qty = min(order.remaining, Decimal(rng.randint(1, 5)) / 100)
+                fill = Fill(cid, f"f{at}", request.symbol, Side.SELL, qty, Decimal(100), ZERO, Liquidity.TAKER, at)
+                state.apply(OrderFilled(at, fill, order.remaining - qty))
+            elif kind == 2:
+                state.apply(OrderCancelled(at, cid, "operator"))
+            elif kind == 3:
+                state.apply(OrderRejected(at, cid, "venue said no"))
+            else:
+                state.apply(OrderUnknown(at, cid, "no answer"))
+        every = list(state.orders.values())
+        assert state.live_orders() == [o for o in every if not o.status.is_final]
+        for symbol in (BTC, ETH):
+            for purpose in purposes:
+                walked = sum(
+                    (
+                        o.remaining
+                        for o in every
+                        if o.status in working
+                        and o.request.reduce_only
+                        and (o.request.symbol, o.request.purpose) == (symbol, purpose)
+                    ),
+                    ZERO,
+                )
+                assert state.live.resting(symbol, purpose) == walked
