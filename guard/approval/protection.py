@@ -17,6 +17,7 @@ kill is in progress: the kill switch owns the book, and a flattened position nee
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 
@@ -81,20 +82,15 @@ class Protection:
 
     def sent(self, orders: Sequence[OrderRequest], answers: Sequence[list[BrokerReport]], why: str) -> None:
         """Log what became of each protective order."""
+        placed_by_id = self._state.orders
+        # The fields are built only for a line that is written: a replay logs at "error" and places thousands.
+        info = log.is_enabled_for(logging.INFO)
         for order, reports in zip(orders, answers, strict=True):
-            placed = self._state.orders[order.client_order_id]
-            fields = {
-                "proposal_id": order.proposal_id,
-                "client_order_id": order.client_order_id,
-                "purpose": order.purpose.value,
-                "qty": str(order.qty),
-                "trigger": str(order.trigger_price),
-                "why": why,
-            }
+            placed = placed_by_id[order.client_order_id]
             if placed.status is OrderStatus.REJECTED:  # the position is held without it: an operator must look
-                log.error("entry_protection_rejected", reason=placed.reason, **fields)
-            else:
-                log.info("entry_protected", status=placed.status.value, reports=len(reports), **fields)
+                log.error("entry_protection_rejected", reason=placed.reason, **_fields(order, why))
+            elif info:
+                log.info("entry_protected", status=placed.status.value, reports=len(reports), **_fields(order, why))
 
     async def protect_missing(self, why: str) -> int:
         """Protect every filled entry that no stop or take-profit followed (a fill learnt while the daemon was
@@ -114,7 +110,7 @@ class Protection:
             return []
         p = record.proposal
         root = order_id(state.journal_id, p.id)
-        filled = sum((o.filled for o in _chain(state.orders, f"{root}-E")), ZERO)
+        filled = _filled(state.orders, f"{root}-E")
         orders: list[OrderRequest] = []
         if filled <= 0:
             return orders
@@ -122,14 +118,13 @@ class Protection:
             trigger = p.stop if purpose is OrderPurpose.STOP else p.take_profit
             if trigger is None:
                 continue
-            placed = _placed(state.orders, f"{root}-{suffix}")
-            covered = sum((o.request.qty for o in placed if o.status is not OrderStatus.REJECTED), ZERO)
+            n, covered = _placed(state.orders, f"{root}-{suffix}")
             if filled <= covered:  # the common case, found without reading the book
                 continue
             qty = state.specs[p.symbol].round_qty(min(filled - covered, self._room(p, purpose)))
             if qty <= 0:
                 continue
-            n = len(placed) + 1
+            n += 1
             orders.append(
                 OrderRequest(
                     client_order_id=f"{root}-{suffix}" if n == 1 else f"{root}-{suffix}{n}",
@@ -156,21 +151,37 @@ class Protection:
         return abs(position.qty) - state.live.resting(p.symbol, purpose)
 
 
-def _chain(orders: Mapping[str, OrderRecord], first: str) -> list[OrderRecord]:
-    """An order and the replacements an operator's amends put in its place, in order."""
-    chain: list[OrderRecord] = []
-    for n in range(_AMENDS):
-        record = orders.get(first if n == 0 else f"{first}-A{n}")
-        if record is None:
-            break
-        chain.append(record)
-    return chain
+def _filled(orders: Mapping[str, OrderRecord], first: str) -> Decimal:
+    """What an order and the replacements an operator's amends put in its place (`first`-A1, …) filled."""
+    filled = ZERO
+    record = orders.get(first)
+    n = 0
+    while record is not None and n < _AMENDS:
+        filled += record.filled
+        n += 1
+        record = orders.get(f"{first}-A{n}")
+    return filled
 
 
-def _placed(orders: Mapping[str, OrderRecord], base: str) -> list[OrderRecord]:
-    """The protective orders `base`, `base`2, … sent so far. Each covers the quantity it was placed for unless it
-    was rejected (that is still owed); an operator's amend or cancel of it since is theirs, and reopens nothing."""
-    placed: list[OrderRecord] = []
-    while (record := orders.get(base if not placed else f"{base}{len(placed) + 1}")) is not None:
-        placed.append(record)
-    return placed
+def _placed(orders: Mapping[str, OrderRecord], base: str) -> tuple[int, Decimal]:
+    """How many protective orders `base`, `base`2, … were sent so far, and the quantity they cover. Each covers
+    the quantity it was placed for unless it was rejected (that is still owed); an operator's amend or cancel of
+    it since is theirs, and reopens nothing."""
+    n, covered = 0, ZERO
+    while (record := orders.get(base if n == 0 else f"{base}{n + 1}")) is not None:
+        n += 1
+        if record.status is not OrderStatus.REJECTED:
+            covered += record.request.qty
+    return n, covered
+
+
+def _fields(order: OrderRequest, why: str) -> dict[str, str | None]:
+    """What a log line about a protective order says of it."""
+    return {
+        "proposal_id": order.proposal_id,
+        "client_order_id": order.client_order_id,
+        "purpose": order.purpose.value,
+        "qty": str(order.qty),
+        "trigger": str(order.trigger_price),
+        "why": why,
+    }

@@ -3,12 +3,14 @@ resting then filled by the market, in parts, after an amend, and never while the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
 
+from guard.approval import protection
 from guard.approval.desk import REARM_PHRASE, ApprovalDesk
 from guard.domain import (
     ZERO,
@@ -213,3 +215,49 @@ def _kind(event: object) -> str:
     if isinstance(event, OrderFilled):
         return "OrderFilled ENTRY" if "-E" in event.fill.client_order_id else "OrderFilled"
     return type(event).__name__
+
+
+class _Lines:
+    """A logger at `level` that keeps the lines it is given."""
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+        self.lines: list[tuple[str, dict[str, object]]] = []
+
+    def is_enabled_for(self, level: int) -> bool:
+        return level >= self.level
+
+    def info(self, event: str, **fields: object) -> None:
+        self.lines.append((event, fields))
+
+    error = info
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.ERROR])
+async def test_each_protective_order_placed_is_logged_with_what_it_is_when_info_is_on(
+    desk: ApprovalDesk, monkeypatch: pytest.MonkeyPatch, level: int
+) -> None:
+    """The line says which order it is, for how much, at what trigger and how the venue took it; below the level
+    no line is made (a replay places thousands)."""
+    lines = _Lines(level)
+    monkeypatch.setattr(protection, "log", lines)
+    pid = await resting_override(desk)
+    await set_mark(desk, BTC, 98_900.0)
+    ids = [o.request.client_order_id for o in protective(desk, pid)]
+    expected = [
+        (
+            "entry_protected",
+            {
+                "status": "OPEN",
+                "reports": 1,
+                "proposal_id": pid,
+                "client_order_id": cid,
+                "purpose": purpose,
+                "qty": "0.050",
+                "trigger": trigger,
+                "why": "entry filled",
+            },
+        )
+        for cid, purpose, trigger in zip(ids, ("stop", "take_profit"), ("97000", "104000"), strict=True)
+    ]
+    assert lines.lines == (expected if level == logging.INFO else [])
