@@ -224,6 +224,9 @@ class _Lines:
         self.level = level
         self.lines: list[tuple[str, dict[str, object]]] = []
 
+    def bind(self) -> _Lines:
+        return self
+
     def is_enabled_for(self, level: int) -> bool:
         return level >= self.level
 
