@@ -49,15 +49,15 @@ class Market:
 
     def update(self, event: MarketEvent) -> None:
         """Take an event's price as the mark, unless a better source already gives this symbol's mark."""
-        # A mark price beats a last trade price beats a bar close.
-        if isinstance(event, MarkPrice):
+        # A mark price beats a last trade price beats a bar close. Bars first: most events are.
+        if isinstance(event, Bar):
+            rank, price = 1, event.close
+            if event.closed and event.complete and price > 0:
+                self._remember_close(event)
+        elif isinstance(event, MarkPrice):
             rank, price = 3, event.mark
         elif isinstance(event, Ticker):
             rank, price = 2, event.last
-        elif isinstance(event, Bar):
-            rank, price = 1, event.close
-            if event.closed and event.complete and event.close > 0:
-                self._remember_close(event)
         else:
             return
         symbol = event.symbol

@@ -169,10 +169,11 @@ class GuardState:
             return list(known)
         live = [r for r in map(self.proposals.__getitem__, self._pending_ids) if r.status is PENDING]
         if len(live) != len(self._pending_ids):
-            self._pending_ids = dict.fromkeys(r.proposal.id for r in live)
-        ordered = sorted(live, key=lambda r: (r.proposal.created_at, r.proposal.id))
-        self._pending_at = (self.events_applied, tuple(ordered))
-        return ordered
+            self._pending_ids = {r.proposal.id: None for r in live}
+        if len(live) > 1:
+            live.sort(key=_queue_order)
+        self._pending_at = (self.events_applied, tuple(live))
+        return live
 
     def live_orders(self) -> list[OrderRecord]:
         """Orders that have not ended (sending, open, partly filled, in doubt), in submission order."""
@@ -238,7 +239,8 @@ class GuardState:
         handler = _HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event)
-        self.last_at = max(self.last_at, event.at)
+        if event.at > self.last_at:
+            self.last_at = event.at
         self.events_applied += 1
 
     def _session_started(self, e: SessionStarted) -> None:
@@ -439,6 +441,10 @@ class GuardState:
             return self.orders[client_order_id]
         except KeyError:
             raise JournalCorrupt(f"event refers to unknown order {client_order_id}") from None
+
+
+def _queue_order(record: ProposalRecord) -> tuple[int, str]:
+    return record.proposal.created_at, record.proposal.id
 
 
 def _noop(state: GuardState, event: Any) -> None:
