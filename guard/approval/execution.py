@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 
 ESCAPE_PURPOSES = frozenset({OrderPurpose.FLATTEN, OrderPurpose.DEADMAN})
 """Orders that take risk off on the guard's own authority; they pass every trading state."""
+_ENTRY = OrderPurpose.ENTRY
 _NOT_DURABLE = "not sent: the journal failed before the decision was durable"
 _KEPT_PURPOSES = ESCAPE_PURPOSES | {OrderPurpose.STOP, OrderPurpose.TAKE_PROFIT}
 """Orders that still go out while the journal is failing (their record is kept and written later): taking
@@ -123,8 +124,8 @@ class Execution:
         """Send orders whose intents are on record: the gate for each right before the broker's call, one call
         for those that pass, then what the broker said recorded (`_settle`)."""
         recorder = self._recorder
-        refusals = [self.gate(r) for r in requests]
-        passing = [r for r, why in zip(requests, refusals, strict=True) if not why]
+        refusals = list(map(self.gate, requests))
+        passing = [r for r, why in zip(requests, refusals, strict=True) if not why] if any(refusals) else requests
         answers = iter(await self._broker.submit_many(passing) if passing else [])
         events: list[Event] = []
         out: list[list[BrokerReport]] = []
@@ -199,17 +200,17 @@ class Execution:
 
     def _owed_after(self, events: Sequence[Event]) -> list[OrderRequest]:
         """The orders owed for the entries that filled among these events (applied to the state)."""
-        if self.follow_up is None:
+        follow_up = self.follow_up
+        if follow_up is None:
             return []
         orders = self._recorder.state.orders
-        filled = [
-            request.proposal_id
-            for e in events
-            if isinstance(e, OrderFilled)
-            and (request := orders[e.fill.client_order_id].request).purpose is OrderPurpose.ENTRY
-            and request.proposal_id
-        ]
-        return self.follow_up.owed(filled) if filled else []
+        filled: list[str] = []
+        for e in events:
+            if isinstance(e, OrderFilled):
+                request = orders[e.fill.client_order_id].request
+                if request.purpose is _ENTRY and request.proposal_id:
+                    filled.append(request.proposal_id)
+        return follow_up.owed(filled) if filled else []
 
 
 def order_id(journal_id: str, local: str) -> str:

@@ -61,8 +61,9 @@ class Recorder:
                 self.dropped += len(events)
                 return None
         receipt = self.journal.append(events, durable=durable)
+        apply = self.state.apply
         for event in events:
-            self.state.apply(event)
+            apply(event)
         return receipt
 
     async def commit(self, events: Sequence[Event], *, durable: bool = True, failing: WhenFailing = "refuse") -> int:
@@ -96,11 +97,12 @@ class Recorder:
         journal = self.journal
         if journal.closed:
             raise JournalError("the journal is closed")
+        apply = self.state.apply
         for event in events:
-            self.state.apply(event)
+            apply(event)
         more = follow()
         for event in more:
-            self.state.apply(event)
+            apply(event)
         if not events and not more:
             return journal.last_seq
         receipt = journal.append([*events, *more], durable=True)

@@ -312,7 +312,10 @@ class GuardState:
         order = self.orders[request.client_order_id] = OrderRecord(request, submitted_at=e.at)
         self.live.submitted(order)
         if request.purpose in THROTTLED_PURPOSES:
-            bisect.insort(self.order_times, e.at)  # kept sorted, so counting the window is a search
+            if self.order_times and e.at < self.order_times[-1]:
+                bisect.insort(self.order_times, e.at)  # kept sorted, so counting the window is a search
+            else:
+                self.order_times.append(e.at)
             while self.order_times and self.order_times[0] <= e.at - THROTTLE_WINDOW_MS:
                 self.order_times.popleft()
         if request.purpose is _CLOSE:
