@@ -68,8 +68,8 @@ class LiveOrders:
     purpose: reading the live book, or what a position's stops rest for (every entry fill asks), stays linear in
     what is live, not in every order ever sent (a long replay sends tens of thousands).
 
-    Kept by the fold (`guard.approval.state`): an order joins when submitted, and again when a venue's late
-    report brings it back from an end; one that ended is dropped when next read."""
+    Kept by the fold (`guard.approval.state`): an order joins when submitted, leaves when it ends, and comes
+    back when a venue's late report brings it back from an end."""
 
     __slots__ = ("_live", "_reduce_only")
 
@@ -83,14 +83,19 @@ class LiveOrders:
         if request.reduce_only:
             self._reduce_only.setdefault((request.symbol, request.purpose), {})[request.client_order_id] = order
 
-    def relive(self, order: OrderRecord, orders: Mapping[str, OrderRecord]) -> None:
-        """`order` had perhaps ended and is live again (a venue's late report): back in, in its place."""
-        if order.status in _ENDED:
-            return
+    def changed(self, order: OrderRecord, orders: Mapping[str, OrderRecord]) -> None:
+        """`order`'s status changed: out if it ended; if it had ended and is live again (a venue's late report),
+        back in (among the live, in its place)."""
         request = order.request
+        cid = request.client_order_id
+        if order.status in _ENDED:
+            self._live.pop(cid, None)
+            if request.reduce_only:
+                self._reduce_only.get((request.symbol, request.purpose), {}).pop(cid, None)
+            return
         if request.reduce_only:  # in its place if it never left
-            self._reduce_only.setdefault((request.symbol, request.purpose), {})[request.client_order_id] = order
-        if request.client_order_id not in self._live:
+            self._reduce_only.setdefault((request.symbol, request.purpose), {})[cid] = order
+        if cid not in self._live:
             self._live = {cid: o for cid, o in orders.items() if o.status not in _ENDED}
 
     def orders(self) -> list[OrderRecord]:
@@ -104,17 +109,9 @@ class LiveOrders:
     def resting(self, symbol: str, purpose: OrderPurpose) -> Decimal:
         """What the working (sending, open, partly filled) reduce-only `purpose` orders on `symbol` have left."""
         total = ZERO
-        orders = self._reduce_only.get((symbol, purpose))
-        if not orders:
-            return total
-        ended: list[str] = []
-        for cid, order in orders.items():
-            if order.status in _WORKING:
+        for order in self._reduce_only.get((symbol, purpose), {}).values():
+            if order.status in _WORKING:  # not one in doubt
                 total += order.request.qty - order.filled
-            elif order.status in _ENDED:
-                ended.append(cid)
-        for cid in ended:
-            del orders[cid]
         return total
 
 

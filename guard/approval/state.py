@@ -339,7 +339,7 @@ class GuardState:
         order = self._order(e.fill.client_order_id)
         order.filled += e.fill.qty
         order.status = _FILLED if e.remaining == 0 else _PARTLY_FILLED
-        self.live.relive(order, self.orders)
+        self.live.changed(order, self.orders)
         effect = self.account.apply_fill(e.fill, order.request.leverage)
         self.daily.add(e.at, effect.realized_pnl - e.fill.fee)
         if order.request.purpose is _ENTRY and order.request.proposal_id:
@@ -349,6 +349,7 @@ class GuardState:
         order = self._order(cid)
         order.reason = reason
         order.status = _FILLED if order.filled == order.request.qty else status
+        self.live.changed(order, self.orders)
         self.account.release(cid)
         if order.request.purpose is _ENTRY and order.request.proposal_id and order.filled == 0:
             record = self._proposal(order.request.proposal_id)
@@ -366,7 +367,7 @@ class GuardState:
         order = self._order(e.client_order_id)
         order.status = _UNKNOWN
         order.reason = e.reason
-        self.live.relive(order, self.orders)
+        self.live.changed(order, self.orders)
 
     def _funding(self, e: FundingPaid) -> None:
         self.account.apply_funding(e.symbol, e.amount)
