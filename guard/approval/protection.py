@@ -27,7 +27,7 @@ from guard.approval.execution import Execution, order_id
 from guard.approval.recorder import Recorder
 from guard.approval.records import OrderRecord
 from guard.broker.base import BrokerReport
-from guard.domain import ZERO, OrderPurpose, OrderRequest, OrderStatus, OrderType, Proposal, TradingState
+from guard.domain import HALTED, ZERO, OrderPurpose, OrderRequest, OrderStatus, OrderType, Proposal
 from guard.errors import GuardError
 
 log = structlog.get_logger(__name__)
@@ -36,6 +36,10 @@ _KINDS = (
     ("S", OrderType.STOP_MARKET, OrderPurpose.STOP),
     ("T", OrderType.TAKE_PROFIT_MARKET, OrderPurpose.TAKE_PROFIT),
 )
+# Members as module globals where every entry fill reads them (on Python 3.11 `OrderStatus.REJECTED` is a
+# lookup through EnumType's hook, see `guard.domain`).
+_STOP = OrderPurpose.STOP
+_REJECTED = OrderStatus.REJECTED
 _AMENDS = 1_000
 """More amendments of one order than anyone makes: a bound on walking an order's chain of replacements."""
 
@@ -52,7 +56,7 @@ class Protection:
         """What these proposals' filled entries are owed now; nothing while trading is HALTED or a kill runs
         (the kill switch owns the orders then; a re-arm protects what is still owed)."""
         orders = [o for pid in sorted(set(proposal_ids)) for o in self._owed(pid)]
-        if orders and (self._state.trading_state is TradingState.HALTED or self._state.kill_in_progress):
+        if orders and (self._state.trading_state is HALTED or self._state.kill_in_progress):
             pids = sorted({o.proposal_id or "" for o in orders})
             log.warning("entry_protection_held", proposals=pids, reason="HALTED: the kill switch owns the orders")
             return []
@@ -89,7 +93,7 @@ class Protection:
         info = logger.is_enabled_for(logging.INFO)
         for order, reports in zip(orders, answers, strict=True):
             placed = placed_by_id[order.client_order_id]
-            if placed.status is OrderStatus.REJECTED:  # the position is held without it: an operator must look
+            if placed.status is _REJECTED:  # the position is held without it: an operator must look
                 logger.error("entry_protection_rejected", reason=placed.reason, **_fields(order, why))
             elif info:
                 logger.info("entry_protected", status=placed.status.value, reports=len(reports), **_fields(order, why))
@@ -117,7 +121,7 @@ class Protection:
         if filled <= 0:
             return orders
         for suffix, order_type, purpose in _KINDS:
-            trigger = p.stop if purpose is OrderPurpose.STOP else p.take_profit
+            trigger = p.stop if purpose is _STOP else p.take_profit
             if trigger is None:
                 continue
             n, covered = _placed(state.orders, f"{root}-{suffix}")
@@ -172,7 +176,7 @@ def _placed(orders: Mapping[str, OrderRecord], base: str) -> tuple[int, Decimal]
     n, covered = 0, ZERO
     while (record := orders.get(base if n == 0 else f"{base}{n + 1}")) is not None:
         n += 1
-        if record.status is not OrderStatus.REJECTED:
+        if record.status is not _REJECTED:
             covered += record.request.qty
     return n, covered
 
