@@ -105,7 +105,9 @@ class Execution:
         """
         recorder = self._recorder
         keep = not preceding and all(r.purpose in _KEPT_PURPOSES for r in requests)
-        intents = [*preceding, *(OrderSubmitted(recorder.now(), r) for r in requests)]
+        intents = list(preceding)
+        for r in requests:
+            intents.append(OrderSubmitted(recorder.now(), r))
         receipt = recorder.record(intents, durable=True, failing="keep" if keep else "refuse")
         if receipt is not None:
             try:
