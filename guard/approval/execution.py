@@ -188,7 +188,7 @@ class Execution:
 
         def intents() -> list[Event]:
             owed.extend(self._owed_after(events))
-            return [OrderSubmitted(recorder.now(), r) for r in owed]
+            return [OrderSubmitted(recorder.now(), r) for r in owed] if owed else []
 
         await recorder.commit_followed(events, intents)
         if not owed or self.follow_up is None:
