@@ -13,8 +13,9 @@ What replay does differently is *when* it calls them:
   a margin) that no liquidation, stop, take-profit, funding payment or daily-loss latch can
   happen, and skips them; the broker's quote and the desk's marks are fast-forwarded to the
   exact values the skipped events would have left (`PaperBroker.fast_forward`). Where the
-  proof fails, the group of events goes through `desk.on_market` one by one. `lean=False`
-  sends every event through `desk.on_market`; both journals are identical (tested).
+  proof fails, the group of events goes through `desk.on_market` one by one (of a lone symbol's
+  bar, only the marks that can do something: `guard.replay.marks`). `lean=False` sends every
+  event through `desk.on_market`; both journals are identical (tested).
 
 Per bar, with `intrabar` (the default), the mark visits the bar's open, the extreme nearer the
 open, the other extreme and its close (`guard.broker.paper_market.bar_path`), and then the closed
@@ -41,7 +42,6 @@ import structlog
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk, DeskSettings
 from guard.approval.state import DAY_MS
 from guard.broker.paper import PaperBroker
-from guard.broker.paper_market import bar_path
 from guard.clock import TestClock
 from guard.config import Config
 from guard.domain import (
@@ -60,6 +60,7 @@ from guard.proposals.policy import ProposalPolicy, RiskLimits
 from guard.replay.history import SymbolHistory
 from guard.replay.inline import ReplayJournal, YoungCollections, drive
 from guard.replay.lean import Exposure, Segment, equity_curve, first_work
+from guard.replay.marks import bar_marks, work_marks
 from guard.replay.options import ReplayOptions, replay_config
 from guard.replay.prepared import ReplaySymbol, outlook, prepare
 from guard.replay.result import ReplayResult, ReplayStats
@@ -116,6 +117,9 @@ class ReplayEngine:
         self._reducing_day: int | None = None
         self._refreshed_at = -1
         """The journal's last sequence number when `_refresh` last read the desk."""
+        self._x: Exposure
+        self._exposed_at = -1
+        """The journal's last sequence number when the exposure `_x` was read."""
         self._next_candidate_at = (-1, -1, -1)
         """(proposals made, from group, next candidate group) as `_next_candidate` last found it: the answer
         for every group from the one asked about up to the candidate, until the next proposal."""
@@ -262,22 +266,18 @@ class ReplayEngine:
         open_ms = int(self.grid.group_open[g])
         present = [(s, int(self.grid.row[g, s.j])) for s in self._symbols if self.grid.row[g, s.j] >= 0]
         if self.options.intrabar:
-            paths = [
-                (
-                    s,
-                    bar_path(
-                        float(s.history.opens[i]),
-                        float(s.history.highs[i]),
-                        float(s.history.lows[i]),
-                        float(s.history.closes[i]),
-                    ),
-                )
-                for s, i in present
-            ]
-            for phase, offset in enumerate((0, *_INTRABAR_MS, self._tf_ms - 1)):
-                clock.set(max(clock.now_ms(), open_ms + offset))
-                for s, path in paths:
-                    drive(desk.on_market(MarkPrice(s.history.symbol, open_ms + offset, path[phase])))
+            paths = [(s, bar_marks(s.history, i)) for s, i in present]
+            times = [open_ms + offset for offset in (0, *_INTRABAR_MS, self._tf_ms - 1)]
+            if self.options.lean and len(paths) == 1:  # only the marks that can do something (see .marks)
+                s, path = paths[0]
+                x = self._x if self._exposed_at == self.journal.last_seq else self._exposure()
+                closes = self.grid.closes[g].tolist()
+                self._x = work_marks(desk, self.broker, clock, self.journal, self._exposure, x, s, path, times, closes)
+            else:
+                for phase, at in enumerate(times):
+                    clock.set(max(clock.now_ms(), at))
+                    for s, path in paths:
+                        drive(desk.on_market(MarkPrice(s.history.symbol, at, path[phase])))
         clock.set(max(clock.now_ms(), open_ms + self._tf_ms))
         for s, i in present:
             drive(desk.on_market(s.history.bar(i)))
@@ -364,9 +364,20 @@ class ReplayEngine:
         self._refreshed_at = seq
         account = self.broker.account
         state = self.desk.state
+        if self._exposed_at != seq:
+            self._exposure()
+        self.tally.held(account.positions.values())
+        self._total = float(account.total)
+        self._segments.append((g, self._total, self._x.positions))
+        self._reducing_day = self._daily_day_of_reducing() if state.trading_state is REDUCING else None
+
+    def _exposure(self) -> Exposure:
+        """Read what the lean path's proofs depend on, as the desk and the venue stand now."""
+        state = self.desk.state
+        self._exposed_at = self.journal.last_seq
         self._x = Exposure.of(
             self.broker,
-            account.positions,
+            self.broker.account.positions,
             self._index,
             self.grid,
             active=state.trading_state is ACTIVE,
@@ -374,10 +385,7 @@ class ReplayEngine:
             daily_realized=state.daily.realized,
             limit=self.desk.limits().daily_loss_limit,
         )
-        self.tally.held(account.positions.values())
-        self._total = float(account.total)
-        self._segments.append((g, self._total, self._x.positions))
-        self._reducing_day = self._daily_day_of_reducing() if state.trading_state is REDUCING else None
+        return self._x
 
     def _daily_day_of_reducing(self) -> int | None:
         reason = self.desk.state.state_reason
