@@ -118,6 +118,8 @@ class ReplayEngine:
         self._refreshed_at = -1
         """The journal's last sequence number when `_refresh` last read the desk."""
         self._x: Exposure
+        self._synced = -1
+        """The group up to whose events every symbol's quote and mark are (`_sync_all`, `_market`)."""
         self._exposed_at = -1
         """The journal's last sequence number when the exposure `_x` was read."""
         self._next_candidate_at = (-1, -1, -1)
@@ -281,6 +283,7 @@ class ReplayEngine:
         clock.set(max(clock.now_ms(), open_ms + self._tf_ms))
         for s, i in present:
             drive(desk.on_market(s.history.bar(i)))
+        self._synced = g  # the others were as of g - 1, which is where g leaves them
 
     def _feed_tracker(self, g: int) -> bool:
         """Give the tracker the bars it needs; True when it settled any proposal."""
@@ -348,7 +351,7 @@ class ReplayEngine:
         k = h.settling_bar(i, signal.timestamp, signal.price, signal.barrier, signal.horizon_seconds)
         if k is not None:
             s.track.add(k)
-            heapq.heappush(self._track_groups, int(self.grid.group_open.searchsorted(h.open_times[k])))
+            heapq.heappush(self._track_groups, int(self.grid.groups[s.j][k]))
 
     # --- the lean path --------------------------------------------------------------
 
@@ -363,13 +366,11 @@ class ReplayEngine:
             return
         self._refreshed_at = seq
         account = self.broker.account
-        state = self.desk.state
-        if self._exposed_at != seq:
-            self._exposure()
+        x = self._x if self._exposed_at == seq else self._exposure()  # read mid-bar, if nothing happened since
         self.tally.held(account.positions.values())
         self._total = float(account.total)
-        self._segments.append((g, self._total, self._x.positions))
-        self._reducing_day = self._daily_day_of_reducing() if state.trading_state is REDUCING else None
+        self._segments.append((g, self._total, x.positions))
+        self._reducing_day = self._daily_day_of_reducing() if self.desk.state.trading_state is REDUCING else None
 
     def _exposure(self) -> Exposure:
         """Read what the lean path's proofs depend on, as the desk and the venue stand now."""
@@ -443,8 +444,9 @@ class ReplayEngine:
 
     def _sync_all(self, g: int) -> None:
         """Fast-forward every symbol's quote and mark to where the events up to group g left them."""
-        if g < 0:
+        if g < 0 or g == self._synced:
             return
+        self._synced = g
         for s in self._symbols:
             i = int(self.grid.ff[g, s.j])
             if i < 0:

@@ -46,6 +46,8 @@ class MarketGrid:
     ff: np.ndarray
     """Index of symbol j's latest bar at or before group g, or -1 before its first."""
     has: np.ndarray
+    groups: tuple[np.ndarray, ...]
+    """Per symbol: the group of each of its bars."""
     next_bar: np.ndarray
     """The first group at or after g where symbol j has a bar (len(group_open): none)."""
     closes: np.ndarray
@@ -86,8 +88,9 @@ class MarketGrid:
         times = _group_opens(histories)
         n, m = len(times), len(histories)
         row = np.full((n, m), -1, dtype=np.int64)
+        groups = tuple(times.searchsorted(h.open_times) for h in histories)
         for j, h in enumerate(histories):
-            row[times.searchsorted(h.open_times), j] = np.arange(len(h))
+            row[groups[j], j] = np.arange(len(h))
         has = row >= 0
         at = np.where(has, np.arange(n)[:, None], 0)
         np.maximum.accumulate(at, axis=0, out=at)
@@ -113,6 +116,7 @@ class MarketGrid:
             row=row,
             ff=ff,
             has=has,
+            groups=groups,
             next_bar=next_bar,
             closes=closes,
             lows=lows,
