@@ -13,8 +13,9 @@ What replay does differently is *when* it calls them:
   a margin) that no liquidation, stop, take-profit, funding payment or daily-loss latch can
   happen, and skips them; the broker's quote and the desk's marks are fast-forwarded to the
   exact values the skipped events would have left (`PaperBroker.fast_forward`). Where the
-  proof fails, the group of events goes through `desk.on_market` one by one. `lean=False`
-  sends every event through `desk.on_market`; both journals are identical (tested).
+  proof fails, the group of events goes through `desk.on_market` one by one (of a lone symbol's
+  bar, only the marks that can do something: `guard.replay.marks`). `lean=False` sends every
+  event through `desk.on_market`; both journals are identical (tested).
 
 Per bar, with `intrabar` (the default), the mark visits the bar's open, the extreme nearer the
 open, the other extreme and its close (`guard.broker.paper_market.bar_path`), and then the closed
@@ -41,7 +42,6 @@ import structlog
 from guard.approval.desk import ACKNOWLEDGMENT_PHRASES, REARM_PHRASE, ApprovalDesk, DeskSettings
 from guard.approval.state import DAY_MS
 from guard.broker.paper import PaperBroker
-from guard.broker.paper_market import bar_path
 from guard.clock import TestClock
 from guard.config import Config
 from guard.domain import (
@@ -60,6 +60,7 @@ from guard.proposals.policy import ProposalPolicy, RiskLimits
 from guard.replay.history import SymbolHistory
 from guard.replay.inline import ReplayJournal, YoungCollections, drive
 from guard.replay.lean import Exposure, Segment, equity_curve, first_work
+from guard.replay.marks import bar_marks, work_marks
 from guard.replay.options import ReplayOptions, replay_config
 from guard.replay.prepared import ReplaySymbol, outlook, prepare
 from guard.replay.result import ReplayResult, ReplayStats
@@ -116,6 +117,11 @@ class ReplayEngine:
         self._reducing_day: int | None = None
         self._refreshed_at = -1
         """The journal's last sequence number when `_refresh` last read the desk."""
+        self._x: Exposure
+        self._synced = -1
+        """The group up to whose events every symbol's quote and mark are (`_sync_all`, `_market`)."""
+        self._exposed_at = -1
+        """The journal's last sequence number when the exposure `_x` was read."""
         self._next_candidate_at = (-1, -1, -1)
         """(proposals made, from group, next candidate group) as `_next_candidate` last found it: the answer
         for every group from the one asked about up to the candidate, until the next proposal."""
@@ -262,25 +268,22 @@ class ReplayEngine:
         open_ms = int(self.grid.group_open[g])
         present = [(s, int(self.grid.row[g, s.j])) for s in self._symbols if self.grid.row[g, s.j] >= 0]
         if self.options.intrabar:
-            paths = [
-                (
-                    s,
-                    bar_path(
-                        float(s.history.opens[i]),
-                        float(s.history.highs[i]),
-                        float(s.history.lows[i]),
-                        float(s.history.closes[i]),
-                    ),
-                )
-                for s, i in present
-            ]
-            for phase, offset in enumerate((0, *_INTRABAR_MS, self._tf_ms - 1)):
-                clock.set(max(clock.now_ms(), open_ms + offset))
-                for s, path in paths:
-                    drive(desk.on_market(MarkPrice(s.history.symbol, open_ms + offset, path[phase])))
+            paths = [(s, bar_marks(s.history, i)) for s, i in present]
+            times = [open_ms + offset for offset in (0, *_INTRABAR_MS, self._tf_ms - 1)]
+            if self.options.lean and len(paths) == 1:  # only the marks that can do something (see .marks)
+                s, path = paths[0]
+                x = self._x if self._exposed_at == self.journal.last_seq else self._exposure()
+                closes = self.grid.closes[g].tolist()
+                self._x = work_marks(desk, self.broker, clock, self.journal, self._exposure, x, s, path, times, closes)
+            else:
+                for phase, at in enumerate(times):
+                    clock.set(max(clock.now_ms(), at))
+                    for s, path in paths:
+                        drive(desk.on_market(MarkPrice(s.history.symbol, at, path[phase])))
         clock.set(max(clock.now_ms(), open_ms + self._tf_ms))
         for s, i in present:
             drive(desk.on_market(s.history.bar(i)))
+        self._synced = g  # the others were as of g - 1, which is where g leaves them
 
     def _feed_tracker(self, g: int) -> bool:
         """Give the tracker the bars it needs; True when it settled any proposal."""
@@ -348,7 +351,7 @@ class ReplayEngine:
         k = h.settling_bar(i, signal.timestamp, signal.price, signal.barrier, signal.horizon_seconds)
         if k is not None:
             s.track.add(k)
-            heapq.heappush(self._track_groups, int(self.grid.group_open.searchsorted(h.open_times[k])))
+            heapq.heappush(self._track_groups, int(self.grid.groups[s.j][k]))
 
     # --- the lean path --------------------------------------------------------------
 
@@ -363,10 +366,19 @@ class ReplayEngine:
             return
         self._refreshed_at = seq
         account = self.broker.account
+        x = self._x if self._exposed_at == seq else self._exposure()  # read mid-bar, if nothing happened since
+        self.tally.held(account.positions.values())
+        self._total = float(account.total)
+        self._segments.append((g, self._total, x.positions))
+        self._reducing_day = self._daily_day_of_reducing() if self.desk.state.trading_state is REDUCING else None
+
+    def _exposure(self) -> Exposure:
+        """Read what the lean path's proofs depend on, as the desk and the venue stand now."""
         state = self.desk.state
+        self._exposed_at = self.journal.last_seq
         self._x = Exposure.of(
             self.broker,
-            account.positions,
+            self.broker.account.positions,
             self._index,
             self.grid,
             active=state.trading_state is ACTIVE,
@@ -374,10 +386,7 @@ class ReplayEngine:
             daily_realized=state.daily.realized,
             limit=self.desk.limits().daily_loss_limit,
         )
-        self.tally.held(account.positions.values())
-        self._total = float(account.total)
-        self._segments.append((g, self._total, self._x.positions))
-        self._reducing_day = self._daily_day_of_reducing() if state.trading_state is REDUCING else None
+        return self._x
 
     def _daily_day_of_reducing(self) -> int | None:
         reason = self.desk.state.state_reason
@@ -435,8 +444,9 @@ class ReplayEngine:
 
     def _sync_all(self, g: int) -> None:
         """Fast-forward every symbol's quote and mark to where the events up to group g left them."""
-        if g < 0:
+        if g < 0 or g == self._synced:
             return
+        self._synced = g
         for s in self._symbols:
             i = int(self.grid.ff[g, s.j])
             if i < 0:

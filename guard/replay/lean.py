@@ -29,7 +29,10 @@ EPS = 1e-9
 """Relative margin of every float proof (Decimal-to-float error is ~1e-16)."""
 SCAN_FIRST = 32
 SCAN_MAX = 2048
-"""Groups looked at per numpy step: a short first look (a stop is usually near), growing to this."""
+"""Groups looked at per step: a short first look (a stop is usually near), growing to this."""
+SCAN_SHORT = 32
+"""Up to this many groups, a step is looked at in plain Python (a numpy call costs as much as dozens of floats
+compared); beyond, with numpy."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -43,6 +46,8 @@ class MarketGrid:
     ff: np.ndarray
     """Index of symbol j's latest bar at or before group g, or -1 before its first."""
     has: np.ndarray
+    groups: tuple[np.ndarray, ...]
+    """Per symbol: the group of each of its bars."""
     next_bar: np.ndarray
     """The first group at or after g where symbol j has a bar (len(group_open): none)."""
     closes: np.ndarray
@@ -58,6 +63,12 @@ class MarketGrid:
     """UTC day of each group's close (its closed bar and proposals)."""
     open_day: np.ndarray
     """UTC day of each group's first market events (a day's last bar closes at the next midnight)."""
+    low_lists: list[list[float]]
+    """`lows`, `highs`, `day` and `open_day` as lists: the plain-Python scans read a few at a time, and a slice of
+    a list costs a fraction of a numpy slice turned into one."""
+    high_lists: list[list[float]]
+    day_list: list[int]
+    open_day_list: list[int]
     _at: dict[tuple[int, int], int] = field(default_factory=dict, init=False, repr=False)
     """`first_group_at`'s answers (funding falls due at a few hundred distinct times)."""
 
@@ -77,8 +88,9 @@ class MarketGrid:
         times = _group_opens(histories)
         n, m = len(times), len(histories)
         row = np.full((n, m), -1, dtype=np.int64)
+        groups = tuple(times.searchsorted(h.open_times) for h in histories)
         for j, h in enumerate(histories):
-            row[times.searchsorted(h.open_times), j] = np.arange(len(h))
+            row[groups[j], j] = np.arange(len(h))
         has = row >= 0
         at = np.where(has, np.arange(n)[:, None], 0)
         np.maximum.accumulate(at, axis=0, out=at)
@@ -98,18 +110,24 @@ class MarketGrid:
         next_bar = np.minimum.accumulate(upcoming[::-1], axis=0)[::-1]
         # Funding is paid on the group's last event: the close mark intrabar, else the bar (its open time).
         last_ts = times + (tf_ms - 1 if intrabar else 0)
+        day, open_day = (times + tf_ms) // DAY_MS, times // DAY_MS
         return cls(
             group_open=times,
             row=row,
             ff=ff,
             has=has,
+            groups=groups,
             next_bar=next_bar,
             closes=closes,
             lows=lows,
             highs=highs,
             last_ts=last_ts,
-            day=(times + tf_ms) // DAY_MS,
-            open_day=times // DAY_MS,
+            day=day,
+            open_day=open_day,
+            low_lists=lows.tolist(),
+            high_lists=highs.tolist(),
+            day_list=day.tolist(),
+            open_day_list=open_day.tolist(),
         )
 
 
@@ -206,7 +224,7 @@ def first_work(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int | None:
     start, step = g0, SCAN_FIRST
     while start < g1:
         end = min(g1, start + step)
-        hit = _scan(grid, x, start, end)
+        hit = (_scan_short if end - start <= SCAN_SHORT else _scan)(grid, x, start, end)
         if hit is not None:
             return hit
         start, step = end, min(step * 4, SCAN_MAX)
@@ -258,6 +276,75 @@ def _daily(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int:
     )
     bad = -(realized + unrealized) >= x.limit - x.margin
     return g0 + int(bad.argmax()) if bad.any() else g1
+
+
+def _scan_short(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int | None:
+    """`_scan` in plain Python, for a few groups: the same comparisons in the same float arithmetic."""
+    hit = g1
+    if x.funding_group >= 0:
+        hit = min(hit, max(g0, x.funding_group))
+    for j, lo, hi in x.bands:
+        if hit <= g0:
+            break
+        k = g0
+        if hi == math.inf:
+            for low in grid.low_lists[j][g0:hit]:
+                if low <= lo:
+                    hit = k
+                    break
+                k += 1
+        elif lo == -math.inf:
+            for high in grid.high_lists[j][g0:hit]:
+                if high >= hi:
+                    hit = k
+                    break
+                k += 1
+        else:
+            for low, high in zip(grid.low_lists[j][g0:hit], grid.high_lists[j][g0:hit], strict=True):
+                if low <= lo or high >= hi:
+                    hit = k
+                    break
+                k += 1
+    if x.active and hit > g0:
+        hit = _daily_short(grid, x, g0, hit)
+    return hit if hit < g1 else None
+
+
+def _daily_short(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int:
+    """`_daily` in plain Python: the same bound over the whole span first, then group by group."""
+    r, today = x.daily_realized, x.daily_day
+    bound = x.limit - x.margin
+    held = [(qty, entry, (grid.low_lists if qty > 0 else grid.high_lists)[j][g0:g1]) for j, qty, entry in x.positions]
+    worst = min(r, 0.0)
+    for qty, entry, prices in held:
+        if math.isnan(sum(prices)):  # numpy's min and max give NaN then, and the bound shows nothing
+            worst = math.nan
+            break
+        worst += qty * ((min(prices) if qty > 0 else max(prices)) - entry)
+    if -worst < bound:
+        return g1
+    first_day = grid.open_day_list[g0]
+    if first_day == grid.day_list[g1 - 1]:  # every group's events and close on one day
+        booked = r if first_day == today else 0.0
+        if len(held) == 1:  # the usual case, in one pass
+            ((qty, entry, prices),) = held
+            k = g0
+            for price in prices:
+                if -(booked + (0.0 + qty * (price - entry))) >= bound:
+                    return k
+                k += 1
+            return g1
+        realized = [booked] * (g1 - g0)
+    else:
+        days = zip(grid.open_day_list[g0:g1], grid.day_list[g0:g1], strict=True)
+        realized = [min(r if opens == today else 0.0, r if closes == today else 0.0) for opens, closes in days]
+    for k in range(g1 - g0):
+        unrealized = 0.0
+        for qty, entry, prices in held:
+            unrealized += qty * (prices[k] - entry)
+        if -(realized[k] + unrealized) >= bound:
+            return g0 + k
+    return g1
 
 
 _lowest = np.minimum.reduce
