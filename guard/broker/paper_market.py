@@ -11,6 +11,7 @@ the other extreme, the close.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -69,6 +70,7 @@ class SymbolOrders:
 
     ids: tuple[str, ...]
     levels: tuple[Decimal, ...]
+    """Ascending; equal prices in the order their orders came to rest."""
     falls_to: Decimal | None
     """The highest price a falling mark makes one of them act at (a sell stop, a buy take-profit or limit)."""
     rises_to: Decimal | None
@@ -81,6 +83,17 @@ class SymbolOrders:
         if mark is None or quote.bid is not None or quote.ask is not None:
             return False
         return (self.falls_to is None or mark > self.falls_to) and (self.rises_to is None or mark < self.rises_to)
+
+    def next_level(self, start: Decimal, end: Decimal) -> Decimal | None:
+        """`next_level(start, end, self.levels)` by bisection: of equal levels, the first to rest, as there."""
+        levels = self.levels
+        if end > start:
+            i = bisect_right(levels, start)
+            return levels[i] if i < len(levels) and levels[i] < end else None
+        i = bisect_left(levels, start)
+        if i == 0 or levels[i - 1] <= end:
+            return None
+        return levels[bisect_left(levels, levels[i - 1])]  # the first of the nearest
 
 
 class RestingBook(dict[str, Resting]):
@@ -137,7 +150,7 @@ def _symbol_orders(symbol: str, book: dict[str, Resting]) -> SymbolOrders:
             falls_to = price if falls_to is None else max(falls_to, price)
         else:
             rises_to = price if rises_to is None else min(rises_to, price)
-    return SymbolOrders(tuple(ids), tuple(levels), falls_to, rises_to)
+    return SymbolOrders(tuple(ids), tuple(sorted(levels)), falls_to, rises_to)
 
 
 def update_quote(quote: Quote, event: MarketEvent) -> None:
