@@ -58,7 +58,7 @@ class Pricing:
             + self._size_bps * notional / 1_000_000
             + self._vol_multiplier * math.sqrt(quote.variance) * 10_000
         )
-        price = spec.round_price(reference * (ONE + _SIGNS[side] * Decimal(str(round(slip, 6))) * _BPS))
+        price = spec.round_price(reference * (ONE + _SIGNS[side] * _six_places(slip) * _BPS))
         if limit is not None:
             price = min(price, limit) if side is BUY else max(price, limit)
         return price
@@ -70,6 +70,15 @@ class Pricing:
     def maker_fee(self, spec: MarketSpec, qty: Decimal, price: Decimal) -> Decimal:
         """The fee of a resting order's fill of `qty` at `price` (to the ledger's precision)."""
         return (qty * price * spec.contract_size * self.maker_rate).quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def _six_places(value: float) -> Decimal:
+    """`Decimal(str(round(value, 6)))` in value, at a third of the cost (both round the float's exact value half
+    to even; below 1e8 both strings have at most 14 digits, so they name the same number, perhaps with trailing
+    zeros; the price made from it is then the same to the last digit)."""
+    if value < 1e8:
+        return Decimal(f"{value:.6f}")
+    return Decimal(str(round(value, 6)))
 
 
 def bps(value: float) -> Decimal:
