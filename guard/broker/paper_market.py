@@ -16,6 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+import msgspec
+
 from guard.domain import (
     BUY,
     LIMIT_ORDER,
@@ -63,8 +65,7 @@ class Resting:
     fills: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class SymbolOrders:
+class SymbolOrders(msgspec.Struct, frozen=True, gc=False):
     """One symbol's resting orders as the venue works them: their ids in the order they came to rest, the
     prices at which they act, and the nearest of those on either side."""
 
@@ -95,26 +96,48 @@ class SymbolOrders:
             return None
         return levels[bisect_left(levels, levels[i - 1])]  # the first of the nearest
 
+    def joined(self, cid: str, request: OrderRequest) -> SymbolOrders:
+        """These orders and one more, come to rest after them: what a scan of the book would find then."""
+        falls_to, rises_to = self.falls_to, self.rises_to
+        price, falling = _acts_at(request)
+        if price is None:
+            return SymbolOrders((*self.ids, cid), self.levels, falls_to, rises_to)
+        i = bisect_right(self.levels, price)  # after equal prices: it rested last
+        if falling:
+            falls_to = price if falls_to is None else max(falls_to, price)
+        else:
+            rises_to = price if rises_to is None else min(rises_to, price)
+        return SymbolOrders((*self.ids, cid), (*self.levels[:i], price, *self.levels[i:]), falls_to, rises_to)
+
 
 class RestingBook(dict[str, Resting]):
-    """The resting orders by client order id, with each symbol's `SymbolOrders` kept until the book changes
-    (the venue looks at them at every price, and they change only when an order rests, fills or goes)."""
+    """The resting orders by client order id, with each symbol's `SymbolOrders` (the venue looks at them at every
+    price, and they change only when an order rests, fills or goes). A change forgets the view of its order's
+    symbol, or, when an order comes to rest, extends it."""
 
     def __init__(self, orders: dict[str, Resting] | None = None) -> None:
         super().__init__(orders or {})
         self._views: dict[str, SymbolOrders] = {}
 
     def __setitem__(self, cid: str, resting: Resting) -> None:
-        self._views.clear()
+        views, symbol = self._views, resting.request.symbol
+        replaced = self.get(cid)
         super().__setitem__(cid, resting)
+        if replaced is not None:  # keeps its place in the book, so no view can be extended
+            views.pop(replaced.request.symbol, None)
+            views.pop(symbol, None)
+        elif (view := views.get(symbol)) is not None:
+            views[symbol] = view.joined(cid, resting.request)
 
     def __delitem__(self, cid: str) -> None:
-        self._views.clear()
+        self._views.pop(self[cid].request.symbol, None)
         super().__delitem__(cid)
 
     def pop(self, cid: str, *default: Resting | None) -> Resting | None:  # type: ignore[override]
-        self._views.clear()
-        return super().pop(cid, *default)
+        resting = super().pop(cid, *default)
+        if resting is not None:
+            self._views.pop(resting.request.symbol, None)
+        return resting
 
     def clear(self) -> None:
         self._views.clear()
@@ -138,11 +161,7 @@ def _symbol_orders(symbol: str, book: dict[str, Resting]) -> SymbolOrders:
         if request.symbol != symbol:
             continue
         ids.append(cid)
-        if request.order_type is LIMIT_ORDER:
-            price, falling = request.limit_price, request.side is BUY
-        else:
-            price = request.trigger_price
-            falling = (request.order_type is STOP_MARKET_ORDER) == (request.side is SELL)
+        price, falling = _acts_at(request)
         if price is None:
             continue
         levels.append(price)
@@ -151,6 +170,13 @@ def _symbol_orders(symbol: str, book: dict[str, Resting]) -> SymbolOrders:
         else:
             rises_to = price if rises_to is None else min(rises_to, price)
     return SymbolOrders(tuple(ids), tuple(sorted(levels)), falls_to, rises_to)
+
+
+def _acts_at(request: OrderRequest) -> tuple[Decimal | None, bool]:
+    """The price at which a resting order acts, and whether a falling mark reaches it (else a rising one)."""
+    if request.order_type is LIMIT_ORDER:
+        return request.limit_price, request.side is BUY
+    return request.trigger_price, (request.order_type is STOP_MARKET_ORDER) == (request.side is SELL)
 
 
 def update_quote(quote: Quote, event: MarketEvent) -> None:
