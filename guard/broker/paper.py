@@ -42,6 +42,7 @@ from guard.domain import (
     OrderRequest,
     Position,
 )
+from guard.errors import GuardError
 from guard.events import (
     FundingPaid,
     OrderAccepted,
@@ -155,8 +156,15 @@ class PaperBroker:
         return reports
 
     async def submit_many(self, requests: Sequence[OrderRequest]) -> list[Answer]:
-        # One after another: each answers at once, and a replay drives this without an event loop.
-        return [await answer(self.submit(r)) for r in requests]
+        # One after another: each answers at once, and a replay drives this without an event loop. `answer` for
+        # each, without its two coroutines an order: a GuardError is the order's answer, anything else is raised.
+        answers: list[Answer] = []
+        for request in requests:
+            try:
+                answers.append(self.submit_nowait(request))
+            except GuardError as e:
+                answers.append(e)
+        return answers
 
     async def cancel_many(self, client_order_ids: Sequence[str], reason: str) -> list[Answer]:
         return [await answer(self.cancel(cid, reason)) for cid in client_order_ids]

@@ -161,7 +161,11 @@ def _symbol_orders(symbol: str, book: dict[str, Resting]) -> SymbolOrders:
         if request.symbol != symbol:
             continue
         ids.append(cid)
-        price, falling = _acts_at(request)
+        if request.order_type is LIMIT_ORDER:  # `_acts_at`, inlined: this runs for every order in the book
+            price, falling = request.limit_price, request.side is BUY
+        else:
+            price = request.trigger_price
+            falling = (request.order_type is STOP_MARKET_ORDER) == (request.side is SELL)
         if price is None:
             continue
         levels.append(price)
