@@ -20,7 +20,7 @@ from msgspec.structs import replace
 
 from guard.broker.base import Answer, BrokerReport, answer
 from guard.broker.ledger import Account, money, required_margin
-from guard.broker.paper_market import Quote, Resting, RestingBook, book_walk, limit_crossed, triggered, update_quote
+from guard.broker.paper_market import Quote, Resting, RestingBook, book_walk, limit_crossed, update_quote
 from guard.broker.paper_orders import Pricing, closing_qty, effective_qty, marketable, validate
 from guard.clock import Clock
 from guard.config import PaperSection
@@ -30,6 +30,8 @@ from guard.domain import (
     LINEAR,
     MAKER,
     MARKET_ORDER,
+    SELL,
+    STOP_MARKET_ORDER,
     TAKER,
     ZERO,
     Balance,
@@ -134,17 +136,19 @@ class PaperBroker:
             else limit or request.trigger_price or quote.mark
         )
         opening = qty - closing_qty(pos, request.side, qty)
+        fee = None  # a taker's fee for `qty` at `estimate`, once worked out
         if opening:  # only what it opens needs margin (a protective order needs none)
             need = required_margin(spec, opening, limit or estimate, request.leverage)
             if taking:
-                need += self._pricing.taker_fee(spec, qty, estimate)
+                fee = self._pricing.taker_fee(spec, qty, estimate)
+                need += fee
             if need > account.free:
                 return [OrderRejected(now, cid, _insufficient(need, account.free))]
         reports: list[BrokerReport] = [OrderAccepted(now, cid, f"paper-{cid}")]
         if order_type is LIMIT_ORDER:  # what `reserve_for` reserves for: nothing for any other order
             account.reserve_for(request)
         if taking:
-            fills, unfilled = self._take(request, spec, quote, qty, now, limit=limit, slipped=estimate)
+            fills, unfilled = self._take(request, spec, quote, qty, now, limit=limit, slipped=(estimate, fee))
             reports += fills
             if unfilled == 0:
                 return reports
@@ -304,28 +308,30 @@ class PaperBroker:
         qty: Decimal,
         now: int,
         limit: Decimal | None = None,
-        slipped: Decimal | None = None,
+        slipped: tuple[Decimal, Decimal | None] | None = None,
     ) -> tuple[list[BrokerReport], Decimal]:
         """Execute as a taker: walk the book when one is known, else the mark plus slippage (`slipped`: that
-        price for `qty` and `limit`, when the caller has worked it out already).
+        price for `qty` and `limit`, and perhaps the fee of `qty` at it, when the caller has worked them out).
 
         Returns the reports and the quantity left unfilled (thin book, or margin ran out).
         """
         side, symbol = request.side, request.symbol
         levels = quote.asks if side is BUY else quote.bids
+        known_fee = None
         if levels:
             slices = book_walk(levels, qty, side, limit)
+        elif slipped is None:
+            slices = [(qty, self._pricing.slipped_price(side, spec, quote, qty, limit))]
         else:
-            if slipped is None:
-                slipped = self._pricing.slipped_price(side, spec, quote, qty, limit)
-            slices = [(qty, slipped)]
+            slices = [(qty, slipped[0])]
+            known_fee = slipped[1]
         account = self.account
         positions = account.positions
         reports: list[BrokerReport] = []
         remaining = qty
         for slice_qty, price in slices:
             opening = slice_qty - closing_qty(positions.get(symbol), side, slice_qty)
-            fee = self._pricing.taker_fee(spec, slice_qty, price)
+            fee = self._pricing.taker_fee(spec, slice_qty, price) if known_fee is None else known_fee
             if opening > 0:
                 available = account.free + account.reserved(request.client_order_id)
                 if required_margin(spec, opening, price, request.leverage) + fee > available:
@@ -361,13 +367,15 @@ class PaperBroker:
         if orders.quiet(quote):
             return []  # what the loop below finds too, in fewer steps: the venue looks at every price
         reports: list[BrokerReport] = []
-        spec = self._specs[symbol]
+        spec, mark = self._specs[symbol], quote.mark
+        assert mark is not None
         for cid in orders.ids:
             resting = self._resting.get(cid)
             if resting is None:
                 continue
             request = resting.request
-            if request.order_type is LIMIT_ORDER:
+            order_type = request.order_type
+            if order_type is LIMIT_ORDER:
                 if limit_crossed(request, quote):
                     del self._resting[cid]
                     assert request.limit_price is not None
@@ -382,7 +390,12 @@ class PaperBroker:
                     reports.append(self._fill(request, qty, request.limit_price, fee, MAKER, ZERO, now))
                     if symbol not in self.account.positions:
                         reports += self._cancel_orphaned_protection(symbol, now)
-            elif triggered(request, quote):
+            else:  # a stop or take-profit: `triggered(request, quote)`, inlined (asked of every order at such a price)
+                trigger = request.trigger_price
+                assert trigger is not None
+                falling = (order_type is STOP_MARKET_ORDER) == (request.side is SELL)
+                if mark > trigger if falling else mark < trigger:
+                    continue
                 del self._resting[cid]
                 self.account.release(cid)
                 qty = self._closing_qty(request, resting.remaining) if request.reduce_only else resting.remaining
