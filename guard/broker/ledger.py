@@ -88,7 +88,10 @@ class Account:
 
     def equity(self, marks: Mapping[str, Decimal]) -> Decimal:
         """Wallet balance plus unrealized PnL at the given marks."""
-        unrealized = sum((p.unrealized_pnl(marks[s]) for s, p in self.positions.items() if s in marks), ZERO)
+        unrealized = ZERO  # a loop, not sum() over a generator: read once a proposal
+        for symbol, position in self.positions.items():
+            if symbol in marks:
+                unrealized += position.unrealized_pnl(marks[symbol])
         return self.total + unrealized
 
     def check(self) -> None:

@@ -20,7 +20,15 @@ from msgspec.structs import replace
 
 from guard.broker.base import Answer, BrokerReport, answer
 from guard.broker.ledger import Account, money, required_margin
-from guard.broker.paper_market import Quote, Resting, RestingBook, book_walk, limit_crossed, update_quote
+from guard.broker.paper_market import (
+    Quote,
+    Resting,
+    RestingBook,
+    SymbolOrders,
+    book_walk,
+    limit_crossed,
+    update_quote,
+)
 from guard.broker.paper_orders import Pricing, closing_qty, effective_qty, marketable, validate
 from guard.clock import Clock
 from guard.config import PaperSection
@@ -127,7 +135,8 @@ class PaperBroker:
         qty, why = effective_qty(request, spec, pos)
         if why:
             return [OrderRejected(now, cid, why)]
-        request = _with_qty(request, qty)
+        if qty != request.qty:  # `_with_qty`, inlined
+            request = replace(request, qty=qty)
         order_type, limit = request.order_type, request.limit_price
         taking = order_type is MARKET_ORDER or (order_type is LIMIT_ORDER and marketable(request, quote))
         estimate = (
@@ -231,7 +240,7 @@ class PaperBroker:
             reports += self._liquidate_if_crossed(symbol, quote, now)
         orders = self._resting.of(symbol)
         if orders.ids and not orders.quiet(quote):
-            reports += self._work_resting(symbol, quote, now)
+            reports += self._work_resting(symbol, orders, quote, now)
 
     def _travel(self, symbol: str, quote: Quote, start: Decimal, now: int) -> list[BrokerReport]:
         """Move the mark from `start` to the quote's mark level by level, acting at each level it reaches: the
@@ -362,10 +371,8 @@ class PaperBroker:
         self.account.apply_fill(fill, request.leverage)
         return OrderFilled(now, fill, remaining)
 
-    def _work_resting(self, symbol: str, quote: Quote, now: int) -> list[BrokerReport]:
-        orders = self._resting.of(symbol)
-        if orders.quiet(quote):
-            return []  # what the loop below finds too, in fewer steps: the venue looks at every price
+    def _work_resting(self, symbol: str, orders: SymbolOrders, quote: Quote, now: int) -> list[BrokerReport]:
+        """Fill or trigger what the quote reaches of `orders` (the symbol's, not `quiet` at the quote)."""
         reports: list[BrokerReport] = []
         spec, mark = self._specs[symbol], quote.mark
         assert mark is not None

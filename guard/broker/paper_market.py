@@ -56,13 +56,11 @@ class Quote:
     """The next price may jump from the mark (none yet, or a bar just closed); else the price travels to it."""
 
 
-@dataclass(slots=True)
-class Resting:
-    """An order resting on the paper venue's book."""
+class Resting(msgspec.Struct, frozen=True, gc=False):
+    """An order resting on the paper venue's book (a struct: one is made at every order that rests)."""
 
     request: OrderRequest
     remaining: Decimal
-    fills: int = 0
 
 
 class SymbolOrders(msgspec.Struct, frozen=True, gc=False):
