@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+import msgspec
 from msgspec.structs import replace
 
 from guard import codec
@@ -36,8 +37,9 @@ class LedgerError(GuardError):
     """The ledger's books do not balance: a bug, and trading must stop."""
 
 
-@dataclass(frozen=True, slots=True)
-class FillEffect:
+class FillEffect(msgspec.Struct, frozen=True, gc=False):
+    """What a fill did to the account beyond its fee (a struct: built in one call, at every fill)."""
+
     realized_pnl: Decimal
     opened: bool
     closed: bool
@@ -86,7 +88,10 @@ class Account:
 
     def equity(self, marks: Mapping[str, Decimal]) -> Decimal:
         """Wallet balance plus unrealized PnL at the given marks."""
-        unrealized = sum((p.unrealized_pnl(marks[s]) for s, p in self.positions.items() if s in marks), ZERO)
+        unrealized = ZERO  # a loop, not sum() over a generator: read once a proposal
+        for symbol, position in self.positions.items():
+            if symbol in marks:
+                unrealized += position.unrealized_pnl(marks[symbol])
         return self.total + unrealized
 
     def check(self) -> None:
@@ -136,8 +141,9 @@ class Account:
 
     def apply_fill(self, fill: Fill, leverage: Decimal) -> FillEffect:
         """Book a fill: fee, margin, entry price, realized PnL and the new liquidation price."""
-        self._release_part(fill.client_order_id, fill.qty)
-        fee = money(fill.fee)
+        if self._reserved:
+            self._release_part(fill.client_order_id, fill.qty)
+        fee = fill.fee.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)  # money(), inlined: at every fill
         self.total -= fee
         self.free -= fee
         self.fees += fee
@@ -206,12 +212,12 @@ class Account:
         r.qty -= qty
 
 
-@dataclass(frozen=True, slots=True)
-class _Booking:
+class _Booking(msgspec.Struct, frozen=True, gc=False):
     """What one fill does to a position, apart from its fee and reservation (each ledger's own).
 
     The venue's ledger and the journal's fold book every fill in turn, from the same position:
-    the second finds the first's booking (`Bookings`) instead of working it out again.
+    the second finds the first's booking (`Bookings`) instead of working it out again. A struct, not a frozen
+    dataclass: built at every fill, and a frozen dataclass's __init__ sets each field through object.__setattr__.
     """
 
     spec: MarketSpec
@@ -261,14 +267,16 @@ class Bookings:
         last = self._last_funding.get(spec.symbol)
         if last is not None and last[0] is spec and last[1] is pos and last[2] is amount:
             return last[3]
-        after = _priced(spec, replace(pos, margin=pos.margin + paid))
+        margin = pos.margin + paid
+        lp = _liquidation_price(spec, pos.qty, pos.entry_price, margin)
+        after = replace(pos, margin=margin, liquidation_price=lp)
         self._last_funding[spec.symbol] = (spec, pos, amount, after)
         return after
 
 
 def _book(spec: MarketSpec, pos: Position | None, fill: Fill, leverage: Decimal) -> _Booking:
     before = pos
-    signed = fill.qty * fill.side.sign
+    signed = fill.qty * _SIGNS[fill.side]
     realized = released = locked = ZERO
     closing = closed = opened = False
     if pos is not None and (pos.qty > 0) != (signed > 0):
@@ -283,22 +291,28 @@ def _book(spec: MarketSpec, pos: Position | None, fill: Fill, leverage: Decimal)
     return _Booking(spec, before, fill, leverage, pos, closing, released, locked, effect)
 
 
+_SIGNS = {BUY: 1, SELL: -1}
+"""`Side.sign` as a table: read at every fill."""
+
+
 def _reduce(spec: MarketSpec, pos: Position, qty: Decimal, price: Decimal) -> tuple[Decimal, Decimal, Position | None]:
     """Close `qty` of the position at `price`: (realized PnL, margin released, what is left)."""
     direction = 1 if pos.qty > 0 else -1
     pnl = money((price - pos.entry_price) * qty * direction * spec.contract_size)
     remaining = abs(pos.qty) - qty
-    released = pos.margin if remaining == 0 else money(pos.margin * qty / abs(pos.qty))
     if remaining == 0:
-        return pnl, released, None
-    reduced = replace(pos, qty=remaining * direction, margin=pos.margin - released)
-    return pnl, released, _priced(spec, reduced)
+        return pnl, pos.margin, None
+    released = money(pos.margin * qty / abs(pos.qty))
+    left, margin = remaining * direction, pos.margin - released
+    lp = _liquidation_price(spec, left, pos.entry_price, margin)
+    return pnl, released, replace(pos, qty=left, margin=margin, liquidation_price=lp)
 
 
 def _increase(
     spec: MarketSpec, pos: Position | None, signed: Decimal, price: Decimal, leverage: Decimal
 ) -> tuple[Decimal, Position]:
-    """Open or add `signed` at `price`: (margin locked, the position)."""
+    """Open or add `signed` at `price`: (margin locked, the position). Each position is built once, with its
+    liquidation price."""
     qty = abs(signed)
     margin = required_margin(spec, qty, price, leverage)
     if pos is None:
@@ -309,30 +323,30 @@ def _increase(
             entry_price=price,
             leverage=leverage,
             margin=margin,
-            liquidation_price=None,
+            liquidation_price=_liquidation_price(spec, signed, price, margin),
         )
     else:
         total_qty = abs(pos.qty) + qty
         entry = (pos.entry_price * abs(pos.qty) + price * qty) / total_qty
+        held, margin_held = pos.qty + signed, pos.margin + margin
         new = replace(
             pos,
-            qty=pos.qty + signed,
+            qty=held,
             entry_price=entry,
             leverage=leverage,
-            margin=pos.margin + margin,
+            margin=margin_held,
+            liquidation_price=_liquidation_price(spec, held, entry, margin_held),
         )
-    return margin, _priced(spec, new)
+    return margin, new
 
 
-def _priced(spec: MarketSpec, pos: Position) -> Position:
-    side = BUY if pos.qty > 0 else SELL
-    lp = isolated_liquidation_price(spec, side, abs(pos.qty), pos.entry_price, pos.margin)
-    return replace(pos, liquidation_price=lp)
+def _liquidation_price(spec: MarketSpec, qty: Decimal, entry_price: Decimal, margin: Decimal) -> Decimal | None:
+    """Where a position of signed `qty`, entered at `entry_price` with `margin`, is liquidated."""
+    return isolated_liquidation_price(spec, BUY if qty > 0 else SELL, abs(qty), entry_price, margin)
 
 
 def required_margin(spec: MarketSpec, qty: Decimal, price: Decimal, leverage: Decimal) -> Decimal:
     """Initial margin of `qty` at `price` (spot: its whole cost)."""
     notional = qty * price * spec.contract_size
-    if spec.kind is SPOT:
-        return money(notional)
-    return money(notional / leverage)
+    margin = notional if spec.kind is SPOT else notional / leverage
+    return margin.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)  # money(), inlined: several times a fill

@@ -19,17 +19,17 @@ import structlog
 from msgspec.structs import replace
 
 from guard.broker.base import Answer, BrokerReport, answer
-from guard.broker.ledger import Account, money
+from guard.broker.ledger import Account, money, required_margin
 from guard.broker.paper_market import (
     Quote,
     Resting,
     RestingBook,
+    SymbolOrders,
     book_walk,
     limit_crossed,
-    next_level,
-    triggered,
     update_quote,
 )
+from guard.broker.paper_orders import Pricing, closing_qty, effective_qty, marketable, validate
 from guard.clock import Clock
 from guard.config import PaperSection
 from guard.domain import (
@@ -38,11 +38,8 @@ from guard.domain import (
     LINEAR,
     MAKER,
     MARKET_ORDER,
-    ONE,
     SELL,
-    SPOT,
     STOP_MARKET_ORDER,
-    TAKE_PROFIT_ORDER,
     TAKER,
     ZERO,
     Balance,
@@ -54,9 +51,8 @@ from guard.domain import (
     MarkPrice,
     OrderRequest,
     Position,
-    Side,
 )
-from guard.errors import InvalidCommand
+from guard.errors import GuardError
 from guard.events import (
     FundingPaid,
     OrderAccepted,
@@ -67,8 +63,6 @@ from guard.events import (
 )
 
 log = structlog.get_logger(__name__)
-
-_BPS = Decimal("0.0001")
 
 
 class PaperBroker:
@@ -93,7 +87,7 @@ class PaperBroker:
         self._seen: set[str] = set()
         self._fill_counts: dict[str, int] = {}
         self._funding_interval_ms = int(settings.funding_interval_hours * 3_600_000)
-        self._fee_rates = {MAKER: _bps(settings.maker_fee_bps), TAKER: _bps(settings.taker_fee_bps)}
+        self._pricing = Pricing(settings)
 
     # --- restart ---------------------------------------------------------------------
 
@@ -125,43 +119,49 @@ class PaperBroker:
 
     def submit_nowait(self, request: OrderRequest) -> list[BrokerReport]:
         """Submit without awaiting anything: the paper venue answers at once."""
-        self._validate(request)
+        validate(request, self._specs)
         now = self._clock.now_ms()
         cid = request.client_order_id
         if cid in self._seen:
             return [OrderRejected(now, cid, "duplicate client order id: this order was already sent")]
         self._seen.add(cid)
-        spec = self._specs[request.symbol]
-        quote = self._quotes[request.symbol]
+        symbol = request.symbol
+        spec = self._specs[symbol]
+        quote = self._quotes[symbol]
         if quote.mark is None:
-            return [OrderRejected(now, cid, f"no market price for {request.symbol} yet")]
-        qty, why = self._effective_qty(request, spec)
+            return [OrderRejected(now, cid, f"no market price for {symbol} yet")]
+        account = self.account
+        pos = account.positions.get(symbol)
+        qty, why = effective_qty(request, spec, pos)
         if why:
             return [OrderRejected(now, cid, why)]
-        request = _with_qty(request, qty)
-        taking = request.order_type is MARKET_ORDER or (
-            request.order_type is LIMIT_ORDER and self._marketable(request, quote)
-        )
+        if qty != request.qty:  # `_with_qty`, inlined
+            request = replace(request, qty=qty)
+        order_type, limit = request.order_type, request.limit_price
+        taking = order_type is MARKET_ORDER or (order_type is LIMIT_ORDER and marketable(request, quote))
         estimate = (
-            self._slipped_price(request.side, spec, quote, qty, request.limit_price)
+            self._pricing.slipped_price(request.side, spec, quote, qty, limit)
             if taking
-            else request.limit_price or request.trigger_price or quote.mark
+            else limit or request.trigger_price or quote.mark
         )
-        opening = qty - self._closing_qty(request, qty)
+        opening = qty - closing_qty(pos, request.side, qty)
+        fee = None  # a taker's fee for `qty` at `estimate`, once worked out
         if opening:  # only what it opens needs margin (a protective order needs none)
-            need = self.account.required_margin(spec, opening, request.limit_price or estimate, request.leverage)
+            need = required_margin(spec, opening, limit or estimate, request.leverage)
             if taking:
-                need += self._fee_of(spec, qty, estimate, TAKER)
-            if need > self.account.free:
-                return [OrderRejected(now, cid, _insufficient(need, self.account.free))]
+                fee = self._pricing.taker_fee(spec, qty, estimate)
+                need += fee
+            if need > account.free:
+                return [OrderRejected(now, cid, _insufficient(need, account.free))]
         reports: list[BrokerReport] = [OrderAccepted(now, cid, f"paper-{cid}")]
-        self.account.reserve_for(request)
+        if order_type is LIMIT_ORDER:  # what `reserve_for` reserves for: nothing for any other order
+            account.reserve_for(request)
         if taking:
-            fills, unfilled = self._take(request, spec, quote, qty, now, limit=request.limit_price, slipped=estimate)
+            fills, unfilled = self._take(request, spec, quote, qty, now, limit=limit, slipped=(estimate, fee))
             reports += fills
             if unfilled == 0:
                 return reports
-            if request.order_type is MARKET_ORDER:
+            if order_type is MARKET_ORDER:
                 reports.append(OrderCancelled(now, cid, f"book depth exhausted: {unfilled} not filled"))
                 return reports
             qty = unfilled  # the rest of a marketable limit order rests on the book
@@ -169,8 +169,15 @@ class PaperBroker:
         return reports
 
     async def submit_many(self, requests: Sequence[OrderRequest]) -> list[Answer]:
-        # One after another: each answers at once, and a replay drives this without an event loop.
-        return [await answer(self.submit(r)) for r in requests]
+        # One after another: each answers at once, and a replay drives this without an event loop. `answer` for
+        # each, without its two coroutines an order: a GuardError is the order's answer, anything else is raised.
+        answers: list[Answer] = []
+        for request in requests:
+            try:
+                answers.append(self.submit_nowait(request))
+            except GuardError as e:
+                answers.append(e)
+        return answers
 
     async def cancel_many(self, client_order_ids: Sequence[str], reason: str) -> list[Answer]:
         return [await answer(self.cancel(cid, reason)) for cid in client_order_ids]
@@ -197,42 +204,70 @@ class PaperBroker:
         A price that moves the mark within a bar travels there: what lies between is reached in turn, nearest
         first, at its own price (`guard.broker.paper_market`); the first price after a bar closed may gap.
         """
-        quote = self._quotes.get(event.symbol)
+        symbol = event.symbol
+        quote = self._quotes.get(symbol)
         if quote is None:
             return []
         before, gap = quote.mark, quote.gap
         update_quote(quote, event)
-        if quote.mark is None:
+        mark = quote.mark
+        if mark is None:
             return []
         reports: list[BrokerReport] = []
         now = self._clock.now_ms()
         priced = isinstance(event, (MarkPrice, Bar))
-        if priced and before is not None and not gap and quote.mark != before:
-            reports += self._travel(event.symbol, quote, before, now)
-        reports += self._liquidate_if_crossed(event.symbol, quote, now)
-        reports += self._work_resting(event.symbol, quote, now)
+        if priced and before is not None and not gap and mark != before:
+            reports += self._travel(symbol, quote, before, now)
+        self._act(symbol, quote, now, reports)
         if isinstance(event, (MarkPrice, Bar)):  # `priced`, spelt out for the type checker
-            reports += self._pay_funding(event, quote, now)
+            due = quote.next_funding_ms
+            if due is None or (event.timestamp if isinstance(event, MarkPrice) else event.open_time) >= due:
+                reports += self._pay_funding(event, quote, now)  # else: nothing due, as it would find
             quote.gap = isinstance(event, Bar)
         return reports
 
+    def _act(self, symbol: str, quote: Quote, now: int, reports: list[BrokerReport]) -> None:
+        """Liquidate if the mark crossed the liquidation price, then work the resting orders it reaches, adding
+        what happened to `reports` (`_liquidate_if_crossed` and `_work_resting`, called only when they act)."""
+        mark = quote.mark
+        assert mark is not None
+        pos = self.account.positions.get(symbol)
+        if (
+            pos is not None
+            and (lp := pos.liquidation_price) is not None
+            and (mark <= lp if pos.qty > 0 else mark >= lp)
+        ):
+            reports += self._liquidate_if_crossed(symbol, quote, now)
+        orders = self._resting.of(symbol)
+        if orders.ids and not orders.quiet(quote):
+            reports += self._work_resting(symbol, orders, quote, now)
+
     def _travel(self, symbol: str, quote: Quote, start: Decimal, now: int) -> list[BrokerReport]:
-        """Move the mark from `start` to the quote's mark level by level, acting at each level it reaches."""
+        """Move the mark from `start` to the quote's mark level by level, acting at each level it reaches: the
+        liquidation price, triggers and limits (`next_level` over them all; the liquidation price first of equals).
+        """
         end = quote.mark
         assert end is not None
+        rising = end > start
+        positions, book = self.account.positions, self._resting
         reports: list[BrokerReport] = []
         at = start
-        while (level := next_level(at, end, self._levels(symbol))) is not None:
+        while True:
+            level = book.of(symbol).next_level(at, end)
+            pos = positions.get(symbol)
+            lp = pos.liquidation_price if pos is not None else None
+            if lp is not None and (
+                (at < lp < end and (level is None or lp <= level))
+                if rising
+                else (end < lp < at and (level is None or lp >= level))
+            ):
+                level = lp
+            if level is None:
+                break
             quote.mark = at = level
-            reports += self._liquidate_if_crossed(symbol, quote, now)
-            reports += self._work_resting(symbol, quote, now)
+            self._act(symbol, quote, now, reports)
         quote.mark = end
         return reports
-
-    def _levels(self, symbol: str) -> list[Decimal | None]:
-        """Every price on `symbol` at which something happens: the liquidation price, triggers and limits."""
-        pos = self.account.position(symbol)
-        return [pos.liquidation_price if pos is not None else None, *self._resting.of(symbol).levels]
 
     def mark(self, symbol: str) -> Decimal | None:
         quote = self._quotes.get(symbol)
@@ -274,51 +309,6 @@ class PaperBroker:
 
     # --- execution -------------------------------------------------------------------
 
-    def _validate(self, request: OrderRequest) -> None:
-        if request.symbol not in self._specs:
-            raise InvalidCommand(f"unknown symbol {request.symbol!r}; known: {', '.join(self._specs)}")
-        if not request.qty.is_finite() or request.qty <= 0:
-            raise InvalidCommand(f"order quantity must be a positive number, got {request.qty}")
-        if not request.leverage.is_finite() or request.leverage < ONE:
-            raise InvalidCommand(f"leverage must be at least 1, got {request.leverage}")
-        for name, value in (("limit price", request.limit_price), ("trigger price", request.trigger_price)):
-            if value is not None and (not value.is_finite() or value <= 0):
-                raise InvalidCommand(f"{name} must be a positive number, got {value}")
-        if request.order_type is LIMIT_ORDER and request.limit_price is None:
-            raise InvalidCommand("a limit order needs a limit price")
-        if request.order_type in (STOP_MARKET_ORDER, TAKE_PROFIT_ORDER):
-            if request.trigger_price is None:
-                raise InvalidCommand(f"a {request.order_type} order needs a trigger price")
-
-    def _effective_qty(self, request: OrderRequest, spec: MarketSpec) -> tuple[Decimal, str]:
-        """The quantity the venue will work, or a reason to reject the order."""
-        qty = spec.round_qty(request.qty)
-        pos = self.account.position(request.symbol)
-        if request.reduce_only:
-            if pos is None or pos.side is request.side:
-                return ZERO, "reduce-only order would not reduce a position"
-            return min(qty, abs(pos.qty)), ""
-        if request.leverage > spec.max_leverage:
-            return ZERO, f"leverage {request.leverage}x is above the market's maximum {spec.max_leverage}x"
-        if spec.kind is SPOT:
-            if request.leverage != ONE:
-                return ZERO, "spot orders cannot use leverage"
-            held = pos.qty if pos else ZERO
-            if request.side is SELL and qty > held:
-                return ZERO, f"spot sell of {qty} is more than the {held} held; spot cannot go short"
-        if qty < spec.min_qty:
-            return ZERO, f"quantity {request.qty} is below the market minimum {spec.min_qty}"
-        return qty, ""
-
-    def _marketable(self, request: OrderRequest, quote: Quote) -> bool:
-        limit = request.limit_price
-        assert limit is not None
-        if request.side is BUY:
-            ask = quote.ask or quote.mark
-            return ask is not None and ask <= limit
-        bid = quote.bid or quote.mark
-        return bid is not None and bid >= limit
-
     def _take(
         self,
         request: OrderRequest,
@@ -327,62 +317,42 @@ class PaperBroker:
         qty: Decimal,
         now: int,
         limit: Decimal | None = None,
-        slipped: Decimal | None = None,
+        slipped: tuple[Decimal, Decimal | None] | None = None,
     ) -> tuple[list[BrokerReport], Decimal]:
         """Execute as a taker: walk the book when one is known, else the mark plus slippage (`slipped`: that
-        price for `qty` and `limit`, when the caller has worked it out already).
+        price for `qty` and `limit`, and perhaps the fee of `qty` at it, when the caller has worked them out).
 
         Returns the reports and the quantity left unfilled (thin book, or margin ran out).
         """
-        levels = quote.asks if request.side is BUY else quote.bids
+        side, symbol = request.side, request.symbol
+        levels = quote.asks if side is BUY else quote.bids
+        known_fee = None
         if levels:
-            slices = book_walk(levels, qty, request.side, limit)
+            slices = book_walk(levels, qty, side, limit)
+        elif slipped is None:
+            slices = [(qty, self._pricing.slipped_price(side, spec, quote, qty, limit))]
         else:
-            if slipped is None:
-                slipped = self._slipped_price(request.side, spec, quote, qty, limit)
-            slices = [(qty, slipped)]
+            slices = [(qty, slipped[0])]
+            known_fee = slipped[1]
+        account = self.account
+        positions = account.positions
         reports: list[BrokerReport] = []
         remaining = qty
         for slice_qty, price in slices:
-            closing = self._closing_qty(request, slice_qty)
-            opening = slice_qty - closing
-            fee = self._fee_of(spec, slice_qty, price, TAKER)
+            opening = slice_qty - closing_qty(positions.get(symbol), side, slice_qty)
+            fee = self._pricing.taker_fee(spec, slice_qty, price) if known_fee is None else known_fee
             if opening > 0:
-                available = self.account.free + self.account.reserved(request.client_order_id)
-                if self.account.required_margin(spec, opening, price, request.leverage) + fee > available:
+                available = account.free + account.reserved(request.client_order_id)
+                if required_margin(spec, opening, price, request.leverage) + fee > available:
                     break  # the book walked further than the estimate: stop, never overdraw
             remaining -= slice_qty
             reports.append(self._fill(request, slice_qty, price, fee, TAKER, remaining, now))
-        reports += self._cancel_orphaned_protection(request.symbol, now)
+        if symbol not in positions:
+            reports += self._cancel_orphaned_protection(symbol, now)
         return reports, remaining
 
     def _closing_qty(self, request: OrderRequest, qty: Decimal) -> Decimal:
-        pos = self.account.position(request.symbol)
-        if pos is None or pos.side is request.side:
-            return ZERO
-        return min(qty, abs(pos.qty))
-
-    def _slipped_price(
-        self, side: Side, spec: MarketSpec, quote: Quote, qty: Decimal, limit: Decimal | None
-    ) -> Decimal:
-        reference = (quote.ask if side is BUY else quote.bid) or quote.mark
-        assert reference is not None
-        notional = float(qty * reference)
-        s = self._settings
-        bps = (
-            s.slippage_bps
-            + s.slippage_size_bps_per_million * notional / 1_000_000
-            + s.slippage_vol_multiplier * math.sqrt(quote.variance) * 10_000
-        )
-        price = reference * (ONE + Decimal(side.sign) * Decimal(str(round(bps, 6))) * _BPS)
-        price = spec.round_price(price)
-        if limit is not None:
-            price = min(price, limit) if side is BUY else max(price, limit)
-        return price
-
-    def _fee_of(self, spec: MarketSpec, qty: Decimal, price: Decimal, liquidity: Liquidity) -> Decimal:
-        """The fee of trading `qty` at `price` as a maker or taker."""
-        return money(qty * price * spec.contract_size * self._fee_rates[liquidity])
+        return closing_qty(self.account.positions.get(request.symbol), request.side, qty)
 
     def _fill(
         self,
@@ -401,18 +371,18 @@ class PaperBroker:
         self.account.apply_fill(fill, request.leverage)
         return OrderFilled(now, fill, remaining)
 
-    def _work_resting(self, symbol: str, quote: Quote, now: int) -> list[BrokerReport]:
-        orders = self._resting.of(symbol)
-        if orders.quiet(quote):
-            return []  # what the loop below finds too, in fewer steps: the venue looks at every price
+    def _work_resting(self, symbol: str, orders: SymbolOrders, quote: Quote, now: int) -> list[BrokerReport]:
+        """Fill or trigger what the quote reaches of `orders` (the symbol's, not `quiet` at the quote)."""
         reports: list[BrokerReport] = []
+        spec, mark = self._specs[symbol], quote.mark
+        assert mark is not None
         for cid in orders.ids:
             resting = self._resting.get(cid)
             if resting is None:
                 continue
             request = resting.request
-            spec = self._specs[symbol]
-            if request.order_type is LIMIT_ORDER:
+            order_type = request.order_type
+            if order_type is LIMIT_ORDER:
                 if limit_crossed(request, quote):
                     del self._resting[cid]
                     assert request.limit_price is not None
@@ -423,10 +393,16 @@ class PaperBroker:
                             continue
                     else:
                         qty = resting.remaining
-                    fee = self._fee_of(spec, qty, request.limit_price, MAKER)
+                    fee = self._pricing.maker_fee(spec, qty, request.limit_price)
                     reports.append(self._fill(request, qty, request.limit_price, fee, MAKER, ZERO, now))
-                    reports += self._cancel_orphaned_protection(symbol, now)
-            elif triggered(request, quote):
+                    if symbol not in self.account.positions:
+                        reports += self._cancel_orphaned_protection(symbol, now)
+            else:  # a stop or take-profit: `triggered(request, quote)`, inlined (asked of every order at such a price)
+                trigger = request.trigger_price
+                assert trigger is not None
+                falling = (order_type is STOP_MARKET_ORDER) == (request.side is SELL)
+                if mark > trigger if falling else mark < trigger:
+                    continue
                 del self._resting[cid]
                 self.account.release(cid)
                 qty = self._closing_qty(request, resting.remaining) if request.reduce_only else resting.remaining
@@ -483,11 +459,6 @@ class PaperBroker:
                 reports += self._liquidate_if_crossed(symbol, quote, now)
             quote.next_funding_ms += interval
         return reports
-
-
-def _bps(value: float) -> Decimal:
-    """A fee rate given in basis points, as a fraction."""
-    return Decimal(str(value)) * _BPS
 
 
 def _with_qty(request: OrderRequest, qty: Decimal) -> OrderRequest:

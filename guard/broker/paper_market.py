@@ -11,9 +11,12 @@ the other extreme, the close.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+
+import msgspec
 
 from guard.domain import (
     BUY,
@@ -53,22 +56,20 @@ class Quote:
     """The next price may jump from the mark (none yet, or a bar just closed); else the price travels to it."""
 
 
-@dataclass(slots=True)
-class Resting:
-    """An order resting on the paper venue's book."""
+class Resting(msgspec.Struct, frozen=True, gc=False):
+    """An order resting on the paper venue's book (a struct: one is made at every order that rests)."""
 
     request: OrderRequest
     remaining: Decimal
-    fills: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class SymbolOrders:
+class SymbolOrders(msgspec.Struct, frozen=True, gc=False):
     """One symbol's resting orders as the venue works them: their ids in the order they came to rest, the
     prices at which they act, and the nearest of those on either side."""
 
     ids: tuple[str, ...]
     levels: tuple[Decimal, ...]
+    """Ascending; equal prices in the order their orders came to rest."""
     falls_to: Decimal | None
     """The highest price a falling mark makes one of them act at (a sell stop, a buy take-profit or limit)."""
     rises_to: Decimal | None
@@ -82,26 +83,59 @@ class SymbolOrders:
             return False
         return (self.falls_to is None or mark > self.falls_to) and (self.rises_to is None or mark < self.rises_to)
 
+    def next_level(self, start: Decimal, end: Decimal) -> Decimal | None:
+        """`next_level(start, end, self.levels)` by bisection: of equal levels, the first to rest, as there."""
+        levels = self.levels
+        if end > start:
+            i = bisect_right(levels, start)
+            return levels[i] if i < len(levels) and levels[i] < end else None
+        i = bisect_left(levels, start)
+        if i == 0 or levels[i - 1] <= end:
+            return None
+        return levels[bisect_left(levels, levels[i - 1])]  # the first of the nearest
+
+    def joined(self, cid: str, request: OrderRequest) -> SymbolOrders:
+        """These orders and one more, come to rest after them: what a scan of the book would find then."""
+        falls_to, rises_to = self.falls_to, self.rises_to
+        price, falling = _acts_at(request)
+        if price is None:
+            return SymbolOrders((*self.ids, cid), self.levels, falls_to, rises_to)
+        i = bisect_right(self.levels, price)  # after equal prices: it rested last
+        if falling:
+            falls_to = price if falls_to is None else max(falls_to, price)
+        else:
+            rises_to = price if rises_to is None else min(rises_to, price)
+        return SymbolOrders((*self.ids, cid), (*self.levels[:i], price, *self.levels[i:]), falls_to, rises_to)
+
 
 class RestingBook(dict[str, Resting]):
-    """The resting orders by client order id, with each symbol's `SymbolOrders` kept until the book changes
-    (the venue looks at them at every price, and they change only when an order rests, fills or goes)."""
+    """The resting orders by client order id, with each symbol's `SymbolOrders` (the venue looks at them at every
+    price, and they change only when an order rests, fills or goes). A change forgets the view of its order's
+    symbol, or, when an order comes to rest, extends it."""
 
     def __init__(self, orders: dict[str, Resting] | None = None) -> None:
         super().__init__(orders or {})
         self._views: dict[str, SymbolOrders] = {}
 
     def __setitem__(self, cid: str, resting: Resting) -> None:
-        self._views.clear()
+        views, symbol = self._views, resting.request.symbol
+        replaced = self.get(cid)
         super().__setitem__(cid, resting)
+        if replaced is not None:  # keeps its place in the book, so no view can be extended
+            views.pop(replaced.request.symbol, None)
+            views.pop(symbol, None)
+        elif (view := views.get(symbol)) is not None:
+            views[symbol] = view.joined(cid, resting.request)
 
     def __delitem__(self, cid: str) -> None:
-        self._views.clear()
+        self._views.pop(self[cid].request.symbol, None)
         super().__delitem__(cid)
 
     def pop(self, cid: str, *default: Resting | None) -> Resting | None:  # type: ignore[override]
-        self._views.clear()
-        return super().pop(cid, *default)
+        resting = super().pop(cid, *default)
+        if resting is not None:
+            self._views.pop(resting.request.symbol, None)
+        return resting
 
     def clear(self) -> None:
         self._views.clear()
@@ -125,7 +159,7 @@ def _symbol_orders(symbol: str, book: dict[str, Resting]) -> SymbolOrders:
         if request.symbol != symbol:
             continue
         ids.append(cid)
-        if request.order_type is LIMIT_ORDER:
+        if request.order_type is LIMIT_ORDER:  # `_acts_at`, inlined: this runs for every order in the book
             price, falling = request.limit_price, request.side is BUY
         else:
             price = request.trigger_price
@@ -137,7 +171,14 @@ def _symbol_orders(symbol: str, book: dict[str, Resting]) -> SymbolOrders:
             falls_to = price if falls_to is None else max(falls_to, price)
         else:
             rises_to = price if rises_to is None else min(rises_to, price)
-    return SymbolOrders(tuple(ids), tuple(levels), falls_to, rises_to)
+    return SymbolOrders(tuple(ids), tuple(sorted(levels)), falls_to, rises_to)
+
+
+def _acts_at(request: OrderRequest) -> tuple[Decimal | None, bool]:
+    """The price at which a resting order acts, and whether a falling mark reaches it (else a rising one)."""
+    if request.order_type is LIMIT_ORDER:
+        return request.limit_price, request.side is BUY
+    return request.trigger_price, (request.order_type is STOP_MARKET_ORDER) == (request.side is SELL)
 
 
 def update_quote(quote: Quote, event: MarketEvent) -> None:
