@@ -257,11 +257,27 @@ class MarketSpec(Value, frozen=True):
         return self.tiers[-1]
 
     def round_price(self, price: Decimal) -> Decimal:
-        return (price / self.tick_size).quantize(ONE, rounding=ROUND_HALF_EVEN) * self.tick_size
+        tick = self.tick_size
+        if _on_grid(price, tick):
+            return price
+        return (price / tick).quantize(ONE, rounding=ROUND_HALF_EVEN) * tick
 
     def round_qty(self, qty: Decimal) -> Decimal:
         """Round a quantity down to the step size: never more than asked for."""
-        return (qty / self.step_size).quantize(ONE, rounding=ROUND_DOWN) * self.step_size
+        step = self.step_size
+        if _on_grid(qty, step):
+            return qty
+        return (qty / step).quantize(ONE, rounding=ROUND_DOWN) * step
+
+
+def _on_grid(value: Decimal, step: Decimal) -> bool:
+    """Whether `value` is a whole number of `step`s written with the step's exponent, as most prices and quantities
+    guard rounds are (stops, quantities, marks). Rounding such a value gives back the very same Decimal, exponent
+    and all, so the division, quantize and product are skipped. In order: the step's exponent; at most the
+    context's 28 digits (`+value` rounds to them: past that the formula rounds the product); no remainder (`%`
+    raises where the formula's quantize would, for a quotient past 28 digits).
+    """
+    return value.same_quantum(step) and value.same_quantum(+value) and not value % step
 
 
 # --- model output --------------------------------------------------------------------
