@@ -61,7 +61,7 @@ SCAN_PENDING_AT_MOST = 8
 
 def pending_like(pending: Sequence[ProposalRecord], symbol: str, side: Side) -> tuple[Proposal, ...]:
     """The pending proposals for `symbol` and `side`, in queue order."""
-    return tuple([p for p in (r.proposal for r in pending) if p.symbol == symbol and p.side is side])
+    return tuple([r.proposal for r in pending if r.proposal.symbol == symbol and r.proposal.side is side])
 
 
 def pending_index(pending: Sequence[ProposalRecord]) -> dict[tuple[str, Side], tuple[Proposal, ...]]:
