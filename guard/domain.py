@@ -376,7 +376,7 @@ class Proposal(Value, frozen=True):
 
     @property
     def blocked(self) -> bool:
-        return any(c.verdict is BLOCK for c in self.checks)
+        return any([c.verdict is BLOCK for c in self.checks])  # a list: one call, not a generator step per check
 
     def block_reasons(self) -> list[str]:
         return [f"{c.name}: {c.reason}" for c in self.checks if c.verdict is Verdict.BLOCK]
