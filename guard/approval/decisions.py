@@ -47,6 +47,9 @@ log = structlog.get_logger(__name__)
 _APPROVE, _ENTRY, _OPEN = DecisionKind.APPROVE, OrderPurpose.ENTRY, OrderStatus.OPEN
 _SUBMITTED, _FILLED = ProposalStatus.SUBMITTED, ProposalStatus.FILLED
 
+_DECIDABLE = CommandResult(True)
+"""`_decidable`'s answer when the decision may go on (an immutable value: one for every decision)."""
+
 
 class Decisions:
     """Queues proposals and carries out the operators' decisions on them."""
@@ -294,14 +297,14 @@ class Decisions:
             await self.expire_due()
         if record is None or why:
             return None, await refuse(self._recorder, operator, command, proposal_id, why)
-        return record, CommandResult(True)
+        return record, _DECIDABLE
 
     async def _rule(self, p: Proposal, confirm_novel: bool) -> str:
         """The gate's ruling on a decision, with what it implies recorded: a proposal the market moved away
         from is re-priced for a second look; the order beyond the throttle's limit latches the throttle."""
         ruling = self._gate.rule(p, confirm_novel)
-        now = self._recorder.now()
         if ruling.moved is not None:
+            now = self._recorder.now()
             moved = ruling.moved
             repriced = self._price(
                 shifted(p, moved.mark, self._specs[p.symbol]),
@@ -314,6 +317,7 @@ class Decisions:
             return moved.refusal(p, repriced)
         if ruling.trips_throttle:
             # The order beyond the limit latches the throttle: entries stay off until a person re-enables them.
+            now = self._recorder.now()
             count = self._state.orders_last_minute(now)
             limit = self._state.limits.max_orders_per_minute
             await self._recorder.commit([ThrottleTripped(now, count, limit)])

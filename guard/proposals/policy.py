@@ -71,6 +71,7 @@ class ProposalPolicy:
         self._fraction = Decimal(str(proposals.equity_fraction))
         self._low_leverage = Decimal(str(proposals.min_leverage))
         self._high_leverage = Decimal(str(proposals.max_leverage))
+        self._leverage_span = self._high_leverage - self._low_leverage
         self._leverage_cap = min(limits.max_leverage, HARD_LEVERAGE_CAP)
         self._caps = [limits.max_order_notional]
         if limits.max_position_notional is not None:
@@ -175,8 +176,7 @@ class ProposalPolicy:
         return 0.5 + 0.5 * min(max((confidence - c.min_confidence) / span, 0.0), 1.0)
 
     def _leverage(self, scale: float, spec: MarketSpec) -> Decimal:
-        low, high = self._low_leverage, self._high_leverage
         # scale runs 0.5..1; map it to min..max leverage
-        raw = low + (high - low) * Decimal(str(round((scale - 0.5) * 2, 6)))
+        raw = self._low_leverage + self._leverage_span * Decimal(str(round((scale - 0.5) * 2, 6)))
         cap = min(self._leverage_cap, spec.max_leverage)
         return min(max(raw, ONE), cap).quantize(_LEVERAGE_STEP, rounding=ROUND_DOWN)
