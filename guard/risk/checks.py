@@ -169,15 +169,15 @@ def check_order_notional(p: Proposal, ctx: RiskContext, limits: RiskSection) -> 
     return RiskCheck(name, PASS, f"{order} of {limit}")
 
 
-def _position_after(p: Proposal, ctx: RiskContext) -> Decimal:
-    pos = ctx.positions.get(p.symbol)
+def _position_after(p: Proposal, pos: Position | None) -> Decimal:
+    """The signed position in `p`'s symbol once `p` fills, from the position held now (None: flat)."""
     return (pos.qty if pos else ZERO) + p.qty * p.side.sign
 
 
 def check_position_notional(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "position_notional"
     pos = ctx.positions.get(p.symbol)
-    after = abs((pos.qty if pos else ZERO) + p.qty * p.side.sign) * p.price  # `_position_after`, `pos` read once
+    after = abs(_position_after(p, pos)) * p.price
     quote = ctx.spec.quote
     text, limit = _money_text(after, quote), _limit_text(limits.max_position_notional, quote)
     if after > limits.max_position_notional and increases_risk(p.side, p.qty, pos):
@@ -190,12 +190,15 @@ def check_gross_exposure(p: Proposal, ctx: RiskContext, limits: RiskSection) -> 
     symbol = p.symbol
     gross = ZERO
     marks = ctx.marks
+    held = None  # the position in p's symbol, found by the same loop
     for other, pos in ctx.positions.items():
         if other != symbol:
             gross += abs(pos.qty) * marks.get(other, pos.entry_price)
-    gross += abs(_position_after(p, ctx)) * p.price
+        else:
+            held = pos
+    gross += abs(_position_after(p, held)) * p.price
     # `!s`: a Decimal's text as `format(x, "")` gives it, without the format machinery.
-    if gross > limits.max_gross_exposure and increases_risk(p.side, p.qty, ctx.positions.get(symbol)):
+    if gross > limits.max_gross_exposure and increases_risk(p.side, p.qty, held):
         return RiskCheck(name, BLOCK, f"gross exposure would be {gross:.2f}, above {limits.max_gross_exposure!s}")
     return RiskCheck(name, PASS, f"{gross:.2f} of {limits.max_gross_exposure!s}")
 
