@@ -19,6 +19,8 @@ from guard.approval.recorder import Recorder
 from guard.approval.records import ProposalRecord
 from guard.approval.settings import DeskSettings
 from guard.domain import (
+    HALTED,
+    PENDING,
     DecisionKind,
     OrderPurpose,
     OrderRequest,
@@ -27,7 +29,6 @@ from guard.domain import (
     Proposal,
     ProposalRequest,
     ProposalStatus,
-    TradingState,
 )
 from guard.events import (
     ApprovalCounted,
@@ -40,6 +41,14 @@ from guard.events import (
 )
 
 log = structlog.get_logger(__name__)
+
+# Enum members read at every proposal, as module globals (3.11's `EnumType.__getattr__` makes `ProposalStatus.FILLED`
+# a slow lookup; `guard.domain` has the shared ones); `._value_` below reads a member's text without the descriptor.
+_APPROVE, _ENTRY, _OPEN = DecisionKind.APPROVE, OrderPurpose.ENTRY, OrderStatus.OPEN
+_SUBMITTED, _FILLED = ProposalStatus.SUBMITTED, ProposalStatus.FILLED
+
+_DECIDABLE = CommandResult(True)
+"""`_decidable`'s answer when the decision may go on (an immutable value: one for every decision)."""
 
 
 class Decisions:
@@ -75,7 +84,7 @@ class Decisions:
             return await self._repeat(standing, request)
         if refusal:
             await self._recorder.commit([ProposalRefused(now, request, refusal)], durable=False, failing="drop")
-            log.info("proposal_refused", symbol=request.symbol, side=request.side.value, reason=refusal)
+            log.info("proposal_refused", symbol=request.symbol, side=request.side._value_, reason=refusal)
             return CommandResult(False, refusal)
         proposal = self._price(
             request,
@@ -89,13 +98,13 @@ class Decisions:
             "proposal_queued",
             proposal_id=proposal.id,
             symbol=proposal.symbol,
-            side=proposal.side.value,
+            side=proposal.side._value_,
             qty=str(proposal.qty),
             leverage=str(proposal.leverage),
             confidence=proposal.confidence,
             blocked=proposal.blocked,
         )
-        return CommandResult(True, "", proposal, ProposalStatus.PENDING)
+        return CommandResult(True, "", proposal, PENDING)
 
     async def _repeat(self, standing: ProposalRecord, request: ProposalRequest) -> CommandResult:
         """The same idea again: a new version of the pending proposal when something the operator weighs
@@ -121,9 +130,11 @@ class Decisions:
         """Give a proposal marked a duplicate of one that has ended a new version with fresh checks (the mark
         goes, or names the proposal it duplicates now). Returns how many were judged again."""
         state = self._state
-        if state.trading_state is TradingState.HALTED or self._gate.journal_refusal():
+        if state.trading_state is HALTED or self._gate.journal_refusal():
             return 0
         stale = [r for r in to_judge_again(state.pending(), state.proposals) if r.proposal.symbol in self._market.marks]
+        if not stale:  # after every decision: usually nothing to judge again
+            return 0
         now = self._recorder.now()
         events = []
         for record in stale:
@@ -208,7 +219,7 @@ class Decisions:
                     True, "approval 1 of 2 recorded: a second, different operator must approve", p, record.status
                 )
         decision = DecisionRecorded(
-            self._recorder.now(), p.id, DecisionKind.APPROVE, operator, reason, shown=p, credential=credential
+            self._recorder.now(), p.id, _APPROVE, operator, reason, shown=p, credential=credential
         )
         return await self._execute(decision)
 
@@ -286,14 +297,14 @@ class Decisions:
             await self.expire_due()
         if record is None or why:
             return None, await refuse(self._recorder, operator, command, proposal_id, why)
-        return record, CommandResult(True)
+        return record, _DECIDABLE
 
     async def _rule(self, p: Proposal, confirm_novel: bool) -> str:
         """The gate's ruling on a decision, with what it implies recorded: a proposal the market moved away
         from is re-priced for a second look; the order beyond the throttle's limit latches the throttle."""
         ruling = self._gate.rule(p, confirm_novel)
-        now = self._recorder.now()
         if ruling.moved is not None:
+            now = self._recorder.now()
             moved = ruling.moved
             repriced = self._price(
                 shifted(p, moved.mark, self._specs[p.symbol]),
@@ -306,6 +317,7 @@ class Decisions:
             return moved.refusal(p, repriced)
         if ruling.trips_throttle:
             # The order beyond the limit latches the throttle: entries stay off until a person re-enables them.
+            now = self._recorder.now()
             count = self._state.orders_last_minute(now)
             limit = self._state.limits.max_orders_per_minute
             await self._recorder.commit([ThrottleTripped(now, count, limit)])
@@ -322,7 +334,7 @@ class Decisions:
         log.info(
             "decision_recorded",
             proposal_id=p.id,
-            kind=decision.kind.value,
+            kind=decision.kind._value_,
             operator=decision.operator,
             reason=decision.reason,
             diff=list(decision.diff),
@@ -334,10 +346,10 @@ class Decisions:
         status = self._state.proposals[p.id].status
         await self.judge_duplicates_again()
         entry = self._state.orders.get(request.client_order_id)
-        if status is ProposalStatus.SUBMITTED and entry is not None and entry.status is OrderStatus.OPEN:
+        if status is _SUBMITTED and entry is not None and entry.status is _OPEN:
             # A limit order the venue took and that rests on its book: placed, which is what was asked.
             return CommandResult(True, f"placed, resting at {request.limit_price}", p, status)
-        return CommandResult(status is ProposalStatus.FILLED, outcome(status, reports), p, status)
+        return CommandResult(status is _FILLED, outcome(status, reports), p, status)
 
 
 def entry_request(journal_id: str, p: Proposal) -> OrderRequest:
@@ -348,7 +360,7 @@ def entry_request(journal_id: str, p: Proposal) -> OrderRequest:
         side=p.side,
         qty=p.qty,
         order_type=p.order_type,
-        purpose=OrderPurpose.ENTRY,
+        purpose=_ENTRY,
         leverage=p.leverage,
         limit_price=p.limit_price,
         proposal_id=p.id,

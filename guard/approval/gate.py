@@ -10,8 +10,9 @@ serve queueing (`queue_refusal`), the operators' views (`approvable`) and decisi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
+
+import msgspec
 
 from guard.approval.market import Market
 from guard.approval.pricing import Moved, moved
@@ -35,9 +36,9 @@ from guard.journal.store import Journal
 from guard.risk.checks import RiskContext, increases_risk, run_checks
 
 
-@dataclass(frozen=True, slots=True)
-class Ruling:
-    """The gate's answer to a decision on a proposal that is PENDING and current."""
+class Ruling(msgspec.Struct, frozen=True, gc=False):
+    """The gate's answer to a decision on a proposal that is PENDING and current. (A struct, not a dataclass: one
+    is made at every decision, and a frozen dataclass's `__init__` sets each field through `object.__setattr__`.)"""
 
     refusal: str = ""
     """Why the order may not go ("" when it may)."""
@@ -45,6 +46,30 @@ class Ruling:
     """Set when the market moved past the collar or a trigger: re-price it for a second look (and refuse)."""
     trips_throttle: bool = False
     """This order is the one beyond the throttle's limit: the throttle latches."""
+
+
+_MAY_GO = Ruling()
+"""Nothing stops the order (most decisions): one immutable answer for them all."""
+
+_MODEL_PROPOSALS, _LEVERAGE = AcknowledgmentKind.MODEL_PROPOSALS, AcknowledgmentKind.LEVERAGE
+"""Read at every proposal: as module globals, not through 3.11's slow `EnumType.__getattr__` hook."""
+
+
+SCAN_PENDING_AT_MOST = 8
+"""Up to this many pending proposals, the duplicate check's are picked out directly, not through an index."""
+
+
+def pending_like(pending: Sequence[ProposalRecord], symbol: str, side: Side) -> tuple[Proposal, ...]:
+    """The pending proposals for `symbol` and `side`, in queue order."""
+    return tuple([r.proposal for r in pending if r.proposal.symbol == symbol and r.proposal.side is side])
+
+
+def pending_index(pending: Sequence[ProposalRecord]) -> dict[tuple[str, Side], tuple[Proposal, ...]]:
+    """`pending_like` for every symbol and side at once."""
+    index: dict[tuple[str, Side], list[Proposal]] = {}
+    for r in pending:
+        index.setdefault((r.proposal.symbol, r.proposal.side), []).append(r.proposal)
+    return {k: tuple(v) for k, v in index.items()}
 
 
 class Gate:
@@ -160,7 +185,7 @@ class Gate:
             and not self._state.throttle_latched
             and any(c.name == "throttle" and c.verdict is BLOCK for c in checks)
         )
-        return Ruling(refusal, trips_throttle=trips)
+        return Ruling(refusal, trips_throttle=trips) if refusal else _MAY_GO
 
     @staticmethod
     def blocked(checks: Sequence[RiskCheck]) -> str:
@@ -199,22 +224,24 @@ class Gate:
 
     def _pending_like(self, symbol: str, side: Side) -> tuple[Proposal, ...]:
         """Pending proposals for the same symbol and side (what the duplicate check needs), indexed once
-        per state change so checking a thousand pending proposals stays linear."""
+        per state change so checking a thousand pending proposals stays linear. A short queue (the usual one:
+        each proposal is judged right after an event) is read directly instead: cheaper than building an index
+        that the next event makes stale."""
         version = self._state.events_applied
         if self._pending_index[0] != version:
-            index: dict[tuple[str, Side], list[Proposal]] = {}
-            for r in self._state.pending():
-                index.setdefault((r.proposal.symbol, r.proposal.side), []).append(r.proposal)
-            self._pending_index = (version, {k: tuple(v) for k, v in index.items()})
+            pending = self._state.pending()
+            if len(pending) <= SCAN_PENDING_AT_MOST:
+                return pending_like(pending, symbol, side)
+            self._pending_index = (version, pending_index(pending))
         return self._pending_index[1].get((symbol, side), ())
 
     def model_acknowledged(self) -> bool:
         """A model-proposals acknowledgment is on record for this config and this model."""
-        ack = self._state.acknowledgments.get(AcknowledgmentKind.MODEL_PROPOSALS)
+        ack = self._state.acknowledgments.get(_MODEL_PROPOSALS)
         settings = self._settings
         return ack is not None and ack.config_hash == settings.config_hash and ack.model_hash == settings.model_hash
 
     def leverage_acknowledged(self) -> bool:
         """A leverage acknowledgment is on record for this config."""
-        ack = self._state.acknowledgments.get(AcknowledgmentKind.LEVERAGE)
+        ack = self._state.acknowledgments.get(_LEVERAGE)
         return ack is not None and ack.config_hash == self._settings.config_hash

@@ -134,10 +134,9 @@ def moved(p: Proposal, mark: Decimal, collar_bps: float, spec: MarketSpec) -> Mo
     The collar judges the mark rounded to the tick, as `p.price` is: rounding alone never trips it
     (`guard.markets.ticks.beyond_collar`).
     """
-    rounded = spec.round_price(mark)
     passed = trigger_passed(p, mark)
     if beyond_collar(spec, p.price, mark, collar_bps) or passed:
-        return Moved(mark, abs(rounded - p.price) / p.price * 10_000, passed, collar_bps)
+        return Moved(mark, abs(spec.round_price(mark) - p.price) / p.price * 10_000, passed, collar_bps)
     return None
 
 

@@ -21,10 +21,11 @@ import math
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
+import msgspec
 import structlog
 
 from guard.config import ModelSection, ProposalsSection
-from guard.domain import HARD_LEVERAGE_CAP, ONE, MarketSpec, OrderType, ProposalRequest, Side, Signal
+from guard.domain import BUY, HARD_LEVERAGE_CAP, MARKET_ORDER, ONE, MarketSpec, ProposalRequest, Signal
 from guard.markets.ticks import barrier_refusal
 
 log = structlog.get_logger(__name__)
@@ -42,9 +43,8 @@ class RiskLimits:
     max_position_notional: Decimal | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyOutcome:
-    """A request, or the reason there is none."""
+class PolicyOutcome(msgspec.Struct, frozen=True, gc=False):
+    """A request, or the reason there is none. (A struct: one is made for every signal the policy weighs.)"""
 
     request: ProposalRequest | None
     reason: str
@@ -71,6 +71,7 @@ class ProposalPolicy:
         self._fraction = Decimal(str(proposals.equity_fraction))
         self._low_leverage = Decimal(str(proposals.min_leverage))
         self._high_leverage = Decimal(str(proposals.max_leverage))
+        self._leverage_span = self._high_leverage - self._low_leverage
         self._leverage_cap = min(limits.max_leverage, HARD_LEVERAGE_CAP)
         self._caps = [limits.max_order_notional]
         if limits.max_position_notional is not None:
@@ -135,7 +136,7 @@ class ProposalPolicy:
 
         up = Decimal(str(math.exp(signal.barrier)))
         down = Decimal(str(math.exp(-signal.barrier)))
-        if signal.side is Side.BUY:
+        if signal.side is BUY:
             stop, take = spec.round_price(price * down), spec.round_price(price * up)
         else:
             stop, take = spec.round_price(price * up), spec.round_price(price * down)
@@ -144,7 +145,7 @@ class ProposalPolicy:
             return PolicyOutcome(None, too_close)
         pct = f"{signal.confidence:.0%}"
         novel = "; NOVEL — the model is guessing" if signal.novel else ""
-        why = f"{signal.side.value} {pct}" + (f" — {signal.why}" if signal.why else "") + novel
+        why = f"{signal.side._value_} {pct}" + (f" — {signal.why}" if signal.why else "") + novel
         return PolicyOutcome(
             ProposalRequest(
                 symbol=signal.symbol,
@@ -153,7 +154,7 @@ class ProposalPolicy:
                 leverage=leverage,
                 stop=stop,
                 take_profit=take,
-                order_type=OrderType.MARKET,
+                order_type=MARKET_ORDER,
                 confidence=signal.confidence,
                 novelty=signal.novelty,
                 novel=signal.novel,
@@ -175,8 +176,7 @@ class ProposalPolicy:
         return 0.5 + 0.5 * min(max((confidence - c.min_confidence) / span, 0.0), 1.0)
 
     def _leverage(self, scale: float, spec: MarketSpec) -> Decimal:
-        low, high = self._low_leverage, self._high_leverage
         # scale runs 0.5..1; map it to min..max leverage
-        raw = low + (high - low) * Decimal(str(round((scale - 0.5) * 2, 6)))
+        raw = self._low_leverage + self._leverage_span * Decimal(str(round((scale - 0.5) * 2, 6)))
         cap = min(self._leverage_cap, spec.max_leverage)
         return min(max(raw, ONE), cap).quantize(_LEVERAGE_STEP, rounding=ROUND_DOWN)

@@ -71,6 +71,7 @@ def _ok(name: str, reason: str = "ok") -> RiskCheck:
 
 
 # Passes whose wording never changes, made once (RiskCheck is immutable).
+_TRADING_STATE_OK = {state: _ok("trading_state", state.value) for state in TradingState}
 _FEED_OK = _ok("feed")
 _DUPLICATE_OK = _ok("duplicate")
 _NOT_SPOT = _ok("spot_holdings", "not spot")
@@ -91,7 +92,7 @@ def check_trading_state(p: Proposal, ctx: RiskContext, limits: RiskSection) -> R
         return RiskCheck(name, BLOCK, "trading is HALTED; a person must re-arm first")
     if ctx.trading_state is REDUCING and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
         return RiskCheck(name, BLOCK, "trading is REDUCING: only orders that reduce a position pass")
-    return _ok(name, ctx.trading_state.value)
+    return _TRADING_STATE_OK[ctx.trading_state]
 
 
 def check_feed(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
@@ -137,7 +138,7 @@ def check_leverage(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCh
     if p.leverage > conservative:
         why = f"{p.leverage}x is above the conservative {conservative:f}x (acknowledged)"
         return RiskCheck(name, WARN, why)
-    return _ok(name, f"{p.leverage}x")
+    return RiskCheck(name, PASS, f"{p.leverage!s}x")
 
 
 def money_text(amount: Decimal, spec: MarketSpec) -> str:
@@ -147,7 +148,7 @@ def money_text(amount: Decimal, spec: MarketSpec) -> str:
 
 
 def _money_text(amount: Decimal, quote: str) -> str:
-    if amount.copy_abs() >= 100 or quote in FIAT_LIKE:
+    if quote in FIAT_LIKE or amount.copy_abs() >= 100:
         return f"{amount:,.2f} {quote}"
     return f"{format(amount.quantize(_SATOSHI).normalize(), ',f')} {quote}"
 
@@ -161,36 +162,45 @@ positive, so no "-0" to tell from "0".)"""
 
 def check_order_notional(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "order_notional"
-    order, limit = money_text(p.notional, ctx.spec), _limit_text(limits.max_order_notional, ctx.spec.quote)
-    if p.notional > limits.max_order_notional:
+    notional, quote = p.notional, ctx.spec.quote
+    order, limit = _money_text(notional, quote), _limit_text(limits.max_order_notional, quote)
+    if notional > limits.max_order_notional:
         return RiskCheck(name, BLOCK, f"order {order} exceeds the {limit} limit")
-    return _ok(name, f"{order} of {limit}")
+    return RiskCheck(name, PASS, f"{order} of {limit}")
 
 
-def _position_after(p: Proposal, ctx: RiskContext) -> Decimal:
-    pos = ctx.positions.get(p.symbol)
+def _position_after(p: Proposal, pos: Position | None) -> Decimal:
+    """The signed position in `p`'s symbol once `p` fills, from the position held now (None: flat)."""
     return (pos.qty if pos else ZERO) + p.qty * p.side.sign
 
 
 def check_position_notional(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "position_notional"
-    after = abs(_position_after(p, ctx)) * p.price
-    text, limit = money_text(after, ctx.spec), _limit_text(limits.max_position_notional, ctx.spec.quote)
-    if after > limits.max_position_notional and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
+    pos = ctx.positions.get(p.symbol)
+    after = abs(_position_after(p, pos)) * p.price
+    quote = ctx.spec.quote
+    text, limit = _money_text(after, quote), _limit_text(limits.max_position_notional, quote)
+    if after > limits.max_position_notional and increases_risk(p.side, p.qty, pos):
         return RiskCheck(name, BLOCK, f"{p.symbol} position would be {text}, above the {limit} limit")
-    return _ok(name, f"{text} of {limit}")
+    return RiskCheck(name, PASS, f"{text} of {limit}")
 
 
 def check_gross_exposure(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "gross_exposure"
+    symbol = p.symbol
     gross = ZERO
-    for symbol, pos in ctx.positions.items():
-        if symbol != p.symbol:
-            gross += abs(pos.qty) * ctx.marks.get(symbol, pos.entry_price)
-    gross += abs(_position_after(p, ctx)) * p.price
-    if gross > limits.max_gross_exposure and increases_risk(p.side, p.qty, ctx.positions.get(p.symbol)):
-        return RiskCheck(name, BLOCK, f"gross exposure would be {gross:.2f}, above {limits.max_gross_exposure}")
-    return _ok(name, f"{gross:.2f} of {limits.max_gross_exposure}")
+    marks = ctx.marks
+    held = None  # the position in p's symbol, found by the same loop
+    for other, pos in ctx.positions.items():
+        if other != symbol:
+            gross += abs(pos.qty) * marks.get(other, pos.entry_price)
+        else:
+            held = pos
+    gross += abs(_position_after(p, held)) * p.price
+    # `!s`: a Decimal's text as `format(x, "")` gives it, without the format machinery.
+    if gross > limits.max_gross_exposure and increases_risk(p.side, p.qty, held):
+        return RiskCheck(name, BLOCK, f"gross exposure would be {gross:.2f}, above {limits.max_gross_exposure!s}")
+    return RiskCheck(name, PASS, f"{gross:.2f} of {limits.max_gross_exposure!s}")
 
 
 def check_daily_loss(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
@@ -200,7 +210,7 @@ def check_daily_loss(p: Proposal, ctx: RiskContext, limits: RiskSection) -> Risk
         return RiskCheck(name, BLOCK, f"today's loss {loss:.2f} reached the {limits.daily_loss_limit} limit")
     if loss >= limits.daily_loss_limit * _NEAR_DAILY_LIMIT:
         return RiskCheck(name, WARN, f"today's loss {loss:.2f} is near the {limits.daily_loss_limit} limit")
-    return _ok(name, f"today's PnL {ctx.daily_pnl:.2f}")
+    return RiskCheck(name, PASS, f"today's PnL {ctx.daily_pnl:.2f}")
 
 
 def check_throttle(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
@@ -213,14 +223,14 @@ def check_throttle(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCh
             BLOCK,
             f"{ctx.orders_last_minute} orders in the last minute: the limit is {limits.max_orders_per_minute}",
         )
-    return _ok(name, f"{ctx.orders_last_minute} of {limits.max_orders_per_minute} per minute")
+    return RiskCheck(name, PASS, f"{ctx.orders_last_minute} of {limits.max_orders_per_minute} per minute")
 
 
 def check_confidence(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     name = "confidence"
     if p.source == "model" and p.confidence < limits.min_confidence:
         return RiskCheck(name, BLOCK, f"confidence {p.confidence:.0%} is below {limits.min_confidence:.0%}")
-    return _ok(name, f"{p.confidence:.0%}")
+    return RiskCheck(name, PASS, f"{p.confidence:.0%}")
 
 
 def check_duplicate(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
@@ -257,25 +267,27 @@ def check_stop(p: Proposal, ctx: RiskContext, limits: RiskSection) -> RiskCheck:
     """The stop must sit between the entry and the liquidation price, with room to spare."""
     name = "stop"
     liquidation = p.liquidation_price
-    if p.stop is None:
+    stop = p.stop
+    if stop is None:
         if liquidation is not None:
             return RiskCheck(name, WARN, "no stop: only liquidation limits the loss")
         return _NO_STOP
+    price = p.price
     long = p.side is BUY
-    if (long and p.stop >= p.price) or (not long and p.stop <= p.price):
-        return RiskCheck(name, BLOCK, f"stop {p.stop} is on the wrong side of the price {p.price}")
+    if (long and stop >= price) or (not long and stop <= price):
+        return RiskCheck(name, BLOCK, f"stop {stop!s} is on the wrong side of the price {price!s}")
     if liquidation is None:
-        return _ok(name, f"stop {p.stop}")
-    if (long and p.stop <= liquidation) or (not long and p.stop >= liquidation):
+        return RiskCheck(name, PASS, f"stop {stop!s}")
+    if (long and stop <= liquidation) or (not long and stop >= liquidation):
         return RiskCheck(
             name,
             BLOCK,
-            f"stop {p.stop} is beyond the liquidation price {liquidation}: liquidation would come first",
+            f"stop {stop!s} is beyond the liquidation price {liquidation!s}: liquidation would come first",
         )
-    room = abs(p.stop - liquidation) / abs(p.price - liquidation)
+    room = abs(stop - liquidation) / abs(price - liquidation)
     if room < _decimal(limits.liquidation_buffer):
-        return RiskCheck(name, WARN, f"stop {p.stop} is within {room:.1%} of liquidation at {liquidation}")
-    return _ok(name, f"stop {p.stop}, liquidation {liquidation}")
+        return RiskCheck(name, WARN, f"stop {stop!s} is within {room:.1%} of liquidation at {liquidation!s}")
+    return RiskCheck(name, PASS, f"stop {stop!s}, liquidation {liquidation!s}")
 
 
 ALL_CHECKS: tuple[Check, ...] = (

@@ -18,6 +18,8 @@ from guard.domain import BUY, ONE, SELL, SPOT, ZERO, LeverageTier, MarketSpec, S
 P_LIQUIDATION_FLOOR = 1e-4
 """GBM has thin tails: short-horizon estimates come out absurdly small, so never show less."""
 
+_MINUS_ONE = Decimal(-1)
+
 _BGK = 0.5826
 """Broadie–Glasserman–Kou continuity correction for a barrier watched at discrete times."""
 
@@ -61,7 +63,7 @@ def liquidation_price_formula(
         other_maintenance: TMM1, maintenance margin of other positions (cross only).
         other_unrealized: UPNL1, unrealized PnL of other positions (cross only).
     """
-    s = Decimal(side.sign)
+    s = ONE if side is BUY else _MINUS_ONE  # Decimal(side.sign), without building it each time
     numerator = wallet_balance - other_maintenance + other_unrealized + cum - s * qty * entry_price
     denominator = qty * mmr - s * qty
     return numerator / denominator
@@ -83,7 +85,7 @@ def isolated_liquidation_price(
         if price <= 0:
             return None
         at_liquidation = spec.tier_for(qty * price)
-        if at_liquidation == tier:
+        if at_liquidation is tier or at_liquidation == tier:
             break
         tier = at_liquidation
     return spec.round_price(price)

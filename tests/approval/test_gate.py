@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from guard.approval.desk import ApprovalDesk
+from guard.approval.gate import SCAN_PENDING_AT_MOST, pending_index, pending_like
+from guard.approval.records import ProposalRecord
 from guard.clock import TestClock
-from guard.domain import FeedHealth, ProposalStatus
+from guard.domain import FeedHealth, ProposalStatus, Side
 from guard.events import CommandRefused, ProposalRefused, ProposalRepriced
 from guard.journal.chain import read_entries
-from tests.builders import BTC, close, make_desk, request, set_mark
+from tests.builders import BTC, ETH, SOL, close, make_desk, request, set_mark
+from tests.risk.test_checks import proposal
 
 
 @pytest.fixture
@@ -91,3 +94,22 @@ async def test_gate_halted_refuses_new_proposals_with_the_reason_and_ends_queued
     assert (await desk.propose(request())).reason == "trading is HALTED (kill switch: drill): re-arm first"
     late = await desk.approve(pid, "alice")
     assert late.reason == desk.approvable(desk.state.proposals[pid]) == f"{pid} is KILLED, not PENDING"
+
+
+def test_gate_pending_like_picks_out_what_the_index_holds_for_every_symbol_and_side() -> None:
+    """A short queue is read directly and a long one through an index: both give the same proposals, in queue
+    order, for every symbol and side (and none for a pair with nothing pending)."""
+    pairs = [(BTC, Side.BUY), (ETH, Side.SELL), (BTC, Side.SELL), (BTC, Side.BUY), (ETH, Side.SELL), (BTC, Side.BUY)]
+    pending = [
+        ProposalRecord(proposal(id=f"P{i:06d}", symbol=symbol, side=side, created_at=i))
+        for i, (symbol, side) in enumerate(pairs * 3)
+    ]
+    assert len(pending) > SCAN_PENDING_AT_MOST
+    index = pending_index(pending)
+    for symbol in (BTC, ETH, SOL):
+        for side in Side:
+            picked = pending_like(pending, symbol, side)
+            assert picked == index.get((symbol, side), ())
+            assert [p.id for p in picked] == [
+                r.proposal.id for r in pending if (r.proposal.symbol, r.proposal.side) == (symbol, side)
+            ]
