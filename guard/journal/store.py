@@ -81,6 +81,7 @@ class Journal:
         batch_rows: int = 0,
         page_limit: int | None = None,
         checkpoint_idle_s: float = CHECKPOINT_IDLE_S,
+        page_size: int | None = None,
     ) -> None:
         """Open (creating if needed) the journal at `path`.
 
@@ -98,6 +99,8 @@ class Journal:
                 can be changed while the journal runs (`page_limit` attribute).
             checkpoint_idle_s: how long the writer waits idle before it checkpoints (`CHECKPOINT_IDLE_S`;
                 a test on a loaded machine raises it, so a stall of the test's own thread is not a pause).
+            page_size: the SQLite page size of a journal this creates (None: SQLite's 4096); an existing
+                journal keeps its own.
         """
         self._checkpoint_idle_s = checkpoint_idle_s
         if batch_rows and threaded:
@@ -122,7 +125,7 @@ class Journal:
         self.anchor_at_open: AnchorPoint | None = read_anchor(anchor_path(self.path))
         """How far the journal had reached when it was last written, by its anchor (None: no anchor)."""
         try:
-            conn = connect(self.path, self._synchronous)
+            conn = connect(self.path, self._synchronous, page_size)
             conn.executescript(SCHEMA)
             row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
             first = conn.execute("SELECT hash FROM events WHERE seq = 1").fetchone()
