@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from guard import collector
 from guard.events import Event
-from guard.journal.store import Journal, Receipt
+from guard.journal.store import Journal
 
 T = TypeVar("T")
 
@@ -32,13 +32,14 @@ class ReplayJournal(Journal):
     event to the replay's counters and auditor as it is appended (no subscriber `Entry` objects)."""
 
     def __init__(self, path: Path, on_events: Callable[[Sequence[Event]], None]) -> None:
-        super().__init__(path, synchronous="normal", threaded=False, batch_rows=BATCH_ROWS, page_size=PAGE_SIZE)
-        self._on_events = on_events
-
-    def append(self, events: Sequence[Event], *, durable: bool) -> Receipt:
-        receipt = super().append(events, durable=durable)
-        self._on_events(events)
-        return receipt
+        super().__init__(
+            path,
+            synchronous="normal",
+            threaded=False,
+            batch_rows=BATCH_ROWS,
+            page_size=PAGE_SIZE,
+            on_events=on_events,
+        )
 
 
 def drive(coro: Coroutine[Any, Any, T]) -> T:
