@@ -194,8 +194,14 @@ class Journal:
                 if not self._first_hash and rows[0][0] == 1:
                     self._first_hash = rows[0][5]
             seq = self.last_seq
-            if self._batch_rows:
-                self._hold(rows, events, durable)
+            if self._batch_rows:  # subscribers are told at once; the rows wait for the next write
+                if self._subscribers:
+                    self._tell([Entry(r[0], e, r[4], r[5]) for r, e in zip(rows, events, strict=True)])
+                buffer = self._buffer
+                buffer += rows
+                self._buffer_durable = self._buffer_durable or durable
+                if len(buffer) >= self._batch_rows:
+                    self.flush()
                 receipt = Receipt(None, seq, seq if rows else 0)
             else:
                 future: concurrent.futures.Future[int] = concurrent.futures.Future()
@@ -210,16 +216,6 @@ class Journal:
         if self._on_events is not None:
             self._on_events(events)
         return receipt
-
-    def _hold(self, rows: list[Row], events: Sequence[Event], durable: bool) -> None:
-        """A `batch_rows` journal's append: subscribers are told at once, the rows wait for the next write."""
-        if self._subscribers:
-            self._tell([Entry(r[0], e, r[4], r[5]) for r, e in zip(rows, events, strict=True)])
-        buffer = self._buffer
-        buffer += rows
-        self._buffer_durable = self._buffer_durable or durable
-        if len(buffer) >= self._batch_rows:
-            self.flush()
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call `subscriber` with each committed batch of entries, in commit order.
