@@ -27,9 +27,9 @@ _ENCODER = msgspec.json.Encoder()
 """Decimals as strings (their exact digits), enums by value, fields in declaration order."""
 
 
-def encode(value: Any) -> bytes:
-    """A value as compact JSON bytes: the journal's payloads and the API's frames."""
-    return _ENCODER.encode(value)
+encode: typing.Callable[[Any], bytes] = _ENCODER.encode
+"""A value as compact JSON bytes: the journal's payloads and the API's frames. The encoder's own method, not
+a function that calls it: the journal encodes every event, and a wrapper was 6% of the encoding's time."""
 
 
 def to_plain(value: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from guard import codec
 from guard.errors import DecodeError, JournalCorrupt, JournalError
 from guard.events import EVENT_TYPES, Event
 from guard.journal.anchor import AnchorPoint, anchor_path, read_anchor
+from guard.journal.database import Row
 
 GENESIS_HASH = "0" * 64
 
@@ -49,6 +50,27 @@ def chain_hash(prev_hash: str, seq: int, type_name: str, payload: str) -> str:
 def chain_hash_encoded(prev_hash: str, seq: int, type_name: str, payload: bytes) -> str:
     """`chain_hash` of a payload still in its UTF-8 bytes, as the encoder gave it (the same digest)."""
     return hashlib.sha256(f"{prev_hash}|{seq}|{type_name}|".encode() + payload).hexdigest()
+
+
+def chain_rows(prev_hash: str, seq: int, events: Iterable[Event]) -> list[Row]:
+    """The rows of `events` appended after event `seq` whose hash is `prev_hash`.
+
+    Each payload is encoded once: the row stores its text, and the chain hashes its bytes, the same digest
+    as `chain_hash` of the row (spelled out here, not called: the journal runs this for every event).
+    """
+    rows = []
+    encode = codec.encode
+    sha256 = hashlib.sha256
+    for event in events:
+        seq += 1
+        type_name = type(event).__name__
+        payload = encode(event)
+        h = sha256(f"{prev_hash}|{seq}|{type_name}|".encode())
+        h.update(payload)
+        digest = h.hexdigest()
+        rows.append((seq, event.at, type_name, payload.decode(), prev_hash, digest))
+        prev_hash = digest
+    return rows
 
 
 def encode_event(event: Event) -> str:

@@ -49,9 +49,16 @@ NO_PAGE_LIMIT = 1_073_741_823
 _INSERT = "INSERT INTO events (seq, at, type, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)"
 
 
-def connect(path: Path, synchronous: str) -> sqlite3.Connection:
-    """A connection in WAL mode at the given `synchronous` level, usable from any one thread at a time."""
+def connect(path: Path, synchronous: str, page_size: int | None = None) -> sqlite3.Connection:
+    """A connection in WAL mode at the given `synchronous` level, usable from any one thread at a time.
+
+    Args:
+        page_size: the page size of a database this connection creates (SQLite's default, 4096, if None);
+            it cannot change once the file is in WAL mode, so an existing journal keeps its own.
+    """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    if page_size is not None:
+        conn.execute(f"PRAGMA page_size={int(page_size)}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     return conn

@@ -21,13 +21,12 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
-from guard import codec
 from guard.errors import JournalError, JournalFailing, JournalRefused
 from guard.events import Event
 from guard.journal.anchor import AnchorPoint, AnchorWriter, anchor_path, read_anchor
@@ -35,7 +34,8 @@ from guard.journal.chain import (
     GENESIS_HASH,
     BrokenChain,
     Entry,
-    chain_hash_encoded,
+    chain_hash_encoded as chain_hash_encoded,  # re-exported: bench's replay breakdown watches it here
+    chain_rows,
     checked_entries,
     read_entries,
 )
@@ -56,11 +56,12 @@ RETRY_SECONDS = 0.5
 
 @dataclass(slots=True)
 class _Batch:
+    """One append of a journal that commits it (the daemon's, or an inline one), until it is committed."""
+
     rows: list[Row]
     events: Sequence[Event]
     durable: bool
-    future: concurrent.futures.Future[int] | None
-    """None: nobody waits on this batch (replay's batched journal; its receipt was settled at once)."""
+    future: concurrent.futures.Future[int]
     notified: bool = field(default=False)
 
 
@@ -81,6 +82,8 @@ class Journal:
         batch_rows: int = 0,
         page_limit: int | None = None,
         checkpoint_idle_s: float = CHECKPOINT_IDLE_S,
+        page_size: int | None = None,
+        on_events: Callable[[Sequence[Event]], None] | None = None,
     ) -> None:
         """Open (creating if needed) the journal at `path`.
 
@@ -98,13 +101,19 @@ class Journal:
                 can be changed while the journal runs (`page_limit` attribute).
             checkpoint_idle_s: how long the writer waits idle before it checkpoints (`CHECKPOINT_IDLE_S`;
                 a test on a loaded machine raises it, so a stall of the test's own thread is not a pause).
+            page_size: the SQLite page size of a journal this creates (None: SQLite's 4096); an existing
+                journal keeps its own.
+            on_events: told each append's events once they have their place in the chain, on the
+                appender's thread (replay's counters; no `Entry` objects are made for it).
         """
         self._checkpoint_idle_s = checkpoint_idle_s
         if batch_rows and threaded:
             raise ValueError("batch_rows needs threaded=False: the daemon's commits are never deferred")
         self._batch_rows = batch_rows
-        self._buffer: list[_Batch] = []
-        self._buffered = 0
+        self._buffer: list[Row] = []
+        """A `batch_rows` journal's rows not written yet."""
+        self._buffer_durable = False
+        self._on_events = on_events
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._synchronous = synchronous.upper()
@@ -122,7 +131,7 @@ class Journal:
         self.anchor_at_open: AnchorPoint | None = read_anchor(anchor_path(self.path))
         """How far the journal had reached when it was last written, by its anchor (None: no anchor)."""
         try:
-            conn = connect(self.path, self._synchronous)
+            conn = connect(self.path, self._synchronous, page_size)
             conn.executescript(SCHEMA)
             row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
             first = conn.execute("SELECT hash FROM events WHERE seq = 1").fetchone()
@@ -178,36 +187,35 @@ class Journal:
         if self._closed:
             raise JournalError("the journal is closed")
         with self._lock:
-            rows = []
-            seq, prev = self.last_seq, self.last_hash
-            encode = codec.encode
-            for event in events:
-                seq += 1
-                type_name = type(event).__name__
-                encoded = encode(event)  # once: the row stores this text, and the chain hashes these bytes
-                digest = chain_hash_encoded(prev, seq, type_name, encoded)
-                rows.append((seq, event.at, type_name, encoded.decode(), prev, digest))
-                prev = digest
-            self.last_seq, self.last_hash = seq, prev
-            if rows and not self._first_hash:
-                self._first_hash = rows[0][5] if rows[0][0] == 1 else self._first_hash
-            if self._inline is not None and self._batch_rows:
-                batch = _Batch(rows, events, durable, None)
-                self._notify([batch])
-                self._buffer.append(batch)
-                self._buffered += len(rows)
-                if self._buffered >= self._batch_rows:
+            rows = chain_rows(self.last_hash, self.last_seq, events)
+            if rows:
+                last = rows[-1]
+                self.last_seq, self.last_hash = last[0], last[5]
+                if not self._first_hash and rows[0][0] == 1:
+                    self._first_hash = rows[0][5]
+            seq = self.last_seq
+            if self._batch_rows:  # subscribers are told at once; the rows wait for the next write
+                if self._subscribers:
+                    self._tell([Entry(r[0], e, r[4], r[5]) for r, e in zip(rows, events, strict=True)])
+                buffer = self._buffer
+                buffer += rows
+                self._buffer_durable = self._buffer_durable or durable
+                if len(buffer) >= self._batch_rows:
                     self.flush()
-                return Receipt.settled(seq, rows[-1][0] if rows else 0)
-            future: concurrent.futures.Future[int] = concurrent.futures.Future()
-            batch = _Batch(rows, list(events), durable, future)
-            if self._inline is not None:
-                if self._backlog and time.monotonic() - self._last_retry >= RETRY_SECONDS:
-                    self._retry(self._inline)
-                self._commit(self._inline, [batch])
+                receipt = Receipt(None, seq, seq if rows else 0)
             else:
-                self._queue.put(batch)
-        return Receipt(future, seq)
+                future: concurrent.futures.Future[int] = concurrent.futures.Future()
+                receipt = Receipt(future, seq)
+                batch = _Batch(rows, list(events), durable, future)
+                if self._inline is not None:
+                    if self._backlog and time.monotonic() - self._last_retry >= RETRY_SECONDS:
+                        self._retry(self._inline)
+                    self._commit(self._inline, [batch])
+                else:
+                    self._queue.put(batch)
+        if self._on_events is not None:
+            self._on_events(events)
+        return receipt
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call `subscriber` with each committed batch of entries, in commit order.
@@ -228,12 +236,13 @@ class Journal:
         """
         if not self._buffer or self._inline is None:
             return
-        batches, self._buffer, self._buffered = self._buffer, [], 0
-        error = self._write(self._inline, batches)
+        rows, durable = self._buffer, self._buffer_durable
+        self._buffer, self._buffer_durable = [], False
+        error = self._write(self._inline, (rows,), durable)
         if error is not None:
             self._closed = True  # a replay's journal is not retried: the replay is run again
             raise error
-        self._anchor_to(batches)
+        self._anchor_at(rows[-1])
 
     def close(self) -> None:
         """Commit what is queued (and, if failing, try once more to write what is kept), then stop."""
@@ -308,7 +317,7 @@ class Journal:
         if self._backlog:
             self._keep(batches)  # behind rows that are not written yet: the order of the chain is the order on disk
             return
-        error = self._write(conn, batches)
+        error = self._write_batches(conn, batches)
         if error is not None:
             self._start_failing(error)
             self._keep(batches)
@@ -316,15 +325,22 @@ class Journal:
         self._anchor_to(batches)
         self._notify(batches)
 
-    def _write(self, conn: sqlite3.Connection, batches: list[_Batch]) -> JournalFailing | None:
-        """One transaction for these batches; the error when SQLite refused it (nothing of it is written)."""
-        sync = "FULL" if self._synchronous == "FULL" and any(b.durable for b in batches) else "NORMAL"
-        rows = (b.rows for b in batches)
+    def _write_batches(self, conn: sqlite3.Connection, batches: list[_Batch]) -> JournalFailing | None:
+        return self._write(conn, [b.rows for b in batches], any(b.durable for b in batches))
+
+    def _write(self, conn: sqlite3.Connection, rows: Iterable[Sequence[Row]], durable: bool) -> JournalFailing | None:
+        """One transaction for these lists of rows; the error when SQLite refused it (nothing of it is written)."""
+        sync = "FULL" if self._synchronous == "FULL" and durable else "NORMAL"
         return write_rows(conn, rows, synchronous=sync, page_limit=self.page_limit, settings=self._settings)
 
     def _anchor_to(self, batches: list[_Batch]) -> None:
         last = next((b.rows[-1] for b in reversed(batches) if b.rows), None)
-        if last is not None and self._first_hash:
+        if last is not None:
+            self._anchor_at(last)
+
+    def _anchor_at(self, last: Row) -> None:
+        """Record in the anchor that the journal reaches this row."""
+        if self._first_hash:
             self._anchor.write(AnchorPoint(last[0], last[5], self._first_hash))
 
     def _start_failing(self, error: JournalFailing) -> None:
@@ -341,8 +357,7 @@ class Journal:
             f"{self._failure}; the events are kept in memory and written when the journal can write again"
         )
         for b in batches:
-            if b.future is not None:
-                settle_future(b.future, error=error)
+            settle_future(b.future, error=error)
 
     def _retry(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         """Try to write everything kept, on a fresh connection (the old one may be broken by the failure)."""
@@ -355,7 +370,7 @@ class Journal:
             log.warning("journal_reopen_failed", error=str(e), path=str(self.path))
             return conn
         backlog = list(self._backlog)
-        if self._write(conn, backlog) is not None:
+        if self._write_batches(conn, backlog) is not None:
             return conn
         del self._backlog[: len(backlog)]
         self._anchor_to(backlog)
@@ -374,20 +389,24 @@ class Journal:
     def _notify(self, batches: list[_Batch], settle: bool = True) -> None:
         """Tell subscribers, then complete the receipts (in that order: views go out before replies)."""
         if self._subscribers:
-            entries = [
-                Entry(row[0], event, row[4], row[5])
-                for b in batches
-                for row, event in zip(b.rows, b.events, strict=True)
-            ]
-            for subscriber in self._subscribers:
-                try:
-                    subscriber(entries)
-                except Exception:  # a subscriber's bug must not make a commit look failed
-                    log.exception("journal_subscriber_failed")
+            self._tell(
+                [
+                    Entry(row[0], event, row[4], row[5])
+                    for b in batches
+                    for row, event in zip(b.rows, b.events, strict=True)
+                ]
+            )
         for b in batches:
             b.notified = True
-            if settle and b.future is not None:
+            if settle:
                 settle_future(b.future, result=b.rows[-1][0] if b.rows else 0)
+
+    def _tell(self, entries: list[Entry]) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(entries)
+            except Exception:  # a subscriber's bug must not make a commit look failed
+                log.exception("journal_subscriber_failed")
 
     # --- reading ---------------------------------------------------------------------
 
