@@ -59,7 +59,7 @@ from guard.model.tracker import LiveTracker
 from guard.proposals.policy import ProposalPolicy, RiskLimits
 from guard.replay.history import SymbolHistory
 from guard.replay.inline import ReplayJournal, YoungCollections, drive
-from guard.replay.lean import Exposure, Segment, equity_curve, first_work
+from guard.replay.lean import Exposure, ExposureReader, Segment, equity_curve, first_work
 from guard.replay.marks import bar_marks, work_marks
 from guard.replay.options import ReplayOptions, replay_config
 from guard.replay.prepared import ReplaySymbol, outlook, prepare
@@ -162,6 +162,7 @@ class ReplayEngine:
             settings = DeskSettings.from_config(config, self.model.model_hash)
             self.desk = ApprovalDesk(journal, self.broker, specs, settings, self.clock, self.broker.account.bookings)
             self._start()
+            self._exposures = ExposureReader(self.broker, self._index, self.grid)
             self.policy = ProposalPolicy(
                 config.proposals,
                 config.model,
@@ -376,11 +377,8 @@ class ReplayEngine:
         """Read what the lean path's proofs depend on, as the desk and the venue stand now."""
         state = self.desk.state
         self._exposed_at = self.journal.last_seq
-        self._x = Exposure.of(
-            self.broker,
+        self._x = self._exposures.read(
             self.broker.account.positions,
-            self._index,
-            self.grid,
             active=state.trading_state is ACTIVE,
             daily_day=state.daily.day,
             daily_realized=state.daily.realized,

@@ -217,6 +217,106 @@ class Exposure(NamedTuple):
         return not self.positions and not self.bands and not (self.active and self.daily_realized < 0)
 
 
+class ExposureReader:
+    """Reads one replay's `Exposure`s, the same as `Exposure.of` would, turning into floats only what changed
+    since the last read. A resting order's level, a position and today's figures are replaced, never changed
+    (Decimals and positions are immutable): the very object read before has the floats read before."""
+
+    def __init__(self, broker: PaperBroker, index: Mapping[str, int], grid: MarketGrid) -> None:
+        self._broker = broker
+        self._symbols = sorted(index.items(), key=lambda item: item[1])  # bands come in symbol order
+        self._index = index
+        self._grid = grid
+        self._levels: dict[str, tuple[Decimal | None, Decimal | None, float | None, float | None]] = {}
+        """Per symbol: its orders' (falls_to, rises_to) as last read, and the band's edges they set."""
+        self._held: dict[str, tuple[Position, tuple[int, float, float], float, float | None, float | None]] = {}
+        """Per symbol: the position last read, as (symbol, qty, entry), its notional, and the edges its
+        liquidation price sets below and above."""
+        self._funding: dict[str, tuple[int, int]] = {}
+        """Per symbol: the funding time last read, and its group."""
+        self._figures: tuple[Decimal, Decimal, float, float] | None = None
+        """(daily realized, limit) as last read, and as floats."""
+
+    def read(
+        self,
+        positions: Mapping[str, Position],
+        *,
+        active: bool,
+        daily_day: int,
+        daily_realized: Decimal,
+        limit: Decimal,
+    ) -> Exposure:
+        broker, grid = self._broker, self._grid
+        n = len(grid)
+        held = []
+        liquidations: dict[int, tuple[float | None, float | None]] = {}
+        funding = -1
+        exposure = 0.0
+        for p in positions.values():
+            symbol = p.symbol
+            seen = self._held.get(symbol)
+            if seen is None or seen[0] is not p:
+                seen = self._held[symbol] = self._position(p)
+            _, row, notional, low, high = seen
+            held.append(row)
+            exposure += notional
+            if low is not None or high is not None:
+                liquidations[row[0]] = (low, high)
+            due = broker.next_funding_ms(symbol)
+            if due is not None:
+                last = self._funding.get(symbol)
+                if last is None or last[0] != due:
+                    last = self._funding[symbol] = (due, grid.first_group_at(due, row[0]))
+                if last[1] < n:
+                    funding = last[1] if funding < 0 else min(funding, last[1])
+        bands = []
+        levels = self._levels
+        for symbol, j in self._symbols:
+            falls_to, rises_to = broker.reach(symbol)
+            known = levels.get(symbol)
+            if known is None or known[0] is not falls_to or known[1] is not rises_to:
+                known = levels[symbol] = (
+                    falls_to,
+                    rises_to,
+                    None if falls_to is None else float(falls_to) * (1 + EPS),
+                    None if rises_to is None else float(rises_to) * (1 - EPS),
+                )
+            lo, hi = known[2], known[3]
+            if j in liquidations:  # the nearer of the order's level and the liquidation price, either way
+                liq_lo, liq_hi = liquidations[j]
+                if liq_lo is not None:
+                    lo = liq_lo if lo is None else max(lo, liq_lo)
+                if liq_hi is not None:
+                    hi = liq_hi if hi is None else min(hi, liq_hi)
+            if lo is not None or hi is not None:
+                bands.append((j, -math.inf if lo is None else lo, math.inf if hi is None else hi))
+        figures = self._figures
+        if figures is None or figures[0] is not daily_realized or figures[1] is not limit:
+            figures = self._figures = (daily_realized, limit, float(daily_realized), float(limit))
+        realized, lim = figures[2], figures[3]
+        return Exposure(
+            tuple(bands),
+            funding,
+            tuple(held),
+            active,
+            daily_day,
+            realized,
+            lim,
+            EPS * (lim + exposure + abs(realized)) + 1e-6,
+        )
+
+    def _position(self, p: Position) -> tuple[Position, tuple[int, float, float], float, float | None, float | None]:
+        qty, entry = float(p.qty), float(p.entry_price)
+        low = high = None
+        if p.liquidation_price is not None:
+            price = float(p.liquidation_price)
+            if qty > 0:
+                low = price * (1 + EPS)
+            else:
+                high = price * (1 - EPS)
+        return p, (self._index[p.symbol], qty, entry), abs(qty) * entry, low, high
+
+
 def first_work(grid: MarketGrid, x: Exposure, g0: int, g1: int) -> int | None:
     """The first group in [g0, g1) whose market events could change anything, or None."""
     if x.idle:
