@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -75,10 +76,10 @@ class SymbolHistory:
         up, down = entry + barrier, entry - barrier
         deadline = timestamp + round(horizon_seconds * 1000)
         times = self.open_times
-        # the first bar opened at or after the signal; the first of those closing at the deadline
-        opened, closing = times.searchsorted((timestamp, deadline - timeframe_ms(self.timeframe))).tolist()
-        first = max(i + 1, opened)
-        due = max(first, closing)
+        # The first bar after i opened at or after the signal; the first of those closing at the deadline. (bisect,
+        # not searchsorted: numpy lets go of the GIL there, and the model's thread may hold it for a while.)
+        first = bisect_left(times, timestamp, i + 1)
+        due = bisect_left(times, deadline - timeframe_ms(self.timeframe), first)
         # Bars before `due` settle only on a barrier. Plain comparisons find those that might (a margin of 1e-9
         # over math.log's last bits); each is then judged with the tracker's own arithmetic, in order. A proposal
         # usually settles within a few bars: they are read a short run at a time.
