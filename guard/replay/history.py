@@ -75,11 +75,20 @@ class SymbolHistory:
         entry = math.log(price)
         up, down = entry + barrier, entry - barrier
         deadline = timestamp + round(horizon_seconds * 1000)
-        times = self.open_times
-        # The first bar after i opened at or after the signal; the first of those closing at the deadline. (bisect,
-        # not searchsorted: numpy lets go of the GIL there, and the model's thread may hold it for a while.)
-        first = bisect_left(times, timestamp, i + 1)
-        due = bisect_left(times, deadline - timeframe_ms(self.timeframe), first)
+        times, n, tf = self.open_times, len(self.open_times), timeframe_ms(self.timeframe)
+        # The first bar after i opened at or after the signal (usually i + 1); the first of those closing at the
+        # deadline (usually where bars one timeframe apart put it: checked, else searched). Not numpy's
+        # searchsorted: it lets go of the GIL, and waits to get it back while the model's thread runs.
+        first = i + 1
+        if first < n and times[first] < timestamp:
+            first = bisect_left(times, timestamp, first + 1)
+        due, target = first, deadline - tf
+        if due < n and times[due] < target:
+            guess = min(n, due + (target - int(times[due]) + tf - 1) // tf)
+            if times[guess - 1] < target and (guess == n or times[guess] >= target):
+                due = guess
+            else:
+                due = bisect_left(times, target, due + 1)
         # Bars before `due` settle only on a barrier. Plain comparisons find those that might (a margin of 1e-9
         # over math.log's last bits); each is then judged with the tracker's own arithmetic, in order. A proposal
         # usually settles within a few bars: they are read a short run at a time.
