@@ -220,6 +220,12 @@ class LiveTracker:
         close_time = bar.open_time + timeframe_ms(bar.timeframe)
         return self._observe(bar.symbol, bar.open_time, close_time, bar.high, bar.low)
 
+    def on_closed_bar(
+        self, symbol: str, open_time: int, close_time: int, high: float, low: float
+    ) -> list[ScoredProposal]:
+        """`on_bar` for a closed bar given by its values (replay reads them from arrays: no Bar to build)."""
+        return self._observe(symbol, open_time, close_time, high, low)
+
     def on_price(self, symbol: str, timestamp: int, price: float) -> list[ScoredProposal]:
         """Feed one traded or mark price; return the proposals it settled."""
         return self._observe(symbol, timestamp, timestamp, price, price)

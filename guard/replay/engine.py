@@ -297,7 +297,10 @@ class ReplayEngine:
                 if i not in s.track:
                     continue
                 s.track.discard(i)
-            if self.tracker.on_bar(s.history.bar(i)):
+            h, open_ms = s.history, int(s.history.open_times[i])
+            if self.tracker.on_closed_bar(
+                h.symbol, open_ms, open_ms + self._tf_ms, float(h.highs[i]), float(h.lows[i])
+            ):
                 settled = True
         return settled
 

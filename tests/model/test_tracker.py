@@ -124,3 +124,18 @@ def test_tracker_refuses_a_signal_without_side() -> None:
     """Only proposals (signals with a side) can be tracked."""
     with pytest.raises(ValueError, match="without a side"):
         LiveTracker("m").record(_signal(0, None))  # type: ignore[arg-type]
+
+
+def test_a_closed_bar_given_by_its_values_settles_as_the_bar_does() -> None:
+    by_bar, by_values = LiveTracker("m"), LiveTracker("m")
+    rng = random.Random(5)
+    for k in range(40):
+        t = k * 20 * BAR_MS
+        side = rng.choice([Side.BUY, Side.SELL])
+        for tracker in (by_bar, by_values):
+            tracker.record(_signal(t, side), f"p{k}")
+        for bar in _bars(t, rng.choice(["up", "down", "none"])):
+            close = bar.open_time + BAR_MS
+            settled = by_values.on_closed_bar(bar.symbol, bar.open_time, close, bar.high, bar.low)
+            assert by_bar.on_bar(bar) == settled
+    assert by_bar.report() == by_values.report()
