@@ -17,6 +17,8 @@ event 1). On any failure it answers ["error", why] at once and exits. At the end
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sqlite3
 import struct
@@ -33,6 +35,11 @@ from guard.journal.database import connect, write_rows
 from guard.journal.links import Encoded, link_rows
 
 _HEADER = struct.Struct("<I")
+FRAME_ROWS = 1024
+"""Events sent to the writer in one frame (~0.5 MB): it fits the enlarged pipe (`PIPE_BYTES`), so sending it is
+one copy into the kernel, never a wait for the writer to read."""
+PIPE_BYTES = 1 << 20
+"""The pipe's capacity the replay asks for (Linux's default most an unprivileged process may set)."""
 CLOSE_TIMEOUT_S = 120.0
 """How long closing waits for the writer to write its last frame and checkpoint before it is killed."""
 
@@ -57,6 +64,9 @@ class WriterProcess:
         except OSError as e:
             raise JournalError(f"cannot start the journal's writer process: {e}") from e
         self._encode = msgspec.msgpack.Encoder().encode
+        stdin: IO[bytes] = self._proc.stdin  # type: ignore[assignment]  # a PIPE
+        with contextlib.suppress(OSError, AttributeError):  # a smaller pipe only makes sends wait more often
+            fcntl.fcntl(stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
     def send(self, encoded: list[Encoded]) -> None:
         """Hand the writer the next events of the chain (one transaction), without waiting for it."""

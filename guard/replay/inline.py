@@ -19,7 +19,7 @@ from guard.errors import JournalError
 from guard.events import Event
 from guard.journal.anchor import AnchorPoint
 from guard.journal.links import Encoded
-from guard.journal.offload import WriterProcess
+from guard.journal.offload import FRAME_ROWS, WriterProcess
 from guard.journal.receipt import Receipt
 from guard.journal.store import Journal, Subscriber
 
@@ -87,7 +87,7 @@ class ReplayJournal(Journal):
         encoded = self._encoded
         encoded += [(event.at, type(event).__name__, encode(event)) for event in events]
         seq = self.last_seq = self.last_seq + len(events)
-        if len(encoded) >= BATCH_ROWS:
+        if len(encoded) >= FRAME_ROWS:
             self.flush()
         self._tally(events)
         return Receipt(None, seq, seq if events else 0)
