@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import sqlite3
 import struct
 import subprocess
@@ -161,6 +162,9 @@ def write(
 
 def main(argv: list[str]) -> int:
     path, synchronous, page_limit, seq, prev_hash = argv
+    # A Ctrl-C reaches the whole process group: the replay closes its journal then, and the writer must still
+    # be there to write the rest. It ends with its stdin, as it does when the replay dies.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         answer = write(sys.stdin.buffer, Path(path), synchronous, int(page_limit) or None, int(seq), prev_hash)
     except (msgspec.DecodeError, sqlite3.Error, ValueError, UnicodeDecodeError) as e:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -158,3 +160,19 @@ def test_the_writer_process_loads_nothing_heavy() -> None:
     ]
     heavy = "import sys, guard.journal.offload; print(sorted({'structlog', 'numpy', 'torch'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", heavy], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_a_ctrl_c_leaves_the_writer_to_finish(tmp_path: Path) -> None:
+    """A Ctrl-C reaches the writer too (the same process group): the replay's close must still find it."""
+    journal = _journal(tmp_path / "j.db", 0)
+    process = journal._process
+    assert process is not None
+    journal.append([AccountFunded(1, "USDT", Decimal(1))], durable=False)
+    journal.flush()  # the writer is surely running its own code once it has written a frame
+    journal.append([SessionEnded(2, "bye")], durable=False)
+    deadline = time.monotonic() + 30
+    while not _rows(tmp_path / "j.db") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process._proc.send_signal(signal.SIGINT)
+    journal.close()
+    assert [r[0] for r in _rows(tmp_path / "j.db")] == [1, 2]
