@@ -8,7 +8,6 @@ that is what the anchor (`guard.journal.anchor`) is for. The daemon reads its jo
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from guard.errors import DecodeError, JournalCorrupt, JournalError
 from guard.events import EVENT_TYPES, Event
 from guard.journal.anchor import AnchorPoint, anchor_path, read_anchor
 from guard.journal.database import Row
+from guard.journal.links import chain_hash as chain_hash, chain_hash_encoded as chain_hash_encoded, link_rows
 
 GENESIS_HASH = "0" * 64
 
@@ -43,34 +43,10 @@ class VerifyReport:
     """Something a reader should know that does not make the journal bad (e.g. there is no anchor)."""
 
 
-def chain_hash(prev_hash: str, seq: int, type_name: str, payload: str) -> str:
-    return hashlib.sha256(f"{prev_hash}|{seq}|{type_name}|{payload}".encode()).hexdigest()
-
-
-def chain_hash_encoded(prev_hash: str, seq: int, type_name: str, payload: bytes) -> str:
-    """`chain_hash` of a payload still in its UTF-8 bytes, as the encoder gave it (the same digest)."""
-    return hashlib.sha256(f"{prev_hash}|{seq}|{type_name}|".encode() + payload).hexdigest()
-
-
 def chain_rows(prev_hash: str, seq: int, events: Iterable[Event]) -> list[Row]:
-    """The rows of `events` appended after event `seq` whose hash is `prev_hash`.
-
-    Each payload is encoded once: the row stores its text, and the chain hashes its bytes, the same digest
-    as `chain_hash` of the row (spelled out here, not called: the journal runs this for every event).
-    """
-    rows = []
+    """The rows of `events` appended after event `seq` whose hash is `prev_hash` (each payload encoded once)."""
     encode = codec.encode
-    sha256 = hashlib.sha256
-    for event in events:
-        seq += 1
-        type_name = type(event).__name__
-        payload = encode(event)
-        h = sha256(f"{prev_hash}|{seq}|{type_name}|".encode())
-        h.update(payload)
-        digest = h.hexdigest()
-        rows.append((seq, event.at, type_name, payload.decode(), prev_hash, digest))
-        prev_hash = digest
-    return rows
+    return link_rows(prev_hash, seq, [(event.at, type(event).__name__, encode(event)) for event in events])
 
 
 def encode_event(event: Event) -> str:

@@ -3,6 +3,7 @@
 The table is append-only by trigger; a connection runs in WAL mode; the writer's connection
 checkpoints only at a hard limit (the journal checkpoints when idle, `guard.journal.store`);
 `write_rows` writes batches of rows in one transaction, or none of them, and says why not.
+Nothing here logs or imports more than SQLite: replay's writer process (`guard.journal.offload`) loads it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import structlog
-
 from guard.errors import JournalFailing
-
-log = structlog.get_logger(__name__)
 
 Row = tuple[int, int, str, str, str, str]
 """One journal row: (seq, at, type, payload, prev_hash, hash)."""
@@ -104,12 +101,3 @@ def write_rows(
             pass
         return JournalFailing(f"journal write failed: {e}")
     return None
-
-
-def checkpoint(conn: sqlite3.Connection, path: Path) -> None:
-    """Copy committed WAL pages into the database (PASSIVE: never waits on a reader). Committed rows are
-    safe in the WAL either way, so a failure here is only logged; SQLite retries at its hard limit."""
-    try:
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    except sqlite3.Error as e:
-        log.warning("journal_checkpoint_failed", error=str(e), path=str(path))

@@ -39,7 +39,7 @@ from guard.journal.chain import (
     checked_entries,
     read_entries,
 )
-from guard.journal.database import SCHEMA, Row, checkpoint, connect, connect_writer, write_rows
+from guard.journal.database import SCHEMA, Row, connect, connect_writer, write_rows
 from guard.journal.receipt import Receipt as Receipt, settle_future  # Receipt: what append returns
 
 log = structlog.get_logger(__name__)
@@ -69,6 +69,15 @@ Subscriber = Callable[[list[Entry]], object]
 """Told each committed batch of entries (what it returns is ignored)."""
 HealthListener = Callable[[JournalFailing | None], None]
 """Told (on the writer's thread) when the journal starts failing (the error) and when it is healthy again (None)."""
+
+
+def checkpoint(conn: sqlite3.Connection, path: Path) -> None:
+    """Copy committed WAL pages into the database (PASSIVE: never waits on a reader). Committed rows are
+    safe in the WAL either way, so a failure here is only logged; SQLite retries at its hard limit."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error as e:
+        log.warning("journal_checkpoint_failed", error=str(e), path=str(path))
 
 
 class Journal:
