@@ -172,12 +172,13 @@ def _breakdown(history: Any, n: int) -> tuple[dict[str, float], int, float]:
 
     desk: everything inside the desk's calls (pricing, the gate and risk checks, state folding, the
     journal's append bookkeeping and replay's counting) but the three parts below it; broker: the paper
-    broker's fills, triggers and marks; journal encode: msgspec and the hash chain; journal write: SQLite;
+    broker's fills, triggers and marks; journal encode: msgspec; journal write: SQLite for a replay's first
+    rows, then handing rows to the journal's writer process (which links and writes them on the other core);
     tracker: the live tracker; engine: the rest of replay (signals, policy, lean-path proofs, fast-forward).
     """
     from guard import codec
     from guard.broker.paper import PaperBroker
-    from guard.journal import store
+    from guard.journal import offload, store
     from guard.model.tracker import LiveTracker
     from guard.replay import engine
 
@@ -186,8 +187,8 @@ def _breakdown(history: Any, n: int) -> tuple[dict[str, float], int, float]:
     for name in ("on_market", "submit_many", "cancel_many"):
         watch.watch("broker", PaperBroker, name)
     watch.watch("journal encode", codec, "encode")
-    watch.watch("journal encode", store, "chain_hash_encoded")
-    watch.watch("journal write", store, "write_rows")
+    watch.watch("journal write", store, "write_rows")  # the first rows, before the writer process takes over
+    watch.watch("journal write", offload.WriterProcess, "send")
     for name in ("record", "on_bar", "decision"):
         watch.watch("tracker", LiveTracker, name)
     watch.watch("preparation (once)", engine.ReplayEngine, "_prepare")
@@ -355,8 +356,7 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
     breakdown = (
         f"per proposal, {total:,.0f} µs: {shares} (one instrumented run of the {big:,} bars, {proposals:,} proposals, "
         f"default proposals.min_confidence; not included: the preparation, once, {model_s * 1000:,.0f} ms (features, "
-        "the bar grid; the model's pass runs on its own thread beside the replay, which waits for it only when it "
-        "reaches bars the pass has not)"
+        "the model's pass over every bar, the bar grid)"
     )
     for part, us in per.items():
         yield {

@@ -34,7 +34,6 @@ from guard.journal.chain import (
     GENESIS_HASH,
     BrokenChain,
     Entry,
-    chain_hash_encoded as chain_hash_encoded,  # re-exported: bench's replay breakdown watches it here
     chain_rows,
     checked_entries,
     read_entries,

@@ -106,16 +106,14 @@ class ModelRunner:
             novelty_threshold=novelty_threshold,
         )
 
-    def fill(self, signals: ReplaySignals, on_chunk: Callable[[int], None] | None = None) -> None:
+    def fill(self, signals: ReplaySignals) -> None:
         """Put every bar's outputs into `signals`, a `SERIES_CHUNK` of bars at a time (each chunk is the forward
         pass `forward_series` runs, and each bar's outputs depend on its own logits alone, so every bar gets the
-        numbers one whole pass gives), calling `on_chunk(end)` once the bars before `end` are in."""
+        numbers one whole pass gives)."""
         statistic = self._ref.series(signals.series)
         put = self._put(signals, statistic)
         for start, logits in series_logit_chunks(self._net, signals.series.rows):
             put(logits, start, start + len(logits))
-            if on_chunk is not None:
-                on_chunk(start + len(logits))
 
     def _put(self, signals: ReplaySignals, statistic: np.ndarray) -> Callable[[np.ndarray, int, int], None]:
         def put(logits: np.ndarray, start: int, stop: int) -> None:

@@ -129,14 +129,8 @@ class ReplayEngine:
     # --- precomputation -------------------------------------------------------------
 
     def _prepare(self) -> None:
-        self.grid, self._symbols, self._ahead = prepare(
-            self.config,
-            self.model,
-            self._histories,
-            self._specs,
-            self._tf_ms,
-            self.options.intrabar,
-            ahead=not self.options.explain,
+        self.grid, self._symbols = prepare(
+            self.config, self.model, self._histories, self._specs, self._tf_ms, self.options.intrabar
         )
         self._index = {s.history.symbol: s.j for s in self._symbols}
 
@@ -182,8 +176,6 @@ class ReplayEngine:
             self._segments: list[Segment] = []
             self._refresh(0)
             self._loop()
-            if self._ahead is not None:
-                self._ahead.finish()
             self.clock.set(max(self.clock.now_ms(), int(self.grid.group_open[-1]) + self._tf_ms))
             self._sync_all(len(self.grid.group_open) - 1)
             drive(self.desk.stop("replay finished"))
@@ -410,18 +402,14 @@ class ReplayEngine:
         if known_made == made and since <= g <= known:
             return known  # no candidate in [since, known): none in [g, known) either
         bar_seconds = self.model.bar_seconds
-        while True:
-            stop = len(self.grid)
-            for s in self._symbols:
-                k = max(
-                    bisect_left(s.candidate_groups, g),
-                    bisect_left(s.candidate_times, self.policy.cooling_until(s.history.symbol, bar_seconds)),
-                )
-                if k < len(s.candidate_groups):
-                    stop = min(stop, s.candidate_groups[k])
-            if stop < len(self.grid) or self._ahead is None or self._ahead.complete:
-                break
-            self._ahead.take()  # none among the candidates known yet: they are all before the ones to come
+        stop = len(self.grid)
+        for s in self._symbols:
+            k = max(
+                bisect_left(s.candidate_groups, g),
+                bisect_left(s.candidate_times, self.policy.cooling_until(s.history.symbol, bar_seconds)),
+            )
+            if k < len(s.candidate_groups):
+                stop = min(stop, s.candidate_groups[k])
         self._next_candidate_at = (made, g, stop)
         return stop
 

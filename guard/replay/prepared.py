@@ -5,14 +5,14 @@ candidate bars are those where the model names a side at or above `proposals.min
 proposes nothing), on bar time as live (the model-age gate). The bars of every symbol are laid on one time axis
 (`guard.replay.lean.MarketGrid`).
 
-A single long history's model pass runs on a worker thread, a chunk of bars at a time, ahead of the replay
-(`ModelAhead`): the replay starts once the first chunk is in and takes each further chunk's candidates as it
-reaches them, while the pass goes on on the other core. Every bar gets the very numbers one whole pass gives.
+The pass runs before the replay, on the replay's thread. Running it on a worker thread ahead of the replay was
+tried and dropped: the two threads fought over the interpreter (every numpy call that lets go of it waited to get
+it back), which cost the replay more than the overlap gained once the replay's own path was lean, and the second
+core is better spent on the journal's writer process (`guard.journal.offload`).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,7 +23,6 @@ from guard.domain import MarketSpec
 from guard.features import build_series_arrays
 from guard.markets import default_spec
 from guard.model.artifact import LoadedModel
-from guard.model.inference import SERIES_CHUNK
 from guard.model.labels import FLAT
 from guard.model.runner import ModelRunner, ReplaySignals
 from guard.replay.fit import model_outlook, young_enough
@@ -42,8 +41,7 @@ class ReplaySymbol:
     signals: ReplaySignals
     variance: list[float]
     candidate: np.ndarray
-    """bool per bar: the model names a side at or above the policy's minimum confidence (as far as it is known:
-    see `ModelAhead`)."""
+    """bool per bar: the model names a side at or above the policy's minimum confidence."""
     candidate_groups: list[int]
     """The groups of the candidate bars, in order (a list: bisect searches it without numpy's call overhead)."""
     candidate_times: list[int]
@@ -53,82 +51,14 @@ class ReplaySymbol:
     track: set[int] = field(default_factory=set)
     """Bars the tracker must see (where a recorded proposal settles)."""
 
-    def take_candidates(self, grid: MarketGrid, start: int, stop: int, min_confidence: float, tf_ms: int) -> None:
-        """Add the candidates among bars [start, stop), whose model outputs are in, after those before them."""
+    def take_candidates(self, grid: MarketGrid, min_confidence: float, tf_ms: int) -> None:
+        """Find the candidate bars, every model output in."""
         s = self.signals
-        part = slice(start, stop)
-        candidate = s.ready[part] & (s.side[part] != FLAT) & (s.confidence[part] >= min_confidence) & self.young[part]
-        self.candidate[part] = candidate
-        opens = self.history.open_times[part][candidate]
-        self.candidate_groups += grid.group_open.searchsorted(opens).tolist()
-        self.candidate_times += (opens + tf_ms).tolist()
-
-
-class ModelAhead:
-    """One history's model pass on a worker thread, ahead of the replay that reads it.
-
-    The worker fills the symbol's signals a chunk at a time (`ModelRunner.fill`); the replay's thread takes each
-    chunk's candidates (`take`) only when it needs to look past those it has, so the lists it reads change only
-    on its own thread.
-    """
-
-    def __init__(self, runner: ModelRunner, symbol: ReplaySymbol, grid: MarketGrid, min_confidence: float, tf_ms: int):
-        self._symbol = symbol
-        self._grid = grid
-        self._min_confidence = min_confidence
-        self._tf_ms = tf_ms
-        self._bars = len(symbol.history)
-        self._filled = 0
-        """Bars whose outputs the worker has put in (it alone raises it)."""
-        self._taken = 0
-        """Bars whose candidates the replay's thread has taken."""
-        self._error: BaseException | None = None
-        self._changed = threading.Condition()
-        self._thread = threading.Thread(target=self._run, args=(runner,), name="replay-model", daemon=True)
-        self._thread.start()
-
-    @property
-    def complete(self) -> bool:
-        """Every bar's candidates are taken."""
-        return self._taken >= self._bars
-
-    def take(self) -> None:
-        """Wait for the next chunk of outputs (or all that is in, if more), then take its candidates.
-
-        Raises:
-            Whatever the model's pass raised.
-        """
-        if self.complete:
-            return
-        with self._changed:
-            self._changed.wait_for(lambda: self._filled > self._taken or self._error is not None)
-            if self._error is not None:
-                raise self._error
-            filled = self._filled
-        self._symbol.take_candidates(self._grid, self._taken, filled, self._min_confidence, self._tf_ms)
-        self._taken = filled
-
-    def finish(self) -> None:
-        """Take everything (the pass done)."""
-        while not self.complete:
-            self.take()
-        self._thread.join()
-
-    def _run(self, runner: ModelRunner) -> None:
-        import torch
-
-        torch.set_num_threads(1)  # this thread's own setting: the same arithmetic as the replay's thread
-        try:
-            runner.fill(self._symbol.signals, on_chunk=self._put)
-        except BaseException as e:  # handed to the replay's thread, which raises it
-            with self._changed:
-                self._error = e
-                self._changed.notify_all()
-
-    def _put(self, end: int) -> None:
-        with self._changed:
-            self._filled = end
-            self._changed.notify_all()
+        candidate = s.ready & (s.side != FLAT) & (s.confidence >= min_confidence) & self.young
+        self.candidate[:] = candidate
+        opens = self.history.open_times[candidate]
+        self.candidate_groups = grid.group_open.searchsorted(opens).tolist()
+        self.candidate_times = (opens + tf_ms).tolist()
 
 
 def prepare(
@@ -138,15 +68,8 @@ def prepare(
     specs: Mapping[str, MarketSpec],
     tf_ms: int,
     intrabar: bool,
-    ahead: bool = True,
-) -> tuple[MarketGrid, list[ReplaySymbol], ModelAhead | None]:
-    """The market grid, each symbol's precomputed arrays, and, for a single history long enough to gain from it,
-    its model pass going on ahead of the replay (None: every output is in).
-
-    Args:
-        ahead: False keeps the model to the replay's thread (a replay that explains each proposal runs the network
-            backwards there, and one network is not run from two threads at once).
-    """
+) -> tuple[MarketGrid, list[ReplaySymbol]]:
+    """The market grid and each symbol's precomputed arrays, every model output in."""
     import torch
 
     # One thread, as the live predictor's worker runs it: same arithmetic, and on two cores the
@@ -157,7 +80,6 @@ def prepare(
     min_conf = config.proposals.min_confidence
     grid = MarketGrid.build(histories, tf_ms, intrabar)
     symbols: list[ReplaySymbol] = []
-    ahead_of: ReplaySymbol | None = None
     for j, h in enumerate(histories):
         series = build_series_arrays(h.symbol, h.timeframe, h.open_times, h.opens, h.highs, h.lows, h.closes, h.volumes)
         symbol = ReplaySymbol(
@@ -171,16 +93,11 @@ def prepare(
             [],
             young_enough(model, h.open_times, config.model.max_age_days),  # as live, on bar time
         )
-        if ahead and len(histories) == 1 and len(h) > SERIES_CHUNK:
-            ahead_of = symbol
-        else:
-            runner.fill(symbol.signals)
-            symbol.take_candidates(grid, 0, len(h), min_conf, tf_ms)
+        runner.fill(symbol.signals)
+        symbol.take_candidates(grid, min_conf, tf_ms)
+        symbol.variance = h.broker_variances()
         symbols.append(symbol)
-    pass_ahead = ModelAhead(runner, ahead_of, grid, min_conf, tf_ms) if ahead_of is not None else None
-    for symbol in symbols:
-        symbol.variance = symbol.history.broker_variances()  # meanwhile, on this thread
-    return grid, symbols, pass_ahead
+    return grid, symbols
 
 
 def outlook(config: Config, model: LoadedModel, symbols: Sequence[ReplaySymbol]) -> ModelOutlook:

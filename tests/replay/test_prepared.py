@@ -1,12 +1,9 @@
-"""Replay's precomputation: one long history's model pass runs ahead of the replay, and gives it the very outputs
-and candidates one synchronous pass gives."""
+"""Replay's precomputation: a history longer than one chunk of the model's pass is proposed on across all of it."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-
-import numpy as np
 
 from guard.config import Config
 from guard.model.artifact import LoadedModel
@@ -15,9 +12,7 @@ from guard.replay.engine import ReplayEngine
 from guard.replay.history import SymbolHistory
 from guard.replay.operator import OperatorPolicy, ScriptedOperator
 from guard.replay.options import ReplayOptions
-from guard.replay.prepared import prepare
 from guard.sim.process import PriceProcess
-from guard.timeframes import timeframe_ms
 
 START_MS = 1_767_225_600_000
 BARS = 2 * SERIES_CHUNK + 5_000
@@ -30,31 +25,8 @@ def _history(symbol: str) -> SymbolHistory:
     return SymbolHistory(symbol, "1m", block.open_time, *process.bars_of(block, 0))
 
 
-def test_a_long_histories_model_pass_ahead_gives_the_outputs_and_candidates_of_one_pass(model: LoadedModel) -> None:
-    """Alone, the history's pass runs on a worker ahead of the replay; beside a second history (the same bars
-    under another name, so the grid is the same) it is one synchronous pass. Both give the same numbers, bit for
-    bit, and the same candidates, taken a chunk at a time."""
-    config, tf_ms = Config(), timeframe_ms("1m")
-    history = _history("BTC/USDT:USDT")
-    _, (ahead_of,), ahead = prepare(config, model, [history], {}, tf_ms, intrabar=True)
-    assert ahead is not None and not ahead.complete
-    taken = []
-    while not ahead.complete:
-        ahead.take()
-        taken.append(len(ahead_of.candidate_groups))
-    ahead.finish()
-    _, (whole, _twin), none = prepare(config, model, [history, _history("ETH/USDT:USDT")], {}, tf_ms, intrabar=True)
-    assert none is None
-    for name in ("probs", "side", "confidence", "novelty", "novel"):
-        assert np.array_equal(getattr(ahead_of.signals, name), getattr(whole.signals, name), equal_nan=name != "novel")
-    assert np.array_equal(ahead_of.candidate, whole.candidate)
-    assert ahead_of.candidate_groups == whole.candidate_groups and ahead_of.candidate_times == whole.candidate_times
-    assert len(whole.candidate_groups) > 100 and taken[0] < taken[-1]  # candidates came in more than one take
-
-
-def test_a_replay_with_the_model_ahead_proposes_across_the_whole_history(model: LoadedModel, tmp_path: Path) -> None:
-    """The replay reads each chunk's candidates as it reaches them: proposals are made in the last chunk too, and
-    the model's outlook covers every bar."""
+def test_a_replay_proposes_across_every_chunk_of_the_models_pass(model: LoadedModel, tmp_path: Path) -> None:
+    """Proposals are made in the last chunk of the pass too, and the model's outlook covers every bar."""
     engine = ReplayEngine(
         Config(),
         model,
