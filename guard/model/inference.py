@@ -115,8 +115,8 @@ def forward_series(
 def series_logit_chunks(
     net: EnsembleTCN, rows: np.ndarray, chunk: int = SERIES_CHUNK
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """`forward_series`'s logits a chunk at a time, as (first bar, its logits): the same numbers, each there as
-    soon as its chunk's pass is done (replay starts on the first bars while the rest are worked on)."""
+    """`forward_series`'s logits a chunk at a time, as (first bar, its logits): the same numbers, without holding
+    every chunk's logits at once."""
     rf = net.receptive_field
     padded = _padded(net, rows)
     with torch.inference_mode():
