@@ -157,60 +157,6 @@ class Exposure(NamedTuple):
     limit: float
     margin: float
 
-    @classmethod
-    def of(
-        cls,
-        broker: PaperBroker,
-        positions: Mapping[str, Position],
-        index: Mapping[str, int],
-        grid: MarketGrid,
-        *,
-        active: bool,
-        daily_day: int,
-        daily_realized: Decimal,
-        limit: Decimal,
-    ) -> Exposure:
-        # Per symbol: the highest price that stops a fall, the lowest that stops a rise (with the margin).
-        lows: dict[int, float] = {}
-        highs: dict[int, float] = {}
-        for symbol, j in index.items():
-            falls_to, rises_to = broker.reach(symbol)
-            if falls_to is not None:
-                lows[j] = float(falls_to) * (1 + EPS)
-            if rises_to is not None:
-                highs[j] = float(rises_to) * (1 - EPS)
-        held = []
-        funding = -1
-        exposure = 0.0
-        n = len(grid)
-        for p in positions.values():
-            j = index[p.symbol]
-            qty, entry = float(p.qty), float(p.entry_price)
-            held.append((j, qty, entry))
-            exposure += abs(qty) * entry
-            if p.liquidation_price is not None:
-                price = float(p.liquidation_price)
-                if qty > 0:
-                    lows[j] = max(lows.get(j, -math.inf), price * (1 + EPS))
-                else:
-                    highs[j] = min(highs.get(j, math.inf), price * (1 - EPS))
-            due = broker.next_funding_ms(p.symbol)
-            if due is not None:
-                at = grid.first_group_at(due, j)
-                if at < n:
-                    funding = at if funding < 0 else min(funding, at)
-        realized, lim = float(daily_realized), float(limit)
-        return cls(
-            bands=tuple((j, lows.get(j, -math.inf), highs.get(j, math.inf)) for j in sorted(lows.keys() | highs)),
-            funding_group=funding,
-            positions=tuple(held),
-            active=active,
-            daily_day=daily_day,
-            daily_realized=realized,
-            limit=lim,
-            margin=EPS * (lim + exposure + abs(realized)) + 1e-6,
-        )
-
     @property
     def idle(self) -> bool:
         """Nothing can react to any price: no position, no resting order, no loss today to latch on."""
@@ -218,9 +164,9 @@ class Exposure(NamedTuple):
 
 
 class ExposureReader:
-    """Reads one replay's `Exposure`s, the same as `Exposure.of` would, turning into floats only what changed
-    since the last read. A resting order's level, a position and today's figures are replaced, never changed
-    (Decimals and positions are immutable): the very object read before has the floats read before."""
+    """Reads one replay's `Exposure`s, turning into floats only what changed since the last read. A resting
+    order's level, a position and today's figures are replaced, never changed (Decimals and positions are
+    immutable): the very object read before has the floats read before."""
 
     def __init__(self, broker: PaperBroker, index: Mapping[str, int], grid: MarketGrid) -> None:
         self._broker = broker

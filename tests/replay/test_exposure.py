@@ -1,8 +1,10 @@
-"""`ExposureReader` reads what `Exposure.of` reads, whatever changed between two reads."""
+"""`ExposureReader` reads what a full read gives, whatever changed between two reads."""
 
 from __future__ import annotations
 
+import math
 import random
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, cast
 
@@ -12,7 +14,7 @@ from guard.approval.state import DAY_MS
 from guard.broker.paper import PaperBroker
 from guard.domain import MarketKind, Position
 from guard.replay.history import SymbolHistory
-from guard.replay.lean import Exposure, ExposureReader, MarketGrid
+from guard.replay.lean import EPS, Exposure, ExposureReader, MarketGrid
 
 TF_MS = 60_000
 SYMBOLS = ("A", "B", "C")
@@ -30,6 +32,60 @@ class _Venue:
 
     def next_funding_ms(self, symbol: str) -> int | None:
         return self.funding[symbol]
+
+
+def _full_read(
+    broker: PaperBroker,
+    positions: Mapping[str, Position],
+    index: Mapping[str, int],
+    grid: MarketGrid,
+    *,
+    active: bool,
+    daily_day: int,
+    daily_realized: Decimal,
+    limit: Decimal,
+) -> Exposure:
+    """Every figure read and converted anew: what the reader must give, whatever it kept."""
+    # Per symbol: the highest price that stops a fall, the lowest that stops a rise (with the margin).
+    lows: dict[int, float] = {}
+    highs: dict[int, float] = {}
+    for symbol, j in index.items():
+        falls_to, rises_to = broker.reach(symbol)
+        if falls_to is not None:
+            lows[j] = float(falls_to) * (1 + EPS)
+        if rises_to is not None:
+            highs[j] = float(rises_to) * (1 - EPS)
+    held = []
+    funding = -1
+    exposure = 0.0
+    n = len(grid)
+    for p in positions.values():
+        j = index[p.symbol]
+        qty, entry = float(p.qty), float(p.entry_price)
+        held.append((j, qty, entry))
+        exposure += abs(qty) * entry
+        if p.liquidation_price is not None:
+            price = float(p.liquidation_price)
+            if qty > 0:
+                lows[j] = max(lows.get(j, -math.inf), price * (1 + EPS))
+            else:
+                highs[j] = min(highs.get(j, math.inf), price * (1 - EPS))
+        due = broker.next_funding_ms(p.symbol)
+        if due is not None:
+            at = grid.first_group_at(due, j)
+            if at < n:
+                funding = at if funding < 0 else min(funding, at)
+    realized, lim = float(daily_realized), float(limit)
+    return Exposure(
+        bands=tuple((j, lows.get(j, -math.inf), highs.get(j, math.inf)) for j in sorted(lows.keys() | highs)),
+        funding_group=funding,
+        positions=tuple(held),
+        active=active,
+        daily_day=daily_day,
+        daily_realized=realized,
+        limit=lim,
+        margin=EPS * (lim + exposure + abs(realized)) + 1e-6,
+    )
 
 
 def _grid() -> MarketGrid:
@@ -75,5 +131,5 @@ def test_reader_agrees_with_a_full_read_after_every_change() -> None:
         else:
             limit = Decimal(rng.choice(["40", "25.5"]))
         fields: dict[str, Any] = {"active": rng.random() < 0.8, "daily_day": 20_000, "daily_realized": realized}
-        want = Exposure.of(broker, positions, index, grid, limit=limit, **fields)
+        want = _full_read(broker, positions, index, grid, limit=limit, **fields)
         assert reader.read(positions, limit=limit, **fields) == want
