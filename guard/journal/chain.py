@@ -18,7 +18,7 @@ from guard.errors import DecodeError, JournalCorrupt, JournalError
 from guard.events import EVENT_TYPES, Event
 from guard.journal.anchor import AnchorPoint, anchor_path, read_anchor
 from guard.journal.database import Row
-from guard.journal.links import chain_hash as chain_hash, chain_hash_encoded as chain_hash_encoded, link_rows
+from guard.journal.links import chain_hash as chain_hash, link_rows
 
 GENESIS_HASH = "0" * 64
 

@@ -21,11 +21,6 @@ def chain_hash(prev_hash: str, seq: int, type_name: str, payload: str) -> str:
     return hashlib.sha256(f"{prev_hash}|{seq}|{type_name}|{payload}".encode()).hexdigest()
 
 
-def chain_hash_encoded(prev_hash: str, seq: int, type_name: str, payload: bytes) -> str:
-    """`chain_hash` of a payload still in its UTF-8 bytes, as the encoder gave it (the same digest)."""
-    return hashlib.sha256(f"{prev_hash}|{seq}|{type_name}|".encode() + payload).hexdigest()
-
-
 def link_rows(prev_hash: str, seq: int, encoded: Iterable[Encoded]) -> list[Row]:
     """The rows of `encoded` events appended after event `seq` whose hash is `prev_hash`.
 
