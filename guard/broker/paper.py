@@ -135,8 +135,7 @@ class PaperBroker:
         qty, why = effective_qty(request, spec, pos)
         if why:
             return [OrderRejected(now, cid, why)]
-        if qty != request.qty:  # `_with_qty`, inlined
-            request = replace(request, qty=qty)
+        request = _with_qty(request, qty)
         order_type, limit = request.order_type, request.limit_price
         taking = order_type is MARKET_ORDER or (order_type is LIMIT_ORDER and marketable(request, quote))
         estimate = (
@@ -228,16 +227,11 @@ class PaperBroker:
 
     def _act(self, symbol: str, quote: Quote, now: int, reports: list[BrokerReport]) -> None:
         """Liquidate if the mark crossed the liquidation price, then work the resting orders it reaches, adding
-        what happened to `reports` (`_liquidate_if_crossed` and `_work_resting`, called only when they act)."""
+        what happened to `reports` (`_liquidate` and `_work_resting`, called only when they act)."""
         mark = quote.mark
         assert mark is not None
-        pos = self.account.positions.get(symbol)
-        if (
-            pos is not None
-            and (lp := pos.liquidation_price) is not None
-            and (mark <= lp if pos.qty > 0 else mark >= lp)
-        ):
-            reports += self._liquidate_if_crossed(symbol, quote, now)
+        if _crossed(self.account.positions.get(symbol), mark):
+            reports += self._liquidate(symbol, mark, now)
         orders = self._resting.of(symbol)
         if orders.ids and not orders.quiet(quote):
             reports += self._work_resting(symbol, orders, quote, now)
@@ -397,7 +391,7 @@ class PaperBroker:
                     reports.append(self._fill(request, qty, request.limit_price, fee, MAKER, ZERO, now))
                     if symbol not in self.account.positions:
                         reports += self._cancel_orphaned_protection(symbol, now)
-            else:  # a stop or take-profit: `triggered(request, quote)`, inlined (asked of every order at such a price)
+            else:  # a stop or take-profit, triggered when the mark reaches its trigger from its side
                 trigger = request.trigger_price
                 assert trigger is not None
                 falling = (order_type is STOP_MARKET_ORDER) == (request.side is SELL)
@@ -415,16 +409,12 @@ class PaperBroker:
                     reports.append(OrderCancelled(now, cid, f"book depth exhausted: {unfilled} not filled"))
         return reports
 
-    def _liquidate_if_crossed(self, symbol: str, quote: Quote, now: int) -> list[BrokerReport]:
-        pos = self.account.position(symbol)
-        if pos is None or pos.liquidation_price is None or quote.mark is None:
-            return []
-        crossed = quote.mark <= pos.liquidation_price if pos.qty > 0 else quote.mark >= pos.liquidation_price
-        if not crossed:
-            return []
+    def _liquidate(self, symbol: str, mark: Decimal, now: int) -> list[BrokerReport]:
+        """Close the position on `symbol`, whose liquidation price `mark` crossed (`_crossed`)."""
+        qty = self.account.positions[symbol].qty
         loss = self.account.liquidate(symbol)
-        log.warning("paper_position_liquidated", symbol=symbol, qty=str(pos.qty), mark=str(quote.mark))
-        reports: list[BrokerReport] = [PositionLiquidated(now, symbol, pos.qty, quote.mark, loss)]
+        log.warning("paper_position_liquidated", symbol=symbol, qty=str(qty), mark=str(mark))
+        reports: list[BrokerReport] = [PositionLiquidated(now, symbol, qty, mark, loss)]
         return reports + self._cancel_orphaned_protection(symbol, now)
 
     def _cancel_orphaned_protection(self, symbol: str, now: int) -> list[BrokerReport]:
@@ -456,7 +446,8 @@ class PaperBroker:
                 amount = money(-pos.qty * quote.mark * spec.contract_size * rate)
                 self.account.apply_funding(symbol, amount)
                 reports.append(FundingPaid(now, symbol, rate, quote.mark, amount))
-                reports += self._liquidate_if_crossed(symbol, quote, now)
+                if _crossed(self.account.positions.get(symbol), quote.mark):
+                    reports += self._liquidate(symbol, quote.mark, now)
             quote.next_funding_ms += interval
         return reports
 
@@ -467,3 +458,10 @@ def _with_qty(request: OrderRequest, qty: Decimal) -> OrderRequest:
 
 def _insufficient(need: Decimal, free: Decimal) -> str:
     return f"insufficient margin: needs {need:.2f}, free {free:.2f}"
+
+
+def _crossed(pos: Position | None, mark: Decimal) -> bool:
+    """Whether `mark` is at or beyond `pos`'s liquidation price."""
+    if pos is None or (lp := pos.liquidation_price) is None:
+        return False
+    return mark <= lp if pos.qty > 0 else mark >= lp

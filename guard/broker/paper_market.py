@@ -237,14 +237,6 @@ def limit_crossed(request: OrderRequest, quote: Quote) -> bool:
     return (quote.bid or quote.mark) >= request.limit_price
 
 
-def triggered(request: OrderRequest, quote: Quote) -> bool:
-    """Whether a stop or take-profit order's trigger is reached by the mark."""
-    trigger, mark = request.trigger_price, quote.mark
-    assert trigger is not None and mark is not None
-    falling = (request.order_type is STOP_MARKET_ORDER) == (request.side is SELL)
-    return mark <= trigger if falling else mark >= trigger
-
-
 def bar_path(o: float, h: float, lo: float, c: float) -> tuple[float, float, float, float]:
     """The prices a recorded bar visits, in order: its open, the extreme nearer the open, the other, its close.
 
