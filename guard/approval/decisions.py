@@ -19,12 +19,14 @@ from guard.approval.recorder import Recorder
 from guard.approval.records import ProposalRecord
 from guard.approval.settings import DeskSettings
 from guard.domain import (
+    ENTRY_PURPOSE,
     HALTED,
+    ORDER_OPEN,
     PENDING,
+    PROPOSAL_FILLED,
+    PROPOSAL_SUBMITTED,
     DecisionKind,
-    OrderPurpose,
     OrderRequest,
-    OrderStatus,
     OverrideEdits,
     Proposal,
     ProposalRequest,
@@ -44,8 +46,7 @@ log = structlog.get_logger(__name__)
 
 # Enum members read at every proposal, as module globals (3.11's `EnumType.__getattr__` makes `ProposalStatus.FILLED`
 # a slow lookup; `guard.domain` has the shared ones); `._value_` below reads a member's text without the descriptor.
-_APPROVE, _ENTRY, _OPEN = DecisionKind.APPROVE, OrderPurpose.ENTRY, OrderStatus.OPEN
-_SUBMITTED, _FILLED = ProposalStatus.SUBMITTED, ProposalStatus.FILLED
+_APPROVE = DecisionKind.APPROVE
 
 _DECIDABLE = CommandResult(True)
 """`_decidable`'s answer when the decision may go on (an immutable value: one for every decision)."""
@@ -346,10 +347,10 @@ class Decisions:
         status = self._state.proposals[p.id].status
         await self.judge_duplicates_again()
         entry = self._state.orders.get(request.client_order_id)
-        if status is _SUBMITTED and entry is not None and entry.status is _OPEN:
+        if status is PROPOSAL_SUBMITTED and entry is not None and entry.status is ORDER_OPEN:
             # A limit order the venue took and that rests on its book: placed, which is what was asked.
             return CommandResult(True, f"placed, resting at {request.limit_price}", p, status)
-        return CommandResult(status is _FILLED, outcome(status, reports), p, status)
+        return CommandResult(status is PROPOSAL_FILLED, outcome(status, reports), p, status)
 
 
 def entry_request(journal_id: str, p: Proposal) -> OrderRequest:
@@ -360,7 +361,7 @@ def entry_request(journal_id: str, p: Proposal) -> OrderRequest:
         side=p.side,
         qty=p.qty,
         order_type=p.order_type,
-        purpose=_ENTRY,
+        purpose=ENTRY_PURPOSE,
         leverage=p.leverage,
         limit_price=p.limit_price,
         proposal_id=p.id,

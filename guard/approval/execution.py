@@ -19,6 +19,7 @@ from guard.broker.base import Answer, Broker, BrokerReport
 from guard.domain import (
     ACTIVE,
     BUY,
+    ENTRY_PURPOSE,
     HALTED,
     MARKET_ORDER,
     REDUCING,
@@ -35,7 +36,6 @@ log = structlog.get_logger(__name__)
 
 ESCAPE_PURPOSES = frozenset({OrderPurpose.FLATTEN, OrderPurpose.DEADMAN})
 """Orders that take risk off on the guard's own authority; they pass every trading state."""
-_ENTRY = OrderPurpose.ENTRY
 _NOT_DURABLE = "not sent: the journal failed before the decision was durable"
 _KEPT_PURPOSES = ESCAPE_PURPOSES | {OrderPurpose.STOP, OrderPurpose.TAKE_PROFIT}
 """Orders that still go out while the journal is failing (their record is kept and written later): taking
@@ -210,7 +210,7 @@ class Execution:
         for e in events:
             if isinstance(e, OrderFilled):
                 request = orders[e.fill.client_order_id].request
-                if request.purpose is _ENTRY and request.proposal_id:
+                if request.purpose is ENTRY_PURPOSE and request.proposal_id:
                     filled.append(request.proposal_id)
         return follow_up.owed(filled) if filled else []
 

@@ -27,7 +27,16 @@ from guard.approval.execution import Execution, order_id
 from guard.approval.recorder import Recorder
 from guard.approval.records import OrderRecord
 from guard.broker.base import BrokerReport
-from guard.domain import HALTED, ZERO, OrderPurpose, OrderRequest, OrderStatus, OrderType, Proposal
+from guard.domain import (
+    HALTED,
+    ORDER_REJECTED,
+    STOP_PURPOSE,
+    ZERO,
+    OrderPurpose,
+    OrderRequest,
+    OrderType,
+    Proposal,
+)
 from guard.errors import GuardError
 
 log = structlog.get_logger(__name__)
@@ -36,10 +45,6 @@ _KINDS = (
     ("S", OrderType.STOP_MARKET, OrderPurpose.STOP),
     ("T", OrderType.TAKE_PROFIT_MARKET, OrderPurpose.TAKE_PROFIT),
 )
-# Members as module globals where every entry fill reads them (on Python 3.11 `OrderStatus.REJECTED` is a
-# lookup through EnumType's hook, see `guard.domain`).
-_STOP = OrderPurpose.STOP
-_REJECTED = OrderStatus.REJECTED
 _AMENDS = 1_000
 """More amendments of one order than anyone makes: a bound on walking an order's chain of replacements."""
 
@@ -93,7 +98,7 @@ class Protection:
         info = logger.is_enabled_for(logging.INFO)
         for order, reports in zip(orders, answers, strict=True):
             placed = placed_by_id[order.client_order_id]
-            if placed.status is _REJECTED:  # the position is held without it: an operator must look
+            if placed.status is ORDER_REJECTED:  # the position is held without it: an operator must look
                 logger.error("entry_protection_rejected", reason=placed.reason, **_fields(order, why))
             elif info:
                 logger.info("entry_protected", status=placed.status.value, reports=len(reports), **_fields(order, why))
@@ -121,7 +126,7 @@ class Protection:
         if filled <= 0:
             return orders
         for suffix, order_type, purpose in _KINDS:
-            trigger = p.stop if purpose is _STOP else p.take_profit
+            trigger = p.stop if purpose is STOP_PURPOSE else p.take_profit
             if trigger is None:
                 continue
             n, covered = _placed(state.orders, f"{root}-{suffix}")
@@ -176,7 +181,7 @@ def _placed(orders: Mapping[str, OrderRecord], base: str) -> tuple[int, Decimal]
     n, covered = 0, ZERO
     while (record := orders.get(base if n == 0 else f"{base}{n + 1}")) is not None:
         n += 1
-        if record.status is not _REJECTED:
+        if record.status is not ORDER_REJECTED:
             covered += record.request.qty
     return n, covered
 

@@ -28,8 +28,21 @@ from guard.broker.ledger import Account, Bookings
 from guard.config import RiskSection, replace_setting
 from guard.domain import (
     ACTIVE,
+    CLOSE_PURPOSE,
+    DEADMAN_PURPOSE,
+    ENTRY_PURPOSE,
     HALTED,
+    ORDER_CANCELLED,
+    ORDER_FILLED,
+    ORDER_OPEN,
+    ORDER_PARTLY_FILLED,
+    ORDER_REJECTED,
+    ORDER_SENDING,
+    ORDER_UNKNOWN,
     PENDING,
+    PROPOSAL_FAILED,
+    PROPOSAL_FILLED,
+    PROPOSAL_SUBMITTED,
     AcknowledgmentKind,
     DecisionKind,
     MarketSpec,
@@ -84,21 +97,6 @@ from guard.events import (
     TradingStateChanged,
 )
 
-# Members as module globals for the fold's handlers (every event passes through them): on Python 3.11 each
-# `OrderStatus.OPEN` is a lookup through EnumType's hook (see `guard.domain`).
-_SENDING = OrderStatus.SENDING
-_OPEN = OrderStatus.OPEN
-_PARTLY_FILLED = OrderStatus.PARTIALLY_FILLED
-_FILLED = OrderStatus.FILLED
-_UNKNOWN = OrderStatus.UNKNOWN
-_CANCELLED = OrderStatus.CANCELLED
-_REJECTED = OrderStatus.REJECTED
-_PROPOSAL_FILLED = ProposalStatus.FILLED
-_SUBMITTED = ProposalStatus.SUBMITTED
-_PROPOSAL_FAILED = ProposalStatus.FAILED
-_ENTRY = OrderPurpose.ENTRY
-_CLOSE = OrderPurpose.CLOSE
-_DEADMAN = OrderPurpose.DEADMAN
 THROTTLE_WINDOW_MS = 60_000
 THROTTLED_PURPOSES = frozenset({OrderPurpose.ENTRY, OrderPurpose.CLOSE})
 """Orders a person asked for count against the throttle; the kill switch's and protective ones do not."""
@@ -318,54 +316,54 @@ class GuardState:
                 self.order_times.append(e.at)
             while self.order_times and self.order_times[0] <= e.at - THROTTLE_WINDOW_MS:
                 self.order_times.popleft()
-        if request.purpose is _CLOSE:
+        if request.purpose is CLOSE_PURPOSE:
             self.close_count += 1
-        elif request.purpose is _DEADMAN:
+        elif request.purpose is DEADMAN_PURPOSE:
             self.deadman_orders += 1
-        if request.purpose is _ENTRY and request.proposal_id:
+        if request.purpose is ENTRY_PURPOSE and request.proposal_id:
             record = self._proposal(request.proposal_id)
-            if record.status is not _PROPOSAL_FILLED:  # an amended entry's replacement, after a partial fill
-                record.status = _SUBMITTED
+            if record.status is not PROPOSAL_FILLED:  # an amended entry's replacement, after a partial fill
+                record.status = PROPOSAL_SUBMITTED
             record.entry_order = request.client_order_id
 
     def _accepted(self, e: OrderAccepted) -> None:
         order = self._order(e.client_order_id)
         order.venue_id = e.venue_order_id
-        if order.status in (_SENDING, _UNKNOWN):
-            order.status = _OPEN
+        if order.status in (ORDER_SENDING, ORDER_UNKNOWN):
+            order.status = ORDER_OPEN
             self.account.reserve_for(order.request)
 
     def _filled(self, e: OrderFilled) -> None:
         order = self._order(e.fill.client_order_id)
         order.filled += e.fill.qty
-        order.status = _FILLED if e.remaining == 0 else _PARTLY_FILLED
+        order.status = ORDER_FILLED if e.remaining == 0 else ORDER_PARTLY_FILLED
         self.live.changed(order, self.orders)
         effect = self.account.apply_fill(e.fill, order.request.leverage)
         self.daily.add(e.at, effect.realized_pnl - e.fill.fee)
-        if order.request.purpose is _ENTRY and order.request.proposal_id:
-            self._proposal(order.request.proposal_id).status = _PROPOSAL_FILLED
+        if order.request.purpose is ENTRY_PURPOSE and order.request.proposal_id:
+            self._proposal(order.request.proposal_id).status = PROPOSAL_FILLED
 
     def _order_ended(self, cid: str, status: OrderStatus, reason: str) -> None:
         order = self._order(cid)
         order.reason = reason
-        order.status = _FILLED if order.filled == order.request.qty else status
+        order.status = ORDER_FILLED if order.filled == order.request.qty else status
         self.live.changed(order, self.orders)
         self.account.release(cid)
-        if order.request.purpose is _ENTRY and order.request.proposal_id and order.filled == 0:
+        if order.request.purpose is ENTRY_PURPOSE and order.request.proposal_id and order.filled == 0:
             record = self._proposal(order.request.proposal_id)
-            if record.status is not _PROPOSAL_FILLED:  # an earlier order of the proposal filled (amended)
-                record.status = _PROPOSAL_FAILED
+            if record.status is not PROPOSAL_FILLED:  # an earlier order of the proposal filled (amended)
+                record.status = PROPOSAL_FAILED
                 record.reason = reason
 
     def _cancelled(self, e: OrderCancelled) -> None:
-        self._order_ended(e.client_order_id, _CANCELLED, e.reason)
+        self._order_ended(e.client_order_id, ORDER_CANCELLED, e.reason)
 
     def _rejected(self, e: OrderRejected) -> None:
-        self._order_ended(e.client_order_id, _REJECTED, e.reason)
+        self._order_ended(e.client_order_id, ORDER_REJECTED, e.reason)
 
     def _unknown(self, e: OrderUnknown) -> None:
         order = self._order(e.client_order_id)
-        order.status = _UNKNOWN
+        order.status = ORDER_UNKNOWN
         order.reason = e.reason
         self.live.changed(order, self.orders)
 
