@@ -4,6 +4,10 @@ The daemon decides which acknowledgments it needs and checks the phrase; the con
 screen that explains it, sends what the operator typed, and opens it again with the daemon's
 reason when the phrase was wrong. An acknowledgment the operator put off (Esc) is not offered again
 by itself; the command palette opens it.
+
+An acknowledgment the daemon recorded is not offered again until the daemon's status stops listing
+it: the status it pushed just before recording can reach the console after the reply, and must not
+open the screen a second time over the proposals the operator has just allowed.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class Acknowledgments:
         self._run = run
         self._declined: set[AcknowledgmentKind] = set()
         self._sending: set[AcknowledgmentKind] = set()
+        self._recorded: set[AcknowledgmentKind] = set()
+        """Recorded by the daemon, and still listed by the last status heard (pushed before it recorded them)."""
 
     def offer(self) -> None:
         """Open the first acknowledgment the daemon waits for that was not put off or is not on its way.
@@ -49,10 +55,13 @@ class Acknowledgments:
         does not propose then, and HALTED must stay in front of the operator.
         """
         status = self._model.status
-        if status is None or status.trading_state is TradingState.HALTED:
+        if status is None:
+            return
+        self._recorded.intersection_update(status.needs_acknowledgment)
+        if status.trading_state is TradingState.HALTED:
             return
         for kind in status.needs_acknowledgment:
-            if kind not in self._declined and kind not in self._sending:
+            if kind not in self._declined and kind not in self._sending and kind not in self._recorded:
                 self.open(kind)
                 return
 
@@ -71,6 +80,10 @@ class Acknowledgments:
 
         self._app.push_screen(acknowledgment_screen(kind, self._model.status, error), typed)
 
+    def reconnected(self) -> None:
+        """A fresh snapshot says anew what the daemon waits for (it may have restarted on another journal)."""
+        self._recorded.clear()
+
     def asked_for(self, kind: AcknowledgmentKind) -> None:
         """The operator asked for this acknowledgment (the palette): open it, even if put off before."""
         self._declined.discard(kind)
@@ -81,5 +94,7 @@ class Acknowledgments:
             reply = await self._send(lambda cid: Acknowledge(cid, kind, text), f"acknowledge {kind.value}")
         finally:
             self._sending.discard(kind)  # not offered again while the typed phrase is on its way
-        if reply is not None and not reply.ok:
+        if reply is not None and reply.ok:
+            self._recorded.add(kind)
+        elif reply is not None:
             self.open(kind, reply.reason)

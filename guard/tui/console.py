@@ -186,6 +186,7 @@ class ConsoleScreen(Screen[None]):
         if link.up and not self.link.up:
             self._connected_at = self._clock()
             self.set_timer(self._reconnect_grace + 0.05, self._show_selected)
+            self.acknowledgments.reconnected()
         self.link = link
         self._status_key = availability.status_key(self.model.status)
         self._redraw(Changed.EVERYTHING)
