@@ -12,10 +12,11 @@ open the screen a second time over the proposals the operator has just allowed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from textual.app import App
+from textual.screen import Screen
 
 from guard.api.protocol import Acknowledge, Command, Reply
 from guard.domain import AcknowledgmentKind, TradingState
@@ -44,12 +45,15 @@ class Acknowledgments:
         self._send = send
         self._run = run
         self._declined: set[AcknowledgmentKind] = set()
-        self._sending: set[AcknowledgmentKind] = set()
+        self._in_hand: set[AcknowledgmentKind] = set()
+        """On screen, or typed and on its way: the screen's answer is handled a turn after it closes, and an offer
+        in between must not open it a second time."""
         self._recorded: set[AcknowledgmentKind] = set()
         """Recorded by the daemon, and still listed by the last status heard (pushed before it recorded them)."""
 
     def offer(self) -> None:
-        """Open the first acknowledgment the daemon waits for that was not put off or is not on its way.
+        """Open the first acknowledgment the daemon waits for that was not put off, is not on screen or on its way,
+        and was not just recorded.
 
         The caller offers only while connected and with nothing else in front. Never while HALTED: the model
         does not propose then, and HALTED must stay in front of the operator.
@@ -61,7 +65,7 @@ class Acknowledgments:
         if status.trading_state is TradingState.HALTED:
             return
         for kind in status.needs_acknowledgment:
-            if kind not in self._declined and kind not in self._sending and kind not in self._recorded:
+            if kind not in self._declined and kind not in self._in_hand and kind not in self._recorded:
                 self.open(kind)
                 return
 
@@ -72,13 +76,21 @@ class Acknowledgments:
 
         def typed(text: str | None) -> None:
             if text is None:
+                self._in_hand.discard(kind)
                 self._declined.add(kind)
                 self._app.notify("not recorded: open it again from the command palette (ctrl+p)", title=kind.value)
             else:
-                self._sending.add(kind)
+                self._in_hand.add(kind)
                 self._run(self._acknowledge(kind, text))
 
+        self._in_hand.add(kind)
         self._app.push_screen(acknowledgment_screen(kind, self._model.status, error), typed)
+
+    def closed_unanswered(self, screens: Iterable[Screen[Any]]) -> None:
+        """These screens were closed without an answer (HALTED brought forward): what they asked is not in hand."""
+        for screen in screens:
+            if isinstance(screen, TypedConfirmScreen) and screen.kind is not None:
+                self._in_hand.discard(screen.kind)
 
     def reconnected(self) -> None:
         """A fresh snapshot says anew what the daemon waits for (it may have restarted on another journal)."""
@@ -93,7 +105,7 @@ class Acknowledgments:
         try:
             reply = await self._send(lambda cid: Acknowledge(cid, kind, text), f"acknowledge {kind.value}")
         finally:
-            self._sending.discard(kind)  # not offered again while the typed phrase is on its way
+            self._in_hand.discard(kind)
         if reply is not None and reply.ok:
             self._recorded.add(kind)
         elif reply is not None:

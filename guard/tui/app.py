@@ -173,11 +173,12 @@ class GuardApp(App[int]):
 
     def bring_halted_forward(self) -> None:
         """Close every dialog and info screen, unanswered: the main screen shows HALTED."""
-        closed = [type(s).__name__ for s in self.screen_stack if s is not self.main_screen]
+        closed = [s for s in self.screen_stack if s is not self.main_screen]
         while self.screen is not self.main_screen and len(self.screen_stack) > 1:
             self.pop_screen()  # synchronous, and a popped dialog's answer callback is never called
+        self.main_screen.acknowledgments.closed_unanswered(closed)
         if closed:
-            log.info("halted_brought_forward", closed=closed)
+            log.info("halted_brought_forward", closed=[type(s).__name__ for s in closed])
 
     def _freeze_views(self) -> None:
         """Take the views held now out of the cyclic collector's sight.

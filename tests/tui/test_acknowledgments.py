@@ -81,6 +81,34 @@ async def test_acknowledgments_a_recorded_one_is_not_offered_again_by_the_status
         await until(pilot, app.asking)
 
 
+async def test_acknowledgments_an_offer_between_the_screen_closing_and_its_answer_opens_nothing() -> None:
+    """Enter closes the screen at once and its answer is handled a turn later; a status push (or the second's
+    offer) landing in between does not open a second screen, and the phrase is sent once."""
+    app = Desk()
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.ask(needing(MODEL))
+        await until(pilot, app.asking)
+        app.screen.dismiss(PHRASE)  # what Enter does: the screen leaves now, the answer follows on the next turn
+        app.acknowledgments.offer()
+        await until(pilot, lambda: app.sent and not app.workers)
+        await pilot.pause(0.05)
+        assert len(app.screen_stack) == 1 and len(app.sent) == 1
+
+
+async def test_acknowledgments_a_screen_closed_unanswered_is_offered_again() -> None:
+    """HALTED closes every screen without an answer; once trading is back, the acknowledgment is asked again."""
+    app = Desk()
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.ask(needing(MODEL))
+        await until(pilot, app.asking)
+        closed = app.screen
+        app.pop_screen()
+        app.acknowledgments.closed_unanswered([closed])
+        app.ask(needing(MODEL))
+        await until(pilot, app.asking)
+        assert not app.sent
+
+
 async def test_acknowledgments_a_refused_phrase_opens_the_screen_again_with_the_reason() -> None:
     """The daemon refuses the phrase: the screen opens again at once, with the daemon's reason."""
 
