@@ -7,7 +7,7 @@ callers own the thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,18 +112,31 @@ def forward_series(
     return logits, emb
 
 
-def series_logit_chunks(
-    net: EnsembleTCN, rows: np.ndarray, chunk: int = SERIES_CHUNK
-) -> Iterator[tuple[int, np.ndarray]]:
-    """`forward_series`'s logits a chunk at a time, as (first bar, its logits): the same numbers, without holding
-    every chunk's logits at once."""
-    rf = net.receptive_field
-    padded = _padded(net, rows)
-    with torch.inference_mode():
-        for start in range(0, len(rows), chunk):
-            stop = min(start + chunk, len(rows))
-            lg, _ = net(torch.from_numpy(padded[:, start : stop + rf - 1])[None])
-            yield start, lg[0].permute(2, 0, 1).numpy()
+class SeriesPass:
+    """`forward_series`'s logits one chunk of bars at a time, without holding every chunk's activations at once.
+
+    Any thread may run a chunk, and several may run at once: torch releases the interpreter inside the network,
+    so on two cores two chunks run side by side. Each chunk is still the forward pass `forward_series` runs, with
+    the intra-op thread count the caller set, so every bar gets the same numbers bit for bit.
+    """
+
+    def __init__(self, net: EnsembleTCN, rows: np.ndarray, chunk: int = SERIES_CHUNK) -> None:
+        self._net = net
+        self._padded = _padded(net, rows)
+        self._bars = len(rows)
+        self._chunk = chunk
+
+    def chunks(self) -> list[tuple[int, int]]:
+        """Each chunk's bars, as (first, past the last)."""
+        return [(start, min(start + self._chunk, self._bars)) for start in range(0, self._bars, self._chunk)]
+
+    def logits(self, start: int, stop: int) -> np.ndarray:
+        """(stop - start, members, 3) logits of one chunk."""
+        rf = self._net.receptive_field
+        with torch.inference_mode():  # thread-local: entered by whichever thread runs the chunk
+            lg, _ = self._net(torch.from_numpy(self._padded[:, start : stop + rf - 1])[None])
+        logits: np.ndarray = lg[0].permute(2, 0, 1).numpy()
+        return logits
 
 
 def _padded(net: EnsembleTCN, rows: np.ndarray) -> np.ndarray:

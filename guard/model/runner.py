@@ -1,13 +1,14 @@
 """Synchronous inference: windows in, Signals out; or a whole history at once for replay.
 
 `ModelRunner` is what the predictor's worker thread calls, and what replay calls directly.
-It is not thread-safe: one thread owns a runner.
+It is not thread-safe: one thread owns a runner (only `fill_jobs`' jobs may run on other threads).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
@@ -16,12 +17,13 @@ from guard.domain import Side, Signal
 from guard.features import FeatureSeries, FeatureWindow
 from guard.model.artifact import LoadedModel
 from guard.model.inference import (
+    SERIES_CHUNK,
     NoveltyReference,
     Outputs,
+    SeriesPass,
     explain,
     forward_windows,
     outputs,
-    series_logit_chunks,
 )
 from guard.model.labels import DOWN, FLAT, UP
 from guard.timeframes import timeframe_ms
@@ -107,13 +109,23 @@ class ModelRunner:
         )
 
     def fill(self, signals: ReplaySignals) -> None:
-        """Put every bar's outputs into `signals`, a `SERIES_CHUNK` of bars at a time (each chunk is the forward
-        pass `forward_series` runs, and each bar's outputs depend on its own logits alone, so every bar gets the
-        numbers one whole pass gives)."""
-        statistic = self._ref.series(signals.series)
-        put = self._put(signals, statistic)
-        for start, logits in series_logit_chunks(self._net, signals.series.rows):
-            put(logits, start, start + len(logits))
+        """Put every bar's outputs into `signals` (`fill_jobs` run one after another on this thread)."""
+        for job in self.fill_jobs(signals):
+            job()
+
+    def fill_jobs(self, signals: ReplaySignals, chunk: int = SERIES_CHUNK) -> list[Callable[[], None]]:
+        """`fill` as one job per `SERIES_CHUNK` of bars: the chunk's forward pass, then its bars' outputs.
+
+        Each bar's outputs depend on its own logits alone, so every bar gets the numbers one whole pass gives; each
+        job writes only its own bars, so the jobs may run on several threads at once, in any order.
+        """
+        put = self._put(signals, self._ref.series(signals.series))
+        model_pass = SeriesPass(self._net, signals.series.rows, chunk)
+
+        def job(start: int, stop: int) -> None:
+            put(model_pass.logits(start, stop), start, stop)
+
+        return [partial(job, start, stop) for start, stop in model_pass.chunks()]
 
     def _put(self, signals: ReplaySignals, statistic: np.ndarray) -> Callable[[np.ndarray, int, int], None]:
         def put(logits: np.ndarray, start: int, stop: int) -> None:

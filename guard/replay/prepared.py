@@ -13,7 +13,9 @@ core is better spent on the journal's writer process (`guard.journal.offload`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +31,9 @@ from guard.replay.fit import model_outlook, young_enough
 from guard.replay.history import SymbolHistory
 from guard.replay.lean import MarketGrid
 from guard.replay.result import ModelOutlook
+
+MODEL_PASS_WORKERS = min(4, os.cpu_count() or 1)
+"""Threads running the model's pass over the histories, a chunk each at a time (the replay starts once it is done)."""
 
 
 @dataclass(slots=True)
@@ -72,31 +77,41 @@ def prepare(
     """The market grid and each symbol's precomputed arrays, every model output in."""
     import torch
 
-    # One thread, as the live predictor's worker runs it: same arithmetic, and on two cores the
-    # second thread buys little for a conv this small.
+    # One intra-op thread, as the live predictor's worker runs it: the same arithmetic. The cores are
+    # used by running whole chunks side by side instead (the same numbers, bit for bit).
     torch.set_num_threads(1)
     runner = ModelRunner(model)
     threshold = config.model.novelty_threshold
     min_conf = config.proposals.min_confidence
-    grid = MarketGrid.build(histories, tf_ms, intrabar)
     symbols: list[ReplaySymbol] = []
-    for j, h in enumerate(histories):
-        series = build_series_arrays(h.symbol, h.timeframe, h.open_times, h.opens, h.highs, h.lows, h.closes, h.volumes)
-        symbol = ReplaySymbol(
-            j,
-            h,
-            specs.get(h.symbol) or default_spec(h.symbol),
-            runner.replay_unfilled(series, novelty_threshold=threshold),
-            [],
-            np.zeros(len(h), dtype=bool),
-            [],
-            [],
-            young_enough(model, h.open_times, config.model.max_age_days),  # as live, on bar time
-        )
-        runner.fill(symbol.signals)
-        symbol.take_candidates(grid, min_conf, tf_ms)
-        symbol.variance = h.broker_variances()
-        symbols.append(symbol)
+    filling: list[list[Future[None]]] = []
+    pool = ThreadPoolExecutor(MODEL_PASS_WORKERS, thread_name_prefix="model-pass")
+    try:
+        for j, h in enumerate(histories):
+            series = build_series_arrays(
+                h.symbol, h.timeframe, h.open_times, h.opens, h.highs, h.lows, h.closes, h.volumes
+            )
+            symbol = ReplaySymbol(
+                j,
+                h,
+                specs.get(h.symbol) or default_spec(h.symbol),
+                runner.replay_unfilled(series, novelty_threshold=threshold),
+                [],
+                np.zeros(len(h), dtype=bool),
+                [],
+                [],
+                young_enough(model, h.open_times, config.model.max_age_days),  # as live, on bar time
+            )
+            filling.append([pool.submit(job) for job in runner.fill_jobs(symbol.signals)])
+            symbols.append(symbol)
+        grid = MarketGrid.build(histories, tf_ms, intrabar)  # while the model's pass runs
+        for symbol, jobs in zip(symbols, filling, strict=True):
+            symbol.variance = symbol.history.broker_variances()
+            for done in jobs:
+                done.result()  # raises what the pass raised
+            symbol.take_candidates(grid, min_conf, tf_ms)
+    finally:
+        pool.shutdown(cancel_futures=True)
     return grid, symbols
 
 
