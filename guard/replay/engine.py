@@ -29,6 +29,7 @@ REDUCING (a person would; without it one bad day would end every replay).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import time
 from bisect import bisect_left
@@ -179,9 +180,10 @@ class ReplayEngine:
             self.clock.set(max(self.clock.now_ms(), int(self.grid.group_open[-1]) + self._tf_ms))
             self._sync_all(len(self.grid.group_open) - 1)
             drive(self.desk.stop("replay finished"))
+            result = self._result()  # while the journal's writer process writes its last rows
         finally:
             journal.close()
-        return self._result(time.perf_counter() - started)
+        return dataclasses.replace(result, seconds=time.perf_counter() - started)
 
     def _start(self) -> None:
         desk = self.desk
@@ -452,7 +454,8 @@ class ReplayEngine:
 
     # --- the result -----------------------------------------------------------------
 
-    def _result(self, seconds: float) -> ReplayResult:
+    def _result(self) -> ReplayResult:
+        """The figures, the journal not yet closed (`seconds` is set once it is)."""
         equity = equity_curve(self.grid, self._segments, self._total)
         closes = self.grid.closes
         account = self.broker.account
@@ -481,7 +484,7 @@ class ReplayEngine:
             leverage=str(self.options.leverage) if self.options.leverage is not None else "policy",
             model_id=self.model.model_id,
             journal=self.journal_path,
-            seconds=seconds,
+            seconds=0.0,
             violations=tuple(self.tally.violations),
             outlook=outlook(self.config, self.model, self._symbols),
         )
