@@ -6,7 +6,7 @@ guard's figure is `ReplayEngine.run()` end to end: features and model over the w
 operator (approve-all), the approval desk, the paper broker (fills, stops, take-profits,
 liquidation, funding, intrabar marks) and the hash-chained journal (SQLite, synchronous=NORMAL,
 batched commits), with the live tracker scoring the model. backtesting.py runs an SMA(10, 30)
-cross — a comparable number of trades — on the very same bars, in the same process, right after.
+cross — a comparable number of trades — on the very same bars, in the same process, in turns with guard.
 The bars are the simulator's "trend" scenario (where the default model proposes about once
 every 30 bars). backtesting.py is an optional extra: `pip install -e '.[bench]'`.
 
@@ -241,7 +241,8 @@ def _best(run: Callable[[], tuple[float, T]]) -> tuple[float, T]:
     return max((run() for _ in range(RUNS)), key=lambda r: r[0])
 
 
-def _backtesting(history: Any, n: int) -> tuple[float, int] | None:
+def _backtesting(history: Any, n: int) -> Callable[[], tuple[float, int]] | None:
+    """One run of backtesting.py over the first `n` bars, as (bars/s, trades); None when it is not installed."""
     try:
         import pandas as pd
         from backtesting import Backtest, Strategy
@@ -283,7 +284,7 @@ def _backtesting(history: Any, n: int) -> tuple[float, int] | None:
             seconds = time.perf_counter() - started
         return n / seconds, int(stats["# Trades"])
 
-    return _best(once)
+    return once
 
 
 def run(quick: bool) -> Iterable[dict[str, Any]]:
@@ -297,7 +298,15 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
     history = _bars(big)
     _guard(history, 2_000)  # warm: torch's first forward pass, imports
     _, small_run = _best(lambda: _guard(history, small))
-    big_rate, big_run = _best(lambda: _guard(history, big))
+    # guard and backtesting.py take turns, so that a slow spell of a shared machine falls on both alike
+    peer_once = _backtesting(history, big)
+    big_runs: list[tuple[float, _Replay]] = []
+    peer_runs: list[tuple[float, int]] = []
+    for _ in range(RUNS):
+        big_runs.append(_guard(history, big))
+        if peer_once is not None:
+            peer_runs.append(peer_once())
+    big_rate, big_run = max(big_runs, key=lambda r: r[0])
     s = big_run.result.stats
     yield {
         "figure": f"replay, whole pipeline, {big:,} bars",
@@ -327,8 +336,7 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
     }
     sparse_rate, sparse_run = _best(lambda: _guard(history, big, min_confidence=SPARSE_CONFIDENCE))
     ss = sparse_run.result.stats
-    peer = _backtesting(history, big)
-    if peer is None:
+    if not peer_runs:
         yield {
             "figure": "replay vs backtesting.py",
             "value": None,
@@ -340,7 +348,7 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
             "note": "backtesting.py is not installed: pip install -e '.[bench]' to measure the comparison",
         }
         return
-    peer_rate, trades = peer
+    peer_rate, trades = max(peer_runs)
     yield {
         "figure": f"backtesting.py SMA(10, 30) cross, {big:,} bars",
         "value": round(peer_rate),
@@ -349,8 +357,8 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
         "p99": None,
         "target": "",
         "met": None,
-        "note": f"{trades:,} trades; same bars, same process, measured right after guard; each rate the best of "
-        f"{RUNS} runs",
+        "note": f"{trades:,} trades; same bars, same process, its runs alternated with guard's; each rate the best "
+        f"of {RUNS} runs",
     }
     yield {
         "figure": "replay vs backtesting.py (bars/s)",
