@@ -80,14 +80,27 @@ to get it back, 5 -> 21 us for a `searchsorted`) cost more than the overlap gave
 bars/s with it, 60,800 without). cProfile's Python calls a proposal, 50,000 bars: 1,511 -> 1,193; the replay's
 thread, 200,000 bars: ~4.2 -> ~3.1 CPU-seconds; the bench's rate ~45,000 -> 58,000-64,000 bars/s.
 
-Where it stands: about 0.43 ms a proposal, of which the model's pass and the features (~0.4 s for 200,000 bars, one
-torch thread: two give other floats) are now an eighth; the ratio sits at 0.46-0.51 as backtesting.py's own rate
-moves between 114,000 and 132,000 bars/s. What is left is Decimal arithmetic and exact texts that are journaled
-(the risk checks' reasons, the fills), the fold of ~10 events a proposal, and the replay's own loop. The next design
-would need fewer, larger steps on the live path itself: the desk taking a bar's whole price path in one call, so the
-broker acts only at the levels the path reaches and the desk folds once; prices and quantities as integer ticks and
-steps instead of Decimal; and the model's pass on the other core without sharing an interpreter (a process of its
-own, started with the replay).
+A fifth round, on what surrounds the replay's loop: the model's pass runs its chunks on two threads, each with
+one intra-op thread (the same numbers bit for bit: the two torch threads tried before changed the arithmetic,
+whole chunks side by side do not), each chunk's outputs made on its thread, while the main thread builds the bar
+grid and the broker's variances (the preparation 0.45-0.50 -> 0.32-0.39 s); the writer process checkpoints its WAL
+every 2 MB as it goes (SQLite's default left the whole journal to copy at the close) and ends with `os._exit` once
+its database is closed, and the result's figures are worked out while it writes its last rows (closing 200,000
+bars' journal ~100 -> ~14 ms). The measurement itself: guard's runs and backtesting.py's take turns, and each timed
+run starts from a collected heap (a guard run's garbage, left for backtesting.py's own collections, slowed it by up
+to a fifth once the runs took turns). Tried and dropped: the variances' recurrence through `itertools.accumulate`
+(slower than the plain loop: 44 -> 59 ms); the outputs made once for the whole history after the pass instead of a
+chunk at a time (no faster: two cores are busy either way).
+
+Where it stands: about 0.43 ms a proposal; the preparation (features, the model's pass, the grid, the variances) is
+about a tenth of a 200,000-bar run. On this shared machine the same code measures 0.47-0.53 against backtesting.py
+within an hour (backtesting.py's own rate moves between 94,000 and 136,000 bars/s, guard's between 51,000 and
+65,000). What is left is Decimal arithmetic and exact texts that are journaled (the risk checks' reasons, the
+fills), the fold of ~10 events a proposal, and the replay's own loop: a flat profile, no part above a few percent.
+The next design would need fewer, larger steps on the live path itself: the desk taking a bar's whole price path in
+one call, so the broker acts only at the levels the path reaches and the desk folds once; prices and quantities as
+integer ticks and steps instead of Decimal; and the model's pass on the other core without sharing an interpreter
+(a process of its own, started with the replay, ahead of it).
 """
 
 from __future__ import annotations
