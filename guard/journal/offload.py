@@ -44,7 +44,7 @@ PIPE_BYTES = 1 << 20
 CHECKPOINT_EVERY_PAGES = 32
 """The writer copies its WAL into the database every 32 pages (2 MB at a replay's 64 KiB pages), as it goes and on
 its own core. With SQLite's default (1,000 pages: 64 MB, more than a 200,000-bar replay's journal) the whole
-journal was copied at the close, ~100 ms the replay waited for; now ~30 ms."""
+journal was copied at the close, ~100 ms of a 200,000-bar replay's waiting for its writer."""
 CLOSE_TIMEOUT_S = 120.0
 """How long closing waits for the writer to write its last frame and checkpoint before it is killed."""
 

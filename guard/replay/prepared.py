@@ -1,14 +1,16 @@
 """Replay's precomputation: each history through features and the model once, into the arrays the engine reads.
 
-Features and model outputs are computed for the whole history in one batched pass (`ModelRunner.replay`); the
-candidate bars are those where the model names a side at or above `proposals.min_confidence` (elsewhere the policy
-proposes nothing), on bar time as live (the model-age gate). The bars of every symbol are laid on one time axis
-(`guard.replay.lean.MarketGrid`).
+Features and model outputs are computed for the whole history in batched passes, a chunk of bars at a time
+(`ModelRunner.fill_jobs`); the candidate bars are those where the model names a side at or above
+`proposals.min_confidence` (elsewhere the policy proposes nothing), on bar time as live (the model-age gate). The
+bars of every symbol are laid on one time axis (`guard.replay.lean.MarketGrid`).
 
-The pass runs before the replay, on the replay's thread. Running it on a worker thread ahead of the replay was
-tried and dropped: the two threads fought over the interpreter (every numpy call that lets go of it waited to get
-it back), which cost the replay more than the overlap gained once the replay's own path was lean, and the second
-core is better spent on the journal's writer process (`guard.journal.offload`).
+The pass runs before the replay, its chunks on worker threads side by side (torch lets go of the interpreter inside
+the network) while this thread builds the grid and the broker's variances; every bar gets the numbers one pass on
+one thread gives. Running the pass on a worker thread *beside* the replay was tried and dropped: the two threads
+fought over the interpreter (every numpy call that lets go of it waited to get it back), which cost the replay more
+than the overlap gained once the replay's own path was lean, and the second core is then better spent on the
+journal's writer process (`guard.journal.offload`).
 """
 
 from __future__ import annotations

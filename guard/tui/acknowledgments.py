@@ -80,7 +80,6 @@ class Acknowledgments:
                 self._declined.add(kind)
                 self._app.notify("not recorded: open it again from the command palette (ctrl+p)", title=kind.value)
             else:
-                self._in_hand.add(kind)
                 self._run(self._acknowledge(kind, text))
 
         self._in_hand.add(kind)

@@ -1,9 +1,12 @@
 """The acknowledgments the daemon waits for, offered by the console: once each, and never twice for one recording.
 
-The daemon's reply and its pushed status travel separately (the reply is queued when the command
-returns, the status when the journal's commit is heard), so the status the daemon pushed just before
-it recorded can reach the console after the reply. Here the test plays the daemon's part: it answers
-the typed phrase and pushes each status in the order under test.
+Two orderings a real console meets, which the tests against a live daemon (`test_console.py`,
+`test_e2e_tmux.py`) hit only now and then: Enter closes the screen at once while its answer is
+handled a turn later, and an offer (a status push, the once-a-second tick) can land in between; and
+the daemon's reply and its pushed status travel separately (the reply is queued when the command
+returns, the status when the journal's commit is heard), so the status pushed just before the
+recording can arrive after the reply. Here the test plays the daemon's part, so that each ordering
+happens every time: it answers the typed phrase and pushes each status in the order under test.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def needing(*kinds: AcknowledgmentKind) -> StatusView:
     return msgspec.structs.replace(scenes.status(), needs_acknowledgment=kinds)
 
 
-class Desk(App[None]):
+class BareConsole(App[None]):
     """A bare app that shows what the acknowledgments open, and answers for the daemon."""
 
     def __init__(self) -> None:
@@ -61,7 +64,7 @@ class Desk(App[None]):
 async def test_acknowledgments_a_recorded_one_is_not_offered_again_by_the_status_pushed_before_it() -> None:
     """Typed and recorded; the status pushed before the recording arrives after the reply (and the second's offer
     runs): the screen stays shut. Once a status without it arrives, a later need opens it again."""
-    app = Desk()
+    app = BareConsole()
     async with app.run_test(size=(100, 32)) as pilot:
         app.ask(needing(MODEL))
         await until(pilot, app.asking)
@@ -84,7 +87,7 @@ async def test_acknowledgments_a_recorded_one_is_not_offered_again_by_the_status
 async def test_acknowledgments_an_offer_between_the_screen_closing_and_its_answer_opens_nothing() -> None:
     """Enter closes the screen at once and its answer is handled a turn later; a status push (or the second's
     offer) landing in between does not open a second screen, and the phrase is sent once."""
-    app = Desk()
+    app = BareConsole()
     async with app.run_test(size=(100, 32)) as pilot:
         app.ask(needing(MODEL))
         await until(pilot, app.asking)
@@ -97,7 +100,7 @@ async def test_acknowledgments_an_offer_between_the_screen_closing_and_its_answe
 
 async def test_acknowledgments_a_screen_closed_unanswered_is_offered_again() -> None:
     """HALTED closes every screen without an answer; once trading is back, the acknowledgment is asked again."""
-    app = Desk()
+    app = BareConsole()
     async with app.run_test(size=(100, 32)) as pilot:
         app.ask(needing(MODEL))
         await until(pilot, app.asking)
@@ -112,7 +115,7 @@ async def test_acknowledgments_a_screen_closed_unanswered_is_offered_again() -> 
 async def test_acknowledgments_a_refused_phrase_opens_the_screen_again_with_the_reason() -> None:
     """The daemon refuses the phrase: the screen opens again at once, with the daemon's reason."""
 
-    class Refusing(Desk):
+    class Refusing(BareConsole):
         async def answer(self, make: Callable[[str], Command], label: str) -> Reply | None:
             command = make("c0")
             self.sent.append(command)
@@ -130,7 +133,7 @@ async def test_acknowledgments_a_refused_phrase_opens_the_screen_again_with_the_
 async def test_acknowledgments_after_a_reconnect_a_status_listing_a_recorded_one_opens_it() -> None:
     """Recorded, then the link drops and the new snapshot still lists it (the daemon restarted on another
     journal): the console asks again."""
-    app = Desk()
+    app = BareConsole()
     async with app.run_test(size=(100, 32)) as pilot:
         app.ask(needing(MODEL))
         await until(pilot, app.asking)
