@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import msgspec
 from textual.app import App
+from textual.pilot import Pilot
 from textual.widgets import Input
 
 from guard.api.protocol import Acknowledge, Command, Reply, StatusView
@@ -61,15 +62,20 @@ class BareConsole(App[None]):
         return self.screen.error if isinstance(self.screen, TypedConfirmScreen) else ""
 
 
+async def type_into_the_screen(app: BareConsole, pilot: Pilot[None], typed: str) -> None:
+    """The daemon asks for the model's acknowledgment; the operator types `typed` and presses Enter."""
+    app.ask(needing(MODEL))
+    await until(pilot, app.asking)
+    await type_text(pilot, typed)
+    await pilot.press("enter")
+
+
 async def test_acknowledgments_a_recorded_one_is_not_offered_again_by_the_status_pushed_before_it() -> None:
     """Typed and recorded; the status pushed before the recording arrives after the reply (and the second's offer
     runs): the screen stays shut. Once a status without it arrives, a later need opens it again."""
     app = BareConsole()
     async with app.run_test(size=(100, 32)) as pilot:
-        app.ask(needing(MODEL))
-        await until(pilot, app.asking)
-        await type_text(pilot, PHRASE)
-        await pilot.press("enter")
+        await type_into_the_screen(app, pilot, PHRASE)
         await until(pilot, lambda: app.sent and not app.workers)
         (command,) = app.sent
         assert isinstance(command, Acknowledge) and (command.kind, command.text) == (MODEL, PHRASE)
@@ -123,10 +129,7 @@ async def test_acknowledgments_a_refused_phrase_opens_the_screen_again_with_the_
 
     app = Refusing()
     async with app.run_test(size=(100, 32)) as pilot:
-        app.ask(needing(MODEL))
-        await until(pilot, app.asking)
-        await type_text(pilot, "i understand")
-        await pilot.press("enter")
+        await type_into_the_screen(app, pilot, "i understand")
         await until(pilot, lambda: "exactly" in app.refusal())
 
 
@@ -135,10 +138,7 @@ async def test_acknowledgments_after_a_reconnect_a_status_listing_a_recorded_one
     journal): the console asks again."""
     app = BareConsole()
     async with app.run_test(size=(100, 32)) as pilot:
-        app.ask(needing(MODEL))
-        await until(pilot, app.asking)
-        await type_text(pilot, PHRASE)
-        await pilot.press("enter")
+        await type_into_the_screen(app, pilot, PHRASE)
         await until(pilot, lambda: app.sent and not app.workers and not app.asking())
         app.acknowledgments.reconnected()
         app.ask(needing(MODEL))
