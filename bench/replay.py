@@ -6,7 +6,7 @@ guard's figure is `ReplayEngine.run()` end to end: features and model over the w
 operator (approve-all), the approval desk, the paper broker (fills, stops, take-profits,
 liquidation, funding, intrabar marks) and the hash-chained journal (SQLite, synchronous=NORMAL,
 batched commits), with the live tracker scoring the model. backtesting.py runs an SMA(10, 30)
-cross — a comparable number of trades — on the very same bars, in the same process, in turns with guard.
+cross — a comparable number of trades — on the very same bars, in the same process, right after.
 The bars are the simulator's "trend" scenario (where the default model proposes about once
 every 30 bars). backtesting.py is an optional extra: `pip install -e '.[bench]'`.
 
@@ -86,11 +86,13 @@ whole chunks side by side do not), each chunk's outputs made on its thread, whil
 grid and the broker's variances (the preparation 0.45-0.50 -> 0.32-0.39 s); the writer process checkpoints its WAL
 every 2 MB as it goes (SQLite's default left the whole journal to copy at the close) and ends with `os._exit` once
 its database is closed, and the result's figures are worked out while it writes its last rows (closing 200,000
-bars' journal ~100 -> ~14 ms). The measurement itself: guard's runs and backtesting.py's take turns, and each timed
-run starts from a collected heap (a guard run's garbage, left for backtesting.py's own collections, slowed it by up
-to a fifth once the runs took turns). Tried and dropped: the variances' recurrence through `itertools.accumulate`
-(slower than the plain loop: 44 -> 59 ms); the outputs made once for the whole history after the pass instead of a
-chunk at a time (no faster: two cores are busy either way).
+bars' journal ~100 -> ~14 ms). The measurement: each timed run, guard's and backtesting.py's, starts from a collected
+heap. Tried and dropped there: guard's runs and backtesting.py's taking turns, meant to spread a slow spell of the
+shared machine over both; it measured backtesting.py cold (82,000-107,000 bars/s right after a guard run, against
+its 123,000-136,000 after its own runs), which flattered guard's ratio (0.53-0.68), so each side runs its three
+back to back again, the other's best warm state against guard's. Also tried and dropped: the variances' recurrence
+through `itertools.accumulate` (slower than the plain loop: 44 -> 59 ms); the outputs made once for the whole
+history after the pass instead of a chunk at a time (no faster: two cores are busy either way).
 
 Where it stands: about 0.43 ms a proposal; the preparation (features, the model's pass, the grid, the variances) is
 about a tenth of a 200,000-bar run. On this shared machine the same code measures 0.47-0.53 against backtesting.py
@@ -256,8 +258,8 @@ def _best(run: Callable[[], tuple[float, T]]) -> tuple[float, T]:
     return max((run() for _ in range(RUNS)), key=lambda r: r[0])
 
 
-def _backtesting(history: Any, n: int) -> Callable[[], tuple[float, int]] | None:
-    """One run of backtesting.py over the first `n` bars, as (bars/s, trades); None when it is not installed."""
+def _backtesting(history: Any, n: int) -> tuple[float, int] | None:
+    """backtesting.py over the first `n` bars, as (bars/s, trades), the best of RUNS; None when it is not installed."""
     try:
         import pandas as pd
         from backtesting import Backtest, Strategy
@@ -300,7 +302,7 @@ def _backtesting(history: Any, n: int) -> Callable[[], tuple[float, int]] | None
             seconds = time.perf_counter() - started
         return n / seconds, int(stats["# Trades"])
 
-    return once
+    return _best(once)
 
 
 def run(quick: bool) -> Iterable[dict[str, Any]]:
@@ -314,15 +316,7 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
     history = _bars(big)
     _guard(history, 2_000)  # warm: torch's first forward pass, imports
     _, small_run = _best(lambda: _guard(history, small))
-    # guard and backtesting.py take turns, so that a slow spell of a shared machine falls on both alike
-    peer_once = _backtesting(history, big)
-    big_runs: list[tuple[float, _Replay]] = []
-    peer_runs: list[tuple[float, int]] = []
-    for _ in range(RUNS):
-        big_runs.append(_guard(history, big))
-        if peer_once is not None:
-            peer_runs.append(peer_once())
-    big_rate, big_run = max(big_runs, key=lambda r: r[0])
+    big_rate, big_run = _best(lambda: _guard(history, big))
     s = big_run.result.stats
     yield {
         "figure": f"replay, whole pipeline, {big:,} bars",
@@ -352,7 +346,8 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
     }
     sparse_rate, sparse_run = _best(lambda: _guard(history, big, min_confidence=SPARSE_CONFIDENCE))
     ss = sparse_run.result.stats
-    if not peer_runs:
+    peer = _backtesting(history, big)
+    if peer is None:
         yield {
             "figure": "replay vs backtesting.py",
             "value": None,
@@ -364,7 +359,7 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
             "note": "backtesting.py is not installed: pip install -e '.[bench]' to measure the comparison",
         }
         return
-    peer_rate, trades = max(peer_runs)
+    peer_rate, trades = peer
     yield {
         "figure": f"backtesting.py SMA(10, 30) cross, {big:,} bars",
         "value": round(peer_rate),
@@ -373,8 +368,8 @@ def run(quick: bool) -> Iterable[dict[str, Any]]:
         "p99": None,
         "target": "",
         "met": None,
-        "note": f"{trades:,} trades; same bars, same process, its runs alternated with guard's; each rate the best "
-        f"of {RUNS} runs",
+        "note": f"{trades:,} trades; same bars, same process, measured right after guard; each rate the best of "
+        f"{RUNS} runs",
     }
     yield {
         "figure": "replay vs backtesting.py (bars/s)",
