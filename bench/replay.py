@@ -92,17 +92,23 @@ shared machine over both; it measured backtesting.py cold (82,000-107,000 bars/s
 its 123,000-136,000 after its own runs), which flattered guard's ratio (0.53-0.68), so each side runs its three
 back to back again, the other's best warm state against guard's. Also tried and dropped: the variances' recurrence
 through `itertools.accumulate` (slower than the plain loop: 44 -> 59 ms); the outputs made once for the whole
-history after the pass instead of a chunk at a time (no faster: two cores are busy either way).
+history after the pass instead of a chunk at a time (no faster: two cores are busy either way); and the model's
+pass in a child forked ahead of the replay, its outputs in shared memory and its progress told through a pipe (the
+replay taking each chunk's candidates as it reached them, and running the rest itself if the child went quiet):
+the preparation went from ~0.35 to ~0.145 s, about 6 % of the run, and the journal of a 200,000-bar replay stayed
+the same event for event, but in two of some forty runs of its tests the child hung, silent for the 30 s the replay
+waited before taking over. A fork of a process that holds torch's native threads is not safe enough for a replay.
 
-Where it stands: about 0.43 ms a proposal; the preparation (features, the model's pass, the grid, the variances) is
-about a tenth of a 200,000-bar run. On this shared machine the same code measures 0.47-0.53 against backtesting.py
-within an hour (backtesting.py's own rate moves between 94,000 and 136,000 bars/s, guard's between 51,000 and
-65,000). What is left is Decimal arithmetic and exact texts that are journaled (the risk checks' reasons, the
-fills), the fold of ~10 events a proposal, and the replay's own loop: a flat profile, no part above a few percent.
-The next design would need fewer, larger steps on the live path itself: the desk taking a bar's whole price path in
-one call, so the broker acts only at the levels the path reaches and the desk folds once; prices and quantities as
-integer ticks and steps instead of Decimal; and the model's pass on the other core without sharing an interpreter
-(a process of its own, started with the replay, ahead of it).
+Where it stands: about 0.39-0.43 ms a proposal; the preparation (features, the model's pass, the grid, the
+variances) is about a tenth of a 200,000-bar run. Nine runs of this bench within twenty minutes gave 0.478-0.583
+(eight of them at or above 0.5; guard 48,700-72,600 bars/s, backtesting.py 101,900-137,100); earlier the same day,
+in a slower spell of the shared machine, 0.46-0.49. What is left is Decimal arithmetic and exact texts that are
+journaled (the risk checks' reasons, the fills), the fold of ~10 events a proposal, and the replay's own loop: a
+flat profile, no part above a few percent. The next design would need fewer, larger steps on the live path itself:
+the desk taking a bar's whole price path in one call, so the broker acts only at the levels the path reaches and the
+desk folds once; prices and quantities as integer ticks and steps instead of Decimal; and the model's pass on the
+other core without sharing an interpreter: a process of its own, spawned (not forked) and kept warm, since importing
+torch alone takes ~2 s here.
 """
 
 from __future__ import annotations
