@@ -100,11 +100,7 @@ class LiveOrders:
 
     def orders(self) -> list[OrderRecord]:
         """The orders that have not ended (sending, open, partly filled, in doubt), in submission order."""
-        live = list(self._live.values())
-        if any(o.status in _ENDED for o in live):
-            live = [o for o in live if o.status not in _ENDED]
-            self._live = {o.request.client_order_id: o for o in live}
-        return live
+        return list(self._live.values())  # every status change is told to `changed`, which takes the ended out
 
     def resting(self, symbol: str, purpose: OrderPurpose) -> Decimal:
         """What the working (sending, open, partly filled) reduce-only `purpose` orders on `symbol` have left."""

@@ -8,9 +8,9 @@ exceptions mean the broker could not find out what happened.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from decimal import Decimal
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from guard.broker.ledger import Account
 from guard.domain import Balance, MarketEvent, OrderRequest, Position
@@ -28,11 +28,21 @@ BrokerReport = OrderAccepted | OrderFilled | OrderCancelled | OrderRejected | Fu
 Answer = list[BrokerReport] | GuardError
 """One order's outcome in a batch: what the broker reported, or the error that left it unknown or refused."""
 
+T = TypeVar("T")
+
 
 async def answer(call: Awaitable[Sequence[BrokerReport]]) -> Answer:
     """Await one broker call; its GuardError becomes its answer (anything else is a bug and is raised)."""
     try:
         return list(await call)
+    except GuardError as e:
+        return e
+
+
+def answer_now(call: Callable[[T], Sequence[BrokerReport]], arg: T) -> Answer:
+    """`answer` for a broker call that answers at once (the paper venue's): `call(arg)`, its GuardError its answer."""
+    try:
+        return list(call(arg))
     except GuardError as e:
         return e
 

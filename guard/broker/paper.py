@@ -18,13 +18,14 @@ from decimal import Decimal
 import structlog
 from msgspec.structs import replace
 
-from guard.broker.base import Answer, BrokerReport, answer
+from guard.broker.base import Answer, BrokerReport, answer, answer_now
 from guard.broker.ledger import Account, money, required_margin
 from guard.broker.paper_market import (
     Quote,
     Resting,
     RestingBook,
     SymbolOrders,
+    acts_at,
     book_walk,
     limit_crossed,
     update_quote,
@@ -38,8 +39,6 @@ from guard.domain import (
     LINEAR,
     MAKER,
     MARKET_ORDER,
-    SELL,
-    STOP_MARKET_ORDER,
     TAKER,
     ZERO,
     Balance,
@@ -52,7 +51,6 @@ from guard.domain import (
     OrderRequest,
     Position,
 )
-from guard.errors import GuardError
 from guard.events import (
     FundingPaid,
     OrderAccepted,
@@ -168,15 +166,9 @@ class PaperBroker:
         return reports
 
     async def submit_many(self, requests: Sequence[OrderRequest]) -> list[Answer]:
-        # One after another: each answers at once, and a replay drives this without an event loop. `answer` for
-        # each, without its two coroutines an order: a GuardError is the order's answer, anything else is raised.
-        answers: list[Answer] = []
-        for request in requests:
-            try:
-                answers.append(self.submit_nowait(request))
-            except GuardError as e:
-                answers.append(e)
-        return answers
+        # One after another: each answers at once, and a replay drives this without an event loop (so `answer_now`,
+        # not `answer`'s two coroutines an order).
+        return [answer_now(self.submit_nowait, request) for request in requests]
 
     async def cancel_many(self, client_order_ids: Sequence[str], reason: str) -> list[Answer]:
         return [await answer(self.cancel(cid, reason)) for cid in client_order_ids]
@@ -242,20 +234,12 @@ class PaperBroker:
         """
         end = quote.mark
         assert end is not None
-        rising = end > start
         positions, book = self.account.positions, self._resting
         reports: list[BrokerReport] = []
         at = start
         while True:
-            level = book.of(symbol).next_level(at, end)
             pos = positions.get(symbol)
-            lp = pos.liquidation_price if pos is not None else None
-            if lp is not None and (
-                (at < lp < end and (level is None or lp <= level))
-                if rising
-                else (end < lp < at and (level is None or lp >= level))
-            ):
-                level = lp
+            level = book.of(symbol).next_level(at, end, pos.liquidation_price if pos is not None else None)
             if level is None:
                 break
             quote.mark = at = level
@@ -392,9 +376,8 @@ class PaperBroker:
                     if symbol not in self.account.positions:
                         reports += self._cancel_orphaned_protection(symbol, now)
             else:  # a stop or take-profit, triggered when the mark reaches its trigger from its side
-                trigger = request.trigger_price
+                trigger, falling = acts_at(request)
                 assert trigger is not None
-                falling = (order_type is STOP_MARKET_ORDER) == (request.side is SELL)
                 if mark > trigger if falling else mark < trigger:
                     continue
                 del self._resting[cid]

@@ -83,21 +83,26 @@ class SymbolOrders(msgspec.Struct, frozen=True, gc=False):
             return False
         return (self.falls_to is None or mark > self.falls_to) and (self.rises_to is None or mark < self.rises_to)
 
-    def next_level(self, start: Decimal, end: Decimal) -> Decimal | None:
-        """`next_level(start, end, self.levels)` by bisection: of equal levels, the first to rest, as there."""
+    def next_level(self, start: Decimal, end: Decimal, first: Decimal | None = None) -> Decimal | None:
+        """`next_level(start, end, [first, *self.levels])` by bisection: of equal levels, `first` (the position's
+        liquidation price: it acts before any order at its price), then the first order to rest, as there."""
         levels = self.levels
         if end > start:
             i = bisect_right(levels, start)
-            return levels[i] if i < len(levels) and levels[i] < end else None
+            level = levels[i] if i < len(levels) and levels[i] < end else None
+            if first is not None and start < first < end and (level is None or first <= level):
+                return first
+            return level
         i = bisect_left(levels, start)
-        if i == 0 or levels[i - 1] <= end:
-            return None
-        return levels[bisect_left(levels, levels[i - 1])]  # the first of the nearest
+        level = None if i == 0 or levels[i - 1] <= end else levels[bisect_left(levels, levels[i - 1])]
+        if first is not None and end < first < start and (level is None or first >= level):
+            return first
+        return level
 
     def joined(self, cid: str, request: OrderRequest) -> SymbolOrders:
         """These orders and one more, come to rest after them: what a scan of the book would find then."""
         falls_to, rises_to = self.falls_to, self.rises_to
-        price, falling = _acts_at(request)
+        price, falling = acts_at(request)
         if price is None:
             return SymbolOrders((*self.ids, cid), self.levels, falls_to, rises_to)
         i = bisect_right(self.levels, price)  # after equal prices: it rested last
@@ -159,11 +164,7 @@ def _symbol_orders(symbol: str, book: dict[str, Resting]) -> SymbolOrders:
         if request.symbol != symbol:
             continue
         ids.append(cid)
-        if request.order_type is LIMIT_ORDER:  # `_acts_at`, inlined: this runs for every order in the book
-            price, falling = request.limit_price, request.side is BUY
-        else:
-            price = request.trigger_price
-            falling = (request.order_type is STOP_MARKET_ORDER) == (request.side is SELL)
+        price, falling = acts_at(request)
         if price is None:
             continue
         levels.append(price)
@@ -174,7 +175,7 @@ def _symbol_orders(symbol: str, book: dict[str, Resting]) -> SymbolOrders:
     return SymbolOrders(tuple(ids), tuple(sorted(levels)), falls_to, rises_to)
 
 
-def _acts_at(request: OrderRequest) -> tuple[Decimal | None, bool]:
+def acts_at(request: OrderRequest) -> tuple[Decimal | None, bool]:
     """The price at which a resting order acts, and whether a falling mark reaches it (else a rising one)."""
     if request.order_type is LIMIT_ORDER:
         return request.limit_price, request.side is BUY

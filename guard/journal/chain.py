@@ -18,7 +18,7 @@ from guard.errors import DecodeError, JournalCorrupt, JournalError
 from guard.events import EVENT_TYPES, Event
 from guard.journal.anchor import AnchorPoint, anchor_path, read_anchor
 from guard.journal.database import Row
-from guard.journal.links import chain_hash as chain_hash, link_rows
+from guard.journal.links import Encoded, chain_hash as chain_hash, link_rows
 
 GENESIS_HASH = "0" * 64
 
@@ -43,10 +43,15 @@ class VerifyReport:
     """Something a reader should know that does not make the journal bad (e.g. there is no anchor)."""
 
 
-def chain_rows(prev_hash: str, seq: int, events: Iterable[Event]) -> list[Row]:
-    """The rows of `events` appended after event `seq` whose hash is `prev_hash` (each payload encoded once)."""
+def encode_events(events: Iterable[Event]) -> list[Encoded]:
+    """Each event as the journal stores it, not yet linked: its time, its type's name and its JSON (encoded once)."""
     encode = codec.encode
-    return link_rows(prev_hash, seq, [(event.at, type(event).__name__, encode(event)) for event in events])
+    return [(event.at, type(event).__name__, encode(event)) for event in events]
+
+
+def chain_rows(prev_hash: str, seq: int, events: Iterable[Event]) -> list[Row]:
+    """The rows of `events` appended after event `seq` whose hash is `prev_hash`."""
+    return link_rows(prev_hash, seq, encode_events(events))
 
 
 def encode_event(event: Event) -> str:

@@ -250,7 +250,7 @@ class Journal:
         if error is not None:
             self._closed = True  # a replay's journal is not retried: the replay is run again
             raise error
-        self._anchor_at(rows[-1])
+        self._anchor_at(rows[-1][0], rows[-1][5])
 
     def close(self) -> None:
         """Commit what is queued (and, if failing, try once more to write what is kept), then stop."""
@@ -344,12 +344,12 @@ class Journal:
     def _anchor_to(self, batches: list[_Batch]) -> None:
         last = next((b.rows[-1] for b in reversed(batches) if b.rows), None)
         if last is not None:
-            self._anchor_at(last)
+            self._anchor_at(last[0], last[5])
 
-    def _anchor_at(self, last: Row) -> None:
-        """Record in the anchor that the journal reaches this row."""
+    def _anchor_at(self, seq: int, digest: str) -> None:
+        """Record in the anchor that the journal reaches event `seq`, whose hash is `digest`."""
         if self._first_hash:
-            self._anchor.write(AnchorPoint(last[0], last[5], self._first_hash))
+            self._anchor.write(AnchorPoint(seq, digest, self._first_hash))
 
     def _start_failing(self, error: JournalFailing) -> None:
         self._failure = error

@@ -267,7 +267,7 @@ class ReplayEngine:
             times = [open_ms + offset for offset in (0, *_INTRABAR_MS, self._tf_ms - 1)]
             if self.options.lean and len(paths) == 1:  # only the marks that can do something (see .marks)
                 s, path = paths[0]
-                x = self._x if self._exposed_at == self.journal.last_seq else self._exposure()
+                x = self._exposure_now()
                 closes = self.grid.closes[g].tolist()
                 self._x = work_marks(desk, self.broker, clock, self.journal, self._exposure, x, s, path, times, closes)
             else:
@@ -364,11 +364,15 @@ class ReplayEngine:
             return
         self._refreshed_at = seq
         account = self.broker.account
-        x = self._x if self._exposed_at == seq else self._exposure()  # read mid-bar, if nothing happened since
+        x = self._exposure_now()
         self.tally.held(account.positions.values())
         self._total = float(account.total)
         self._segments.append((g, self._total, x.positions))
         self._reducing_day = self._daily_day_of_reducing() if self.desk.state.trading_state is REDUCING else None
+
+    def _exposure_now(self) -> Exposure:
+        """The exposure as last read (mid-bar, say) when nothing was journaled since, else read anew."""
+        return self._x if self._exposed_at == self.journal.last_seq else self._exposure()
 
     def _exposure(self) -> Exposure:
         """Read what the lean path's proofs depend on, as the desk and the venue stand now."""

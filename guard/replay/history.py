@@ -77,8 +77,8 @@ class SymbolHistory:
         deadline = timestamp + round(horizon_seconds * 1000)
         times, n, tf = self.open_times, len(self.open_times), timeframe_ms(self.timeframe)
         # The first bar after i opened at or after the signal (usually i + 1); the first of those closing at the
-        # deadline (usually where bars one timeframe apart put it: checked, else searched). Not numpy's
-        # searchsorted: it lets go of the GIL, and waits to get it back while the model's thread runs.
+        # deadline (usually where bars one timeframe apart put it: checked, else searched). Plain `bisect`, not
+        # numpy's searchsorted: for one value its call costs more than the search.
         first = i + 1
         if first < n and times[first] < timestamp:
             first = bisect_left(times, timestamp, first + 1)

@@ -14,10 +14,10 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from guard import codec, collector
+from guard import collector
 from guard.errors import JournalError
 from guard.events import Event
-from guard.journal.anchor import AnchorPoint
+from guard.journal.chain import encode_events
 from guard.journal.links import Encoded
 from guard.journal.offload import FRAME_ROWS, WriterProcess
 from guard.journal.receipt import Receipt
@@ -60,7 +60,6 @@ class ReplayJournal(Journal):
             page_size=PAGE_SIZE,
             on_events=on_events,
         )
-        self._tally = on_events
         self._offload_after = offload_after
         self._process: WriterProcess | None = None
         self._encoded: list[Encoded] = []
@@ -83,13 +82,13 @@ class ReplayJournal(Journal):
             return super().append(events, durable=durable)
         if self._closed:
             raise JournalError("the journal is closed")
-        encode = codec.encode
         encoded = self._encoded
-        encoded += [(event.at, type(event).__name__, encode(event)) for event in events]
+        encoded += encode_events(events)
         seq = self.last_seq = self.last_seq + len(events)
         if len(encoded) >= FRAME_ROWS:
             self.flush()
-        self._tally(events)
+        if self._on_events is not None:
+            self._on_events(events)
         return Receipt(None, seq, seq if events else 0)
 
     def flush(self) -> None:
@@ -137,8 +136,8 @@ class ReplayJournal(Journal):
             raise JournalError(f"the journal's writer process wrote up to event {seq}, not {self.last_seq}")
         self.last_hash = digest
         self._first_hash = self._first_hash or first_hash
-        if self._first_hash and seq:
-            self._anchor.write(AnchorPoint(seq, digest, self._first_hash))
+        if seq:
+            self._anchor_at(seq, digest)
         self._anchor.close()
 
     def _offload(self) -> None:

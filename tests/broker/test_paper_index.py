@@ -76,3 +76,33 @@ def test_of_equal_levels_the_view_reaches_the_first_to_rest_either_way() -> None
     assert str(view.next_level(D(90), D(96))) == "95"
     assert str(view.next_level(D(96), D(90))) == "95"
     assert view.next_level(D("97.5"), D(100)) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_orders, max_size=6), st.sampled_from(PRICES), st.sampled_from(PRICES), st.sampled_from(PRICES))
+def test_a_liquidation_price_given_along_is_reached_before_any_order_at_its_price(
+    orders: list[Resting], start: str, end: str, liquidation: str
+) -> None:
+    """The position's liquidation price is one more level, first of equals: what `next_level` over it and the
+    orders' levels, in that order, says."""
+    book = RestingBook()
+    for resting in orders:
+        book[resting.request.client_order_id] = resting
+    view = book.of(SYMBOLS[0])
+    mine = [r.request for r in book.values() if r.request.symbol == SYMBOLS[0]]
+    levels = [r.limit_price if r.order_type is LIMIT_ORDER else r.trigger_price for r in mine]
+    lp = D(liquidation)
+    for a, b in ((D(start), D(end)), (D(end), D(start))):
+        want, got = next_level(a, b, [lp, *levels]), view.next_level(a, b, lp)
+        assert str(got) == str(want) and (got is lp) == (want is lp)
+
+
+def test_a_liquidation_price_equal_to_an_orders_level_is_reached_first_either_way() -> None:
+    book = RestingBook()
+    book["o1"] = _order("o1", SYMBOLS[0], STOP_MARKET_ORDER, Side.SELL, "95.0")
+    view = book.of(SYMBOLS[0])
+    lp = D("95")
+    assert view.next_level(D(100), D(90), lp) is lp
+    assert view.next_level(D(90), D(100), lp) is lp
+    assert str(view.next_level(D(90), D(100), D(99))) == "95.0"
+    assert view.next_level(D(100), D(96), lp) is None
