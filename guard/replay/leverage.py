@@ -17,7 +17,6 @@ notional grows with leverage, as it does when a person turns leverage up.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -71,7 +70,7 @@ def crash_history(days: int, seed: int) -> list[SymbolHistory]:
     return out
 
 
-async def leverage_table(
+def leverage_table(
     config: Config,
     model_dir: str,
     histories: Sequence[SymbolHistory],
@@ -88,7 +87,7 @@ async def leverage_table(
                 ScriptedOperator(OperatorPolicy.APPROVE_ALL), leverage=leverage, resume_paused=True, stops=stops
             )
             engine = ReplayEngine(config, model, histories, options, Path(tmp) / f"journal-{leverage}x.db")
-            results.append(await engine.run())
+            results.append(engine.run_here())
     return results
 
 
@@ -203,8 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "minutes) on every day but the first, each at a different hour"
         )
         command = f"python -m guard.replay.leverage --days {args.days} --seed {args.seed} --out {args.out}"
-    results = asyncio.run(leverage_table(config, args.model, histories))
-    naked = asyncio.run(leverage_table(config, args.model, histories, stops=False))
+    results = leverage_table(config, args.model, histories)
+    naked = leverage_table(config, args.model, histories, stops=False)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "leverage.md").write_text(markdown(results, naked, command, source))

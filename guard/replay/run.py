@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -71,7 +70,7 @@ def run_replay(
     specs = {symbol: record.spec for symbol, record in records.items()}
     on_desk = config if conversion is None else desk_config(config, conversion.rate(first))
     engine = ReplayEngine(on_desk, model, histories, options, journal, specs)
-    result = asyncio.run(engine.run())
+    result = engine.run_here()
     result = dataclasses.replace(result, fates=read_fates(journal))
     if conversion is not None:
         result = in_account_currency(result, conversion, config)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from guard.events import SessionEnded
+from guard.journal.chain import read_entries
 from guard.sim.process import generate_history
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,3 +53,45 @@ def test_replay_cli_refuses_leverage_above_hard_cap(guard_home: Path, tmp_path: 
     """`--leverage 25` is bad input (exit 2) naming the hard cap, before anything is replayed."""
     result = _guard(guard_home, "replay", str(tmp_path / "none.csv"), "--operator", "never", "--leverage", "25")
     assert result.returncode == 2 and "hard cap of 20" in result.stderr
+
+
+def test_replay_cli_stops_at_ctrl_c_mid_replay_with_its_journal_whole(guard_home: Path, tmp_path: Path) -> None:
+    """Ctrl-C while a long replay runs stops it where it is: exit 130, no report, and the journal written so far
+    verifies and ends before the replay's finish (under `asyncio.run` the first Ctrl-C only cancelled the task,
+    which a replay notices at its end: it ran to its last bar first)."""
+    bars = generate_history(["BTC/USDT:USDT"], 1_767_225_600_000, 150_000, scenario="trend", seed=31)["BTC/USDT:USDT"]
+    plain = tmp_path / "BTCUSDT-1m.csv"
+    plain.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        + "".join(f"{b.open_time},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r}\n" for b in bars)
+    )
+    imported = tmp_path / "btc.csv"
+    assert _guard(guard_home, "history", "import", str(plain), "--out", str(imported)).returncode == 0
+    out = tmp_path / "replay"
+    replay = subprocess.Popen(
+        [sys.executable, "-m", "guard", "replay", str(imported), "--operator", "approve-all", "--out", str(out)],
+        cwd=ROOT,
+        env={**os.environ, "GUARD_HOME": str(guard_home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as a terminal's foreground job
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not _journaled(out / "journal.db") and replay.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        replay.send_signal(signal.SIGINT)
+        _, stderr = replay.communicate(timeout=60)
+    finally:
+        replay.kill()
+    assert replay.returncode == 130, stderr.decode()[-2000:]
+    assert not (out / "report.md").exists()
+    verified = _guard(out, "journal", "verify")
+    assert verified.returncode == 0 and "hash chain intact" in verified.stdout, verified.stdout + verified.stderr
+    events = [e.event for e in read_entries(out / "journal.db")]
+    assert events and not (isinstance(events[-1], SessionEnded) and events[-1].reason == "replay finished")
+
+
+def _journaled(path: Path) -> bool:
+    """The replay's journal holds an event: the replay's loop has begun."""
+    return path.exists() and bool(next(iter(read_entries(path)), None))
