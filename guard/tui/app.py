@@ -49,7 +49,7 @@ FREEZE_EVERY = 200
 """Freeze the collector's view of long-lived objects again once this many more proposals are held."""
 KILL_HELP = "KILL — halt, cancel, flatten\nno confirmation; works on every screen (inside a text field K is a letter)"
 
-_KILL_NOTICE = Notice("KILL sent — waiting for the daemon to confirm…", "bold white on red")
+_KILL_NOTICE = Notice("KILL sent — waiting for the daemon to confirm…", "bold white on red", until_halted=True)
 
 
 class GuardApp(App[int]):
@@ -235,7 +235,7 @@ class GuardApp(App[int]):
             self.notify(outcome.text, title="KILL NOT CONFIRMED", severity="error", timeout=30)
             return
         if console.notice == _KILL_NOTICE:
-            waiting = Notice(f"kill acknowledged ({outcome.text}): waiting for HALTED…", "bold red")
+            waiting = Notice(f"kill acknowledged ({outcome.text}): waiting for HALTED…", "bold red", until_halted=True)
             console.notice = None if halted else waiting
         if halted:
             self.bring_halted_forward()  # killed while already HALTED: no transition to wait for

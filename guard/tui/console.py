@@ -248,9 +248,14 @@ class ConsoleScreen(Screen[None]):
     def _show_status(self) -> None:
         banner = self.banner
         status = banner.status = self.model.status
-        if status is not None and status.trading_state is TradingState.HALTED and banner.notice is not None:
-            if banner.notice.text.startswith("KILL sent"):
-                banner.notice = None  # the daemon's echo replaces "KILL sent"
+        notice = banner.notice
+        if (
+            notice is not None
+            and notice.until_halted
+            and status is not None
+            and status.trading_state is TradingState.HALTED
+        ):
+            banner.notice = None  # the daemon's echo replaces "KILL sent" and "waiting for HALTED"
 
     def _tick(self) -> None:
         """Once a second: time left, "down for N s", and the end of the graces."""

@@ -215,3 +215,5 @@ class Notice:
 
     text: str
     style: str = "bold"
+    until_halted: bool = False
+    """A kill on its way: the daemon's HALTED, once heard, says the rest and replaces it."""

@@ -7,9 +7,11 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from guard.api.protocol import ProposalsChanged, Snapshot
+from guard.api.protocol import ProposalsChanged, Snapshot, StatusChanged
+from guard.domain import TradingState
 from guard.tui.app import GuardApp
 from guard.tui.link import DaemonLink
+from guard.tui.model import Notice
 from guard.tui.screens.override import OverrideScreen
 from tests.tui import scenes
 from tests.tui.conftest import keys, screen_text, until
@@ -165,3 +167,27 @@ async def test_screen_approve_waits_the_moment_the_cursor_moves_by_itself() -> N
         assert app.main_screen.check_action("approve", ()) is None
         await pilot.press("a")
         assert "P000002" in app.model.proposals and not app.main_screen.decisions.in_flight
+
+
+async def test_screen_the_daemons_halted_replaces_a_kill_notice_whichever_came_first() -> None:
+    """The kill's reply can come before the HALTED it caused: "kill acknowledged … waiting for HALTED" goes when
+    HALTED is heard, as "KILL sent" does; a notice that is not about a kill on its way stays."""
+    halted = scenes.status(TradingState.HALTED, "kill switch pulled by alice")
+    async with offline().run_test(size=(120, 40)) as pilot:
+        app = pilot.app
+        assert isinstance(app, GuardApp)
+        app.post_message(DaemonLink.Connected(scenes.snapshot()))
+        await until(pilot, lambda: app.main_screen.card.view is not None)
+        for text in (
+            "kill acknowledged (HALTED): waiting for HALTED…",
+            "KILL sent — waiting for the daemon to confirm…",
+        ):
+            app.main_screen.notice = Notice(text, "bold red", until_halted=True)
+            app.post_message(DaemonLink.Pushed(StatusChanged(halted)))
+            await until(pilot, lambda: app.main_screen.notice is None)
+            app.post_message(DaemonLink.Pushed(StatusChanged(scenes.status())))
+            await pilot.pause()
+        app.main_screen.notice = Notice("KILL NOT CONFIRMED: no answer", "bold white on red")
+        app.post_message(DaemonLink.Pushed(StatusChanged(halted)))
+        await pilot.pause(0.3)
+        assert app.main_screen.notice is not None and app.main_screen.notice.text.startswith("KILL NOT CONFIRMED")
