@@ -24,17 +24,23 @@ def _guard(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_replay_cli_on_imported_csv_writes_reports(guard_home: Path, tmp_path: Path) -> None:
-    """A plain OHLCV CSV, imported with `guard history import`, replays end to end: exit 0, reports on disk."""
-    bars = generate_history(["BTC/USDT:USDT"], 1_767_225_600_000, 1_500, scenario="trend", seed=31)["BTC/USDT:USDT"]
+def _imported(home: Path, tmp_path: Path, bars: int) -> Path:
+    """A plain OHLCV CSV of `bars` simulated 1-minute BTC bars, brought in with `guard history import`."""
+    made = generate_history(["BTC/USDT:USDT"], 1_767_225_600_000, bars, scenario="trend", seed=31)["BTC/USDT:USDT"]
     plain = tmp_path / "BTCUSDT-1m.csv"
     plain.write_text(
         "timestamp,open,high,low,close,volume\n"
-        + "".join(f"{b.open_time},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r}\n" for b in bars)
+        + "".join(f"{b.open_time},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r}\n" for b in made)
     )
     imported = tmp_path / "btc.csv"
-    result = _guard(guard_home, "history", "import", str(plain), "--out", str(imported))
+    result = _guard(home, "history", "import", str(plain), "--out", str(imported))
     assert result.returncode == 0, result.stderr
+    return imported
+
+
+def test_replay_cli_on_imported_csv_writes_reports(guard_home: Path, tmp_path: Path) -> None:
+    """A plain OHLCV CSV, imported with `guard history import`, replays end to end: exit 0, reports on disk."""
+    imported = _imported(guard_home, tmp_path, 1_500)
     out = tmp_path / "replay"
     result = _guard(
         guard_home, "replay", str(imported), "--operator", "approve-all", "--leverage", "5", "--out", str(out), "--json"
@@ -59,14 +65,7 @@ def test_replay_cli_stops_at_ctrl_c_mid_replay_with_its_journal_whole(guard_home
     """Ctrl-C while a long replay runs stops it where it is: exit 130, no report, and the journal written so far
     verifies and ends before the replay's finish (under `asyncio.run` the first Ctrl-C only cancelled the task,
     which a replay notices at its end: it ran to its last bar first)."""
-    bars = generate_history(["BTC/USDT:USDT"], 1_767_225_600_000, 150_000, scenario="trend", seed=31)["BTC/USDT:USDT"]
-    plain = tmp_path / "BTCUSDT-1m.csv"
-    plain.write_text(
-        "timestamp,open,high,low,close,volume\n"
-        + "".join(f"{b.open_time},{b.open!r},{b.high!r},{b.low!r},{b.close!r},{b.volume!r}\n" for b in bars)
-    )
-    imported = tmp_path / "btc.csv"
-    assert _guard(guard_home, "history", "import", str(plain), "--out", str(imported)).returncode == 0
+    imported = _imported(guard_home, tmp_path, 150_000)
     out = tmp_path / "replay"
     replay = subprocess.Popen(
         [sys.executable, "-m", "guard", "replay", str(imported), "--operator", "approve-all", "--out", str(out)],
