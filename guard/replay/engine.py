@@ -29,7 +29,6 @@ REDUCING (a person would; without it one bad day would end every replay).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import heapq
 import time
@@ -137,19 +136,6 @@ class ReplayEngine:
         self._index = {s.history.symbol: s.j for s in self._symbols}
 
     # --- running --------------------------------------------------------------------
-
-    def run_here(self) -> ReplayResult:
-        """`run` on an event loop of its own, as a command runs a replay: Ctrl-C stops it where it is.
-
-        Not `asyncio.run`: its first Ctrl-C only cancels the task, and a replay, which never yields, noticed that
-        only at its end (a long one ran to its last bar first). A bare loop leaves Ctrl-C to Python's own
-        KeyboardInterrupt, raised in the replay's loop at once; the journal is closed on the way out.
-        """
-        loop = asyncio.new_event_loop()
-        try:
-            return loop.run_until_complete(self.run())
-        finally:
-            loop.close()
 
     async def run(self) -> ReplayResult:
         """Replay the whole history; return the figures. The journal is left at `journal_path`.

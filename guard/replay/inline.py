@@ -8,6 +8,7 @@ desk call to completion on its own thread instead of turning an event loop once 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -143,6 +144,21 @@ class ReplayJournal(Journal):
     def _offload(self) -> None:
         """From the next event on, encode only: a writer process links and writes the rows."""
         self._process = WriterProcess(self.path, self._synchronous, self.page_limit, self.last_seq, self.last_hash)
+
+
+def run_to_end(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a replay's coroutine (`ReplayEngine.run`) on an event loop of its own, as a command does: Ctrl-C stops it
+    where it is.
+
+    Not `asyncio.run`: its first Ctrl-C only cancels the task, and a replay, which never yields, noticed that only
+    at its end (a long one ran to its last bar first). A bare loop leaves Ctrl-C to Python's own KeyboardInterrupt,
+    raised in the replay's loop at once; the replay closes its journal on the way out.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
 
 
 def drive(coro: Coroutine[Any, Any, T]) -> T:

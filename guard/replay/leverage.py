@@ -30,6 +30,7 @@ from guard.config import Config, load_config
 from guard.model.artifact import load_model
 from guard.replay.engine import ReplayEngine, ReplayOptions
 from guard.replay.history import SymbolHistory
+from guard.replay.inline import run_to_end
 from guard.replay.operator import OperatorPolicy, ScriptedOperator
 from guard.replay.report import equity_chart, liquidation_rate
 from guard.replay.result import ReplayResult
@@ -87,7 +88,7 @@ def leverage_table(
                 ScriptedOperator(OperatorPolicy.APPROVE_ALL), leverage=leverage, resume_paused=True, stops=stops
             )
             engine = ReplayEngine(config, model, histories, options, Path(tmp) / f"journal-{leverage}x.db")
-            results.append(engine.run_here())
+            results.append(run_to_end(engine.run()))
     return results
 
 

@@ -14,6 +14,7 @@ from guard.model.artifact import load_model
 from guard.replay.engine import ReplayEngine, ReplayOptions
 from guard.replay.fates import read_fates
 from guard.replay.history import load_histories
+from guard.replay.inline import run_to_end
 from guard.replay.money import desk_config, first_and_last, in_account_currency, plan_conversion
 from guard.replay.report import write_reports
 from guard.replay.result import ReplayResult
@@ -70,7 +71,7 @@ def run_replay(
     specs = {symbol: record.spec for symbol, record in records.items()}
     on_desk = config if conversion is None else desk_config(config, conversion.rate(first))
     engine = ReplayEngine(on_desk, model, histories, options, journal, specs)
-    result = engine.run_here()
+    result = run_to_end(engine.run())
     result = dataclasses.replace(result, fates=read_fates(journal))
     if conversion is not None:
         result = in_account_currency(result, conversion, config)
