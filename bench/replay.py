@@ -13,10 +13,12 @@ every 30 bars). backtesting.py is an optional extra: `pip install -e '.[bench]'`
 The per-proposal figures come from one more replay of the same bars with a stopwatch around each part
 (its own overhead, a few µs a proposal, lands in "desk"): desk = inside the desk's calls (pricing, the
 gate and risk checks twice, the state folded, the journal's append bookkeeping, replay's count and
-audit) less the broker and the journal; broker = the paper broker's fills, triggers and marks; journal
-encode = msgspec and the hash chain; journal write = SQLite; tracker = the live tracker; engine = the
-rest of replay (Signals, the policy, the lean path's proofs and fast-forwards). Wall-clock figures on a
-machine shared with other work: each rate is the best of three runs, and the ratio, measured in one
+audit, a worked bar's intrabar marks too) less the broker and the journal; broker = the paper broker's
+fills, triggers and marks; journal encode = msgspec and the hash chain; journal write = SQLite; tracker = the
+live tracker (its closed bars too); engine = the rest of replay (Signals, the policy, the lean path's proofs and
+fast-forwards). Up to the fifth round below, the desk calls of the intrabar marks (sent from `guard.replay.marks`)
+and the tracker's closed bars were counted under "engine": about 60 µs a proposal. Wall-clock figures on a
+machine shared with other work: each rate is the best of three runs (`RUNS`), and the ratio, measured in one
 process, moves less than the bars/s.
 
 Replay shares the live path (the same desk, broker, journal and tracker; the replay = live determinism test
@@ -102,13 +104,19 @@ waited before taking over. A fork of a process that holds torch's native threads
 Where it stands: about 0.39-0.43 ms a proposal; the preparation (features, the model's pass, the grid, the
 variances) is about a tenth of a 200,000-bar run. Nine runs of this bench within twenty minutes gave 0.478-0.583
 (eight of them at or above 0.5; guard 48,700-72,600 bars/s, backtesting.py 101,900-137,100); earlier the same day,
-in a slower spell of the shared machine, 0.46-0.49. What is left is Decimal arithmetic and exact texts that are
-journaled (the risk checks' reasons, the fills), the fold of ~10 events a proposal, and the replay's own loop: a
-flat profile, no part above a few percent. The next design would need fewer, larger steps on the live path itself:
-the desk taking a bar's whole price path in one call, so the broker acts only at the levels the path reaches and the
-desk folds once; prices and quantities as integer ticks and steps instead of Decimal; and the model's pass on the
-other core without sharing an interpreter: a process of its own, spawned (not forked) and kept warm, since importing
-torch alone takes ~2 s here.
+in a slower spell of the shared machine, 0.46-0.49; eight runs in a row the next session, 0.496-0.563, median 0.518
+(guard 66,300-69,900 bars/s, backtesting.py 124,200-137,800); nine more with each rate the best of five runs instead
+of three: 0.514-0.540 in a quiet spell (six runs), 0.470-0.515 in a slower one of the host's (three runs: guard
+61,500-67,400 bars/s). Where the replay's thread spends its time (py-spy, 500 samples a second over five 200,000-bar
+runs): approvals 32 % (the decision's re-check 5 %, the entry's fill, its stop and take-profit sent and journaled
+27 %), the worked bars' market events 18 %, proposals priced, checked and queued 12.5 %, the preparation 9.6 %, the
+policy 4.5 %, the lean path's proofs and reads 7 %; by function, nothing above 4.3 % (msgspec encoding each event).
+What is left is Decimal arithmetic and exact texts that are journaled (the risk checks' reasons, the fills), the
+fold of ~10 events a proposal, and the replay's own loop: a flat profile, no part above a few percent. The next
+design would need fewer, larger steps on the live path itself: the desk taking a bar's whole price path in one call,
+so the broker acts only at the levels the path reaches and the desk folds once; prices and quantities as integer
+ticks and steps instead of Decimal; and the model's pass on the other core without sharing an interpreter: a process
+of its own, spawned (not forked) and kept warm, since importing torch alone takes ~2 s here.
 """
 
 from __future__ import annotations
@@ -220,16 +228,17 @@ def _breakdown(history: Any, n: int) -> tuple[dict[str, float], int, float]:
     from guard.broker.paper import PaperBroker
     from guard.journal import offload, store
     from guard.model.tracker import LiveTracker
-    from guard.replay import engine
+    from guard.replay import engine, marks
 
     watch = _Stopwatch()
     watch.watch("desk", engine, "drive")  # broker and journal time is inside it: taken out below
+    watch.watch("desk", marks, "drive")  # a worked bar's intrabar marks, sent from guard.replay.marks
     for name in ("on_market", "submit_many", "cancel_many"):
         watch.watch("broker", PaperBroker, name)
     watch.watch("journal encode", codec, "encode")
     watch.watch("journal write", store, "write_rows")  # the first rows, before the writer process takes over
     watch.watch("journal write", offload.WriterProcess, "send")
-    for name in ("record", "on_bar", "decision"):
+    for name in ("record", "on_closed_bar", "decision"):  # replay feeds it closed bars as numbers, not Bars
         watch.watch("tracker", LiveTracker, name)
     watch.watch("preparation (once)", engine.ReplayEngine, "_prepare")
     try:
@@ -254,7 +263,8 @@ def _breakdown(history: Any, n: int) -> tuple[dict[str, float], int, float]:
 
 RUNS = 3
 """Each rate is the best of this many runs: on a machine shared with other work, the fastest run is the one
-least disturbed by it (guard and backtesting.py alike)."""
+least disturbed by it (guard and backtesting.py alike). Five were tried: nine runs of this bench gave 0.470-0.540
+(three gave 0.496-0.563 in eight), so the shared host's slow spells outlast the bench either way."""
 
 T = TypeVar("T")
 
