@@ -95,29 +95,24 @@ def forward_series(
     training mean, so they cannot poison neighbouring outputs. `on_chunk(done, total)` is
     called after each chunk (a progress bar for long histories).
     """
-    rf = net.receptive_field
     t = len(rows)
-    padded = _padded(net, rows)
+    model_pass = SeriesPass(net, rows, chunk)
     logits = np.empty((t, net.members, 3), dtype=np.float32)
     emb = np.empty((t, net.embedding_dim), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, t, chunk):
-            stop = min(start + chunk, t)
-            x = torch.from_numpy(padded[:, start : stop + rf - 1])[None]
-            lg, em = net(x)
-            logits[start:stop] = lg[0].permute(2, 0, 1).numpy()
-            emb[start:stop] = em[0].T.numpy()
-            if on_chunk is not None:
-                on_chunk(stop, t)
+    for start, stop in model_pass.chunks():
+        logits[start:stop], emb[start:stop] = model_pass.forward(start, stop)
+        if on_chunk is not None:
+            on_chunk(stop, t)
     return logits, emb
 
 
 class SeriesPass:
-    """`forward_series`'s logits one chunk of bars at a time, without holding every chunk's activations at once.
+    """The network over a history one chunk of bars at a time, without holding every chunk's activations at once
+    (`forward_series` runs the chunks in order).
 
     Any thread may run a chunk, and several may run at once: torch releases the interpreter inside the network,
-    so on two cores two chunks run side by side. Each chunk is still the forward pass `forward_series` runs, with
-    the intra-op thread count the caller set, so every bar gets the same numbers bit for bit.
+    so on two cores two chunks run side by side. A chunk reads only its bars and the receptive field before them, with
+    the intra-op thread count the caller set, so every bar gets the same numbers bit for bit whichever thread runs it.
     """
 
     def __init__(self, net: EnsembleTCN, rows: np.ndarray, chunk: int = SERIES_CHUNK) -> None:
@@ -130,13 +125,16 @@ class SeriesPass:
         """Each chunk's bars, as (first, past the last)."""
         return [(start, min(start + self._chunk, self._bars)) for start in range(0, self._bars, self._chunk)]
 
-    def logits(self, start: int, stop: int) -> np.ndarray:
-        """(stop - start, members, 3) logits of one chunk."""
+    def forward(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """One chunk's logits (stop - start, members, 3) and embeddings (stop - start, D), as views."""
         rf = self._net.receptive_field
         with torch.inference_mode():  # thread-local: entered by whichever thread runs the chunk
-            lg, _ = self._net(torch.from_numpy(self._padded[:, start : stop + rf - 1])[None])
-        logits: np.ndarray = lg[0].permute(2, 0, 1).numpy()
-        return logits
+            lg, em = self._net(torch.from_numpy(self._padded[:, start : stop + rf - 1])[None])
+        return lg[0].permute(2, 0, 1).numpy(), em[0].T.numpy()
+
+    def logits(self, start: int, stop: int) -> np.ndarray:
+        """One chunk's logits (stop - start, members, 3)."""
+        return self.forward(start, stop)[0]
 
 
 def _padded(net: EnsembleTCN, rows: np.ndarray) -> np.ndarray:
