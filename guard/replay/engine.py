@@ -181,8 +181,10 @@ class ReplayEngine:
             self._sync_all(len(self.grid.group_open) - 1)
             drive(self.desk.stop("replay finished"))
             result = self._result()  # while the journal's writer process writes its last rows
-        finally:
-            journal.close()
+        except BaseException:
+            journal.close_after_stop()  # what stopped the replay is what is raised
+            raise
+        journal.close()
         return dataclasses.replace(result, seconds=time.perf_counter() - started)
 
     def _start(self) -> None:

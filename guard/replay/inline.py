@@ -15,6 +15,8 @@ from collections.abc import Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import structlog
+
 from guard import collector
 from guard.errors import JournalError
 from guard.events import Event
@@ -23,6 +25,8 @@ from guard.journal.links import Encoded
 from guard.journal.offload import FRAME_ROWS, WriterProcess
 from guard.journal.receipt import Receipt
 from guard.journal.store import Journal, Subscriber
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -140,6 +144,15 @@ class ReplayJournal(Journal):
         if seq:
             self._anchor_at(seq, digest)
         self._anchor.close()
+
+    def close_after_stop(self) -> None:
+        """`close` for a replay that stopped before its end (Ctrl-C, a failure): what the journal holds stays and
+        verifies (its writer commits whole frames). An error closing it is logged, not raised over the reason the
+        replay stopped: a Ctrl-C in the middle of handing the writer a frame leaves it a frame short."""
+        try:
+            self.close()
+        except JournalError as e:
+            log.warning("replay_journal_ended_short", path=str(self.path), error=str(e))
 
     def _offload(self) -> None:
         """From the next event on, encode only: a writer process links and writes the rows."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import signal
 import sqlite3
 import subprocess
@@ -9,8 +12,10 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 
 from guard.errors import JournalError
 from guard.events import AccountFunded, Event, SessionEnded
@@ -18,6 +23,7 @@ from guard.journal.anchor import anchor_path, read_anchor
 from guard.journal.chain import GENESIS_HASH, verify
 from guard.journal.offload import WriterProcess
 from guard.journal.store import Journal
+from guard.logs import configure
 from guard.replay.inline import BATCH_ROWS, ReplayJournal
 
 Rows = list[tuple[int, int, str, str, str, str]]
@@ -176,3 +182,36 @@ def test_a_ctrl_c_leaves_the_writer_to_finish(tmp_path: Path) -> None:
     process._proc.send_signal(signal.SIGINT)
     journal.close()
     assert [r[0] for r in _rows(tmp_path / "j.db")] == [1, 2]
+
+
+def test_a_journal_stopped_while_a_frame_was_on_its_way_closes_a_frame_short_and_says_so(tmp_path: Path) -> None:
+    """A Ctrl-C while a frame is handed to the writer loses that frame, its events already counted. Closing the
+    stopped replay's journal keeps what the writer wrote (whole frames, verified) and logs the shortfall instead of
+    raising it over the Ctrl-C; a plain close would have raised it."""
+    path = tmp_path / "j.db"
+    journal = _journal(path, 0)
+    process = journal._process
+    assert process is not None
+    journal.append([AccountFunded(1, "USDT", Decimal(1))], durable=False)
+    journal.flush()
+    journal.append([SessionEnded(2, "bye")], durable=False)
+
+    def interrupted(encoded: list[Any]) -> None:
+        raise KeyboardInterrupt
+
+    process.send = interrupted  # type: ignore[method-assign]  # the Ctrl-C lands inside the hand-over
+    with pytest.raises(KeyboardInterrupt):
+        journal.flush()
+    stream, handlers = io.StringIO(), logging.getLogger().handlers[:]
+    configure(level="warning", fmt="json", stream=stream)
+    try:
+        journal.close_after_stop()
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers[:] = handlers
+    logs = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(e["event"], e["level"]) for e in logs] == [("replay_journal_ended_short", "warning")]
+    assert "wrote up to event 1, not 2" in logs[0]["error"]
+    assert journal.closed and process._proc.returncode == 0
+    assert [r[0] for r in _rows(path)] == [1]
+    assert verify(path).ok

@@ -10,8 +10,10 @@ import structlog
 
 from guard.logs import configure
 from guard.model.artifact import LoadedModel, load_model
+from guard.model.inference import SERIES_CHUNK
 from guard.replay.history import SymbolHistory
 from guard.replay.leverage import crash_history
+from guard.sim.process import PriceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +28,15 @@ def model() -> LoadedModel:
 def crashes() -> list[SymbolHistory]:
     """Three days of three symbols in the simulator's trend scenario, with a flash crash on days 2 and 3."""
     return crash_history(3, seed=21)
+
+
+@pytest.fixture(scope="session")
+def long_trend() -> SymbolHistory:
+    """1-minute bars of BTC in the simulator's trend scenario over three chunks of the model's pass, the last one
+    short: a replay of them proposes over a thousand times, and its journal goes to its writer process."""
+    process = PriceProcess(["BTC/USDT:USDT"], 1_767_225_600_000, seed=5, scenario="trend")
+    block = process.advance(2 * SERIES_CHUNK + 5_000)
+    return SymbolHistory("BTC/USDT:USDT", "1m", block.open_time, *process.bars_of(block, 0))
 
 
 @pytest.fixture(autouse=True)

@@ -8,14 +8,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from guard import codec
 from guard.config import Config, config_from_dict
 from guard.domain import AcknowledgmentKind, DecisionKind, OrderPurpose, Verdict
 from guard.events import AcknowledgmentRecorded, DecisionRecorded, Event, OrderFilled, OrderSubmitted, SessionStarted
 from guard.journal.chain import read_entries, verify
+from guard.journal.offload import WriterProcess
 from guard.model.artifact import LoadedModel
 from guard.replay.engine import ReplayEngine, ReplayOptions
 from guard.replay.history import SymbolHistory
+from guard.replay.inline import run_to_end
 from guard.replay.operator import OperatorPolicy, ScriptedOperator
 from guard.replay.report import markdown, write_reports
 from guard.replay.result import ReplayResult
@@ -145,3 +149,31 @@ async def test_replay_report_says_why_nothing_was_proposed(
     assert "No proposal settled at its horizon" in text and "None" not in text
     result, _ = await _replay(tmp_path, model, crashes[:1], "confident")
     assert result.stats.proposals > 0 and "No proposals" not in markdown(result)
+
+
+def test_a_replay_stopped_while_its_journal_was_short_a_frame_raises_what_stopped_it(
+    tmp_path: Path, model: LoadedModel, long_trend: SymbolHistory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C landing while a frame of events is handed to the journal's writer process stops the replay with the
+    Ctrl-C (a command's exit 130), not with the journal's complaint that it ends a frame short; what the writer
+    wrote verifies. (Closing the journal in a `finally` put "the writer wrote up to event N, not M" over it.)"""
+    sends: list[int] = []
+    send = WriterProcess.send
+
+    def interrupted_second(self: WriterProcess, encoded: list[Any]) -> None:
+        sends.append(len(encoded))
+        if len(sends) == 2:
+            raise KeyboardInterrupt
+        send(self, encoded)
+
+    monkeypatch.setattr(WriterProcess, "send", interrupted_second)
+    path = tmp_path / "j.db"
+    engine = ReplayEngine(
+        Config(), model, [long_trend], ReplayOptions(ScriptedOperator(OperatorPolicy.APPROVE_ALL)), path
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run_to_end(engine.run())
+    assert len(sends) == 2 and engine.journal.closed
+    assert verify(path).ok
+    written = [e.seq for e in read_entries(path)]
+    assert written == list(range(1, len(written) + 1)) and written[-1] < engine.journal.last_seq
